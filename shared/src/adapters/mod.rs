@@ -1,0 +1,5 @@
+//! Adapters: each owns one technology's wire format.
+
+pub mod files;
+pub mod memory;
+pub mod sqlite;

@@ -1,0 +1,268 @@
+//! The embedded, file-backed event log (SQLite, bundled), for the `batchguard` CLI.
+//!
+//! One row per fact, keyed by event id (`INSERT OR IGNORE` makes redelivery a no-op); facts
+//! are stored as their versioned JSON. SQLite calls block; the CLI runs them on a
+//! current-thread runtime with nothing else to do, so that costs nothing there.
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::core::facts::Fact;
+use crate::ports::{
+    Appended, Cursor, EventLog, IngestCounts, IngestLedger, Page, Quarantine, Quarantined, Record,
+    StoreError,
+};
+
+/// The schema this code writes; a newer one in the file is refused rather than misread.
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+    CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+    CREATE TABLE IF NOT EXISTS facts (
+        seq  INTEGER PRIMARY KEY AUTOINCREMENT,
+        key  TEXT NOT NULL UNIQUE,
+        body TEXT NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS quarantine (
+        id     INTEGER PRIMARY KEY AUTOINCREMENT,
+        origin TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        body   TEXT NOT NULL
+    );
+";
+
+/// A SQLite file holding the event log, the quarantine and the ingest counters.
+#[derive(Debug)]
+pub struct SqliteEventLog {
+    path: String,
+    connection: Mutex<Connection>,
+}
+
+fn backend(path: &str, error: rusqlite::Error) -> StoreError {
+    StoreError::Backend {
+        location: path.to_owned(),
+        message: error.to_string(),
+        source: Some(Box::new(error)),
+    }
+}
+
+impl SqliteEventLog {
+    /// Opens the file, creating it and its tables if needed.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let shown = path.display().to_string();
+        let connection = Connection::open(path).map_err(|e| backend(&shown, e))?;
+        Self::init(shown, connection)
+    }
+
+    /// A private database in memory (tests).
+    pub fn open_in_memory() -> Result<Self, StoreError> {
+        let connection = Connection::open_in_memory().map_err(|e| backend(":memory:", e))?;
+        Self::init(":memory:".into(), connection)
+    }
+
+    fn init(path: String, connection: Connection) -> Result<Self, StoreError> {
+        // WAL keeps readers and the writer apart; NORMAL sync is durable across application
+        // crashes, which is what a local replay store needs.
+        connection
+            .pragma_update(None, "journal_mode", "WAL")
+            .and_then(|()| connection.pragma_update(None, "synchronous", "NORMAL"))
+            .and_then(|()| connection.execute_batch(SCHEMA))
+            .map_err(|e| backend(&path, e))?;
+        let version: Option<i64> = connection
+            .query_row(
+                "SELECT value FROM meta WHERE name = 'schema_version'",
+                [],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(|e| backend(&path, e))?;
+        match version {
+            None => {
+                connection
+                    .execute(
+                        "INSERT INTO meta (name, value) VALUES ('schema_version', ?1)",
+                        [SCHEMA_VERSION],
+                    )
+                    .map_err(|e| backend(&path, e))?;
+            }
+            Some(SCHEMA_VERSION) => {}
+            Some(other) => {
+                return Err(StoreError::Backend {
+                    location: path,
+                    message: format!(
+                        "schema version {other} is newer than this batchguard ({SCHEMA_VERSION})"
+                    ),
+                    source: None,
+                });
+            }
+        }
+        Ok(Self {
+            path,
+            connection: Mutex::new(connection),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // SQLite keeps its own consistency; a poisoned guard only means another thread
+        // panicked mid-call, and the transaction it held was rolled back.
+        self.connection
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Everything in the quarantine, oldest first.
+    pub fn quarantined(&self) -> Result<Vec<Quarantined>, StoreError> {
+        let connection = self.lock();
+        let mut statement = connection
+            .prepare("SELECT origin, reason, body FROM quarantine ORDER BY id")
+            .map_err(|e| backend(&self.path, e))?;
+        let rows = statement
+            .query_map([], |row| {
+                Ok(Quarantined {
+                    origin: row.get(0)?,
+                    reason: row.get(1)?,
+                    body: row.get(2)?,
+                })
+            })
+            .map_err(|e| backend(&self.path, e))?;
+        rows.collect::<Result<Vec<_>, _>>()
+            .map_err(|e| backend(&self.path, e))
+    }
+}
+
+impl EventLog for SqliteEventLog {
+    async fn append(&self, records: &[Record]) -> Result<Appended, StoreError> {
+        let mut connection = self.lock();
+        let transaction = connection
+            .transaction()
+            .map_err(|e| backend(&self.path, e))?;
+        let mut appended = Appended::default();
+        {
+            let mut insert = transaction
+                .prepare_cached("INSERT OR IGNORE INTO facts (key, body) VALUES (?1, ?2)")
+                .map_err(|e| backend(&self.path, e))?;
+            for record in records {
+                let body =
+                    serde_json::to_string(&record.fact).map_err(|e| StoreError::Corrupt {
+                        key: record.key.clone(),
+                        message: e.to_string(),
+                    })?;
+                let changed = insert
+                    .execute(params![record.key, body])
+                    .map_err(|e| backend(&self.path, e))?;
+                if changed == 0 {
+                    appended.duplicates += 1;
+                } else {
+                    appended.new += 1;
+                }
+            }
+        }
+        transaction.commit().map_err(|e| backend(&self.path, e))?;
+        Ok(appended)
+    }
+
+    async fn read(&self, after: Option<&Cursor>, limit: usize) -> Result<Page, StoreError> {
+        let after_seq: i64 = match after {
+            None => 0,
+            Some(cursor) => cursor.0.parse().map_err(|_| StoreError::Backend {
+                location: self.path.clone(),
+                message: format!("cursor {:?} is not a sequence number", cursor.0),
+                source: None,
+            })?,
+        };
+        let connection = self.lock();
+        let mut statement = connection
+            .prepare_cached("SELECT seq, key, body FROM facts WHERE seq > ?1 ORDER BY seq LIMIT ?2")
+            .map_err(|e| backend(&self.path, e))?;
+        let limit_sql = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut rows = statement
+            .query(params![after_seq, limit_sql])
+            .map_err(|e| backend(&self.path, e))?;
+        let mut records = Vec::with_capacity(limit.min(4096));
+        let mut last_seq = after_seq;
+        while let Some(row) = rows.next().map_err(|e| backend(&self.path, e))? {
+            let seq: i64 = row.get(0).map_err(|e| backend(&self.path, e))?;
+            let key: String = row.get(1).map_err(|e| backend(&self.path, e))?;
+            let body: String = row.get(2).map_err(|e| backend(&self.path, e))?;
+            let fact: Fact = serde_json::from_str(&body).map_err(|e| StoreError::Corrupt {
+                key: key.clone(),
+                message: e.to_string(),
+            })?;
+            records.push(Record { key, fact });
+            last_seq = seq;
+        }
+        let next = (records.len() == limit && limit > 0).then(|| Cursor(last_seq.to_string()));
+        Ok(Page { records, next })
+    }
+}
+
+impl Quarantine for SqliteEventLog {
+    async fn quarantine(&self, events: &[Quarantined]) -> Result<(), StoreError> {
+        let mut connection = self.lock();
+        let transaction = connection
+            .transaction()
+            .map_err(|e| backend(&self.path, e))?;
+        {
+            let mut insert = transaction
+                .prepare_cached("INSERT INTO quarantine (origin, reason, body) VALUES (?1, ?2, ?3)")
+                .map_err(|e| backend(&self.path, e))?;
+            for event in events {
+                insert
+                    .execute(params![event.origin, event.reason, event.body])
+                    .map_err(|e| backend(&self.path, e))?;
+            }
+        }
+        transaction.commit().map_err(|e| backend(&self.path, e))
+    }
+}
+
+const COUNT_NAMES: [&str; 4] = ["read", "duplicates", "skipped", "rejected"];
+
+impl IngestLedger for SqliteEventLog {
+    async fn add_counts(&self, counts: IngestCounts) -> Result<(), StoreError> {
+        let connection = self.lock();
+        let values = [
+            counts.read,
+            counts.duplicates,
+            counts.skipped,
+            counts.rejected,
+        ];
+        for (name, value) in COUNT_NAMES.iter().zip(values) {
+            connection
+                .execute(
+                    "INSERT INTO meta (name, value) VALUES (?1, ?2)
+                     ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
+                    params![
+                        format!("count_{name}"),
+                        i64::try_from(value).unwrap_or(i64::MAX)
+                    ],
+                )
+                .map_err(|e| backend(&self.path, e))?;
+        }
+        Ok(())
+    }
+
+    async fn counts(&self) -> Result<IngestCounts, StoreError> {
+        let connection = self.lock();
+        let mut values = [0_u64; 4];
+        for (slot, name) in values.iter_mut().zip(COUNT_NAMES) {
+            let value: Option<i64> = connection
+                .query_row(
+                    "SELECT value FROM meta WHERE name = ?1",
+                    [format!("count_{name}")],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(|e| backend(&self.path, e))?;
+            *slot = value.and_then(|v| u64::try_from(v).ok()).unwrap_or(0);
+        }
+        Ok(IngestCounts {
+            read: values[0],
+            duplicates: values[1],
+            skipped: values[2],
+            rejected: values[3],
+        })
+    }
+}

@@ -1,0 +1,207 @@
+//! Budget periods and the exhaustion forecast.
+//!
+//! A budget is an amount of USD for a calendar period in UTC (a month by default, as AWS
+//! Budgets uses). The forecast is linear in the current burn rate:
+//! `exhaustion = at + (budget − spend) / burn_rate`, reported only when it falls inside the
+//! period.
+
+use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
+use rust_decimal::Decimal;
+use rust_decimal::prelude::ToPrimitive;
+use serde::{Deserialize, Serialize};
+
+use super::billing::SECONDS_PER_HOUR;
+
+/// The length of a budget period. Periods are calendar periods in UTC.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BudgetPeriod {
+    Day,
+    /// ISO weeks, Monday 00:00 UTC to Monday.
+    Week,
+    #[default]
+    Month,
+}
+
+impl BudgetPeriod {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text.to_ascii_lowercase().as_str() {
+            "day" | "daily" => Some(Self::Day),
+            "week" | "weekly" => Some(Self::Week),
+            "month" | "monthly" => Some(Self::Month),
+            _ => None,
+        }
+    }
+
+    /// The period `[start, end)` containing whole second `at`, in Unix seconds.
+    pub fn bounds(self, at: i64) -> (i64, i64) {
+        // Unix seconds outside chrono's range (±262,000 years) clamp to the epoch's period;
+        // no event time is that far out, and the parser rejects such timestamps.
+        let moment = DateTime::<Utc>::from_timestamp(at, 0).unwrap_or_default();
+        let date = moment.date_naive();
+        let (start, end) = match self {
+            Self::Day => (date, date + Duration::days(1)),
+            Self::Week => {
+                let monday =
+                    date - Duration::days(i64::from(date.weekday().num_days_from_monday()));
+                (monday, monday + Duration::days(7))
+            }
+            Self::Month => {
+                let first = date.with_day(1).unwrap_or(date);
+                let next = if first.month() == 12 {
+                    NaiveDate::from_ymd_opt(first.year() + 1, 1, 1)
+                } else {
+                    NaiveDate::from_ymd_opt(first.year(), first.month() + 1, 1)
+                }
+                .unwrap_or(first);
+                (first, next)
+            }
+        };
+        (midnight(start), midnight(end))
+    }
+}
+
+fn midnight(date: NaiveDate) -> i64 {
+    Utc.from_utc_datetime(&date.and_time(chrono::NaiveTime::MIN))
+        .timestamp()
+}
+
+/// An amount to spend in each period.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Budget {
+    pub amount_usd: Decimal,
+    pub period: BudgetPeriod,
+}
+
+/// When the budget runs out, as far as the current burn rate tells.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "outlook", rename_all = "snake_case")]
+pub enum Outlook {
+    /// Spend has reached the budget.
+    Exhausted,
+    /// At this burn rate the budget runs out at this Unix second, inside the period.
+    RunsOut { at: i64 },
+    /// At this burn rate the period ends first.
+    LastsThePeriod,
+    /// Nothing is running: spend is not growing.
+    NoBurn,
+}
+
+/// Budget figures for the period containing the evaluation instant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BudgetStatus {
+    pub budget: Budget,
+    pub period_start: i64,
+    pub period_end: i64,
+    pub spend_usd: Decimal,
+    pub used_percent: Decimal,
+    pub outlook: Outlook,
+}
+
+impl BudgetStatus {
+    /// `at` is a whole Unix second; `period_spend_usd` the spend inside the period so far;
+    /// `burn_rate_usd_per_hour` the rate of everything running at `at`.
+    pub fn evaluate(
+        budget: Budget,
+        at: i64,
+        period_spend_usd: Decimal,
+        burn_rate_usd_per_hour: Decimal,
+    ) -> Self {
+        let (period_start, period_end) = budget.period.bounds(at);
+        let used_percent = if budget.amount_usd.is_zero() {
+            if period_spend_usd.is_zero() {
+                Decimal::ZERO
+            } else {
+                Decimal::ONE_HUNDRED
+            }
+        } else {
+            period_spend_usd * Decimal::ONE_HUNDRED / budget.amount_usd
+        };
+        let remaining = budget.amount_usd - period_spend_usd;
+        let outlook = if remaining <= Decimal::ZERO {
+            Outlook::Exhausted
+        } else if burn_rate_usd_per_hour <= Decimal::ZERO {
+            Outlook::NoBurn
+        } else {
+            // Rounded down: a kill switch would rather be a second early than late.
+            let seconds_left = (remaining * Decimal::from(SECONDS_PER_HOUR)
+                / burn_rate_usd_per_hour)
+                .floor()
+                .to_i64();
+            match seconds_left.and_then(|left| at.checked_add(left)) {
+                Some(when) if when < period_end => Outlook::RunsOut { at: when },
+                _ => Outlook::LastsThePeriod,
+            }
+        };
+        Self {
+            budget,
+            period_start,
+            period_end,
+            spend_usd: period_spend_usd,
+            used_percent,
+            outlook,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rust_decimal::dec;
+
+    fn unix(text: &str) -> i64 {
+        DateTime::parse_from_rfc3339(text)
+            .map(|t| t.timestamp())
+            .unwrap_or(i64::MIN)
+    }
+
+    #[test]
+    fn month_bounds_cover_december_into_january() {
+        assert_eq!(
+            BudgetPeriod::Month.bounds(unix("2026-12-31T23:59:59Z")),
+            (unix("2026-12-01T00:00:00Z"), unix("2027-01-01T00:00:00Z"))
+        );
+    }
+
+    #[test]
+    fn week_bounds_start_on_monday() {
+        // 2026-11-24 is a Tuesday.
+        assert_eq!(
+            BudgetPeriod::Week.bounds(unix("2026-11-24T10:00:00Z")),
+            (unix("2026-11-23T00:00:00Z"), unix("2026-11-30T00:00:00Z"))
+        );
+    }
+
+    #[test]
+    fn forecast_is_linear_in_the_burn_rate() {
+        let at = unix("2026-11-10T00:00:00Z");
+        let budget = Budget {
+            amount_usd: dec!(100),
+            period: BudgetPeriod::Month,
+        };
+        let status = BudgetStatus::evaluate(budget, at, dec!(40), dec!(6));
+        assert_eq!(status.used_percent, dec!(40));
+        assert_eq!(status.outlook, Outlook::RunsOut { at: at + 10 * 3600 });
+    }
+
+    #[test]
+    fn no_forecast_without_burn_or_past_the_period() {
+        let at = unix("2026-11-29T00:00:00Z");
+        let budget = Budget {
+            amount_usd: dec!(100),
+            period: BudgetPeriod::Month,
+        };
+        assert_eq!(
+            BudgetStatus::evaluate(budget, at, dec!(40), dec!(0)).outlook,
+            Outlook::NoBurn
+        );
+        assert_eq!(
+            BudgetStatus::evaluate(budget, at, dec!(40), dec!(0.01)).outlook,
+            Outlook::LastsThePeriod
+        );
+        assert_eq!(
+            BudgetStatus::evaluate(budget, at, dec!(100), dec!(1)).outlook,
+            Outlook::Exhausted
+        );
+    }
+}

@@ -1,0 +1,324 @@
+//! Facts: what one Batch or ECS event told us, normalised and versioned.
+//!
+//! A fact keeps only what billing and monitoring need (sizes, times, attribution), not the
+//! raw event: raw Batch events carry environment variables and commands (secrets leak there)
+//! and can be hundreds of KiB, while a fact is a few hundred bytes. See
+//! `docs/adr/0001-event-log-stores-normalised-facts.md`.
+//!
+//! Facts are persisted by the event log under a `type` tag that carries the schema version
+//! (`JobObserved.v1`): a field added later must be `#[serde(default)]` so old facts still
+//! load, and a change of meaning gets a new tag.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, TimeZone, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+/// A point in time as milliseconds since the Unix epoch (UTC).
+///
+/// Batch reports epoch milliseconds, ECS ISO-8601 with millisecond precision, so milliseconds
+/// lose nothing either service says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Millis(pub i64);
+
+impl Millis {
+    pub const MILLIS_PER_SECOND: i64 = 1_000;
+
+    /// Whole seconds, rounded down (towards minus infinity).
+    pub fn floor_seconds(self) -> i64 {
+        self.0.div_euclid(Self::MILLIS_PER_SECOND)
+    }
+
+    /// Whole seconds, rounded up (towards plus infinity).
+    pub fn ceil_seconds(self) -> i64 {
+        -(-self.0).div_euclid(Self::MILLIS_PER_SECOND)
+    }
+
+    pub fn from_seconds(seconds: i64) -> Self {
+        Self(seconds.saturating_mul(Self::MILLIS_PER_SECOND))
+    }
+
+    pub fn from_datetime(at: DateTime<Utc>) -> Self {
+        Self(at.timestamp_millis())
+    }
+
+    /// `None` only for instants chrono cannot represent (beyond ±262,000 years).
+    pub fn to_datetime(self) -> Option<DateTime<Utc>> {
+        Utc.timestamp_millis_opt(self.0).single()
+    }
+}
+
+/// The billing-relevant CPU architecture of a task.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Architecture {
+    X86_64,
+    Arm64,
+}
+
+impl Architecture {
+    /// Accepts both spellings AWS uses: Batch `runtimePlatform.cpuArchitecture` (`X86_64`,
+    /// `ARM64`) and the ECS task attribute `ecs.cpu-architecture` (`x86_64`, `arm64`).
+    pub fn parse(text: &str) -> Option<Self> {
+        if text.eq_ignore_ascii_case("x86_64") {
+            Some(Self::X86_64)
+        } else if text.eq_ignore_ascii_case("arm64") {
+            Some(Self::Arm64)
+        } else {
+            None
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::X86_64 => "x86_64",
+            Self::Arm64 => "arm64",
+        }
+    }
+}
+
+/// Fargate capacity: on-demand (`FARGATE`) or Spot (`FARGATE_SPOT`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Capacity {
+    OnDemand,
+    Spot,
+}
+
+impl Capacity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::OnDemand => "on_demand",
+            Self::Spot => "spot",
+        }
+    }
+}
+
+/// Where a job or task runs, which decides how it is billed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Platform {
+    Fargate,
+    Ec2,
+}
+
+/// The AWS Batch job states, in their lifecycle order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum JobStatus {
+    Submitted,
+    Pending,
+    Runnable,
+    Starting,
+    Running,
+    Succeeded,
+    Failed,
+}
+
+impl JobStatus {
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "SUBMITTED" => Self::Submitted,
+            "PENDING" => Self::Pending,
+            "RUNNABLE" => Self::Runnable,
+            "STARTING" => Self::Starting,
+            "RUNNING" => Self::Running,
+            "SUCCEEDED" => Self::Succeeded,
+            "FAILED" => Self::Failed,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Submitted => "SUBMITTED",
+            Self::Pending => "PENDING",
+            Self::Runnable => "RUNNABLE",
+            Self::Starting => "STARTING",
+            Self::Running => "RUNNING",
+            Self::Succeeded => "SUCCEEDED",
+            Self::Failed => "FAILED",
+        }
+    }
+
+    /// SUCCEEDED and FAILED are final: a job never leaves them.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Failed)
+    }
+}
+
+/// A task size as billed by Fargate: vCPU and memory in GiB, ephemeral storage in GiB.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct TaskSize {
+    pub vcpu: Decimal,
+    pub memory_gib: Decimal,
+    /// `None` means the Fargate default (20 GiB, free).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_gib: Option<u32>,
+}
+
+/// One attempt of a Batch job, as listed in `detail.attempts[]` (or the attempt in progress).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct AttemptObserved {
+    /// Position in `attempts[]`: Batch only ever appends, so the index names the attempt.
+    pub index: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_arn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Millis>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_at: Option<Millis>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i64>,
+}
+
+/// What one *Batch Job State Change* event said about one job.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct JobObserved {
+    pub job_id: String,
+    #[serde(default)]
+    pub job_name: String,
+    /// Job queue name (the last segment of the queue ARN).
+    pub queue: String,
+    /// Job definition name, without its revision.
+    pub job_definition: String,
+    pub status: JobStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<Millis>,
+    /// Attempts, finished ones from `attempts[]` and the one in progress.
+    #[serde(default)]
+    pub attempts: Vec<AttemptObserved>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<Platform>,
+    /// Summed over the job's containers; `None` when the event named no size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<TaskSize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub architecture: Option<Architecture>,
+    /// User tags (the `resourceArn` pseudo-tag EventBridge adds is left out).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+    /// `Some(size)` for an array parent, which is never billed itself (its children are).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub array_size: Option<u32>,
+    /// Multi-node parallel node index (`<id>#<n>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_index: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+}
+
+/// What one *ECS Task State Change* event said about one task.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct TaskObserved {
+    pub task_arn: String,
+    /// Batch compute environment, from the cluster name `AWSBatch-<ce>-<uuid>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compute_environment: Option<String>,
+    /// Task definition family (`group` is `family:<name>`), which Batch names after the job
+    /// definition: the attribution of last resort when no Batch event names the task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family: Option<String>,
+    /// ECS `version`: grows with every change of the task.
+    #[serde(default)]
+    pub version: u64,
+    #[serde(default)]
+    pub last_status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<Platform>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<Capacity>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<TaskSize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub architecture: Option<Architecture>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_started_at: Option<Millis>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_stopped_at: Option<Millis>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Millis>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_at: Option<Millis>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub availability_zone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+}
+
+/// A normalised event. `observed_at` is the EventBridge envelope `time` (second precision),
+/// used only to order otherwise equal observations; `event_id` breaks the last ties so the
+/// fold never depends on arrival order.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Fact {
+    pub event_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_at: Option<Millis>,
+    #[serde(flatten)]
+    pub body: FactBody,
+}
+
+/// The kinds of fact, persisted under a stable, versioned `type` tag.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum FactBody {
+    #[serde(rename = "JobObserved.v1")]
+    Job(JobObserved),
+    #[serde(rename = "TaskObserved.v1")]
+    Task(TaskObserved),
+}
+
+impl Fact {
+    /// The latest instant this fact mentions, used as the default evaluation time.
+    pub fn latest_instant(&self) -> Option<Millis> {
+        let mut latest = self.observed_at;
+        let mut see = |candidate: Option<Millis>| {
+            if candidate > latest {
+                latest = candidate;
+            }
+        };
+        match &self.body {
+            FactBody::Job(job) => {
+                see(job.created_at);
+                for attempt in &job.attempts {
+                    see(attempt.started_at);
+                    see(attempt.stopped_at);
+                }
+            }
+            FactBody::Task(task) => {
+                see(task.pull_started_at);
+                see(task.started_at);
+                see(task.stopped_at);
+            }
+        }
+        latest
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rounding_to_seconds_handles_negative_instants() {
+        assert_eq!(Millis(1_500).floor_seconds(), 1);
+        assert_eq!(Millis(1_500).ceil_seconds(), 2);
+        assert_eq!(Millis(2_000).ceil_seconds(), 2);
+        assert_eq!(Millis(-1_500).floor_seconds(), -2);
+        assert_eq!(Millis(-1_500).ceil_seconds(), -1);
+    }
+
+    #[test]
+    fn architecture_accepts_batch_and_ecs_spellings() {
+        assert_eq!(Architecture::parse("X86_64"), Some(Architecture::X86_64));
+        assert_eq!(Architecture::parse("arm64"), Some(Architecture::Arm64));
+        assert_eq!(Architecture::parse("ARM64"), Some(Architecture::Arm64));
+        assert_eq!(Architecture::parse("riscv"), None);
+    }
+}

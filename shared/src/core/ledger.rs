@@ -1,0 +1,1037 @@
+//! The fold: facts → per-task billing → per-scope running sums.
+//!
+//! **Order independence.** Every field of a job or task is merged with a join: timestamps
+//! that only ever get known (`pullStartedAt`, attempt starts) take the minimum, stops the
+//! maximum ("latest known stop"), and everything else is last-writer-wins under a *rank*
+//! that comes from the event itself — for ECS the task `version`, for Batch (terminal?,
+//! attempts so far, status order) — then the envelope time, then a hash of the event id,
+//! then the value itself. Joins are commutative, associative and idempotent, so the ledger
+//! is a pure function of the *set* of facts applied: any order, any number of duplicates.
+//!
+//! **Units.** A billing unit is one Batch attempt (linked to its ECS task by task ARN, every
+//! retry billed) or one ECS task that no attempt names yet ("unattributed"). Each unit's
+//! billing is recomputed from the merged state whenever a fact touches it, and the
+//! *difference* from its previous contribution is applied to the running sums of each scope
+//! it belongs to. The sums therefore always equal the sum over the current units.
+//!
+//! **Running sums.** Per scope: closed cost (all time and per budget period), and for running
+//! units Σ rate and Σ rate × anchor, bucketed by the period the unit started in. Spend at a
+//! whole second `at` is then `closed + Σ rate × (at − anchor)`, plus a correction for units
+//! started less than 60 s before `at` (the one-minute minimum), found by a range query: the
+//! answer costs O(log n + units started in the last minute), not O(running units). It holds
+//! for `at` at or after the ledger's *horizon* (the latest start or stop it knows); earlier
+//! instants are answered by walking every unit ([`Ledger::walk`]).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::{DefaultHasher, Hash, Hasher};
+
+use rust_decimal::Decimal;
+
+use super::billing::{self, Accrued, Billing};
+use super::budget::BudgetPeriod;
+use super::facts::{
+    Architecture, Capacity, Fact, FactBody, JobObserved, JobStatus, Millis, Platform, TaskObserved,
+    TaskSize,
+};
+use super::names;
+use super::prices::{PriceTable, Unpriced};
+use super::scope::{Scope, ScopeSpend};
+
+/// Queue name given to tasks that no Batch event has named yet.
+pub const UNATTRIBUTED: &str = "(unattributed)";
+/// Compute environment name when neither the ECS cluster nor the task ARN tells it.
+pub const UNKNOWN: &str = "(unknown)";
+
+/// Orders observations of the same job or task. See the module docs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+struct Rank {
+    major: u64,
+    observed_at: i64,
+    id_hash: u64,
+}
+
+impl Rank {
+    fn new(major: u64, fact: &Fact) -> Self {
+        // DefaultHasher::new() has fixed keys: the same id hashes the same within a build,
+        // which is all the in-memory fold needs (ranks are never persisted).
+        let mut hasher = DefaultHasher::new();
+        fact.event_id.hash(&mut hasher);
+        Self {
+            major,
+            observed_at: fact.observed_at.map_or(i64::MIN, |m| m.0),
+            id_hash: hasher.finish(),
+        }
+    }
+}
+
+/// A last-writer-wins register: the value offered with the greatest (rank, value) is kept.
+#[derive(Clone, Debug)]
+struct Lww<T> {
+    slot: Option<(Rank, T)>,
+}
+
+impl<T> Default for Lww<T> {
+    fn default() -> Self {
+        Self { slot: None }
+    }
+}
+
+impl<T: Ord> Lww<T> {
+    fn offer(&mut self, rank: Rank, value: Option<T>) {
+        let Some(value) = value else { return };
+        let keep =
+            matches!(&self.slot, Some((held_rank, held)) if (held_rank, held) >= (&rank, &value));
+        if !keep {
+            self.slot = Some((rank, value));
+        }
+    }
+
+    fn get(&self) -> Option<&T> {
+        self.slot.as_ref().map(|(_, value)| value)
+    }
+}
+
+fn join_min(slot: &mut Option<Millis>, value: Option<Millis>) {
+    if let Some(value) = value {
+        *slot = Some(slot.map_or(value, |held| held.min(value)));
+    }
+}
+
+fn join_max(slot: &mut Option<Millis>, value: Option<Millis>) {
+    if let Some(value) = value {
+        *slot = Some(slot.map_or(value, |held| held.max(value)));
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct JobHead {
+    status: JobStatus,
+    queue: String,
+    job_definition: String,
+    job_name: String,
+    status_reason: Option<String>,
+}
+
+#[derive(Clone, Debug, Default)]
+struct AttemptState {
+    task_arn: Lww<String>,
+    started_at: Option<Millis>,
+    stopped_at: Option<Millis>,
+    exit_code: Lww<i64>,
+}
+
+#[derive(Clone, Debug)]
+struct JobState {
+    job_id: String,
+    head: Lww<JobHead>,
+    created_at: Option<Millis>,
+    platform: Lww<Platform>,
+    size: Lww<TaskSize>,
+    architecture: Lww<Architecture>,
+    tags: Lww<BTreeMap<String, String>>,
+    array_size: Lww<u32>,
+    node_index: Lww<u32>,
+    region: Lww<String>,
+    attempts: BTreeMap<u32, AttemptState>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct TaskHead {
+    last_status: String,
+    stop_code: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+struct TaskState {
+    task_arn: String,
+    head: Lww<TaskHead>,
+    compute_environment: Lww<String>,
+    family: Lww<String>,
+    platform: Lww<Platform>,
+    capacity: Lww<Capacity>,
+    size: Lww<TaskSize>,
+    architecture: Lww<Architecture>,
+    availability_zone: Lww<String>,
+    region: Lww<String>,
+    pull_started_at: Option<Millis>,
+    pull_stopped_at: Option<Millis>,
+    started_at: Option<Millis>,
+    stopped_at: Option<Millis>,
+}
+
+/// A billing unit: one attempt of a job, or one task no attempt names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum UnitId {
+    Attempt { job: u32, attempt: u32 },
+    Unattributed { task: u32 },
+}
+
+type ScopeId = u32;
+
+/// What one unit adds to the scopes it belongs to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Contribution {
+    scopes: Vec<ScopeId>,
+    billing: Billing,
+    size: TaskSize,
+    estimated: bool,
+    unpriced: Option<Unpriced>,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct RunningBucket {
+    units: u64,
+    sum_rate: Decimal,
+    /// Σ rate × (anchor − bucket period start): offsets from the period start stay small, so
+    /// the products keep all their digits in a 96-bit decimal.
+    sum_rate_offset: Decimal,
+}
+
+/// Running sums for one scope; see the module docs.
+#[derive(Clone, Debug, Default)]
+struct ScopeSums {
+    closed_total: Decimal,
+    closed_by_period: BTreeMap<i64, Decimal>,
+    running_by_period: BTreeMap<i64, RunningBucket>,
+    /// Running units by anchor, to apply the one-minute minimum to recent starts.
+    running_by_anchor: BTreeMap<(i64, UnitId), Decimal>,
+    running_vcpu: Decimal,
+    running_memory_gib: Decimal,
+    unpriced_units: u64,
+    estimated_units: u64,
+}
+
+/// One job's cost at an instant, from [`Ledger::walk`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobCost {
+    pub job_id: String,
+    pub job_name: String,
+    pub queue: String,
+    pub job_definition: String,
+    pub status: Option<JobStatus>,
+    pub attempts: usize,
+    /// `None` when no unit of the job could be priced (see `unpriced`).
+    pub cost_usd: Option<Decimal>,
+    pub billed_seconds: i64,
+    /// Some figure came from Batch alone (no ECS task event): times, size or capacity.
+    pub estimated: bool,
+    pub running: bool,
+    pub array_parent: bool,
+    /// Why (part of) the job has no price.
+    pub unpriced: Option<Unpriced>,
+}
+
+/// An ECS task of a Batch cluster that no Batch event names yet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnattributedTask {
+    pub task_arn: String,
+    pub compute_environment: String,
+    pub cost_usd: Option<Decimal>,
+    pub billed_seconds: i64,
+    pub running: bool,
+    pub unpriced: Option<Unpriced>,
+}
+
+/// Everything the ledger knows at an instant, computed by walking every unit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Walk {
+    pub at: i64,
+    pub jobs: Vec<JobCost>,
+    pub unattributed: Vec<UnattributedTask>,
+    pub scopes: BTreeMap<Scope, ScopeSpend>,
+    pub running_jobs: u64,
+}
+
+/// The spend ledger. See the module docs.
+#[derive(Clone, Debug)]
+pub struct Ledger {
+    prices: PriceTable,
+    period: BudgetPeriod,
+    jobs: Vec<JobState>,
+    job_index: HashMap<String, u32>,
+    tasks: Vec<TaskState>,
+    task_index: HashMap<String, u32>,
+    /// Task ARN → the attempts that name it, as (job id, attempt index). The least claims the
+    /// task; any other claimant bills nothing, so a task is never counted twice.
+    claims: HashMap<String, BTreeSet<(String, u32)>>,
+    contributions: HashMap<UnitId, Contribution>,
+    scopes: Vec<ScopeSums>,
+    scope_names: Vec<Scope>,
+    scope_index: HashMap<Scope, ScopeId>,
+    horizon: Option<i64>,
+    latest_instant: Option<Millis>,
+}
+
+impl Ledger {
+    pub fn new(prices: PriceTable, period: BudgetPeriod) -> Self {
+        Self {
+            prices,
+            period,
+            jobs: Vec::new(),
+            job_index: HashMap::new(),
+            tasks: Vec::new(),
+            task_index: HashMap::new(),
+            claims: HashMap::new(),
+            contributions: HashMap::new(),
+            scopes: Vec::new(),
+            scope_names: Vec::new(),
+            scope_index: HashMap::new(),
+            horizon: None,
+            latest_instant: None,
+        }
+    }
+
+    pub fn prices(&self) -> &PriceTable {
+        &self.prices
+    }
+
+    pub fn period(&self) -> BudgetPeriod {
+        self.period
+    }
+
+    /// Number of jobs and of tasks known.
+    pub fn len(&self) -> (usize, usize) {
+        (self.jobs.len(), self.tasks.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.jobs.is_empty() && self.tasks.is_empty()
+    }
+
+    /// The latest instant any applied fact mentions: the default evaluation time.
+    pub fn latest_instant(&self) -> Option<Millis> {
+        self.latest_instant
+    }
+
+    /// The latest whole second at which a unit starts or stops. [`Ledger::scope_spend`] is
+    /// O(1)-ish for instants at or after it.
+    pub fn horizon(&self) -> Option<i64> {
+        self.horizon
+    }
+
+    /// Folds one fact in. Applying the same fact again changes nothing.
+    pub fn apply(&mut self, fact: &Fact) {
+        if let Some(latest) = fact.latest_instant() {
+            self.latest_instant = Some(self.latest_instant.map_or(latest, |held| held.max(latest)));
+        }
+        let touched = match &fact.body {
+            FactBody::Job(job) => self.merge_job(fact, job),
+            FactBody::Task(task) => self.merge_task(fact, task),
+        };
+        for unit in touched {
+            self.refresh(unit);
+        }
+    }
+
+    fn merge_job(&mut self, fact: &Fact, observed: &JobObserved) -> BTreeSet<UnitId> {
+        let job_idx = match self.job_index.get(&observed.job_id) {
+            Some(&idx) => idx,
+            None => {
+                let idx = index_u32(self.jobs.len());
+                self.jobs.push(JobState {
+                    job_id: observed.job_id.clone(),
+                    head: Lww::default(),
+                    created_at: None,
+                    platform: Lww::default(),
+                    size: Lww::default(),
+                    architecture: Lww::default(),
+                    tags: Lww::default(),
+                    array_size: Lww::default(),
+                    node_index: Lww::default(),
+                    region: Lww::default(),
+                    attempts: BTreeMap::new(),
+                });
+                self.job_index.insert(observed.job_id.clone(), idx);
+                idx
+            }
+        };
+        let attempts_seen = u64::try_from(observed.attempts.len())
+            .unwrap_or(u64::MAX)
+            .min(0xFFFF_FFFF);
+        let major = (u64::from(observed.status.is_terminal()) << 48)
+            | (attempts_seen << 8)
+            | observed.status as u64;
+        let rank = Rank::new(major, fact);
+
+        let mut renamed: Vec<(u32, Option<String>, Option<String>)> = Vec::new();
+        let job = &mut self.jobs[job_idx as usize];
+        job.head.offer(
+            rank,
+            Some(JobHead {
+                status: observed.status,
+                queue: observed.queue.clone(),
+                job_definition: observed.job_definition.clone(),
+                job_name: observed.job_name.clone(),
+                status_reason: observed.status_reason.clone(),
+            }),
+        );
+        join_min(&mut job.created_at, observed.created_at);
+        job.platform.offer(rank, observed.platform);
+        job.size.offer(rank, observed.size);
+        job.architecture.offer(rank, observed.architecture);
+        job.tags.offer(
+            rank,
+            (!observed.tags.is_empty()).then(|| observed.tags.clone()),
+        );
+        job.array_size.offer(rank, observed.array_size);
+        job.node_index.offer(rank, observed.node_index);
+        job.region.offer(rank, observed.region.clone());
+        for attempt in &observed.attempts {
+            let state = job.attempts.entry(attempt.index).or_default();
+            let before = state.task_arn.get().cloned();
+            state.task_arn.offer(rank, attempt.task_arn.clone());
+            join_min(&mut state.started_at, attempt.started_at);
+            join_max(&mut state.stopped_at, attempt.stopped_at);
+            state.exit_code.offer(rank, attempt.exit_code);
+            let after = state.task_arn.get().cloned();
+            if before != after {
+                renamed.push((attempt.index, before, after));
+            }
+        }
+
+        let mut touched: BTreeSet<UnitId> = self.jobs[job_idx as usize]
+            .attempts
+            .keys()
+            .map(|&attempt| UnitId::Attempt {
+                job: job_idx,
+                attempt,
+            })
+            .collect();
+        let job_id = self.jobs[job_idx as usize].job_id.clone();
+        for (attempt, before, after) in renamed {
+            if let Some(arn) = before {
+                if let Some(set) = self.claims.get_mut(&arn) {
+                    set.remove(&(job_id.clone(), attempt));
+                    if set.is_empty() {
+                        self.claims.remove(&arn);
+                    }
+                }
+                self.touch_task_units(&arn, &mut touched);
+            }
+            if let Some(arn) = after {
+                self.claims
+                    .entry(arn.clone())
+                    .or_default()
+                    .insert((job_id.clone(), attempt));
+                self.touch_task_units(&arn, &mut touched);
+            }
+        }
+        touched
+    }
+
+    fn merge_task(&mut self, fact: &Fact, observed: &TaskObserved) -> BTreeSet<UnitId> {
+        let task_idx = match self.task_index.get(&observed.task_arn) {
+            Some(&idx) => idx,
+            None => {
+                let idx = index_u32(self.tasks.len());
+                self.tasks.push(TaskState {
+                    task_arn: observed.task_arn.clone(),
+                    head: Lww::default(),
+                    compute_environment: Lww::default(),
+                    family: Lww::default(),
+                    platform: Lww::default(),
+                    capacity: Lww::default(),
+                    size: Lww::default(),
+                    architecture: Lww::default(),
+                    availability_zone: Lww::default(),
+                    region: Lww::default(),
+                    pull_started_at: None,
+                    pull_stopped_at: None,
+                    started_at: None,
+                    stopped_at: None,
+                });
+                self.task_index.insert(observed.task_arn.clone(), idx);
+                idx
+            }
+        };
+        let rank = Rank::new(observed.version, fact);
+        let task = &mut self.tasks[task_idx as usize];
+        task.head.offer(
+            rank,
+            Some(TaskHead {
+                last_status: observed.last_status.clone(),
+                stop_code: observed.stop_code.clone(),
+            }),
+        );
+        task.compute_environment
+            .offer(rank, observed.compute_environment.clone());
+        task.family.offer(rank, observed.family.clone());
+        task.platform.offer(rank, observed.platform);
+        task.capacity.offer(rank, observed.capacity);
+        task.size.offer(rank, observed.size);
+        task.architecture.offer(rank, observed.architecture);
+        task.availability_zone
+            .offer(rank, observed.availability_zone.clone());
+        task.region.offer(rank, observed.region.clone());
+        join_min(&mut task.pull_started_at, observed.pull_started_at);
+        join_max(&mut task.pull_stopped_at, observed.pull_stopped_at);
+        join_min(&mut task.started_at, observed.started_at);
+        join_max(&mut task.stopped_at, observed.stopped_at);
+
+        let mut touched = BTreeSet::new();
+        let arn = observed.task_arn.clone();
+        self.touch_task_units(&arn, &mut touched);
+        touched
+    }
+
+    /// The units whose billing depends on the task with this ARN.
+    fn touch_task_units(&self, task_arn: &str, touched: &mut BTreeSet<UnitId>) {
+        if let Some(&task) = self.task_index.get(task_arn) {
+            touched.insert(UnitId::Unattributed { task });
+        }
+        if let Some(claimants) = self.claims.get(task_arn) {
+            for (job_id, attempt) in claimants {
+                if let Some(&job) = self.job_index.get(job_id) {
+                    touched.insert(UnitId::Attempt {
+                        job,
+                        attempt: *attempt,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Recomputes a unit's contribution and applies the difference to the scope sums.
+    fn refresh(&mut self, unit: UnitId) {
+        let next = self.contribution(unit);
+        let previous = match &next {
+            Some(next) => self.contributions.insert(unit, next.clone()),
+            None => self.contributions.remove(&unit),
+        };
+        if previous == next {
+            return;
+        }
+        if let Some(previous) = previous {
+            self.account(unit, &previous, Sign::Remove);
+        }
+        if let Some(next) = next {
+            if let Some(horizon) = next.billing.horizon() {
+                self.horizon = Some(self.horizon.map_or(horizon, |held| held.max(horizon)));
+            }
+            self.account(unit, &next, Sign::Add);
+        }
+    }
+
+    fn owner_of(&self, task_arn: &str) -> Option<(&str, u32)> {
+        self.claims
+            .get(task_arn)
+            .and_then(|set| set.first())
+            .map(|(job, attempt)| (job.as_str(), *attempt))
+    }
+
+    /// The contribution a unit makes now, from the merged state alone.
+    fn contribution(&mut self, unit: UnitId) -> Option<Contribution> {
+        let input = match unit {
+            UnitId::Attempt { job, attempt } => self.attempt_input(job, attempt)?,
+            UnitId::Unattributed { task } => self.unattributed_input(task)?,
+        };
+        let scopes = input
+            .scopes
+            .into_iter()
+            .map(|scope| self.scope_id(scope))
+            .collect();
+        let (billing, unpriced) = match input.priced {
+            Ok(hourly_rate) => (input.timing.billing(hourly_rate), None),
+            Err(reason) => (Billing::NotStarted, Some(reason)),
+        };
+        Some(Contribution {
+            scopes,
+            billing,
+            size: input.size.unwrap_or(TaskSize {
+                vcpu: Decimal::ZERO,
+                memory_gib: Decimal::ZERO,
+                storage_gib: None,
+            }),
+            estimated: input.estimated,
+            unpriced,
+        })
+    }
+
+    fn attempt_input(&self, job_idx: u32, attempt_index: u32) -> Option<UnitInput> {
+        let job = &self.jobs[job_idx as usize];
+        let attempt = job.attempts.get(&attempt_index)?;
+        let task_arn = attempt.task_arn.get();
+        if let Some(arn) = task_arn {
+            // Another attempt claims this task first: it is billed there, not twice.
+            if self.owner_of(arn) != Some((job.job_id.as_str(), attempt_index)) {
+                return None;
+            }
+        }
+        let task = task_arn
+            .and_then(|arn| self.task_index.get(arn))
+            .map(|&idx| &self.tasks[idx as usize]);
+        let head = job.head.get();
+        let mut estimated = false;
+
+        let platform = task
+            .and_then(|t| t.platform.get())
+            .or(job.platform.get())
+            .copied()
+            // Batch's default platform capability is EC2.
+            .unwrap_or(Platform::Ec2);
+
+        // Fargate bills from the image pull; without ECS data, Batch's attempt start
+        // (which leaves the pull out) is the best we have.
+        let exact_start = task.and_then(|t| t.pull_started_at);
+        let start = exact_start
+            .or_else(|| task.and_then(|t| t.started_at))
+            .or(attempt.started_at);
+        estimated |= exact_start.is_none() && start.is_some();
+        let exact_stop = task.and_then(|t| t.stopped_at);
+        let stop = exact_stop.or(attempt.stopped_at);
+        estimated |= exact_stop.is_none() && stop.is_some();
+
+        let task_size = task.and_then(|t| t.size.get()).copied();
+        let size = task_size.or(job.size.get().copied());
+        estimated |= task_size.is_none() && size.is_some();
+        let architecture = task
+            .and_then(|t| t.architecture.get())
+            .or(job.architecture.get())
+            .copied()
+            .unwrap_or(Architecture::X86_64);
+        let task_capacity = task.and_then(|t| t.capacity.get()).copied();
+        // Batch events do not say Spot or on-demand: assume on-demand, the higher price, so
+        // an estimate errs on the side of stopping early.
+        estimated |= task_capacity.is_none();
+        let capacity = task_capacity.unwrap_or(Capacity::OnDemand);
+        let region = task
+            .and_then(|t| t.region.get())
+            .or(job.region.get())
+            .map(String::as_str);
+
+        let compute_environment = task
+            .and_then(|t| t.compute_environment.get().map(String::as_str))
+            .or_else(|| {
+                task_arn
+                    .and_then(|arn| names::cluster_of_task_arn(arn))
+                    .and_then(names::compute_environment_of_cluster)
+            })
+            .unwrap_or(UNKNOWN);
+
+        let mut scopes = vec![
+            Scope::Total,
+            Scope::Queue(head.map_or(UNKNOWN, |h| h.queue.as_str()).into()),
+            Scope::ComputeEnvironment(compute_environment.into()),
+            Scope::JobDefinition(head.map_or(UNKNOWN, |h| h.job_definition.as_str()).into()),
+        ];
+        if let Some(tags) = job.tags.get() {
+            scopes.extend(
+                tags.iter()
+                    .map(|(k, v)| Scope::Tag(k.as_str().into(), v.as_str().into())),
+            );
+        }
+        let priced = self.price(platform, region, size.as_ref(), architecture, capacity);
+        Some(UnitInput {
+            scopes,
+            timing: Timing { start, stop },
+            size,
+            estimated: estimated && priced.is_ok(),
+            priced,
+        })
+    }
+
+    fn unattributed_input(&self, task_idx: u32) -> Option<UnitInput> {
+        let task = &self.tasks[task_idx as usize];
+        if self.claims.contains_key(&task.task_arn) {
+            return None; // billed through its attempt
+        }
+        let exact_start = task.pull_started_at;
+        let start = exact_start.or(task.started_at);
+        let estimated = exact_start.is_none() && start.is_some();
+        let size = task.size.get().copied();
+        let scopes = vec![
+            Scope::Total,
+            Scope::Queue(UNATTRIBUTED.into()),
+            Scope::ComputeEnvironment(
+                task.compute_environment
+                    .get()
+                    .map_or(UNKNOWN, String::as_str)
+                    .into(),
+            ),
+            Scope::JobDefinition(
+                task.family
+                    .get()
+                    .map_or(UNATTRIBUTED, String::as_str)
+                    .into(),
+            ),
+        ];
+        let priced = self.price(
+            task.platform.get().copied().unwrap_or(Platform::Fargate),
+            task.region.get().map(String::as_str),
+            size.as_ref(),
+            task.architecture
+                .get()
+                .copied()
+                .unwrap_or(Architecture::X86_64),
+            task.capacity.get().copied().unwrap_or(Capacity::OnDemand),
+        );
+        Some(UnitInput {
+            scopes,
+            timing: Timing {
+                start,
+                stop: task.stopped_at,
+            },
+            size,
+            estimated: estimated && priced.is_ok(),
+            priced,
+        })
+    }
+
+    fn price(
+        &self,
+        platform: Platform,
+        region: Option<&str>,
+        size: Option<&TaskSize>,
+        architecture: Architecture,
+        capacity: Capacity,
+    ) -> Result<Decimal, Unpriced> {
+        if platform == Platform::Ec2 {
+            return Err(Unpriced::Ec2Capacity);
+        }
+        let size = size.ok_or(Unpriced::UnknownSize)?;
+        let region = region.ok_or(Unpriced::UnknownRegion)?;
+        let rates = self.prices.fargate(region, architecture, capacity)?;
+        Ok(rates.hourly(size))
+    }
+
+    fn scope_id(&mut self, scope: Scope) -> ScopeId {
+        if let Some(&id) = self.scope_index.get(&scope) {
+            return id;
+        }
+        let id = index_u32(self.scopes.len());
+        self.scopes.push(ScopeSums::default());
+        self.scope_names.push(scope.clone());
+        self.scope_index.insert(scope, id);
+        id
+    }
+
+    fn account(&mut self, unit: UnitId, contribution: &Contribution, sign: Sign) {
+        let period = self.period;
+        for &scope in &contribution.scopes {
+            let sums = &mut self.scopes[scope as usize];
+            if contribution.unpriced.is_some() {
+                sums.unpriced_units = sign.count(sums.unpriced_units);
+            }
+            if contribution.estimated {
+                sums.estimated_units = sign.count(sums.estimated_units);
+            }
+            match contribution.billing {
+                Billing::NotStarted => {}
+                Billing::Running {
+                    anchor,
+                    hourly_rate,
+                } => {
+                    let (period_start, _) = period.bounds(anchor);
+                    let bucket = sums.running_by_period.entry(period_start).or_default();
+                    bucket.units = sign.count(bucket.units);
+                    bucket.sum_rate = sign.apply(bucket.sum_rate, hourly_rate);
+                    bucket.sum_rate_offset = sign.apply(
+                        bucket.sum_rate_offset,
+                        hourly_rate * Decimal::from(anchor - period_start),
+                    );
+                    if bucket.units == 0 {
+                        sums.running_by_period.remove(&period_start);
+                    }
+                    match sign {
+                        Sign::Add => sums.running_by_anchor.insert((anchor, unit), hourly_rate),
+                        Sign::Remove => sums.running_by_anchor.remove(&(anchor, unit)),
+                    };
+                    sums.running_vcpu = sign.apply(sums.running_vcpu, contribution.size.vcpu);
+                    sums.running_memory_gib =
+                        sign.apply(sums.running_memory_gib, contribution.size.memory_gib);
+                }
+                Billing::Closed {
+                    anchor,
+                    billed_seconds,
+                    hourly_rate,
+                    ..
+                } => {
+                    sums.closed_total = sign.apply(
+                        sums.closed_total,
+                        hourly_rate * Decimal::from(billed_seconds),
+                    );
+                    for (period_start, seconds) in
+                        split_by_period(period, anchor, anchor + billed_seconds)
+                    {
+                        let slot = sums.closed_by_period.entry(period_start).or_default();
+                        *slot = sign.apply(*slot, hourly_rate * Decimal::from(seconds));
+                        if slot.is_zero() && sign == Sign::Remove {
+                            sums.closed_by_period.remove(&period_start);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Spend of one scope at whole second `at`, from the running sums when `at` is at or past
+    /// the horizon (the fast path), by walking every unit otherwise.
+    pub fn scope_spend(&self, scope: &Scope, at: i64) -> ScopeSpend {
+        let Some(&id) = self.scope_index.get(scope) else {
+            return ScopeSpend::default();
+        };
+        if self.horizon.is_some_and(|horizon| at < horizon) {
+            return self.walk(at).scopes.remove(scope).unwrap_or_default();
+        }
+        self.scope_spend_fast(id, at)
+    }
+
+    fn scope_spend_fast(&self, id: ScopeId, at: i64) -> ScopeSpend {
+        let sums = &self.scopes[id as usize];
+        let (period_start, _) = self.period.bounds(at);
+        let mut all_time = sums.closed_total;
+        let mut in_period = sums
+            .closed_by_period
+            .get(&period_start)
+            .copied()
+            .unwrap_or_default();
+        let mut burn = Decimal::ZERO;
+        let mut running_units = 0;
+        for (&bucket_start, bucket) in &sums.running_by_period {
+            // Σ rate × (at − anchor) = Σ rate × (at − start) − Σ rate × (anchor − start)
+            let linear =
+                bucket.sum_rate * Decimal::from(at - bucket_start) - bucket.sum_rate_offset;
+            all_time += linear;
+            in_period += if bucket_start >= period_start {
+                linear
+            } else {
+                bucket.sum_rate * Decimal::from(at - period_start)
+            };
+            burn += bucket.sum_rate;
+            running_units += bucket.units;
+        }
+        // The one-minute minimum for units started less than 60 s before `at`: the linear sum
+        // counted (at − anchor) seconds, the rule says 60.
+        let recent = (at - billing::MINIMUM_BILLED_SECONDS + 1, UnitId::MIN)..;
+        for (&(anchor, _), &rate) in sums.running_by_anchor.range(recent) {
+            let missing = billing::MINIMUM_BILLED_SECONDS - (at - anchor);
+            let correction = rate * Decimal::from(missing);
+            all_time += correction;
+            in_period += correction;
+        }
+        ScopeSpend {
+            spend_usd: billing::usd(all_time),
+            period_spend_usd: billing::usd(in_period),
+            burn_rate_usd_per_hour: burn,
+            running_tasks: running_units,
+            running_vcpu: sums.running_vcpu,
+            running_memory_gib: sums.running_memory_gib,
+            unpriced_tasks: sums.unpriced_units,
+            estimated_tasks: sums.estimated_units,
+        }
+    }
+
+    /// Every scope the ledger has seen.
+    pub fn scopes(&self) -> impl Iterator<Item = &Scope> {
+        self.scope_names.iter()
+    }
+
+    /// Spend of every scope at `at`, fast path where it holds.
+    pub fn all_scope_spend(&self, at: i64) -> BTreeMap<Scope, ScopeSpend> {
+        if self.horizon.is_some_and(|horizon| at < horizon) {
+            return self.walk(at).scopes;
+        }
+        self.scope_names
+            .iter()
+            .enumerate()
+            .map(|(id, scope)| (scope.clone(), self.scope_spend_fast(index_u32(id), at)))
+            .collect()
+    }
+
+    /// Walks every unit: per-job costs, unattributed tasks and per-scope spend at whole second
+    /// `at`, computed from the billing rules directly (no running sums). O(units).
+    pub fn walk(&self, at: i64) -> Walk {
+        let (period_start, period_end) = self.period.bounds(at);
+        let mut jobs: Vec<JobCost> = self
+            .jobs
+            .iter()
+            .map(|job| {
+                let head = job.head.get();
+                JobCost {
+                    job_id: job.job_id.clone(),
+                    job_name: head.map(|h| h.job_name.clone()).unwrap_or_default(),
+                    queue: head.map_or_else(|| UNKNOWN.to_owned(), |h| h.queue.clone()),
+                    job_definition: head
+                        .map_or_else(|| UNKNOWN.to_owned(), |h| h.job_definition.clone()),
+                    status: head.map(|h| h.status),
+                    attempts: job.attempts.len(),
+                    cost_usd: None,
+                    billed_seconds: 0,
+                    estimated: false,
+                    running: false,
+                    array_parent: job.array_size.get().is_some(),
+                    unpriced: None,
+                }
+            })
+            .collect();
+        let mut job_numerators = vec![Decimal::ZERO; jobs.len()];
+        let mut job_priced = vec![false; jobs.len()];
+        let mut unattributed = Vec::new();
+        let mut scopes: BTreeMap<Scope, ScopeSpend> = BTreeMap::new();
+
+        for (&unit, contribution) in &self.contributions {
+            let accrued: Accrued = contribution.billing.accrued(at);
+            let in_period = contribution
+                .billing
+                .billed_interval(at)
+                .map(|(from, to)| to.min(period_end) - from.max(period_start))
+                .filter(|&seconds| seconds > 0)
+                .map_or(Decimal::ZERO, |seconds| {
+                    contribution.billing.hourly_rate() * Decimal::from(seconds)
+                });
+            for &scope in &contribution.scopes {
+                let spend = scopes
+                    .entry(self.scope_names[scope as usize].clone())
+                    .or_default();
+                spend.spend_usd += accrued.numerator;
+                spend.period_spend_usd += in_period;
+                if contribution.unpriced.is_some() {
+                    spend.unpriced_tasks += 1;
+                }
+                if contribution.estimated {
+                    spend.estimated_tasks += 1;
+                }
+                if accrued.running {
+                    spend.burn_rate_usd_per_hour += contribution.billing.hourly_rate();
+                    spend.running_tasks += 1;
+                    spend.running_vcpu += contribution.size.vcpu;
+                    spend.running_memory_gib += contribution.size.memory_gib;
+                }
+            }
+            match unit {
+                UnitId::Attempt { job, .. } => {
+                    let (cost, i) = (&mut jobs[job as usize], job as usize);
+                    cost.billed_seconds += accrued.billed_seconds;
+                    cost.running |= accrued.running;
+                    cost.estimated |= contribution.estimated;
+                    if let Some(reason) = &contribution.unpriced {
+                        cost.unpriced = Some(
+                            cost.unpriced
+                                .take()
+                                .map_or_else(|| reason.clone(), |r| r.min(reason.clone())),
+                        );
+                    } else {
+                        job_priced[i] = true;
+                        job_numerators[i] += accrued.numerator;
+                    }
+                }
+                UnitId::Unattributed { task } => {
+                    let task = &self.tasks[task as usize];
+                    unattributed.push(UnattributedTask {
+                        task_arn: task.task_arn.clone(),
+                        compute_environment: task
+                            .compute_environment
+                            .get()
+                            .cloned()
+                            .unwrap_or_else(|| UNKNOWN.to_owned()),
+                        cost_usd: contribution
+                            .unpriced
+                            .is_none()
+                            .then(|| billing::usd(accrued.numerator)),
+                        billed_seconds: accrued.billed_seconds,
+                        running: accrued.running,
+                        unpriced: contribution.unpriced.clone(),
+                    });
+                }
+            }
+        }
+        for (i, job) in jobs.iter_mut().enumerate() {
+            let nothing_unpriced = job.unpriced.is_none();
+            if job_priced[i] || nothing_unpriced {
+                job.cost_usd = Some(billing::usd(job_numerators[i]));
+            }
+        }
+        for spend in scopes.values_mut() {
+            spend.spend_usd = billing::usd(spend.spend_usd);
+            spend.period_spend_usd = billing::usd(spend.period_spend_usd);
+        }
+        let running_jobs = jobs.iter().filter(|job| job.running).count() as u64;
+        jobs.sort_by(|a, b| a.job_id.cmp(&b.job_id));
+        unattributed.sort_by(|a, b| a.task_arn.cmp(&b.task_arn));
+        Walk {
+            at,
+            jobs,
+            unattributed,
+            scopes,
+            running_jobs,
+        }
+    }
+}
+
+/// Splits `[from, to)` (whole seconds) into the budget periods it touches.
+fn split_by_period(period: BudgetPeriod, from: i64, to: i64) -> Vec<(i64, i64)> {
+    let mut parts = Vec::with_capacity(1);
+    let mut cursor = from;
+    while cursor < to {
+        let (start, end) = period.bounds(cursor);
+        let upto = end.min(to);
+        parts.push((start, upto - cursor));
+        if upto <= cursor {
+            break; // unreachable for valid bounds; guards against an endless loop
+        }
+        cursor = upto;
+    }
+    parts
+}
+
+impl UnitId {
+    const MIN: Self = Self::Attempt { job: 0, attempt: 0 };
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Sign {
+    Add,
+    Remove,
+}
+
+impl Sign {
+    fn apply(self, held: Decimal, delta: Decimal) -> Decimal {
+        match self {
+            Self::Add => held + delta,
+            Self::Remove => held - delta,
+        }
+    }
+
+    fn count(self, held: u64) -> u64 {
+        match self {
+            Self::Add => held + 1,
+            Self::Remove => held.saturating_sub(1),
+        }
+    }
+}
+
+struct Timing {
+    start: Option<Millis>,
+    stop: Option<Millis>,
+}
+
+impl Timing {
+    fn billing(&self, hourly_rate: Decimal) -> Billing {
+        match (self.start, self.stop) {
+            (None, _) => Billing::NotStarted,
+            (Some(start), None) => Billing::Running {
+                anchor: billing::anchor_seconds(start),
+                hourly_rate,
+            },
+            (Some(start), Some(stop)) => Billing::Closed {
+                anchor: billing::anchor_seconds(start),
+                stop,
+                billed_seconds: billing::billed_seconds_closed(start, stop),
+                hourly_rate,
+            },
+        }
+    }
+}
+
+struct UnitInput {
+    scopes: Vec<Scope>,
+    timing: Timing,
+    size: Option<TaskSize>,
+    estimated: bool,
+    priced: Result<Decimal, Unpriced>,
+}
+
+fn index_u32(len: usize) -> u32 {
+    // More than 4 billion jobs in one ledger is far beyond what one process can hold.
+    u32::try_from(len).unwrap_or(u32::MAX)
+}

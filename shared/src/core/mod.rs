@@ -1,0 +1,13 @@
+//! The pure core: facts → fold → billing → spend → forecast.
+//!
+//! Invariant (checked by `tests/tests/architecture.rs`): nothing under `core/` performs IO, reads
+//! a clock, or names `aws_sdk_*`, `aws_lambda_events`, `lambda_runtime`, `tokio`, `rusqlite`,
+//! `serde_json` or `std::fs`. Time comes in as an argument.
+
+pub mod billing;
+pub mod budget;
+pub mod facts;
+pub mod ledger;
+pub mod names;
+pub mod prices;
+pub mod scope;

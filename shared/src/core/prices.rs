@@ -1,0 +1,384 @@
+//! Prices as data: a table keyed by region × architecture × capacity.
+//!
+//! The built-in table is `shared/prices/fargate.toml` (sources documented there); a user's
+//! price file in the same format overrides it entry by entry. A region with no entry is an
+//! explicit [`Unpriced`] outcome, never a silent $0.
+
+use std::collections::BTreeMap;
+
+use rust_decimal::Decimal;
+use serde::Deserialize;
+
+use super::facts::{Architecture, Capacity, TaskSize};
+
+/// The built-in price file, compiled in so the binary needs nothing beside it.
+pub const BUILTIN_PRICE_FILE: &str = include_str!("../../prices/fargate.toml");
+
+/// Fargate prices for one region, architecture and capacity, USD.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FargateRates {
+    pub vcpu_hour: Decimal,
+    pub gb_hour: Decimal,
+    pub storage_gb_hour: Decimal,
+    /// Ephemeral storage up to this size is included in the task price.
+    pub free_storage_gib: u32,
+}
+
+impl FargateRates {
+    /// USD per hour for a task of this size:
+    /// `vCPU × vcpu_hour + GiB × gb_hour + max(0, storage − free) × storage_gb_hour`.
+    pub fn hourly(&self, size: &TaskSize) -> Decimal {
+        let storage = size.storage_gib.unwrap_or(0);
+        let billable_storage = Decimal::from(storage.saturating_sub(self.free_storage_gib));
+        size.vcpu * self.vcpu_hour
+            + size.memory_gib * self.gb_hour
+            + billable_storage * self.storage_gb_hour
+    }
+}
+
+/// Why a task has no price.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Unpriced {
+    /// The price table has no entry for this region and architecture.
+    NoPriceForRegion {
+        region: String,
+        architecture: Architecture,
+    },
+    /// No event said which region the task ran in.
+    UnknownRegion,
+    /// No event gave the task's vCPU and memory.
+    UnknownSize,
+    /// EC2 capacity is billed per instance, not per task.
+    Ec2Capacity,
+}
+
+impl std::fmt::Display for Unpriced {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::NoPriceForRegion {
+                region,
+                architecture,
+            } => write!(
+                f,
+                "no Fargate price for region {region} ({}): add it to your price file",
+                architecture.as_str()
+            ),
+            Self::UnknownRegion => f.write_str("no event named the region"),
+            Self::UnknownSize => f.write_str("no event named the task size"),
+            Self::Ec2Capacity => {
+                f.write_str("runs on EC2 capacity, billed per instance (not priced per task)")
+            }
+        }
+    }
+}
+
+/// A bad price file: each variant names what was wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum PriceError {
+    #[error("price file is not valid: {0}")]
+    Syntax(#[from] toml::de::Error),
+    #[error(
+        "price entry {index} ({region}, {architecture}, {capacity}): {field} must not be negative"
+    )]
+    Negative {
+        index: usize,
+        region: String,
+        architecture: &'static str,
+        capacity: &'static str,
+        field: &'static str,
+    },
+    #[error("spot_fraction_of_on_demand must be between 0 and 1, got {0}")]
+    SpotFraction(Decimal),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PriceFile {
+    #[serde(default, deserialize_with = "optional_decimal_string")]
+    spot_fraction_of_on_demand: Option<Decimal>,
+    #[serde(default)]
+    free_ephemeral_storage_gib: Option<u32>,
+    #[serde(default)]
+    fargate: Vec<PriceEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PriceEntry {
+    region: String,
+    architecture: Architecture,
+    capacity: Capacity,
+    #[serde(deserialize_with = "decimal_string")]
+    vcpu_hour: Decimal,
+    #[serde(deserialize_with = "decimal_string")]
+    gb_hour: Decimal,
+    #[serde(deserialize_with = "decimal_string")]
+    storage_gb_hour: Decimal,
+    #[serde(default)]
+    #[allow(dead_code, reason = "documentation for people reading the file")]
+    source: Option<String>,
+}
+
+/// Money in a price file is a string ("0.04048"): a TOML float would pass through binary
+/// floating point on the way in, so it is refused.
+fn decimal_string<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Decimal, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    text.parse()
+        .map_err(|e| serde::de::Error::custom(format!("{text:?} is not a decimal number: {e}")))
+}
+
+fn optional_decimal_string<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Decimal>, D::Error> {
+    decimal_string(deserializer).map(Some)
+}
+
+type PriceKey = (String, Architecture, Capacity);
+
+/// Fargate prices by region × architecture × capacity.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PriceTable {
+    entries: BTreeMap<PriceKey, FargateRates>,
+    spot_fraction: Decimal,
+    free_storage_gib: u32,
+}
+
+impl PriceTable {
+    /// The built-in table (us-east-1 Linux x86_64 and arm64).
+    pub fn builtin() -> Self {
+        let mut table = Self {
+            entries: BTreeMap::new(),
+            spot_fraction: Decimal::ONE,
+            free_storage_gib: 0,
+        };
+        #[allow(
+            clippy::expect_used,
+            reason = "the built-in file is checked by a unit test"
+        )]
+        table
+            .merge_toml(BUILTIN_PRICE_FILE)
+            .expect("built-in price file is valid");
+        table
+    }
+
+    /// The built-in table with a user's price file laid over it.
+    pub fn builtin_with_overrides(override_file: &str) -> Result<Self, PriceError> {
+        let mut table = Self::builtin();
+        table.merge_toml(override_file)?;
+        Ok(table)
+    }
+
+    /// Lays a price file over this table: entries with the same key are replaced.
+    pub fn merge_toml(&mut self, text: &str) -> Result<(), PriceError> {
+        let file: PriceFile = toml::from_str(text)?;
+        if let Some(fraction) = file.spot_fraction_of_on_demand {
+            if fraction < Decimal::ZERO || fraction > Decimal::ONE {
+                return Err(PriceError::SpotFraction(fraction));
+            }
+            self.spot_fraction = fraction;
+        }
+        if let Some(free) = file.free_ephemeral_storage_gib {
+            self.free_storage_gib = free;
+        }
+        for (index, entry) in file.fargate.into_iter().enumerate() {
+            for (field, value) in [
+                ("vcpu_hour", entry.vcpu_hour),
+                ("gb_hour", entry.gb_hour),
+                ("storage_gb_hour", entry.storage_gb_hour),
+            ] {
+                if value < Decimal::ZERO {
+                    return Err(PriceError::Negative {
+                        index,
+                        region: entry.region,
+                        architecture: entry.architecture.as_str(),
+                        capacity: entry.capacity.as_str(),
+                        field,
+                    });
+                }
+            }
+            self.entries.insert(
+                (entry.region, entry.architecture, entry.capacity),
+                FargateRates {
+                    vcpu_hour: entry.vcpu_hour,
+                    gb_hour: entry.gb_hour,
+                    storage_gb_hour: entry.storage_gb_hour,
+                    free_storage_gib: 0, // set on lookup from the table-wide figure
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// Fargate rates for a task. Spot without its own entry is derived from on-demand.
+    pub fn fargate(
+        &self,
+        region: &str,
+        architecture: Architecture,
+        capacity: Capacity,
+    ) -> Result<FargateRates, Unpriced> {
+        let lookup = |capacity| {
+            // BTreeMap<(String, ..)> cannot be searched by &str without allocating a key;
+            // the table is tiny, so a linear scan is cheaper than the allocation.
+            self.entries
+                .iter()
+                .find(|((r, a, c), _)| r == region && *a == architecture && *c == capacity)
+                .map(|(_, rates)| *rates)
+        };
+        let rates = match (lookup(capacity), capacity) {
+            (Some(rates), _) => rates,
+            (None, Capacity::Spot) => {
+                let on_demand =
+                    lookup(Capacity::OnDemand).ok_or_else(|| no_price(region, architecture))?;
+                FargateRates {
+                    vcpu_hour: on_demand.vcpu_hour * self.spot_fraction,
+                    gb_hour: on_demand.gb_hour * self.spot_fraction,
+                    ..on_demand
+                }
+            }
+            (None, Capacity::OnDemand) => return Err(no_price(region, architecture)),
+        };
+        Ok(FargateRates {
+            free_storage_gib: self.free_storage_gib,
+            ..rates
+        })
+    }
+}
+
+fn no_price(region: &str, architecture: Architecture) -> Unpriced {
+    Unpriced::NoPriceForRegion {
+        region: region.to_owned(),
+        architecture,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use rust_decimal::dec;
+
+    fn size(vcpu: Decimal, memory_gib: Decimal, storage_gib: Option<u32>) -> TaskSize {
+        TaskSize {
+            vcpu,
+            memory_gib,
+            storage_gib,
+        }
+    }
+
+    #[test]
+    fn builtin_table_has_the_published_us_east_1_figures() {
+        let table = PriceTable::builtin();
+        let x86 = table
+            .fargate("us-east-1", Architecture::X86_64, Capacity::OnDemand)
+            .unwrap();
+        assert_eq!(x86.vcpu_hour, dec!(0.04048));
+        assert_eq!(x86.gb_hour, dec!(0.004445));
+        assert_eq!(x86.storage_gb_hour, dec!(0.000111));
+        assert_eq!(x86.free_storage_gib, 20);
+        let arm = table
+            .fargate("us-east-1", Architecture::Arm64, Capacity::OnDemand)
+            .unwrap();
+        assert_eq!((arm.vcpu_hour, arm.gb_hour), (dec!(0.03238), dec!(0.00356)));
+    }
+
+    #[test]
+    fn spot_defaults_to_thirty_percent_of_on_demand_for_cpu_and_memory() {
+        let spot = PriceTable::builtin()
+            .fargate("us-east-1", Architecture::X86_64, Capacity::Spot)
+            .unwrap();
+        assert_eq!(spot.vcpu_hour, dec!(0.012144));
+        assert_eq!(spot.gb_hour, dec!(0.0013335));
+        assert_eq!(spot.storage_gb_hour, dec!(0.000111));
+    }
+
+    #[test]
+    fn unknown_region_is_unpriced_not_zero() {
+        let outcome =
+            PriceTable::builtin().fargate("eu-west-1", Architecture::X86_64, Capacity::OnDemand);
+        assert_eq!(
+            outcome,
+            Err(Unpriced::NoPriceForRegion {
+                region: "eu-west-1".into(),
+                architecture: Architecture::X86_64
+            })
+        );
+    }
+
+    #[test]
+    fn override_file_replaces_and_adds_entries() {
+        let table = PriceTable::builtin_with_overrides(
+            r#"
+            [[fargate]]
+            region = "us-east-1"
+            architecture = "x86_64"
+            capacity = "spot"
+            vcpu_hour = "0.0125"
+            gb_hour = "0.0014"
+            storage_gb_hour = "0.000111"
+
+            [[fargate]]
+            region = "eu-west-1"
+            architecture = "x86_64"
+            capacity = "on_demand"
+            vcpu_hour = "0.04456"
+            gb_hour = "0.004865"
+            storage_gb_hour = "0.000122"
+            "#,
+        )
+        .unwrap();
+        let spot = table
+            .fargate("us-east-1", Architecture::X86_64, Capacity::Spot)
+            .unwrap();
+        assert_eq!(spot.vcpu_hour, dec!(0.0125));
+        let eu = table
+            .fargate("eu-west-1", Architecture::X86_64, Capacity::OnDemand)
+            .unwrap();
+        assert_eq!(eu.gb_hour, dec!(0.004865));
+    }
+
+    #[test]
+    fn hourly_rate_charges_storage_above_the_free_twenty_gib() {
+        let rates = PriceTable::builtin()
+            .fargate("us-east-1", Architecture::X86_64, Capacity::OnDemand)
+            .unwrap();
+        assert_eq!(
+            rates.hourly(&size(dec!(1), dec!(2), Some(20))),
+            dec!(0.04048) + dec!(2) * dec!(0.004445)
+        );
+        assert_eq!(
+            rates.hourly(&size(dec!(1), dec!(2), Some(50))),
+            dec!(0.04048) + dec!(2) * dec!(0.004445) + dec!(30) * dec!(0.000111)
+        );
+    }
+
+    #[test]
+    fn bad_price_files_name_what_is_wrong() {
+        let negative = PriceTable::builtin_with_overrides(
+            r#"
+            [[fargate]]
+            region = "us-east-1"
+            architecture = "arm64"
+            capacity = "on_demand"
+            vcpu_hour = "-1"
+            gb_hour = "0"
+            storage_gb_hour = "0"
+            "#,
+        )
+        .unwrap_err();
+        assert!(
+            negative
+                .to_string()
+                .contains("vcpu_hour must not be negative"),
+            "{negative}"
+        );
+
+        let typo = PriceTable::builtin_with_overrides("spot_fraction = \"0.3\"").unwrap_err();
+        assert!(typo.to_string().contains("spot_fraction"), "{typo}");
+
+        let float = PriceTable::builtin_with_overrides(
+            "[[fargate]]\nregion=\"x\"\narchitecture=\"arm64\"\ncapacity=\"spot\"\nvcpu_hour=0.1\ngb_hour=\"0\"\nstorage_gb_hour=\"0\"",
+        )
+        .unwrap_err();
+        assert!(float.to_string().contains("expected a string"), "{float}");
+    }
+}

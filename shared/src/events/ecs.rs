@@ -1,0 +1,174 @@
+//! `detail` of *ECS Task State Change*: `cpu` in CPU units (1024 = 1 vCPU), `memory` in MiB,
+//! timestamps as ISO-8601 strings, architecture in `attributes` (`ecs.cpu-architecture`).
+
+use std::borrow::Cow;
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::Deserialize;
+
+use super::{ECS_TASK_STATE_CHANGE, EventError, SkipReason};
+use crate::core::facts::{Architecture, Capacity, Millis, Platform, TaskObserved, TaskSize};
+use crate::core::names;
+
+const CPU_UNITS_PER_VCPU: u32 = 1024;
+const MIB_PER_GIB: u32 = 1024;
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EcsTaskDetail<'a> {
+    #[serde(borrow)]
+    task_arn: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    cluster_arn: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    group: Option<Cow<'a, str>>,
+    version: Option<u64>,
+    #[serde(borrow)]
+    last_status: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    launch_type: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    capacity_provider_name: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    cpu: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    memory: Option<Cow<'a, str>>,
+    ephemeral_storage: Option<EphemeralStorage>,
+    #[serde(default, borrow)]
+    attributes: Vec<Attribute<'a>>,
+    pull_started_at: Option<DateTime<Utc>>,
+    pull_stopped_at: Option<DateTime<Utc>>,
+    started_at: Option<DateTime<Utc>>,
+    execution_stopped_at: Option<DateTime<Utc>>,
+    stopped_at: Option<DateTime<Utc>>,
+    #[serde(borrow)]
+    stop_code: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    availability_zone: Option<Cow<'a, str>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct EphemeralStorage {
+    #[serde(rename = "sizeInGiB")]
+    size_in_gib: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Attribute<'a> {
+    #[serde(borrow)]
+    name: Cow<'a, str>,
+    #[serde(borrow)]
+    value: Option<Cow<'a, str>>,
+}
+
+fn invalid(field: &str, value: &str, reason: &'static str) -> EventError {
+    EventError::InvalidField {
+        detail_type: ECS_TASK_STATE_CHANGE,
+        field: format!("detail.{field}"),
+        value: value.to_owned(),
+        reason,
+    }
+}
+
+fn millis(at: Option<DateTime<Utc>>) -> Option<Millis> {
+    at.map(Millis::from_datetime)
+}
+
+impl EcsTaskDetail<'_> {
+    /// The fact this event states, or why it is not ours (a cluster Batch does not manage).
+    pub fn into_observed(
+        self,
+        region: Option<String>,
+    ) -> Result<Result<TaskObserved, SkipReason>, EventError> {
+        let task_arn =
+            self.task_arn
+                .filter(|arn| !arn.is_empty())
+                .ok_or(EventError::MissingField {
+                    detail_type: ECS_TASK_STATE_CHANGE,
+                    field: "taskArn",
+                })?;
+        let cluster = match self.cluster_arn.as_deref() {
+            Some(cluster) => cluster,
+            None => names::cluster_of_task_arn(&task_arn).ok_or(EventError::MissingField {
+                detail_type: ECS_TASK_STATE_CHANGE,
+                field: "clusterArn",
+            })?,
+        };
+        let Some(compute_environment) = names::compute_environment_of_cluster(cluster) else {
+            return Ok(Err(SkipReason::NotBatchCluster {
+                cluster: names::last_segment(cluster).to_owned(),
+            }));
+        };
+
+        let platform = match self.launch_type.as_deref() {
+            Some("FARGATE") => Some(Platform::Fargate),
+            Some("EC2" | "EXTERNAL") => Some(Platform::Ec2),
+            _ => None,
+        };
+        let capacity = match self.capacity_provider_name.as_deref() {
+            Some("FARGATE_SPOT") => Some(Capacity::Spot),
+            Some("FARGATE") => Some(Capacity::OnDemand),
+            // A Fargate task launched without a capacity provider is on-demand.
+            None if platform == Some(Platform::Fargate) => Some(Capacity::OnDemand),
+            _ => None,
+        };
+        let size = match (self.cpu.as_deref(), self.memory.as_deref()) {
+            (Some(cpu), Some(memory)) => {
+                let units: u32 = cpu
+                    .parse()
+                    .map_err(|_| invalid("cpu", cpu, "not a whole number of CPU units"))?;
+                let mib: u32 = memory
+                    .parse()
+                    .map_err(|_| invalid("memory", memory, "not a whole number of MiB"))?;
+                Some(TaskSize {
+                    vcpu: Decimal::from(units) / Decimal::from(CPU_UNITS_PER_VCPU),
+                    memory_gib: Decimal::from(mib) / Decimal::from(MIB_PER_GIB),
+                    storage_gib: self.ephemeral_storage.as_ref().and_then(|s| s.size_in_gib),
+                })
+            }
+            _ => None,
+        };
+        let architecture = match self
+            .attributes
+            .iter()
+            .find(|attribute| attribute.name == "ecs.cpu-architecture")
+            .and_then(|attribute| attribute.value.as_deref())
+        {
+            Some(text) => Some(Architecture::parse(text).ok_or_else(|| {
+                invalid(
+                    "attributes[ecs.cpu-architecture]",
+                    text,
+                    "expected x86_64 or arm64",
+                )
+            })?),
+            None => None,
+        };
+        let region = region.or_else(|| names::arn_region(&task_arn).map(str::to_owned));
+
+        Ok(Ok(TaskObserved {
+            compute_environment: Some(compute_environment.to_owned()),
+            family: self
+                .group
+                .as_deref()
+                .and_then(|group| group.strip_prefix("family:"))
+                .map(str::to_owned),
+            version: self.version.unwrap_or(0),
+            last_status: self.last_status.map(Cow::into_owned).unwrap_or_default(),
+            platform,
+            capacity,
+            size,
+            architecture,
+            pull_started_at: millis(self.pull_started_at),
+            pull_stopped_at: millis(self.pull_stopped_at),
+            started_at: millis(self.started_at),
+            // `stoppedAt` is when the task left Fargate; `executionStoppedAt` (containers
+            // exited) comes first and stands in when `stoppedAt` is missing.
+            stopped_at: millis(self.stopped_at.or(self.execution_stopped_at)),
+            stop_code: self.stop_code.map(Cow::into_owned),
+            availability_zone: self.availability_zone.map(Cow::into_owned),
+            region,
+            task_arn: task_arn.into_owned(),
+        }))
+    }
+}

@@ -1,0 +1,213 @@
+//! The EventBridge wire format: raw event JSON → [`Fact`], tolerant of what AWS adds.
+//!
+//! The envelope is `aws_lambda_events::eventbridge::EventBridgeEvent<T>` with the detail kept
+//! raw until the `detail-type` says which of our detail types to read. Unknown fields are
+//! ignored; a field we need that is missing or malformed is an [`EventError`] naming it; an
+//! event of another kind is [`Parsed::Skipped`] with the reason.
+
+mod batch;
+mod ecs;
+
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use serde_json::value::RawValue;
+
+use crate::core::facts::{Fact, FactBody, Millis};
+
+pub use batch::BatchJobDetail;
+pub use ecs::EcsTaskDetail;
+
+/// `detail-type` of AWS Batch job state changes.
+pub const BATCH_JOB_STATE_CHANGE: &str = "Batch Job State Change";
+/// `detail-type` of Amazon ECS task state changes.
+pub const ECS_TASK_STATE_CHANGE: &str = "ECS Task State Change";
+
+/// What one event turned into.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Parsed {
+    Fact(Fact),
+    /// Well-formed, but not something batchguard reads.
+    Skipped(SkipReason),
+}
+
+/// Why an event was skipped.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SkipReason {
+    #[error("not an EventBridge event (no detail-type)")]
+    NotEventBridge,
+    #[error("detail-type {0:?} is not one batchguard reads")]
+    OtherDetailType(String),
+    #[error("ECS task in cluster {cluster:?}, which AWS Batch does not manage")]
+    NotBatchCluster { cluster: String },
+}
+
+/// An event batchguard should read but cannot. Every variant names the field at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum EventError {
+    #[error("not JSON: {0}")]
+    NotJson(#[source] serde_json::Error),
+    #[error("not a JSON object")]
+    NotAnObject,
+    #[error("{detail_type}: envelope: {message}")]
+    Envelope {
+        detail_type: String,
+        message: String,
+    },
+    #[error("{detail_type}: missing field `{field}`")]
+    MissingField {
+        detail_type: &'static str,
+        field: &'static str,
+    },
+    #[error("{detail_type}: field `{field}` = {value:?}: {reason}")]
+    InvalidField {
+        detail_type: &'static str,
+        field: String,
+        value: String,
+        reason: &'static str,
+    },
+    #[error("{detail_type}: {path}: {message}")]
+    Detail {
+        detail_type: &'static str,
+        path: String,
+        message: String,
+    },
+}
+
+/// Parses one event.
+pub fn parse_event(bytes: &[u8]) -> Result<Parsed, EventError> {
+    let envelope: EventBridgeEvent<Box<RawValue>> = match serde_json::from_slice(bytes) {
+        Ok(envelope) => envelope,
+        Err(error) => return classify_envelope_error(bytes, error),
+    };
+    let observed_at = envelope.time.map(Millis::from_datetime);
+    let event_id = envelope.id.unwrap_or_default();
+    let region = envelope.region;
+    let body = match envelope.detail_type.as_str() {
+        BATCH_JOB_STATE_CHANGE => {
+            let detail: BatchJobDetail = read_detail(BATCH_JOB_STATE_CHANGE, &envelope.detail)?;
+            FactBody::Job(detail.into_observed(region)?)
+        }
+        ECS_TASK_STATE_CHANGE => {
+            let detail: EcsTaskDetail = read_detail(ECS_TASK_STATE_CHANGE, &envelope.detail)?;
+            match detail.into_observed(region)? {
+                Ok(task) => FactBody::Task(task),
+                Err(skip) => return Ok(Parsed::Skipped(skip)),
+            }
+        }
+        other => {
+            return Ok(Parsed::Skipped(SkipReason::OtherDetailType(
+                other.to_owned(),
+            )));
+        }
+    };
+    if event_id.is_empty() {
+        // The id is what makes a redelivery a no-op in the event log.
+        return Err(EventError::MissingField {
+            detail_type: body_detail_type(&body),
+            field: "id",
+        });
+    }
+    Ok(Parsed::Fact(Fact {
+        event_id,
+        observed_at,
+        body,
+    }))
+}
+
+fn body_detail_type(body: &FactBody) -> &'static str {
+    match body {
+        FactBody::Job(_) => BATCH_JOB_STATE_CHANGE,
+        FactBody::Task(_) => ECS_TASK_STATE_CHANGE,
+    }
+}
+
+/// The slow path, taken only for events whose envelope did not parse: tell a foreign event
+/// (skip) from a broken one of ours (error).
+fn classify_envelope_error(bytes: &[u8], error: serde_json::Error) -> Result<Parsed, EventError> {
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(EventError::NotJson)?;
+    let object = value.as_object().ok_or(EventError::NotAnObject)?;
+    let Some(detail_type) = object.get("detail-type").and_then(|v| v.as_str()) else {
+        return Ok(Parsed::Skipped(SkipReason::NotEventBridge));
+    };
+    if detail_type != BATCH_JOB_STATE_CHANGE && detail_type != ECS_TASK_STATE_CHANGE {
+        return Ok(Parsed::Skipped(SkipReason::OtherDetailType(
+            detail_type.to_owned(),
+        )));
+    }
+    Err(EventError::Envelope {
+        detail_type: detail_type.to_owned(),
+        message: error.to_string(),
+    })
+}
+
+/// Reads a detail type; on failure, reads it again with path tracking so the error names the
+/// field (the happy path pays nothing for that).
+fn read_detail<'a, T: serde::Deserialize<'a>>(
+    detail_type: &'static str,
+    raw: &'a RawValue,
+) -> Result<T, EventError> {
+    serde_json::from_str(raw.get()).map_err(|_| {
+        let mut deserializer = serde_json::Deserializer::from_str(raw.get());
+        match serde_path_to_error::deserialize::<_, T>(&mut deserializer) {
+            Ok(_) => EventError::Detail {
+                detail_type,
+                path: "detail".into(),
+                message: "unreadable".into(),
+            },
+            Err(error) => EventError::Detail {
+                detail_type,
+                path: format!("detail.{}", error.path()),
+                message: error.inner().to_string(),
+            },
+        }
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn foreign_json_is_skipped_and_broken_json_is_an_error() {
+        assert!(matches!(
+            parse_event(br#"{"alarmData": {}}"#).unwrap(),
+            Parsed::Skipped(SkipReason::NotEventBridge)
+        ));
+        assert!(matches!(
+            parse_event(br#"{"detail-type":"EC2 Instance State-change Notification","source":"aws.ec2","detail":{}}"#).unwrap(),
+            Parsed::Skipped(SkipReason::OtherDetailType(_))
+        ));
+        assert!(matches!(
+            parse_event(b"{not json").unwrap_err(),
+            EventError::NotJson(_)
+        ));
+        assert!(matches!(
+            parse_event(b"[1,2]").unwrap_err(),
+            EventError::NotAnObject
+        ));
+    }
+
+    #[test]
+    fn a_batch_event_without_job_id_names_the_field() {
+        let event = br#"{"id":"1","detail-type":"Batch Job State Change","source":"aws.batch","detail":{"status":"RUNNING"}}"#;
+        let error = parse_event(event).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "Batch Job State Change: missing field `jobId`"
+        );
+    }
+
+    #[test]
+    fn a_wrongly_typed_field_is_named_with_its_path() {
+        let event = br#"{"id":"1","detail-type":"Batch Job State Change","source":"aws.batch","detail":{"jobId":"j","status":"RUNNING","startedAt":"yesterday"}}"#;
+        let error = parse_event(event).unwrap_err().to_string();
+        assert!(error.contains("detail.startedAt"), "{error}");
+    }
+
+    #[test]
+    fn an_event_without_id_cannot_be_deduplicated_and_is_rejected() {
+        let event = br#"{"detail-type":"Batch Job State Change","source":"aws.batch","detail":{"jobId":"j","jobQueue":"q","status":"RUNNABLE"}}"#;
+        let error = parse_event(event).unwrap_err().to_string();
+        assert!(error.contains("`id`"), "{error}");
+    }
+}

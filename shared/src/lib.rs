@@ -1,0 +1,9 @@
+//! batchguard's library: a pure spend-ledger core, the EventBridge wire format, the
+//! event-log port and its adapters.
+#![forbid(unsafe_code)]
+
+pub mod adapters;
+pub mod core;
+pub mod events;
+pub mod ports;
+pub mod synth;

@@ -1,0 +1,113 @@
+//! Ports: what the application needs from storage, as small traits free of storage details.
+//!
+//! The event log is append-only and keyed by the EventBridge event id, so a redelivered event
+//! is a no-op. Reading is paged so a log of millions of facts never has to sit in memory at
+//! once. Methods are `async` because the production adapter (DynamoDB) is; the embedded and
+//! in-memory adapters complete without awaiting.
+
+use std::future::Future;
+
+use crate::core::facts::Fact;
+
+/// A fact with the key that makes appending it idempotent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    /// The EventBridge event id (`Fact::event_id`).
+    pub key: String,
+    pub fact: Fact,
+}
+
+impl Record {
+    pub fn new(fact: Fact) -> Self {
+        Self {
+            key: fact.event_id.clone(),
+            fact,
+        }
+    }
+}
+
+/// What an append did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Appended {
+    pub new: u64,
+    /// Keys the log already held: redeliveries, changed nothing.
+    pub duplicates: u64,
+}
+
+/// A page of the log and where the next one starts.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Page {
+    pub records: Vec<Record>,
+    /// `None` on the last page.
+    pub next: Option<Cursor>,
+}
+
+/// An opaque position in the log, from a previous [`Page`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cursor(pub String);
+
+/// An event that could not be read, kept with the reason so nothing is lost.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Quarantined {
+    /// Where it came from: `file:line`, or a Lambda request id.
+    pub origin: String,
+    pub reason: String,
+    /// The event as received (lossily decoded if it was not UTF-8).
+    pub body: String,
+}
+
+/// Running totals of everything ever offered to the log.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IngestCounts {
+    pub read: u64,
+    pub duplicates: u64,
+    pub skipped: u64,
+    pub rejected: u64,
+}
+
+/// A storage failure, with the adapter's own error kept as the source.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("event log {location}: {message}")]
+    Backend {
+        location: String,
+        message: String,
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+    #[error("stored fact {key:?} cannot be read: {message}")]
+    Corrupt { key: String, message: String },
+}
+
+/// The append-only log of facts.
+pub trait EventLog {
+    /// Appends records; keys already present are left as they are and counted as duplicates.
+    fn append(
+        &self,
+        records: &[Record],
+    ) -> impl Future<Output = Result<Appended, StoreError>> + Send;
+
+    /// Up to `limit` records from `after` (the start when `None`), in the log's own order.
+    fn read(
+        &self,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Page, StoreError>> + Send;
+}
+
+/// Where unreadable events go, with their reason.
+pub trait Quarantine {
+    fn quarantine(
+        &self,
+        events: &[Quarantined],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Cumulative ingest counters kept beside the log, so `status` can report them later.
+pub trait IngestLedger {
+    fn add_counts(
+        &self,
+        counts: IngestCounts,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn counts(&self) -> impl Future<Output = Result<IngestCounts, StoreError>> + Send;
+}
