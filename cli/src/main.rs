@@ -1,1 +1,378 @@
-fn main() {}
+//! `batchguard`: replay recorded AWS Batch / ECS events into an exact Fargate bill, a burn
+//! rate and a budget forecast — locally, on an embedded store, with no AWS account.
+#![forbid(unsafe_code)]
+
+mod output;
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use chrono::{DateTime, Utc};
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use rust_decimal::Decimal;
+
+use shared::adapters::files::{self, InputFile};
+use shared::adapters::sqlite::SqliteEventLog;
+use shared::core::budget::BudgetPeriod;
+use shared::core::facts::Millis;
+use shared::core::ledger::Ledger;
+use shared::core::prices::PriceTable;
+use shared::intake::{Intake, Outcome};
+use shared::ports::{EventLog, IngestCounts, IngestLedger, Quarantine, Quarantined, Record};
+use shared::report::StatusReport;
+use shared::synth::{self, WorkloadConfig};
+
+/// How many rejected events are listed on stderr before the rest are only counted.
+const REJECTIONS_LISTED: u64 = 100;
+/// Records per append (one SQLite transaction).
+const APPEND_BATCH: usize = 5_000;
+/// Records per page when loading a store.
+const READ_PAGE: usize = 10_000;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "batchguard",
+    version,
+    about = "Real-time spend for AWS Batch on Fargate: an exact bill, burn rate and budget forecast from Batch and ECS state-change events."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Fold event files into spend and print it (nothing is stored).
+    Replay {
+        #[command(flatten)]
+        evaluation: Evaluation,
+        /// JSON Lines files, JSON array files, single-event JSON files, or directories of them.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Append event files to an embedded store (a SQLite file, created if missing).
+    Ingest {
+        /// The store file.
+        #[arg(long)]
+        store: PathBuf,
+        /// Print the ingest counts as JSON.
+        #[arg(long)]
+        json: bool,
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Spend, burn rate and forecast from an embedded store.
+    Status {
+        /// The store file (from `batchguard ingest`).
+        #[arg(long)]
+        store: PathBuf,
+        #[command(flatten)]
+        evaluation: Evaluation,
+    },
+    /// Write a generated, realistic workload as JSON Lines (how `examples/` was made).
+    Generate {
+        /// Seed of the generator; the same seed gives the same file.
+        #[arg(long, default_value_t = WorkloadConfig::sample_day().seed)]
+        seed: u64,
+        /// Top-level jobs to generate.
+        #[arg(long, default_value_t = WorkloadConfig::sample_day().jobs)]
+        jobs: usize,
+        /// Output file (JSON Lines).
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+struct Evaluation {
+    /// Evaluate at this instant (RFC 3339; rounded down to the second). Default: the latest
+    /// instant any event mentions.
+    #[arg(long)]
+    at: Option<DateTime<Utc>>,
+    /// Budget in USD for the period, e.g. 1000 or 1250.50.
+    #[arg(long)]
+    budget: Option<Decimal>,
+    /// Budget period, calendar in UTC: month, week (from Monday) or day.
+    #[arg(long, default_value = "month", value_parser = parse_period)]
+    period: BudgetPeriod,
+    /// A price file laid over the built-in prices (format: README, "Prices").
+    #[arg(long)]
+    prices: Option<PathBuf>,
+    /// Print one JSON document instead of tables.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_period(text: &str) -> Result<BudgetPeriod, String> {
+    BudgetPeriod::parse(text)
+        .ok_or_else(|| format!("{text:?} is not a period: use month, week or day"))
+}
+
+/// A failure that stops the command, with what to do about it.
+#[derive(Debug, thiserror::Error)]
+enum CliError {
+    #[error(transparent)]
+    Input(#[from] files::InputError),
+    #[error("price file {path}: {source}")]
+    Prices {
+        path: PathBuf,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error(transparent)]
+    Store(#[from] shared::ports::StoreError),
+    #[error("budget must not be negative, got {0}")]
+    NegativeBudget(Decimal),
+    #[error("cannot write {path}: {source}")]
+    Output {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("batchguard: cannot start: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("batchguard: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), CliError> {
+    match cli.command {
+        Command::Replay { evaluation, paths } => replay(&evaluation, &paths),
+        Command::Ingest { store, json, paths } => ingest(&store, json, &paths).await,
+        Command::Status { store, evaluation } => status(&store, &evaluation).await,
+        Command::Generate { seed, jobs, out } => generate(seed, jobs, &out),
+    }
+}
+
+fn load_prices(evaluation: &Evaluation) -> Result<PriceTable, CliError> {
+    let Some(path) = &evaluation.prices else {
+        return Ok(PriceTable::builtin());
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| CliError::Prices {
+        path: path.clone(),
+        source: Box::new(e),
+    })?;
+    PriceTable::builtin_with_overrides(&text).map_err(|e| CliError::Prices {
+        path: path.clone(),
+        source: Box::new(e),
+    })
+}
+
+fn check_budget(evaluation: &Evaluation) -> Result<(), CliError> {
+    match evaluation.budget {
+        Some(budget) if budget < Decimal::ZERO => Err(CliError::NegativeBudget(budget)),
+        _ => Ok(()),
+    }
+}
+
+/// A byte-counting progress bar on stderr, drawn only when stderr is a terminal.
+fn progress(files: &[InputFile]) -> ProgressBar {
+    let total: u64 = files.iter().map(|f| f.bytes).sum();
+    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+    if !std::io::stderr().is_terminal() {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {wide_bar} {bytes}/{total_bytes} ({eta}) {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+/// Lists a rejected event on stderr (the first [`REJECTIONS_LISTED`] of them).
+fn report_rejection(rejected_so_far: u64, event: &Quarantined, bar: &ProgressBar) {
+    if rejected_so_far <= REJECTIONS_LISTED {
+        bar.suspend(|| eprintln!("rejected {}: {}", event.origin, event.reason));
+    }
+}
+
+fn summarize_rejections(counts: &IngestCounts) {
+    if counts.rejected > REJECTIONS_LISTED {
+        eprintln!(
+            "rejected {} events in all ({} more not listed)",
+            counts.rejected,
+            counts.rejected - REJECTIONS_LISTED
+        );
+    }
+}
+
+/// Reads every event of every file through `intake`, handing facts and rejections on.
+fn read_all(
+    files: &[InputFile],
+    intake: &mut Intake,
+    mut on_fact: impl FnMut(Record),
+    mut on_rejected: impl FnMut(Quarantined),
+) -> Result<(), CliError> {
+    let bar = progress(files);
+    let mut done_before = 0;
+    for file in files {
+        bar.set_message(file.path.display().to_string());
+        let mut last_tick = 0;
+        files::read_events(&file.path, |event| {
+            let origin = || format!("{}:{}", file.path.display(), event.line);
+            match intake.offer(origin, event.bytes) {
+                Outcome::Fact(fact) => on_fact(fact),
+                Outcome::Rejected(quarantined) => {
+                    report_rejection(intake.counts.rejected, &quarantined, &bar);
+                    on_rejected(quarantined);
+                }
+                Outcome::Duplicate | Outcome::Skipped(_) => {}
+            }
+            // Redraw about every MiB, not every event.
+            if event.consumed - last_tick > 1 << 20 {
+                last_tick = event.consumed;
+                bar.set_position(done_before + event.consumed);
+            }
+        })?;
+        done_before += file.bytes;
+        bar.set_position(done_before);
+    }
+    bar.finish_and_clear();
+    summarize_rejections(&intake.counts);
+    Ok(())
+}
+
+/// The evaluation instant: `--at` rounded down to the second, or the latest instant seen
+/// rounded up (so everything seen has happened by then).
+fn evaluation_instant(evaluation: &Evaluation, ledger: &Ledger) -> i64 {
+    match evaluation.at {
+        Some(at) => Millis::from_datetime(at).floor_seconds(),
+        None => ledger.latest_instant().map_or(0, Millis::ceil_seconds),
+    }
+}
+
+fn print_report(report: &StatusReport, json: bool) {
+    if json {
+        println!("{}", output::json(report));
+    } else {
+        print!("{}", output::human(report));
+    }
+}
+
+fn replay(evaluation: &Evaluation, paths: &[PathBuf]) -> Result<(), CliError> {
+    check_budget(evaluation)?;
+    let mut ledger = Ledger::new(load_prices(evaluation)?, evaluation.period);
+    let files = files::expand_paths(paths)?;
+    let mut intake = Intake::new(true);
+    read_all(
+        &files,
+        &mut intake,
+        |record| ledger.apply(&record.fact),
+        |_| {},
+    )?;
+    let at = evaluation_instant(evaluation, &ledger);
+    let report = StatusReport::build(&ledger, at, evaluation.budget, intake.counts);
+    print_report(&report, evaluation.json);
+    Ok(())
+}
+
+async fn ingest(store_path: &Path, json: bool, paths: &[PathBuf]) -> Result<(), CliError> {
+    let files = files::expand_paths(paths)?;
+    let store = SqliteEventLog::open(store_path)?;
+    let mut intake = Intake::new(false);
+    let mut records = Vec::new();
+    let mut rejected = Vec::new();
+    read_all(
+        &files,
+        &mut intake,
+        |record| records.push(record),
+        |q| rejected.push(q),
+    )?;
+    let mut duplicates = 0;
+    for batch in records.chunks(APPEND_BATCH) {
+        duplicates += store.append(batch).await?.duplicates;
+    }
+    store.quarantine(&rejected).await?;
+    let counts = IngestCounts {
+        duplicates,
+        ..intake.counts
+    };
+    store.add_counts(counts).await?;
+    let stored = counts.read - counts.duplicates - counts.skipped - counts.rejected;
+    if json {
+        let document = serde_json::json!({
+            "store": store_path.display().to_string(),
+            "events": shared::report::EventCounts::from(counts),
+            "stored": stored,
+        });
+        println!("{document}");
+    } else {
+        println!(
+            "{}: read {}, stored {stored}, duplicates {}, skipped {}, rejected {} (quarantined in the store)",
+            store_path.display(),
+            counts.read,
+            counts.duplicates,
+            counts.skipped,
+            counts.rejected
+        );
+    }
+    Ok(())
+}
+
+async fn status(store_path: &Path, evaluation: &Evaluation) -> Result<(), CliError> {
+    check_budget(evaluation)?;
+    if !store_path.exists() {
+        return Err(CliError::Input(files::InputError {
+            path: store_path.to_path_buf(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "no such store (run `batchguard ingest` first)",
+            ),
+        }));
+    }
+    let store = SqliteEventLog::open(store_path)?;
+    let mut ledger = Ledger::new(load_prices(evaluation)?, evaluation.period);
+    let mut cursor = None;
+    loop {
+        let page = store.read(cursor.as_ref(), READ_PAGE).await?;
+        for record in &page.records {
+            ledger.apply(&record.fact);
+        }
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    let at = evaluation_instant(evaluation, &ledger);
+    let counts = store.counts().await?;
+    let report = StatusReport::build(&ledger, at, evaluation.budget, counts);
+    print_report(&report, evaluation.json);
+    Ok(())
+}
+
+fn generate(seed: u64, jobs: usize, out: &Path) -> Result<(), CliError> {
+    let config = WorkloadConfig {
+        seed,
+        jobs,
+        ..WorkloadConfig::sample_day()
+    };
+    let workload = synth::generate(&config);
+    let mut text = workload.events.join("\n");
+    text.push('\n');
+    std::fs::write(out, text).map_err(|source| CliError::Output {
+        path: out.to_path_buf(),
+        source,
+    })?;
+    eprintln!(
+        "wrote {} events ({} tasks) to {}",
+        workload.events.len(),
+        workload.tasks.len(),
+        out.display()
+    );
+    Ok(())
+}

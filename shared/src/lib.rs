@@ -5,5 +5,7 @@
 pub mod adapters;
 pub mod core;
 pub mod events;
+pub mod intake;
 pub mod ports;
+pub mod report;
 pub mod synth;

@@ -12,7 +12,7 @@ use crate::core::facts::Fact;
 /// A fact with the key that makes appending it idempotent.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Record {
-    /// The EventBridge event id (`Fact::event_id`).
+    /// See [`record_key`].
     pub key: String,
     pub fact: Fact,
 }
@@ -20,10 +20,27 @@ pub struct Record {
 impl Record {
     pub fn new(fact: Fact) -> Self {
         Self {
-            key: fact.event_id.clone(),
+            key: record_key(&fact),
             fact,
         }
     }
+}
+
+/// The idempotency key of a fact: its EventBridge event id and a digest of what it says.
+///
+/// A redelivery repeats both, so it is a no-op. Two *different* events that share an id
+/// (copy-pasted test fixtures do this) keep both: dropping one would lose a fact. The digest is
+/// XXH3-64 of the fact's canonical JSON, stable across builds and platforms, so keys written
+/// by one version of batchguard are recognised by the next.
+pub fn record_key(fact: &Fact) -> String {
+    // Serialising a plain struct of strings and numbers cannot fail; an empty body (which
+    // would only weaken the digest, never lose a fact) is the fallback.
+    let canonical = serde_json::to_vec(fact).unwrap_or_default();
+    format!(
+        "{}#{:016x}",
+        fact.event_id,
+        xxhash_rust::xxh3::xxh3_64(&canonical)
+    )
 }
 
 /// What an append did.

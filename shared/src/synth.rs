@@ -35,7 +35,7 @@ pub struct WorkloadConfig {
 
 impl WorkloadConfig {
     /// The bundled sample day: 2026-11-23, 400 jobs submitted from 06:00 to 20:00 UTC,
-    /// observed until midnight.
+    /// observed until 20:30, when some are still running.
     pub fn sample_day() -> Self {
         let start_ms = 1_795_413_600_000; // 2026-11-23T06:00:00Z
         Self {
@@ -43,7 +43,7 @@ impl WorkloadConfig {
             jobs: 400,
             start_ms,
             span_seconds: 14 * 3600,
-            end_ms: start_ms + 18 * 3_600_000,
+            end_ms: start_ms + 14 * 3_600_000 + 1_800_000,
             region: "us-east-1".into(),
             spot_percent: 60,
             arm_percent: 30,

@@ -190,6 +190,9 @@ struct RunningBucket {
 /// Running sums for one scope; see the module docs.
 #[derive(Clone, Debug, Default)]
 struct ScopeSums {
+    /// Units currently in the scope; a scope with none is not reported (it only ever held
+    /// units that moved elsewhere, which depends on fold order).
+    units: u64,
     closed_total: Decimal,
     closed_by_period: BTreeMap<i64, Decimal>,
     running_by_period: BTreeMap<i64, RunningBucket>,
@@ -709,6 +712,7 @@ impl Ledger {
         let period = self.period;
         for &scope in &contribution.scopes {
             let sums = &mut self.scopes[scope as usize];
+            sums.units = sign.count(sums.units);
             if contribution.unpriced.is_some() {
                 sums.unpriced_units = sign.count(sums.unpriced_units);
             }
@@ -821,9 +825,13 @@ impl Ledger {
         }
     }
 
-    /// Every scope the ledger has seen.
+    /// Every scope that holds at least one unit.
     pub fn scopes(&self) -> impl Iterator<Item = &Scope> {
-        self.scope_names.iter()
+        self.scope_names
+            .iter()
+            .zip(&self.scopes)
+            .filter(|(_, sums)| sums.units > 0)
+            .map(|(scope, _)| scope)
     }
 
     /// Spend of every scope at `at`, fast path where it holds.
@@ -834,6 +842,7 @@ impl Ledger {
         self.scope_names
             .iter()
             .enumerate()
+            .filter(|(id, _)| self.scopes[*id].units > 0)
             .map(|(id, scope)| (scope.clone(), self.scope_spend_fast(index_u32(id), at)))
             .collect()
     }

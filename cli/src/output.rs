@@ -1,0 +1,198 @@
+//! Printing a [`StatusReport`]: one JSON document, or tables for people.
+
+use std::fmt::Write as _;
+
+use comfy_table::presets::UTF8_FULL_CONDENSED;
+use comfy_table::{CellAlignment, Table};
+use rust_decimal::{Decimal, RoundingStrategy};
+
+use shared::report::StatusReport;
+
+/// How many of the costliest jobs the human output lists.
+const COSTLIEST_JOBS_SHOWN: usize = 10;
+
+pub fn json(report: &StatusReport) -> String {
+    // Serialising plain data (strings, decimals as strings, integers) cannot fail.
+    serde_json::to_string_pretty(report).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+}
+
+fn usd(value: Decimal) -> String {
+    format!(
+        "${:.2}",
+        value.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero)
+    )
+}
+
+fn usd_precise(value: Decimal) -> String {
+    format!(
+        "${:.4}",
+        value.round_dp_with_strategy(4, RoundingStrategy::MidpointAwayFromZero)
+    )
+}
+
+fn table(header: &[&str]) -> Table {
+    let mut table = Table::new();
+    table
+        .load_preset(UTF8_FULL_CONDENSED)
+        .set_header(header.to_vec());
+    for index in 1..header.len() {
+        if let Some(column) = table.column_mut(index) {
+            column.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+    table
+}
+
+pub fn human(report: &StatusReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "batchguard — as of {} (budget period {} to {})",
+        report.as_of, report.period_start, report.period_end
+    );
+    let _ = writeln!(
+        out,
+        "Spend        {} in all, {} this period",
+        usd(report.spend_usd),
+        usd(report.period_spend_usd)
+    );
+    let _ = writeln!(
+        out,
+        "Burn rate    {}/hour — {} jobs running ({} tasks, {} vCPU, {} GiB)",
+        usd_precise(report.burn_rate_usd_per_hour),
+        report.running_jobs,
+        report.running_tasks,
+        report.running_vcpu,
+        report.running_memory_gib
+    );
+    match (report.budget_usd, report.budget_used_percent) {
+        (Some(budget), Some(used)) => {
+            let outlook = match (report.outlook, &report.projected_exhaustion) {
+                (Some("runs_out"), Some(when)) => format!("runs out at {when} at this rate"),
+                (Some("exhausted"), _) => "EXHAUSTED".to_owned(),
+                (Some("lasts_the_period"), _) => "lasts the period at this rate".to_owned(),
+                _ => "not growing (nothing running)".to_owned(),
+            };
+            let _ = writeln!(
+                out,
+                "Budget       {} — {}% used — {outlook}",
+                usd(budget),
+                used.round_dp(1)
+            );
+        }
+        _ => {
+            let _ = writeln!(out, "Budget       none given (--budget USD)");
+        }
+    }
+    let _ = writeln!(
+        out,
+        "Events       read {}, duplicates {}, skipped {}, rejected {}",
+        report.events.read, report.events.duplicates, report.events.skipped, report.events.rejected
+    );
+
+    let mut queues = table(&[
+        "queue",
+        "spend",
+        "this period",
+        "burn/hour",
+        "running tasks",
+    ]);
+    for line in report.scopes.iter().filter(|line| line.kind == "queue") {
+        queues.add_row(vec![
+            line.name.clone(),
+            usd(line.spend_usd),
+            usd(line.period_spend_usd),
+            usd_precise(line.burn_rate_usd_per_hour),
+            line.running_tasks.to_string(),
+        ]);
+    }
+    let _ = writeln!(out, "\nSpend by queue\n{queues}");
+
+    let mut environments = table(&[
+        "compute environment",
+        "spend",
+        "running tasks",
+        "vCPU",
+        "GiB",
+    ]);
+    for line in report
+        .scopes
+        .iter()
+        .filter(|line| line.kind == "compute_environment")
+    {
+        environments.add_row(vec![
+            line.name.clone(),
+            usd(line.spend_usd),
+            line.running_tasks.to_string(),
+            line.running_vcpu.to_string(),
+            line.running_memory_gib.to_string(),
+        ]);
+    }
+    let _ = writeln!(out, "\nSpend by compute environment\n{environments}");
+
+    let mut definitions = table(&["job definition", "spend"]);
+    for (name, spend) in &report.by_job_definition {
+        definitions.add_row(vec![name.clone(), usd(*spend)]);
+    }
+    let _ = writeln!(out, "\nSpend by job definition\n{definitions}");
+
+    let mut costliest: Vec<_> = report
+        .jobs
+        .iter()
+        .filter(|job| job.cost_usd.is_some())
+        .collect();
+    costliest.sort_by(|a, b| {
+        b.cost_usd
+            .cmp(&a.cost_usd)
+            .then_with(|| a.job_id.cmp(&b.job_id))
+    });
+    let mut jobs = table(&["costliest jobs", "queue", "status", "billed", "cost"]);
+    for job in costliest.iter().take(COSTLIEST_JOBS_SHOWN) {
+        let mark = if job.estimated { " (est.)" } else { "" };
+        jobs.add_row(vec![
+            job.job_id.clone(),
+            job.queue.clone(),
+            job.status.unwrap_or("?").to_owned(),
+            format!("{} s", job.billed_seconds),
+            format!("{}{mark}", usd_precise(job.cost_usd.unwrap_or_default())),
+        ]);
+    }
+    let _ = writeln!(out, "\n{jobs}");
+
+    if report.unpriced_tasks > 0 {
+        let mut reasons: Vec<&str> = report
+            .jobs
+            .iter()
+            .filter_map(|job| job.unpriced.as_deref())
+            .chain(
+                report
+                    .unattributed_tasks
+                    .iter()
+                    .filter_map(|task| task.unpriced.as_deref()),
+            )
+            .collect();
+        reasons.sort_unstable();
+        reasons.dedup();
+        let _ = writeln!(
+            out,
+            "\nWARNING: {} tasks have no price and are not in the figures above: {}",
+            report.unpriced_tasks,
+            reasons.join("; ")
+        );
+    }
+    if report.estimated_tasks > 0 {
+        let _ = writeln!(
+            out,
+            "Note: {} tasks are priced from Batch events alone (no ECS task event yet): marked (est.), on-demand assumed.",
+            report.estimated_tasks
+        );
+    }
+    if !report.unattributed_tasks.is_empty() {
+        let _ = writeln!(
+            out,
+            "Note: {} tasks on Batch clusters are not named by any Batch event yet: under queue \"(unattributed)\".",
+            report.unattributed_tasks.len()
+        );
+    }
+    out
+}

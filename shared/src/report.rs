@@ -1,0 +1,249 @@
+//! The status report: the one JSON document `batchguard replay --json` and `status --json`
+//! print. Money is a decimal string (never a float), instants RFC 3339 UTC.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use rust_decimal::{Decimal, RoundingStrategy};
+use serde::Serialize;
+
+use crate::core::budget::{Budget, BudgetPeriod, BudgetStatus, Outlook};
+use crate::core::ledger::{JobCost, Ledger, UnattributedTask};
+use crate::core::scope::{Scope, ScopeSpend};
+use crate::ports::IngestCounts;
+
+/// Money is reported to 10 decimal places (a ten-billionth of a dollar): far below any bill's
+/// rounding, so sums of reported figures still agree with the totals.
+pub const MONEY_DECIMAL_PLACES: u32 = 10;
+const PERCENT_DECIMAL_PLACES: u32 = 4;
+
+pub fn money(value: Decimal) -> Decimal {
+    value
+        .round_dp_with_strategy(MONEY_DECIMAL_PLACES, RoundingStrategy::MidpointNearestEven)
+        .normalize()
+}
+
+/// An instant as RFC 3339, whole seconds, `Z`.
+pub fn instant(unix_seconds: i64) -> String {
+    DateTime::<Utc>::from_timestamp(unix_seconds, 0)
+        .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
+        .unwrap_or_else(|| unix_seconds.to_string())
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct EventCounts {
+    pub read: u64,
+    pub duplicates: u64,
+    pub skipped: u64,
+    pub rejected: u64,
+}
+
+impl From<IngestCounts> for EventCounts {
+    fn from(counts: IngestCounts) -> Self {
+        Self {
+            read: counts.read,
+            duplicates: counts.duplicates,
+            skipped: counts.skipped,
+            rejected: counts.rejected,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct JobLine {
+    pub job_id: String,
+    pub job_name: String,
+    pub queue: String,
+    pub job_definition: String,
+    pub status: Option<&'static str>,
+    pub attempts: usize,
+    pub cost_usd: Option<Decimal>,
+    pub billed_seconds: i64,
+    pub estimated: bool,
+    pub running: bool,
+    pub array_parent: bool,
+    pub unpriced: Option<String>,
+}
+
+impl From<JobCost> for JobLine {
+    fn from(job: JobCost) -> Self {
+        Self {
+            job_id: job.job_id,
+            job_name: job.job_name,
+            queue: job.queue,
+            job_definition: job.job_definition,
+            status: job.status.map(|s| s.as_str()),
+            attempts: job.attempts,
+            cost_usd: job.cost_usd.map(money),
+            billed_seconds: job.billed_seconds,
+            estimated: job.estimated,
+            running: job.running,
+            array_parent: job.array_parent,
+            unpriced: job.unpriced.map(|reason| reason.to_string()),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct UnattributedLine {
+    pub task_arn: String,
+    pub compute_environment: String,
+    pub cost_usd: Option<Decimal>,
+    pub billed_seconds: i64,
+    pub running: bool,
+    pub unpriced: Option<String>,
+}
+
+impl From<UnattributedTask> for UnattributedLine {
+    fn from(task: UnattributedTask) -> Self {
+        Self {
+            task_arn: task.task_arn,
+            compute_environment: task.compute_environment,
+            cost_usd: task.cost_usd.map(money),
+            billed_seconds: task.billed_seconds,
+            running: task.running,
+            unpriced: task.unpriced.map(|reason| reason.to_string()),
+        }
+    }
+}
+
+/// Figures of one scope, for the `scopes` table.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct ScopeLine {
+    pub kind: &'static str,
+    pub name: String,
+    pub spend_usd: Decimal,
+    pub period_spend_usd: Decimal,
+    pub burn_rate_usd_per_hour: Decimal,
+    pub running_tasks: u64,
+    pub running_vcpu: Decimal,
+    pub running_memory_gib: Decimal,
+    pub unpriced_tasks: u64,
+    pub estimated_tasks: u64,
+}
+
+/// The report. Field names are the JSON contract; add, never rename.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct StatusReport {
+    pub as_of: String,
+    pub spend_usd: Decimal,
+    pub by_queue: BTreeMap<String, Decimal>,
+    pub by_compute_environment: BTreeMap<String, Decimal>,
+    pub by_job_definition: BTreeMap<String, Decimal>,
+    pub by_tag: BTreeMap<String, Decimal>,
+    pub jobs: Vec<JobLine>,
+    pub unattributed_tasks: Vec<UnattributedLine>,
+    pub running_jobs: u64,
+    pub running_tasks: u64,
+    pub running_vcpu: Decimal,
+    pub running_memory_gib: Decimal,
+    pub burn_rate_usd_per_hour: Decimal,
+    pub budget_usd: Option<Decimal>,
+    pub budget_period: BudgetPeriod,
+    pub period_start: String,
+    pub period_end: String,
+    pub period_spend_usd: Decimal,
+    pub budget_used_percent: Option<Decimal>,
+    pub projected_exhaustion: Option<String>,
+    /// `runs_out`, `lasts_the_period`, `exhausted`, `no_burn`; `null` without a budget.
+    pub outlook: Option<&'static str>,
+    pub unpriced_tasks: u64,
+    pub estimated_tasks: u64,
+    pub scopes: Vec<ScopeLine>,
+    pub events: EventCounts,
+}
+
+impl StatusReport {
+    /// Builds the report at whole Unix second `at`.
+    pub fn build(
+        ledger: &Ledger,
+        at: i64,
+        budget_usd: Option<Decimal>,
+        counts: IngestCounts,
+    ) -> Self {
+        let walk = ledger.walk(at);
+        let scopes = ledger.all_scope_spend(at);
+        let total = scopes.get(&Scope::Total).copied().unwrap_or_default();
+        let by = |kind: &str| -> BTreeMap<String, Decimal> {
+            scopes
+                .iter()
+                .filter(|(scope, _)| scope.kind() == kind)
+                .map(|(scope, spend)| (scope.value(), money(spend.spend_usd)))
+                .collect()
+        };
+        let period = ledger.period();
+        let (period_start, period_end) = period.bounds(at);
+        let budget = budget_usd.map(|amount_usd| {
+            BudgetStatus::evaluate(
+                Budget { amount_usd, period },
+                at,
+                total.period_spend_usd,
+                total.burn_rate_usd_per_hour,
+            )
+        });
+        let (outlook, projected_exhaustion) = match budget.map(|b| b.outlook) {
+            None => (None, None),
+            Some(Outlook::RunsOut { at }) => (Some("runs_out"), Some(instant(at))),
+            Some(Outlook::LastsThePeriod) => (Some("lasts_the_period"), None),
+            Some(Outlook::Exhausted) => (Some("exhausted"), None),
+            Some(Outlook::NoBurn) => (Some("no_burn"), None),
+        };
+        Self {
+            as_of: instant(at),
+            spend_usd: money(total.spend_usd),
+            by_queue: by("queue"),
+            by_compute_environment: by("compute_environment"),
+            by_job_definition: by("job_definition"),
+            by_tag: by("tag"),
+            jobs: walk.jobs.into_iter().map(JobLine::from).collect(),
+            unattributed_tasks: walk
+                .unattributed
+                .into_iter()
+                .map(UnattributedLine::from)
+                .collect(),
+            running_jobs: walk.running_jobs,
+            running_tasks: total.running_tasks,
+            running_vcpu: total.running_vcpu.normalize(),
+            running_memory_gib: total.running_memory_gib.normalize(),
+            burn_rate_usd_per_hour: money(total.burn_rate_usd_per_hour),
+            budget_usd,
+            budget_period: period,
+            period_start: instant(period_start),
+            period_end: instant(period_end),
+            period_spend_usd: money(total.period_spend_usd),
+            budget_used_percent: budget.map(|b| {
+                b.used_percent
+                    .round_dp_with_strategy(
+                        PERCENT_DECIMAL_PLACES,
+                        RoundingStrategy::MidpointNearestEven,
+                    )
+                    .normalize()
+            }),
+            projected_exhaustion,
+            outlook,
+            unpriced_tasks: total.unpriced_tasks,
+            estimated_tasks: total.estimated_tasks,
+            scopes: scopes
+                .iter()
+                .filter(|(scope, _)| **scope != Scope::Total)
+                .map(|(scope, spend)| scope_line(scope, spend))
+                .collect(),
+            events: counts.into(),
+        }
+    }
+}
+
+fn scope_line(scope: &Scope, spend: &ScopeSpend) -> ScopeLine {
+    ScopeLine {
+        kind: scope.kind(),
+        name: scope.value(),
+        spend_usd: money(spend.spend_usd),
+        period_spend_usd: money(spend.period_spend_usd),
+        burn_rate_usd_per_hour: money(spend.burn_rate_usd_per_hour),
+        running_tasks: spend.running_tasks,
+        running_vcpu: spend.running_vcpu.normalize(),
+        running_memory_gib: spend.running_memory_gib.normalize(),
+        unpriced_tasks: spend.unpriced_tasks,
+        estimated_tasks: spend.estimated_tasks,
+    }
+}
