@@ -61,6 +61,9 @@ pub struct TrueTask {
     pub queue: String,
     pub task_arn: String,
     pub pull_started_ms: i64,
+    /// When ECS first reports `pullStartedAt` (its RUNNING event): before then no event says
+    /// the task is billing, so no monitor can know.
+    pub first_reported_ms: i64,
     /// `None` if still running at the end of the workload.
     pub stopped_ms: Option<i64>,
     /// CPU units (1024 = 1 vCPU).
@@ -380,6 +383,7 @@ fn run_job(
             queue: plan.queue.to_owned(),
             task_arn: task_arn.clone(),
             pull_started_ms: pull_started,
+            first_reported_ms: started,
             stopped_ms: (stopped <= config.end_ms).then_some(stopped),
             cpu_units: cpu,
             memory_mib: memory,

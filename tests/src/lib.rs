@@ -1,1 +1,164 @@
-//! Helpers shared by the integration tests.
+//! Helpers shared by the integration tests: builders for facts, and an independent Fargate
+//! bill of a generated workload's ground truth.
+#![forbid(unsafe_code)]
+
+use std::collections::{BTreeMap, HashMap};
+
+use rust_decimal::Decimal;
+use shared::core::facts::{
+    Architecture, AttemptObserved, Capacity, Fact, FactBody, JobObserved, JobStatus, Millis,
+    Platform, TaskObserved, TaskSize,
+};
+use shared::synth::TrueTask;
+
+/// 2026-11-02T00:00:00Z: a quiet Monday to start test clocks from.
+pub const T0: i64 = 1_793_577_600_000;
+
+/// Milliseconds after [`T0`].
+pub fn at(offset_ms: i64) -> Millis {
+    Millis(T0 + offset_ms)
+}
+
+/// Whole seconds after [`T0`], as an evaluation instant.
+pub fn at_seconds(offset_seconds: i64) -> i64 {
+    T0 / 1000 + offset_seconds
+}
+
+/// An ECS task on the Batch compute environment `fargate-ce`, us-east-1, x86 on-demand.
+pub fn task(arn: &str, version: u64) -> TaskObserved {
+    TaskObserved {
+        task_arn: arn.to_owned(),
+        compute_environment: Some("fargate-ce".into()),
+        family: Some("jobdef".into()),
+        version,
+        last_status: "RUNNING".into(),
+        platform: Some(Platform::Fargate),
+        capacity: Some(Capacity::OnDemand),
+        size: Some(TaskSize {
+            vcpu: Decimal::ONE,
+            memory_gib: Decimal::TWO,
+            storage_gib: None,
+        }),
+        architecture: Some(Architecture::X86_64),
+        pull_started_at: None,
+        pull_stopped_at: None,
+        started_at: None,
+        stopped_at: None,
+        stop_code: None,
+        availability_zone: None,
+        region: Some("us-east-1".into()),
+    }
+}
+
+/// A Fargate job of 1 vCPU / 2 GiB on queue `q`, us-east-1.
+pub fn job(job_id: &str, status: JobStatus, attempts: Vec<AttemptObserved>) -> JobObserved {
+    JobObserved {
+        job_id: job_id.to_owned(),
+        job_name: format!("name-{job_id}"),
+        queue: "q".into(),
+        job_definition: "jobdef".into(),
+        status,
+        status_reason: None,
+        created_at: Some(at(0)),
+        attempts,
+        platform: Some(Platform::Fargate),
+        size: Some(TaskSize {
+            vcpu: Decimal::ONE,
+            memory_gib: Decimal::TWO,
+            storage_gib: None,
+        }),
+        architecture: None,
+        tags: BTreeMap::new(),
+        array_size: None,
+        node_index: None,
+        region: Some("us-east-1".into()),
+    }
+}
+
+pub fn attempt(
+    index: u32,
+    task_arn: Option<&str>,
+    started: Option<Millis>,
+    stopped: Option<Millis>,
+) -> AttemptObserved {
+    AttemptObserved {
+        index,
+        task_arn: task_arn.map(str::to_owned),
+        started_at: started,
+        stopped_at: stopped,
+        exit_code: None,
+    }
+}
+
+pub fn fact(event_id: &str, body: FactBody) -> Fact {
+    Fact {
+        event_id: event_id.to_owned(),
+        observed_at: None,
+        body,
+    }
+}
+
+/// The published us-east-1 Fargate prices, written out here on purpose (not read from the
+/// price table) so the bill below is independent of the code under test.
+pub struct IndependentPrices {
+    pub x86_vcpu_hour: Decimal,
+    pub x86_gb_hour: Decimal,
+    pub arm_vcpu_hour: Decimal,
+    pub arm_gb_hour: Decimal,
+    pub storage_gb_hour: Decimal,
+    pub spot_fraction: Decimal,
+}
+
+impl Default for IndependentPrices {
+    fn default() -> Self {
+        Self {
+            x86_vcpu_hour: Decimal::new(4048, 5),
+            x86_gb_hour: Decimal::new(4445, 6),
+            arm_vcpu_hour: Decimal::new(3238, 5),
+            arm_gb_hour: Decimal::new(356, 5),
+            storage_gb_hour: Decimal::new(111, 6),
+            spot_fraction: Decimal::new(30, 2),
+        }
+    }
+}
+
+/// The Fargate bill of what really ran, straight from the pricing page's rules:
+/// `max(60, ceil(stop − pullStartedAt))` seconds at the task's hourly price; a task still
+/// running is billed up to `at_ms` (which must be a whole second). Tasks no event has yet
+/// reported as pulling are left out: nothing can know of them.
+pub fn independent_bill(
+    tasks: &[TrueTask],
+    at_ms: i64,
+    prices: &IndependentPrices,
+) -> HashMap<String, Decimal> {
+    let mut per_job: HashMap<String, Decimal> = HashMap::new();
+    for task in tasks {
+        if task.first_reported_ms > at_ms {
+            continue;
+        }
+        let stop = task
+            .stopped_ms
+            .filter(|&stop| stop <= at_ms)
+            .unwrap_or(at_ms);
+        let elapsed_ms = stop - task.pull_started_ms;
+        let seconds = ((elapsed_ms + 999) / 1000).max(60);
+        let (vcpu_price, gb_price) = if task.arm {
+            (prices.arm_vcpu_hour, prices.arm_gb_hour)
+        } else {
+            (prices.x86_vcpu_hour, prices.x86_gb_hour)
+        };
+        let discount = if task.spot {
+            prices.spot_fraction
+        } else {
+            Decimal::ONE
+        };
+        let vcpu = Decimal::from(task.cpu_units) / Decimal::from(1024);
+        let gib = Decimal::from(task.memory_mib) / Decimal::from(1024);
+        let extra_storage = Decimal::from(task.storage_gib.saturating_sub(20));
+        let hourly = (vcpu * vcpu_price + gib * gb_price) * discount
+            + extra_storage * prices.storage_gb_hour;
+        *per_job.entry(task.job_id.clone()).or_default() +=
+            hourly * Decimal::from(seconds) / Decimal::from(3600);
+    }
+    per_job
+}

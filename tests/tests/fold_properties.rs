@@ -1,0 +1,192 @@
+//! Invariants of the fold, by proptest:
+//! - any order and any duplication of a set of facts gives the same ledger and spend;
+//! - the running sums (fast path) equal a walk of every unit;
+//! - spend never decreases as the evaluation time grows;
+//! - on generated workloads, every job's cost equals the Fargate formula (independent bill).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use batchguard_tests::{IndependentPrices, T0, at, attempt, fact, independent_bill, job, task};
+use proptest::prelude::*;
+use rust_decimal::Decimal;
+use shared::core::budget::BudgetPeriod;
+use shared::core::facts::{Capacity, Fact, FactBody, JobStatus, Millis, TaskSize};
+use shared::core::ledger::Ledger;
+use shared::core::prices::PriceTable;
+use shared::core::scope::Scope;
+use shared::events::{Parsed, parse_event};
+use shared::synth::{self, WorkloadConfig};
+
+const STATUSES: [JobStatus; 7] = [
+    JobStatus::Submitted,
+    JobStatus::Pending,
+    JobStatus::Runnable,
+    JobStatus::Starting,
+    JobStatus::Running,
+    JobStatus::Succeeded,
+    JobStatus::Failed,
+];
+
+fn arn(n: u8) -> String {
+    format!(
+        "arn:aws:ecs:us-east-1:1:task/AWSBatch-ce{}-0a95f22d-7108-3c4e-99f7-2fd92e1a8941/t{n}",
+        n % 2
+    )
+}
+
+fn optional_time() -> impl Strategy<Value = Option<Millis>> {
+    prop::option::of((0_i64..7_200_000).prop_map(at))
+}
+
+/// Facts drawn from small pools so they collide: the same task from several events and
+/// versions, the same ARN named by two jobs, attempts that disagree, regions without prices.
+fn adversarial_fact() -> impl Strategy<Value = FactBody> {
+    let task_fact = (
+        0_u8..6,
+        0_u64..6,
+        optional_time(),
+        optional_time(),
+        any::<bool>(),
+        0_u8..3,
+        prop::option::of(0_u32..80),
+    )
+        .prop_map(|(n, version, pull, stop, spot, size, storage)| {
+            let mut observed = task(&arn(n), version);
+            observed.pull_started_at = pull;
+            observed.stopped_at = stop;
+            observed.capacity = Some(if spot {
+                Capacity::Spot
+            } else {
+                Capacity::OnDemand
+            });
+            observed.size = (size > 0).then(|| TaskSize {
+                vcpu: Decimal::from(size),
+                memory_gib: Decimal::from(size * 2),
+                storage_gib: storage,
+            });
+            FactBody::Task(observed)
+        });
+    let attempt_strategy = (
+        0_u32..3,
+        prop::option::of(0_u8..6),
+        optional_time(),
+        optional_time(),
+    )
+        .prop_map(|(index, n, start, stop)| attempt(index, n.map(arn).as_deref(), start, stop));
+    let job_fact = (
+        0_u8..5,
+        0_usize..7,
+        prop::collection::vec(attempt_strategy, 0..3),
+        0_u8..3,
+        any::<bool>(),
+    )
+        .prop_map(|(j, status, attempts, queue, priced_region)| {
+            let mut observed = job(&format!("job-{j}"), STATUSES[status], attempts);
+            observed.queue = format!("queue-{queue}");
+            if !priced_region {
+                observed.region = Some("eu-south-2".into());
+            }
+            FactBody::Job(observed)
+        });
+    prop_oneof![task_fact, job_fact]
+}
+
+fn ledger_of<'a>(facts: impl IntoIterator<Item = &'a Fact>) -> Ledger {
+    let mut ledger = Ledger::new(PriceTable::builtin(), BudgetPeriod::Day);
+    for fact in facts {
+        ledger.apply(fact);
+    }
+    ledger
+}
+
+/// A set of facts, and the same set delivered in another order with some delivered twice.
+fn facts_and_redelivery() -> impl Strategy<Value = (Vec<Fact>, Vec<Fact>)> {
+    prop::collection::vec(adversarial_fact(), 1..40).prop_flat_map(|bodies| {
+        let facts: Vec<Fact> = bodies
+            .into_iter()
+            .enumerate()
+            .map(|(i, body)| Fact {
+                observed_at: Some(at(i64::try_from(i).unwrap() * 1000)),
+                ..fact(&format!("ev-{i}"), body)
+            })
+            .collect();
+        let count = facts.len();
+        let redelivered = (
+            Just(facts.clone()),
+            prop::collection::vec(0..count, 0..count),
+        )
+            .prop_map(|(mut all, again)| {
+                let extra: Vec<Fact> = again.into_iter().map(|i| all[i].clone()).collect();
+                all.extend(extra);
+                all
+            })
+            .prop_shuffle();
+        (Just(facts), redelivered)
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn any_order_and_any_duplicates_give_the_same_ledger((facts, redelivered) in facts_and_redelivery(), offset in 0_i64..10_000) {
+        let in_order = ledger_of(&facts);
+        let shuffled = ledger_of(&redelivered);
+        for at_s in [T0 / 1000 + offset, T0 / 1000 + 3 * offset, T0 / 1000 + 20_000] {
+            prop_assert_eq!(in_order.walk(at_s), shuffled.walk(at_s));
+            prop_assert_eq!(in_order.all_scope_spend(at_s), shuffled.all_scope_spend(at_s));
+        }
+    }
+
+    #[test]
+    fn running_sums_equal_a_walk_of_every_unit(facts in prop::collection::vec(adversarial_fact(), 1..40), later in 0_i64..200_000) {
+        let facts: Vec<Fact> = facts.into_iter().enumerate().map(|(i, body)| fact(&format!("ev-{i}"), body)).collect();
+        let ledger = ledger_of(&facts);
+        let at_s = ledger.horizon().unwrap_or(T0 / 1000) + later;
+        let walked = ledger.walk(at_s).scopes;
+        let fast = ledger.all_scope_spend(at_s);
+        prop_assert_eq!(walked, fast);
+    }
+
+    #[test]
+    fn spend_never_decreases_as_time_goes_on(facts in prop::collection::vec(adversarial_fact(), 1..40), steps in prop::collection::vec(1_i64..2_000, 1..12)) {
+        let facts: Vec<Fact> = facts.into_iter().enumerate().map(|(i, body)| fact(&format!("ev-{i}"), body)).collect();
+        let ledger = ledger_of(&facts);
+        let mut at_s = T0 / 1000 - 100;
+        let mut previous = ledger.walk(at_s);
+        for step in steps {
+            at_s += step;
+            let next = ledger.walk(at_s);
+            prop_assert!(next.scopes.get(&Scope::Total).map(|s| s.spend_usd) >= previous.scopes.get(&Scope::Total).map(|s| s.spend_usd));
+            for (before, after) in previous.jobs.iter().zip(&next.jobs) {
+                prop_assert!(after.billed_seconds >= before.billed_seconds);
+                prop_assert!(after.cost_usd >= before.cost_usd);
+            }
+            previous = next;
+        }
+    }
+
+    #[test]
+    fn generated_workloads_cost_exactly_the_fargate_formula(seed in any::<u64>(), jobs in 1_usize..25, cut_minutes in 30_i64..900) {
+        let start_ms = T0;
+        let config = WorkloadConfig { seed, jobs, start_ms, span_seconds: 4 * 3600, end_ms: start_ms + cut_minutes * 60_000, ..WorkloadConfig::sample_day() };
+        let workload = synth::generate(&config);
+        let mut ledger = Ledger::new(PriceTable::builtin(), BudgetPeriod::Month);
+        for event in synth::shuffle_with_duplicates(&workload.events, 20, seed) {
+            if let Parsed::Fact(fact) = parse_event(event.as_bytes()).unwrap() {
+                ledger.apply(&fact);
+            }
+        }
+        let at_s = Millis(config.end_ms).ceil_seconds();
+        let expected = independent_bill(&workload.tasks, at_s * 1000, &IndependentPrices::default());
+        let walk = ledger.walk(at_s);
+        let mut total = Decimal::ZERO;
+        for job in walk.jobs.iter().filter(|job| !job.array_parent) {
+            let want = expected.get(&job.job_id).copied().unwrap_or_default();
+            let got = job.cost_usd.expect("generated jobs are all priced");
+            prop_assert!((got - want).abs() <= Decimal::new(1, 6), "{}: {} vs {}", job.job_id, got, want);
+            total += want;
+        }
+        let reported = ledger.scope_spend(&Scope::Total, at_s).spend_usd;
+        prop_assert!((reported - total).abs() <= Decimal::new(1, 6), "total {} vs {}", reported, total);
+    }
+}
