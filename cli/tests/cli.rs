@@ -1,0 +1,343 @@
+//! The `batchguard` binary end to end, on workloads it has never seen.
+//!
+//! These live in the CLI package (not `tests/`) because Cargo gives the path of a binary
+//! (`CARGO_BIN_EXE_batchguard`) only to its own package's integration tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use batchguard_tests::{IndependentPrices, independent_bill};
+use rust_decimal::Decimal;
+use serde_json::Value;
+use shared::core::facts::Millis;
+use shared::synth::{self, WorkloadConfig};
+
+fn batchguard(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_batchguard"))
+        .args(args)
+        .output()
+        .expect("batchguard runs")
+}
+
+fn stdout_json(output: &Output) -> Value {
+    assert!(
+        output.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not one JSON document ({e}): {}",
+            String::from_utf8_lossy(&output.stdout)
+        )
+    })
+}
+
+fn money(value: &Value) -> Decimal {
+    value
+        .as_str()
+        .unwrap_or_else(|| panic!("money as a string, got {value}"))
+        .parse()
+        .unwrap()
+}
+
+const MALFORMED: [&str; 4] = [
+    "this is not json",
+    r#"{"version":"0","id":"trunc","detail-type":"Batch Job State Change","source":"aws.batch","detail":{"jobId":"#,
+    r#"{"version":"0","id":"no-job","detail-type":"Batch Job State Change","source":"aws.batch","region":"us-east-1","detail":{"status":"RUNNING","jobQueue":"q"}}"#,
+    r#"{"version":"0","id":"bad-cpu","detail-type":"ECS Task State Change","source":"aws.ecs","region":"us-east-1","detail":{"taskArn":"arn:aws:ecs:us-east-1:1:task/AWSBatch-ce-0a95f22d-7108-3c4e-99f7-2fd92e1a8941/x","clusterArn":"arn:aws:ecs:us-east-1:1:cluster/AWSBatch-ce-0a95f22d-7108-3c4e-99f7-2fd92e1a8941","cpu":"lots","memory":"512"}}"#,
+];
+
+/// An unseen workload (not the sample's seed), delivered shuffled and partly twice, split
+/// into a JSON Lines file and a JSON array file in a directory, with malformed lines mixed in.
+struct Scenario {
+    _directory: tempfile::TempDir,
+    events_dir: PathBuf,
+    end_ms: i64,
+    delivered: usize,
+    duplicates: usize,
+    workload: synth::Workload,
+}
+
+fn scenario(seed: u64) -> Scenario {
+    let base = WorkloadConfig::sample_day();
+    let config = WorkloadConfig {
+        seed,
+        jobs: 600,
+        end_ms: base.start_ms + 10 * 3_600_000,
+        ..base
+    };
+    let workload = synth::generate(&config);
+    let delivered = synth::shuffle_with_duplicates(&workload.events, 25, seed ^ 0xA5A5);
+    // A redelivered event batchguard skips (an ECS task outside Batch) counts as skipped again,
+    // not as a duplicate: only facts are deduplicated.
+    let foreign = |event: &String| event.contains("cluster/web-frontend");
+    let duplicates = delivered.iter().filter(|e| !foreign(e)).count()
+        - workload.events.iter().filter(|e| !foreign(e)).count();
+    let directory = tempfile::tempdir().unwrap();
+    let events_dir = directory.path().join("events");
+    std::fs::create_dir_all(events_dir.join("nested")).unwrap();
+    let (first, second) = delivered.split_at(delivered.len() / 2);
+    let mut lines: Vec<String> = first.to_vec();
+    for (i, bad) in MALFORMED.iter().enumerate() {
+        lines.insert(i * 97 + 3, (*bad).to_owned());
+    }
+    std::fs::write(events_dir.join("part-1.jsonl"), lines.join("\n") + "\n").unwrap();
+    let array: Vec<Value> = second
+        .iter()
+        .map(|e| serde_json::from_str(e).unwrap())
+        .collect();
+    std::fs::write(
+        events_dir.join("nested/part-2.json"),
+        serde_json::to_string_pretty(&array).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        events_dir.join("notes.txt"),
+        "not read: only .json/.jsonl/.ndjson in directories",
+    )
+    .unwrap();
+    Scenario {
+        _directory: directory,
+        events_dir,
+        end_ms: config.end_ms,
+        delivered: delivered.len(),
+        duplicates,
+        workload,
+    }
+}
+
+fn rfc3339(ms: i64) -> String {
+    Millis(ms).to_datetime().unwrap().to_rfc3339()
+}
+
+#[test]
+fn replay_matches_an_independent_fargate_bill_and_counts_malformed_lines() {
+    let scenario = scenario(4242);
+    let at_ms = Millis(scenario.end_ms).ceil_seconds() * 1000;
+    let output = batchguard(&[
+        "replay",
+        "--json",
+        "--at",
+        &rfc3339(at_ms),
+        scenario.events_dir.to_str().unwrap(),
+    ]);
+    let report = stdout_json(&output);
+
+    let expected = independent_bill(
+        &scenario.workload.tasks,
+        at_ms,
+        &IndependentPrices::default(),
+    );
+    let reported: std::collections::HashMap<&str, Decimal> = report["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|job| (job["job_id"].as_str().unwrap(), money(&job["cost_usd"])))
+        .collect();
+    assert!(expected.len() > 400, "only {} jobs billed", expected.len());
+    for (id, want) in &expected {
+        let got = reported
+            .get(id.as_str())
+            .unwrap_or_else(|| panic!("{id} is billed but not reported"));
+        assert!(
+            (got - want).abs() <= Decimal::new(1, 6),
+            "{id}: reported {got}, bill {want}"
+        );
+    }
+    for (id, got) in &reported {
+        if !expected.contains_key(*id) {
+            assert_eq!(*got, Decimal::ZERO, "{id} ran nothing billable yet");
+        }
+    }
+    let bill: Decimal = expected.values().copied().sum();
+    let spend = money(&report["spend_usd"]);
+    assert!(
+        (spend - bill).abs() <= Decimal::new(1, 6),
+        "total {spend} vs {bill}"
+    );
+    let by_queue: Decimal = report["by_queue"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(money)
+        .sum();
+    assert!(
+        (by_queue - spend).abs() <= Decimal::new(1, 8),
+        "queues sum to the total"
+    );
+
+    let events = &report["events"];
+    assert_eq!(events["rejected"], MALFORMED.len());
+    assert_eq!(events["duplicates"], scenario.duplicates);
+    let read = scenario.delivered + MALFORMED.len();
+    assert_eq!(events["read"], read);
+    assert!(
+        events["skipped"].as_u64().unwrap() > 0,
+        "non-Batch ECS tasks are skipped"
+    );
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        stderr.matches("rejected ").count(),
+        MALFORMED.len(),
+        "{stderr}"
+    );
+    assert!(stderr.contains("part-1.jsonl:4: not JSON"), "{stderr}");
+    assert!(stderr.contains("missing field `jobId`"), "{stderr}");
+    assert!(stderr.contains("field `detail.cpu` = \"lots\""), "{stderr}");
+    for key in [
+        "as_of",
+        "by_compute_environment",
+        "by_job_definition",
+        "running_jobs",
+        "burn_rate_usd_per_hour",
+        "budget_usd",
+        "budget_used_percent",
+        "projected_exhaustion",
+    ] {
+        assert!(report.get(key).is_some(), "missing key {key}");
+    }
+}
+
+#[test]
+fn ingest_then_status_gives_the_replay_figures_and_a_second_ingest_stores_nothing() {
+    let scenario = scenario(99);
+    let directory = tempfile::tempdir().unwrap();
+    let store = directory.path().join("store.sqlite");
+    let store = store.to_str().unwrap();
+    let events = scenario.events_dir.to_str().unwrap();
+
+    let first = stdout_json(&batchguard(&["ingest", "--json", "--store", store, events]));
+    assert_eq!(first["events"]["rejected"], MALFORMED.len());
+    let second = stdout_json(&batchguard(&["ingest", "--json", "--store", store, events]));
+    assert_eq!(second["stored"], 0, "everything was a redelivery");
+
+    let status = stdout_json(&batchguard(&[
+        "status", "--json", "--budget", "150", "--store", store,
+    ]));
+    let replay = stdout_json(&batchguard(&[
+        "replay", "--json", "--budget", "150", events,
+    ]));
+    for key in [
+        "as_of",
+        "spend_usd",
+        "by_queue",
+        "by_compute_environment",
+        "by_job_definition",
+        "by_tag",
+        "jobs",
+        "running_jobs",
+        "burn_rate_usd_per_hour",
+        "budget_used_percent",
+        "projected_exhaustion",
+        "outlook",
+    ] {
+        assert_eq!(
+            status[key], replay[key],
+            "{key} differs between status and replay"
+        );
+    }
+    let counts = &status["events"];
+    assert_eq!(
+        counts["rejected"],
+        2 * MALFORMED.len(),
+        "counts add up over both ingests"
+    );
+    assert_eq!(
+        counts["read"],
+        2 * replay["events"]["read"].as_u64().unwrap()
+    );
+}
+
+#[test]
+fn a_budget_gives_percent_used_and_a_forecast() {
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/sample-day.jsonl");
+    let report = stdout_json(&batchguard(&[
+        "replay",
+        "--json",
+        "--budget",
+        "25",
+        sample.to_str().unwrap(),
+    ]));
+    let spend = money(&report["period_spend_usd"]);
+    let burn = money(&report["burn_rate_usd_per_hour"]);
+    assert!(burn > Decimal::ZERO, "the sample ends with jobs running");
+    assert_eq!(
+        money(&report["budget_used_percent"]),
+        (spend * Decimal::from(100) / Decimal::from(25)).round_dp(4)
+    );
+    assert_eq!(report["outlook"], "runs_out");
+    let as_of = chrono::DateTime::parse_from_rfc3339(report["as_of"].as_str().unwrap()).unwrap();
+    let runs_out =
+        chrono::DateTime::parse_from_rfc3339(report["projected_exhaustion"].as_str().unwrap())
+            .unwrap();
+    let hours_left = (Decimal::from(25) - spend) / burn;
+    let seconds = Decimal::from((runs_out - as_of).num_seconds());
+    assert!(
+        (seconds - hours_left * Decimal::from(3600)).abs() <= Decimal::ONE,
+        "{seconds} s vs {hours_left} h"
+    );
+}
+
+#[test]
+fn the_human_report_has_the_queue_table_and_budget_line() {
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/sample-day.jsonl");
+    let output = batchguard(&["replay", "--budget", "25", sample.to_str().unwrap()]);
+    assert!(output.status.success());
+    let text = String::from_utf8_lossy(&output.stdout);
+    for needle in [
+        "Spend by queue",
+        "etl-spot",
+        "genomics-high",
+        "Burn rate",
+        "runs out at",
+        "Spend by compute environment",
+        "fargate-spot-ce",
+    ] {
+        assert!(text.contains(needle), "{needle} not in:\n{text}");
+    }
+    assert!(
+        output.stderr.is_empty(),
+        "no progress bar when stderr is not a terminal"
+    );
+}
+
+#[test]
+fn an_unreadable_path_is_an_error_with_a_non_zero_exit() {
+    let output = batchguard(&["replay", "/no/such/events.jsonl"]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("/no/such/events.jsonl"), "{stderr}");
+}
+
+#[test]
+fn a_price_file_overrides_the_built_in_prices_and_a_bad_one_is_named() {
+    let directory = tempfile::tempdir().unwrap();
+    let prices = directory.path().join("prices.toml");
+    // Spot at exactly the on-demand price: spend must rise.
+    std::fs::write(&prices, "spot_fraction_of_on_demand = \"1\"\n").unwrap();
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/sample-day.jsonl");
+    let sample = sample.to_str().unwrap();
+    let base = money(&stdout_json(&batchguard(&["replay", "--json", sample]))["spend_usd"]);
+    let dearer = money(
+        &stdout_json(&batchguard(&[
+            "replay",
+            "--json",
+            "--prices",
+            prices.to_str().unwrap(),
+            sample,
+        ]))["spend_usd"],
+    );
+    assert!(dearer > base, "{dearer} vs {base}");
+
+    std::fs::write(&prices, "[[fargate]]\nregion = \"us-east-1\"\n").unwrap();
+    let output = batchguard(&["replay", "--prices", prices.to_str().unwrap(), sample]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("prices.toml") && stderr.contains("missing field `architecture`"),
+        "{stderr}"
+    );
+}
