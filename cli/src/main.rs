@@ -16,7 +16,7 @@ use rust_decimal::Decimal;
 use shared::adapters::files::{self, InputFile};
 use shared::adapters::sqlite::SqliteEventLog;
 use shared::core::budget::BudgetPeriod;
-use shared::core::facts::Millis;
+use shared::core::facts::{Fact, Millis};
 use shared::core::ledger::Ledger;
 use shared::core::prices::PriceTable;
 use shared::intake::{Intake, Outcome};
@@ -215,7 +215,7 @@ fn summarize_rejections(counts: &IngestCounts) {
 fn read_all(
     files: &[InputFile],
     intake: &mut Intake,
-    mut on_fact: impl FnMut(Record),
+    mut on_fact: impl FnMut(Fact),
     mut on_rejected: impl FnMut(Quarantined),
 ) -> Result<(), CliError> {
     let bar = progress(files);
@@ -269,12 +269,7 @@ fn replay(evaluation: &Evaluation, paths: &[PathBuf]) -> Result<(), CliError> {
     let mut ledger = Ledger::new(load_prices(evaluation)?, evaluation.period);
     let files = files::expand_paths(paths)?;
     let mut intake = Intake::new(true);
-    read_all(
-        &files,
-        &mut intake,
-        |record| ledger.apply(&record.fact),
-        |_| {},
-    )?;
+    read_all(&files, &mut intake, |fact| ledger.apply(&fact), |_| {})?;
     let at = evaluation_instant(evaluation, &ledger);
     let report = StatusReport::build(&ledger, at, evaluation.budget, intake.counts);
     print_report(&report, evaluation.json);
@@ -290,7 +285,7 @@ async fn ingest(store_path: &Path, json: bool, paths: &[PathBuf]) -> Result<(), 
     read_all(
         &files,
         &mut intake,
-        |record| records.push(record),
+        |fact| records.push(Record::new(fact)),
         |q| rejected.push(q),
     )?;
     let mut duplicates = 0;

@@ -4,25 +4,41 @@
 use std::collections::HashSet;
 
 use crate::events::{self, Parsed, SkipReason};
-use crate::ports::{IngestCounts, Quarantined, Record, record_key};
+use std::hash::Hash;
+
+use crate::core::facts::Fact;
+use crate::ports::{IngestCounts, Quarantined};
 
 /// What happened to one event.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "almost every event is a fact: boxing would allocate on the common path to save stack on the rare one"
+)]
 #[derive(Debug)]
 pub enum Outcome {
-    /// A fact not seen before in this intake (see [`record_key`]).
-    Fact(Record),
+    /// A fact not seen before in this intake.
+    Fact(Fact),
     /// The same event again: a redelivery.
     Duplicate,
     Skipped(SkipReason),
     Rejected(Quarantined),
 }
 
-/// Parses events and keeps the counts. `dedupe` remembers record keys (replays); an intake
-/// feeding an event log leaves that to the log, which knows what earlier runs stored.
+/// Parses events and keeps the counts. `dedupe` remembers what it has seen (replays); an
+/// intake feeding an event log leaves that to the log, which knows what earlier runs stored.
 #[derive(Debug, Default)]
 pub struct Intake {
     pub counts: IngestCounts,
-    seen: Option<HashSet<String>>,
+    /// 128-bit digests of the facts seen. They live only as long as the intake, so the
+    /// derived `Hash` (whose byte layout Rust does not promise across versions) is enough;
+    /// persisted keys use [`crate::ports::record_key`].
+    seen: Option<HashSet<u128>>,
+}
+
+fn digest(fact: &Fact) -> u128 {
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    fact.hash(&mut hasher);
+    hasher.digest128()
 }
 
 impl Intake {
@@ -38,14 +54,13 @@ impl Intake {
         self.counts.read += 1;
         match events::parse_event(bytes) {
             Ok(Parsed::Fact(fact)) => {
-                let key = record_key(&fact);
                 if let Some(seen) = &mut self.seen {
-                    if !seen.insert(key.clone()) {
+                    if !seen.insert(digest(&fact)) {
                         self.counts.duplicates += 1;
                         return Outcome::Duplicate;
                     }
                 }
-                Outcome::Fact(Record { key, fact })
+                Outcome::Fact(fact)
             }
             Ok(Parsed::Skipped(reason)) => {
                 self.counts.skipped += 1;

@@ -100,6 +100,7 @@ pub fn fact(event_id: &str, body: FactBody) -> Fact {
 
 /// The published us-east-1 Fargate prices, written out here on purpose (not read from the
 /// price table) so the bill below is independent of the code under test.
+#[derive(Clone, Debug)]
 pub struct IndependentPrices {
     pub x86_vcpu_hour: Decimal,
     pub x86_gb_hour: Decimal,

@@ -22,10 +22,11 @@
 //! for `at` at or after the ledger's *horizon* (the latest start or stop it knows); earlier
 //! instants are answered by walking every unit ([`Ledger::walk`]).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
 
 use rust_decimal::Decimal;
+use rustc_hash::FxHashMap;
 
 use super::billing::{self, Accrued, Billing};
 use super::budget::BudgetPeriod;
@@ -84,6 +85,27 @@ impl<T: Ord> Lww<T> {
         if !keep {
             self.slot = Some((rank, value));
         }
+    }
+
+    /// As [`Lww::offer`], cloning the value only when it wins.
+    fn offer_ref(&mut self, rank: Rank, value: Option<&T>)
+    where
+        T: Clone,
+    {
+        let Some(value) = value else { return };
+        let keep =
+            matches!(&self.slot, Some((held_rank, held)) if (held_rank, held) >= (&rank, value));
+        if !keep {
+            self.slot = Some((rank, value.clone()));
+        }
+    }
+
+    /// As [`Lww::offer`], building the value only when its rank does not already lose.
+    fn offer_with(&mut self, rank: Rank, make: impl FnOnce() -> T) {
+        if matches!(&self.slot, Some((held_rank, _)) if *held_rank > rank) {
+            return;
+        }
+        self.offer(rank, Some(make()));
     }
 
     fn get(&self) -> Option<&T> {
@@ -248,44 +270,112 @@ pub struct Walk {
 /// The spend ledger. See the module docs.
 #[derive(Clone, Debug)]
 pub struct Ledger {
-    prices: PriceTable,
+    state: State,
     period: BudgetPeriod,
-    jobs: Vec<JobState>,
-    job_index: HashMap<String, u32>,
-    tasks: Vec<TaskState>,
-    task_index: HashMap<String, u32>,
-    /// Task ARN → the attempts that name it, as (job id, attempt index). The least claims the
-    /// task; any other claimant bills nothing, so a task is never counted twice.
-    claims: HashMap<String, BTreeSet<(String, u32)>>,
-    contributions: HashMap<UnitId, Contribution>,
-    scopes: Vec<ScopeSums>,
-    scope_names: Vec<Scope>,
-    scope_index: HashMap<Scope, ScopeId>,
+    contributions: FxHashMap<UnitId, Contribution>,
+    table: ScopeTable,
     horizon: Option<i64>,
     latest_instant: Option<Millis>,
+}
+
+/// The merged jobs and tasks, and what billing needs to read them.
+#[derive(Clone, Debug)]
+struct State {
+    prices: PriceTable,
+    jobs: Vec<JobState>,
+    job_index: FxHashMap<String, u32>,
+    tasks: Vec<TaskState>,
+    task_index: FxHashMap<String, u32>,
+    /// Task ARN → the attempts that name it, as (job id, attempt index). The least claims the
+    /// task; any other claimant bills nothing, so a task is never counted twice.
+    claims: FxHashMap<String, BTreeSet<(String, u32)>>,
+}
+
+/// Scopes by id, with lookups by borrowed names so interning a known scope allocates nothing.
+#[derive(Clone, Debug, Default)]
+struct ScopeTable {
+    sums: Vec<ScopeSums>,
+    names: Vec<Scope>,
+    index: FxHashMap<Scope, ScopeId>,
+    queues: FxHashMap<String, ScopeId>,
+    compute_environments: FxHashMap<String, ScopeId>,
+    job_definitions: FxHashMap<String, ScopeId>,
+    tags: FxHashMap<String, FxHashMap<String, ScopeId>>,
+}
+
+/// A scope named by borrowed strings, as a unit's input states it.
+#[derive(Clone, Copy, Debug)]
+enum ScopeKey<'a> {
+    Total,
+    Queue(&'a str),
+    ComputeEnvironment(&'a str),
+    JobDefinition(&'a str),
+    Tag(&'a str, &'a str),
+}
+
+impl ScopeTable {
+    fn intern(&mut self, key: ScopeKey<'_>) -> ScopeId {
+        let known = match key {
+            ScopeKey::Total => self.index.get(&Scope::Total).copied(),
+            ScopeKey::Queue(name) => self.queues.get(name).copied(),
+            ScopeKey::ComputeEnvironment(name) => self.compute_environments.get(name).copied(),
+            ScopeKey::JobDefinition(name) => self.job_definitions.get(name).copied(),
+            ScopeKey::Tag(k, v) => self.tags.get(k).and_then(|values| values.get(v)).copied(),
+        };
+        if let Some(id) = known {
+            return id;
+        }
+        let id = index_u32(self.sums.len());
+        let scope = match key {
+            ScopeKey::Total => Scope::Total,
+            ScopeKey::Queue(name) => {
+                self.queues.insert(name.to_owned(), id);
+                Scope::Queue(name.into())
+            }
+            ScopeKey::ComputeEnvironment(name) => {
+                self.compute_environments.insert(name.to_owned(), id);
+                Scope::ComputeEnvironment(name.into())
+            }
+            ScopeKey::JobDefinition(name) => {
+                self.job_definitions.insert(name.to_owned(), id);
+                Scope::JobDefinition(name.into())
+            }
+            ScopeKey::Tag(k, v) => {
+                self.tags
+                    .entry(k.to_owned())
+                    .or_default()
+                    .insert(v.to_owned(), id);
+                Scope::Tag(k.into(), v.into())
+            }
+        };
+        self.sums.push(ScopeSums::default());
+        self.names.push(scope.clone());
+        self.index.insert(scope, id);
+        id
+    }
 }
 
 impl Ledger {
     pub fn new(prices: PriceTable, period: BudgetPeriod) -> Self {
         Self {
-            prices,
+            state: State {
+                prices,
+                jobs: Vec::new(),
+                job_index: FxHashMap::default(),
+                tasks: Vec::new(),
+                task_index: FxHashMap::default(),
+                claims: FxHashMap::default(),
+            },
             period,
-            jobs: Vec::new(),
-            job_index: HashMap::new(),
-            tasks: Vec::new(),
-            task_index: HashMap::new(),
-            claims: HashMap::new(),
-            contributions: HashMap::new(),
-            scopes: Vec::new(),
-            scope_names: Vec::new(),
-            scope_index: HashMap::new(),
+            contributions: FxHashMap::default(),
+            table: ScopeTable::default(),
             horizon: None,
             latest_instant: None,
         }
     }
 
     pub fn prices(&self) -> &PriceTable {
-        &self.prices
+        &self.state.prices
     }
 
     pub fn period(&self) -> BudgetPeriod {
@@ -294,11 +384,11 @@ impl Ledger {
 
     /// Number of jobs and of tasks known.
     pub fn len(&self) -> (usize, usize) {
-        (self.jobs.len(), self.tasks.len())
+        (self.state.jobs.len(), self.state.tasks.len())
     }
 
     pub fn is_empty(&self) -> bool {
-        self.jobs.is_empty() && self.tasks.is_empty()
+        self.state.jobs.is_empty() && self.state.tasks.is_empty()
     }
 
     /// The latest instant any applied fact mentions: the default evaluation time.
@@ -317,21 +407,23 @@ impl Ledger {
         if let Some(latest) = fact.latest_instant() {
             self.latest_instant = Some(self.latest_instant.map_or(latest, |held| held.max(latest)));
         }
-        let touched = match &fact.body {
+        let mut touched = match &fact.body {
             FactBody::Job(job) => self.merge_job(fact, job),
             FactBody::Task(task) => self.merge_task(fact, task),
         };
+        touched.sort_unstable();
+        touched.dedup();
         for unit in touched {
             self.refresh(unit);
         }
     }
 
-    fn merge_job(&mut self, fact: &Fact, observed: &JobObserved) -> BTreeSet<UnitId> {
-        let job_idx = match self.job_index.get(&observed.job_id) {
+    fn merge_job(&mut self, fact: &Fact, observed: &JobObserved) -> Vec<UnitId> {
+        let job_idx = match self.state.job_index.get(&observed.job_id) {
             Some(&idx) => idx,
             None => {
-                let idx = index_u32(self.jobs.len());
-                self.jobs.push(JobState {
+                let idx = index_u32(self.state.jobs.len());
+                self.state.jobs.push(JobState {
                     job_id: observed.job_id.clone(),
                     head: Lww::default(),
                     created_at: None,
@@ -344,7 +436,7 @@ impl Ledger {
                     region: Lww::default(),
                     attempts: BTreeMap::new(),
                 });
-                self.job_index.insert(observed.job_id.clone(), idx);
+                self.state.job_index.insert(observed.job_id.clone(), idx);
                 idx
             }
         };
@@ -357,32 +449,27 @@ impl Ledger {
         let rank = Rank::new(major, fact);
 
         let mut renamed: Vec<(u32, Option<String>, Option<String>)> = Vec::new();
-        let job = &mut self.jobs[job_idx as usize];
-        job.head.offer(
-            rank,
-            Some(JobHead {
-                status: observed.status,
-                queue: observed.queue.clone(),
-                job_definition: observed.job_definition.clone(),
-                job_name: observed.job_name.clone(),
-                status_reason: observed.status_reason.clone(),
-            }),
-        );
+        let job = &mut self.state.jobs[job_idx as usize];
+        job.head.offer_with(rank, || JobHead {
+            status: observed.status,
+            queue: observed.queue.clone(),
+            job_definition: observed.job_definition.clone(),
+            job_name: observed.job_name.clone(),
+            status_reason: observed.status_reason.clone(),
+        });
         join_min(&mut job.created_at, observed.created_at);
         job.platform.offer(rank, observed.platform);
         job.size.offer(rank, observed.size);
         job.architecture.offer(rank, observed.architecture);
-        job.tags.offer(
-            rank,
-            (!observed.tags.is_empty()).then(|| observed.tags.clone()),
-        );
+        job.tags
+            .offer_ref(rank, Some(&observed.tags).filter(|tags| !tags.is_empty()));
         job.array_size.offer(rank, observed.array_size);
         job.node_index.offer(rank, observed.node_index);
-        job.region.offer(rank, observed.region.clone());
+        job.region.offer_ref(rank, observed.region.as_ref());
         for attempt in &observed.attempts {
             let state = job.attempts.entry(attempt.index).or_default();
             let before = state.task_arn.get().cloned();
-            state.task_arn.offer(rank, attempt.task_arn.clone());
+            state.task_arn.offer_ref(rank, attempt.task_arn.as_ref());
             join_min(&mut state.started_at, attempt.started_at);
             join_max(&mut state.stopped_at, attempt.stopped_at);
             state.exit_code.offer(rank, attempt.exit_code);
@@ -392,7 +479,7 @@ impl Ledger {
             }
         }
 
-        let mut touched: BTreeSet<UnitId> = self.jobs[job_idx as usize]
+        let mut touched: Vec<UnitId> = self.state.jobs[job_idx as usize]
             .attempts
             .keys()
             .map(|&attempt| UnitId::Attempt {
@@ -400,34 +487,38 @@ impl Ledger {
                 attempt,
             })
             .collect();
-        let job_id = self.jobs[job_idx as usize].job_id.clone();
+        if renamed.is_empty() {
+            return touched;
+        }
+        let job_id = self.state.jobs[job_idx as usize].job_id.clone();
         for (attempt, before, after) in renamed {
             if let Some(arn) = before {
-                if let Some(set) = self.claims.get_mut(&arn) {
+                if let Some(set) = self.state.claims.get_mut(&arn) {
                     set.remove(&(job_id.clone(), attempt));
                     if set.is_empty() {
-                        self.claims.remove(&arn);
+                        self.state.claims.remove(&arn);
                     }
                 }
-                self.touch_task_units(&arn, &mut touched);
+                self.state.touch_task_units(&arn, &mut touched);
             }
             if let Some(arn) = after {
-                self.claims
+                self.state
+                    .claims
                     .entry(arn.clone())
                     .or_default()
                     .insert((job_id.clone(), attempt));
-                self.touch_task_units(&arn, &mut touched);
+                self.state.touch_task_units(&arn, &mut touched);
             }
         }
         touched
     }
 
-    fn merge_task(&mut self, fact: &Fact, observed: &TaskObserved) -> BTreeSet<UnitId> {
-        let task_idx = match self.task_index.get(&observed.task_arn) {
+    fn merge_task(&mut self, fact: &Fact, observed: &TaskObserved) -> Vec<UnitId> {
+        let task_idx = match self.state.task_index.get(&observed.task_arn) {
             Some(&idx) => idx,
             None => {
-                let idx = index_u32(self.tasks.len());
-                self.tasks.push(TaskState {
+                let idx = index_u32(self.state.tasks.len());
+                self.state.tasks.push(TaskState {
                     task_arn: observed.task_arn.clone(),
                     head: Lww::default(),
                     compute_environment: Lww::default(),
@@ -443,55 +534,35 @@ impl Ledger {
                     started_at: None,
                     stopped_at: None,
                 });
-                self.task_index.insert(observed.task_arn.clone(), idx);
+                self.state.task_index.insert(observed.task_arn.clone(), idx);
                 idx
             }
         };
         let rank = Rank::new(observed.version, fact);
-        let task = &mut self.tasks[task_idx as usize];
-        task.head.offer(
-            rank,
-            Some(TaskHead {
-                last_status: observed.last_status.clone(),
-                stop_code: observed.stop_code.clone(),
-            }),
-        );
+        let task = &mut self.state.tasks[task_idx as usize];
+        task.head.offer_with(rank, || TaskHead {
+            last_status: observed.last_status.clone(),
+            stop_code: observed.stop_code.clone(),
+        });
         task.compute_environment
-            .offer(rank, observed.compute_environment.clone());
-        task.family.offer(rank, observed.family.clone());
+            .offer_ref(rank, observed.compute_environment.as_ref());
+        task.family.offer_ref(rank, observed.family.as_ref());
         task.platform.offer(rank, observed.platform);
         task.capacity.offer(rank, observed.capacity);
         task.size.offer(rank, observed.size);
         task.architecture.offer(rank, observed.architecture);
         task.availability_zone
-            .offer(rank, observed.availability_zone.clone());
-        task.region.offer(rank, observed.region.clone());
+            .offer_ref(rank, observed.availability_zone.as_ref());
+        task.region.offer_ref(rank, observed.region.as_ref());
         join_min(&mut task.pull_started_at, observed.pull_started_at);
         join_max(&mut task.pull_stopped_at, observed.pull_stopped_at);
         join_min(&mut task.started_at, observed.started_at);
         join_max(&mut task.stopped_at, observed.stopped_at);
 
-        let mut touched = BTreeSet::new();
-        let arn = observed.task_arn.clone();
-        self.touch_task_units(&arn, &mut touched);
+        let mut touched = Vec::with_capacity(2);
+        self.state
+            .touch_task_units(&observed.task_arn, &mut touched);
         touched
-    }
-
-    /// The units whose billing depends on the task with this ARN.
-    fn touch_task_units(&self, task_arn: &str, touched: &mut BTreeSet<UnitId>) {
-        if let Some(&task) = self.task_index.get(task_arn) {
-            touched.insert(UnitId::Unattributed { task });
-        }
-        if let Some(claimants) = self.claims.get(task_arn) {
-            for (job_id, attempt) in claimants {
-                if let Some(&job) = self.job_index.get(job_id) {
-                    touched.insert(UnitId::Attempt {
-                        job,
-                        attempt: *attempt,
-                    });
-                }
-            }
-        }
     }
 
     /// Recomputes a unit's contribution and applies the difference to the scope sums.
@@ -515,23 +586,16 @@ impl Ledger {
         }
     }
 
-    fn owner_of(&self, task_arn: &str) -> Option<(&str, u32)> {
-        self.claims
-            .get(task_arn)
-            .and_then(|set| set.first())
-            .map(|(job, attempt)| (job.as_str(), *attempt))
-    }
-
     /// The contribution a unit makes now, from the merged state alone.
     fn contribution(&mut self, unit: UnitId) -> Option<Contribution> {
         let input = match unit {
-            UnitId::Attempt { job, attempt } => self.attempt_input(job, attempt)?,
-            UnitId::Unattributed { task } => self.unattributed_input(task)?,
+            UnitId::Attempt { job, attempt } => self.state.attempt_input(job, attempt)?,
+            UnitId::Unattributed { task } => self.state.unattributed_input(task)?,
         };
         let scopes = input
             .scopes
             .into_iter()
-            .map(|scope| self.scope_id(scope))
+            .map(|key| self.table.intern(key))
             .collect();
         let (billing, unpriced) = match input.priced {
             Ok(hourly_rate) => (input.timing.billing(hourly_rate), None),
@@ -550,7 +614,294 @@ impl Ledger {
         })
     }
 
-    fn attempt_input(&self, job_idx: u32, attempt_index: u32) -> Option<UnitInput> {
+    fn account(&mut self, unit: UnitId, contribution: &Contribution, sign: Sign) {
+        let period = self.period;
+        for &scope in &contribution.scopes {
+            let sums = &mut self.table.sums[scope as usize];
+            sums.units = sign.count(sums.units);
+            if contribution.unpriced.is_some() {
+                sums.unpriced_units = sign.count(sums.unpriced_units);
+            }
+            if contribution.estimated {
+                sums.estimated_units = sign.count(sums.estimated_units);
+            }
+            match contribution.billing {
+                Billing::NotStarted => {}
+                Billing::Running {
+                    anchor,
+                    hourly_rate,
+                } => {
+                    let (period_start, _) = period.bounds(anchor);
+                    let bucket = sums.running_by_period.entry(period_start).or_default();
+                    bucket.units = sign.count(bucket.units);
+                    bucket.sum_rate = sign.apply(bucket.sum_rate, hourly_rate);
+                    bucket.sum_rate_offset = sign.apply(
+                        bucket.sum_rate_offset,
+                        hourly_rate * Decimal::from(anchor - period_start),
+                    );
+                    if bucket.units == 0 {
+                        sums.running_by_period.remove(&period_start);
+                    }
+                    match sign {
+                        Sign::Add => sums.running_by_anchor.insert((anchor, unit), hourly_rate),
+                        Sign::Remove => sums.running_by_anchor.remove(&(anchor, unit)),
+                    };
+                    sums.running_vcpu = sign.apply(sums.running_vcpu, contribution.size.vcpu);
+                    sums.running_memory_gib =
+                        sign.apply(sums.running_memory_gib, contribution.size.memory_gib);
+                }
+                Billing::Closed {
+                    anchor,
+                    billed_seconds,
+                    hourly_rate,
+                    ..
+                } => {
+                    sums.closed_total = sign.apply(
+                        sums.closed_total,
+                        hourly_rate * Decimal::from(billed_seconds),
+                    );
+                    for (period_start, seconds) in
+                        split_by_period(period, anchor, anchor + billed_seconds)
+                    {
+                        let slot = sums.closed_by_period.entry(period_start).or_default();
+                        *slot = sign.apply(*slot, hourly_rate * Decimal::from(seconds));
+                        if slot.is_zero() && sign == Sign::Remove {
+                            sums.closed_by_period.remove(&period_start);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Spend of one scope at whole second `at`, from the running sums when `at` is at or past
+    /// the horizon (the fast path), by walking every unit otherwise.
+    pub fn scope_spend(&self, scope: &Scope, at: i64) -> ScopeSpend {
+        let Some(&id) = self.table.index.get(scope) else {
+            return ScopeSpend::default();
+        };
+        if self.horizon.is_some_and(|horizon| at < horizon) {
+            return self.walk(at).scopes.remove(scope).unwrap_or_default();
+        }
+        self.scope_spend_fast(id, at)
+    }
+
+    fn scope_spend_fast(&self, id: ScopeId, at: i64) -> ScopeSpend {
+        let sums = &self.table.sums[id as usize];
+        let (period_start, _) = self.period.bounds(at);
+        let mut all_time = sums.closed_total;
+        let mut in_period = sums
+            .closed_by_period
+            .get(&period_start)
+            .copied()
+            .unwrap_or_default();
+        let mut burn = Decimal::ZERO;
+        let mut running_units = 0;
+        for (&bucket_start, bucket) in &sums.running_by_period {
+            // Σ rate × (at − anchor) = Σ rate × (at − start) − Σ rate × (anchor − start)
+            let linear =
+                bucket.sum_rate * Decimal::from(at - bucket_start) - bucket.sum_rate_offset;
+            all_time += linear;
+            in_period += if bucket_start >= period_start {
+                linear
+            } else {
+                bucket.sum_rate * Decimal::from(at - period_start)
+            };
+            burn += bucket.sum_rate;
+            running_units += bucket.units;
+        }
+        // The one-minute minimum for units started less than 60 s before `at`: the linear sum
+        // counted (at − anchor) seconds, the rule says 60.
+        let recent = (at - billing::MINIMUM_BILLED_SECONDS + 1, UnitId::MIN)..;
+        for (&(anchor, _), &rate) in sums.running_by_anchor.range(recent) {
+            let missing = billing::MINIMUM_BILLED_SECONDS - (at - anchor);
+            let correction = rate * Decimal::from(missing);
+            all_time += correction;
+            in_period += correction;
+        }
+        ScopeSpend {
+            spend_usd: billing::usd(all_time),
+            period_spend_usd: billing::usd(in_period),
+            burn_rate_usd_per_hour: burn,
+            running_tasks: running_units,
+            running_vcpu: sums.running_vcpu,
+            running_memory_gib: sums.running_memory_gib,
+            unpriced_tasks: sums.unpriced_units,
+            estimated_tasks: sums.estimated_units,
+        }
+    }
+
+    /// Every scope that holds at least one unit.
+    pub fn scopes(&self) -> impl Iterator<Item = &Scope> {
+        self.table
+            .names
+            .iter()
+            .zip(&self.table.sums)
+            .filter(|(_, sums)| sums.units > 0)
+            .map(|(scope, _)| scope)
+    }
+
+    /// Spend of every scope at `at`, fast path where it holds.
+    pub fn all_scope_spend(&self, at: i64) -> BTreeMap<Scope, ScopeSpend> {
+        if self.horizon.is_some_and(|horizon| at < horizon) {
+            return self.walk(at).scopes;
+        }
+        self.table
+            .names
+            .iter()
+            .enumerate()
+            .filter(|(id, _)| self.table.sums[*id].units > 0)
+            .map(|(id, scope)| (scope.clone(), self.scope_spend_fast(index_u32(id), at)))
+            .collect()
+    }
+
+    /// Walks every unit: per-job costs, unattributed tasks and per-scope spend at whole second
+    /// `at`, computed from the billing rules directly (no running sums). O(units).
+    pub fn walk(&self, at: i64) -> Walk {
+        let (period_start, period_end) = self.period.bounds(at);
+        let mut jobs: Vec<JobCost> = self
+            .state
+            .jobs
+            .iter()
+            .map(|job| {
+                let head = job.head.get();
+                JobCost {
+                    job_id: job.job_id.clone(),
+                    job_name: head.map(|h| h.job_name.clone()).unwrap_or_default(),
+                    queue: head.map_or_else(|| UNKNOWN.to_owned(), |h| h.queue.clone()),
+                    job_definition: head
+                        .map_or_else(|| UNKNOWN.to_owned(), |h| h.job_definition.clone()),
+                    status: head.map(|h| h.status),
+                    attempts: job.attempts.len(),
+                    cost_usd: None,
+                    billed_seconds: 0,
+                    estimated: false,
+                    running: false,
+                    array_parent: job.array_size.get().is_some(),
+                    unpriced: None,
+                }
+            })
+            .collect();
+        let mut job_numerators = vec![Decimal::ZERO; jobs.len()];
+        let mut job_priced = vec![false; jobs.len()];
+        let mut unattributed = Vec::new();
+        let mut scopes: BTreeMap<Scope, ScopeSpend> = BTreeMap::new();
+
+        for (&unit, contribution) in &self.contributions {
+            let accrued: Accrued = contribution.billing.accrued(at);
+            let in_period = contribution
+                .billing
+                .billed_interval(at)
+                .map(|(from, to)| to.min(period_end) - from.max(period_start))
+                .filter(|&seconds| seconds > 0)
+                .map_or(Decimal::ZERO, |seconds| {
+                    contribution.billing.hourly_rate() * Decimal::from(seconds)
+                });
+            for &scope in &contribution.scopes {
+                let spend = scopes
+                    .entry(self.table.names[scope as usize].clone())
+                    .or_default();
+                spend.spend_usd += accrued.numerator;
+                spend.period_spend_usd += in_period;
+                if contribution.unpriced.is_some() {
+                    spend.unpriced_tasks += 1;
+                }
+                if contribution.estimated {
+                    spend.estimated_tasks += 1;
+                }
+                if accrued.running {
+                    spend.burn_rate_usd_per_hour += contribution.billing.hourly_rate();
+                    spend.running_tasks += 1;
+                    spend.running_vcpu += contribution.size.vcpu;
+                    spend.running_memory_gib += contribution.size.memory_gib;
+                }
+            }
+            match unit {
+                UnitId::Attempt { job, .. } => {
+                    let (cost, i) = (&mut jobs[job as usize], job as usize);
+                    cost.billed_seconds += accrued.billed_seconds;
+                    cost.running |= accrued.running;
+                    cost.estimated |= contribution.estimated;
+                    if let Some(reason) = &contribution.unpriced {
+                        cost.unpriced = Some(
+                            cost.unpriced
+                                .take()
+                                .map_or_else(|| reason.clone(), |r| r.min(reason.clone())),
+                        );
+                    } else {
+                        job_priced[i] = true;
+                        job_numerators[i] += accrued.numerator;
+                    }
+                }
+                UnitId::Unattributed { task } => {
+                    let task = &self.state.tasks[task as usize];
+                    unattributed.push(UnattributedTask {
+                        task_arn: task.task_arn.clone(),
+                        compute_environment: task
+                            .compute_environment
+                            .get()
+                            .cloned()
+                            .unwrap_or_else(|| UNKNOWN.to_owned()),
+                        cost_usd: contribution
+                            .unpriced
+                            .is_none()
+                            .then(|| billing::usd(accrued.numerator)),
+                        billed_seconds: accrued.billed_seconds,
+                        running: accrued.running,
+                        unpriced: contribution.unpriced.clone(),
+                    });
+                }
+            }
+        }
+        for (i, job) in jobs.iter_mut().enumerate() {
+            let nothing_unpriced = job.unpriced.is_none();
+            if job_priced[i] || nothing_unpriced {
+                job.cost_usd = Some(billing::usd(job_numerators[i]));
+            }
+        }
+        for spend in scopes.values_mut() {
+            spend.spend_usd = billing::usd(spend.spend_usd);
+            spend.period_spend_usd = billing::usd(spend.period_spend_usd);
+        }
+        let running_jobs = jobs.iter().filter(|job| job.running).count() as u64;
+        jobs.sort_by(|a, b| a.job_id.cmp(&b.job_id));
+        unattributed.sort_by(|a, b| a.task_arn.cmp(&b.task_arn));
+        Walk {
+            at,
+            jobs,
+            unattributed,
+            scopes,
+            running_jobs,
+        }
+    }
+}
+
+impl State {
+    /// The units whose billing depends on the task with this ARN.
+    fn touch_task_units(&self, task_arn: &str, touched: &mut Vec<UnitId>) {
+        if let Some(&task) = self.task_index.get(task_arn) {
+            touched.push(UnitId::Unattributed { task });
+        }
+        if let Some(claimants) = self.claims.get(task_arn) {
+            for (job_id, attempt) in claimants {
+                if let Some(&job) = self.job_index.get(job_id) {
+                    touched.push(UnitId::Attempt {
+                        job,
+                        attempt: *attempt,
+                    });
+                }
+            }
+        }
+    }
+
+    fn owner_of(&self, task_arn: &str) -> Option<(&str, u32)> {
+        self.claims
+            .get(task_arn)
+            .and_then(|set| set.first())
+            .map(|(job, attempt)| (job.as_str(), *attempt))
+    }
+
+    fn attempt_input(&self, job_idx: u32, attempt_index: u32) -> Option<UnitInput<'_>> {
         let job = &self.jobs[job_idx as usize];
         let attempt = job.attempts.get(&attempt_index)?;
         let task_arn = attempt.task_arn.get();
@@ -612,15 +963,15 @@ impl Ledger {
             .unwrap_or(UNKNOWN);
 
         let mut scopes = vec![
-            Scope::Total,
-            Scope::Queue(head.map_or(UNKNOWN, |h| h.queue.as_str()).into()),
-            Scope::ComputeEnvironment(compute_environment.into()),
-            Scope::JobDefinition(head.map_or(UNKNOWN, |h| h.job_definition.as_str()).into()),
+            ScopeKey::Total,
+            ScopeKey::Queue(head.map_or(UNKNOWN, |h| h.queue.as_str())),
+            ScopeKey::ComputeEnvironment(compute_environment),
+            ScopeKey::JobDefinition(head.map_or(UNKNOWN, |h| h.job_definition.as_str())),
         ];
         if let Some(tags) = job.tags.get() {
             scopes.extend(
                 tags.iter()
-                    .map(|(k, v)| Scope::Tag(k.as_str().into(), v.as_str().into())),
+                    .map(|(k, v)| ScopeKey::Tag(k.as_str(), v.as_str())),
             );
         }
         let priced = self.price(platform, region, size.as_ref(), architecture, capacity);
@@ -633,7 +984,7 @@ impl Ledger {
         })
     }
 
-    fn unattributed_input(&self, task_idx: u32) -> Option<UnitInput> {
+    fn unattributed_input(&self, task_idx: u32) -> Option<UnitInput<'_>> {
         let task = &self.tasks[task_idx as usize];
         if self.claims.contains_key(&task.task_arn) {
             return None; // billed through its attempt
@@ -643,20 +994,14 @@ impl Ledger {
         let estimated = exact_start.is_none() && start.is_some();
         let size = task.size.get().copied();
         let scopes = vec![
-            Scope::Total,
-            Scope::Queue(UNATTRIBUTED.into()),
-            Scope::ComputeEnvironment(
+            ScopeKey::Total,
+            ScopeKey::Queue(UNATTRIBUTED),
+            ScopeKey::ComputeEnvironment(
                 task.compute_environment
                     .get()
-                    .map_or(UNKNOWN, String::as_str)
-                    .into(),
+                    .map_or(UNKNOWN, String::as_str),
             ),
-            Scope::JobDefinition(
-                task.family
-                    .get()
-                    .map_or(UNATTRIBUTED, String::as_str)
-                    .into(),
-            ),
+            ScopeKey::JobDefinition(task.family.get().map_or(UNATTRIBUTED, String::as_str)),
         ];
         let priced = self.price(
             task.platform.get().copied().unwrap_or(Platform::Fargate),
@@ -695,275 +1040,6 @@ impl Ledger {
         let region = region.ok_or(Unpriced::UnknownRegion)?;
         let rates = self.prices.fargate(region, architecture, capacity)?;
         Ok(rates.hourly(size))
-    }
-
-    fn scope_id(&mut self, scope: Scope) -> ScopeId {
-        if let Some(&id) = self.scope_index.get(&scope) {
-            return id;
-        }
-        let id = index_u32(self.scopes.len());
-        self.scopes.push(ScopeSums::default());
-        self.scope_names.push(scope.clone());
-        self.scope_index.insert(scope, id);
-        id
-    }
-
-    fn account(&mut self, unit: UnitId, contribution: &Contribution, sign: Sign) {
-        let period = self.period;
-        for &scope in &contribution.scopes {
-            let sums = &mut self.scopes[scope as usize];
-            sums.units = sign.count(sums.units);
-            if contribution.unpriced.is_some() {
-                sums.unpriced_units = sign.count(sums.unpriced_units);
-            }
-            if contribution.estimated {
-                sums.estimated_units = sign.count(sums.estimated_units);
-            }
-            match contribution.billing {
-                Billing::NotStarted => {}
-                Billing::Running {
-                    anchor,
-                    hourly_rate,
-                } => {
-                    let (period_start, _) = period.bounds(anchor);
-                    let bucket = sums.running_by_period.entry(period_start).or_default();
-                    bucket.units = sign.count(bucket.units);
-                    bucket.sum_rate = sign.apply(bucket.sum_rate, hourly_rate);
-                    bucket.sum_rate_offset = sign.apply(
-                        bucket.sum_rate_offset,
-                        hourly_rate * Decimal::from(anchor - period_start),
-                    );
-                    if bucket.units == 0 {
-                        sums.running_by_period.remove(&period_start);
-                    }
-                    match sign {
-                        Sign::Add => sums.running_by_anchor.insert((anchor, unit), hourly_rate),
-                        Sign::Remove => sums.running_by_anchor.remove(&(anchor, unit)),
-                    };
-                    sums.running_vcpu = sign.apply(sums.running_vcpu, contribution.size.vcpu);
-                    sums.running_memory_gib =
-                        sign.apply(sums.running_memory_gib, contribution.size.memory_gib);
-                }
-                Billing::Closed {
-                    anchor,
-                    billed_seconds,
-                    hourly_rate,
-                    ..
-                } => {
-                    sums.closed_total = sign.apply(
-                        sums.closed_total,
-                        hourly_rate * Decimal::from(billed_seconds),
-                    );
-                    for (period_start, seconds) in
-                        split_by_period(period, anchor, anchor + billed_seconds)
-                    {
-                        let slot = sums.closed_by_period.entry(period_start).or_default();
-                        *slot = sign.apply(*slot, hourly_rate * Decimal::from(seconds));
-                        if slot.is_zero() && sign == Sign::Remove {
-                            sums.closed_by_period.remove(&period_start);
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// Spend of one scope at whole second `at`, from the running sums when `at` is at or past
-    /// the horizon (the fast path), by walking every unit otherwise.
-    pub fn scope_spend(&self, scope: &Scope, at: i64) -> ScopeSpend {
-        let Some(&id) = self.scope_index.get(scope) else {
-            return ScopeSpend::default();
-        };
-        if self.horizon.is_some_and(|horizon| at < horizon) {
-            return self.walk(at).scopes.remove(scope).unwrap_or_default();
-        }
-        self.scope_spend_fast(id, at)
-    }
-
-    fn scope_spend_fast(&self, id: ScopeId, at: i64) -> ScopeSpend {
-        let sums = &self.scopes[id as usize];
-        let (period_start, _) = self.period.bounds(at);
-        let mut all_time = sums.closed_total;
-        let mut in_period = sums
-            .closed_by_period
-            .get(&period_start)
-            .copied()
-            .unwrap_or_default();
-        let mut burn = Decimal::ZERO;
-        let mut running_units = 0;
-        for (&bucket_start, bucket) in &sums.running_by_period {
-            // Σ rate × (at − anchor) = Σ rate × (at − start) − Σ rate × (anchor − start)
-            let linear =
-                bucket.sum_rate * Decimal::from(at - bucket_start) - bucket.sum_rate_offset;
-            all_time += linear;
-            in_period += if bucket_start >= period_start {
-                linear
-            } else {
-                bucket.sum_rate * Decimal::from(at - period_start)
-            };
-            burn += bucket.sum_rate;
-            running_units += bucket.units;
-        }
-        // The one-minute minimum for units started less than 60 s before `at`: the linear sum
-        // counted (at − anchor) seconds, the rule says 60.
-        let recent = (at - billing::MINIMUM_BILLED_SECONDS + 1, UnitId::MIN)..;
-        for (&(anchor, _), &rate) in sums.running_by_anchor.range(recent) {
-            let missing = billing::MINIMUM_BILLED_SECONDS - (at - anchor);
-            let correction = rate * Decimal::from(missing);
-            all_time += correction;
-            in_period += correction;
-        }
-        ScopeSpend {
-            spend_usd: billing::usd(all_time),
-            period_spend_usd: billing::usd(in_period),
-            burn_rate_usd_per_hour: burn,
-            running_tasks: running_units,
-            running_vcpu: sums.running_vcpu,
-            running_memory_gib: sums.running_memory_gib,
-            unpriced_tasks: sums.unpriced_units,
-            estimated_tasks: sums.estimated_units,
-        }
-    }
-
-    /// Every scope that holds at least one unit.
-    pub fn scopes(&self) -> impl Iterator<Item = &Scope> {
-        self.scope_names
-            .iter()
-            .zip(&self.scopes)
-            .filter(|(_, sums)| sums.units > 0)
-            .map(|(scope, _)| scope)
-    }
-
-    /// Spend of every scope at `at`, fast path where it holds.
-    pub fn all_scope_spend(&self, at: i64) -> BTreeMap<Scope, ScopeSpend> {
-        if self.horizon.is_some_and(|horizon| at < horizon) {
-            return self.walk(at).scopes;
-        }
-        self.scope_names
-            .iter()
-            .enumerate()
-            .filter(|(id, _)| self.scopes[*id].units > 0)
-            .map(|(id, scope)| (scope.clone(), self.scope_spend_fast(index_u32(id), at)))
-            .collect()
-    }
-
-    /// Walks every unit: per-job costs, unattributed tasks and per-scope spend at whole second
-    /// `at`, computed from the billing rules directly (no running sums). O(units).
-    pub fn walk(&self, at: i64) -> Walk {
-        let (period_start, period_end) = self.period.bounds(at);
-        let mut jobs: Vec<JobCost> = self
-            .jobs
-            .iter()
-            .map(|job| {
-                let head = job.head.get();
-                JobCost {
-                    job_id: job.job_id.clone(),
-                    job_name: head.map(|h| h.job_name.clone()).unwrap_or_default(),
-                    queue: head.map_or_else(|| UNKNOWN.to_owned(), |h| h.queue.clone()),
-                    job_definition: head
-                        .map_or_else(|| UNKNOWN.to_owned(), |h| h.job_definition.clone()),
-                    status: head.map(|h| h.status),
-                    attempts: job.attempts.len(),
-                    cost_usd: None,
-                    billed_seconds: 0,
-                    estimated: false,
-                    running: false,
-                    array_parent: job.array_size.get().is_some(),
-                    unpriced: None,
-                }
-            })
-            .collect();
-        let mut job_numerators = vec![Decimal::ZERO; jobs.len()];
-        let mut job_priced = vec![false; jobs.len()];
-        let mut unattributed = Vec::new();
-        let mut scopes: BTreeMap<Scope, ScopeSpend> = BTreeMap::new();
-
-        for (&unit, contribution) in &self.contributions {
-            let accrued: Accrued = contribution.billing.accrued(at);
-            let in_period = contribution
-                .billing
-                .billed_interval(at)
-                .map(|(from, to)| to.min(period_end) - from.max(period_start))
-                .filter(|&seconds| seconds > 0)
-                .map_or(Decimal::ZERO, |seconds| {
-                    contribution.billing.hourly_rate() * Decimal::from(seconds)
-                });
-            for &scope in &contribution.scopes {
-                let spend = scopes
-                    .entry(self.scope_names[scope as usize].clone())
-                    .or_default();
-                spend.spend_usd += accrued.numerator;
-                spend.period_spend_usd += in_period;
-                if contribution.unpriced.is_some() {
-                    spend.unpriced_tasks += 1;
-                }
-                if contribution.estimated {
-                    spend.estimated_tasks += 1;
-                }
-                if accrued.running {
-                    spend.burn_rate_usd_per_hour += contribution.billing.hourly_rate();
-                    spend.running_tasks += 1;
-                    spend.running_vcpu += contribution.size.vcpu;
-                    spend.running_memory_gib += contribution.size.memory_gib;
-                }
-            }
-            match unit {
-                UnitId::Attempt { job, .. } => {
-                    let (cost, i) = (&mut jobs[job as usize], job as usize);
-                    cost.billed_seconds += accrued.billed_seconds;
-                    cost.running |= accrued.running;
-                    cost.estimated |= contribution.estimated;
-                    if let Some(reason) = &contribution.unpriced {
-                        cost.unpriced = Some(
-                            cost.unpriced
-                                .take()
-                                .map_or_else(|| reason.clone(), |r| r.min(reason.clone())),
-                        );
-                    } else {
-                        job_priced[i] = true;
-                        job_numerators[i] += accrued.numerator;
-                    }
-                }
-                UnitId::Unattributed { task } => {
-                    let task = &self.tasks[task as usize];
-                    unattributed.push(UnattributedTask {
-                        task_arn: task.task_arn.clone(),
-                        compute_environment: task
-                            .compute_environment
-                            .get()
-                            .cloned()
-                            .unwrap_or_else(|| UNKNOWN.to_owned()),
-                        cost_usd: contribution
-                            .unpriced
-                            .is_none()
-                            .then(|| billing::usd(accrued.numerator)),
-                        billed_seconds: accrued.billed_seconds,
-                        running: accrued.running,
-                        unpriced: contribution.unpriced.clone(),
-                    });
-                }
-            }
-        }
-        for (i, job) in jobs.iter_mut().enumerate() {
-            let nothing_unpriced = job.unpriced.is_none();
-            if job_priced[i] || nothing_unpriced {
-                job.cost_usd = Some(billing::usd(job_numerators[i]));
-            }
-        }
-        for spend in scopes.values_mut() {
-            spend.spend_usd = billing::usd(spend.spend_usd);
-            spend.period_spend_usd = billing::usd(spend.period_spend_usd);
-        }
-        let running_jobs = jobs.iter().filter(|job| job.running).count() as u64;
-        jobs.sort_by(|a, b| a.job_id.cmp(&b.job_id));
-        unattributed.sort_by(|a, b| a.task_arn.cmp(&b.task_arn));
-        Walk {
-            at,
-            jobs,
-            unattributed,
-            scopes,
-            running_jobs,
-        }
     }
 }
 
@@ -1032,8 +1108,8 @@ impl Timing {
     }
 }
 
-struct UnitInput {
-    scopes: Vec<Scope>,
+struct UnitInput<'a> {
+    scopes: Vec<ScopeKey<'a>>,
     timing: Timing,
     size: Option<TaskSize>,
     estimated: bool,

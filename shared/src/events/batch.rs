@@ -2,162 +2,114 @@
 //! `ecsProperties.taskProperties[]` shape. Timestamps are epoch milliseconds;
 //! `resourceRequirements` values are strings, memory in MiB.
 
-use std::borrow::Cow;
-use std::collections::BTreeMap;
-
 use rust_decimal::Decimal;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
+use super::detail::{EventDetail, Timestamp, millis};
+use super::ecs::EphemeralStorage;
 use super::{BATCH_JOB_STATE_CHANGE, EventError};
 use crate::core::facts::{
-    Architecture, AttemptObserved, JobObserved, JobStatus, Millis, Platform, TaskSize,
+    Architecture, AttemptObserved, JobObserved, JobStatus, Platform, TaskSize,
 };
 use crate::core::names;
 
 const MIB_PER_GIB: u32 = 1024;
 
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct BatchJobDetail<'a> {
-    #[serde(borrow)]
-    job_id: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    job_name: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    job_queue: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    job_definition: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    status: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    status_reason: Option<Cow<'a, str>>,
-    created_at: Option<i64>,
-    started_at: Option<i64>,
-    stopped_at: Option<i64>,
-    #[serde(default, borrow)]
-    attempts: Vec<Attempt<'a>>,
-    #[serde(borrow)]
-    container: Option<Container<'a>>,
-    #[serde(borrow)]
-    ecs_properties: Option<EcsProperties<'a>>,
-    #[serde(default, borrow)]
-    platform_capabilities: Vec<Cow<'a, str>>,
+pub(crate) struct Attempt {
+    container: Option<AttemptContainer>,
     #[serde(default)]
-    tags: Option<BTreeMap<String, String>>,
-    array_properties: Option<ArrayProperties>,
-    node_details: Option<NodeDetails>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Attempt<'a> {
-    #[serde(borrow)]
-    container: Option<AttemptContainer<'a>>,
-    #[serde(default, borrow)]
-    task_properties: Vec<AttemptTask<'a>>,
-    started_at: Option<i64>,
-    stopped_at: Option<i64>,
+    task_properties: Vec<AttemptTask>,
+    started_at: Option<Timestamp>,
+    stopped_at: Option<Timestamp>,
     exit_code: Option<i64>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
-struct AttemptContainer<'a> {
-    #[serde(borrow)]
-    task_arn: Option<Cow<'a, str>>,
+pub(crate) struct AttemptContainer {
+    task_arn: Option<String>,
     exit_code: Option<i64>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
-struct AttemptTask<'a> {
-    #[serde(borrow)]
-    task_arn: Option<Cow<'a, str>>,
+pub(crate) struct AttemptTask {
+    task_arn: Option<String>,
     #[serde(default)]
     containers: Vec<ExitCode>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
-struct ExitCode {
+pub(crate) struct ExitCode {
     exit_code: Option<i64>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
-struct Container<'a> {
-    #[serde(default, borrow)]
-    resource_requirements: Vec<ResourceRequirement<'a>>,
+pub(crate) struct Container {
+    #[serde(default)]
+    resource_requirements: Vec<ResourceRequirement>,
     /// Legacy shape: vCPUs as a number.
     vcpus: Option<Decimal>,
     /// Legacy shape: MiB as a number.
     memory: Option<u32>,
-    #[serde(borrow)]
-    task_arn: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    runtime_platform: Option<RuntimePlatform<'a>>,
+    task_arn: Option<String>,
+    runtime_platform: Option<RuntimePlatform>,
     ephemeral_storage: Option<EphemeralStorage>,
     /// Present only on Fargate jobs.
-    fargate_platform_configuration: Option<serde::de::IgnoredAny>,
+    fargate_platform_configuration: Option<serde_json::Value>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
-struct EcsProperties<'a> {
-    #[serde(default, borrow)]
-    task_properties: Vec<TaskProperties<'a>>,
+pub(crate) struct EcsProperties {
+    #[serde(default)]
+    task_properties: Vec<TaskProperties>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
-struct TaskProperties<'a> {
-    #[serde(borrow)]
-    task_arn: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    containers: Vec<TaskContainer<'a>>,
-    #[serde(borrow)]
-    runtime_platform: Option<RuntimePlatform<'a>>,
+pub(crate) struct TaskProperties {
+    task_arn: Option<String>,
+    #[serde(default)]
+    containers: Vec<TaskContainer>,
+    runtime_platform: Option<RuntimePlatform>,
     ephemeral_storage: Option<EphemeralStorage>,
-    platform_version: Option<serde::de::IgnoredAny>,
+    platform_version: Option<serde_json::Value>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
-struct TaskContainer<'a> {
-    #[serde(default, borrow)]
-    resource_requirements: Vec<ResourceRequirement<'a>>,
+pub(crate) struct TaskContainer {
+    #[serde(default)]
+    resource_requirements: Vec<ResourceRequirement>,
 }
 
-#[derive(Debug, Deserialize)]
-struct ResourceRequirement<'a> {
-    #[serde(rename = "type", borrow)]
-    kind: Cow<'a, str>,
-    #[serde(borrow)]
-    value: Cow<'a, str>,
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub(crate) struct ResourceRequirement {
+    #[serde(rename = "type")]
+    kind: String,
+    value: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
-struct RuntimePlatform<'a> {
-    #[serde(borrow)]
-    cpu_architecture: Option<Cow<'a, str>>,
+pub(crate) struct RuntimePlatform {
+    cpu_architecture: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
-struct EphemeralStorage {
-    #[serde(rename = "sizeInGiB")]
-    size_in_gib: Option<u32>,
-}
-
-#[derive(Debug, Deserialize)]
-struct ArrayProperties {
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub(crate) struct ArrayProperties {
     size: Option<u32>,
     index: Option<u32>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
-struct NodeDetails {
+pub(crate) struct NodeDetails {
     node_index: Option<u32>,
 }
 
@@ -169,7 +121,7 @@ struct SizeSum {
 }
 
 impl SizeSum {
-    fn add(&mut self, requirements: &[ResourceRequirement<'_>]) -> Result<(), EventError> {
+    fn add(&mut self, requirements: &[ResourceRequirement]) -> Result<(), EventError> {
         for requirement in requirements {
             match requirement.kind.as_ref() {
                 "VCPU" => {
@@ -215,15 +167,15 @@ fn missing(field: &'static str) -> EventError {
     }
 }
 
-fn arn_of(task: &Option<Cow<'_, str>>) -> Option<String> {
+fn arn_of(task: &Option<String>) -> Option<String> {
     task.as_deref()
         .filter(|arn| !arn.is_empty())
         .map(str::to_owned)
 }
 
-impl BatchJobDetail<'_> {
-    /// The fact this event states. `region` is the envelope's.
-    pub fn into_observed(self, region: Option<String>) -> Result<JobObserved, EventError> {
+impl EventDetail {
+    /// The job this *Batch Job State Change* states. `region` is the envelope's.
+    pub fn into_job(self, region: Option<String>) -> Result<JobObserved, EventError> {
         let job_id = self
             .job_id
             .filter(|id| !id.is_empty())
@@ -312,8 +264,8 @@ impl BatchJobDetail<'_> {
                     .as_ref()
                     .and_then(|c| arn_of(&c.task_arn))
                     .or_else(|| from_task.and_then(|t| arn_of(&t.task_arn))),
-                started_at: attempt.started_at.map(Millis),
-                stopped_at: attempt.stopped_at.map(Millis),
+                started_at: millis(attempt.started_at),
+                stopped_at: millis(attempt.stopped_at),
                 exit_code: attempt
                     .exit_code
                     .or_else(|| attempt.container.as_ref().and_then(|c| c.exit_code))
@@ -331,10 +283,7 @@ impl BatchJobDetail<'_> {
             attempts.push(AttemptObserved {
                 index: u32::try_from(self.attempts.len()).unwrap_or(u32::MAX),
                 task_arn: current_task_arn,
-                started_at: (status == JobStatus::Running)
-                    .then_some(self.started_at)
-                    .flatten()
-                    .map(Millis),
+                started_at: millis(self.started_at).filter(|_| status == JobStatus::Running),
                 stopped_at: None,
                 exit_code: None,
             });
@@ -343,8 +292,8 @@ impl BatchJobDetail<'_> {
             attempts.push(AttemptObserved {
                 index: 0,
                 task_arn: current_task_arn,
-                started_at: self.started_at.map(Millis),
-                stopped_at: self.stopped_at.map(Millis),
+                started_at: millis(self.started_at),
+                stopped_at: millis(self.stopped_at),
                 exit_code: None,
             });
         }
@@ -363,8 +312,8 @@ impl BatchJobDetail<'_> {
             .filter(|a| a.index.is_none())
             .and_then(|a| a.size);
         Ok(JobObserved {
-            job_id: job_id.into_owned(),
-            job_name: self.job_name.map(Cow::into_owned).unwrap_or_default(),
+            job_id,
+            job_name: self.job_name.unwrap_or_default(),
             queue: self
                 .job_queue
                 .as_deref()
@@ -376,8 +325,8 @@ impl BatchJobDetail<'_> {
                 .map_or("(unknown)", names::job_definition_name)
                 .to_owned(),
             status,
-            status_reason: self.status_reason.map(Cow::into_owned),
-            created_at: self.created_at.map(Millis),
+            status_reason: self.status_reason,
+            created_at: millis(self.created_at),
             attempts,
             platform,
             size,

@@ -1,65 +1,27 @@
 //! `detail` of *ECS Task State Change*: `cpu` in CPU units (1024 = 1 vCPU), `memory` in MiB,
 //! timestamps as ISO-8601 strings, architecture in `attributes` (`ecs.cpu-architecture`).
 
-use std::borrow::Cow;
-
-use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
+use super::detail::{EventDetail, millis};
 use super::{ECS_TASK_STATE_CHANGE, EventError, SkipReason};
-use crate::core::facts::{Architecture, Capacity, Millis, Platform, TaskObserved, TaskSize};
+use crate::core::facts::{Architecture, Capacity, Platform, TaskObserved, TaskSize};
 use crate::core::names;
 
 const CPU_UNITS_PER_VCPU: u32 = 1024;
 const MIB_PER_GIB: u32 = 1024;
 
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct EcsTaskDetail<'a> {
-    #[serde(borrow)]
-    task_arn: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    cluster_arn: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    group: Option<Cow<'a, str>>,
-    version: Option<u64>,
-    #[serde(borrow)]
-    last_status: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    launch_type: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    capacity_provider_name: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    cpu: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    memory: Option<Cow<'a, str>>,
-    ephemeral_storage: Option<EphemeralStorage>,
-    #[serde(default, borrow)]
-    attributes: Vec<Attribute<'a>>,
-    pull_started_at: Option<DateTime<Utc>>,
-    pull_stopped_at: Option<DateTime<Utc>>,
-    started_at: Option<DateTime<Utc>>,
-    execution_stopped_at: Option<DateTime<Utc>>,
-    stopped_at: Option<DateTime<Utc>>,
-    #[serde(borrow)]
-    stop_code: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    availability_zone: Option<Cow<'a, str>>,
-}
-
-#[derive(Debug, Deserialize)]
-struct EphemeralStorage {
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub(crate) struct EphemeralStorage {
     #[serde(rename = "sizeInGiB")]
-    size_in_gib: Option<u32>,
+    pub(crate) size_in_gib: Option<u32>,
 }
 
-#[derive(Debug, Deserialize)]
-struct Attribute<'a> {
-    #[serde(borrow)]
-    name: Cow<'a, str>,
-    #[serde(borrow)]
-    value: Option<Cow<'a, str>>,
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub(crate) struct Attribute {
+    name: String,
+    value: Option<String>,
 }
 
 fn invalid(field: &str, value: &str, reason: &'static str) -> EventError {
@@ -71,13 +33,10 @@ fn invalid(field: &str, value: &str, reason: &'static str) -> EventError {
     }
 }
 
-fn millis(at: Option<DateTime<Utc>>) -> Option<Millis> {
-    at.map(Millis::from_datetime)
-}
-
-impl EcsTaskDetail<'_> {
-    /// The fact this event states, or why it is not ours (a cluster Batch does not manage).
-    pub fn into_observed(
+impl EventDetail {
+    /// The task this *ECS Task State Change* states, or why it is not ours (a cluster Batch
+    /// does not manage).
+    pub fn into_task(
         self,
         region: Option<String>,
     ) -> Result<Result<TaskObserved, SkipReason>, EventError> {
@@ -154,7 +113,7 @@ impl EcsTaskDetail<'_> {
                 .and_then(|group| group.strip_prefix("family:"))
                 .map(str::to_owned),
             version: self.version.unwrap_or(0),
-            last_status: self.last_status.map(Cow::into_owned).unwrap_or_default(),
+            last_status: self.last_status.unwrap_or_default(),
             platform,
             capacity,
             size,
@@ -165,10 +124,10 @@ impl EcsTaskDetail<'_> {
             // `stoppedAt` is when the task left Fargate; `executionStoppedAt` (containers
             // exited) comes first and stands in when `stoppedAt` is missing.
             stopped_at: millis(self.stopped_at.or(self.execution_stopped_at)),
-            stop_code: self.stop_code.map(Cow::into_owned),
-            availability_zone: self.availability_zone.map(Cow::into_owned),
+            stop_code: self.stop_code,
+            availability_zone: self.availability_zone,
             region,
-            task_arn: task_arn.into_owned(),
+            task_arn,
         }))
     }
 }
