@@ -22,7 +22,7 @@
 //! for `at` at or after the ledger's *horizon* (the latest start or stop it knows); earlier
 //! instants are answered by walking every unit ([`Ledger::walk`]).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 
 use rust_decimal::Decimal;
@@ -150,11 +150,14 @@ struct JobState {
     platform: Lww<Platform>,
     size: Lww<TaskSize>,
     architecture: Lww<Architecture>,
-    tags: Lww<BTreeMap<String, String>>,
+    /// Sorted by key (a `BTreeMap`'s first node alone is half a kilobyte).
+    tags: Lww<Vec<(String, String)>>,
     array_size: Lww<u32>,
     node_index: Lww<u32>,
     region: Lww<String>,
-    attempts: BTreeMap<u32, AttemptState>,
+    /// By attempt index, sorted; a job has a handful, so a vector beats a tree (whose first
+    /// node alone is over a kilobyte).
+    attempts: Vec<(u32, AttemptState)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -288,7 +291,7 @@ struct State {
     task_index: FxHashMap<String, u32>,
     /// Task ARN → the attempts that name it, as (job id, attempt index). The least claims the
     /// task; any other claimant bills nothing, so a task is never counted twice.
-    claims: FxHashMap<String, BTreeSet<(String, u32)>>,
+    claims: FxHashMap<String, Vec<(String, u32)>>,
 }
 
 /// Scopes by id, with lookups by borrowed names so interning a known scope allocates nothing.
@@ -434,7 +437,7 @@ impl Ledger {
                     array_size: Lww::default(),
                     node_index: Lww::default(),
                     region: Lww::default(),
-                    attempts: BTreeMap::new(),
+                    attempts: Vec::new(),
                 });
                 self.state.job_index.insert(observed.job_id.clone(), idx);
                 idx
@@ -461,13 +464,20 @@ impl Ledger {
         job.platform.offer(rank, observed.platform);
         job.size.offer(rank, observed.size);
         job.architecture.offer(rank, observed.architecture);
-        job.tags
-            .offer_ref(rank, Some(&observed.tags).filter(|tags| !tags.is_empty()));
+        if !observed.tags.is_empty() {
+            job.tags.offer_with(rank, || {
+                observed
+                    .tags
+                    .iter()
+                    .map(|(key, value)| (key.clone(), value.clone()))
+                    .collect()
+            });
+        }
         job.array_size.offer(rank, observed.array_size);
         job.node_index.offer(rank, observed.node_index);
         job.region.offer_ref(rank, observed.region.as_ref());
         for attempt in &observed.attempts {
-            let state = job.attempts.entry(attempt.index).or_default();
+            let state = sorted_entry(&mut job.attempts, attempt.index);
             let before = state.task_arn.get().cloned();
             state.task_arn.offer_ref(rank, attempt.task_arn.as_ref());
             join_min(&mut state.started_at, attempt.started_at);
@@ -481,8 +491,8 @@ impl Ledger {
 
         let mut touched: Vec<UnitId> = self.state.jobs[job_idx as usize]
             .attempts
-            .keys()
-            .map(|&attempt| UnitId::Attempt {
+            .iter()
+            .map(|&(attempt, _)| UnitId::Attempt {
                 job: job_idx,
                 attempt,
             })
@@ -494,7 +504,7 @@ impl Ledger {
         for (attempt, before, after) in renamed {
             if let Some(arn) = before {
                 if let Some(set) = self.state.claims.get_mut(&arn) {
-                    set.remove(&(job_id.clone(), attempt));
+                    set.retain(|(job, index)| !(*job == job_id && *index == attempt));
                     if set.is_empty() {
                         self.state.claims.remove(&arn);
                     }
@@ -502,11 +512,11 @@ impl Ledger {
                 self.state.touch_task_units(&arn, &mut touched);
             }
             if let Some(arn) = after {
-                self.state
-                    .claims
-                    .entry(arn.clone())
-                    .or_default()
-                    .insert((job_id.clone(), attempt));
+                let claimants = self.state.claims.entry(arn.clone()).or_default();
+                let claim = (job_id.clone(), attempt);
+                if let Err(position) = claimants.binary_search(&claim) {
+                    claimants.insert(position, claim);
+                }
                 self.state.touch_task_units(&arn, &mut touched);
             }
         }
@@ -903,7 +913,11 @@ impl State {
 
     fn attempt_input(&self, job_idx: u32, attempt_index: u32) -> Option<UnitInput<'_>> {
         let job = &self.jobs[job_idx as usize];
-        let attempt = job.attempts.get(&attempt_index)?;
+        let attempt = job
+            .attempts
+            .binary_search_by_key(&attempt_index, |(index, _)| *index)
+            .ok()
+            .map(|position| &job.attempts[position].1)?;
         let task_arn = attempt.task_arn.get();
         if let Some(arn) = task_arn {
             // Another attempt claims this task first: it is billed there, not twice.
@@ -1041,6 +1055,18 @@ impl State {
         let rates = self.prices.fargate(region, architecture, capacity)?;
         Ok(rates.hourly(size))
     }
+}
+
+/// The value under `key` in a vector of pairs sorted by key, inserted as default if absent.
+fn sorted_entry<V: Default>(pairs: &mut Vec<(u32, V)>, key: u32) -> &mut V {
+    let position = match pairs.binary_search_by_key(&key, |(k, _)| *k) {
+        Ok(position) => position,
+        Err(position) => {
+            pairs.insert(position, (key, V::default()));
+            position
+        }
+    };
+    &mut pairs[position].1
 }
 
 /// Splits `[from, to)` (whole seconds) into the budget periods it touches.
