@@ -54,11 +54,11 @@ impl Intake {
         self.counts.read += 1;
         match events::parse_event(bytes) {
             Ok(Parsed::Fact(fact)) => {
-                if let Some(seen) = &mut self.seen {
-                    if !seen.insert(digest(&fact)) {
-                        self.counts.duplicates += 1;
-                        return Outcome::Duplicate;
-                    }
+                if let Some(seen) = &mut self.seen
+                    && !seen.insert(digest(&fact))
+                {
+                    self.counts.duplicates += 1;
+                    return Outcome::Duplicate;
                 }
                 Outcome::Fact(fact)
             }
