@@ -625,7 +625,23 @@ impl Ledger {
     }
 
     fn account(&mut self, unit: UnitId, contribution: &Contribution, sign: Sign) {
-        let period = self.period;
+        // What the contribution adds is the same for every scope: work it out once.
+        let running_period_start = match contribution.billing {
+            Billing::Running { anchor, .. } => self.period.bounds(anchor).0,
+            _ => 0,
+        };
+        let closed_parts = match contribution.billing {
+            Billing::Closed {
+                anchor,
+                billed_seconds,
+                hourly_rate,
+                ..
+            } => split_by_period(self.period, anchor, anchor + billed_seconds)
+                .into_iter()
+                .map(|(period_start, seconds)| (period_start, hourly_rate * Decimal::from(seconds)))
+                .collect(),
+            _ => Vec::new(),
+        };
         for &scope in &contribution.scopes {
             let sums = &mut self.table.sums[scope as usize];
             sums.units = sign.count(sums.units);
@@ -641,7 +657,7 @@ impl Ledger {
                     anchor,
                     hourly_rate,
                 } => {
-                    let (period_start, _) = period.bounds(anchor);
+                    let period_start = running_period_start;
                     let bucket = sums.running_by_period.entry(period_start).or_default();
                     bucket.units = sign.count(bucket.units);
                     bucket.sum_rate = sign.apply(bucket.sum_rate, hourly_rate);
@@ -661,7 +677,6 @@ impl Ledger {
                         sign.apply(sums.running_memory_gib, contribution.size.memory_gib);
                 }
                 Billing::Closed {
-                    anchor,
                     billed_seconds,
                     hourly_rate,
                     ..
@@ -670,11 +685,9 @@ impl Ledger {
                         sums.closed_total,
                         hourly_rate * Decimal::from(billed_seconds),
                     );
-                    for (period_start, seconds) in
-                        split_by_period(period, anchor, anchor + billed_seconds)
-                    {
+                    for &(period_start, part) in &closed_parts {
                         let slot = sums.closed_by_period.entry(period_start).or_default();
-                        *slot = sign.apply(*slot, hourly_rate * Decimal::from(seconds));
+                        *slot = sign.apply(*slot, part);
                         if slot.is_zero() && sign == Sign::Remove {
                             sums.closed_by_period.remove(&period_start);
                         }
