@@ -1,9 +1,39 @@
 #!/usr/bin/env bash
 # The project's test command (README, "Set up"). CI (.ci/run) runs exactly this.
-# Formatting, lints as errors, then every test of the workspace.
+#
+# 1. Installs the local AWS API emulator (moto_server, from PyPI) into .venv-tools if missing.
+# 2. Starts it on a free loopback port; tests reach it through AWS_ENDPOINT_URL and never
+#    touch a real AWS account.
+# 3. Formatting, lints as errors, then every test of the workspace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+MOTO_VERSION="5.2.5"
+venv=".venv-tools"
+if ! "$venv/bin/moto_server" --help >/dev/null 2>&1; then
+    echo "installing moto[server]==$MOTO_VERSION into $venv" >&2
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
+fi
+
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+mkdir -p target
+"$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >target/moto.log 2>&1 &
+moto_pid=$!
+trap 'kill "$moto_pid" 2>/dev/null || true' EXIT
+for _ in $(seq 200); do
+    if curl -sf -o /dev/null "http://127.0.0.1:$port/moto-api/"; then break; fi
+    sleep 0.1
+done
+curl -sf -o /dev/null "http://127.0.0.1:$port/moto-api/" || { echo "moto_server did not start:" >&2; cat target/moto.log >&2; exit 1; }
+# No Docker engine here: moto must not try to run Batch jobs in containers.
+curl -sf -X POST -H 'Content-Type: application/json' -d '{"batch":{"use_docker":false}}' \
+    "http://127.0.0.1:$port/moto-api/config" >/dev/null
+
+export AWS_ENDPOINT_URL="http://127.0.0.1:$port"
+export AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_EC2_METADATA_DISABLED=true
+
 cargo test --workspace --locked

@@ -13,6 +13,7 @@ use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rust_decimal::Decimal;
 
+use shared::adapters::dynamodb::{DynamoEventLog, TableNames};
 use shared::adapters::files::{self, InputFile};
 use shared::adapters::sqlite::SqliteEventLog;
 use shared::core::budget::BudgetPeriod;
@@ -52,22 +53,33 @@ enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
-    /// Append event files to an embedded store (a SQLite file, created if missing).
+    /// Create a store: a SQLite file, or the DynamoDB tables of `dynamodb:<prefix>`
+    /// (for development; deployments get theirs from the SAM template).
+    Init {
+        /// A SQLite file, or `dynamodb:<table-prefix>`.
+        #[arg(long, value_parser = parse_store)]
+        store: StoreSpec,
+    },
+    /// Append event files to a store (created if it is a missing SQLite file). Also how
+    /// recorded events are backfilled into a deployed stack (`dynamodb:<prefix>`).
     Ingest {
-        /// The store file.
+        /// A SQLite file, or `dynamodb:<table-prefix>`.
+        #[arg(long, value_parser = parse_store)]
+        store: StoreSpec,
+        /// DynamoDB only: facts expire (TTL) this many days after the latest instant they name.
         #[arg(long)]
-        store: PathBuf,
+        retention_days: Option<u32>,
         /// Print the ingest counts as JSON.
         #[arg(long)]
         json: bool,
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
-    /// Spend, burn rate and forecast from an embedded store.
+    /// Spend, burn rate and forecast from a store.
     Status {
-        /// The store file (from `batchguard ingest`).
-        #[arg(long)]
-        store: PathBuf,
+        /// A SQLite file, or `dynamodb:<table-prefix>`.
+        #[arg(long, value_parser = parse_store)]
+        store: StoreSpec,
         #[command(flatten)]
         evaluation: Evaluation,
     },
@@ -134,7 +146,10 @@ enum CliError {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_current_thread().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("batchguard: cannot start: {error}");
@@ -153,7 +168,13 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Replay { evaluation, paths } => replay(&evaluation, &paths),
-        Command::Ingest { store, json, paths } => ingest(&store, json, &paths).await,
+        Command::Init { store } => init(&store).await,
+        Command::Ingest {
+            store,
+            retention_days,
+            json,
+            paths,
+        } => ingest(&store, retention_days, json, &paths).await,
         Command::Status { store, evaluation } => status(&store, &evaluation).await,
         Command::Generate { seed, jobs, out } => generate(seed, jobs, &out),
     }
@@ -276,9 +297,90 @@ fn replay(evaluation: &Evaluation, paths: &[PathBuf]) -> Result<(), CliError> {
     Ok(())
 }
 
-async fn ingest(store_path: &Path, json: bool, paths: &[PathBuf]) -> Result<(), CliError> {
+/// Where `ingest` and `status` keep the event log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum StoreSpec {
+    /// A SQLite file.
+    File(PathBuf),
+    /// DynamoDB tables `<prefix>-events` and `<prefix>-state`, reached with the usual AWS
+    /// variables (`AWS_REGION`, credentials, `AWS_ENDPOINT_URL` for an emulator).
+    Dynamo { prefix: String },
+}
+
+impl std::fmt::Display for StoreSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::File(path) => write!(f, "{}", path.display()),
+            Self::Dynamo { prefix } => write!(f, "dynamodb:{prefix}"),
+        }
+    }
+}
+
+fn parse_store(text: &str) -> Result<StoreSpec, String> {
+    match text.strip_prefix("dynamodb:") {
+        Some("") => Err("dynamodb: needs a table prefix, e.g. dynamodb:batchguard-dev".into()),
+        Some(prefix)
+            if !prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) =>
+        {
+            Err(format!(
+                "{prefix:?} cannot start a DynamoDB table name (letters, digits, '-', '_', '.')"
+            ))
+        }
+        Some(prefix) => Ok(StoreSpec::Dynamo {
+            prefix: prefix.to_owned(),
+        }),
+        None => Ok(StoreSpec::File(PathBuf::from(text))),
+    }
+}
+
+async fn dynamo(prefix: &str, retention_days: Option<u32>) -> DynamoEventLog {
+    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let log = DynamoEventLog::new(
+        aws_sdk_dynamodb::Client::new(&config),
+        TableNames::from_prefix(prefix),
+    );
+    match retention_days {
+        Some(days) => log.with_retention(std::time::Duration::from_secs(u64::from(days) * 86_400)),
+        None => log,
+    }
+}
+
+async fn init(store: &StoreSpec) -> Result<(), CliError> {
+    match store {
+        StoreSpec::File(path) => {
+            SqliteEventLog::open(path)?;
+        }
+        StoreSpec::Dynamo { prefix } => dynamo(prefix, None).await.create_tables().await?,
+    }
+    println!("{store}: ready");
+    Ok(())
+}
+
+async fn ingest(
+    store: &StoreSpec,
+    retention_days: Option<u32>,
+    json: bool,
+    paths: &[PathBuf],
+) -> Result<(), CliError> {
+    match store {
+        StoreSpec::File(path) => {
+            ingest_into(&SqliteEventLog::open(path)?, store, json, paths).await
+        }
+        StoreSpec::Dynamo { prefix } => {
+            ingest_into(&dynamo(prefix, retention_days).await, store, json, paths).await
+        }
+    }
+}
+
+async fn ingest_into<S: EventLog + Quarantine + IngestLedger>(
+    log: &S,
+    store: &StoreSpec,
+    json: bool,
+    paths: &[PathBuf],
+) -> Result<(), CliError> {
     let files = files::expand_paths(paths)?;
-    let store = SqliteEventLog::open(store_path)?;
     let mut intake = Intake::new(false);
     let mut records = Vec::new();
     let mut rejected = Vec::new();
@@ -290,51 +392,58 @@ async fn ingest(store_path: &Path, json: bool, paths: &[PathBuf]) -> Result<(), 
     )?;
     let mut duplicates = 0;
     for batch in records.chunks(APPEND_BATCH) {
-        duplicates += store.append(batch).await?.duplicates;
+        duplicates += log.append(batch).await?.duplicates;
     }
-    store.quarantine(&rejected).await?;
+    log.quarantine(&rejected).await?;
     let counts = IngestCounts {
         duplicates,
         ..intake.counts
     };
-    store.add_counts(counts).await?;
+    log.add_counts(counts).await?;
     let stored = counts.read - counts.duplicates - counts.skipped - counts.rejected;
     if json {
         let document = serde_json::json!({
-            "store": store_path.display().to_string(),
+            "store": store.to_string(),
             "events": shared::report::EventCounts::from(counts),
             "stored": stored,
         });
         println!("{document}");
     } else {
         println!(
-            "{}: read {}, stored {stored}, duplicates {}, skipped {}, rejected {} (quarantined in the store)",
-            store_path.display(),
-            counts.read,
-            counts.duplicates,
-            counts.skipped,
-            counts.rejected
+            "{store}: read {}, stored {stored}, duplicates {}, skipped {}, rejected {} (quarantined in the store)",
+            counts.read, counts.duplicates, counts.skipped, counts.rejected
         );
     }
     Ok(())
 }
 
-async fn status(store_path: &Path, evaluation: &Evaluation) -> Result<(), CliError> {
+async fn status(store: &StoreSpec, evaluation: &Evaluation) -> Result<(), CliError> {
     check_budget(evaluation)?;
-    if !store_path.exists() {
-        return Err(CliError::Input(files::InputError {
-            path: store_path.to_path_buf(),
-            source: std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                "no such store (run `batchguard ingest` first)",
-            ),
-        }));
+    match store {
+        StoreSpec::File(path) => {
+            if !path.exists() {
+                return Err(CliError::Input(files::InputError {
+                    path: path.clone(),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        "no such store (run `batchguard ingest` first)",
+                    ),
+                }));
+            }
+            status_from(&SqliteEventLog::open(path)?, evaluation).await
+        }
+        StoreSpec::Dynamo { prefix } => status_from(&dynamo(prefix, None).await, evaluation).await,
     }
-    let store = SqliteEventLog::open(store_path)?;
+}
+
+async fn status_from<S: EventLog + IngestLedger>(
+    log: &S,
+    evaluation: &Evaluation,
+) -> Result<(), CliError> {
     let mut ledger = Ledger::new(load_prices(evaluation)?, evaluation.period);
     let mut cursor = None;
     loop {
-        let page = store.read(cursor.as_ref(), READ_PAGE).await?;
+        let page = log.read(cursor.as_ref(), READ_PAGE).await?;
         for record in &page.records {
             ledger.apply(&record.fact);
         }
@@ -344,7 +453,7 @@ async fn status(store_path: &Path, evaluation: &Evaluation) -> Result<(), CliErr
         }
     }
     let at = evaluation_instant(evaluation, &ledger);
-    let counts = store.counts().await?;
+    let counts = log.counts().await?;
     let report = StatusReport::build(&ledger, at, evaluation.budget, counts);
     print_report(&report, evaluation.json);
     Ok(())

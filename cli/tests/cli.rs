@@ -60,11 +60,11 @@ struct Scenario {
     workload: synth::Workload,
 }
 
-fn scenario(seed: u64) -> Scenario {
+fn scenario(seed: u64, jobs: usize) -> Scenario {
     let base = WorkloadConfig::sample_day();
     let config = WorkloadConfig {
         seed,
-        jobs: 600,
+        jobs,
         end_ms: base.start_ms + 10 * 3_600_000,
         ..base
     };
@@ -114,7 +114,7 @@ fn rfc3339(ms: i64) -> String {
 
 #[test]
 fn replay_matches_an_independent_fargate_bill_and_counts_malformed_lines() {
-    let scenario = scenario(4242);
+    let scenario = scenario(4242, 600);
     let at_ms = Millis(scenario.end_ms).ceil_seconds() * 1000;
     let output = batchguard(&[
         "replay",
@@ -203,7 +203,7 @@ fn replay_matches_an_independent_fargate_bill_and_counts_malformed_lines() {
 
 #[test]
 fn ingest_then_status_gives_the_replay_figures_and_a_second_ingest_stores_nothing() {
-    let scenario = scenario(99);
+    let scenario = scenario(99, 600);
     let directory = tempfile::tempdir().unwrap();
     let store = directory.path().join("store.sqlite");
     let store = store.to_str().unwrap();
@@ -340,4 +340,68 @@ fn a_price_file_overrides_the_built_in_prices_and_a_bad_one_is_named() {
         stderr.contains("prices.toml") && stderr.contains("missing field `architecture`"),
         "{stderr}"
     );
+}
+
+#[test]
+fn the_dynamodb_store_gives_the_same_report_as_the_embedded_one() {
+    // The emulator scripts/test.sh started; the child inherits AWS_ENDPOINT_URL.
+    batchguard_tests::emulator_endpoint();
+    let scenario = scenario(31337, 150);
+    let events = scenario.events_dir.to_str().unwrap();
+    let store = format!("dynamodb:{}", batchguard_tests::unique_prefix("cli"));
+
+    let init = batchguard(&["init", "--store", &store]);
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    let first = stdout_json(&batchguard(&[
+        "ingest",
+        "--json",
+        "--retention-days",
+        "400",
+        "--store",
+        &store,
+        events,
+    ]));
+    let second = stdout_json(&batchguard(&[
+        "ingest", "--json", "--store", &store, events,
+    ]));
+    assert_eq!(second["stored"], 0, "a second ingest is all redeliveries");
+    assert_eq!(first["events"]["rejected"], MALFORMED.len());
+
+    let status = stdout_json(&batchguard(&[
+        "status", "--json", "--budget", "150", "--store", &store,
+    ]));
+    let replay = stdout_json(&batchguard(&[
+        "replay", "--json", "--budget", "150", events,
+    ]));
+    for key in [
+        "as_of",
+        "spend_usd",
+        "by_queue",
+        "by_compute_environment",
+        "by_job_definition",
+        "jobs",
+        "running_jobs",
+        "burn_rate_usd_per_hour",
+        "budget_used_percent",
+        "projected_exhaustion",
+    ] {
+        assert_eq!(
+            status[key], replay[key],
+            "{key} differs between DynamoDB status and replay"
+        );
+    }
+    assert_eq!(status["events"]["rejected"], 2 * MALFORMED.len());
+}
+
+#[test]
+fn a_bad_store_name_is_refused_before_anything_runs() {
+    let output = batchguard(&["status", "--store", "dynamodb:"]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("needs a table prefix"));
+    let output = batchguard(&["status", "--store", "dynamodb:bad name"]);
+    assert!(String::from_utf8_lossy(&output.stderr).contains("cannot start a DynamoDB table name"));
 }

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests: builders for facts, and an independent Fargate
 //! bill of a generated workload's ground truth.
 #![forbid(unsafe_code)]
+#![allow(clippy::panic, reason = "test helpers fail the test loudly")]
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -162,4 +163,48 @@ pub fn independent_bill(
             hourly * Decimal::from(seconds) / Decimal::from(3600);
     }
     per_job
+}
+
+/// The local AWS API emulator's endpoint, which `scripts/test.sh` starts and exports as
+/// `AWS_ENDPOINT_URL`. Panics (failing the test, not skipping it) when it is missing or not on
+/// the loopback interface: these tests must never reach a real AWS account.
+pub fn emulator_endpoint() -> String {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
+    assert!(
+        endpoint.starts_with("http://127.0.0.1:") || endpoint.starts_with("http://localhost:"),
+        "AWS_ENDPOINT_URL is {endpoint:?}: run the tests with `bash scripts/test.sh`, which starts the local AWS emulator"
+    );
+    endpoint
+}
+
+/// AWS SDK configuration pointed at the emulator.
+pub async fn emulator_config() -> aws_config::SdkConfig {
+    let endpoint = emulator_endpoint();
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .load()
+        .await
+}
+
+/// A table prefix no other test uses.
+pub fn unique_prefix(test: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("bg-{test}-{}-{nanos:x}", std::process::id())
+}
+
+/// A fresh DynamoDB event log (both tables created) on the emulator.
+pub async fn emulator_event_log(test: &str) -> shared::adapters::dynamodb::DynamoEventLog {
+    use shared::adapters::dynamodb::{DynamoEventLog, TableNames};
+    let config = emulator_config().await;
+    let log = DynamoEventLog::new(
+        aws_sdk_dynamodb::Client::new(&config),
+        TableNames::from_prefix(&unique_prefix(test)),
+    );
+    log.create_tables()
+        .await
+        .unwrap_or_else(|e| panic!("creating tables on the emulator: {e}"));
+    log
 }
