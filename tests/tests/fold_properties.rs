@@ -12,9 +12,12 @@ use shared::core::budget::BudgetPeriod;
 use shared::core::facts::{Capacity, Fact, FactBody, JobStatus, Millis, TaskSize};
 use shared::core::ledger::Ledger;
 use shared::core::prices::PriceTable;
+use shared::core::projection::GroupProjection;
 use shared::core::scope::Scope;
+use shared::core::sums::ScopeTotals;
 use shared::events::{Parsed, parse_event};
 use shared::synth::{self, WorkloadConfig};
+use std::collections::BTreeMap;
 
 const STATUSES: [JobStatus; 7] = [
     JobStatus::Submitted,
@@ -188,5 +191,42 @@ proptest! {
         }
         let reported = ledger.scope_spend(&Scope::Total, at_s).spend_usd;
         prop_assert!((reported - total).abs() <= Decimal::new(1, 6), "total {} vs {}", reported, total);
+    }
+
+    /// The DynamoDB projector's arithmetic (ADR 0004): re-project after every fact, add each
+    /// delta to one of three shards, merge the shards on read — the result equals the ledger.
+    #[test]
+    fn projection_deltas_spread_over_shards_sum_to_the_ledger(facts in prop::collection::vec(adversarial_fact(), 1..30), later in 0_i64..5_000) {
+        let facts: Vec<Fact> = facts.into_iter().enumerate().map(|(i, body)| fact(&format!("ev-{i}"), body)).collect();
+        let period = BudgetPeriod::Day;
+        let mut ledger = Ledger::new(PriceTable::builtin(), period);
+        let mut previous = GroupProjection::default();
+        let mut shards: Vec<BTreeMap<Scope, ScopeTotals>> = vec![BTreeMap::new(); 3];
+        for (i, fact) in facts.iter().enumerate() {
+            ledger.apply(fact);
+            let next = GroupProjection::of(&ledger);
+            for (scope, delta) in previous.delta_to(&next, period) {
+                shards[i % 3].entry(scope).or_default().merge(&delta);
+            }
+            previous = next;
+        }
+        let mut merged: BTreeMap<Scope, ScopeTotals> = BTreeMap::new();
+        for shard in &shards {
+            for (scope, totals) in shard {
+                merged.entry(scope.clone()).or_default().merge(totals);
+            }
+        }
+        let at = ledger.horizon().unwrap_or(T0 / 1000) + later;
+        let expected = ledger.all_scope_spend(at);
+        for (scope, spend) in &expected {
+            let recent = previous.recent_starts(at).filter(|(s, _, _)| *s == scope).map(|(_, anchor, rate)| (anchor, rate));
+            let got = merged.get(scope).cloned().unwrap_or_default().spend_at(at, period, recent);
+            prop_assert_eq!(&got, spend, "scope {:?}", scope);
+        }
+        for (scope, totals) in &merged {
+            if !expected.contains_key(scope) {
+                prop_assert_eq!(totals.units, 0, "scope {:?} should be empty", scope);
+            }
+        }
     }
 }

@@ -15,6 +15,7 @@
 //! by 3600 once, when a figure is read: sums of numerators stay exact in `rust_decimal`.
 
 use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
 
 use super::facts::Millis;
 
@@ -47,7 +48,8 @@ pub fn usd(numerator: Decimal) -> Decimal {
 }
 
 /// A task's billing state as the events describe it, independent of any evaluation instant.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
 pub enum Billing {
     /// No start known yet (or it never started): costs nothing so far.
     NotStarted,

@@ -37,6 +37,7 @@ use super::facts::{
 use super::names;
 use super::prices::{PriceTable, Unpriced};
 use super::scope::{Scope, ScopeSpend};
+use super::sums::{Accounting, ScopeTotals, Sign, UnitBilling};
 
 /// Queue name given to tasks that no Batch event has named yet.
 pub const UNATTRIBUTED: &str = "(unattributed)";
@@ -197,36 +198,16 @@ type ScopeId = u32;
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Contribution {
     scopes: Vec<ScopeId>,
-    billing: Billing,
-    size: TaskSize,
-    estimated: bool,
+    unit: UnitBilling,
     unpriced: Option<Unpriced>,
-}
-
-#[derive(Clone, Copy, Debug, Default)]
-struct RunningBucket {
-    units: u64,
-    sum_rate: Decimal,
-    /// Σ rate × (anchor − bucket period start): offsets from the period start stay small, so
-    /// the products keep all their digits in a 96-bit decimal.
-    sum_rate_offset: Decimal,
 }
 
 /// Running sums for one scope; see the module docs.
 #[derive(Clone, Debug, Default)]
 struct ScopeSums {
-    /// Units currently in the scope; a scope with none is not reported (it only ever held
-    /// units that moved elsewhere, which depends on fold order).
-    units: u64,
-    closed_total: Decimal,
-    closed_by_period: BTreeMap<i64, Decimal>,
-    running_by_period: BTreeMap<i64, RunningBucket>,
+    totals: ScopeTotals,
     /// Running units by anchor, to apply the one-minute minimum to recent starts.
     running_by_anchor: BTreeMap<(i64, UnitId), Decimal>,
-    running_vcpu: Decimal,
-    running_memory_gib: Decimal,
-    unpriced_units: u64,
-    estimated_units: u64,
 }
 
 /// One job's cost at an instant, from [`Ledger::walk`].
@@ -589,7 +570,7 @@ impl Ledger {
             self.account(unit, &previous, Sign::Remove);
         }
         if let Some(next) = next {
-            if let Some(horizon) = next.billing.horizon() {
+            if let Some(horizon) = next.unit.billing.horizon() {
                 self.horizon = Some(self.horizon.map_or(horizon, |held| held.max(horizon)));
             }
             self.account(unit, &next, Sign::Add);
@@ -613,86 +594,35 @@ impl Ledger {
         };
         Some(Contribution {
             scopes,
-            billing,
-            size: input.size.unwrap_or(TaskSize {
-                vcpu: Decimal::ZERO,
-                memory_gib: Decimal::ZERO,
-                storage_gib: None,
-            }),
-            estimated: input.estimated,
+            unit: UnitBilling {
+                billing,
+                size: input.size.unwrap_or(TaskSize {
+                    vcpu: Decimal::ZERO,
+                    memory_gib: Decimal::ZERO,
+                    storage_gib: None,
+                }),
+                estimated: input.estimated,
+                unpriced: unpriced.is_some(),
+            },
             unpriced,
         })
     }
 
     fn account(&mut self, unit: UnitId, contribution: &Contribution, sign: Sign) {
         // What the contribution adds is the same for every scope: work it out once.
-        let running_period_start = match contribution.billing {
-            Billing::Running { anchor, .. } => self.period.bounds(anchor).0,
-            _ => 0,
-        };
-        let closed_parts = match contribution.billing {
-            Billing::Closed {
-                anchor,
-                billed_seconds,
-                hourly_rate,
-                ..
-            } => split_by_period(self.period, anchor, anchor + billed_seconds)
-                .into_iter()
-                .map(|(period_start, seconds)| (period_start, hourly_rate * Decimal::from(seconds)))
-                .collect(),
-            _ => Vec::new(),
-        };
+        let accounting = Accounting::of(&contribution.unit, self.period);
         for &scope in &contribution.scopes {
             let sums = &mut self.table.sums[scope as usize];
-            sums.units = sign.count(sums.units);
-            if contribution.unpriced.is_some() {
-                sums.unpriced_units = sign.count(sums.unpriced_units);
-            }
-            if contribution.estimated {
-                sums.estimated_units = sign.count(sums.estimated_units);
-            }
-            match contribution.billing {
-                Billing::NotStarted => {}
-                Billing::Running {
-                    anchor,
-                    hourly_rate,
-                } => {
-                    let period_start = running_period_start;
-                    let bucket = sums.running_by_period.entry(period_start).or_default();
-                    bucket.units = sign.count(bucket.units);
-                    bucket.sum_rate = sign.apply(bucket.sum_rate, hourly_rate);
-                    bucket.sum_rate_offset = sign.apply(
-                        bucket.sum_rate_offset,
-                        hourly_rate * Decimal::from(anchor - period_start),
-                    );
-                    if bucket.units == 0 {
-                        sums.running_by_period.remove(&period_start);
-                    }
-                    match sign {
-                        Sign::Add => sums.running_by_anchor.insert((anchor, unit), hourly_rate),
-                        Sign::Remove => sums.running_by_anchor.remove(&(anchor, unit)),
-                    };
-                    sums.running_vcpu = sign.apply(sums.running_vcpu, contribution.size.vcpu);
-                    sums.running_memory_gib =
-                        sign.apply(sums.running_memory_gib, contribution.size.memory_gib);
-                }
-                Billing::Closed {
-                    billed_seconds,
-                    hourly_rate,
-                    ..
-                } => {
-                    sums.closed_total = sign.apply(
-                        sums.closed_total,
-                        hourly_rate * Decimal::from(billed_seconds),
-                    );
-                    for &(period_start, part) in &closed_parts {
-                        let slot = sums.closed_by_period.entry(period_start).or_default();
-                        *slot = sign.apply(*slot, part);
-                        if slot.is_zero() && sign == Sign::Remove {
-                            sums.closed_by_period.remove(&period_start);
-                        }
-                    }
-                }
+            sums.totals.account(&accounting, sign);
+            if let Billing::Running {
+                anchor,
+                hourly_rate,
+            } = contribution.unit.billing
+            {
+                match sign {
+                    Sign::Add => sums.running_by_anchor.insert((anchor, unit), hourly_rate),
+                    Sign::Remove => sums.running_by_anchor.remove(&(anchor, unit)),
+                };
             }
         }
     }
@@ -711,47 +641,24 @@ impl Ledger {
 
     fn scope_spend_fast(&self, id: ScopeId, at: i64) -> ScopeSpend {
         let sums = &self.table.sums[id as usize];
-        let (period_start, _) = self.period.bounds(at);
-        let mut all_time = sums.closed_total;
-        let mut in_period = sums
-            .closed_by_period
-            .get(&period_start)
-            .copied()
-            .unwrap_or_default();
-        let mut burn = Decimal::ZERO;
-        let mut running_units = 0;
-        for (&bucket_start, bucket) in &sums.running_by_period {
-            // Σ rate × (at − anchor) = Σ rate × (at − start) − Σ rate × (anchor − start)
-            let linear =
-                bucket.sum_rate * Decimal::from(at - bucket_start) - bucket.sum_rate_offset;
-            all_time += linear;
-            in_period += if bucket_start >= period_start {
-                linear
-            } else {
-                bucket.sum_rate * Decimal::from(at - period_start)
-            };
-            burn += bucket.sum_rate;
-            running_units += bucket.units;
-        }
-        // The one-minute minimum for units started less than 60 s before `at`: the linear sum
-        // counted (at − anchor) seconds, the rule says 60.
         let recent = (at - billing::MINIMUM_BILLED_SECONDS + 1, UnitId::MIN)..;
-        for (&(anchor, _), &rate) in sums.running_by_anchor.range(recent) {
-            let missing = billing::MINIMUM_BILLED_SECONDS - (at - anchor);
-            let correction = rate * Decimal::from(missing);
-            all_time += correction;
-            in_period += correction;
-        }
-        ScopeSpend {
-            spend_usd: billing::usd(all_time),
-            period_spend_usd: billing::usd(in_period),
-            burn_rate_usd_per_hour: burn,
-            running_tasks: running_units,
-            running_vcpu: sums.running_vcpu,
-            running_memory_gib: sums.running_memory_gib,
-            unpriced_tasks: sums.unpriced_units,
-            estimated_tasks: sums.estimated_units,
-        }
+        let recent = sums
+            .running_by_anchor
+            .range(recent)
+            .map(|(&(anchor, _), &rate)| (anchor, rate));
+        sums.totals.spend_at(at, self.period, recent)
+    }
+
+    /// Every unit and the scopes it counts in (for projections).
+    pub fn units(&self) -> impl Iterator<Item = (Vec<Scope>, &UnitBilling)> {
+        self.contributions.values().map(|contribution| {
+            let scopes = contribution
+                .scopes
+                .iter()
+                .map(|&id| self.table.names[id as usize].clone())
+                .collect();
+            (scopes, &contribution.unit)
+        })
     }
 
     /// Every scope that holds at least one unit.
@@ -760,7 +667,7 @@ impl Ledger {
             .names
             .iter()
             .zip(&self.table.sums)
-            .filter(|(_, sums)| sums.units > 0)
+            .filter(|(_, sums)| sums.totals.units > 0)
             .map(|(scope, _)| scope)
     }
 
@@ -773,7 +680,7 @@ impl Ledger {
             .names
             .iter()
             .enumerate()
-            .filter(|(id, _)| self.table.sums[*id].units > 0)
+            .filter(|(id, _)| self.table.sums[*id].totals.units > 0)
             .map(|(id, scope)| (scope.clone(), self.scope_spend_fast(index_u32(id), at)))
             .collect()
     }
@@ -811,14 +718,15 @@ impl Ledger {
         let mut scopes: BTreeMap<Scope, ScopeSpend> = BTreeMap::new();
 
         for (&unit, contribution) in &self.contributions {
-            let accrued: Accrued = contribution.billing.accrued(at);
+            let accrued: Accrued = contribution.unit.billing.accrued(at);
             let in_period = contribution
+                .unit
                 .billing
                 .billed_interval(at)
                 .map(|(from, to)| to.min(period_end) - from.max(period_start))
                 .filter(|&seconds| seconds > 0)
                 .map_or(Decimal::ZERO, |seconds| {
-                    contribution.billing.hourly_rate() * Decimal::from(seconds)
+                    contribution.unit.billing.hourly_rate() * Decimal::from(seconds)
                 });
             for &scope in &contribution.scopes {
                 let spend = scopes
@@ -829,14 +737,14 @@ impl Ledger {
                 if contribution.unpriced.is_some() {
                     spend.unpriced_tasks += 1;
                 }
-                if contribution.estimated {
+                if contribution.unit.estimated {
                     spend.estimated_tasks += 1;
                 }
                 if accrued.running {
-                    spend.burn_rate_usd_per_hour += contribution.billing.hourly_rate();
+                    spend.burn_rate_usd_per_hour += contribution.unit.billing.hourly_rate();
                     spend.running_tasks += 1;
-                    spend.running_vcpu += contribution.size.vcpu;
-                    spend.running_memory_gib += contribution.size.memory_gib;
+                    spend.running_vcpu += contribution.unit.size.vcpu;
+                    spend.running_memory_gib += contribution.unit.size.memory_gib;
                 }
             }
             match unit {
@@ -844,7 +752,7 @@ impl Ledger {
                     let (cost, i) = (&mut jobs[job as usize], job as usize);
                     cost.billed_seconds += accrued.billed_seconds;
                     cost.running |= accrued.running;
-                    cost.estimated |= contribution.estimated;
+                    cost.estimated |= contribution.unit.estimated;
                     if let Some(reason) = &contribution.unpriced {
                         cost.unpriced = Some(
                             cost.unpriced
@@ -1082,46 +990,8 @@ fn sorted_entry<V: Default>(pairs: &mut Vec<(u32, V)>, key: u32) -> &mut V {
     &mut pairs[position].1
 }
 
-/// Splits `[from, to)` (whole seconds) into the budget periods it touches.
-fn split_by_period(period: BudgetPeriod, from: i64, to: i64) -> Vec<(i64, i64)> {
-    let mut parts = Vec::with_capacity(1);
-    let mut cursor = from;
-    while cursor < to {
-        let (start, end) = period.bounds(cursor);
-        let upto = end.min(to);
-        parts.push((start, upto - cursor));
-        if upto <= cursor {
-            break; // unreachable for valid bounds; guards against an endless loop
-        }
-        cursor = upto;
-    }
-    parts
-}
-
 impl UnitId {
     const MIN: Self = Self::Attempt { job: 0, attempt: 0 };
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Sign {
-    Add,
-    Remove,
-}
-
-impl Sign {
-    fn apply(self, held: Decimal, delta: Decimal) -> Decimal {
-        match self {
-            Self::Add => held + delta,
-            Self::Remove => held - delta,
-        }
-    }
-
-    fn count(self, held: u64) -> u64 {
-        match self {
-            Self::Add => held + 1,
-            Self::Remove => held.saturating_sub(1),
-        }
-    }
 }
 
 struct Timing {

@@ -10,4 +10,6 @@ pub mod facts;
 pub mod ledger;
 pub mod names;
 pub mod prices;
+pub mod projection;
 pub mod scope;
+pub mod sums;
