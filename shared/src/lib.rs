@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod adapters;
+pub mod collector;
 pub mod core;
 pub mod events;
 pub mod intake;

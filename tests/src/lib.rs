@@ -208,3 +208,50 @@ pub async fn emulator_event_log(test: &str) -> shared::adapters::dynamodb::Dynam
         .unwrap_or_else(|e| panic!("creating tables on the emulator: {e}"));
     log
 }
+
+/// Counts the DynamoDB operations a client sends (an SDK interceptor), to report requests per
+/// job lifecycle.
+#[derive(Clone, Debug, Default)]
+pub struct RequestCounter(std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+impl RequestCounter {
+    pub fn count(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl aws_sdk_dynamodb::config::Intercept for RequestCounter {
+    fn name(&self) -> &'static str {
+        "RequestCounter"
+    }
+
+    fn read_before_execution(
+        &self,
+        _context: &aws_sdk_dynamodb::config::interceptors::BeforeSerializationInterceptorContextRef<
+            '_,
+        >,
+        _cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// As [`emulator_event_log`], with every operation its client sends counted.
+pub async fn counted_emulator_event_log(
+    test: &str,
+) -> (shared::adapters::dynamodb::DynamoEventLog, RequestCounter) {
+    use shared::adapters::dynamodb::{DynamoEventLog, TableNames};
+    let config = emulator_config().await;
+    let counter = RequestCounter::default();
+    let client = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&config)
+            .interceptor(counter.clone())
+            .build(),
+    );
+    let log = DynamoEventLog::new(client, TableNames::from_prefix(&unique_prefix(test)));
+    log.create_tables()
+        .await
+        .unwrap_or_else(|e| panic!("creating tables on the emulator: {e}"));
+    (log, counter)
+}

@@ -19,8 +19,8 @@ use aws_sdk_dynamodb::client::Waiters;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
-    ScalarAttributeType, TimeToLiveSpecification,
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
+    KeyType, Projection, ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
 };
 use futures_util::{StreamExt, TryStreamExt, stream};
 
@@ -123,6 +123,10 @@ impl DynamoEventLog {
         &self.tables
     }
 
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
     /// Creates both tables (on-demand, TTL on the events table) if they do not exist, and waits
     /// until they are active. For development and the CLI's `init`; deployments get theirs
     /// from the SAM template.
@@ -149,17 +153,34 @@ impl DynamoEventLog {
                     .build()
                     .map_err(|e| build_error(table, e))
             };
-            self.client
+            let mut create = self
+                .client
                 .create_table()
                 .table_name(table)
                 .billing_mode(BillingMode::PayPerRequest)
                 .attribute_definitions(attribute("pk")?)
                 .attribute_definitions(attribute("sk")?)
                 .key_schema(key("pk", KeyType::Hash)?)
-                .key_schema(key("sk", KeyType::Range)?)
-                .send()
-                .await
-                .map_err(|e| backend(table, e))?;
+                .key_schema(key("sk", KeyType::Range)?);
+            if table == &self.tables.state {
+                // Projections by the minute of their latest running start (ADR 0004).
+                create = create
+                    .attribute_definitions(attribute("recent_minute")?)
+                    .global_secondary_indexes(
+                        GlobalSecondaryIndex::builder()
+                            .index_name(super::dynamodb_projection::RECENT_INDEX)
+                            .key_schema(key("recent_minute", KeyType::Hash)?)
+                            .key_schema(key("pk", KeyType::Range)?)
+                            .projection(
+                                Projection::builder()
+                                    .projection_type(ProjectionType::All)
+                                    .build(),
+                            )
+                            .build()
+                            .map_err(|e| build_error(table, e))?,
+                    );
+            }
+            create.send().await.map_err(|e| backend(table, e))?;
             self.client
                 .wait_until_table_exists()
                 .table_name(table)

@@ -1,6 +1,7 @@
 //! Adapters: each owns one technology's wire format.
 
 pub mod dynamodb;
+pub mod dynamodb_projection;
 pub mod files;
 pub mod memory;
 pub mod sqlite;

@@ -1,0 +1,584 @@
+//! Projections in DynamoDB (ADR 0004): per billing group, with per-scope sums in shards.
+//!
+//! Items of the `<prefix>-state` table this module owns:
+//!
+//! | `pk` | `sk` | attributes |
+//! | --- | --- | --- |
+//! | `PROJ#JOB#<id>` / `PROJ#TASK#<arn>` | `PROJ` | `version`, `units` (JSON [`GroupProjection`]), `claimed_by` (a task's, once a job names it), `recent_minute` (GSI `recent`) |
+//! | `LINK#<task arn>` | `LINK` | `job_id`: the job that claimed the task |
+//! | `SCOPE#<kind>#<name>#<shard>` | `SUM` | the [`ScopeTotals`] as numbers: `units`, `unpriced`, `estimated`, `closed`, `vcpu`, `gib`, `c_<period>`, `rn_<period>`, `rr_<period>`, `ro_<period>` |
+//! | `SCOPES` | `<kind>#<name>` | `scope` (JSON): the registry of scopes, for readers |
+//!
+//! Every change is one `TransactWriteItems` conditioned on the group's projection version; a
+//! cancelled transaction is recomputed from the log and retried.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem, Update};
+use rust_decimal::Decimal;
+
+use super::dynamodb::{DynamoEventLog, partition_key};
+use crate::core::budget::BudgetPeriod;
+use crate::core::facts::{Fact, FactBody};
+use crate::core::ledger::Ledger;
+use crate::core::prices::PriceTable;
+use crate::core::projection::GroupProjection;
+use crate::core::scope::Scope;
+use crate::core::sums::{RunningBucket, ScopeTotals};
+use crate::ports::StoreError;
+
+/// Shards per scope: one busy scope spreads its writes over this many partitions
+/// (DynamoDB allows 1,000 write units per second per partition).
+pub const DEFAULT_SHARDS: u32 = 8;
+/// DynamoDB's limit on the items in one transaction.
+pub const MAX_TRANSACTION_ITEMS: usize = 100;
+/// Attempts at a group's transaction before giving up (each after re-reading the log).
+pub const MAX_ATTEMPTS: u32 = 12;
+/// The GSI of projection items by the minute of their latest running start.
+pub const RECENT_INDEX: &str = "recent";
+
+/// What happened when a group was re-projected.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Projected {
+    /// Transactions cancelled by a concurrent writer and retried.
+    pub retries: u32,
+    /// Whether anything changed (a redelivered fact changes nothing).
+    pub changed: bool,
+}
+
+/// Maintains projections and scope sums for one deployment.
+#[derive(Clone, Debug)]
+pub struct DynamoProjector {
+    log: DynamoEventLog,
+    prices: PriceTable,
+    period: BudgetPeriod,
+    shards: u32,
+    /// Scopes this process has put in the registry already.
+    registered: Arc<Mutex<HashSet<Scope>>>,
+}
+
+struct StoredProjection {
+    version: u64,
+    projection: GroupProjection,
+    claimed_by: Option<String>,
+}
+
+fn backend<E>(table: &str, error: SdkError<E>) -> StoreError
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    StoreError::Backend {
+        location: format!("DynamoDB table {table}"),
+        message: DisplayErrorContext(&error).to_string(),
+        source: Some(Box::new(error)),
+    }
+}
+
+fn corrupt(key: &str, message: impl ToString) -> StoreError {
+    StoreError::Corrupt {
+        key: key.to_owned(),
+        message: message.to_string(),
+    }
+}
+
+fn s(text: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(text.into())
+}
+
+fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+/// The key of a scope in item keys and the registry: `<kind>#<name>`.
+fn scope_key(scope: &Scope) -> String {
+    format!("{}#{}", scope.kind(), scope.value())
+}
+
+fn minute_of(unix_seconds: i64) -> String {
+    format!("m{}", unix_seconds.div_euclid(60))
+}
+
+impl DynamoProjector {
+    pub fn new(log: DynamoEventLog, prices: PriceTable, period: BudgetPeriod) -> Self {
+        Self {
+            log,
+            prices,
+            period,
+            shards: DEFAULT_SHARDS,
+            registered: Arc::default(),
+        }
+    }
+
+    pub fn with_shards(mut self, shards: u32) -> Self {
+        self.shards = shards.max(1);
+        self
+    }
+
+    pub fn period(&self) -> BudgetPeriod {
+        self.period
+    }
+
+    fn state_table(&self) -> &str {
+        &self.log.tables().state
+    }
+
+    fn client(&self) -> &aws_sdk_dynamodb::Client {
+        self.log.client()
+    }
+
+    async fn get(
+        &self,
+        pk: &str,
+        sk: &str,
+    ) -> Result<Option<HashMap<String, AttributeValue>>, StoreError> {
+        let output = self
+            .client()
+            .get_item()
+            .table_name(self.state_table())
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| backend(self.state_table(), e))?;
+        Ok(output.item)
+    }
+
+    async fn stored_projection(&self, group: &str) -> Result<StoredProjection, StoreError> {
+        let pk = format!("PROJ#{group}");
+        let Some(item) = self.get(&pk, "PROJ").await? else {
+            return Ok(StoredProjection {
+                version: 0,
+                projection: GroupProjection::default(),
+                claimed_by: None,
+            });
+        };
+        let version = item
+            .get("version")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| corrupt(&pk, "no version"))?;
+        let projection = match item.get("units").and_then(|v| v.as_s().ok()) {
+            Some(text) => serde_json::from_str(text).map_err(|e| corrupt(&pk, e))?,
+            None => GroupProjection::default(),
+        };
+        let claimed_by = item.get("claimed_by").and_then(|v| v.as_s().ok()).cloned();
+        Ok(StoredProjection {
+            version,
+            projection,
+            claimed_by,
+        })
+    }
+
+    async fn link_of(&self, task_arn: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .get(&format!("LINK#{task_arn}"), "LINK")
+            .await?
+            .and_then(|item| item.get("job_id").and_then(|v| v.as_s().ok()).cloned()))
+    }
+
+    /// Re-projects the billing group the fact belongs to. Call after appending the fact.
+    pub async fn project(&self, fact: &Fact) -> Result<Projected, StoreError> {
+        let mut retries = 0;
+        loop {
+            match self.try_project(fact).await? {
+                Some(changed) => return Ok(Projected { retries, changed }),
+                None if retries + 1 >= MAX_ATTEMPTS => {
+                    return Err(StoreError::Backend {
+                        location: format!("DynamoDB table {}", self.state_table()),
+                        message: format!(
+                            "projection of {} lost to concurrent writers {MAX_ATTEMPTS} times",
+                            partition_key(fact)
+                        ),
+                        source: None,
+                    });
+                }
+                None => {
+                    retries += 1;
+                    // Jittered backoff: 10 ms × 2^n, capped at ~1 s.
+                    let base = 10_u64 << retries.min(7);
+                    let jitter = fastrand::u64(0..=base);
+                    tokio::time::sleep(Duration::from_millis(base + jitter)).await;
+                }
+            }
+        }
+    }
+
+    /// One attempt: `Some(changed)` when committed (or nothing to do), `None` when a
+    /// concurrent writer got there first.
+    async fn try_project(&self, fact: &Fact) -> Result<Option<bool>, StoreError> {
+        let (group, job_id) = match &fact.body {
+            FactBody::Job(job) => (format!("JOB#{}", job.job_id), Some(job.job_id.clone())),
+            FactBody::Task(task) => match self.link_of(&task.task_arn).await? {
+                Some(job_id) => (format!("JOB#{job_id}"), Some(job_id)),
+                None => (format!("TASK#{}", task.task_arn), None),
+            },
+        };
+
+        // Fold the group's facts: the job's own, and those of each task it names that is not
+        // another job's.
+        let mut facts: Vec<Fact> = self
+            .log
+            .entity_history(&group)
+            .await?
+            .into_iter()
+            .map(|record| record.fact)
+            .collect();
+        let mut claims = Vec::new();
+        if let Some(job_id) = &job_id {
+            let task_arns: BTreeSet<String> = facts
+                .iter()
+                .filter_map(|f| match &f.body {
+                    FactBody::Job(job) => {
+                        Some(job.attempts.iter().filter_map(|a| a.task_arn.clone()))
+                    }
+                    FactBody::Task(_) => None,
+                })
+                .flatten()
+                .collect();
+            for arn in task_arns {
+                match self.link_of(&arn).await? {
+                    Some(owner) if &owner != job_id => continue,
+                    Some(_) => {}
+                    None => claims.push(arn.clone()),
+                }
+                let history = self.log.entity_history(&format!("TASK#{arn}")).await?;
+                facts.extend(history.into_iter().map(|record| record.fact));
+            }
+        }
+        let mut ledger = Ledger::new(self.prices.clone(), self.period);
+        for fact in &facts {
+            ledger.apply(fact);
+        }
+        let next = GroupProjection::of(&ledger);
+
+        let current = self.stored_projection(&group).await?;
+        if current.claimed_by.is_some() {
+            // An orphan task claimed since we read its link: start again from the link.
+            return Ok(None);
+        }
+        let mut delta = current.projection.delta_to(&next, self.period);
+        let mut items = Vec::new();
+        for arn in &claims {
+            let orphan_group = format!("TASK#{arn}");
+            let orphan = self.stored_projection(&orphan_group).await?;
+            for (scope, part) in orphan
+                .projection
+                .delta_to(&GroupProjection::default(), self.period)
+            {
+                delta.entry(scope).or_default().merge(&part);
+            }
+            items.push(self.put_projection(
+                &orphan_group,
+                orphan.version,
+                &GroupProjection::default(),
+                job_id.as_deref(),
+            )?);
+            items.push(
+                TransactWriteItem::builder()
+                    .put(
+                        Put::builder()
+                            .table_name(self.state_table())
+                            .item("pk", s(format!("LINK#{arn}")))
+                            .item("sk", s("LINK"))
+                            .item("job_id", s(job_id.clone().unwrap_or_default()))
+                            .condition_expression("attribute_not_exists(pk)")
+                            .build()
+                            .map_err(|e| corrupt(arn, e))?,
+                    )
+                    .build(),
+            );
+        }
+        delta.retain(|_, totals| *totals != ScopeTotals::default());
+        if delta.is_empty() && claims.is_empty() && current.projection == next {
+            return Ok(Some(false));
+        }
+        items.push(self.put_projection(&group, current.version, &next, None)?);
+        let shard = xxhash_rust::xxh3::xxh3_64(group.as_bytes()) % u64::from(self.shards);
+        for (scope, totals) in &delta {
+            items.push(self.add_to_scope(scope, shard, totals)?);
+        }
+        if items.len() > MAX_TRANSACTION_ITEMS {
+            return Err(StoreError::Backend {
+                location: format!("DynamoDB table {}", self.state_table()),
+                message: format!(
+                    "group {group} needs {} writes, more than the {MAX_TRANSACTION_ITEMS} one transaction may hold",
+                    items.len()
+                ),
+                source: None,
+            });
+        }
+        // Registered first: a scope listed before its first sum is harmless, one with sums but
+        // not listed would be invisible to readers.
+        self.register_scopes(delta.keys()).await?;
+        let result = self
+            .client()
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Some(true)),
+            Err(SdkError::ServiceError(error))
+                if matches!(
+                    error.err(),
+                    TransactWriteItemsError::TransactionCanceledException(_)
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(error) => Err(backend(self.state_table(), error)),
+        }
+    }
+
+    fn put_projection(
+        &self,
+        group: &str,
+        version: u64,
+        projection: &GroupProjection,
+        claimed_by: Option<&str>,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let units = serde_json::to_string(projection).map_err(|e| corrupt(group, e))?;
+        let mut put = Put::builder()
+            .table_name(self.state_table())
+            .item("pk", s(format!("PROJ#{group}")))
+            .item("sk", s("PROJ"))
+            .item("version", n(version + 1))
+            .item("units", s(units));
+        if let Some(job) = claimed_by {
+            put = put.item("claimed_by", s(job));
+        }
+        let latest_running = projection
+            .units
+            .iter()
+            .filter_map(|unit| match unit.billing {
+                crate::core::billing::Billing::Running { anchor, .. } => Some(anchor),
+                _ => None,
+            })
+            .max();
+        if let Some(anchor) = latest_running {
+            put = put.item("recent_minute", s(minute_of(anchor)));
+        }
+        put = if version == 0 {
+            put.condition_expression("attribute_not_exists(pk)")
+        } else {
+            put.condition_expression("version = :version")
+                .expression_attribute_values(":version", n(version))
+        };
+        Ok(TransactWriteItem::builder()
+            .put(put.build().map_err(|e| corrupt(group, e))?)
+            .build())
+    }
+
+    fn add_to_scope(
+        &self,
+        scope: &Scope,
+        shard: u64,
+        totals: &ScopeTotals,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let mut values: Vec<(String, Decimal)> = vec![
+            ("units".into(), Decimal::from(totals.units)),
+            ("unpriced".into(), Decimal::from(totals.unpriced_units)),
+            ("estimated".into(), Decimal::from(totals.estimated_units)),
+            ("closed".into(), totals.closed_total),
+            ("vcpu".into(), totals.running_vcpu),
+            ("gib".into(), totals.running_memory_gib),
+        ];
+        for (start, part) in &totals.closed_by_period {
+            values.push((format!("c_{start}"), *part));
+        }
+        for (start, bucket) in &totals.running_by_period {
+            values.push((format!("rn_{start}"), Decimal::from(bucket.units)));
+            values.push((format!("rr_{start}"), bucket.sum_rate));
+            values.push((format!("ro_{start}"), bucket.sum_rate_offset));
+        }
+        let mut expression = Vec::new();
+        let mut update = Update::builder()
+            .table_name(self.state_table())
+            .key("pk", s(format!("SCOPE#{}#{shard}", scope_key(scope))))
+            .key("sk", s("SUM"));
+        for (i, (name, value)) in values.iter().enumerate() {
+            expression.push(format!("#a{i} :v{i}"));
+            update = update
+                .expression_attribute_names(format!("#a{i}"), name)
+                .expression_attribute_values(format!(":v{i}"), n(value.normalize()));
+        }
+        let update = update
+            .update_expression(format!("ADD {}", expression.join(", ")))
+            .build()
+            .map_err(|e| corrupt(&scope_key(scope), e))?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// Records scopes in the registry (idempotent puts), once per scope per process.
+    async fn register_scopes(
+        &self,
+        scopes: impl Iterator<Item = &Scope>,
+    ) -> Result<(), StoreError> {
+        for scope in scopes {
+            if self
+                .registered
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .contains(scope)
+            {
+                continue;
+            }
+            let text = serde_json::to_string(scope).map_err(|e| corrupt(&scope_key(scope), e))?;
+            self.client()
+                .put_item()
+                .table_name(self.state_table())
+                .item("pk", s("SCOPES"))
+                .item("sk", s(scope_key(scope)))
+                .item("scope", s(text))
+                .send()
+                .await
+                .map_err(|e| backend(self.state_table(), e))?;
+            self.registered
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(scope.clone());
+        }
+        Ok(())
+    }
+
+    /// Every scope that has had spend.
+    pub async fn scopes(&self) -> Result<Vec<Scope>, StoreError> {
+        let items: Vec<HashMap<String, AttributeValue>> = self
+            .client()
+            .query()
+            .table_name(self.state_table())
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s("SCOPES"))
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| backend(self.state_table(), e))?;
+        items
+            .iter()
+            .map(|item| {
+                let text = item
+                    .get("scope")
+                    .and_then(|v| v.as_s().ok())
+                    .map_or("", String::as_str);
+                serde_json::from_str(text).map_err(|e| corrupt("SCOPES", e))
+            })
+            .collect()
+    }
+
+    /// A scope's sums: its shards read and added.
+    pub async fn scope_totals(&self, scope: &Scope) -> Result<ScopeTotals, StoreError> {
+        let mut keys = KeysAndAttributes::builder().consistent_read(true);
+        for shard in 0..self.shards {
+            keys = keys.keys(HashMap::from([
+                (
+                    "pk".to_owned(),
+                    s(format!("SCOPE#{}#{shard}", scope_key(scope))),
+                ),
+                ("sk".to_owned(), s("SUM")),
+            ]));
+        }
+        let keys = keys.build().map_err(|e| corrupt(&scope_key(scope), e))?;
+        let mut totals = ScopeTotals::default();
+        let mut request = Some(HashMap::from([(self.state_table().to_owned(), keys)]));
+        while let Some(pending) = request.take().filter(|r| !r.is_empty()) {
+            let output = self
+                .client()
+                .batch_get_item()
+                .set_request_items(Some(pending))
+                .send()
+                .await
+                .map_err(|e| backend(self.state_table(), e))?;
+            for item in output
+                .responses()
+                .and_then(|r| r.get(self.state_table()))
+                .into_iter()
+                .flatten()
+            {
+                totals.merge(&totals_of(item)?);
+            }
+            request = output.unprocessed_keys;
+        }
+        Ok(totals)
+    }
+
+    /// Running units started in the minute of `at` or the one before, with their scopes:
+    /// the one-minute-minimum correction (see `ScopeTotals::spend_at`).
+    pub async fn recent_starts(&self, at: i64) -> Result<Vec<(Scope, i64, Decimal)>, StoreError> {
+        let mut starts = Vec::new();
+        for minute in [minute_of(at - 60), minute_of(at)] {
+            let items: Vec<HashMap<String, AttributeValue>> = self
+                .client()
+                .query()
+                .table_name(self.state_table())
+                .index_name(RECENT_INDEX)
+                .key_condition_expression("recent_minute = :m")
+                .expression_attribute_values(":m", s(minute))
+                .into_paginator()
+                .items()
+                .send()
+                .try_collect()
+                .await
+                .map_err(|e| backend(self.state_table(), e))?;
+            for item in items {
+                let text = item
+                    .get("units")
+                    .and_then(|v| v.as_s().ok())
+                    .map_or("{}", String::as_str);
+                let projection: GroupProjection =
+                    serde_json::from_str(text).map_err(|e| corrupt("recent", e))?;
+                starts.extend(
+                    projection
+                        .recent_starts(at)
+                        .map(|(scope, anchor, rate)| (scope.clone(), anchor, rate)),
+                );
+            }
+        }
+        starts.sort();
+        starts.dedup();
+        Ok(starts)
+    }
+}
+
+fn totals_of(item: &HashMap<String, AttributeValue>) -> Result<ScopeTotals, StoreError> {
+    let number = |name: &str| -> Result<Decimal, StoreError> {
+        match item.get(name).and_then(|v| v.as_n().ok()) {
+            Some(text) => text.parse().map_err(|e| corrupt(name, e)),
+            None => Ok(Decimal::ZERO),
+        }
+    };
+    let count = |name: &str| -> Result<i64, StoreError> {
+        number(name)?.try_into().map_err(|e| corrupt(name, e))
+    };
+    let mut totals = ScopeTotals {
+        units: count("units")?,
+        unpriced_units: count("unpriced")?,
+        estimated_units: count("estimated")?,
+        closed_total: number("closed")?,
+        closed_by_period: BTreeMap::new(),
+        running_by_period: BTreeMap::new(),
+        running_vcpu: number("vcpu")?,
+        running_memory_gib: number("gib")?,
+    };
+    for name in item.keys() {
+        if let Some(start) = name.strip_prefix("c_").and_then(|t| t.parse::<i64>().ok()) {
+            totals.closed_by_period.insert(start, number(name)?);
+        }
+        if let Some(start) = name.strip_prefix("rn_").and_then(|t| t.parse::<i64>().ok()) {
+            let bucket = RunningBucket {
+                units: count(name)?,
+                sum_rate: number(&format!("rr_{start}"))?,
+                sum_rate_offset: number(&format!("ro_{start}"))?,
+            };
+            totals.running_by_period.insert(start, bucket);
+        }
+    }
+    Ok(totals)
+}

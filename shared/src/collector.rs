@@ -1,0 +1,116 @@
+//! The collector's work for one event, independent of how it arrives (a Lambda invocation,
+//! the CLI's backfill): parse, append to the event log, re-project the billing group.
+//!
+//! A bad event is quarantined with its reason and the caller is told; it never fails the
+//! others. A storage failure is an error: the caller retries (Lambda's asynchronous retries,
+//! then the dead-letter queue). A redelivered event is appended as a no-op but still
+//! re-projected, so an invocation that stored an event and died before projecting it is
+//! completed by the redelivery.
+
+use std::future::Future;
+
+use crate::core::facts::{Fact, FactBody, JobStatus};
+use crate::events::{self, Parsed};
+use crate::ports::{EventLog, Quarantine, Quarantined, Record, StoreError};
+
+/// Keeps projections in step with the event log.
+pub trait Projector {
+    /// Re-projects the billing group of a fact already in the log.
+    fn project(&self, fact: &Fact) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+impl Projector for crate::adapters::dynamodb_projection::DynamoProjector {
+    async fn project(&self, fact: &Fact) -> Result<(), StoreError> {
+        crate::adapters::dynamodb_projection::DynamoProjector::project(self, fact)
+            .await
+            .map(|_| ())
+    }
+}
+
+/// A Batch job's state as one event reports it, for the state-transition metrics.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transition {
+    pub job_id: String,
+    pub queue: String,
+    pub job_definition: String,
+    pub status: JobStatus,
+    /// Unix milliseconds of the event (`time`), or of the latest instant it names.
+    pub at_ms: Option<i64>,
+}
+
+/// What the collector did with one event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Collected {
+    /// Appended (or already there: `new` is false) and projected.
+    Stored {
+        new: bool,
+        transition: Option<Transition>,
+    },
+    /// Not an event batchguard reads.
+    Skipped { reason: String },
+    /// Unreadable: kept in the quarantine with this reason.
+    Quarantined { reason: String },
+}
+
+/// Parse, append, project.
+#[derive(Clone, Debug)]
+pub struct Collector<L, P> {
+    log: L,
+    projector: P,
+}
+
+impl<L, P> Collector<L, P>
+where
+    L: EventLog + Quarantine + Sync,
+    P: Projector + Sync,
+{
+    pub fn new(log: L, projector: P) -> Self {
+        Self { log, projector }
+    }
+
+    pub fn log(&self) -> &L {
+        &self.log
+    }
+
+    /// Collects one raw event; `origin` names where it came from (for the quarantine).
+    pub async fn collect(&self, bytes: &[u8], origin: &str) -> Result<Collected, StoreError> {
+        let fact = match events::parse_event(bytes) {
+            Ok(Parsed::Fact(fact)) => fact,
+            Ok(Parsed::Skipped(reason)) => {
+                return Ok(Collected::Skipped {
+                    reason: reason.to_string(),
+                });
+            }
+            Err(error) => {
+                let reason = error.to_string();
+                self.log
+                    .quarantine(&[Quarantined {
+                        origin: origin.to_owned(),
+                        reason: reason.clone(),
+                        body: String::from_utf8_lossy(bytes).into_owned(),
+                    }])
+                    .await?;
+                return Ok(Collected::Quarantined { reason });
+            }
+        };
+        let appended = self.log.append(&[Record::new(fact.clone())]).await?;
+        self.projector.project(&fact).await?;
+        let transition = match &fact.body {
+            FactBody::Job(job) => Some(Transition {
+                job_id: job.job_id.clone(),
+                queue: job.queue.clone(),
+                job_definition: job.job_definition.clone(),
+                status: job.status,
+                at_ms: fact
+                    .observed_at
+                    .or_else(|| fact.latest_instant())
+                    .map(|m| m.0),
+            }),
+            FactBody::Task(_) => None,
+        };
+        Ok(Collected::Stored {
+            new: appended.new > 0,
+            transition,
+        })
+    }
+}

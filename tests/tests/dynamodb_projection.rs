@@ -1,0 +1,212 @@
+//! Projections in DynamoDB (ADR 0004) against the local AWS emulator: concurrent collectors,
+//! every event delivered twice in random order, and the sharded scope sums must give exactly
+//! the local replay's spend.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Instant;
+
+use batchguard_tests::{counted_emulator_event_log, emulator_event_log};
+use shared::adapters::dynamodb_projection::DynamoProjector;
+use shared::collector::{Collected, Collector};
+use shared::core::budget::BudgetPeriod;
+use shared::core::facts::Millis;
+use shared::core::ledger::Ledger;
+use shared::core::prices::PriceTable;
+use shared::core::scope::Scope;
+use shared::events::{Parsed, parse_event};
+use shared::synth::{self, WorkloadConfig};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_collectors_with_redeliveries_project_exactly_the_replay_spend() {
+    // GIVEN an unseen workload, some jobs still running at the end, every event delivered twice
+    // in random order to four concurrent collectors
+    let base = WorkloadConfig::sample_day();
+    let config = WorkloadConfig {
+        seed: 4321,
+        jobs: 20,
+        end_ms: base.start_ms + 3 * 3_600_000,
+        span_seconds: 3 * 3600,
+        ..base
+    };
+    let workload = synth::generate(&config);
+    let delivered = synth::shuffle_with_duplicates(&workload.events, 100, 4322);
+    let period = BudgetPeriod::Month;
+    let (log, requests) = counted_emulator_event_log("projection").await;
+    let before = requests.count();
+    let projector = DynamoProjector::new(log.clone(), PriceTable::builtin(), period).with_shards(4);
+    let collector = Arc::new(Collector::new(log, projector.clone()));
+
+    // WHEN they collect at once
+    let started = Instant::now();
+    let mut workers = tokio::task::JoinSet::new();
+    for (worker, chunk) in delivered.chunks(delivered.len().div_ceil(4)).enumerate() {
+        let collector = Arc::clone(&collector);
+        let chunk = chunk.to_vec();
+        workers.spawn(async move {
+            let mut stored = 0;
+            for (i, event) in chunk.iter().enumerate() {
+                match collector
+                    .collect(event.as_bytes(), &format!("worker-{worker}:{i}"))
+                    .await
+                    .unwrap()
+                {
+                    Collected::Stored { .. } => stored += 1,
+                    Collected::Skipped { .. } => {}
+                    Collected::Quarantined { reason } => {
+                        panic!("generated events are valid: {reason}")
+                    }
+                }
+            }
+            stored
+        });
+    }
+    let mut stored = 0;
+    while let Some(count) = workers.join_next().await {
+        stored += count.unwrap();
+    }
+    let elapsed = started.elapsed();
+    let jobs = workload
+        .tasks
+        .iter()
+        .map(|t| &t.job_id)
+        .collect::<BTreeSet<_>>()
+        .len();
+    eprintln!(
+        "collected {} events ({stored} facts, {jobs} jobs) in {:.1} s: {:.0} events/s through parse + append + project on the emulator; {} DynamoDB requests, {:.1} per job lifecycle (every event delivered twice)",
+        delivered.len(),
+        elapsed.as_secs_f64(),
+        delivered.len() as f64 / elapsed.as_secs_f64(),
+        requests.count() - before,
+        (requests.count() - before) as f64 / jobs as f64,
+    );
+
+    // THEN every scope's sums (shards added, plus the one-minute correction) equal the replay
+    let mut local = Ledger::new(PriceTable::builtin(), period);
+    for event in &workload.events {
+        if let Parsed::Fact(fact) = parse_event(event.as_bytes()).unwrap() {
+            local.apply(&fact);
+        }
+    }
+    let at = Millis(config.end_ms).ceil_seconds();
+    let expected = local.all_scope_spend(at);
+    assert!(
+        expected[&Scope::Total].running_tasks > 0,
+        "the workload should end with tasks running"
+    );
+    let recent = projector.recent_starts(at).await.unwrap();
+    for (scope, spend) in &expected {
+        let totals = projector.scope_totals(scope).await.unwrap();
+        let corrections = recent
+            .iter()
+            .filter(|(s, _, _)| s == scope)
+            .map(|(_, anchor, rate)| (*anchor, *rate));
+        assert_eq!(
+            &totals.spend_at(at, period, corrections),
+            spend,
+            "scope {scope:?}"
+        );
+    }
+    let registered: BTreeSet<Scope> = projector.scopes().await.unwrap().into_iter().collect();
+    for scope in expected.keys() {
+        assert!(
+            registered.contains(scope),
+            "{scope:?} is not in the registry"
+        );
+    }
+    for scope in registered.iter().filter(|s| !expected.contains_key(*s)) {
+        assert_eq!(
+            projector.scope_totals(scope).await.unwrap().units,
+            0,
+            "{scope:?} should hold nothing"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_task_seen_before_its_job_moves_to_the_jobs_queue_when_the_job_arrives() {
+    let workload = synth::generate(&WorkloadConfig {
+        jobs: 1,
+        array_percent: 0,
+        ..WorkloadConfig::sample_day()
+    });
+    let (tasks, jobs): (Vec<&String>, Vec<&String>) = workload
+        .events
+        .iter()
+        .partition(|e| e.contains("\"ECS Task State Change\""));
+    let period = BudgetPeriod::Month;
+    let log = emulator_event_log("orphan").await;
+    let projector = DynamoProjector::new(log.clone(), PriceTable::builtin(), period);
+    let collector = Collector::new(log, projector.clone());
+    for event in &tasks {
+        collector.collect(event.as_bytes(), "test").await.unwrap();
+    }
+    let at = Millis(workload.tasks[0].stopped_ms.unwrap()).ceil_seconds() + 10;
+    let unattributed = Scope::Queue("(unattributed)".into());
+    let orphan_spend = projector
+        .scope_totals(&unattributed)
+        .await
+        .unwrap()
+        .spend_at(at, period, [])
+        .spend_usd;
+    assert!(
+        orphan_spend > rust_decimal::Decimal::ZERO,
+        "the task is billed before its job is known"
+    );
+
+    for event in &jobs {
+        collector.collect(event.as_bytes(), "test").await.unwrap();
+    }
+    let moved = projector.scope_totals(&unattributed).await.unwrap();
+    assert_eq!(moved.units, 0);
+    assert_eq!(
+        moved.spend_at(at, period, []).spend_usd,
+        rust_decimal::Decimal::ZERO
+    );
+    let queue = Scope::Queue(workload.tasks[0].queue.as_str().into());
+    let total = projector
+        .scope_totals(&Scope::Total)
+        .await
+        .unwrap()
+        .spend_at(at, period, [])
+        .spend_usd;
+    assert_eq!(
+        projector
+            .scope_totals(&queue)
+            .await
+            .unwrap()
+            .spend_at(at, period, [])
+            .spend_usd,
+        total
+    );
+    assert_eq!(total, orphan_spend, "moved, not counted twice");
+}
+
+#[tokio::test]
+async fn an_unreadable_event_is_quarantined_and_the_next_one_still_collected() {
+    let log = emulator_event_log("collector-bad").await;
+    let projector = DynamoProjector::new(log.clone(), PriceTable::builtin(), BudgetPeriod::Month);
+    let collector = Collector::new(log.clone(), projector);
+    let bad = br#"{"id":"x","detail-type":"Batch Job State Change","source":"aws.batch","detail":{"status":"RUNNING"}}"#;
+    let outcome = collector.collect(bad, "request-1").await.unwrap();
+    assert!(
+        matches!(outcome, Collected::Quarantined { ref reason } if reason.contains("jobId")),
+        "{outcome:?}"
+    );
+    let workload = synth::generate(&WorkloadConfig {
+        jobs: 1,
+        ..WorkloadConfig::sample_day()
+    });
+    let good = collector
+        .collect(workload.events[0].as_bytes(), "request-2")
+        .await
+        .unwrap();
+    assert!(
+        matches!(good, Collected::Stored { new: true, .. }),
+        "{good:?}"
+    );
+    let quarantined = log.quarantined().await.unwrap();
+    assert_eq!(quarantined.len(), 1);
+    assert_eq!(quarantined[0].origin, "request-1");
+}
