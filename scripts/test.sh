@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command (README, "Set up"). CI (.ci/run) runs exactly this.
 #
-# 1. Installs the local AWS API emulator (moto_server, from PyPI) into .venv-tools if missing.
+# 1. Installs the local AWS API emulator (moto_server) and cargo-lambda (its Lambda Runtime API
+#    emulator, `cargo lambda watch`) from PyPI into .venv-tools if missing.
 # 2. Starts it on a free loopback port; tests reach it through AWS_ENDPOINT_URL and never
 #    touch a real AWS account.
 # 3. Formatting, lints as errors, then every test of the workspace.
@@ -9,11 +10,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 MOTO_VERSION="5.2.5"
+CARGO_LAMBDA_VERSION="1.9.2"
 venv=".venv-tools"
-if ! "$venv/bin/moto_server" --help >/dev/null 2>&1; then
-    echo "installing moto[server]==$MOTO_VERSION into $venv" >&2
+if ! "$venv/bin/moto_server" --help >/dev/null 2>&1 || ! "$venv/bin/cargo-lambda" --version >/dev/null 2>&1; then
+    echo "installing moto[server]==$MOTO_VERSION and cargo-lambda==$CARGO_LAMBDA_VERSION into $venv" >&2
     python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check \
+        "moto[server]==$MOTO_VERSION" "cargo-lambda==$CARGO_LAMBDA_VERSION"
 fi
 
 cargo fmt --all -- --check
@@ -37,3 +40,4 @@ export AWS_ENDPOINT_URL="http://127.0.0.1:$port"
 export AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_EC2_METADATA_DISABLED=true
 
 cargo test --workspace --locked
+PATH="$PWD/$venv/bin:$PATH" bash scripts/e2e-lambda.sh

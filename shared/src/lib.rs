@@ -4,9 +4,12 @@
 
 pub mod adapters;
 pub mod collector;
+pub mod config;
 pub mod core;
 pub mod events;
+pub mod handlers;
 pub mod intake;
+pub mod metrics;
 pub mod ports;
 pub mod report;
 pub mod synth;

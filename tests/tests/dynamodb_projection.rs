@@ -210,3 +210,60 @@ async fn an_unreadable_event_is_quarantined_and_the_next_one_still_collected() {
     assert_eq!(quarantined.len(), 1);
     assert_eq!(quarantined[0].origin, "request-1");
 }
+
+#[tokio::test]
+async fn the_collector_handler_counts_each_state_change_once_at_the_events_own_time() {
+    use shared::adapters::emf::EmfMemory;
+    use shared::handlers::collector::handle;
+    let log = emulator_event_log("handler").await;
+    let projector = DynamoProjector::new(log.clone(), PriceTable::builtin(), BudgetPeriod::Month);
+    let collector = Collector::new(log, projector);
+    let sink = EmfMemory::default();
+    let event: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fixtures/events/rtm_batch-event-RUNNING.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let broken = serde_json::json!({"id": "b", "detail-type": "Batch Job State Change", "source": "aws.batch", "detail": {"status": "RUNNING"}});
+
+    let first = handle(
+        &collector,
+        &sink,
+        serde_json::json!([event.clone(), broken]),
+        "req-1",
+        1_800_000_000_000,
+    )
+    .await
+    .unwrap();
+    let again = handle(&collector, &sink, event, "req-2", 1_800_000_000_000)
+        .await
+        .unwrap();
+
+    assert_eq!(
+        (first.stored, first.quarantined, again.duplicates),
+        (1, 1, 1)
+    );
+    let objects = sink.objects.lock().unwrap();
+    let transitions: Vec<_> = objects
+        .iter()
+        .filter(|o| o.get("JobStateTransitions").is_some())
+        .collect();
+    assert_eq!(
+        transitions.len(),
+        1,
+        "a redelivery is not a second transition"
+    );
+    // The event's envelope time, 2025-10-17T13:23:51Z, not the invocation's clock.
+    assert_eq!(transitions[0]["_aws"]["Timestamp"], 1_760_707_431_000_i64);
+    assert_eq!(transitions[0]["Status"], "RUNNING");
+    assert_eq!(
+        objects
+            .iter()
+            .filter(|o| o.get("QuarantinedEvents").is_some())
+            .count(),
+        1
+    );
+}

@@ -2,6 +2,7 @@
 
 pub mod dynamodb;
 pub mod dynamodb_projection;
+pub mod emf;
 pub mod files;
 pub mod memory;
 pub mod sqlite;

@@ -9,6 +9,7 @@ pub mod budget;
 pub mod facts;
 pub mod ledger;
 pub mod names;
+pub mod policy;
 pub mod prices;
 pub mod projection;
 pub mod scope;

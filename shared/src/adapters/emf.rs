@@ -1,0 +1,245 @@
+//! CloudWatch Embedded Metric Format, written with serde_json.
+//!
+//! A [`MetricDocument`] is pure data; [`to_emf`] turns it into EMF JSON objects (split at
+//! CloudWatch's limit of 100 metrics per document); [`EmfStdout`] prints them, one per line, where
+//! the Lambda runtime sends them to CloudWatch Logs, which extracts the metrics.
+//! Spec: <https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html>
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::str::FromStr;
+use std::sync::Mutex;
+
+use rust_decimal::Decimal;
+use serde_json::{Map, Number, Value, json};
+
+/// At most this many metrics in one EMF document.
+pub const MAX_METRICS_PER_DOCUMENT: usize = 100;
+/// At most this many dimensions in one dimension set.
+pub const MAX_DIMENSIONS_PER_SET: usize = 30;
+
+/// A metric's unit, as CloudWatch names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unit {
+    None,
+    Count,
+    Percent,
+    Seconds,
+}
+
+impl Unit {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "None",
+            Self::Count => "Count",
+            Self::Percent => "Percent",
+            Self::Seconds => "Seconds",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Metric {
+    pub name: &'static str,
+    pub unit: Unit,
+    pub value: Decimal,
+}
+
+/// Metrics that share a timestamp and dimensions, with extra properties for Logs Insights.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MetricDocument {
+    /// Unix milliseconds the values are for (an event's own time, or the tick's).
+    pub timestamp_ms: i64,
+    pub dimensions: Vec<(&'static str, String)>,
+    pub metrics: Vec<Metric>,
+    /// Searchable in Logs Insights, not metrics (job ids, exact decimal figures).
+    pub properties: BTreeMap<String, Value>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum EmfError {
+    #[error("{0} dimensions in one set; CloudWatch allows {MAX_DIMENSIONS_PER_SET}")]
+    TooManyDimensions(usize),
+    #[error("metric {name} = {value} is not a number CloudWatch can store")]
+    NotANumber { name: &'static str, value: Decimal },
+    #[error("property {0:?} would overwrite a metric or dimension of the same name")]
+    PropertyClash(String),
+}
+
+/// The EMF objects for a document: one per 100 metrics.
+pub fn to_emf(namespace: &str, document: &MetricDocument) -> Result<Vec<Value>, EmfError> {
+    if document.dimensions.len() > MAX_DIMENSIONS_PER_SET {
+        return Err(EmfError::TooManyDimensions(document.dimensions.len()));
+    }
+    let dimension_names: Vec<&str> = document.dimensions.iter().map(|(name, _)| *name).collect();
+    let mut out = Vec::new();
+    for chunk in document.metrics.chunks(MAX_METRICS_PER_DOCUMENT) {
+        let mut object = Map::new();
+        for (name, value) in &document.properties {
+            object.insert(name.clone(), value.clone());
+        }
+        for (name, value) in &document.dimensions {
+            if object
+                .insert((*name).to_owned(), Value::String(value.clone()))
+                .is_some()
+            {
+                return Err(EmfError::PropertyClash((*name).to_owned()));
+            }
+        }
+        let mut definitions = Vec::new();
+        for metric in chunk {
+            // CloudWatch stores metric values as doubles; the exact decimal goes in as its
+            // decimal text, parsed by serde_json.
+            let number = Number::from_str(&metric.value.normalize().to_string()).map_err(|_| {
+                EmfError::NotANumber {
+                    name: metric.name,
+                    value: metric.value,
+                }
+            })?;
+            if object
+                .insert(metric.name.to_owned(), Value::Number(number))
+                .is_some()
+            {
+                return Err(EmfError::PropertyClash(metric.name.to_owned()));
+            }
+            definitions.push(json!({"Name": metric.name, "Unit": metric.unit.as_str()}));
+        }
+        object.insert(
+            "_aws".into(),
+            json!({
+                "Timestamp": document.timestamp_ms,
+                "CloudWatchMetrics": [{
+                    "Namespace": namespace,
+                    "Dimensions": [dimension_names],
+                    "Metrics": definitions,
+                }],
+            }),
+        );
+        out.push(Value::Object(object));
+    }
+    Ok(out)
+}
+
+/// Where metric documents go.
+pub trait MetricSink {
+    fn emit(&self, documents: &[MetricDocument]) -> Result<(), EmfError>;
+}
+
+/// Prints EMF to stdout, one JSON object per line (in Lambda, to CloudWatch Logs).
+#[derive(Debug, Default)]
+pub struct EmfStdout;
+
+impl MetricSink for EmfStdout {
+    fn emit(&self, documents: &[MetricDocument]) -> Result<(), EmfError> {
+        let mut lines = String::new();
+        for document in documents {
+            for object in to_emf(crate::metrics::NAMESPACE, document)? {
+                lines.push_str(&object.to_string());
+                lines.push('\n');
+            }
+        }
+        // One write per call, so concurrent invocations' lines do not interleave mid-line.
+        let mut stdout = std::io::stdout().lock();
+        let _ = stdout.write_all(lines.as_bytes());
+        let _ = stdout.flush();
+        Ok(())
+    }
+}
+
+/// Keeps the EMF objects in memory (tests, and the CLI's dry runs).
+#[derive(Debug, Default)]
+pub struct EmfMemory {
+    pub objects: Mutex<Vec<Value>>,
+}
+
+impl MetricSink for EmfMemory {
+    fn emit(&self, documents: &[MetricDocument]) -> Result<(), EmfError> {
+        let mut objects = self
+            .objects
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for document in documents {
+            objects.extend(to_emf(crate::metrics::NAMESPACE, document)?);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use rust_decimal::dec;
+
+    #[test]
+    fn a_document_follows_the_emf_shape() {
+        let document = MetricDocument {
+            timestamp_ms: 1_700_000_000_000,
+            dimensions: vec![("ScopeKind", "queue".into()), ("Scope", "etl".into())],
+            metrics: vec![Metric {
+                name: "SpendUSD",
+                unit: Unit::None,
+                value: dec!(12.50),
+            }],
+            properties: BTreeMap::from([("spend_usd_exact".to_owned(), json!("12.50"))]),
+        };
+        let objects = to_emf("batchguard", &document).unwrap();
+        assert_eq!(
+            objects,
+            vec![json!({
+                "_aws": {"Timestamp": 1_700_000_000_000_i64, "CloudWatchMetrics": [{
+                    "Namespace": "batchguard",
+                    "Dimensions": [["ScopeKind", "Scope"]],
+                    "Metrics": [{"Name": "SpendUSD", "Unit": "None"}]}]},
+                "ScopeKind": "queue", "Scope": "etl", "SpendUSD": 12.5, "spend_usd_exact": "12.50"
+            })]
+        );
+    }
+
+    #[test]
+    fn documents_split_at_one_hundred_metrics() {
+        let names: Vec<&'static str> = (0..150)
+            .map(|i| &*Box::leak(format!("M{i}").into_boxed_str()))
+            .collect();
+        let document = MetricDocument {
+            metrics: names
+                .iter()
+                .enumerate()
+                .map(|(i, name)| Metric {
+                    name,
+                    unit: Unit::Count,
+                    value: Decimal::from(i),
+                })
+                .collect(),
+            ..MetricDocument::default()
+        };
+        let objects = to_emf("ns", &document).unwrap();
+        assert_eq!(objects.len(), 2);
+        assert_eq!(
+            objects[0]["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+                .as_array()
+                .unwrap()
+                .len(),
+            100
+        );
+        assert_eq!(
+            objects[1]["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+                .as_array()
+                .unwrap()
+                .len(),
+            50
+        );
+    }
+
+    #[test]
+    fn too_many_dimensions_is_an_error() {
+        let document = MetricDocument {
+            dimensions: (0..31).map(|_| ("D", String::new())).collect(),
+            ..MetricDocument::default()
+        };
+        assert_eq!(
+            to_emf("ns", &document),
+            Err(EmfError::TooManyDimensions(31))
+        );
+    }
+}

@@ -1,0 +1,233 @@
+//! Configuration of the Lambda functions, parsed once per cold start from an injected
+//! iterator of variables (tests never touch the process environment). A bad value is an
+//! error that names the variable.
+
+use std::collections::HashMap;
+
+use rust_decimal::Decimal;
+
+use crate::adapters::dynamodb::TableNames;
+use crate::core::budget::{Budget, BudgetPeriod};
+use crate::core::policy::BudgetPolicy;
+use crate::core::prices::{PriceError, PriceTable};
+
+/// A variable that is missing or cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("environment variable {0} is required")]
+    Missing(&'static str),
+    #[error("environment variable {name} = {value:?}: {reason}")]
+    Invalid {
+        name: &'static str,
+        value: String,
+        reason: String,
+    },
+    #[error("environment variable PRICES_TOML: {0}")]
+    Prices(#[from] PriceError),
+}
+
+/// Everything the functions read from their environment.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub tables: TableNames,
+    pub budget: Option<Budget>,
+    pub policy: BudgetPolicy,
+    pub prices: PriceTable,
+    /// Job queue names batchguard watches and enforces on; empty: every queue.
+    pub scope_queues: Vec<String>,
+    pub dry_run: bool,
+    pub topic_arn: Option<String>,
+    pub enforcer_function: Option<String>,
+    pub retention_days: Option<u32>,
+    pub shards: u32,
+    /// Jobs open this long with no new event are checked with DescribeJobs.
+    pub reconcile_after_seconds: i64,
+}
+
+fn parse<T: std::str::FromStr>(name: &'static str, value: &str) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    value
+        .trim()
+        .parse()
+        .map_err(|e: T::Err| ConfigError::Invalid {
+            name,
+            value: value.to_owned(),
+            reason: e.to_string(),
+        })
+}
+
+impl Config {
+    pub fn from_vars(
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let vars: HashMap<String, String> = vars
+            .into_iter()
+            .filter(|(_, v)| !v.trim().is_empty())
+            .collect();
+        let get = |name: &str| vars.get(name).map(String::as_str);
+        let required = |name: &'static str| {
+            get(name)
+                .map(str::to_owned)
+                .ok_or(ConfigError::Missing(name))
+        };
+
+        let period = match get("BUDGET_PERIOD") {
+            None => BudgetPeriod::Month,
+            Some(text) => BudgetPeriod::parse(text).ok_or_else(|| ConfigError::Invalid {
+                name: "BUDGET_PERIOD",
+                value: text.to_owned(),
+                reason: "use month, week or day".into(),
+            })?,
+        };
+        let budget = match get("BUDGET_USD") {
+            None => None,
+            Some(text) => {
+                let amount_usd: Decimal = parse("BUDGET_USD", text)?;
+                if amount_usd < Decimal::ZERO {
+                    return Err(ConfigError::Invalid {
+                        name: "BUDGET_USD",
+                        value: text.to_owned(),
+                        reason: "must not be negative".into(),
+                    });
+                }
+                Some(Budget { amount_usd, period })
+            }
+        };
+        let defaults = BudgetPolicy::default();
+        let percent = |name: &'static str, default: Decimal| {
+            get(name).map_or(Ok(default), |t| parse(name, t))
+        };
+        let policy = BudgetPolicy {
+            notify_percent: percent("NOTIFY_PERCENT", defaults.notify_percent)?,
+            freeze_percent: percent("FREEZE_PERCENT", defaults.freeze_percent)?,
+            stop_percent: percent("STOP_PERCENT", defaults.stop_percent)?,
+            tick_seconds: get("TICK_SECONDS")
+                .map_or(Ok(defaults.tick_seconds), |t| parse("TICK_SECONDS", t))?,
+            stop_delay_seconds: get("STOP_DELAY_SECONDS")
+                .map_or(Ok(defaults.stop_delay_seconds), |t| {
+                    parse("STOP_DELAY_SECONDS", t)
+                })?,
+        };
+        policy.validate().map_err(|e| ConfigError::Invalid {
+            name: "NOTIFY_PERCENT / FREEZE_PERCENT / STOP_PERCENT",
+            value: format!("{} / {} / {}", e.notify, e.freeze, e.stop),
+            reason: e.to_string(),
+        })?;
+        let prices = match get("PRICES_TOML") {
+            Some(text) => PriceTable::builtin_with_overrides(text)?,
+            None => PriceTable::builtin(),
+        };
+        let dry_run = match get("DRY_RUN").map(str::to_ascii_lowercase).as_deref() {
+            None | Some("false" | "0" | "no") => false,
+            Some("true" | "1" | "yes") => true,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    name: "DRY_RUN",
+                    value: other.to_owned(),
+                    reason: "use true or false".into(),
+                });
+            }
+        };
+        Ok(Self {
+            tables: TableNames {
+                events: required("EVENTS_TABLE")?,
+                state: required("STATE_TABLE")?,
+            },
+            budget,
+            policy,
+            prices,
+            scope_queues: get("SCOPE_QUEUES")
+                .map(|text| {
+                    text.split(',')
+                        .map(|q| crate::core::names::last_segment(q.trim()).to_owned())
+                        .filter(|q| !q.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
+            dry_run,
+            topic_arn: get("TOPIC_ARN").map(str::to_owned),
+            enforcer_function: get("ENFORCER_FUNCTION").map(str::to_owned),
+            retention_days: get("RETENTION_DAYS")
+                .map(|t| parse("RETENTION_DAYS", t))
+                .transpose()?,
+            shards: get("SHARDS").map_or(
+                Ok(crate::adapters::dynamodb_projection::DEFAULT_SHARDS),
+                |t| parse("SHARDS", t),
+            )?,
+            reconcile_after_seconds: get("RECONCILE_AFTER_SECONDS")
+                .map_or(Ok(6 * 3600), |t| parse("RECONCILE_AFTER_SECONDS", t))?,
+        })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use rust_decimal::dec;
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn reads_a_full_configuration() {
+        let config = Config::from_vars(vars(&[
+            ("EVENTS_TABLE", "ev"),
+            ("STATE_TABLE", "st"),
+            ("BUDGET_USD", "1000"),
+            ("BUDGET_PERIOD", "week"),
+            ("FREEZE_PERCENT", "85"),
+            ("SCOPE_QUEUES", "arn:aws:batch:us-east-1:1:job-queue/a, b"),
+            ("DRY_RUN", "true"),
+            ("SHARDS", "4"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            config.tables,
+            TableNames {
+                events: "ev".into(),
+                state: "st".into()
+            }
+        );
+        assert_eq!(
+            config.budget,
+            Some(Budget {
+                amount_usd: dec!(1000),
+                period: BudgetPeriod::Week
+            })
+        );
+        assert_eq!(config.policy.freeze_percent, dec!(85));
+        assert_eq!(config.scope_queues, vec!["a".to_owned(), "b".to_owned()]);
+        assert!(config.dry_run);
+        assert_eq!(config.shards, 4);
+    }
+
+    #[test]
+    fn a_bad_value_names_the_variable() {
+        let error = Config::from_vars(vars(&[
+            ("EVENTS_TABLE", "e"),
+            ("STATE_TABLE", "s"),
+            ("BUDGET_USD", "lots"),
+        ]))
+        .unwrap_err();
+        assert!(error.to_string().contains("BUDGET_USD"), "{error}");
+        let error = Config::from_vars(vars(&[("STATE_TABLE", "s")])).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "environment variable EVENTS_TABLE is required"
+        );
+        let error = Config::from_vars(vars(&[
+            ("EVENTS_TABLE", "e"),
+            ("STATE_TABLE", "s"),
+            ("NOTIFY_PERCENT", "99"),
+        ]))
+        .unwrap_err();
+        assert!(error.to_string().contains("notify ≤ freeze"), "{error}");
+    }
+}

@@ -1,0 +1,33 @@
+//! What each Lambda function does with one invocation, independent of the runtime: the
+//! functions' `main`s only parse their configuration, build clients and call these.
+
+pub mod collector;
+
+/// A failed invocation, with whether trying again can help (Lambda's asynchronous retries and
+/// the dead-letter queue act on the error; the functions map this to the runtime's
+/// `Diagnostic` error type).
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    /// Storage or an AWS API failed: the same event may well succeed later.
+    #[error("{0}")]
+    Retryable(String),
+    /// The invocation itself is unusable (not an event, a bad request).
+    #[error("{0}")]
+    NonRetryable(String),
+}
+
+impl HandlerError {
+    /// The `errorType` reported to Lambda.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            Self::Retryable(_) => "Retryable",
+            Self::NonRetryable(_) => "NonRetryable",
+        }
+    }
+}
+
+impl From<crate::ports::StoreError> for HandlerError {
+    fn from(error: crate::ports::StoreError) -> Self {
+        Self::Retryable(error.to_string())
+    }
+}
