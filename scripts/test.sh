@@ -36,6 +36,14 @@ curl -sf -o /dev/null "http://127.0.0.1:$port/moto-api/" || { echo "moto_server 
 curl -sf -X POST -H 'Content-Type: application/json' -d '{"batch":{"use_docker":false}}' \
     "http://127.0.0.1:$port/moto-api/config" >/dev/null
 
+# A Batch compute environment on the emulator needs a service role that exists in its IAM.
+curl -sf -X POST "http://127.0.0.1:$port/" \
+    -H "Authorization: AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=0" \
+    --data-urlencode "Action=CreateRole" --data-urlencode "Version=2010-05-08" \
+    --data-urlencode "RoleName=batchguard-test-batch-service" \
+    --data-urlencode 'AssumeRolePolicyDocument={"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"batch.amazonaws.com"},"Action":"sts:AssumeRole"}]}' \
+    >/dev/null
+export BATCHGUARD_TEST_BATCH_ROLE="arn:aws:iam::123456789012:role/batchguard-test-batch-service"
 export AWS_ENDPOINT_URL="http://127.0.0.1:$port"
 export AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_EC2_METADATA_DISABLED=true
 

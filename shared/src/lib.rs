@@ -6,6 +6,7 @@ pub mod adapters;
 pub mod collector;
 pub mod config;
 pub mod core;
+pub mod enforcer;
 pub mod events;
 pub mod handlers;
 pub mod intake;

@@ -128,3 +128,169 @@ pub trait IngestLedger {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
     fn counts(&self) -> impl Future<Output = Result<IngestCounts, StoreError>> + Send;
 }
+
+/// A Batch job queue and whether it accepts jobs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueueState {
+    pub name: String,
+    pub enabled: bool,
+}
+
+/// A job as `ListJobs` gives it, with its tags (from `DescribeJobs`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobSummary {
+    pub job_id: String,
+    pub queue: String,
+    pub status: crate::core::facts::JobStatus,
+    pub tags: std::collections::BTreeMap<String, String>,
+}
+
+/// A failure of the Batch or notification API, translated so the core never sees `SdkError`.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error("{operation}: {message}")]
+    Api {
+        operation: &'static str,
+        message: String,
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+}
+
+/// What the enforcer needs from AWS Batch.
+pub trait BatchControl {
+    /// The named queues (all queues when `names` is empty).
+    fn queues(
+        &self,
+        names: &[String],
+    ) -> impl Future<Output = Result<Vec<QueueState>, ControlError>> + Send;
+    fn set_queue_enabled(
+        &self,
+        queue: &str,
+        enabled: bool,
+    ) -> impl Future<Output = Result<(), ControlError>> + Send;
+    /// Every job of a queue in one of these states, tags included.
+    fn jobs(
+        &self,
+        queue: &str,
+        statuses: &[crate::core::facts::JobStatus],
+    ) -> impl Future<Output = Result<Vec<JobSummary>, ControlError>> + Send;
+    /// CancelJob: for jobs that have not started (SUBMITTED, PENDING, RUNNABLE).
+    fn cancel_job(
+        &self,
+        job_id: &str,
+        reason: &str,
+    ) -> impl Future<Output = Result<(), ControlError>> + Send;
+    /// TerminateJob: STARTING and RUNNING jobs move to FAILED.
+    fn terminate_job(
+        &self,
+        job_id: &str,
+        reason: &str,
+    ) -> impl Future<Output = Result<(), ControlError>> + Send;
+}
+
+/// Where notifications go (SNS in a deployment).
+pub trait Notifier {
+    fn notify(
+        &self,
+        subject: &str,
+        message: &str,
+    ) -> impl Future<Output = Result<(), ControlError>> + Send;
+}
+
+/// The enforcer's audit trail, read back: what was done in a budget period.
+pub trait AuditTrail {
+    fn audit_entries(
+        &self,
+        period_start: i64,
+    ) -> impl Future<Output = Result<Vec<crate::core::facts::EnforcementRecorded>, StoreError>> + Send;
+}
+
+// References to ports are ports: a handler can borrow the adapters its `main` owns.
+
+impl<T: EventLog + Sync> EventLog for &T {
+    fn append(
+        &self,
+        records: &[Record],
+    ) -> impl Future<Output = Result<Appended, StoreError>> + Send {
+        (**self).append(records)
+    }
+
+    fn read(
+        &self,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Page, StoreError>> + Send {
+        (**self).read(after, limit)
+    }
+}
+
+impl<T: Quarantine + Sync> Quarantine for &T {
+    fn quarantine(
+        &self,
+        events: &[Quarantined],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).quarantine(events)
+    }
+}
+
+impl<T: AuditTrail + Sync> AuditTrail for &T {
+    fn audit_entries(
+        &self,
+        period_start: i64,
+    ) -> impl Future<Output = Result<Vec<crate::core::facts::EnforcementRecorded>, StoreError>> + Send
+    {
+        (**self).audit_entries(period_start)
+    }
+}
+
+impl<T: Notifier + Sync> Notifier for &T {
+    fn notify(
+        &self,
+        subject: &str,
+        message: &str,
+    ) -> impl Future<Output = Result<(), ControlError>> + Send {
+        (**self).notify(subject, message)
+    }
+}
+
+impl<T: BatchControl + Sync> BatchControl for &T {
+    fn queues(
+        &self,
+        names: &[String],
+    ) -> impl Future<Output = Result<Vec<QueueState>, ControlError>> + Send {
+        (**self).queues(names)
+    }
+
+    fn set_queue_enabled(
+        &self,
+        queue: &str,
+        enabled: bool,
+    ) -> impl Future<Output = Result<(), ControlError>> + Send {
+        (**self).set_queue_enabled(queue, enabled)
+    }
+
+    fn jobs(
+        &self,
+        queue: &str,
+        statuses: &[crate::core::facts::JobStatus],
+    ) -> impl Future<Output = Result<Vec<JobSummary>, ControlError>> + Send {
+        (**self).jobs(queue, statuses)
+    }
+
+    fn cancel_job(
+        &self,
+        job_id: &str,
+        reason: &str,
+    ) -> impl Future<Output = Result<(), ControlError>> + Send {
+        (**self).cancel_job(job_id, reason)
+    }
+
+    fn terminate_job(
+        &self,
+        job_id: &str,
+        reason: &str,
+    ) -> impl Future<Output = Result<(), ControlError>> + Send {
+        (**self).terminate_job(job_id, reason)
+    }
+}

@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use rust_decimal::Decimal;
 use rust_decimal::dec;
 use shared::core::facts::{
-    Architecture, Capacity, FactBody, JobObserved, JobStatus, Millis, Platform, TaskObserved,
+    Architecture, Capacity, EnforcementAction, EnforcementRecorded, Fact, FactBody, JobObserved,
+    JobStatus, Millis, Platform, TaskObserved,
 };
 use shared::events::{Parsed, SkipReason, parse_event};
 
@@ -248,4 +249,41 @@ fn the_spot_interruption_snippet_is_not_json_and_is_rejected_with_a_reason() {
     .unwrap();
     let error = parse_event(&bytes).unwrap_err();
     assert!(error.to_string().starts_with("not JSON"), "{error}");
+}
+
+/// Facts are stored as JSON (SQLite, DynamoDB): every kind must read back as it was written.
+#[test]
+fn every_audit_action_survives_a_round_trip_through_json() {
+    let actions = [
+        EnforcementAction::Notified {
+            notice: "stop".into(),
+        },
+        EnforcementAction::QueueDisabled { queue: "q".into() },
+        EnforcementAction::QueueEnabled { queue: "q".into() },
+        EnforcementAction::JobCancelled {
+            job_id: "j".into(),
+            queue: "q".into(),
+        },
+        EnforcementAction::JobTerminated {
+            job_id: "j".into(),
+            queue: "q".into(),
+        },
+    ];
+    for action in actions {
+        let fact = Fact {
+            event_id: "e".into(),
+            observed_at: Some(Millis(1)),
+            body: FactBody::Enforcement(EnforcementRecorded {
+                action,
+                level: "stop".into(),
+                reason: "r".into(),
+                dry_run: true,
+                at: Millis(1),
+                period_start: 0,
+            }),
+        };
+        let text = serde_json::to_string(&fact).unwrap();
+        let back: Result<Fact, _> = serde_json::from_str(&text);
+        assert_eq!(back.ok(), Some(fact), "{text}");
+    }
 }

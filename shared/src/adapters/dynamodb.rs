@@ -88,6 +88,8 @@ pub fn partition_key(fact: &Fact) -> String {
     match &fact.body {
         FactBody::Job(job) => format!("JOB#{}", job.job_id),
         FactBody::Task(task) => format!("TASK#{}", task.task_arn),
+        // The audit trail is one partition per budget period: small, and read whole.
+        FactBody::Enforcement(entry) => format!("AUDIT#{}", entry.period_start),
     }
 }
 
@@ -243,6 +245,7 @@ impl DynamoEventLog {
         let kind = match record.fact.body {
             FactBody::Job(_) => "job",
             FactBody::Task(_) => "task",
+            FactBody::Enforcement(_) => "audit",
         };
         let mut put = self
             .client
@@ -476,5 +479,23 @@ impl IngestLedger for DynamoEventLog {
             skipped: number_attribute(item, COUNTS[2]),
             rejected: number_attribute(item, COUNTS[3]),
         })
+    }
+}
+
+impl crate::ports::AuditTrail for DynamoEventLog {
+    async fn audit_entries(
+        &self,
+        period_start: i64,
+    ) -> Result<Vec<crate::core::facts::EnforcementRecorded>, StoreError> {
+        let records = self
+            .entity_history(&format!("AUDIT#{period_start}"))
+            .await?;
+        Ok(records
+            .into_iter()
+            .filter_map(|record| match record.fact.body {
+                FactBody::Enforcement(entry) => Some(entry),
+                _ => None,
+            })
+            .collect())
     }
 }

@@ -217,6 +217,8 @@ impl DynamoProjector {
                 Some(job_id) => (format!("JOB#{job_id}"), Some(job_id)),
                 None => (format!("TASK#{}", task.task_arn), None),
             },
+            // Audit entries cost nothing: no projection to change.
+            FactBody::Enforcement(_) => return Ok(Some(false)),
         };
 
         // Fold the group's facts: the job's own, and those of each task it names that is not
@@ -236,7 +238,7 @@ impl DynamoProjector {
                     FactBody::Job(job) => {
                         Some(job.attempts.iter().filter_map(|a| a.task_arn.clone()))
                     }
-                    FactBody::Task(_) => None,
+                    FactBody::Task(_) | FactBody::Enforcement(_) => None,
                 })
                 .flatten()
                 .collect();

@@ -101,3 +101,24 @@ impl IngestLedger for MemoryEventLog {
         Ok(self.lock().counts)
     }
 }
+
+impl crate::ports::AuditTrail for MemoryEventLog {
+    async fn audit_entries(
+        &self,
+        period_start: i64,
+    ) -> Result<Vec<crate::core::facts::EnforcementRecorded>, StoreError> {
+        Ok(self
+            .lock()
+            .records
+            .iter()
+            .filter_map(|record| match &record.fact.body {
+                crate::core::facts::FactBody::Enforcement(entry)
+                    if entry.period_start == period_start =>
+                {
+                    Some(entry.clone())
+                }
+                _ => None,
+            })
+            .collect())
+    }
+}

@@ -272,6 +272,58 @@ pub enum FactBody {
     Job(JobObserved),
     #[serde(rename = "TaskObserved.v1")]
     Task(TaskObserved),
+    /// What the enforcer did (or, in a dry run, would have done): the audit trail.
+    #[serde(rename = "EnforcementRecorded.v1")]
+    Enforcement(EnforcementRecorded),
+}
+
+/// One enforcement action on AWS Batch (or a notification).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum EnforcementAction {
+    Notified { notice: String },
+    QueueDisabled { queue: String },
+    QueueEnabled { queue: String },
+    JobCancelled { job_id: String, queue: String },
+    JobTerminated { job_id: String, queue: String },
+}
+
+impl EnforcementAction {
+    /// The action's name, as in the audit trail and the `EnforcementActions` metric.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Notified { .. } => "Notified",
+            Self::QueueDisabled { .. } => "QueueDisabled",
+            Self::QueueEnabled { .. } => "QueueEnabled",
+            Self::JobCancelled { .. } => "JobCancelled",
+            Self::JobTerminated { .. } => "JobTerminated",
+        }
+    }
+
+    /// What the action was done to.
+    pub fn target(&self) -> &str {
+        match self {
+            Self::Notified { notice } => notice,
+            Self::QueueDisabled { queue } | Self::QueueEnabled { queue } => queue,
+            Self::JobCancelled { job_id, .. } | Self::JobTerminated { job_id, .. } => job_id,
+        }
+    }
+}
+
+/// An entry of the audit trail.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct EnforcementRecorded {
+    #[serde(flatten)]
+    pub action: EnforcementAction,
+    /// The enforcement level that led to it (`notify`, `freeze`, `stop`, `restore`).
+    pub level: String,
+    pub reason: String,
+    /// Recorded but not carried out.
+    pub dry_run: bool,
+    /// When it was done (Unix milliseconds).
+    pub at: Millis,
+    /// Start of the budget period it belongs to (Unix seconds).
+    pub period_start: i64,
 }
 
 impl Fact {
@@ -296,6 +348,9 @@ impl Fact {
                 see(task.started_at);
                 see(task.stopped_at);
             }
+            // An audit entry is not an observation of a job: it must not move the
+            // evaluation time.
+            FactBody::Enforcement(_) => return None,
         }
         latest
     }

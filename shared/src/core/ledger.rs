@@ -394,6 +394,8 @@ impl Ledger {
         let mut touched = match &fact.body {
             FactBody::Job(job) => self.merge_job(fact, job),
             FactBody::Task(task) => self.merge_task(fact, task),
+            // The audit trail does not change what anything cost.
+            FactBody::Enforcement(_) => return,
         };
         touched.sort_unstable();
         touched.dedup();

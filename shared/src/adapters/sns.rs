@@ -1,0 +1,52 @@
+//! Notifications through Amazon SNS.
+
+use aws_sdk_sns::Client;
+use aws_sdk_sns::error::DisplayErrorContext;
+
+use crate::ports::{ControlError, Notifier};
+
+/// SNS limits subjects to 100 characters.
+pub const MAX_SUBJECT_CHARS: usize = 100;
+
+/// Publishes to one topic.
+#[derive(Clone, Debug)]
+pub struct SnsNotifier {
+    client: Client,
+    topic_arn: String,
+}
+
+impl SnsNotifier {
+    pub fn new(client: Client, topic_arn: String) -> Self {
+        Self { client, topic_arn }
+    }
+}
+
+impl Notifier for SnsNotifier {
+    async fn notify(&self, subject: &str, message: &str) -> Result<(), ControlError> {
+        let subject: String = subject.chars().take(MAX_SUBJECT_CHARS).collect();
+        self.client
+            .publish()
+            .topic_arn(&self.topic_arn)
+            .subject(subject)
+            .message(message)
+            .send()
+            .await
+            .map_err(|e| ControlError::Api {
+                operation: "Publish",
+                message: DisplayErrorContext(&e).to_string(),
+                source: Some(Box::new(e)),
+            })?;
+        Ok(())
+    }
+}
+
+/// No topic configured: notifications go to the log only.
+#[derive(Clone, Debug, Default)]
+pub struct LogNotifier;
+
+impl Notifier for LogNotifier {
+    async fn notify(&self, subject: &str, message: &str) -> Result<(), ControlError> {
+        eprintln!("batchguard notification: {subject}: {message}");
+        Ok(())
+    }
+}

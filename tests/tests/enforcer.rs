@@ -1,0 +1,439 @@
+//! The enforcer: its safety rules with an in-memory Batch (which can hold jobs in every
+//! state, as the emulator cannot without Docker), then its effect on real queues in the
+//! emulator through `aws-sdk-batch`, with notifications through `aws-sdk-sns`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use batchguard_tests::{emulator_config, emulator_event_log, unique_prefix};
+use proptest::prelude::*;
+use shared::adapters::batch::AwsBatch;
+use shared::adapters::memory::MemoryEventLog;
+use shared::adapters::sns::SnsNotifier;
+use shared::core::budget::BudgetPeriod;
+use shared::core::facts::{EnforcementAction, JobStatus};
+use shared::core::policy::Level;
+use shared::enforcer::{Enforcer, EnforcerSettings};
+use shared::ports::{AuditTrail, BatchControl, ControlError, JobSummary, Notifier, QueueState};
+
+const AT_MS: i64 = 1_795_413_600_000; // 2026-11-23T06:00:00Z
+
+#[derive(Debug, Default)]
+struct FakeBatch {
+    queues: Mutex<BTreeMap<String, bool>>,
+    jobs: Mutex<Vec<JobSummary>>,
+    mutating_calls: Mutex<Vec<String>>,
+}
+
+impl FakeBatch {
+    fn with(queues: &[(&str, bool)], jobs: &[(&str, &str, JobStatus, bool)]) -> Self {
+        Self {
+            queues: Mutex::new(queues.iter().map(|(q, e)| ((*q).to_owned(), *e)).collect()),
+            jobs: Mutex::new(
+                jobs.iter()
+                    .map(|(id, queue, status, protected)| JobSummary {
+                        job_id: (*id).to_owned(),
+                        queue: (*queue).to_owned(),
+                        status: *status,
+                        tags: if *protected {
+                            BTreeMap::from([("batchguard:protect".to_owned(), "true".to_owned())])
+                        } else {
+                            BTreeMap::new()
+                        },
+                    })
+                    .collect(),
+            ),
+            mutating_calls: Mutex::default(),
+        }
+    }
+
+    fn calls(&self) -> Vec<String> {
+        self.mutating_calls.lock().unwrap().clone()
+    }
+}
+
+impl BatchControl for FakeBatch {
+    async fn queues(&self, names: &[String]) -> Result<Vec<QueueState>, ControlError> {
+        Ok(self
+            .queues
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(name, _)| names.is_empty() || names.contains(name))
+            .map(|(name, enabled)| QueueState {
+                name: name.clone(),
+                enabled: *enabled,
+            })
+            .collect())
+    }
+
+    async fn set_queue_enabled(&self, queue: &str, enabled: bool) -> Result<(), ControlError> {
+        self.mutating_calls
+            .lock()
+            .unwrap()
+            .push(format!("UpdateJobQueue {queue} {enabled}"));
+        self.queues
+            .lock()
+            .unwrap()
+            .insert(queue.to_owned(), enabled);
+        Ok(())
+    }
+
+    async fn jobs(
+        &self,
+        queue: &str,
+        statuses: &[JobStatus],
+    ) -> Result<Vec<JobSummary>, ControlError> {
+        Ok(self
+            .jobs
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|job| job.queue == queue && statuses.contains(&job.status))
+            .cloned()
+            .collect())
+    }
+
+    async fn cancel_job(&self, job_id: &str, _reason: &str) -> Result<(), ControlError> {
+        self.mutating_calls
+            .lock()
+            .unwrap()
+            .push(format!("CancelJob {job_id}"));
+        for job in self
+            .jobs
+            .lock()
+            .unwrap()
+            .iter_mut()
+            .filter(|j| j.job_id == job_id)
+        {
+            job.status = JobStatus::Failed;
+        }
+        Ok(())
+    }
+
+    async fn terminate_job(&self, job_id: &str, _reason: &str) -> Result<(), ControlError> {
+        self.mutating_calls
+            .lock()
+            .unwrap()
+            .push(format!("TerminateJob {job_id}"));
+        for job in self
+            .jobs
+            .lock()
+            .unwrap()
+            .iter_mut()
+            .filter(|j| j.job_id == job_id)
+        {
+            job.status = JobStatus::Failed;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Default)]
+struct Outbox(Mutex<Vec<String>>);
+
+impl Notifier for Outbox {
+    async fn notify(&self, subject: &str, _message: &str) -> Result<(), ControlError> {
+        self.0.lock().unwrap().push(subject.to_owned());
+        Ok(())
+    }
+}
+
+fn settings(queues: &[&str], dry_run: bool) -> EnforcerSettings {
+    EnforcerSettings {
+        queues: queues.iter().map(|q| (*q).to_owned()).collect(),
+        dry_run,
+        period: BudgetPeriod::Month,
+    }
+}
+
+fn workload() -> FakeBatch {
+    FakeBatch::with(
+        &[("etl", true), ("other-team", true)],
+        &[
+            ("queued-1", "etl", JobStatus::Runnable, false),
+            ("queued-protected", "etl", JobStatus::Pending, true),
+            ("running-1", "etl", JobStatus::Running, false),
+            ("starting-1", "etl", JobStatus::Starting, false),
+            ("running-protected", "etl", JobStatus::Running, true),
+            ("elsewhere", "other-team", JobStatus::Running, false),
+        ],
+    )
+}
+
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(future)
+}
+
+#[test]
+fn freeze_disables_the_scoped_queue_and_cancels_only_queued_unprotected_jobs() {
+    let batch = workload();
+    let outbox = Outbox::default();
+    let log = MemoryEventLog::new();
+    let enforcer = Enforcer::new(&batch, &log, &outbox, settings(&["etl"], false));
+    let report = block_on(enforcer.enforce(Level::Freeze, "90% used", AT_MS)).unwrap();
+    assert_eq!(
+        batch.calls(),
+        vec!["UpdateJobQueue etl false", "CancelJob queued-1"]
+    );
+    assert_eq!(report.protected_jobs, vec!["queued-protected"]);
+    assert_eq!(outbox.0.lock().unwrap().as_slice(), ["batchguard: freeze"]);
+}
+
+#[test]
+fn stop_terminates_started_jobs_in_scope_and_leaves_protected_and_other_queues_alone() {
+    let batch = workload();
+    let outbox = Outbox::default();
+    let log = MemoryEventLog::new();
+    let enforcer = Enforcer::new(&batch, &log, &outbox, settings(&["etl"], false));
+    block_on(enforcer.enforce(Level::Stop, "budget exhausted", AT_MS)).unwrap();
+    let calls = batch.calls();
+    assert!(calls.contains(&"TerminateJob running-1".to_owned()));
+    assert!(calls.contains(&"TerminateJob starting-1".to_owned()));
+    for untouched in ["running-protected", "queued-protected", "elsewhere"] {
+        assert!(
+            !calls.iter().any(|c| c.ends_with(untouched)),
+            "{untouched} was touched: {calls:?}"
+        );
+    }
+    assert!(!calls.iter().any(|c| c.contains("other-team")));
+}
+
+#[test]
+fn a_second_invocation_changes_nothing() {
+    let batch = workload();
+    let outbox = Outbox::default();
+    let log = MemoryEventLog::new();
+    let enforcer = Enforcer::new(&batch, &log, &outbox, settings(&["etl"], false));
+    block_on(enforcer.enforce(Level::Stop, "first", AT_MS)).unwrap();
+    let calls = batch.calls().len();
+    let audit = log.len();
+    let again = block_on(enforcer.enforce(Level::Stop, "again", AT_MS + 60_000)).unwrap();
+    assert!(again.actions.is_empty(), "{:?}", again.actions);
+    assert_eq!(batch.calls().len(), calls);
+    assert_eq!(log.len(), audit);
+    assert_eq!(
+        outbox.0.lock().unwrap().len(),
+        1,
+        "notified once per level per period"
+    );
+}
+
+#[test]
+fn a_dry_run_records_and_notifies_but_makes_no_mutating_call() {
+    let batch = workload();
+    let outbox = Outbox::default();
+    let log = MemoryEventLog::new();
+    let enforcer = Enforcer::new(&batch, &log, &outbox, settings(&[], true));
+    let report = block_on(enforcer.enforce(Level::Stop, "dry", AT_MS)).unwrap();
+    assert!(batch.calls().is_empty(), "{:?}", batch.calls());
+    assert!(report.actions.iter().all(|a| !a.carried_out));
+    assert!(report.actions.iter().any(|a| matches!(a.action, EnforcementAction::JobTerminated { ref job_id, .. } if job_id == "elsewhere")));
+    let audit = block_on(log.audit_entries(BudgetPeriod::Month.bounds(AT_MS / 1000).0)).unwrap();
+    assert_eq!(audit.len(), report.actions.len());
+    assert!(audit.iter().all(|entry| entry.dry_run));
+    assert_eq!(
+        outbox.0.lock().unwrap().as_slice(),
+        ["batchguard: stop (dry run)"]
+    );
+}
+
+#[test]
+fn restore_re_enables_exactly_what_batchguard_disabled() {
+    let batch = FakeBatch::with(&[("etl", true), ("disabled-by-a-person", false)], &[]);
+    let outbox = Outbox::default();
+    let log = MemoryEventLog::new();
+    let enforcer = Enforcer::new(&batch, &log, &outbox, settings(&[], false));
+    block_on(enforcer.enforce(Level::Freeze, "90%", AT_MS)).unwrap();
+    assert_eq!(batch.calls(), vec!["UpdateJobQueue etl false"]);
+    // The next budget period (December), on request or by the ticker.
+    let report = block_on(enforcer.restore("new period", AT_MS + 9 * 86_400_000)).unwrap();
+    assert_eq!(
+        batch.calls(),
+        vec!["UpdateJobQueue etl false", "UpdateJobQueue etl true"]
+    );
+    assert_eq!(report.actions.len(), 1);
+    assert!(
+        !batch.queues.lock().unwrap()["disabled-by-a-person"],
+        "a queue batchguard did not disable stays disabled"
+    );
+    let again = block_on(enforcer.restore("again", AT_MS + 9 * 86_400_000 + 1_000)).unwrap();
+    assert!(again.actions.is_empty());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    /// Safety, for any mix of jobs, scope, level and dry-run: nothing is terminated below stop,
+    /// protected and out-of-scope jobs are never touched, a dry run makes no mutating call.
+    #[test]
+    fn enforcement_never_oversteps(
+        jobs in prop::collection::vec((0_usize..3, 0_usize..5, any::<bool>()), 0..25),
+        level in prop::sample::select(vec![Level::Ok, Level::Notify, Level::Freeze, Level::Stop]),
+        scoped in any::<bool>(),
+        dry_run in any::<bool>(),
+    ) {
+        let statuses = [JobStatus::Submitted, JobStatus::Runnable, JobStatus::Starting, JobStatus::Running, JobStatus::Succeeded];
+        let queues = ["a", "b", "c"];
+        let spec: Vec<(String, &str, JobStatus, bool)> = jobs
+            .iter()
+            .enumerate()
+            .map(|(i, (q, s, p))| (format!("job-{i}"), queues[*q], statuses[*s], *p))
+            .collect();
+        let borrowed: Vec<(&str, &str, JobStatus, bool)> = spec.iter().map(|(id, q, s, p)| (id.as_str(), *q, *s, *p)).collect();
+        let batch = FakeBatch::with(&[("a", true), ("b", true), ("c", false)], &borrowed);
+        let outbox = Outbox::default();
+        let log = MemoryEventLog::new();
+        let scope: &[&str] = if scoped { &["a"] } else { &[] };
+        let enforcer = Enforcer::new(&batch, &log, &outbox, settings(scope, dry_run));
+        block_on(enforcer.enforce(level, "test", AT_MS)).unwrap();
+        let calls = batch.calls();
+        if dry_run || level < Level::Freeze {
+            prop_assert!(calls.is_empty(), "{:?}", calls);
+        }
+        for (id, queue, status, protected) in &spec {
+            let touched = calls.iter().any(|c| c.ends_with(&format!(" {id}")));
+            if *protected || (scoped && *queue != "a") {
+                prop_assert!(!touched, "{} touched: {:?}", id, calls);
+            }
+            if calls.contains(&format!("TerminateJob {id}")) {
+                prop_assert!(level == Level::Stop && matches!(status, JobStatus::Starting | JobStatus::Running));
+            }
+            if calls.contains(&format!("CancelJob {id}")) {
+                prop_assert!(level >= Level::Freeze && matches!(status, JobStatus::Submitted | JobStatus::Pending | JobStatus::Runnable));
+            }
+        }
+    }
+}
+
+/// A job queue on the emulator (an unmanaged compute environment needs no IAM role there).
+async fn emulator_queue(batch: &aws_sdk_batch::Client, name: &str) {
+    let environment = format!("{name}-ce");
+    batch
+        .create_compute_environment()
+        .compute_environment_name(&environment)
+        .r#type(aws_sdk_batch::types::CeType::Unmanaged)
+        .service_role(
+            std::env::var("BATCHGUARD_TEST_BATCH_ROLE").expect(
+                "BATCHGUARD_TEST_BATCH_ROLE: scripts/test.sh creates the role on the emulator",
+            ),
+        )
+        .state(aws_sdk_batch::types::CeState::Enabled)
+        .send()
+        .await
+        .unwrap();
+    batch
+        .create_job_queue()
+        .job_queue_name(name)
+        .priority(1)
+        .state(aws_sdk_batch::types::JqState::Enabled)
+        .compute_environment_order(
+            aws_sdk_batch::types::ComputeEnvironmentOrder::builder()
+                .order(1)
+                .compute_environment(&environment)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+}
+
+async fn queue_state(batch: &aws_sdk_batch::Client, name: &str) -> String {
+    let described = batch
+        .describe_job_queues()
+        .job_queues(name)
+        .send()
+        .await
+        .unwrap();
+    described.job_queues()[0]
+        .state()
+        .unwrap()
+        .as_str()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn on_the_emulator_freeze_disables_only_the_scoped_queue_and_restore_undoes_it() {
+    let config = emulator_config().await;
+    let client = aws_sdk_batch::Client::new(&config);
+    let prefix = unique_prefix("enf");
+    let (mine, theirs) = (format!("{prefix}-mine"), format!("{prefix}-theirs"));
+    emulator_queue(&client, &mine).await;
+    emulator_queue(&client, &theirs).await;
+    let sns = aws_sdk_sns::Client::new(&config);
+    let topic = sns
+        .create_topic()
+        .name(format!("{prefix}-alerts"))
+        .send()
+        .await
+        .unwrap();
+    let notifier = SnsNotifier::new(sns, topic.topic_arn().unwrap().to_owned());
+    let log = emulator_event_log("enforcer").await;
+
+    // A dry run first: recorded, nothing disabled.
+    let dry = Enforcer::new(
+        AwsBatch::from_config(&config),
+        log.clone(),
+        notifier.clone(),
+        EnforcerSettings {
+            queues: vec![mine.clone()],
+            dry_run: true,
+            period: BudgetPeriod::Month,
+        },
+    );
+    let report = dry.enforce(Level::Freeze, "dry run", AT_MS).await.unwrap();
+    assert!(
+        report
+            .actions
+            .iter()
+            .any(|a| matches!(a.action, EnforcementAction::QueueDisabled { .. }) && !a.carried_out)
+    );
+    assert_eq!(queue_state(&client, &mine).await, "ENABLED");
+
+    // Then for real.
+    let live = Enforcer::new(
+        AwsBatch::from_config(&config),
+        log.clone(),
+        notifier,
+        EnforcerSettings {
+            queues: vec![mine.clone()],
+            dry_run: false,
+            period: BudgetPeriod::Month,
+        },
+    );
+    live.enforce(Level::Freeze, "90% used", AT_MS)
+        .await
+        .unwrap();
+    assert_eq!(queue_state(&client, &mine).await, "DISABLED");
+    assert_eq!(
+        queue_state(&client, &theirs).await,
+        "ENABLED",
+        "out of scope"
+    );
+    let again = live
+        .enforce(Level::Freeze, "90% used", AT_MS + 60_000)
+        .await
+        .unwrap();
+    assert!(
+        again.actions.is_empty(),
+        "a second invocation changes nothing: {:?}",
+        again.actions
+    );
+
+    let period_start = BudgetPeriod::Month.bounds(AT_MS / 1000).0;
+    let audit = log.audit_entries(period_start).await.unwrap();
+    assert!(audit.iter().any(|e| !e.dry_run
+        && e.action
+            == EnforcementAction::QueueDisabled {
+                queue: mine.clone()
+            }));
+
+    let restored = live.restore("on request", AT_MS + 120_000).await.unwrap();
+    assert_eq!(restored.actions.len(), 1);
+    assert_eq!(queue_state(&client, &mine).await, "ENABLED");
+}
