@@ -294,3 +294,39 @@ impl<T: BatchControl + Sync> BatchControl for &T {
         (**self).terminate_job(job_id, reason)
     }
 }
+
+/// Hands an enforcement request to the enforcer (an asynchronous Lambda invocation in a
+/// deployment).
+pub trait EnforcerTrigger {
+    fn trigger(
+        &self,
+        request: &crate::handlers::enforcer::EnforcerRequest,
+    ) -> impl Future<Output = Result<(), ControlError>> + Send;
+}
+
+impl<T: EnforcerTrigger + Sync> EnforcerTrigger for &T {
+    fn trigger(
+        &self,
+        request: &crate::handlers::enforcer::EnforcerRequest,
+    ) -> impl Future<Output = Result<(), ControlError>> + Send {
+        (**self).trigger(request)
+    }
+}
+
+/// Spend as the projections hold it: the ticker's view.
+pub trait SpendReader {
+    fn scopes(
+        &self,
+    ) -> impl Future<Output = Result<Vec<crate::core::scope::Scope>, StoreError>> + Send;
+    fn scope_totals(
+        &self,
+        scope: &crate::core::scope::Scope,
+    ) -> impl Future<Output = Result<crate::core::sums::ScopeTotals, StoreError>> + Send;
+    /// Running units started in the last minute before `at`: (scope, anchor, hourly rate).
+    fn recent_starts(
+        &self,
+        at: i64,
+    ) -> impl Future<
+        Output = Result<Vec<(crate::core::scope::Scope, i64, rust_decimal::Decimal)>, StoreError>,
+    > + Send;
+}

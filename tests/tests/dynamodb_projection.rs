@@ -267,3 +267,109 @@ async fn the_collector_handler_counts_each_state_change_once_at_the_events_own_t
         1
     );
 }
+
+#[derive(Debug, Default)]
+struct RecordingTrigger(std::sync::Mutex<Vec<shared::handlers::enforcer::EnforcerRequest>>);
+
+impl shared::ports::EnforcerTrigger for RecordingTrigger {
+    async fn trigger(
+        &self,
+        request: &shared::handlers::enforcer::EnforcerRequest,
+    ) -> Result<(), shared::ports::ControlError> {
+        self.0.lock().unwrap().push(request.clone());
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn the_ticker_reports_every_scope_and_triggers_a_stop_before_the_budget_runs_out() {
+    use rust_decimal::Decimal;
+    use shared::adapters::emf::EmfMemory;
+    use shared::core::budget::{Budget, BudgetStatus};
+    use shared::core::policy::{BudgetPolicy, Level, decide};
+    use shared::handlers::enforcer::EnforcerRequest;
+    use shared::handlers::ticker::{TickerSettings, handle};
+
+    // GIVEN a workload that ends with tasks running, collected into DynamoDB
+    let base = WorkloadConfig::sample_day();
+    let config = WorkloadConfig {
+        seed: 99_001,
+        jobs: 12,
+        span_seconds: 2 * 3600,
+        end_ms: base.start_ms + 2 * 3_600_000,
+        ..base
+    };
+    let workload = synth::generate(&config);
+    let period = BudgetPeriod::Month;
+    let log = emulator_event_log("ticker").await;
+    let projector = DynamoProjector::new(log.clone(), PriceTable::builtin(), period);
+    let collector = Collector::new(log.clone(), projector.clone());
+    for event in &workload.events {
+        collector.collect(event.as_bytes(), "test").await.unwrap();
+    }
+    let mut local = Ledger::new(PriceTable::builtin(), period);
+    for event in &workload.events {
+        if let Parsed::Fact(fact) = parse_event(event.as_bytes()).unwrap() {
+            local.apply(&fact);
+        }
+    }
+    let at = Millis(config.end_ms).ceil_seconds();
+    let total = local.scope_spend(&Scope::Total, at);
+    assert!(total.burn_rate_usd_per_hour > Decimal::ZERO);
+
+    // WHEN the ticker runs with a budget that the burn rate exhausts within 45 s, though only
+    // ~99 % of it is spent
+    let seconds_left = Decimal::from(45);
+    let budget = Budget {
+        amount_usd: total.period_spend_usd
+            + total.burn_rate_usd_per_hour * seconds_left / Decimal::from(3600),
+        period,
+    };
+    let settings = TickerSettings {
+        budget: Some(budget),
+        policy: BudgetPolicy::default(),
+        period,
+        scope_queues: vec![],
+    };
+    let trigger = RecordingTrigger::default();
+    let sink = EmfMemory::default();
+    let report = handle(&projector, &log, &trigger, &sink, &settings, at * 1000)
+        .await
+        .unwrap();
+
+    // THEN the budget figures are the replay's, and the enforcer is told to stop now
+    assert_eq!(report.budget_spend_usd, total.period_spend_usd);
+    let expected = decide(
+        &BudgetStatus::evaluate(
+            budget,
+            at,
+            total.period_spend_usd,
+            total.burn_rate_usd_per_hour,
+        ),
+        &BudgetPolicy::default(),
+        at,
+    );
+    assert_eq!(expected.level, Level::Stop);
+    assert_eq!(report.decision.as_ref().map(|d| d.level), Some(Level::Stop));
+    assert!(matches!(
+        trigger.0.lock().unwrap().as_slice(),
+        [EnforcerRequest::Enforce {
+            level: Level::Stop,
+            ..
+        }]
+    ));
+    let objects = sink.objects.lock().unwrap();
+    assert_eq!(
+        objects.len(),
+        local.all_scope_spend(at).len() + 1,
+        "one document per scope, plus the budget's"
+    );
+    let budget_doc = objects.iter().find(|o| o["ScopeKind"] == "budget").unwrap();
+    assert!(budget_doc["SecondsToExhaustion"].as_f64().unwrap() <= 45.0);
+    let queue_doc = objects.iter().find(|o| o["ScopeKind"] == "queue").unwrap();
+    let queue = Scope::Queue(queue_doc["Scope"].as_str().unwrap().into());
+    assert_eq!(
+        queue_doc["spend_usd_exact"],
+        local.scope_spend(&queue, at).spend_usd.to_string()
+    );
+}

@@ -98,6 +98,27 @@ fn scope_key(scope: &Scope) -> String {
     format!("{}#{}", scope.kind(), scope.value())
 }
 
+/// Sums are stored as integers in units of 10⁻¹⁶: DynamoDB adds integers exactly everywhere
+/// (an emulator's decimal arithmetic turns tiny or zero results into exponent notation it then
+/// cannot read), and every price in AWS's list, times any task size, has at most 16 decimal
+/// places. A figure with more is rounded to 10⁻¹⁶ of a USD·second/hour.
+pub const FIXED_POINT_SCALE: u32 = 16;
+
+fn to_fixed(name: &str, value: Decimal) -> Result<String, StoreError> {
+    let scaled = value
+        .checked_mul(Decimal::from(10_i64.pow(FIXED_POINT_SCALE)))
+        .map(|v| v.round())
+        .ok_or_else(|| corrupt(name, format!("{value} is too large to store")))?;
+    Ok(scaled.normalize().to_string())
+}
+
+fn from_fixed(name: &str, text: &str) -> Result<Decimal, StoreError> {
+    let units: i128 = text.parse().map_err(|e| corrupt(name, e))?;
+    Decimal::try_from_i128_with_scale(units, FIXED_POINT_SCALE)
+        .map(|d| d.normalize())
+        .map_err(|e| corrupt(name, e))
+}
+
 fn minute_of(unix_seconds: i64) -> String {
     format!("m{}", unix_seconds.div_euclid(60))
 }
@@ -325,14 +346,21 @@ impl DynamoProjector {
             .await;
         match result {
             Ok(_) => Ok(Some(true)),
-            Err(SdkError::ServiceError(error))
-                if matches!(
-                    error.err(),
-                    TransactWriteItemsError::TransactionCanceledException(_)
-                ) =>
-            {
-                Ok(None)
-            }
+            Err(SdkError::ServiceError(error)) => match error.err() {
+                // Lost a race (a condition on a version, or a conflicting transaction): retry.
+                // Anything else in the reasons is a real failure.
+                TransactWriteItemsError::TransactionCanceledException(cancelled)
+                    if cancelled.cancellation_reasons().iter().all(|reason| {
+                        matches!(
+                            reason.code(),
+                            None | Some("None" | "ConditionalCheckFailed" | "TransactionConflict")
+                        )
+                    }) =>
+                {
+                    Ok(None)
+                }
+                _ => Err(backend(self.state_table(), SdkError::ServiceError(error))),
+            },
             Err(error) => Err(backend(self.state_table(), error)),
         }
     }
@@ -404,10 +432,20 @@ impl DynamoProjector {
             .key("pk", s(format!("SCOPE#{}#{shard}", scope_key(scope))))
             .key("sk", s("SUM"));
         for (i, (name, value)) in values.iter().enumerate() {
+            if value.is_zero() {
+                continue;
+            }
             expression.push(format!("#a{i} :v{i}"));
             update = update
                 .expression_attribute_names(format!("#a{i}"), name)
-                .expression_attribute_values(format!(":v{i}"), n(value.normalize()));
+                .expression_attribute_values(format!(":v{i}"), n(to_fixed(name, *value)?));
+        }
+        if expression.is_empty() {
+            // Nothing changes in this scope's sums; keep the item count of the transaction honest.
+            expression.push("#a0 :v0".to_owned());
+            update = update
+                .expression_attribute_names("#a0", "units")
+                .expression_attribute_values(":v0", n(0));
         }
         let update = update
             .update_expression(format!("ADD {}", expression.join(", ")))
@@ -552,7 +590,7 @@ impl DynamoProjector {
 fn totals_of(item: &HashMap<String, AttributeValue>) -> Result<ScopeTotals, StoreError> {
     let number = |name: &str| -> Result<Decimal, StoreError> {
         match item.get(name).and_then(|v| v.as_n().ok()) {
-            Some(text) => text.parse().map_err(|e| corrupt(name, e)),
+            Some(text) => from_fixed(name, text),
             None => Ok(Decimal::ZERO),
         }
     };
@@ -583,4 +621,18 @@ fn totals_of(item: &HashMap<String, AttributeValue>) -> Result<ScopeTotals, Stor
         }
     }
     Ok(totals)
+}
+
+impl crate::ports::SpendReader for DynamoProjector {
+    async fn scopes(&self) -> Result<Vec<Scope>, StoreError> {
+        DynamoProjector::scopes(self).await
+    }
+
+    async fn scope_totals(&self, scope: &Scope) -> Result<ScopeTotals, StoreError> {
+        DynamoProjector::scope_totals(self, scope).await
+    }
+
+    async fn recent_starts(&self, at: i64) -> Result<Vec<(Scope, i64, Decimal)>, StoreError> {
+        DynamoProjector::recent_starts(self, at).await
+    }
 }

@@ -5,6 +5,7 @@ pub mod dynamodb;
 pub mod dynamodb_projection;
 pub mod emf;
 pub mod files;
+pub mod lambda;
 pub mod memory;
 pub mod sns;
 pub mod sqlite;

@@ -2,6 +2,8 @@
 //! functions' `main`s only parse their configuration, build clients and call these.
 
 pub mod collector;
+pub mod enforcer;
+pub mod ticker;
 
 /// A failed invocation, with whether trying again can help (Lambda's asynchronous retries and
 /// the dead-letter queue act on the error; the functions map this to the runtime's

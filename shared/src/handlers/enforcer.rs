@@ -1,0 +1,110 @@
+//! The enforcer function: what to do, from whichever asked.
+//!
+//! - the ticker, or a person: `{"action": "enforce", "level": "freeze", "reason": "…"}`;
+//! - a person: `{"action": "restore"}` re-enables what batchguard disabled;
+//! - a CloudWatch alarm (the alarm → Lambda action payload): acts only in state `ALARM`, at the
+//!   level the alarm's description names as `batchguard:level=<notify|freeze|stop>`.
+
+use aws_lambda_events::event::cloudwatch_alarms::{CloudWatchAlarm, CloudWatchAlarmStateValue};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::HandlerError;
+use crate::core::policy::Level;
+use crate::enforcer::{EnforceError, EnforcementReport, Enforcer};
+use crate::ports::{AuditTrail, BatchControl, EventLog, Notifier};
+
+/// The marker in an alarm's description that says which level it enforces.
+pub const ALARM_LEVEL_MARKER: &str = "batchguard:level=";
+
+/// A request the enforcer understands.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum EnforcerRequest {
+    Enforce {
+        level: Level,
+        #[serde(default)]
+        reason: String,
+    },
+    Restore {
+        #[serde(default)]
+        reason: String,
+    },
+}
+
+/// What the payload asks for; `Ok(None)` for an alarm that is not in `ALARM` (it recovered).
+pub fn read_request(payload: Value) -> Result<Option<EnforcerRequest>, HandlerError> {
+    if payload.get("action").is_some() {
+        return serde_json::from_value(payload)
+            .map(Some)
+            .map_err(|e| HandlerError::NonRetryable(format!("not an enforcer request: {e}")));
+    }
+    if payload.get("alarmData").is_none() {
+        return Err(HandlerError::NonRetryable(
+            "expected {\"action\": \"enforce\" | \"restore\"} or a CloudWatch alarm payload".into(),
+        ));
+    }
+    let alarm: CloudWatchAlarm = serde_json::from_value(payload)
+        .map_err(|e| HandlerError::NonRetryable(format!("not a CloudWatch alarm payload: {e}")))?;
+    let data = alarm.alarm_data;
+    let in_alarm = data
+        .state
+        .as_ref()
+        .is_some_and(|state| state.value == CloudWatchAlarmStateValue::Alarm);
+    if !in_alarm {
+        return Ok(None);
+    }
+    let description = data
+        .configuration
+        .get("description")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let level = description
+        .split_once(ALARM_LEVEL_MARKER)
+        .map(|(_, rest)| rest.split(|c: char| !c.is_ascii_alphabetic()).next().unwrap_or_default())
+        .and_then(|word| serde_json::from_value::<Level>(Value::String(word.to_ascii_lowercase())).ok())
+        .ok_or_else(|| {
+            HandlerError::NonRetryable(format!(
+                "alarm {:?}: its description names no level ({ALARM_LEVEL_MARKER}notify|freeze|stop)",
+                data.alarm_name
+            ))
+        })?;
+    let reason = data
+        .state
+        .map(|state| format!("alarm {} in ALARM: {}", data.alarm_name, state.reason))
+        .unwrap_or_default();
+    Ok(Some(EnforcerRequest::Enforce { level, reason }))
+}
+
+impl From<EnforceError> for HandlerError {
+    fn from(error: EnforceError) -> Self {
+        Self::Retryable(error.to_string())
+    }
+}
+
+/// Handles one invocation at Unix milliseconds `now_ms`.
+pub async fn handle<B, L, N>(
+    enforcer: &Enforcer<B, L, N>,
+    payload: Value,
+    now_ms: i64,
+) -> Result<Option<EnforcementReport>, HandlerError>
+where
+    B: BatchControl + Sync,
+    L: EventLog + AuditTrail + Sync,
+    N: Notifier + Sync,
+{
+    match read_request(payload)? {
+        None => Ok(None),
+        Some(EnforcerRequest::Enforce { level, reason }) => {
+            Ok(Some(enforcer.enforce(level, &reason, now_ms).await?))
+        }
+        Some(EnforcerRequest::Restore { reason }) => {
+            let reason = if reason.is_empty() {
+                "restore requested".to_owned()
+            } else {
+                reason
+            };
+            Ok(Some(enforcer.restore(&reason, now_ms).await?))
+        }
+    }
+}
