@@ -437,3 +437,67 @@ async fn on_the_emulator_freeze_disables_only_the_scoped_queue_and_restore_undoe
     assert_eq!(restored.actions.len(), 1);
     assert_eq!(queue_state(&client, &mine).await, "ENABLED");
 }
+
+fn alarm_fixture(name: &str) -> serde_json::Value {
+    let path = format!("{}/fixtures/events/{name}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[test]
+fn an_alarm_in_alarm_state_enforces_the_level_its_description_names() {
+    use shared::handlers::enforcer::{EnforcerRequest, read_request};
+    let mut alarm =
+        alarm_fixture("cloudwatch_alarm_lambda_action_metric_aws_lambda_events_fixture.json");
+    alarm["alarmData"]["configuration"]["description"] =
+        serde_json::json!("Budget used ≥ 100 %. batchguard:level=stop");
+    let request = read_request(alarm).unwrap();
+    assert!(
+        matches!(request, Some(EnforcerRequest::Enforce { level: Level::Stop, ref reason }) if reason.contains("lambda-demo-metric-alarm")),
+        "{request:?}"
+    );
+}
+
+#[test]
+fn an_alarm_without_a_level_is_refused_and_a_recovered_alarm_does_nothing() {
+    use shared::handlers::enforcer::read_request;
+    let alarm =
+        alarm_fixture("cloudwatch_alarm_lambda_action_metric_aws_lambda_events_fixture.json");
+    let error = read_request(alarm.clone()).unwrap_err();
+    assert!(error.to_string().contains("batchguard:level="), "{error}");
+    assert_eq!(error.error_type(), "NonRetryable");
+    let mut recovered = alarm;
+    recovered["alarmData"]["state"]["value"] = serde_json::json!("OK");
+    assert_eq!(read_request(recovered).unwrap(), None);
+    // The composite alarm fixture is in ALARM with no description: refused, naming the marker.
+    let composite =
+        alarm_fixture("cloudwatch_alarm_lambda_action_composite_aws_lambda_events_fixture.json");
+    assert!(
+        read_request(composite)
+            .unwrap_err()
+            .to_string()
+            .contains("names no level")
+    );
+}
+
+#[test]
+fn manual_requests_parse_and_nonsense_is_refused() {
+    use shared::handlers::enforcer::{EnforcerRequest, read_request};
+    assert_eq!(
+        read_request(serde_json::json!({"action": "restore"})).unwrap(),
+        Some(EnforcerRequest::Restore {
+            reason: String::new()
+        })
+    );
+    assert_eq!(
+        read_request(
+            serde_json::json!({"action": "enforce", "level": "freeze", "reason": "by hand"})
+        )
+        .unwrap(),
+        Some(EnforcerRequest::Enforce {
+            level: Level::Freeze,
+            reason: "by hand".into()
+        })
+    );
+    assert!(read_request(serde_json::json!({"action": "explode"})).is_err());
+    assert!(read_request(serde_json::json!({"hello": 1})).is_err());
+}

@@ -50,3 +50,19 @@ impl Notifier for LogNotifier {
         Ok(())
     }
 }
+
+/// SNS when a topic is configured, the log otherwise.
+#[derive(Clone, Debug)]
+pub enum Notifications {
+    Sns(SnsNotifier),
+    Log(LogNotifier),
+}
+
+impl Notifier for Notifications {
+    async fn notify(&self, subject: &str, message: &str) -> Result<(), ControlError> {
+        match self {
+            Self::Sns(sns) => sns.notify(subject, message).await,
+            Self::Log(log) => log.notify(subject, message).await,
+        }
+    }
+}

@@ -1,0 +1,64 @@
+//! ticker — every minute (EventBridge schedule): each scope's spend as EMF, the budget policy,
+//! and the enforcer invoked when a threshold is crossed or the forecast says the budget runs
+//! out before the next tick can act. All of it lives in `shared::handlers::ticker`.
+#![forbid(unsafe_code)]
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
+use serde_json::Value;
+use shared::adapters::dynamodb::DynamoEventLog;
+use shared::adapters::dynamodb_projection::DynamoProjector;
+use shared::adapters::emf::EmfStdout;
+use shared::adapters::lambda::LambdaTrigger;
+use shared::config::{Config, ConfigError};
+use shared::handlers::HandlerError;
+use shared::handlers::ticker::{self, TickerSettings};
+
+/// A handler error as Lambda reports it (`errorType` says whether a retry can help).
+#[derive(Debug)]
+struct Failure(HandlerError);
+
+impl From<Failure> for Diagnostic {
+    fn from(failure: Failure) -> Self {
+        Diagnostic {
+            error_type: failure.0.error_type().to_owned(),
+            error_message: failure.0.to_string(),
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let config = Config::from_vars(std::env::vars())?;
+    let enforcer = config
+        .enforcer_function
+        .clone()
+        .ok_or(ConfigError::Missing("ENFORCER_FUNCTION"))?;
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let period = config.budget.map(|b| b.period).unwrap_or_default();
+    let log = DynamoEventLog::new(aws_sdk_dynamodb::Client::new(&aws), config.tables.clone());
+    let projector =
+        DynamoProjector::new(log.clone(), config.prices.clone(), period).with_shards(config.shards);
+    let trigger = LambdaTrigger::new(aws_sdk_lambda::Client::new(&aws), enforcer);
+    let settings = TickerSettings {
+        budget: config.budget,
+        policy: config.policy,
+        period,
+        scope_queues: config.scope_queues.clone(),
+    };
+    let (projector, log, trigger, settings) = (&projector, &log, &trigger, &settings);
+    lambda_runtime::run(service_fn(move |_tick: LambdaEvent<Value>| async move {
+        ticker::handle(projector, log, trigger, &EmfStdout, settings, now_ms())
+            .await
+            .map_err(Failure)
+    }))
+    .await
+}
