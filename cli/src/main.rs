@@ -13,15 +13,22 @@ use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rust_decimal::Decimal;
 
+use shared::adapters::batch::AwsBatch;
 use shared::adapters::dynamodb::{DynamoEventLog, TableNames};
 use shared::adapters::files::{self, InputFile};
+use shared::adapters::sns::{LogNotifier, Notifications, SnsNotifier};
 use shared::adapters::sqlite::SqliteEventLog;
-use shared::core::budget::BudgetPeriod;
+use shared::core::budget::{Budget, BudgetPeriod, BudgetStatus};
 use shared::core::facts::{Fact, Millis};
 use shared::core::ledger::Ledger;
+use shared::core::policy::{BudgetPolicy, decide};
 use shared::core::prices::PriceTable;
+use shared::core::scope::Scope;
+use shared::enforcer::{Enforcer, EnforcerSettings};
 use shared::intake::{Intake, Outcome};
-use shared::ports::{EventLog, IngestCounts, IngestLedger, Quarantine, Quarantined, Record};
+use shared::ports::{
+    AuditTrail, EventLog, IngestCounts, IngestLedger, Quarantine, Quarantined, Record,
+};
 use shared::report::StatusReport;
 use shared::synth::{self, WorkloadConfig};
 
@@ -83,6 +90,47 @@ enum Command {
         #[command(flatten)]
         evaluation: Evaluation,
     },
+    /// Run the budget policy on a store's spend and carry it out on AWS Batch: notify, freeze
+    /// (disable the queues, cancel queued jobs) or stop (terminate running jobs); or restore
+    /// what batchguard disabled. Uses the usual AWS variables (AWS_ENDPOINT_URL for an emulator).
+    Enforce {
+        /// A SQLite file, or `dynamodb:<table-prefix>` (where the audit trail is written too).
+        #[arg(long, value_parser = parse_store)]
+        store: StoreSpec,
+        /// Budget in USD for the period.
+        #[arg(long, required_unless_present = "restore")]
+        budget: Option<Decimal>,
+        /// Budget period, calendar in UTC: month, week or day.
+        #[arg(long, default_value = "month", value_parser = parse_period)]
+        period: BudgetPeriod,
+        /// Job queues in scope (comma-separated names); default: every queue.
+        #[arg(long, value_delimiter = ',')]
+        queues: Vec<String>,
+        /// Percent of the budget at which to notify, freeze and stop.
+        #[arg(long, default_value = "80")]
+        notify_percent: Decimal,
+        #[arg(long, default_value = "90")]
+        freeze_percent: Decimal,
+        #[arg(long, default_value = "100")]
+        stop_percent: Decimal,
+        /// Record and report, but make no mutating Batch call.
+        #[arg(long)]
+        dry_run: bool,
+        /// Re-enable the queues batchguard disabled instead.
+        #[arg(long)]
+        restore: bool,
+        /// SNS topic for notifications (default: printed to stderr).
+        #[arg(long)]
+        topic_arn: Option<String>,
+        /// Evaluate at this instant (RFC 3339). Default: now.
+        #[arg(long)]
+        at: Option<DateTime<Utc>>,
+        /// A price file laid over the built-in prices.
+        #[arg(long)]
+        prices: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Write a generated, realistic workload as JSON Lines (how `examples/` was made).
     Generate {
         /// Seed of the generator; the same seed gives the same file.
@@ -137,6 +185,10 @@ enum CliError {
     Store(#[from] shared::ports::StoreError),
     #[error("budget must not be negative, got {0}")]
     NegativeBudget(Decimal),
+    #[error("policy: {0}")]
+    Policy(String),
+    #[error(transparent)]
+    Enforce(#[from] shared::enforcer::EnforceError),
     #[error("cannot write {path}: {source}")]
     Output {
         path: PathBuf,
@@ -177,6 +229,45 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         } => ingest(&store, retention_days, json, &paths).await,
         Command::Status { store, evaluation } => status(&store, &evaluation).await,
         Command::Generate { seed, jobs, out } => generate(seed, jobs, &out),
+        Command::Enforce {
+            store,
+            budget,
+            period,
+            queues,
+            notify_percent,
+            freeze_percent,
+            stop_percent,
+            dry_run,
+            restore,
+            topic_arn,
+            at,
+            prices,
+            json,
+        } => {
+            let request = EnforceRequest {
+                budget,
+                period,
+                queues,
+                policy: BudgetPolicy {
+                    notify_percent,
+                    freeze_percent,
+                    stop_percent,
+                    ..BudgetPolicy::default()
+                },
+                dry_run,
+                restore,
+                topic_arn,
+                at,
+                prices,
+                json,
+            };
+            match &store {
+                StoreSpec::File(path) => enforce_with(&SqliteEventLog::open(path)?, &request).await,
+                StoreSpec::Dynamo { prefix } => {
+                    enforce_with(&dynamo(prefix, None).await, &request).await
+                }
+            }
+        }
     }
 }
 
@@ -456,6 +547,124 @@ async fn status_from<S: EventLog + IngestLedger>(
     let counts = log.counts().await?;
     let report = StatusReport::build(&ledger, at, evaluation.budget, counts);
     print_report(&report, evaluation.json);
+    Ok(())
+}
+
+/// `batchguard enforce`, as parsed.
+#[derive(Debug)]
+struct EnforceRequest {
+    budget: Option<Decimal>,
+    period: BudgetPeriod,
+    queues: Vec<String>,
+    policy: BudgetPolicy,
+    dry_run: bool,
+    restore: bool,
+    topic_arn: Option<String>,
+    at: Option<DateTime<Utc>>,
+    prices: Option<PathBuf>,
+    json: bool,
+}
+
+async fn enforce_with<S: EventLog + AuditTrail + Sync>(
+    log: &S,
+    request: &EnforceRequest,
+) -> Result<(), CliError> {
+    request
+        .policy
+        .validate()
+        .map_err(|e| CliError::Policy(e.to_string()))?;
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let notifier = match &request.topic_arn {
+        Some(topic) => Notifications::Sns(SnsNotifier::new(
+            aws_sdk_sns::Client::new(&aws),
+            topic.clone(),
+        )),
+        None => Notifications::Log(LogNotifier),
+    };
+    let enforcer = Enforcer::new(
+        AwsBatch::from_config(&aws),
+        log,
+        notifier,
+        EnforcerSettings {
+            queues: request.queues.clone(),
+            dry_run: request.dry_run,
+            period: request.period,
+        },
+    );
+    let now_ms = request
+        .at
+        .map_or_else(|| Utc::now().timestamp_millis(), |at| at.timestamp_millis());
+    let at = Millis(now_ms).floor_seconds();
+    let (report, decision) = if request.restore {
+        (
+            enforcer
+                .restore("restore requested from the command line", now_ms)
+                .await?,
+            None,
+        )
+    } else {
+        let budget = Budget {
+            amount_usd: request.budget.unwrap_or_default(),
+            period: request.period,
+        };
+        if budget.amount_usd < Decimal::ZERO {
+            return Err(CliError::NegativeBudget(budget.amount_usd));
+        }
+        let table = match &request.prices {
+            Some(path) => load_prices(&Evaluation {
+                at: None,
+                budget: None,
+                period: request.period,
+                prices: Some(path.clone()),
+                json: false,
+            })?,
+            None => PriceTable::builtin(),
+        };
+        let mut ledger = Ledger::new(table, request.period);
+        let mut cursor = None;
+        loop {
+            let page = log.read(cursor.as_ref(), READ_PAGE).await?;
+            for record in &page.records {
+                ledger.apply(&record.fact);
+            }
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        let scopes: Vec<Scope> = if request.queues.is_empty() {
+            vec![Scope::Total]
+        } else {
+            request
+                .queues
+                .iter()
+                .map(|q| Scope::Queue(q.as_str().into()))
+                .collect()
+        };
+        let (mut spend, mut burn) = (Decimal::ZERO, Decimal::ZERO);
+        for scope in &scopes {
+            let figures = ledger.scope_spend(scope, at);
+            spend += figures.period_spend_usd;
+            burn += figures.burn_rate_usd_per_hour;
+        }
+        let status = BudgetStatus::evaluate(budget, at, spend, burn);
+        let decision = decide(&status, &request.policy, at);
+        (
+            enforcer
+                .enforce(decision.level, &decision.reason, now_ms)
+                .await?,
+            Some(decision),
+        )
+    };
+    if request.json {
+        let document = serde_json::json!({ "decision": decision, "report": report });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&document).unwrap_or_default()
+        );
+    } else {
+        print!("{}", output::enforcement(&report));
+    }
     Ok(())
 }
 

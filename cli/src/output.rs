@@ -196,3 +196,44 @@ pub fn human(report: &StatusReport) -> String {
     }
     out
 }
+
+/// What an enforcement did (or, in a dry run, would do), as a table.
+pub fn enforcement(report: &shared::enforcer::EnforcementReport) -> String {
+    let mut out = String::new();
+    let mode = if report.dry_run {
+        " (dry run: nothing was changed)"
+    } else {
+        ""
+    };
+    let _ = writeln!(
+        out,
+        "batchguard enforce — level {}{mode}: {}",
+        report.level, report.reason
+    );
+    if report.actions.is_empty() {
+        let _ = writeln!(out, "Nothing to do.");
+    } else {
+        let mut actions = table(&["action", "target", "carried out"]);
+        for action in &report.actions {
+            actions.add_row(vec![
+                action.action.name().to_owned(),
+                action.action.target().to_owned(),
+                if action.carried_out {
+                    "yes"
+                } else {
+                    "no (dry run)"
+                }
+                .to_owned(),
+            ]);
+        }
+        let _ = writeln!(out, "{actions}");
+    }
+    if !report.protected_jobs.is_empty() {
+        let _ = writeln!(
+            out,
+            "Left alone (batchguard:protect=true): {}",
+            report.protected_jobs.join(", ")
+        );
+    }
+    out
+}

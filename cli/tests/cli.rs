@@ -405,3 +405,101 @@ fn a_bad_store_name_is_refused_before_anything_runs() {
     let output = batchguard(&["status", "--store", "dynamodb:bad name"]);
     assert!(String::from_utf8_lossy(&output.stderr).contains("cannot start a DynamoDB table name"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enforce_runs_the_ladder_on_the_emulators_batch_dry_run_first() {
+    use batchguard_tests::{emulator_config, emulator_queue, queue_state};
+    let config = emulator_config().await;
+    let batch = aws_sdk_batch::Client::new(&config);
+    // The sample's queue, so the budget scope has spend ($7.40 of the day's $20.66).
+    let queue = "etl-spot".to_owned();
+    emulator_queue(&batch, &queue).await;
+    let directory = tempfile::tempdir().unwrap();
+    let store = directory.path().join("store.sqlite");
+    let store = store.to_str().unwrap();
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/sample-day.jsonl");
+    let sample = sample.to_str().unwrap().to_owned();
+    let run = |args: Vec<String>| {
+        let output = Command::new(env!("CARGO_BIN_EXE_batchguard"))
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        output
+    };
+    run(vec![
+        "ingest".into(),
+        "--store".into(),
+        store.into(),
+        sample.clone(),
+    ]);
+    let as_of = stdout_json(&batchguard(&["status", "--json", "--store", store]))["as_of"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let enforce = |extra: &[&str]| {
+        let mut args: Vec<String> = [
+            "enforce", "--json", "--store", store, "--budget", "5", "--queues", &queue, "--at",
+            &as_of,
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        serde_json::from_slice::<Value>(&run(args).stdout).unwrap()
+    };
+
+    // $7.40 spent on etl-spot against a $5 budget: stop. A dry run changes nothing on Batch.
+    let dry = enforce(&["--dry-run"]);
+    assert_eq!(dry["decision"]["level"], "stop");
+    let actions = dry["report"]["actions"].as_array().unwrap();
+    assert!(
+        actions.iter().any(|a| a["action"] == "queue_disabled"
+            && a["queue"] == queue
+            && a["carried_out"] == false),
+        "{actions:?}"
+    );
+    assert_eq!(queue_state(&batch, &queue).await, "ENABLED");
+
+    let live = enforce(&[]);
+    assert!(
+        live["report"]["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["action"] == "queue_disabled" && a["carried_out"] == true)
+    );
+    assert_eq!(queue_state(&batch, &queue).await, "DISABLED");
+    assert!(
+        enforce(&[])["report"]["actions"]
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "a second run changes nothing"
+    );
+
+    let restored = serde_json::from_slice::<Value>(
+        &run([
+            "enforce",
+            "--json",
+            "--store",
+            store,
+            "--restore",
+            "--queues",
+            &queue,
+            "--at",
+            &as_of,
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect())
+        .stdout,
+    )
+    .unwrap();
+    assert_eq!(restored["report"]["actions"][0]["action"], "queue_enabled");
+    assert_eq!(queue_state(&batch, &queue).await, "ENABLED");
+}

@@ -255,3 +255,68 @@ pub async fn counted_emulator_event_log(
         .unwrap_or_else(|e| panic!("creating tables on the emulator: {e}"));
     (log, counter)
 }
+
+/// A job queue on the emulator, on an unmanaged compute environment (whose service role
+/// `scripts/test.sh` creates in the emulator's IAM).
+pub async fn emulator_queue(batch: &aws_sdk_batch::Client, name: &str) {
+    let environment = format!("{name}-ce");
+    let exists = batch
+        .describe_job_queues()
+        .job_queues(name)
+        .send()
+        .await
+        .map(|d| !d.job_queues().is_empty())
+        .unwrap_or(false);
+    if exists {
+        // Left by an earlier run on the same emulator: start from an enabled queue.
+        batch
+            .update_job_queue()
+            .job_queue(name)
+            .state(aws_sdk_batch::types::JqState::Enabled)
+            .send()
+            .await
+            .unwrap();
+        return;
+    }
+    batch
+        .create_compute_environment()
+        .compute_environment_name(&environment)
+        .r#type(aws_sdk_batch::types::CeType::Unmanaged)
+        .service_role(
+            std::env::var("BATCHGUARD_TEST_BATCH_ROLE").expect(
+                "BATCHGUARD_TEST_BATCH_ROLE: scripts/test.sh creates the role on the emulator",
+            ),
+        )
+        .state(aws_sdk_batch::types::CeState::Enabled)
+        .send()
+        .await
+        .unwrap();
+    batch
+        .create_job_queue()
+        .job_queue_name(name)
+        .priority(1)
+        .state(aws_sdk_batch::types::JqState::Enabled)
+        .compute_environment_order(
+            aws_sdk_batch::types::ComputeEnvironmentOrder::builder()
+                .order(1)
+                .compute_environment(&environment)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+}
+
+pub async fn queue_state(batch: &aws_sdk_batch::Client, name: &str) -> String {
+    let described = batch
+        .describe_job_queues()
+        .job_queues(name)
+        .send()
+        .await
+        .unwrap();
+    described.job_queues()[0]
+        .state()
+        .unwrap()
+        .as_str()
+        .to_owned()
+}

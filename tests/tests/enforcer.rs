@@ -6,7 +6,9 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use batchguard_tests::{emulator_config, emulator_event_log, unique_prefix};
+use batchguard_tests::{
+    emulator_config, emulator_event_log, emulator_queue, queue_state, unique_prefix,
+};
 use proptest::prelude::*;
 use shared::adapters::batch::AwsBatch;
 use shared::adapters::memory::MemoryEventLog;
@@ -309,52 +311,6 @@ proptest! {
             }
         }
     }
-}
-
-/// A job queue on the emulator (an unmanaged compute environment needs no IAM role there).
-async fn emulator_queue(batch: &aws_sdk_batch::Client, name: &str) {
-    let environment = format!("{name}-ce");
-    batch
-        .create_compute_environment()
-        .compute_environment_name(&environment)
-        .r#type(aws_sdk_batch::types::CeType::Unmanaged)
-        .service_role(
-            std::env::var("BATCHGUARD_TEST_BATCH_ROLE").expect(
-                "BATCHGUARD_TEST_BATCH_ROLE: scripts/test.sh creates the role on the emulator",
-            ),
-        )
-        .state(aws_sdk_batch::types::CeState::Enabled)
-        .send()
-        .await
-        .unwrap();
-    batch
-        .create_job_queue()
-        .job_queue_name(name)
-        .priority(1)
-        .state(aws_sdk_batch::types::JqState::Enabled)
-        .compute_environment_order(
-            aws_sdk_batch::types::ComputeEnvironmentOrder::builder()
-                .order(1)
-                .compute_environment(&environment)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-}
-
-async fn queue_state(batch: &aws_sdk_batch::Client, name: &str) -> String {
-    let described = batch
-        .describe_job_queues()
-        .job_queues(name)
-        .send()
-        .await
-        .unwrap();
-    described.job_queues()[0]
-        .state()
-        .unwrap()
-        .as_str()
-        .to_owned()
 }
 
 #[tokio::test]

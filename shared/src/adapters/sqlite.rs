@@ -266,3 +266,31 @@ impl IngestLedger for SqliteEventLog {
         })
     }
 }
+
+impl crate::ports::AuditTrail for SqliteEventLog {
+    async fn audit_entries(
+        &self,
+        period_start: i64,
+    ) -> Result<Vec<crate::core::facts::EnforcementRecorded>, StoreError> {
+        let connection = self.lock();
+        let mut statement = connection
+            .prepare_cached("SELECT key, body FROM facts WHERE body LIKE '%\"EnforcementRecorded.v1\"%' ORDER BY seq")
+            .map_err(|e| backend(&self.path, e))?;
+        let mut rows = statement.query([]).map_err(|e| backend(&self.path, e))?;
+        let mut entries = Vec::new();
+        while let Some(row) = rows.next().map_err(|e| backend(&self.path, e))? {
+            let key: String = row.get(0).map_err(|e| backend(&self.path, e))?;
+            let body: String = row.get(1).map_err(|e| backend(&self.path, e))?;
+            let fact: Fact = serde_json::from_str(&body).map_err(|e| StoreError::Corrupt {
+                key,
+                message: e.to_string(),
+            })?;
+            if let crate::core::facts::FactBody::Enforcement(entry) = fact.body
+                && entry.period_start == period_start
+            {
+                entries.push(entry);
+            }
+        }
+        Ok(entries)
+    }
+}
