@@ -1,7 +1,12 @@
 //! Helpers shared by the integration tests: builders for facts, and an independent Fargate
 //! bill of a generated workload's ground truth.
 #![forbid(unsafe_code)]
-#![allow(clippy::panic, reason = "test helpers fail the test loudly")]
+#![allow(
+    clippy::panic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers fail the test loudly"
+)]
 
 use std::collections::{BTreeMap, HashMap};
 
