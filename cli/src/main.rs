@@ -13,8 +13,10 @@ use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rust_decimal::Decimal;
 
+use futures_util::{StreamExt, TryStreamExt};
 use shared::adapters::batch::AwsBatch;
-use shared::adapters::dynamodb::{DynamoEventLog, TableNames};
+use shared::adapters::dynamodb::{DynamoEventLog, TableNames, partition_key};
+use shared::adapters::dynamodb_projection::DynamoProjector;
 use shared::adapters::files::{self, InputFile};
 use shared::adapters::sns::{LogNotifier, Notifications, SnsNotifier};
 use shared::adapters::sqlite::SqliteEventLog;
@@ -76,6 +78,12 @@ enum Command {
         /// DynamoDB only: facts expire (TTL) this many days after the latest instant they name.
         #[arg(long)]
         retention_days: Option<u32>,
+        /// DynamoDB only: the budget period the stack's projections use (its BUDGET_PERIOD).
+        #[arg(long, default_value = "month", value_parser = parse_period)]
+        period: BudgetPeriod,
+        /// DynamoDB only: the price file the stack uses (its PRICES_TOML).
+        #[arg(long)]
+        prices: Option<PathBuf>,
         /// Print the ingest counts as JSON.
         #[arg(long)]
         json: bool,
@@ -224,9 +232,11 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Ingest {
             store,
             retention_days,
+            period,
+            prices,
             json,
             paths,
-        } => ingest(&store, retention_days, json, &paths).await,
+        } => ingest(&store, retention_days, period, prices, json, &paths).await,
         Command::Status { store, evaluation } => status(&store, &evaluation).await,
         Command::Generate { seed, jobs, out } => generate(seed, jobs, &out),
         Command::Enforce {
@@ -429,7 +439,7 @@ fn parse_store(text: &str) -> Result<StoreSpec, String> {
 async fn dynamo(prefix: &str, retention_days: Option<u32>) -> DynamoEventLog {
     let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let log = DynamoEventLog::new(
-        aws_sdk_dynamodb::Client::new(&config),
+        shared::adapters::dynamodb::client(&config),
         TableNames::from_prefix(prefix),
     );
     match retention_days {
@@ -452,21 +462,37 @@ async fn init(store: &StoreSpec) -> Result<(), CliError> {
 async fn ingest(
     store: &StoreSpec,
     retention_days: Option<u32>,
+    period: BudgetPeriod,
+    prices: Option<PathBuf>,
     json: bool,
     paths: &[PathBuf],
 ) -> Result<(), CliError> {
     match store {
         StoreSpec::File(path) => {
-            ingest_into(&SqliteEventLog::open(path)?, store, json, paths).await
+            ingest_into(&SqliteEventLog::open(path)?, None, store, json, paths).await
         }
         StoreSpec::Dynamo { prefix } => {
-            ingest_into(&dynamo(prefix, retention_days).await, store, json, paths).await
+            let log = dynamo(prefix, retention_days).await;
+            let table = load_prices(&Evaluation {
+                at: None,
+                budget: None,
+                period,
+                prices,
+                json: false,
+            })?;
+            // A backfill into a live stack keeps its projections current, as the collector does.
+            let projector = DynamoProjector::new(log.clone(), table, period);
+            ingest_into(&log, Some(&projector), store, json, paths).await
         }
     }
 }
 
+/// Projections running at once during a backfill (each retries on its own if they collide).
+const PROJECT_CONCURRENCY: usize = 4;
+
 async fn ingest_into<S: EventLog + Quarantine + IngestLedger>(
     log: &S,
+    projector: Option<&DynamoProjector>,
     store: &StoreSpec,
     json: bool,
     paths: &[PathBuf],
@@ -484,6 +510,20 @@ async fn ingest_into<S: EventLog + Quarantine + IngestLedger>(
     let mut duplicates = 0;
     for batch in records.chunks(APPEND_BATCH) {
         duplicates += log.append(batch).await?.duplicates;
+    }
+    if let Some(projector) = projector {
+        // One projection per job and per task covers every group's final state.
+        let mut entities = std::collections::HashSet::new();
+        let firsts: Vec<&Fact> = records
+            .iter()
+            .filter(|record| entities.insert(partition_key(&record.fact)))
+            .map(|record| &record.fact)
+            .collect();
+        futures_util::stream::iter(firsts)
+            .map(|fact| projector.project(fact))
+            .buffer_unordered(PROJECT_CONCURRENCY)
+            .try_collect::<Vec<_>>()
+            .await?;
     }
     log.quarantine(&rejected).await?;
     let counts = IngestCounts {

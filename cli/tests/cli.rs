@@ -346,7 +346,7 @@ fn a_price_file_overrides_the_built_in_prices_and_a_bad_one_is_named() {
 fn the_dynamodb_store_gives_the_same_report_as_the_embedded_one() {
     // The emulator scripts/test.sh started; the child inherits AWS_ENDPOINT_URL.
     batchguard_tests::emulator_endpoint();
-    let scenario = scenario(31337, 150);
+    let scenario = scenario(31337, 50);
     let events = scenario.events_dir.to_str().unwrap();
     let store = format!("dynamodb:{}", batchguard_tests::unique_prefix("cli"));
 
@@ -395,6 +395,49 @@ fn the_dynamodb_store_gives_the_same_report_as_the_embedded_one() {
         );
     }
     assert_eq!(status["events"]["rejected"], 2 * MALFORMED.len());
+
+    // The backfill kept the projections current: the sums the ticker reads give the same spend.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let projected = runtime.block_on(async {
+        use shared::adapters::dynamodb::{DynamoEventLog, TableNames};
+        use shared::adapters::dynamodb_projection::DynamoProjector;
+        let config = batchguard_tests::emulator_config().await;
+        let prefix = store.trim_start_matches("dynamodb:");
+        let log = DynamoEventLog::new(
+            aws_sdk_dynamodb::Client::new(&config),
+            TableNames::from_prefix(prefix),
+        );
+        let projector = DynamoProjector::new(
+            log,
+            shared::core::prices::PriceTable::builtin(),
+            shared::core::budget::BudgetPeriod::Month,
+        );
+        let at = chrono::DateTime::parse_from_rfc3339(replay["as_of"].as_str().unwrap())
+            .unwrap()
+            .timestamp();
+        let recent: Vec<(i64, Decimal)> = projector
+            .recent_starts(at)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|(scope, _, _)| *scope == shared::core::scope::Scope::Total)
+            .map(|(_, anchor, rate)| (anchor, rate))
+            .collect();
+        let totals = projector
+            .scope_totals(&shared::core::scope::Scope::Total)
+            .await
+            .unwrap();
+        totals
+            .spend_at(at, shared::core::budget::BudgetPeriod::Month, recent)
+            .spend_usd
+    });
+    assert_eq!(
+        shared::report::money(projected),
+        money(&replay["spend_usd"])
+    );
 }
 
 #[test]

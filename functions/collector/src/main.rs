@@ -38,7 +38,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = Config::from_vars(std::env::vars())?;
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let mut log = DynamoEventLog::new(aws_sdk_dynamodb::Client::new(&aws), config.tables.clone());
+    let mut log = DynamoEventLog::new(
+        shared::adapters::dynamodb::client(&aws),
+        config.tables.clone(),
+    );
     if let Some(days) = config.retention_days {
         log = log.with_retention(std::time::Duration::from_secs(u64::from(days) * 86_400));
     }

@@ -47,7 +47,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     };
     let enforcer = Enforcer::new(
         AwsBatch::from_config(&aws),
-        DynamoEventLog::new(aws_sdk_dynamodb::Client::new(&aws), config.tables.clone()),
+        DynamoEventLog::new(
+            shared::adapters::dynamodb::client(&aws),
+            config.tables.clone(),
+        ),
         notifier,
         EnforcerSettings {
             queues: config.scope_queues.clone(),

@@ -44,7 +44,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         .ok_or(ConfigError::Missing("ENFORCER_FUNCTION"))?;
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let period = config.budget.map(|b| b.period).unwrap_or_default();
-    let log = DynamoEventLog::new(aws_sdk_dynamodb::Client::new(&aws), config.tables.clone());
+    let log = DynamoEventLog::new(
+        shared::adapters::dynamodb::client(&aws),
+        config.tables.clone(),
+    );
     let projector =
         DynamoProjector::new(log.clone(), config.prices.clone(), period).with_shards(config.shards);
     let trigger = LambdaTrigger::new(aws_sdk_lambda::Client::new(&aws), enforcer);

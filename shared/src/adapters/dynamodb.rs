@@ -106,6 +106,19 @@ fn number_attribute(item: &HashMap<String, AttributeValue>, name: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// Attempts per DynamoDB call (throttling and 5xx are retried with backoff by the SDK).
+pub const MAX_ATTEMPTS: u32 = 8;
+
+/// A DynamoDB client with this adapter's retry policy.
+pub fn client(config: &aws_config::SdkConfig) -> Client {
+    let retry = aws_config::retry::RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS);
+    Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(config)
+            .retry_config(retry)
+            .build(),
+    )
+}
+
 impl DynamoEventLog {
     pub fn new(client: Client, tables: TableNames) -> Self {
         Self {
