@@ -12,5 +12,6 @@ pub mod handlers;
 pub mod intake;
 pub mod metrics;
 pub mod ports;
+pub mod reconciler;
 pub mod report;
 pub mod synth;

@@ -187,6 +187,13 @@ pub trait BatchControl {
         job_id: &str,
         reason: &str,
     ) -> impl Future<Output = Result<(), ControlError>> + Send;
+    /// The jobs' current state as `DescribeJobs` reports it, written as the *Batch Job State
+    /// Change* events AWS would have sent (so the one parser reads them); ids Batch no longer
+    /// knows are left out.
+    fn current_state_events(
+        &self,
+        job_ids: &[String],
+    ) -> impl Future<Output = Result<Vec<serde_json::Value>, ControlError>> + Send;
 }
 
 /// Where notifications go (SNS in a deployment).
@@ -292,6 +299,13 @@ impl<T: BatchControl + Sync> BatchControl for &T {
         reason: &str,
     ) -> impl Future<Output = Result<(), ControlError>> + Send {
         (**self).terminate_job(job_id, reason)
+    }
+
+    fn current_state_events(
+        &self,
+        job_ids: &[String],
+    ) -> impl Future<Output = Result<Vec<serde_json::Value>, ControlError>> + Send {
+        (**self).current_state_events(job_ids)
     }
 }
 

@@ -373,3 +373,107 @@ async fn the_ticker_reports_every_scope_and_triggers_a_stop_before_the_budget_ru
         local.scope_spend(&queue, at).spend_usd.to_string()
     );
 }
+
+#[tokio::test]
+async fn the_reconciler_closes_a_job_whose_terminal_event_was_lost() {
+    use batchguard_tests::{emulator_config, emulator_queue};
+    use shared::adapters::batch::AwsBatch;
+    use shared::reconciler::reconcile;
+
+    // GIVEN a job Batch has finished (the emulator runs jobs at once) …
+    let config = emulator_config().await;
+    let batch = aws_sdk_batch::Client::new(&config);
+    let queue = batchguard_tests::unique_prefix("recon");
+    emulator_queue(&batch, &queue).await;
+    let definition = batch
+        .register_job_definition()
+        .job_definition_name(format!("{queue}-def"))
+        .r#type(aws_sdk_batch::types::JobDefinitionType::Container)
+        .container_properties(
+            aws_sdk_batch::types::ContainerProperties::builder()
+                .image("busybox")
+                .command("true")
+                .vcpus(1)
+                .memory(2048)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let submitted = batch
+        .submit_job()
+        .job_name("lost-terminal-event")
+        .job_queue(&queue)
+        .job_definition(definition.job_definition_arn().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let job_id = submitted.job_id().unwrap().to_owned();
+
+    // … but whose last event batchguard saw says RUNNING on Fargate since two hours ago
+    let log = emulator_event_log("reconciler").await;
+    let projector = DynamoProjector::new(log.clone(), PriceTable::builtin(), BudgetPeriod::Month);
+    let collector = Collector::new(log, projector.clone());
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let running = serde_json::json!({
+        "id": "last-seen", "detail-type": "Batch Job State Change", "source": "aws.batch", "region": "us-east-1",
+        "detail": {
+            "jobId": job_id, "jobQueue": queue, "jobDefinition": "def", "status": "RUNNING",
+            "platformCapabilities": ["FARGATE"], "startedAt": now_ms - 7_200_000, "attempts": [],
+            "container": {"taskArn": "arn:aws:ecs:us-east-1:1:task/AWSBatch-ce-0a95f22d-7108-3c4e-99f7-2fd92e1a8941/t1",
+                          "resourceRequirements": [{"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "2048"}]}
+        }
+    });
+    collector
+        .collect(running.to_string().as_bytes(), "test")
+        .await
+        .unwrap();
+    let before = projector.scope_totals(&Scope::Total).await.unwrap();
+    assert_eq!(
+        before
+            .running_by_period
+            .values()
+            .map(|b| b.units)
+            .sum::<i64>(),
+        1
+    );
+
+    // WHEN the reconciler runs
+    let report = reconcile(
+        &AwsBatch::from_config(&config),
+        &projector,
+        &collector,
+        60_000,
+        now_ms,
+    )
+    .await
+    .unwrap();
+
+    // THEN it asked Batch, recorded the job's real state, and the job stops accruing
+    assert_eq!(report.checked, 1);
+    assert_eq!(report.updated, 1, "{report:?}");
+    assert!(report.unknown_to_batch.is_empty());
+    let after = projector.scope_totals(&Scope::Total).await.unwrap();
+    assert_eq!(
+        after
+            .running_by_period
+            .values()
+            .map(|b| b.units)
+            .sum::<i64>(),
+        0,
+        "{after:?}"
+    );
+    let again = reconcile(
+        &AwsBatch::from_config(&config),
+        &projector,
+        &collector,
+        60_000,
+        now_ms + 60_000,
+    )
+    .await
+    .unwrap();
+    assert_eq!(again.checked, 0, "nothing left silent");
+}

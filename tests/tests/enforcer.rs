@@ -114,6 +114,13 @@ impl BatchControl for FakeBatch {
         Ok(())
     }
 
+    async fn current_state_events(
+        &self,
+        _job_ids: &[String],
+    ) -> Result<Vec<serde_json::Value>, ControlError> {
+        Ok(Vec::new())
+    }
+
     async fn terminate_job(&self, job_id: &str, _reason: &str) -> Result<(), ControlError> {
         self.mutating_calls
             .lock()

@@ -1,19 +1,23 @@
 //! ticker — every minute (EventBridge schedule): each scope's spend as EMF, the budget policy,
 //! and the enforcer invoked when a threshold is crossed or the forecast says the budget runs
-//! out before the next tick can act. All of it lives in `shared::handlers::ticker`.
+//! out before the next tick can act; first, jobs silent for too long are reconciled with
+//! `DescribeJobs`. All of it lives in `shared::handlers::ticker` and `shared::reconciler`.
 #![forbid(unsafe_code)]
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::Value;
+use shared::adapters::batch::AwsBatch;
 use shared::adapters::dynamodb::DynamoEventLog;
 use shared::adapters::dynamodb_projection::DynamoProjector;
 use shared::adapters::emf::EmfStdout;
 use shared::adapters::lambda::LambdaTrigger;
+use shared::collector::Collector;
 use shared::config::{Config, ConfigError};
 use shared::handlers::HandlerError;
 use shared::handlers::ticker::{self, TickerSettings};
+use shared::reconciler::reconcile;
 
 /// A handler error as Lambda reports it (`errorType` says whether a retry can help).
 #[derive(Debug)]
@@ -57,11 +61,26 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         period,
         scope_queues: config.scope_queues.clone(),
     };
-    let (projector, log, trigger, settings) = (&projector, &log, &trigger, &settings);
+    let batch = AwsBatch::from_config(&aws);
+    let collector = Collector::new(log.clone(), projector.clone());
+    let silent_for_ms = config.reconcile_after_seconds.saturating_mul(1000);
+    let (projector, log, trigger, settings, batch, collector) =
+        (&projector, &log, &trigger, &settings, &batch, &collector);
     lambda_runtime::run(service_fn(move |_tick: LambdaEvent<Value>| async move {
-        ticker::handle(projector, log, trigger, &EmfStdout, settings, now_ms())
+        let now = now_ms();
+        // Jobs silent for too long first, so the spend below is already corrected. A failure
+        // here must not stop the tick: it is reported and tried again next minute.
+        let reconciled = match reconcile(batch, projector, collector, silent_for_ms, now).await {
+            Ok(report) => serde_json::to_value(report).unwrap_or(Value::Null),
+            Err(error) => {
+                lambda_runtime::tracing::warn!(%error, "reconciliation failed");
+                Value::String(error.to_string())
+            }
+        };
+        let tick = ticker::handle(projector, log, trigger, &EmfStdout, settings, now)
             .await
-            .map_err(Failure)
+            .map_err(Failure)?;
+        Ok::<_, Failure>(serde_json::json!({ "tick": tick, "reconciled": reconciled }))
     }))
     .await
 }

@@ -11,7 +11,11 @@ use aws_sdk_batch::Client;
 use aws_sdk_batch::error::{DisplayErrorContext, SdkError};
 use aws_sdk_batch::types::{JobStatus as BatchStatus, JqState};
 
+use aws_sdk_batch::types::{JobDetail, ResourceRequirement};
+use serde_json::{Map, Value, json};
+
 use crate::core::facts::JobStatus;
+use crate::core::names;
 use crate::ports::{BatchControl, ControlError, JobSummary, QueueState};
 
 /// `DescribeJobs` takes at most this many job ids.
@@ -165,6 +169,21 @@ impl BatchControl for AwsBatch {
         Ok(())
     }
 
+    async fn current_state_events(&self, job_ids: &[String]) -> Result<Vec<Value>, ControlError> {
+        let mut events = Vec::new();
+        for chunk in job_ids.chunks(DESCRIBE_JOBS_LIMIT) {
+            let described = self
+                .client
+                .describe_jobs()
+                .set_jobs(Some(chunk.to_vec()))
+                .send()
+                .await
+                .map_err(|e| api("DescribeJobs", e))?;
+            events.extend(described.jobs().iter().filter_map(state_change_event));
+        }
+        Ok(events)
+    }
+
     async fn terminate_job(&self, job_id: &str, reason: &str) -> Result<(), ControlError> {
         self.client
             .terminate_job()
@@ -175,4 +194,98 @@ impl BatchControl for AwsBatch {
             .map_err(|e| api("TerminateJob", e))?;
         Ok(())
     }
+}
+
+fn requirements(requirements: &[ResourceRequirement]) -> Value {
+    Value::Array(
+        requirements
+            .iter()
+            .map(|r| json!({"type": r.r#type().map(|t| t.as_str()), "value": r.value()}))
+            .collect(),
+    )
+}
+
+/// A job as `DescribeJobs` gives it, written as the *Batch Job State Change* event AWS sends
+/// for its current state. No `time`: the event is a restatement, not an observation, so
+/// restating the same state twice gives the same fact (a no-op in the event log).
+pub fn state_change_event(job: &JobDetail) -> Option<Value> {
+    let job_id = job.job_id()?;
+    let mut detail = Map::new();
+    let mut put = |key: &str, value: Value| {
+        if !value.is_null() {
+            detail.insert(key.to_owned(), value);
+        }
+    };
+    put("jobId", json!(job_id));
+    put("jobArn", json!(job.job_arn()));
+    put("jobName", json!(job.job_name()));
+    put("jobQueue", json!(job.job_queue()));
+    put("jobDefinition", json!(job.job_definition()));
+    put("status", json!(job.status().map(|s| s.as_str())));
+    put("statusReason", json!(job.status_reason()));
+    put("createdAt", json!(job.created_at()));
+    put("startedAt", json!(job.started_at()));
+    put("stoppedAt", json!(job.stopped_at()));
+    put(
+        "platformCapabilities",
+        json!(
+            job.platform_capabilities()
+                .iter()
+                .map(|p| p.as_str())
+                .collect::<Vec<_>>()
+        ),
+    );
+    put("tags", json!(job.tags()));
+    put(
+        "attempts",
+        Value::Array(
+            job.attempts()
+                .iter()
+                .map(|attempt| {
+                    json!({
+                        "container": attempt.container().map(|c| json!({"taskArn": c.task_arn(), "exitCode": c.exit_code()})),
+                        "taskProperties": attempt.task_properties().iter().map(|t| json!({"taskArn": t.task_arn()})).collect::<Vec<_>>(),
+                        "startedAt": attempt.started_at(),
+                        "stoppedAt": attempt.stopped_at(),
+                    })
+                })
+                .collect(),
+        ),
+    );
+    if let Some(container) = job.container() {
+        put(
+            "container",
+            json!({
+                "taskArn": container.task_arn(),
+                "vcpus": container.vcpus(),
+                "memory": container.memory(),
+                "resourceRequirements": requirements(container.resource_requirements()),
+                "runtimePlatform": container.runtime_platform().map(|p| json!({"cpuArchitecture": p.cpu_architecture()})),
+                "ephemeralStorage": container.ephemeral_storage().map(|e| json!({"sizeInGiB": e.size_in_gib()})),
+                "fargatePlatformConfiguration": container.fargate_platform_configuration().map(|f| json!({"platformVersion": f.platform_version()})),
+            }),
+        );
+    }
+    if let Some(array) = job.array_properties() {
+        put(
+            "arrayProperties",
+            json!({"size": array.size(), "index": array.index()}),
+        );
+    }
+    if let Some(node) = job.node_details() {
+        put(
+            "nodeDetails",
+            json!({"nodeIndex": node.node_index(), "isMainNode": node.is_main_node()}),
+        );
+    }
+    let region = job.job_arn().and_then(names::arn_region);
+    Some(json!({
+        "version": "0",
+        "id": format!("batchguard-reconciler:{job_id}"),
+        "detail-type": crate::events::BATCH_JOB_STATE_CHANGE,
+        "source": "aws.batch",
+        "region": region,
+        "resources": [job.job_arn()],
+        "detail": Value::Object(detail),
+    }))
 }

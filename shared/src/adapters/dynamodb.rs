@@ -178,6 +178,29 @@ impl DynamoEventLog {
                 .key_schema(key("pk", KeyType::Hash)?)
                 .key_schema(key("sk", KeyType::Range)?);
             if table == &self.tables.state {
+                // Open projections by their latest event: the reconciler's index.
+                create = create
+                    .attribute_definitions(attribute("open_shard")?)
+                    .attribute_definitions(
+                        AttributeDefinition::builder()
+                            .attribute_name("last_event_ms")
+                            .attribute_type(ScalarAttributeType::N)
+                            .build()
+                            .map_err(|e| build_error(table, e))?,
+                    )
+                    .global_secondary_indexes(
+                        GlobalSecondaryIndex::builder()
+                            .index_name(super::dynamodb_projection::OPEN_INDEX)
+                            .key_schema(key("open_shard", KeyType::Hash)?)
+                            .key_schema(key("last_event_ms", KeyType::Range)?)
+                            .projection(
+                                Projection::builder()
+                                    .projection_type(ProjectionType::KeysOnly)
+                                    .build(),
+                            )
+                            .build()
+                            .map_err(|e| build_error(table, e))?,
+                    );
                 // Projections by the minute of their latest running start (ADR 0004).
                 create = create
                     .attribute_definitions(attribute("recent_minute")?)

@@ -40,6 +40,10 @@ pub const MAX_TRANSACTION_ITEMS: usize = 100;
 pub const MAX_ATTEMPTS: u32 = 12;
 /// The GSI of projection items by the minute of their latest running start.
 pub const RECENT_INDEX: &str = "recent";
+/// The GSI of projection items with a running unit, by the time of their latest event.
+pub const OPEN_INDEX: &str = "open";
+/// Partitions of the open index (its writes spread over this many keys).
+pub const OPEN_SHARDS: u32 = 8;
 
 /// What happened when a group was re-projected.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -278,6 +282,7 @@ impl DynamoProjector {
             ledger.apply(fact);
         }
         let next = GroupProjection::of(&ledger);
+        let last_event_ms = ledger.latest_instant().map(|m| m.0);
 
         let current = self.stored_projection(&group).await?;
         if current.claimed_by.is_some() {
@@ -300,6 +305,7 @@ impl DynamoProjector {
                 orphan.version,
                 &GroupProjection::default(),
                 job_id.as_deref(),
+                None,
             )?);
             items.push(
                 TransactWriteItem::builder()
@@ -320,7 +326,7 @@ impl DynamoProjector {
         if delta.is_empty() && claims.is_empty() && current.projection == next {
             return Ok(Some(false));
         }
-        items.push(self.put_projection(&group, current.version, &next, None)?);
+        items.push(self.put_projection(&group, current.version, &next, None, last_event_ms)?);
         let shard = xxhash_rust::xxh3::xxh3_64(group.as_bytes()) % u64::from(self.shards);
         for (scope, totals) in &delta {
             items.push(self.add_to_scope(scope, shard, totals)?);
@@ -371,6 +377,7 @@ impl DynamoProjector {
         version: u64,
         projection: &GroupProjection,
         claimed_by: Option<&str>,
+        last_event_ms: Option<i64>,
     ) -> Result<TransactWriteItem, StoreError> {
         let units = serde_json::to_string(projection).map_err(|e| corrupt(group, e))?;
         let mut put = Put::builder()
@@ -392,6 +399,13 @@ impl DynamoProjector {
             .max();
         if let Some(anchor) = latest_running {
             put = put.item("recent_minute", s(minute_of(anchor)));
+            // Open groups, by when they last heard anything: the reconciler's index.
+            if let Some(last) = last_event_ms {
+                let shard = xxhash_rust::xxh3::xxh3_64(group.as_bytes()) % u64::from(OPEN_SHARDS);
+                put = put
+                    .item("open_shard", s(format!("OPEN#{shard}")))
+                    .item("last_event_ms", n(last));
+            }
         }
         put = if version == 0 {
             put.condition_expression("attribute_not_exists(pk)")
@@ -634,5 +648,44 @@ impl crate::ports::SpendReader for DynamoProjector {
 
     async fn recent_starts(&self, at: i64) -> Result<Vec<(Scope, i64, Decimal)>, StoreError> {
         DynamoProjector::recent_starts(self, at).await
+    }
+}
+
+impl DynamoProjector {
+    /// Jobs with a running unit whose latest event is older than `before_ms` (from the open
+    /// index; at most `limit`).
+    pub async fn silent_jobs(
+        &self,
+        before_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut jobs = Vec::new();
+        for shard in 0..OPEN_SHARDS {
+            let mut pages = self
+                .client()
+                .query()
+                .table_name(self.state_table())
+                .index_name(OPEN_INDEX)
+                .key_condition_expression("open_shard = :shard AND last_event_ms < :before")
+                .expression_attribute_values(":shard", s(format!("OPEN#{shard}")))
+                .expression_attribute_values(":before", n(before_ms))
+                .into_paginator()
+                .items()
+                .send();
+            while let Some(item) = pages.next().await {
+                let item = item.map_err(|e| backend(self.state_table(), e))?;
+                if let Some(job) = item
+                    .get("pk")
+                    .and_then(|v| v.as_s().ok())
+                    .and_then(|pk| pk.strip_prefix("PROJ#JOB#"))
+                {
+                    jobs.push(job.to_owned());
+                    if jobs.len() >= limit {
+                        return Ok(jobs);
+                    }
+                }
+            }
+        }
+        Ok(jobs)
     }
 }
