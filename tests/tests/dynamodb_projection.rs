@@ -393,8 +393,18 @@ async fn the_reconciler_closes_a_job_whose_terminal_event_was_lost() {
             aws_sdk_batch::types::ContainerProperties::builder()
                 .image("busybox")
                 .command("true")
-                .vcpus(1)
-                .memory(2048)
+                .resource_requirements(
+                    aws_sdk_batch::types::ResourceRequirement::builder()
+                        .r#type(aws_sdk_batch::types::ResourceType::Vcpu)
+                        .value("1")
+                        .build(),
+                )
+                .resource_requirements(
+                    aws_sdk_batch::types::ResourceRequirement::builder()
+                        .r#type(aws_sdk_batch::types::ResourceType::Memory)
+                        .value("2048")
+                        .build(),
+                )
                 .build(),
         )
         .send()
