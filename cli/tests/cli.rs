@@ -81,7 +81,8 @@ fn scenario(seed: u64, jobs: usize) -> Scenario {
     let (first, second) = delivered.split_at(delivered.len() / 2);
     let mut lines: Vec<String> = first.to_vec();
     for (i, bad) in MALFORMED.iter().enumerate() {
-        lines.insert(i * 97 + 3, (*bad).to_owned());
+        let at = (i * 97 + 3).min(lines.len());
+        lines.insert(at, (*bad).to_owned());
     }
     std::fs::write(events_dir.join("part-1.jsonl"), lines.join("\n") + "\n").unwrap();
     let array: Vec<Value> = second

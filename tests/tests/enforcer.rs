@@ -464,3 +464,36 @@ fn manual_requests_parse_and_nonsense_is_refused() {
     assert!(read_request(serde_json::json!({"action": "explode"})).is_err());
     assert!(read_request(serde_json::json!({"hello": 1})).is_err());
 }
+
+/// The ticker hands enforcement to the enforcer function with an asynchronous `Invoke`. The
+/// emulator cannot run Lambda functions without Docker, so the request is checked with the
+/// SDK's own mock layer (`aws-smithy-mocks`): function, invocation type and payload.
+#[tokio::test]
+async fn the_ticker_invokes_the_enforcer_asynchronously_with_the_request_as_payload() {
+    use aws_sdk_lambda::operation::invoke::InvokeOutput;
+    use aws_sdk_lambda::types::InvocationType;
+    use aws_smithy_mocks::{mock, mock_client};
+    use shared::adapters::lambda::LambdaTrigger;
+    use shared::handlers::enforcer::EnforcerRequest;
+    use shared::ports::EnforcerTrigger;
+
+    let invoke = mock!(aws_sdk_lambda::Client::invoke)
+        .match_requests(|request| {
+            let payload: serde_json::Value =
+                serde_json::from_slice(request.payload().map(|p| p.as_ref()).unwrap_or_default()).unwrap_or_default();
+            request.function_name() == Some("batchguard-enforcer")
+                && request.invocation_type() == Some(&InvocationType::Event)
+                && payload == serde_json::json!({"action": "enforce", "level": "stop", "reason": "runs out in 40 s"})
+        })
+        .then_output(|| InvokeOutput::builder().status_code(202).build());
+    let client = mock_client!(aws_sdk_lambda, [&invoke]);
+    let trigger = LambdaTrigger::new(client, "batchguard-enforcer".into());
+    trigger
+        .trigger(&EnforcerRequest::Enforce {
+            level: Level::Stop,
+            reason: "runs out in 40 s".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(invoke.num_calls(), 1);
+}
