@@ -18,7 +18,7 @@ use shared::adapters::batch::AwsBatch;
 use shared::adapters::dynamodb::{DynamoEventLog, TableNames, partition_key};
 use shared::adapters::dynamodb_projection::DynamoProjector;
 use shared::adapters::files::{self, InputFile};
-use shared::adapters::sns::{LogNotifier, Notifications, SnsNotifier};
+use shared::adapters::sns::Notifications;
 use shared::adapters::sqlite::SqliteEventLog;
 use shared::core::budget::{Budget, BudgetPeriod, BudgetStatus};
 use shared::core::facts::{Fact, Millis};
@@ -572,6 +572,16 @@ async fn status_from<S: EventLog + IngestLedger>(
     evaluation: &Evaluation,
 ) -> Result<(), CliError> {
     let mut ledger = Ledger::new(load_prices(evaluation)?, evaluation.period);
+    fold_log(log, &mut ledger).await?;
+    let at = evaluation_instant(evaluation, &ledger);
+    let counts = log.counts().await?;
+    let report = StatusReport::build(&ledger, at, evaluation.budget, counts);
+    print_report(&report, evaluation.json);
+    Ok(())
+}
+
+/// Folds every fact of a store into the ledger, a page at a time.
+async fn fold_log<S: EventLog>(log: &S, ledger: &mut Ledger) -> Result<(), CliError> {
     let mut cursor = None;
     loop {
         let page = log.read(cursor.as_ref(), READ_PAGE).await?;
@@ -580,14 +590,9 @@ async fn status_from<S: EventLog + IngestLedger>(
         }
         match page.next {
             Some(next) => cursor = Some(next),
-            None => break,
+            None => return Ok(()),
         }
     }
-    let at = evaluation_instant(evaluation, &ledger);
-    let counts = log.counts().await?;
-    let report = StatusReport::build(&ledger, at, evaluation.budget, counts);
-    print_report(&report, evaluation.json);
-    Ok(())
 }
 
 /// `batchguard enforce`, as parsed.
@@ -614,13 +619,7 @@ async fn enforce_with<S: EventLog + AuditTrail + Sync>(
         .validate()
         .map_err(|e| CliError::Policy(e.to_string()))?;
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let notifier = match &request.topic_arn {
-        Some(topic) => Notifications::Sns(SnsNotifier::new(
-            aws_sdk_sns::Client::new(&aws),
-            topic.clone(),
-        )),
-        None => Notifications::Log(LogNotifier),
-    };
+    let notifier = Notifications::for_topic(&aws, request.topic_arn.as_deref());
     let enforcer = Enforcer::new(
         AwsBatch::from_config(&aws),
         log,
@@ -661,17 +660,7 @@ async fn enforce_with<S: EventLog + AuditTrail + Sync>(
             None => PriceTable::builtin(),
         };
         let mut ledger = Ledger::new(table, request.period);
-        let mut cursor = None;
-        loop {
-            let page = log.read(cursor.as_ref(), READ_PAGE).await?;
-            for record in &page.records {
-                ledger.apply(&record.fact);
-            }
-            match page.next {
-                Some(next) => cursor = Some(next),
-                None => break,
-            }
-        }
+        fold_log(log, &mut ledger).await?;
         let scopes: Vec<Scope> = if request.queues.is_empty() {
             vec![Scope::Total]
         } else {

@@ -3,8 +3,6 @@
 //! All of it lives in `shared::handlers::collector`; this file wires clients once per cold start.
 #![forbid(unsafe_code)]
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::Value;
 use shared::adapters::dynamodb::DynamoEventLog;
@@ -12,26 +10,7 @@ use shared::adapters::dynamodb_projection::DynamoProjector;
 use shared::adapters::emf::EmfStdout;
 use shared::collector::Collector;
 use shared::config::Config;
-use shared::handlers::{HandlerError, collector};
-
-/// A handler error as Lambda reports it (`errorType` says whether a retry can help).
-#[derive(Debug)]
-struct Failure(HandlerError);
-
-impl From<Failure> for Diagnostic {
-    fn from(failure: Failure) -> Self {
-        Diagnostic {
-            error_type: failure.0.error_type().to_owned(),
-            error_message: failure.0.to_string(),
-        }
-    }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
+use shared::handlers::{self, collector};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -59,10 +38,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             &EmfStdout,
             event.payload,
             &event.context.request_id,
-            now_ms(),
+            handlers::now_ms(),
         )
         .await
-        .map_err(Failure)
+        .map_err(Diagnostic::from)
     }))
     .await
 }

@@ -4,8 +4,6 @@
 //! `DescribeJobs`. All of it lives in `shared::handlers::ticker` and `shared::reconciler`.
 #![forbid(unsafe_code)]
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::Value;
 use shared::adapters::batch::AwsBatch;
@@ -15,28 +13,9 @@ use shared::adapters::emf::EmfStdout;
 use shared::adapters::lambda::LambdaTrigger;
 use shared::collector::Collector;
 use shared::config::{Config, ConfigError};
-use shared::handlers::HandlerError;
+use shared::handlers;
 use shared::handlers::ticker::{self, TickerSettings};
 use shared::reconciler::reconcile;
-
-/// A handler error as Lambda reports it (`errorType` says whether a retry can help).
-#[derive(Debug)]
-struct Failure(HandlerError);
-
-impl From<Failure> for Diagnostic {
-    fn from(failure: Failure) -> Self {
-        Diagnostic {
-            error_type: failure.0.error_type().to_owned(),
-            error_message: failure.0.to_string(),
-        }
-    }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -67,7 +46,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let (projector, log, trigger, settings, batch, collector) =
         (&projector, &log, &trigger, &settings, &batch, &collector);
     lambda_runtime::run(service_fn(move |_tick: LambdaEvent<Value>| async move {
-        let now = now_ms();
+        let now = handlers::now_ms();
         // Jobs silent for too long first, so the spend below is already corrected. A failure
         // here must not stop the tick: it is reported and tried again next minute.
         let reconciled = match reconcile(batch, projector, collector, silent_for_ms, now).await {
@@ -79,8 +58,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         };
         let tick = ticker::handle(projector, log, trigger, &EmfStdout, settings, now)
             .await
-            .map_err(Failure)?;
-        Ok::<_, Failure>(serde_json::json!({ "tick": tick, "reconciled": reconciled }))
+            .map_err(Diagnostic::from)?;
+        Ok::<_, Diagnostic>(serde_json::json!({ "tick": tick, "reconciled": reconciled }))
     }))
     .await
 }

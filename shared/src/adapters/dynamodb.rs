@@ -64,7 +64,8 @@ pub struct DynamoEventLog {
     retention: Option<Duration>,
 }
 
-fn backend<E>(table: &str, error: SdkError<E>) -> StoreError
+/// A DynamoDB call that failed, as a storage error naming the table.
+pub(crate) fn backend<E>(table: &str, error: SdkError<E>) -> StoreError
 where
     E: std::error::Error + Send + Sync + 'static,
 {

@@ -16,12 +16,12 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem, Update};
 use rust_decimal::Decimal;
 
-use super::dynamodb::{DynamoEventLog, partition_key};
+use super::dynamodb::{DynamoEventLog, backend, partition_key};
 use crate::core::budget::BudgetPeriod;
 use crate::core::facts::{Fact, FactBody};
 use crate::core::ledger::Ledger;
@@ -69,17 +69,6 @@ struct StoredProjection {
     version: u64,
     projection: GroupProjection,
     claimed_by: Option<String>,
-}
-
-fn backend<E>(table: &str, error: SdkError<E>) -> StoreError
-where
-    E: std::error::Error + Send + Sync + 'static,
-{
-    StoreError::Backend {
-        location: format!("DynamoDB table {table}"),
-        message: DisplayErrorContext(&error).to_string(),
-        source: Some(Box::new(error)),
-    }
 }
 
 fn corrupt(key: &str, message: impl ToString) -> StoreError {

@@ -58,6 +58,16 @@ pub enum Notifications {
     Log(LogNotifier),
 }
 
+impl Notifications {
+    /// SNS when `topic_arn` is given, the log otherwise.
+    pub fn for_topic(config: &aws_config::SdkConfig, topic_arn: Option<&str>) -> Self {
+        match topic_arn {
+            Some(topic) => Self::Sns(SnsNotifier::new(Client::new(config), topic.to_owned())),
+            None => Self::Log(LogNotifier),
+        }
+    }
+}
+
 impl Notifier for Notifications {
     async fn notify(&self, subject: &str, message: &str) -> Result<(), ControlError> {
         match self {

@@ -28,6 +28,24 @@ impl HandlerError {
     }
 }
 
+/// How Lambda reports a failed invocation: `errorType` says whether a retry can help.
+impl From<HandlerError> for lambda_runtime::Diagnostic {
+    fn from(error: HandlerError) -> Self {
+        Self {
+            error_type: error.error_type().to_owned(),
+            error_message: error.to_string(),
+        }
+    }
+}
+
+/// The wall clock, in Unix milliseconds: read by the functions' `main`s and passed in, so the
+/// handlers never read a clock themselves.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 impl From<crate::ports::StoreError> for HandlerError {
     fn from(error: crate::ports::StoreError) -> Self {
         Self::Retryable(error.to_string())
