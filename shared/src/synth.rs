@@ -115,7 +115,7 @@ impl Emitter {
             return;
         }
         self.sequence += 1;
-        let envelope = json!({
+        let mut envelope = json!({
             "version": "0",
             "id": format!("{:08x}-0000-4000-8000-{:012x}", self.sequence, at_ms),
             "detail-type": detail_type,
@@ -126,8 +126,10 @@ impl Emitter {
             "resources": [resource],
             "detail": detail,
         });
-        self.events
-            .push((at_ms, self.sequence, envelope.to_string()));
+        // Keys in one fixed order whatever map serde_json was built with (a dependency's
+        // feature can switch it to insertion order), so the same config gives the same bytes.
+        envelope.sort_all_objects();
+        self.events.push((at_ms, self.sequence, envelope.to_string()));
     }
 }
 
