@@ -129,7 +129,8 @@ impl Emitter {
         // Keys in one fixed order whatever map serde_json was built with (a dependency's
         // feature can switch it to insertion order), so the same config gives the same bytes.
         envelope.sort_all_objects();
-        self.events.push((at_ms, self.sequence, envelope.to_string()));
+        self.events
+            .push((at_ms, self.sequence, envelope.to_string()));
     }
 }
 
