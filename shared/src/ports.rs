@@ -332,10 +332,16 @@ pub trait SpendReader {
     fn scopes(
         &self,
     ) -> impl Future<Output = Result<Vec<crate::core::scope::Scope>, StoreError>> + Send;
-    fn scope_totals(
+    /// The sums of each scope asked for (an empty sum for one never written).
+    fn scopes_totals(
         &self,
-        scope: &crate::core::scope::Scope,
-    ) -> impl Future<Output = Result<crate::core::sums::ScopeTotals, StoreError>> + Send;
+        scopes: &[crate::core::scope::Scope],
+    ) -> impl Future<
+        Output = Result<
+            std::collections::BTreeMap<crate::core::scope::Scope, crate::core::sums::ScopeTotals>,
+            StoreError,
+        >,
+    > + Send;
     /// Running units started in the last minute before `at`: (scope, anchor, hourly rate).
     fn recent_starts(
         &self,

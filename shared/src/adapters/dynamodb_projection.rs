@@ -34,6 +34,8 @@ use crate::ports::StoreError;
 /// Shards per scope: one busy scope spreads its writes over this many partitions
 /// (DynamoDB allows 1,000 write units per second per partition).
 pub const DEFAULT_SHARDS: u32 = 8;
+/// DynamoDB's limit on the keys of one `BatchGetItem`.
+pub const BATCH_GET_LIMIT: usize = 100;
 /// DynamoDB's limit on the items in one transaction.
 pub const MAX_TRANSACTION_ITEMS: usize = 100;
 /// Attempts at a group's transaction before giving up (each after re-reading the log).
@@ -518,36 +520,63 @@ impl DynamoProjector {
 
     /// A scope's sums: its shards read and added.
     pub async fn scope_totals(&self, scope: &Scope) -> Result<ScopeTotals, StoreError> {
-        let mut keys = KeysAndAttributes::builder().consistent_read(true);
-        for shard in 0..self.shards {
-            keys = keys.keys(HashMap::from([
-                (
-                    "pk".to_owned(),
-                    s(format!("SCOPE#{}#{shard}", scope_key(scope))),
-                ),
-                ("sk".to_owned(), s("SUM")),
-            ]));
-        }
-        let keys = keys.build().map_err(|e| corrupt(&scope_key(scope), e))?;
-        let mut totals = ScopeTotals::default();
-        let mut request = Some(HashMap::from([(self.state_table().to_owned(), keys)]));
-        while let Some(pending) = request.take().filter(|r| !r.is_empty()) {
-            let output = self
-                .client()
-                .batch_get_item()
-                .set_request_items(Some(pending))
-                .send()
-                .await
-                .map_err(|e| backend(self.state_table(), e))?;
-            for item in output
-                .responses()
-                .and_then(|r| r.get(self.state_table()))
-                .into_iter()
-                .flatten()
-            {
-                totals.merge(&totals_of(item)?);
+        let mut all = self.scopes_totals(std::slice::from_ref(scope)).await?;
+        Ok(all.remove(scope).unwrap_or_default())
+    }
+
+    /// Several scopes' sums, their shards read `BATCH_GET_LIMIT` keys a call.
+    pub async fn scopes_totals(
+        &self,
+        scopes: &[Scope],
+    ) -> Result<BTreeMap<Scope, ScopeTotals>, StoreError> {
+        let mut owner: HashMap<String, &Scope> = HashMap::new();
+        for scope in scopes {
+            for shard in 0..self.shards {
+                owner.insert(format!("SCOPE#{}#{shard}", scope_key(scope)), scope);
             }
-            request = output.unprocessed_keys;
+        }
+        let mut totals: BTreeMap<Scope, ScopeTotals> = scopes
+            .iter()
+            .map(|scope| (scope.clone(), ScopeTotals::default()))
+            .collect();
+        let keys: Vec<&String> = owner.keys().collect();
+        for chunk in keys.chunks(BATCH_GET_LIMIT) {
+            let mut batch = KeysAndAttributes::builder().consistent_read(true);
+            for pk in chunk {
+                batch = batch.keys(HashMap::from([
+                    ("pk".to_owned(), s((*pk).clone())),
+                    ("sk".to_owned(), s("SUM")),
+                ]));
+            }
+            let batch = batch.build().map_err(|e| corrupt("SCOPE", e))?;
+            let mut request = Some(HashMap::from([(self.state_table().to_owned(), batch)]));
+            while let Some(pending) = request.take().filter(|r| !r.is_empty()) {
+                let output = self
+                    .client()
+                    .batch_get_item()
+                    .set_request_items(Some(pending))
+                    .send()
+                    .await
+                    .map_err(|e| backend(self.state_table(), e))?;
+                for item in output
+                    .responses()
+                    .and_then(|r| r.get(self.state_table()))
+                    .into_iter()
+                    .flatten()
+                {
+                    let pk = item
+                        .get("pk")
+                        .and_then(|v| v.as_s().ok())
+                        .map_or("", String::as_str);
+                    if let Some(scope) = owner.get(pk)
+                        && let Some(sums) = totals.get_mut(*scope)
+                    {
+                        sums.merge(&totals_of(item)?);
+                    }
+                }
+                // Keys DynamoDB did not get to (throughput): asked again.
+                request = output.unprocessed_keys;
+            }
         }
         Ok(totals)
     }
@@ -631,8 +660,11 @@ impl crate::ports::SpendReader for DynamoProjector {
         DynamoProjector::scopes(self).await
     }
 
-    async fn scope_totals(&self, scope: &Scope) -> Result<ScopeTotals, StoreError> {
-        DynamoProjector::scope_totals(self, scope).await
+    async fn scopes_totals(
+        &self,
+        scopes: &[Scope],
+    ) -> Result<BTreeMap<Scope, ScopeTotals>, StoreError> {
+        DynamoProjector::scopes_totals(self, scopes).await
     }
 
     async fn recent_starts(&self, at: i64) -> Result<Vec<(Scope, i64, Decimal)>, StoreError> {

@@ -132,15 +132,15 @@ where
     let mut documents = Vec::with_capacity(scopes.len() + 1);
     let mut budget_totals = ScopeTotals::default();
     let mut budget_recent = Vec::new();
-    for scope in &scopes {
-        let totals = reader.scope_totals(scope).await.map_err(store)?;
+    let all_totals = reader.scopes_totals(&scopes).await.map_err(store)?;
+    for (scope, totals) in &all_totals {
         let corrections: Vec<(i64, Decimal)> = recent
             .iter()
             .filter(|(s, _, _)| s == scope)
             .map(|(_, anchor, rate)| (*anchor, *rate))
             .collect();
         if in_budget.contains(scope) {
-            budget_totals.merge(&totals);
+            budget_totals.merge(totals);
             budget_recent.extend(corrections.iter().copied());
         }
         if totals.units == 0 {
