@@ -281,16 +281,17 @@ async fn run(cli: Cli) -> Result<(), CliError> {
     }
 }
 
-fn load_prices(evaluation: &Evaluation) -> Result<PriceTable, CliError> {
-    let Some(path) = &evaluation.prices else {
+/// The built-in prices, with the user's price file laid over them when one is given.
+fn load_prices(file: Option<&Path>) -> Result<PriceTable, CliError> {
+    let Some(path) = file else {
         return Ok(PriceTable::builtin());
     };
     let text = std::fs::read_to_string(path).map_err(|e| CliError::Prices {
-        path: path.clone(),
+        path: path.to_path_buf(),
         source: Box::new(e),
     })?;
     PriceTable::builtin_with_overrides(&text).map_err(|e| CliError::Prices {
-        path: path.clone(),
+        path: path.to_path_buf(),
         source: Box::new(e),
     })
 }
@@ -388,7 +389,10 @@ fn print_report(report: &StatusReport, json: bool) {
 
 fn replay(evaluation: &Evaluation, paths: &[PathBuf]) -> Result<(), CliError> {
     check_budget(evaluation)?;
-    let mut ledger = Ledger::new(load_prices(evaluation)?, evaluation.period);
+    let mut ledger = Ledger::new(
+        load_prices(evaluation.prices.as_deref())?,
+        evaluation.period,
+    );
     let files = files::expand_paths(paths)?;
     let mut intake = Intake::new(true);
     read_all(&files, &mut intake, |fact| ledger.apply(&fact), |_| {})?;
@@ -473,13 +477,7 @@ async fn ingest(
         }
         StoreSpec::Dynamo { prefix } => {
             let log = dynamo(prefix, retention_days).await;
-            let table = load_prices(&Evaluation {
-                at: None,
-                budget: None,
-                period,
-                prices,
-                json: false,
-            })?;
+            let table = load_prices(prices.as_deref())?;
             // A backfill into a live stack keeps its projections current, as the collector does.
             let projector = DynamoProjector::new(log.clone(), table, period);
             ingest_into(&log, Some(&projector), store, json, paths).await
@@ -571,7 +569,10 @@ async fn status_from<S: EventLog + IngestLedger>(
     log: &S,
     evaluation: &Evaluation,
 ) -> Result<(), CliError> {
-    let mut ledger = Ledger::new(load_prices(evaluation)?, evaluation.period);
+    let mut ledger = Ledger::new(
+        load_prices(evaluation.prices.as_deref())?,
+        evaluation.period,
+    );
     fold_log(log, &mut ledger).await?;
     let at = evaluation_instant(evaluation, &ledger);
     let counts = log.counts().await?;
@@ -649,17 +650,7 @@ async fn enforce_with<S: EventLog + AuditTrail + Sync>(
         if budget.amount_usd < Decimal::ZERO {
             return Err(CliError::NegativeBudget(budget.amount_usd));
         }
-        let table = match &request.prices {
-            Some(path) => load_prices(&Evaluation {
-                at: None,
-                budget: None,
-                period: request.period,
-                prices: Some(path.clone()),
-                json: false,
-            })?,
-            None => PriceTable::builtin(),
-        };
-        let mut ledger = Ledger::new(table, request.period);
+        let mut ledger = Ledger::new(load_prices(request.prices.as_deref())?, request.period);
         fold_log(log, &mut ledger).await?;
         let scopes: Vec<Scope> = if request.queues.is_empty() {
             vec![Scope::Total]
