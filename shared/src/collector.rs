@@ -10,20 +10,25 @@
 use std::future::Future;
 
 use crate::core::facts::{Fact, FactBody, JobStatus};
+use crate::core::ledger::JobCost;
 use crate::events::{self, Parsed};
 use crate::ports::{EventLog, Quarantine, Quarantined, Record, StoreError};
 
 /// Keeps projections in step with the event log.
 pub trait Projector {
-    /// Re-projects the billing group of a fact already in the log.
-    fn project(&self, fact: &Fact) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Re-projects the billing group of a fact already in the log; the job's cost when the
+    /// change left it settled.
+    fn project(
+        &self,
+        fact: &Fact,
+    ) -> impl Future<Output = Result<Option<JobCost>, StoreError>> + Send;
 }
 
 impl Projector for crate::adapters::dynamodb_projection::DynamoProjector {
-    async fn project(&self, fact: &Fact) -> Result<(), StoreError> {
+    async fn project(&self, fact: &Fact) -> Result<Option<JobCost>, StoreError> {
         crate::adapters::dynamodb_projection::DynamoProjector::project(self, fact)
             .await
-            .map(|_| ())
+            .map(|projected| projected.settled)
     }
 }
 
@@ -45,6 +50,8 @@ pub enum Collected {
     Stored {
         new: bool,
         transition: Option<Transition>,
+        /// The job's cost, when this event settled (or revised) it.
+        settled: Option<Box<JobCost>>,
     },
     /// Not an event batchguard reads.
     Skipped { reason: String },
@@ -94,7 +101,7 @@ where
             }
         };
         let appended = self.log.append(&[Record::new(fact.clone())]).await?;
-        self.projector.project(&fact).await?;
+        let settled = self.projector.project(&fact).await?;
         let transition = match &fact.body {
             FactBody::Job(job) => Some(Transition {
                 job_id: job.job_id.clone(),
@@ -111,6 +118,7 @@ where
         Ok(Collected::Stored {
             new: appended.new > 0,
             transition,
+            settled: settled.map(Box::new),
         })
     }
 }

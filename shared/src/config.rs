@@ -42,6 +42,27 @@ pub struct Config {
     pub shards: u32,
     /// Jobs open this long with no new event are checked with DescribeJobs.
     pub reconcile_after_seconds: i64,
+    /// CloudWatch namespace of the EMF metrics (`METRICS_NAMESPACE`, default `batchguard`).
+    pub metrics_namespace: String,
+}
+
+/// A CloudWatch namespace: 1–255 of `0-9A-Za-z.-_/#:` and space, not starting with `AWS/`.
+fn valid_namespace(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 255 {
+        return Err("must be 1 to 255 characters".into());
+    }
+    if name.starts_with("AWS/") {
+        return Err("must not start with AWS/ (reserved for AWS services)".into());
+    }
+    match name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || ".-_/#: ".contains(*c)))
+    {
+        Some(c) => Err(format!(
+            "{c:?} is not allowed (use 0-9A-Za-z . - _ / # : and space)"
+        )),
+        None => Ok(()),
+    }
 }
 
 fn parse<T: std::str::FromStr>(name: &'static str, value: &str) -> Result<T, ConfigError>
@@ -158,6 +179,17 @@ impl Config {
             )?,
             reconcile_after_seconds: get("RECONCILE_AFTER_SECONDS")
                 .map_or(Ok(6 * 3600), |t| parse("RECONCILE_AFTER_SECONDS", t))?,
+            metrics_namespace: match get("METRICS_NAMESPACE") {
+                None => crate::metrics::NAMESPACE.to_owned(),
+                Some(name) => {
+                    valid_namespace(name).map_err(|reason| ConfigError::Invalid {
+                        name: "METRICS_NAMESPACE",
+                        value: name.to_owned(),
+                        reason,
+                    })?;
+                    name.to_owned()
+                }
+            },
         })
     }
 }
@@ -186,8 +218,10 @@ mod tests {
             ("SCOPE_QUEUES", "arn:aws:batch:us-east-1:1:job-queue/a, b"),
             ("DRY_RUN", "true"),
             ("SHARDS", "4"),
+            ("METRICS_NAMESPACE", "batchguard/prod-stack"),
         ]))
         .unwrap();
+        assert_eq!(config.metrics_namespace, "batchguard/prod-stack");
         assert_eq!(
             config.tables,
             TableNames {
@@ -229,5 +263,14 @@ mod tests {
         ]))
         .unwrap_err();
         assert!(error.to_string().contains("notify ≤ freeze"), "{error}");
+        for bad in ["AWS/Batch", "spend{x}"] {
+            let error = Config::from_vars(vars(&[
+                ("EVENTS_TABLE", "e"),
+                ("STATE_TABLE", "s"),
+                ("METRICS_NAMESPACE", bad),
+            ]))
+            .unwrap_err();
+            assert!(error.to_string().contains("METRICS_NAMESPACE"), "{error}");
+        }
     }
 }

@@ -1,7 +1,9 @@
-//! The catalogue of metrics batchguard emits: one place for every name and dimension, so
-//! dashboards and alarms can be checked against it.
+//! The catalogue of metrics batchguard emits: one place for every name and the dimension sets
+//! it is emitted with, so dashboards and alarms can be checked against it (and the handlers'
+//! output against them: `tests/tests/deployment.rs`).
 
-/// CloudWatch namespace of every batchguard metric.
+/// CloudWatch namespace of every batchguard metric unless configured otherwise
+/// (`METRICS_NAMESPACE`; the SAM template gives each stack its own).
 pub const NAMESPACE: &str = "batchguard";
 
 /// Dimensions.
@@ -9,37 +11,116 @@ pub const DIMENSION_SCOPE_KIND: &str = "ScopeKind";
 pub const DIMENSION_SCOPE: &str = "Scope";
 pub const DIMENSION_QUEUE: &str = "JobQueue";
 pub const DIMENSION_STATUS: &str = "Status";
-pub const DIMENSION_JOB_DEFINITION: &str = "JobDefinition";
 pub const DIMENSION_LEVEL: &str = "Level";
+pub const DIMENSION_ACTION: &str = "Action";
+pub const DIMENSION_DRY_RUN: &str = "DryRun";
+
+/// The `ScopeKind` and `Scope` of the budget's own document (the scope the budget covers).
+pub const BUDGET_SCOPE_KIND: &str = "budget";
+pub const BUDGET_SCOPE: &str = "budget";
 
 /// Per scope, from the ticker.
 pub const SPEND_USD: &str = "SpendUSD";
 pub const PERIOD_SPEND_USD: &str = "PeriodSpendUSD";
-pub const BUDGET_USED_PERCENT: &str = "BudgetUsedPercent";
 pub const BURN_RATE_USD_PER_HOUR: &str = "BurnRateUSDPerHour";
 pub const RUNNING_TASKS: &str = "RunningTasks";
 pub const RUNNING_VCPU: &str = "RunningVCPU";
 pub const RUNNING_MEMORY_GIB: &str = "RunningMemoryGiB";
+/// For the budget scope only, from the ticker.
+pub const BUDGET_USED_PERCENT: &str = "BudgetUsedPercent";
 pub const SECONDS_TO_EXHAUSTION: &str = "SecondsToExhaustion";
+pub const FORECAST_PERIOD_SPEND_USD: &str = "ForecastPeriodSpendUSD";
 
 /// From the collector, per Batch job state change.
 pub const JOB_STATE_TRANSITIONS: &str = "JobStateTransitions";
+/// From the collector, per job whose cost is final (properties: job id, name, definition).
+pub const JOB_COST_USD: &str = "JobCostUSD";
 /// From the collector, per event it could not read.
 pub const QUARANTINED_EVENTS: &str = "QuarantinedEvents";
 /// From the enforcer, per action.
 pub const ENFORCEMENT_ACTIONS: &str = "EnforcementActions";
 
-/// Every metric name, for the catalogue checks.
-pub const ALL: [&str; 11] = [
-    SPEND_USD,
-    PERIOD_SPEND_USD,
-    BUDGET_USED_PERCENT,
-    BURN_RATE_USD_PER_HOUR,
-    RUNNING_TASKS,
-    RUNNING_VCPU,
-    RUNNING_MEMORY_GIB,
-    SECONDS_TO_EXHAUSTION,
-    JOB_STATE_TRANSITIONS,
-    QUARANTINED_EVENTS,
-    ENFORCEMENT_ACTIONS,
+const SCOPE: &[&str] = &[DIMENSION_SCOPE_KIND, DIMENSION_SCOPE];
+
+/// One metric and the dimension sets it is emitted with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MetricSpec {
+    pub name: &'static str,
+    pub dimension_sets: &'static [&'static [&'static str]],
+    /// Which function emits it.
+    pub source: &'static str,
+}
+
+/// Every metric batchguard emits.
+pub const CATALOGUE: [MetricSpec; 13] = [
+    MetricSpec {
+        name: SPEND_USD,
+        dimension_sets: &[SCOPE],
+        source: "ticker",
+    },
+    MetricSpec {
+        name: PERIOD_SPEND_USD,
+        dimension_sets: &[SCOPE],
+        source: "ticker",
+    },
+    MetricSpec {
+        name: BURN_RATE_USD_PER_HOUR,
+        dimension_sets: &[SCOPE],
+        source: "ticker",
+    },
+    MetricSpec {
+        name: RUNNING_TASKS,
+        dimension_sets: &[SCOPE],
+        source: "ticker",
+    },
+    MetricSpec {
+        name: RUNNING_VCPU,
+        dimension_sets: &[SCOPE],
+        source: "ticker",
+    },
+    MetricSpec {
+        name: RUNNING_MEMORY_GIB,
+        dimension_sets: &[SCOPE],
+        source: "ticker",
+    },
+    MetricSpec {
+        name: BUDGET_USED_PERCENT,
+        dimension_sets: &[SCOPE],
+        source: "ticker",
+    },
+    MetricSpec {
+        name: SECONDS_TO_EXHAUSTION,
+        dimension_sets: &[SCOPE],
+        source: "ticker",
+    },
+    MetricSpec {
+        name: FORECAST_PERIOD_SPEND_USD,
+        dimension_sets: &[SCOPE],
+        source: "ticker",
+    },
+    MetricSpec {
+        name: JOB_STATE_TRANSITIONS,
+        dimension_sets: &[&[DIMENSION_QUEUE, DIMENSION_STATUS]],
+        source: "collector",
+    },
+    MetricSpec {
+        name: JOB_COST_USD,
+        dimension_sets: &[&[DIMENSION_QUEUE]],
+        source: "collector",
+    },
+    MetricSpec {
+        name: QUARANTINED_EVENTS,
+        dimension_sets: &[&[]],
+        source: "collector",
+    },
+    MetricSpec {
+        name: ENFORCEMENT_ACTIONS,
+        dimension_sets: &[&[DIMENSION_LEVEL, DIMENSION_ACTION, DIMENSION_DRY_RUN]],
+        source: "enforcer",
+    },
 ];
+
+/// The catalogue entry of a metric name.
+pub fn spec(name: &str) -> Option<&'static MetricSpec> {
+    CATALOGUE.iter().find(|spec| spec.name == name)
+}

@@ -31,11 +31,12 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     )
     .with_shards(config.shards);
     let collector = Collector::new(log, projector);
-    let collector = &collector;
+    let sink = EmfStdout::new(config.metrics_namespace.clone());
+    let (collector, sink) = (&collector, &sink);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         collector::handle(
             collector,
-            &EmfStdout,
+            sink,
             event.payload,
             &event.context.request_id,
             handlers::now_ms(),

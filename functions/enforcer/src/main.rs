@@ -7,6 +7,7 @@ use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::Value;
 use shared::adapters::batch::AwsBatch;
 use shared::adapters::dynamodb::DynamoEventLog;
+use shared::adapters::emf::EmfStdout;
 use shared::adapters::sns::Notifications;
 use shared::config::Config;
 use shared::enforcer::{Enforcer, EnforcerSettings};
@@ -31,9 +32,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             period: config.budget.map(|b| b.period).unwrap_or_default(),
         },
     );
-    let enforcer = &enforcer;
+    let sink = EmfStdout::new(config.metrics_namespace.clone());
+    let (enforcer, sink) = (&enforcer, &sink);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        let report = enforcer::handle(enforcer, event.payload, handlers::now_ms())
+        let report = enforcer::handle(enforcer, sink, event.payload, handlers::now_ms())
             .await
             .map_err(Diagnostic::from)?;
         Ok::<_, Diagnostic>(serde_json::to_value(report).unwrap_or(Value::Null))

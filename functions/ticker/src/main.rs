@@ -43,8 +43,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let batch = AwsBatch::from_config(&aws);
     let collector = Collector::new(log.clone(), projector.clone());
     let silent_for_ms = config.reconcile_after_seconds.saturating_mul(1000);
-    let (projector, log, trigger, settings, batch, collector) =
-        (&projector, &log, &trigger, &settings, &batch, &collector);
+    let sink = EmfStdout::new(config.metrics_namespace.clone());
+    let (projector, log, trigger, settings, batch, collector, sink) = (
+        &projector, &log, &trigger, &settings, &batch, &collector, &sink,
+    );
     lambda_runtime::run(service_fn(move |_tick: LambdaEvent<Value>| async move {
         let now = handlers::now_ms();
         // Jobs silent for too long first, so the spend below is already corrected. A failure
@@ -56,7 +58,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
                 Value::String(error.to_string())
             }
         };
-        let tick = ticker::handle(projector, log, trigger, &EmfStdout, settings, now)
+        let tick = ticker::handle(projector, log, trigger, sink, settings, now)
             .await
             .map_err(Diagnostic::from)?;
         Ok::<_, Diagnostic>(serde_json::json!({ "tick": tick, "reconciled": reconciled }))

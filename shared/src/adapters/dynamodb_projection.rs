@@ -24,7 +24,7 @@ use rust_decimal::Decimal;
 use super::dynamodb::{DynamoEventLog, backend, partition_key};
 use crate::core::budget::BudgetPeriod;
 use crate::core::facts::{Fact, FactBody};
-use crate::core::ledger::Ledger;
+use crate::core::ledger::{JobCost, Ledger};
 use crate::core::prices::PriceTable;
 use crate::core::projection::GroupProjection;
 use crate::core::scope::Scope;
@@ -48,12 +48,14 @@ pub const OPEN_INDEX: &str = "open";
 pub const OPEN_SHARDS: u32 = 8;
 
 /// What happened when a group was re-projected.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Projected {
     /// Transactions cancelled by a concurrent writer and retried.
     pub retries: u32,
     /// Whether anything changed (a redelivered fact changes nothing).
     pub changed: bool,
+    /// The job's cost when this change left it settled (see `Ledger::settled_job`).
+    pub settled: Option<JobCost>,
 }
 
 /// Maintains projections and scope sums for one deployment.
@@ -202,7 +204,13 @@ impl DynamoProjector {
         let mut retries = 0;
         loop {
             match self.try_project(fact).await? {
-                Some(changed) => return Ok(Projected { retries, changed }),
+                Some((changed, settled)) => {
+                    return Ok(Projected {
+                        retries,
+                        changed,
+                        settled,
+                    });
+                }
                 None if retries + 1 >= MAX_ATTEMPTS => {
                     return Err(StoreError::Backend {
                         location: format!("DynamoDB table {}", self.state_table()),
@@ -224,9 +232,12 @@ impl DynamoProjector {
         }
     }
 
-    /// One attempt: `Some(changed)` when committed (or nothing to do), `None` when a
-    /// concurrent writer got there first.
-    async fn try_project(&self, fact: &Fact) -> Result<Option<bool>, StoreError> {
+    /// One attempt: `Some((changed, settled job))` when committed (or nothing to do), `None`
+    /// when a concurrent writer got there first.
+    async fn try_project(
+        &self,
+        fact: &Fact,
+    ) -> Result<Option<(bool, Option<JobCost>)>, StoreError> {
         let (group, job_id) = match &fact.body {
             FactBody::Job(job) => (format!("JOB#{}", job.job_id), Some(job.job_id.clone())),
             FactBody::Task(task) => match self.link_of(&task.task_arn).await? {
@@ -234,7 +245,7 @@ impl DynamoProjector {
                 None => (format!("TASK#{}", task.task_arn), None),
             },
             // Audit entries cost nothing: no projection to change.
-            FactBody::Enforcement(_) => return Ok(Some(false)),
+            FactBody::Enforcement(_) => return Ok(Some((false, None))),
         };
 
         // Fold the group's facts: the job's own, and those of each task it names that is not
@@ -315,8 +326,9 @@ impl DynamoProjector {
         }
         delta.retain(|_, totals| *totals != ScopeTotals::default());
         if delta.is_empty() && claims.is_empty() && current.projection == next {
-            return Ok(Some(false));
+            return Ok(Some((false, None)));
         }
+        let settled = job_id.as_deref().and_then(|id| ledger.settled_job(id));
         items.push(self.put_projection(&group, current.version, &next, None, last_event_ms)?);
         let shard = xxhash_rust::xxh3::xxh3_64(group.as_bytes()) % u64::from(self.shards);
         for (scope, totals) in &delta {
@@ -342,7 +354,7 @@ impl DynamoProjector {
             .send()
             .await;
         match result {
-            Ok(_) => Ok(Some(true)),
+            Ok(_) => Ok(Some((true, settled))),
             Err(SdkError::ServiceError(error)) => match error.err() {
                 // Lost a race (a condition on a version, or a conflicting transaction): retry.
                 // Anything else in the reasons is a real failure.

@@ -126,14 +126,31 @@ pub trait MetricSink {
 }
 
 /// Prints EMF to stdout, one JSON object per line (in Lambda, to CloudWatch Logs).
-#[derive(Debug, Default)]
-pub struct EmfStdout;
+#[derive(Clone, Debug)]
+pub struct EmfStdout {
+    namespace: String,
+}
+
+impl EmfStdout {
+    /// Metrics in `namespace` (see `Config::metrics_namespace`).
+    pub fn new(namespace: impl Into<String>) -> Self {
+        Self {
+            namespace: namespace.into(),
+        }
+    }
+}
+
+impl Default for EmfStdout {
+    fn default() -> Self {
+        Self::new(crate::metrics::NAMESPACE)
+    }
+}
 
 impl MetricSink for EmfStdout {
     fn emit(&self, documents: &[MetricDocument]) -> Result<(), EmfError> {
         let mut lines = String::new();
         for document in documents {
-            for object in to_emf(crate::metrics::NAMESPACE, document)? {
+            for object in to_emf(&self.namespace, document)? {
                 lines.push_str(&object.to_string());
                 lines.push('\n');
             }

@@ -96,6 +96,8 @@ pub struct BudgetStatus {
     pub spend_usd: Decimal,
     pub used_percent: Decimal,
     pub outlook: Outlook,
+    /// Spend at the end of the period if everything running now keeps running.
+    pub forecast_usd: Decimal,
 }
 
 impl BudgetStatus {
@@ -140,6 +142,9 @@ impl BudgetStatus {
             spend_usd: period_spend_usd,
             used_percent,
             outlook,
+            forecast_usd: period_spend_usd
+                + burn_rate_usd_per_hour * Decimal::from((period_end - at).max(0))
+                    / Decimal::from(SECONDS_PER_HOUR),
         }
     }
 }
@@ -182,6 +187,8 @@ mod tests {
         let status = BudgetStatus::evaluate(budget, at, dec!(40), dec!(6));
         assert_eq!(status.used_percent, dec!(40));
         assert_eq!(status.outlook, Outlook::RunsOut { at: at + 10 * 3600 });
+        // 21 days (504 h) left in November at $6/h on top of $40.
+        assert_eq!(status.forecast_usd, dec!(40) + dec!(6) * dec!(504));
     }
 
     #[test]

@@ -687,6 +687,23 @@ impl Ledger {
             .collect()
     }
 
+    /// The cost of job `job_id` if it is settled: in a terminal state, nothing of it running,
+    /// priced, and not an array parent (whose children are billed instead). A later event can
+    /// still revise it (an ECS task event refining times Batch reported).
+    pub fn settled_job(&self, job_id: &str) -> Option<JobCost> {
+        let at = self
+            .latest_instant
+            .map_or(0, |m| m.0.div_euclid(1000) + 1)
+            .max(self.horizon.unwrap_or(0));
+        self.walk(at).jobs.into_iter().find(|job| {
+            job.job_id == job_id
+                && job.status.is_some_and(JobStatus::is_terminal)
+                && !job.running
+                && !job.array_parent
+                && job.cost_usd.is_some()
+        })
+    }
+
     /// Walks every unit: per-job costs, unattributed tasks and per-scope spend at whole second
     /// `at`, computed from the billing rules directly (no running sums). O(units).
     pub fn walk(&self, at: i64) -> Walk {

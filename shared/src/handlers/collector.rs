@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use super::HandlerError;
 use crate::adapters::emf::{Metric, MetricDocument, MetricSink, Unit};
 use crate::collector::{Collected, Collector, Projector};
+use crate::core::ledger::JobCost;
 use crate::metrics;
 use crate::ports::{EventLog, Quarantine};
 
@@ -23,6 +24,34 @@ pub struct CollectorResponse {
     pub quarantined: u64,
     /// Why each quarantined event was refused.
     pub quarantine_reasons: Vec<String>,
+}
+
+/// A settled job's cost: a metric per queue, and the job's figures as properties for the
+/// dashboard's Logs Insights table of the costliest jobs.
+fn job_cost_document(job: &JobCost, now_ms: i64) -> MetricDocument {
+    let cost = job.cost_usd.unwrap_or_default();
+    MetricDocument {
+        timestamp_ms: now_ms,
+        dimensions: vec![(metrics::DIMENSION_QUEUE, job.queue.clone())],
+        metrics: vec![Metric {
+            name: metrics::JOB_COST_USD,
+            unit: Unit::None,
+            value: cost,
+        }],
+        properties: BTreeMap::from([
+            ("job_id".to_owned(), json!(job.job_id)),
+            ("job_name".to_owned(), json!(job.job_name)),
+            ("job_definition".to_owned(), json!(job.job_definition)),
+            (
+                "status".to_owned(),
+                json!(job.status.map(|s| s.as_str()).unwrap_or_default()),
+            ),
+            ("attempts".to_owned(), json!(job.attempts)),
+            ("billed_seconds".to_owned(), json!(job.billed_seconds)),
+            ("estimated".to_owned(), json!(job.estimated)),
+            ("cost_usd_exact".to_owned(), json!(cost.to_string())),
+        ]),
+    }
 }
 
 /// Handles one invocation: an EventBridge event, or a JSON array of them (a backfill).
@@ -53,7 +82,14 @@ where
         let bytes =
             serde_json::to_vec(event).map_err(|e| HandlerError::NonRetryable(e.to_string()))?;
         match collector.collect(&bytes, &origin).await? {
-            Collected::Stored { new, transition } => {
+            Collected::Stored {
+                new,
+                transition,
+                settled,
+            } => {
+                if let Some(job) = settled {
+                    documents.push(job_cost_document(&job, now_ms));
+                }
                 if new {
                     response.stored += 1;
                 } else {

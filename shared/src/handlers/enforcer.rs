@@ -5,13 +5,18 @@
 //! - a CloudWatch alarm (the alarm → Lambda action payload): acts only in state `ALARM`, at the
 //!   level the alarm's description names as `batchguard:level=<notify|freeze|stop>`.
 
+use std::collections::BTreeMap;
+
 use aws_lambda_events::event::cloudwatch_alarms::{CloudWatchAlarm, CloudWatchAlarmStateValue};
+use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::HandlerError;
+use crate::adapters::emf::{Metric, MetricDocument, MetricSink, Unit};
 use crate::core::policy::Level;
 use crate::enforcer::{EnforceError, EnforcementReport, Enforcer};
+use crate::metrics;
 use crate::ports::{AuditTrail, BatchControl, EventLog, Notifier};
 
 /// The marker in an alarm's description that says which level it enforces.
@@ -82,9 +87,36 @@ impl From<EnforceError> for HandlerError {
     }
 }
 
-/// Handles one invocation at Unix milliseconds `now_ms`.
+/// One `EnforcementActions` count per action taken (dry-run ones too, dimensioned apart).
+pub fn action_documents(report: &EnforcementReport, now_ms: i64) -> Vec<MetricDocument> {
+    let mut counts: BTreeMap<&'static str, u64> = BTreeMap::new();
+    for taken in &report.actions {
+        *counts.entry(taken.action.name()).or_default() += 1;
+    }
+    counts
+        .into_iter()
+        .map(|(action, count)| MetricDocument {
+            timestamp_ms: now_ms,
+            dimensions: vec![
+                (metrics::DIMENSION_LEVEL, report.level.clone()),
+                (metrics::DIMENSION_ACTION, action.to_owned()),
+                (metrics::DIMENSION_DRY_RUN, report.dry_run.to_string()),
+            ],
+            metrics: vec![Metric {
+                name: metrics::ENFORCEMENT_ACTIONS,
+                unit: Unit::Count,
+                value: Decimal::from(count),
+            }],
+            properties: BTreeMap::from([("reason".to_owned(), json!(report.reason))]),
+        })
+        .collect()
+}
+
+/// Handles one invocation at Unix milliseconds `now_ms`; the actions taken are counted in
+/// `sink`.
 pub async fn handle<B, L, N>(
     enforcer: &Enforcer<B, L, N>,
+    sink: &impl MetricSink,
     payload: Value,
     now_ms: i64,
 ) -> Result<Option<EnforcementReport>, HandlerError>
@@ -93,10 +125,10 @@ where
     L: EventLog + AuditTrail + Sync,
     N: Notifier + Sync,
 {
-    match read_request(payload)? {
-        None => Ok(None),
+    let report = match read_request(payload)? {
+        None => return Ok(None),
         Some(EnforcerRequest::Enforce { level, reason }) => {
-            Ok(Some(enforcer.enforce(level, &reason, now_ms).await?))
+            enforcer.enforce(level, &reason, now_ms).await?
         }
         Some(EnforcerRequest::Restore { reason }) => {
             let reason = if reason.is_empty() {
@@ -104,7 +136,10 @@ where
             } else {
                 reason
             };
-            Ok(Some(enforcer.restore(&reason, now_ms).await?))
+            enforcer.restore(&reason, now_ms).await?
         }
-    }
+    };
+    sink.emit(&action_documents(&report, now_ms))
+        .map_err(|e| HandlerError::NonRetryable(e.to_string()))?;
+    Ok(Some(report))
 }

@@ -166,16 +166,31 @@ where
             budget_spend.period_spend_usd,
             budget_spend.burn_rate_usd_per_hour,
         );
-        let name = if settings.scope_queues.is_empty() {
-            "all".to_owned()
+        // Fixed dimensions, so alarms can name them; the queues it covers are a property.
+        let mut document = scope_document(
+            metrics::BUDGET_SCOPE_KIND,
+            metrics::BUDGET_SCOPE.to_owned(),
+            &budget_spend,
+            now_ms,
+        );
+        let queues = if settings.scope_queues.is_empty() {
+            json!("all")
         } else {
-            settings.scope_queues.join(",")
+            json!(settings.scope_queues)
         };
-        let mut document = scope_document("budget", name, &budget_spend, now_ms);
+        document.properties.insert("queues".into(), queues);
+        document
+            .properties
+            .insert("budget_usd".into(), json!(budget.amount_usd.to_string()));
         document.metrics.push(Metric {
             name: metrics::BUDGET_USED_PERCENT,
             unit: Unit::Percent,
             value: status.used_percent,
+        });
+        document.metrics.push(Metric {
+            name: metrics::FORECAST_PERIOD_SPEND_USD,
+            unit: Unit::None,
+            value: status.forecast_usd,
         });
         let seconds_left = match status.outlook {
             Outlook::RunsOut { at: when } => Some(Decimal::from(when - at)),
