@@ -1,22 +1,34 @@
 #!/usr/bin/env bash
 # The project's test command (README, "Set up"). CI (.ci/run) runs exactly this.
 #
-# 1. Installs the local AWS API emulator (moto_server) and cargo-lambda (its Lambda Runtime API
-#    emulator, `cargo lambda watch`) from PyPI into .venv-tools if missing.
+# 1. Installs the local AWS API emulator (moto_server), cargo-lambda (its Lambda Runtime API
+#    emulator, `cargo lambda watch`, and the arm64 builds `sam build` runs, with zig), the SAM CLI
+#    and cfn-lint from PyPI into .venv-tools if missing (in one pip command: installing sam-cli
+#    on its own afterwards would downgrade moto's boto3).
 # 2. Starts it on a free loopback port; tests reach it through AWS_ENDPOINT_URL and never
 #    touch a real AWS account.
-# 3. Formatting, lints as errors, then every test of the workspace.
+# 3. Formatting, lints as errors, then every test of the workspace, the functions through the
+#    real Lambda runtime (scripts/e2e-lambda.sh), and the SAM templates (scripts/check-template.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 MOTO_VERSION="5.2.5"
 CARGO_LAMBDA_VERSION="1.9.2"
+SAM_VERSION="1.170.0"
+CFN_LINT_VERSION="1.58.0"
 venv=".venv-tools"
-if ! "$venv/bin/moto_server" --help >/dev/null 2>&1 || ! "$venv/bin/cargo-lambda" --version >/dev/null 2>&1; then
-    echo "installing moto[server]==$MOTO_VERSION and cargo-lambda==$CARGO_LAMBDA_VERSION into $venv" >&2
+installed() {
+    "$venv/bin/moto_server" --help >/dev/null 2>&1 &&
+        "$venv/bin/cargo-lambda" lambda --version 2>/dev/null | grep -q "$CARGO_LAMBDA_VERSION" &&
+        "$venv/bin/sam" --version 2>/dev/null | grep -q "$SAM_VERSION" &&
+        "$venv/bin/cfn-lint" --version 2>/dev/null | grep -q "$CFN_LINT_VERSION"
+}
+if ! installed; then
+    echo "installing moto[server]==$MOTO_VERSION, cargo-lambda==$CARGO_LAMBDA_VERSION, aws-sam-cli==$SAM_VERSION and cfn-lint==$CFN_LINT_VERSION into $venv" >&2
     python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet --disable-pip-version-check \
-        "moto[server]==$MOTO_VERSION" "cargo-lambda==$CARGO_LAMBDA_VERSION"
+        "moto[server]==$MOTO_VERSION" "cargo-lambda==$CARGO_LAMBDA_VERSION" \
+        "aws-sam-cli==$SAM_VERSION" "cfn-lint==$CFN_LINT_VERSION"
 fi
 
 cargo fmt --all -- --check
@@ -49,3 +61,4 @@ export AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AW
 
 cargo test --workspace --locked
 PATH="$PWD/$venv/bin:$PATH" bash scripts/e2e-lambda.sh
+bash scripts/check-template.sh

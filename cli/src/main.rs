@@ -65,14 +65,14 @@ enum Command {
     /// Create a store: a SQLite file, or the DynamoDB tables of `dynamodb:<prefix>`
     /// (for development; deployments get theirs from the SAM template).
     Init {
-        /// A SQLite file, or `dynamodb:<table-prefix>`.
+        /// A SQLite file, or `dynamodb:<table-prefix>` or `dynamodb:<events table>,<state table>`.
         #[arg(long, value_parser = parse_store)]
         store: StoreSpec,
     },
     /// Append event files to a store (created if it is a missing SQLite file). Also how
     /// recorded events are backfilled into a deployed stack (`dynamodb:<prefix>`).
     Ingest {
-        /// A SQLite file, or `dynamodb:<table-prefix>`.
+        /// A SQLite file, or `dynamodb:<table-prefix>` or `dynamodb:<events table>,<state table>`.
         #[arg(long, value_parser = parse_store)]
         store: StoreSpec,
         /// DynamoDB only: facts expire (TTL) this many days after the latest instant they name.
@@ -92,7 +92,7 @@ enum Command {
     },
     /// Spend, burn rate and forecast from a store.
     Status {
-        /// A SQLite file, or `dynamodb:<table-prefix>`.
+        /// A SQLite file, or `dynamodb:<table-prefix>` or `dynamodb:<events table>,<state table>`.
         #[arg(long, value_parser = parse_store)]
         store: StoreSpec,
         #[command(flatten)]
@@ -102,7 +102,7 @@ enum Command {
     /// (disable the queues, cancel queued jobs) or stop (terminate running jobs); or restore
     /// what batchguard disabled. Uses the usual AWS variables (AWS_ENDPOINT_URL for an emulator).
     Enforce {
-        /// A SQLite file, or `dynamodb:<table-prefix>` (where the audit trail is written too).
+        /// A SQLite file, or `dynamodb:<table-prefix>` or `dynamodb:<events table>,<state table>` (where the audit trail is written too).
         #[arg(long, value_parser = parse_store)]
         store: StoreSpec,
         /// Budget in USD for the period.
@@ -273,8 +273,8 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             };
             match &store {
                 StoreSpec::File(path) => enforce_with(&SqliteEventLog::open(path)?, &request).await,
-                StoreSpec::Dynamo { prefix } => {
-                    enforce_with(&dynamo(prefix, None).await, &request).await
+                StoreSpec::Dynamo(tables) => {
+                    enforce_with(&dynamo(tables, None).await, &request).await
                 }
             }
         }
@@ -407,45 +407,61 @@ fn replay(evaluation: &Evaluation, paths: &[PathBuf]) -> Result<(), CliError> {
 enum StoreSpec {
     /// A SQLite file.
     File(PathBuf),
-    /// DynamoDB tables `<prefix>-events` and `<prefix>-state`, reached with the usual AWS
-    /// variables (`AWS_REGION`, credentials, `AWS_ENDPOINT_URL` for an emulator).
-    Dynamo { prefix: String },
+    /// DynamoDB tables `<prefix>-events` and `<prefix>-state` (`dynamodb:<prefix>`), or two
+    /// tables named in full (`dynamodb:<events table>,<state table>`, a SAM stack's outputs),
+    /// reached with the usual AWS variables (`AWS_REGION`, credentials, `AWS_ENDPOINT_URL`).
+    Dynamo(TableNames),
 }
 
 impl std::fmt::Display for StoreSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::File(path) => write!(f, "{}", path.display()),
-            Self::Dynamo { prefix } => write!(f, "dynamodb:{prefix}"),
+            Self::Dynamo(tables) => write!(f, "dynamodb:{},{}", tables.events, tables.state),
         }
     }
+}
+
+fn table_name(name: &str, what: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err(format!(
+            "dynamodb: needs a {what}, e.g. dynamodb:batchguard-dev or dynamodb:<events table>,<state table>"
+        ));
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        return Err(format!(
+            "{name:?} is not a DynamoDB {what} (letters, digits, '-', '_', '.')"
+        ));
+    }
+    Ok(())
 }
 
 fn parse_store(text: &str) -> Result<StoreSpec, String> {
-    match text.strip_prefix("dynamodb:") {
-        Some("") => Err("dynamodb: needs a table prefix, e.g. dynamodb:batchguard-dev".into()),
-        Some(prefix)
-            if !prefix
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) =>
-        {
-            Err(format!(
-                "{prefix:?} cannot start a DynamoDB table name (letters, digits, '-', '_', '.')"
-            ))
+    let Some(rest) = text.strip_prefix("dynamodb:") else {
+        return Ok(StoreSpec::File(PathBuf::from(text)));
+    };
+    match rest.split_once(',') {
+        Some((events, state)) => {
+            table_name(events, "events table name")?;
+            table_name(state, "state table name")?;
+            Ok(StoreSpec::Dynamo(TableNames {
+                events: events.to_owned(),
+                state: state.to_owned(),
+            }))
         }
-        Some(prefix) => Ok(StoreSpec::Dynamo {
-            prefix: prefix.to_owned(),
-        }),
-        None => Ok(StoreSpec::File(PathBuf::from(text))),
+        None => {
+            table_name(rest, "table prefix")?;
+            Ok(StoreSpec::Dynamo(TableNames::from_prefix(rest)))
+        }
     }
 }
 
-async fn dynamo(prefix: &str, retention_days: Option<u32>) -> DynamoEventLog {
+async fn dynamo(tables: &TableNames, retention_days: Option<u32>) -> DynamoEventLog {
     let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let log = DynamoEventLog::new(
-        shared::adapters::dynamodb::client(&config),
-        TableNames::from_prefix(prefix),
-    );
+    let log = DynamoEventLog::new(shared::adapters::dynamodb::client(&config), tables.clone());
     match retention_days {
         Some(days) => log.with_retention(std::time::Duration::from_secs(u64::from(days) * 86_400)),
         None => log,
@@ -457,7 +473,7 @@ async fn init(store: &StoreSpec) -> Result<(), CliError> {
         StoreSpec::File(path) => {
             SqliteEventLog::open(path)?;
         }
-        StoreSpec::Dynamo { prefix } => dynamo(prefix, None).await.create_tables().await?,
+        StoreSpec::Dynamo(tables) => dynamo(tables, None).await.create_tables().await?,
     }
     println!("{store}: ready");
     Ok(())
@@ -475,8 +491,8 @@ async fn ingest(
         StoreSpec::File(path) => {
             ingest_into(&SqliteEventLog::open(path)?, None, store, json, paths).await
         }
-        StoreSpec::Dynamo { prefix } => {
-            let log = dynamo(prefix, retention_days).await;
+        StoreSpec::Dynamo(tables) => {
+            let log = dynamo(tables, retention_days).await;
             let table = load_prices(prices.as_deref())?;
             // A backfill into a live stack keeps its projections current, as the collector does.
             let projector = DynamoProjector::new(log.clone(), table, period);
@@ -561,7 +577,7 @@ async fn status(store: &StoreSpec, evaluation: &Evaluation) -> Result<(), CliErr
             }
             status_from(&SqliteEventLog::open(path)?, evaluation).await
         }
-        StoreSpec::Dynamo { prefix } => status_from(&dynamo(prefix, None).await, evaluation).await,
+        StoreSpec::Dynamo(tables) => status_from(&dynamo(tables, None).await, evaluation).await,
     }
 }
 

@@ -366,8 +366,11 @@ fn the_dynamodb_store_gives_the_same_report_as_the_embedded_one() {
         &store,
         events,
     ]));
+    // The same tables named in full, as a SAM stack's outputs give them.
+    let prefix = store.trim_start_matches("dynamodb:");
+    let named = format!("dynamodb:{prefix}-events,{prefix}-state");
     let second = stdout_json(&batchguard(&[
-        "ingest", "--json", "--store", &store, events,
+        "ingest", "--json", "--store", &named, events,
     ]));
     assert_eq!(second["stored"], 0, "a second ingest is all redeliveries");
     assert_eq!(first["events"]["rejected"], MALFORMED.len());
@@ -447,7 +450,9 @@ fn a_bad_store_name_is_refused_before_anything_runs() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("needs a table prefix"));
     let output = batchguard(&["status", "--store", "dynamodb:bad name"]);
-    assert!(String::from_utf8_lossy(&output.stderr).contains("cannot start a DynamoDB table name"));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("is not a DynamoDB table prefix"));
+    let output = batchguard(&["status", "--store", "dynamodb:events,"]);
+    assert!(String::from_utf8_lossy(&output.stderr).contains("needs a state table name"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,13 +8,17 @@
     reason = "test helpers fail the test loudly"
 )]
 
+pub mod cfn;
+
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
 
 use rust_decimal::Decimal;
 use shared::core::facts::{
     Architecture, AttemptObserved, Capacity, Fact, FactBody, JobObserved, JobStatus, Millis,
     Platform, TaskObserved, TaskSize,
 };
+use shared::ports::{BatchControl, ControlError, JobSummary, Notifier, QueueState};
 use shared::synth::TrueTask;
 
 /// 2026-11-02T00:00:00Z: a quiet Monday to start test clocks from.
@@ -324,4 +328,188 @@ pub async fn queue_state(batch: &aws_sdk_batch::Client, name: &str) -> String {
         .unwrap()
         .as_str()
         .to_owned()
+}
+
+/// An in-memory AWS Batch that holds jobs in every state (the emulator cannot without Docker)
+/// and records every mutating call.
+#[derive(Debug, Default)]
+pub struct FakeBatch {
+    pub queues: Mutex<BTreeMap<String, bool>>,
+    pub jobs: Mutex<Vec<JobSummary>>,
+    pub mutating_calls: Mutex<Vec<String>>,
+}
+
+impl FakeBatch {
+    /// Queues `(name, enabled)` and jobs `(id, queue, status, protected)`.
+    pub fn with(queues: &[(&str, bool)], jobs: &[(&str, &str, JobStatus, bool)]) -> Self {
+        Self {
+            queues: Mutex::new(queues.iter().map(|(q, e)| ((*q).to_owned(), *e)).collect()),
+            jobs: Mutex::new(
+                jobs.iter()
+                    .map(|(id, queue, status, protected)| JobSummary {
+                        job_id: (*id).to_owned(),
+                        queue: (*queue).to_owned(),
+                        status: *status,
+                        tags: if *protected {
+                            BTreeMap::from([("batchguard:protect".to_owned(), "true".to_owned())])
+                        } else {
+                            BTreeMap::new()
+                        },
+                    })
+                    .collect(),
+            ),
+            mutating_calls: Mutex::default(),
+        }
+    }
+
+    /// Records the call and moves the job to FAILED, as CancelJob and TerminateJob do.
+    fn fail_job(&self, call: &str, job_id: &str) {
+        self.mutating_calls
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(format!("{call} {job_id}"));
+        for job in self
+            .jobs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter_mut()
+            .filter(|j| j.job_id == job_id)
+        {
+            job.status = JobStatus::Failed;
+        }
+    }
+
+    /// The mutating calls made so far, in order.
+    pub fn calls(&self) -> Vec<String> {
+        self.mutating_calls
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
+impl BatchControl for FakeBatch {
+    async fn queues(&self, names: &[String]) -> Result<Vec<QueueState>, ControlError> {
+        Ok(self
+            .queues
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .filter(|(name, _)| names.is_empty() || names.contains(name))
+            .map(|(name, enabled)| QueueState {
+                name: name.clone(),
+                enabled: *enabled,
+            })
+            .collect())
+    }
+
+    async fn set_queue_enabled(&self, queue: &str, enabled: bool) -> Result<(), ControlError> {
+        self.mutating_calls
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(format!("UpdateJobQueue {queue} {enabled}"));
+        self.queues
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(queue.to_owned(), enabled);
+        Ok(())
+    }
+
+    async fn jobs(
+        &self,
+        queue: &str,
+        statuses: &[JobStatus],
+    ) -> Result<Vec<JobSummary>, ControlError> {
+        Ok(self
+            .jobs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .filter(|job| job.queue == queue && statuses.contains(&job.status))
+            .cloned()
+            .collect())
+    }
+
+    async fn cancel_job(&self, job_id: &str, _reason: &str) -> Result<(), ControlError> {
+        self.fail_job("CancelJob", job_id);
+        Ok(())
+    }
+
+    async fn current_state_events(
+        &self,
+        _job_ids: &[String],
+    ) -> Result<Vec<serde_json::Value>, ControlError> {
+        Ok(Vec::new())
+    }
+
+    async fn terminate_job(&self, job_id: &str, _reason: &str) -> Result<(), ControlError> {
+        self.fail_job("TerminateJob", job_id);
+        Ok(())
+    }
+}
+
+/// Notifications, kept.
+#[derive(Debug, Default)]
+pub struct Outbox(pub Mutex<Vec<String>>);
+
+impl Notifier for Outbox {
+    async fn notify(&self, subject: &str, _message: &str) -> Result<(), ControlError> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(subject.to_owned());
+        Ok(())
+    }
+}
+
+/// An enforcer trigger that keeps the requests (the ticker's tests).
+#[derive(Debug, Default)]
+pub struct RecordingTrigger(pub Mutex<Vec<shared::handlers::enforcer::EnforcerRequest>>);
+
+impl shared::ports::EnforcerTrigger for RecordingTrigger {
+    async fn trigger(
+        &self,
+        request: &shared::handlers::enforcer::EnforcerRequest,
+    ) -> Result<(), ControlError> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(request.clone());
+        Ok(())
+    }
+}
+
+/// A generated two-hour workload of `jobs` jobs whose events stop while tasks still run (so
+/// there is a burn rate at its end), and its configuration.
+pub fn workload_ending_with_running_tasks(
+    seed: u64,
+    jobs: usize,
+) -> (shared::synth::WorkloadConfig, shared::synth::Workload) {
+    let base = shared::synth::WorkloadConfig::sample_day();
+    let config = shared::synth::WorkloadConfig {
+        seed,
+        jobs,
+        span_seconds: 2 * 3600,
+        end_ms: base.start_ms + 2 * 3_600_000,
+        ..base
+    };
+    let workload = shared::synth::generate(&config);
+    (config, workload)
+}
+
+/// The ledger a local replay of `events` (EventBridge JSON) gives, with the built-in prices.
+pub fn replay_ledger(
+    events: &[String],
+    period: shared::core::budget::BudgetPeriod,
+) -> shared::core::ledger::Ledger {
+    let mut ledger =
+        shared::core::ledger::Ledger::new(shared::core::prices::PriceTable::builtin(), period);
+    for event in events {
+        if let Ok(shared::events::Parsed::Fact(fact)) =
+            shared::events::parse_event(event.as_bytes())
+        {
+            ledger.apply(&fact);
+        }
+    }
+    ledger
 }

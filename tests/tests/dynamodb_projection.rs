@@ -7,15 +7,13 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Instant;
 
-use batchguard_tests::{counted_emulator_event_log, emulator_event_log};
+use batchguard_tests::{RecordingTrigger, counted_emulator_event_log, emulator_event_log};
 use shared::adapters::dynamodb_projection::DynamoProjector;
 use shared::collector::{Collected, Collector};
 use shared::core::budget::BudgetPeriod;
 use shared::core::facts::Millis;
-use shared::core::ledger::Ledger;
 use shared::core::prices::PriceTable;
 use shared::core::scope::Scope;
-use shared::events::{Parsed, parse_event};
 use shared::synth::{self, WorkloadConfig};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -83,12 +81,7 @@ async fn concurrent_collectors_with_redeliveries_project_exactly_the_replay_spen
     );
 
     // THEN every scope's sums (shards added, plus the one-minute correction) equal the replay
-    let mut local = Ledger::new(PriceTable::builtin(), period);
-    for event in &workload.events {
-        if let Parsed::Fact(fact) = parse_event(event.as_bytes()).unwrap() {
-            local.apply(&fact);
-        }
-    }
+    let local = batchguard_tests::replay_ledger(&workload.events, period);
     let at = Millis(config.end_ms).ceil_seconds();
     let expected = local.all_scope_spend(at);
     assert!(
@@ -268,19 +261,6 @@ async fn the_collector_handler_counts_each_state_change_once_at_the_events_own_t
     );
 }
 
-#[derive(Debug, Default)]
-struct RecordingTrigger(std::sync::Mutex<Vec<shared::handlers::enforcer::EnforcerRequest>>);
-
-impl shared::ports::EnforcerTrigger for RecordingTrigger {
-    async fn trigger(
-        &self,
-        request: &shared::handlers::enforcer::EnforcerRequest,
-    ) -> Result<(), shared::ports::ControlError> {
-        self.0.lock().unwrap().push(request.clone());
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn the_ticker_reports_every_scope_and_triggers_a_stop_before_the_budget_runs_out() {
     use rust_decimal::Decimal;
@@ -291,15 +271,7 @@ async fn the_ticker_reports_every_scope_and_triggers_a_stop_before_the_budget_ru
     use shared::handlers::ticker::{TickerSettings, handle};
 
     // GIVEN a workload that ends with tasks running, collected into DynamoDB
-    let base = WorkloadConfig::sample_day();
-    let config = WorkloadConfig {
-        seed: 99_001,
-        jobs: 12,
-        span_seconds: 2 * 3600,
-        end_ms: base.start_ms + 2 * 3_600_000,
-        ..base
-    };
-    let workload = synth::generate(&config);
+    let (config, workload) = batchguard_tests::workload_ending_with_running_tasks(99_001, 12);
     let period = BudgetPeriod::Month;
     let log = emulator_event_log("ticker").await;
     let projector = DynamoProjector::new(log.clone(), PriceTable::builtin(), period);
@@ -307,12 +279,7 @@ async fn the_ticker_reports_every_scope_and_triggers_a_stop_before_the_budget_ru
     for event in &workload.events {
         collector.collect(event.as_bytes(), "test").await.unwrap();
     }
-    let mut local = Ledger::new(PriceTable::builtin(), period);
-    for event in &workload.events {
-        if let Parsed::Fact(fact) = parse_event(event.as_bytes()).unwrap() {
-            local.apply(&fact);
-        }
-    }
+    let local = batchguard_tests::replay_ledger(&workload.events, period);
     let at = Millis(config.end_ms).ceil_seconds();
     let total = local.scope_spend(&Scope::Total, at);
     assert!(total.burn_rate_usd_per_hour > Decimal::ZERO);

@@ -3,11 +3,9 @@
 //! emulator through `aws-sdk-batch`, with notifications through `aws-sdk-sns`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::BTreeMap;
-use std::sync::Mutex;
-
 use batchguard_tests::{
-    emulator_config, emulator_event_log, emulator_queue, queue_state, unique_prefix,
+    FakeBatch, Outbox, emulator_config, emulator_event_log, emulator_queue, queue_state,
+    unique_prefix,
 };
 use proptest::prelude::*;
 use shared::adapters::batch::AwsBatch;
@@ -17,137 +15,9 @@ use shared::core::budget::BudgetPeriod;
 use shared::core::facts::{EnforcementAction, JobStatus};
 use shared::core::policy::Level;
 use shared::enforcer::{Enforcer, EnforcerSettings};
-use shared::ports::{AuditTrail, BatchControl, ControlError, JobSummary, Notifier, QueueState};
+use shared::ports::AuditTrail;
 
 const AT_MS: i64 = 1_795_413_600_000; // 2026-11-23T06:00:00Z
-
-#[derive(Debug, Default)]
-struct FakeBatch {
-    queues: Mutex<BTreeMap<String, bool>>,
-    jobs: Mutex<Vec<JobSummary>>,
-    mutating_calls: Mutex<Vec<String>>,
-}
-
-impl FakeBatch {
-    fn with(queues: &[(&str, bool)], jobs: &[(&str, &str, JobStatus, bool)]) -> Self {
-        Self {
-            queues: Mutex::new(queues.iter().map(|(q, e)| ((*q).to_owned(), *e)).collect()),
-            jobs: Mutex::new(
-                jobs.iter()
-                    .map(|(id, queue, status, protected)| JobSummary {
-                        job_id: (*id).to_owned(),
-                        queue: (*queue).to_owned(),
-                        status: *status,
-                        tags: if *protected {
-                            BTreeMap::from([("batchguard:protect".to_owned(), "true".to_owned())])
-                        } else {
-                            BTreeMap::new()
-                        },
-                    })
-                    .collect(),
-            ),
-            mutating_calls: Mutex::default(),
-        }
-    }
-
-    fn calls(&self) -> Vec<String> {
-        self.mutating_calls.lock().unwrap().clone()
-    }
-}
-
-impl BatchControl for FakeBatch {
-    async fn queues(&self, names: &[String]) -> Result<Vec<QueueState>, ControlError> {
-        Ok(self
-            .queues
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(name, _)| names.is_empty() || names.contains(name))
-            .map(|(name, enabled)| QueueState {
-                name: name.clone(),
-                enabled: *enabled,
-            })
-            .collect())
-    }
-
-    async fn set_queue_enabled(&self, queue: &str, enabled: bool) -> Result<(), ControlError> {
-        self.mutating_calls
-            .lock()
-            .unwrap()
-            .push(format!("UpdateJobQueue {queue} {enabled}"));
-        self.queues
-            .lock()
-            .unwrap()
-            .insert(queue.to_owned(), enabled);
-        Ok(())
-    }
-
-    async fn jobs(
-        &self,
-        queue: &str,
-        statuses: &[JobStatus],
-    ) -> Result<Vec<JobSummary>, ControlError> {
-        Ok(self
-            .jobs
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|job| job.queue == queue && statuses.contains(&job.status))
-            .cloned()
-            .collect())
-    }
-
-    async fn cancel_job(&self, job_id: &str, _reason: &str) -> Result<(), ControlError> {
-        self.mutating_calls
-            .lock()
-            .unwrap()
-            .push(format!("CancelJob {job_id}"));
-        for job in self
-            .jobs
-            .lock()
-            .unwrap()
-            .iter_mut()
-            .filter(|j| j.job_id == job_id)
-        {
-            job.status = JobStatus::Failed;
-        }
-        Ok(())
-    }
-
-    async fn current_state_events(
-        &self,
-        _job_ids: &[String],
-    ) -> Result<Vec<serde_json::Value>, ControlError> {
-        Ok(Vec::new())
-    }
-
-    async fn terminate_job(&self, job_id: &str, _reason: &str) -> Result<(), ControlError> {
-        self.mutating_calls
-            .lock()
-            .unwrap()
-            .push(format!("TerminateJob {job_id}"));
-        for job in self
-            .jobs
-            .lock()
-            .unwrap()
-            .iter_mut()
-            .filter(|j| j.job_id == job_id)
-        {
-            job.status = JobStatus::Failed;
-        }
-        Ok(())
-    }
-}
-
-#[derive(Debug, Default)]
-struct Outbox(Mutex<Vec<String>>);
-
-impl Notifier for Outbox {
-    async fn notify(&self, subject: &str, _message: &str) -> Result<(), ControlError> {
-        self.0.lock().unwrap().push(subject.to_owned());
-        Ok(())
-    }
-}
 
 fn settings(queues: &[&str], dry_run: bool) -> EnforcerSettings {
     EnforcerSettings {

@@ -64,12 +64,29 @@ pub enum EmfError {
     NotANumber { name: &'static str, value: Decimal },
     #[error("property {0:?} would overwrite a metric or dimension of the same name")]
     PropertyClash(String),
+    #[error(
+        "dimension {name} = {value:?}: CloudWatch takes 1 to {MAX_DIMENSION_VALUE_LENGTH} characters"
+    )]
+    BadDimensionValue { name: &'static str, value: String },
 }
+
+/// The longest dimension value CloudWatch accepts.
+pub const MAX_DIMENSION_VALUE_LENGTH: usize = 1024;
 
 /// The EMF objects for a document: one per 100 metrics.
 pub fn to_emf(namespace: &str, document: &MetricDocument) -> Result<Vec<Value>, EmfError> {
     if document.dimensions.len() > MAX_DIMENSIONS_PER_SET {
         return Err(EmfError::TooManyDimensions(document.dimensions.len()));
+    }
+    if let Some((name, value)) = document
+        .dimensions
+        .iter()
+        .find(|(_, value)| value.is_empty() || value.chars().count() > MAX_DIMENSION_VALUE_LENGTH)
+    {
+        return Err(EmfError::BadDimensionValue {
+            name,
+            value: value.clone(),
+        });
     }
     let dimension_names: Vec<&str> = document.dimensions.iter().map(|(name, _)| *name).collect();
     let mut out = Vec::new();
@@ -245,6 +262,21 @@ mod tests {
                 .unwrap()
                 .len(),
             50
+        );
+    }
+
+    #[test]
+    fn an_empty_dimension_value_is_an_error() {
+        let document = MetricDocument {
+            dimensions: vec![("Scope", String::new())],
+            ..MetricDocument::default()
+        };
+        assert_eq!(
+            to_emf("ns", &document),
+            Err(EmfError::BadDimensionValue {
+                name: "Scope",
+                value: String::new()
+            })
         );
     }
 

@@ -103,6 +103,15 @@ fn scope_document(
     }
 }
 
+/// A scope's `Scope` dimension: its value, or `all` for the total (CloudWatch refuses empty
+/// dimension values).
+pub fn dimension_value(scope: &Scope) -> String {
+    match scope {
+        Scope::Total => "all".to_owned(),
+        other => other.value(),
+    }
+}
+
 /// One tick at Unix milliseconds `now_ms`.
 pub async fn handle<R, A, T>(
     reader: &R,
@@ -147,7 +156,12 @@ where
             continue; // a scope whose units all moved elsewhere
         }
         let spend = totals.spend_at(at, settings.period, corrections);
-        documents.push(scope_document(scope.kind(), scope.value(), &spend, now_ms));
+        documents.push(scope_document(
+            scope.kind(),
+            dimension_value(scope),
+            &spend,
+            now_ms,
+        ));
     }
 
     let budget_spend = budget_totals.spend_at(at, settings.period, budget_recent);
