@@ -36,7 +36,8 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
 mkdir -p target
-"$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >target/moto.log 2>&1 &
+# moto_server, serialising requests (scripts/moto-serial.py says why).
+"$venv/bin/python" scripts/moto-serial.py -H 127.0.0.1 -p "$port" >target/moto.log 2>&1 &
 moto_pid=$!
 trap 'kill "$moto_pid" 2>/dev/null || true' EXIT
 for _ in $(seq 200); do

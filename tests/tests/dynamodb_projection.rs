@@ -343,7 +343,10 @@ async fn the_ticker_reports_every_scope_and_triggers_a_stop_before_the_budget_ru
     for (scope, spend) in scopes {
         let document = objects
             .iter()
-            .find(|o| o["ScopeKind"] == scope.kind() && o["Scope"] == scope.value())
+            .find(|o| {
+                o["ScopeKind"] == scope.kind()
+                    && o["Scope"] == shared::handlers::ticker::dimension_value(&scope)
+            })
             .unwrap_or_else(|| panic!("no document for {scope:?}"));
         assert_eq!(
             document["spend_usd_exact"],
