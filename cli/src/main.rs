@@ -151,6 +151,26 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Simulate a workload under batchguard's policy and two baselines (a poller of a spend
+    /// figure refreshed every 8 h, and alert-only AWS Budgets) and compare the overshoot.
+    Simulate {
+        /// steady (a month under budget), runaway (70 % spent, then 500 tasks of 4 vCPU for 6 h)
+        /// or burst (85 % spent, a burst of 200 tasks every 4 h).
+        #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(shared::sim::SCENARIOS))]
+        scenario: String,
+        /// Seed of the scenario's random parts.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// batchguard's tick, seconds.
+        #[arg(long, default_value_t = 60)]
+        tick_seconds: i64,
+        /// Seconds from a terminate call to the task stopping (Batch's default stop timeout).
+        #[arg(long, default_value_t = 30)]
+        stop_delay_seconds: i64,
+        /// Print one JSON document.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -239,6 +259,13 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         } => ingest(&store, retention_days, period, prices, json, &paths).await,
         Command::Status { store, evaluation } => status(&store, &evaluation).await,
         Command::Generate { seed, jobs, out } => generate(seed, jobs, &out),
+        Command::Simulate {
+            scenario,
+            seed,
+            tick_seconds,
+            stop_delay_seconds,
+            json,
+        } => simulate(&scenario, seed, tick_seconds, stop_delay_seconds, json),
         Command::Enforce {
             store,
             budget,
@@ -700,6 +727,37 @@ async fn enforce_with<S: EventLog + AuditTrail + Sync>(
         );
     } else {
         print!("{}", output::enforcement(&report));
+    }
+    Ok(())
+}
+
+fn simulate(
+    name: &str,
+    seed: u64,
+    tick_seconds: i64,
+    stop_delay_seconds: i64,
+    json: bool,
+) -> Result<(), CliError> {
+    let scenario = shared::sim::scenario(name, seed)
+        .ok_or_else(|| CliError::Policy(format!("no scenario {name:?}")))?;
+    if tick_seconds < 1 || stop_delay_seconds < 0 {
+        return Err(CliError::Policy(
+            "--tick-seconds must be at least 1 and --stop-delay-seconds not negative".into(),
+        ));
+    }
+    let settings = shared::sim::Settings {
+        policy: BudgetPolicy {
+            tick_seconds,
+            stop_delay_seconds,
+            ..BudgetPolicy::default()
+        },
+        ..shared::sim::Settings::default()
+    };
+    let report = shared::sim::simulate(&scenario, &settings, &PriceTable::builtin());
+    if json {
+        println!("{}", output::simulation_json(&report));
+    } else {
+        print!("{}", output::simulation_human(&report, &scenario));
     }
     Ok(())
 }

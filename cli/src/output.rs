@@ -7,6 +7,7 @@ use comfy_table::{CellAlignment, Table};
 use rust_decimal::{Decimal, RoundingStrategy};
 
 use shared::report::StatusReport;
+use shared::sim::{Scenario, SimReport};
 
 /// How many of the costliest jobs the human output lists.
 const COSTLIEST_JOBS_SHOWN: usize = 10;
@@ -234,6 +235,63 @@ pub fn enforcement(report: &shared::enforcer::EnforcementReport) -> String {
             "Left alone (batchguard:protect=true): {}",
             report.protected_jobs.join(", ")
         );
+    }
+    out
+}
+
+/// The simulation as JSON: money as decimal strings, like the status report.
+pub fn simulation_json(report: &SimReport) -> String {
+    serde_json::to_string_pretty(report).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+}
+
+/// The simulation as a table, then each strategy's actions.
+pub fn simulation_human(report: &SimReport, scenario: &Scenario) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "scenario {}: budget {} for the period, {} spent before it starts, {} jobs",
+        report.scenario,
+        usd(report.budget_usd),
+        usd(report.prior_spend_usd),
+        scenario.jobs.len()
+    );
+    let mut rows = table(&[
+        "strategy",
+        "final spend",
+        "overshoot",
+        "overshoot %",
+        "breach → last stop",
+        "needless stops",
+        "jobs stopped",
+    ]);
+    for outcome in &report.strategies {
+        rows.add_row(vec![
+            outcome.name.to_owned(),
+            usd_precise(outcome.final_spend_usd),
+            usd_precise(outcome.overshoot_usd),
+            format!("{:.2} %", outcome.overshoot_percent),
+            outcome
+                .breach_to_stop_seconds
+                .map_or_else(|| "no breach".to_owned(), |s| format!("{s} s")),
+            outcome.jobs_stopped.to_string(),
+            outcome.jobs_stopped_total.to_string(),
+        ]);
+    }
+    let _ = writeln!(out, "{rows}");
+    let _ = writeln!(
+        out,
+        "needless stops: jobs stopped that, left alone, would have finished before spend reached the budget"
+    );
+    for outcome in &report.strategies {
+        for action in &outcome.actions {
+            let _ = writeln!(
+                out,
+                "{:>10} {} {}",
+                outcome.name,
+                shared::report::instant(action.at),
+                action.action
+            );
+        }
     }
     out
 }

@@ -552,3 +552,46 @@ async fn enforce_runs_the_ladder_on_the_emulators_batch_dry_run_first() {
     assert_eq!(restored["report"]["actions"][0]["action"], "queue_enabled");
     assert_eq!(queue_state(&batch, &queue).await, "ENABLED");
 }
+
+#[test]
+fn simulate_prints_each_strategys_overshoot_as_json() {
+    let report = stdout_json(&batchguard(&[
+        "simulate",
+        "--scenario",
+        "runaway",
+        "--json",
+    ]));
+    assert_eq!(report["scenario"], "runaway");
+    assert_eq!(report["budget_usd"], "1000");
+    let strategies = report["strategies"].as_array().unwrap();
+    let names: Vec<&str> = strategies
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["batchguard", "poll", "budgets"]);
+    for strategy in strategies {
+        for key in [
+            "final_spend_usd",
+            "overshoot_usd",
+            "overshoot_percent",
+            "breach_to_stop_seconds",
+            "jobs_stopped",
+        ] {
+            assert!(strategy.get(key).is_some(), "{key} in {strategy}");
+        }
+    }
+    assert_eq!(strategies[0]["overshoot_usd"], "0");
+    assert!(strategies[0]["breach_to_stop_seconds"].is_null());
+    assert!(strategies[1]["breach_to_stop_seconds"].as_i64().unwrap() > 0);
+
+    let human = batchguard(&["simulate", "--scenario", "runaway"]);
+    let text = String::from_utf8_lossy(&human.stdout);
+    assert!(
+        text.contains("batchguard") && text.contains("overshoot"),
+        "{text}"
+    );
+
+    let unknown = batchguard(&["simulate", "--scenario", "sideways"]);
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("sideways"));
+}

@@ -14,4 +14,5 @@ pub mod metrics;
 pub mod ports;
 pub mod reconciler;
 pub mod report;
+pub mod sim;
 pub mod synth;

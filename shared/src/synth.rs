@@ -83,7 +83,7 @@ pub struct Workload {
 }
 
 /// Valid Fargate (CPU units, memory MiB) combinations, a selection across the range.
-const SIZES: [(u32, u32); 12] = [
+pub const SIZES: [(u32, u32); 12] = [
     (256, 512),
     (256, 2048),
     (512, 1024),
