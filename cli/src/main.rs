@@ -20,6 +20,7 @@ use shared::adapters::dynamodb_projection::DynamoProjector;
 use shared::adapters::files::{self, InputFile};
 use shared::adapters::sns::Notifications;
 use shared::adapters::sqlite::SqliteEventLog;
+use shared::collector::{Collector, NoProjection};
 use shared::core::budget::{Budget, BudgetPeriod, BudgetStatus};
 use shared::core::facts::{Fact, Millis};
 use shared::core::ledger::Ledger;
@@ -89,6 +90,22 @@ enum Command {
         json: bool,
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+    },
+    /// Offer the store's quarantined events again (after an upgrade that reads them) and take
+    /// out of the quarantine what is read now; what still cannot be read stays.
+    Redrive {
+        /// A SQLite file, or `dynamodb:<table-prefix>` or `dynamodb:<events table>,<state table>`.
+        #[arg(long, value_parser = parse_store)]
+        store: StoreSpec,
+        /// DynamoDB only: the budget period the stack's projections use (its BUDGET_PERIOD).
+        #[arg(long, default_value = "month", value_parser = parse_period)]
+        period: BudgetPeriod,
+        /// DynamoDB only: the price file the stack uses (its PRICES_TOML).
+        #[arg(long)]
+        prices: Option<PathBuf>,
+        /// Print the outcome as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Spend, burn rate and forecast from a store.
     Status {
@@ -258,6 +275,12 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             paths,
         } => ingest(&store, retention_days, period, prices, json, &paths).await,
         Command::Status { store, evaluation } => status(&store, &evaluation).await,
+        Command::Redrive {
+            store,
+            period,
+            prices,
+            json,
+        } => redrive(&store, period, prices.as_deref(), json).await,
         Command::Generate { seed, jobs, out } => generate(seed, jobs, &out),
         Command::Simulate {
             scenario,
@@ -727,6 +750,43 @@ async fn enforce_with<S: EventLog + AuditTrail + Sync>(
         );
     } else {
         print!("{}", output::enforcement(&report));
+    }
+    Ok(())
+}
+
+async fn redrive(
+    store: &StoreSpec,
+    period: BudgetPeriod,
+    prices: Option<&Path>,
+    json: bool,
+) -> Result<(), CliError> {
+    let report = match store {
+        StoreSpec::File(path) => {
+            Collector::new(SqliteEventLog::open(path)?, NoProjection)
+                .redrive()
+                .await?
+        }
+        StoreSpec::Dynamo(tables) => {
+            let log = dynamo(tables, None).await;
+            let projector = DynamoProjector::new(log.clone(), load_prices(prices)?, period);
+            Collector::new(log, projector).redrive().await?
+        }
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
+    } else {
+        println!(
+            "{store}: {} re-driven events stored, {} skipped, {} still quarantined",
+            report.stored,
+            report.skipped,
+            report.still_quarantined.len()
+        );
+        for entry in &report.still_quarantined {
+            println!("  {}: {}", entry.origin, entry.reason);
+        }
     }
     Ok(())
 }

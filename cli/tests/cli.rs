@@ -595,3 +595,34 @@ fn simulate_prints_each_strategys_overshoot_as_json() {
     assert!(!unknown.status.success());
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("sideways"));
 }
+
+#[test]
+fn redrive_leaves_what_is_still_unreadable_in_the_quarantine() {
+    let directory = tempfile::tempdir().unwrap();
+    let events = directory.path().join("events.jsonl");
+    let good = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/fixtures/events/rtm_batch-event-RUNNING.json"),
+    )
+    .unwrap();
+    let good: Value = serde_json::from_str(&good).unwrap();
+    std::fs::write(&events, format!("{good}\n{{\"detail-type\": \"Batch Job State Change\", \"source\": \"aws.batch\", \"detail\": {{}}}}\n")).unwrap();
+    let store = directory.path().join("store.sqlite");
+    let store = store.to_str().unwrap();
+    let ingested = stdout_json(&batchguard(&[
+        "ingest",
+        "--json",
+        "--store",
+        store,
+        events.to_str().unwrap(),
+    ]));
+    assert_eq!(ingested["events"]["rejected"], 1);
+    let redriven = stdout_json(&batchguard(&["redrive", "--json", "--store", store]));
+    assert_eq!(redriven["stored"], 0);
+    let still = redriven["still_quarantined"].as_array().unwrap();
+    assert_eq!(still.len(), 1);
+    assert!(
+        still[0]["reason"].as_str().unwrap().contains("jobId"),
+        "{still:?}"
+    );
+}

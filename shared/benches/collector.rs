@@ -59,28 +59,31 @@ fn collector(c: &mut Criterion) {
     let mut group = c.benchmark_group("collector handler");
     group.throughput(Throughput::Elements(events.len() as u64));
     group.sample_size(20);
-    group.bench_function("one invocation per event (as EventBridge invokes it)", |b| {
-        b.iter(|| {
-            let log = MemoryEventLog::new();
-            let collector = Collector::new(&log, CpuProjector::default());
-            let sink = EmfMemory::default();
-            runtime.block_on(async {
-                for event in &events {
-                    black_box(
-                        shared::handlers::collector::handle(
-                            &collector,
-                            &sink,
-                            event.clone(),
-                            "bench",
-                            1_795_413_600_000,
-                        )
-                        .await
-                        .unwrap(),
-                    );
-                }
+    group.bench_function(
+        "one invocation per event (as EventBridge invokes it)",
+        |b| {
+            b.iter(|| {
+                let log = MemoryEventLog::new();
+                let collector = Collector::new(&log, CpuProjector::default());
+                let sink = EmfMemory::default();
+                runtime.block_on(async {
+                    for event in &events {
+                        black_box(
+                            shared::handlers::collector::handle(
+                                &collector,
+                                &sink,
+                                event.clone(),
+                                "bench",
+                                1_795_413_600_000,
+                            )
+                            .await
+                            .unwrap(),
+                        );
+                    }
+                });
             });
-        });
-    });
+        },
+    );
     group.finish();
 }
 

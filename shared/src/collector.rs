@@ -32,6 +32,33 @@ impl Projector for crate::adapters::dynamodb_projection::DynamoProjector {
     }
 }
 
+/// For stores that keep no projections (SQLite: `status` folds the log).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoProjection;
+
+impl Projector for NoProjection {
+    async fn project(&self, _fact: &Fact) -> Result<Option<JobCost>, StoreError> {
+        Ok(None)
+    }
+}
+
+/// What a re-drive of the quarantine did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Redriven {
+    /// Read now, appended (and projected), and taken out of the quarantine.
+    pub stored: u64,
+    /// Read now as events batchguard does not keep: taken out too.
+    pub skipped: u64,
+    /// Still unreadable: left in the quarantine, with today's reason.
+    pub still_quarantined: Vec<StillQuarantined>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct StillQuarantined {
+    pub origin: String,
+    pub reason: String,
+}
+
 /// A Batch job's state as one event reports it, for the state-transition metrics.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Transition {
@@ -77,6 +104,36 @@ where
 
     pub fn log(&self) -> &L {
         &self.log
+    }
+
+    /// Offers every quarantined event again — after a fix to the parser, or to prices — and
+    /// takes out of the quarantine what is read now. What still cannot be read stays, once.
+    pub async fn redrive(&self) -> Result<Redriven, StoreError> {
+        let mut report = Redriven::default();
+        for entry in self.log.list_quarantined().await? {
+            match events::parse_event(entry.body.as_bytes()) {
+                Err(error) => report.still_quarantined.push(StillQuarantined {
+                    origin: entry.origin.clone(),
+                    reason: error.to_string(),
+                }),
+                Ok(_) => {
+                    match self.collect(entry.body.as_bytes(), &entry.origin).await? {
+                        Collected::Stored { .. } => report.stored += 1,
+                        Collected::Skipped { .. } => report.skipped += 1,
+                        // parse_event just read it: the collector reads it the same way.
+                        Collected::Quarantined { reason } => {
+                            report.still_quarantined.push(StillQuarantined {
+                                origin: entry.origin.clone(),
+                                reason,
+                            });
+                            continue;
+                        }
+                    }
+                    self.log.release(&entry).await?;
+                }
+            }
+        }
+        Ok(report)
     }
 
     /// Collects one raw event; `origin` names where it came from (for the quarantine).

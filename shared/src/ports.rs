@@ -118,6 +118,11 @@ pub trait Quarantine {
         &self,
         events: &[Quarantined],
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Everything in the quarantine.
+    fn list_quarantined(&self)
+    -> impl Future<Output = Result<Vec<Quarantined>, StoreError>> + Send;
+    /// Takes one entry (the first equal to `event`) out of the quarantine.
+    fn release(&self, event: &Quarantined) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// Cumulative ingest counters kept beside the log, so `status` can report them later.
@@ -238,6 +243,14 @@ impl<T: Quarantine + Sync> Quarantine for &T {
         events: &[Quarantined],
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
         (**self).quarantine(events)
+    }
+    fn list_quarantined(
+        &self,
+    ) -> impl Future<Output = Result<Vec<Quarantined>, StoreError>> + Send {
+        (**self).list_quarantined()
+    }
+    fn release(&self, event: &Quarantined) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).release(event)
     }
 }
 

@@ -427,6 +427,26 @@ impl Quarantine for DynamoEventLog {
         }
         Ok(())
     }
+
+    async fn list_quarantined(&self) -> Result<Vec<Quarantined>, StoreError> {
+        self.quarantined().await
+    }
+
+    async fn release(&self, event: &Quarantined) -> Result<(), StoreError> {
+        let digest = xxhash_rust::xxh3::xxh3_64(event.body.as_bytes());
+        self.client
+            .delete_item()
+            .table_name(&self.tables.state)
+            .key("pk", AttributeValue::S("QUARANTINE".into()))
+            .key(
+                "sk",
+                AttributeValue::S(format!("{}#{digest:016x}", event.origin)),
+            )
+            .send()
+            .await
+            .map_err(|e| backend(&self.tables.state, e))?;
+        Ok(())
+    }
 }
 
 impl DynamoEventLog {

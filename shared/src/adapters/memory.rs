@@ -85,6 +85,18 @@ impl Quarantine for MemoryEventLog {
         self.lock().quarantined.extend_from_slice(events);
         Ok(())
     }
+
+    async fn list_quarantined(&self) -> Result<Vec<Quarantined>, StoreError> {
+        Ok(self.quarantined())
+    }
+
+    async fn release(&self, event: &Quarantined) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        if let Some(index) = inner.quarantined.iter().position(|q| q == event) {
+            inner.quarantined.remove(index);
+        }
+        Ok(())
+    }
 }
 
 impl IngestLedger for MemoryEventLog {

@@ -216,6 +216,21 @@ impl Quarantine for SqliteEventLog {
         }
         transaction.commit().map_err(|e| backend(&self.path, e))
     }
+
+    async fn list_quarantined(&self) -> Result<Vec<Quarantined>, StoreError> {
+        self.quarantined()
+    }
+
+    async fn release(&self, event: &Quarantined) -> Result<(), StoreError> {
+        self.lock()
+            .execute(
+                "DELETE FROM quarantine WHERE id = (SELECT id FROM quarantine \
+                 WHERE origin = ?1 AND reason = ?2 AND body = ?3 ORDER BY id LIMIT 1)",
+                rusqlite::params![event.origin, event.reason, event.body],
+            )
+            .map_err(|e| backend(&self.path, e))?;
+        Ok(())
+    }
 }
 
 const COUNT_NAMES: [&str; 4] = ["read", "duplicates", "skipped", "rejected"];
