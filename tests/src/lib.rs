@@ -513,3 +513,29 @@ pub fn replay_ledger(
     }
     ledger
 }
+
+/// Asserts that every scope's spend read from the DynamoDB projections (shard sums plus the
+/// one-minute correction of recent starts) equals `expected`, the local replay's, at `at`.
+pub async fn assert_projected_spend_is(
+    projector: &shared::adapters::dynamodb_projection::DynamoProjector,
+    expected: &std::collections::BTreeMap<
+        shared::core::scope::Scope,
+        shared::core::scope::ScopeSpend,
+    >,
+    at: i64,
+    period: shared::core::budget::BudgetPeriod,
+) {
+    let recent = projector.recent_starts(at).await.unwrap();
+    for (scope, spend) in expected {
+        let totals = projector.scope_totals(scope).await.unwrap();
+        let corrections = recent
+            .iter()
+            .filter(|(s, _, _)| s == scope)
+            .map(|(_, anchor, rate)| (*anchor, *rate));
+        assert_eq!(
+            &totals.spend_at(at, period, corrections),
+            spend,
+            "scope {scope:?}"
+        );
+    }
+}

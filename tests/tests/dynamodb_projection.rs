@@ -88,19 +88,7 @@ async fn concurrent_collectors_with_redeliveries_project_exactly_the_replay_spen
         expected[&Scope::Total].running_tasks > 0,
         "the workload should end with tasks running"
     );
-    let recent = projector.recent_starts(at).await.unwrap();
-    for (scope, spend) in &expected {
-        let totals = projector.scope_totals(scope).await.unwrap();
-        let corrections = recent
-            .iter()
-            .filter(|(s, _, _)| s == scope)
-            .map(|(_, anchor, rate)| (*anchor, *rate));
-        assert_eq!(
-            &totals.spend_at(at, period, corrections),
-            spend,
-            "scope {scope:?}"
-        );
-    }
+    batchguard_tests::assert_projected_spend_is(&projector, &expected, at, period).await;
     let registered: BTreeSet<Scope> = projector.scopes().await.unwrap().into_iter().collect();
     for scope in expected.keys() {
         assert!(

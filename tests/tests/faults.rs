@@ -163,17 +163,6 @@ async fn throttling_5xx_lost_responses_and_an_outage_lose_and_double_nothing() {
     let local = batchguard_tests::replay_ledger(&workload.events, period);
     let at = Millis(config.end_ms).ceil_seconds();
     let reader = DynamoProjector::new(direct, PriceTable::builtin(), period);
-    let recent = reader.recent_starts(at).await.unwrap();
-    for (scope, spend) in &local.all_scope_spend(at) {
-        let totals = reader.scope_totals(scope).await.unwrap();
-        let corrections = recent
-            .iter()
-            .filter(|(s, _, _)| s == scope)
-            .map(|(_, anchor, rate)| (*anchor, *rate));
-        assert_eq!(
-            &totals.spend_at(at, period, corrections),
-            spend,
-            "scope {scope:?}"
-        );
-    }
+    batchguard_tests::assert_projected_spend_is(&reader, &local.all_scope_spend(at), at, period)
+        .await;
 }
