@@ -31,6 +31,15 @@ if ! installed; then
         "aws-sam-cli==$SAM_VERSION" "cfn-lint==$CFN_LINT_VERSION"
 fi
 
+# Headless Chromium renders the HTML report once in a test (Debian's package).
+if ! command -v chromium >/dev/null 2>&1; then
+    echo "installing Debian's chromium (the HTML report's rendering test)" >&2
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
+fi
+
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 

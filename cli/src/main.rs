@@ -2,6 +2,7 @@
 //! rate and a budget forecast — locally, on an embedded store, with no AWS account.
 #![forbid(unsafe_code)]
 
+mod html;
 mod output;
 
 use std::io::IsTerminal;
@@ -106,6 +107,22 @@ enum Command {
         /// Print the outcome as JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Write one self-contained HTML page of charts (spend against the budget with the
+    /// forecast, spend by queue, running vCPU, jobs by state) and the costliest jobs, from a
+    /// store or from event files.
+    Report {
+        /// Where to write the page.
+        #[arg(long)]
+        html: PathBuf,
+        /// Read a store (a SQLite file or `dynamodb:…`) instead of event files.
+        #[arg(long, value_parser = parse_store, conflicts_with = "paths")]
+        store: Option<StoreSpec>,
+        #[command(flatten)]
+        evaluation: Evaluation,
+        /// JSON Lines files, JSON array files, single-event JSON files, or directories of them.
+        #[arg(required_unless_present = "store")]
+        paths: Vec<PathBuf>,
     },
     /// Spend, burn rate and forecast from a store.
     Status {
@@ -275,6 +292,12 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             paths,
         } => ingest(&store, retention_days, period, prices, json, &paths).await,
         Command::Status { store, evaluation } => status(&store, &evaluation).await,
+        Command::Report {
+            html,
+            store,
+            evaluation,
+            paths,
+        } => report(&html, store.as_ref(), &evaluation, &paths).await,
         Command::Redrive {
             store,
             period,
@@ -750,6 +773,54 @@ async fn enforce_with<S: EventLog + AuditTrail + Sync>(
         );
     } else {
         print!("{}", output::enforcement(&report));
+    }
+    Ok(())
+}
+
+/// Points on the report's time axes.
+const TIMELINE_POINTS: usize = 240;
+
+async fn report(
+    html: &Path,
+    store: Option<&StoreSpec>,
+    evaluation: &Evaluation,
+    paths: &[PathBuf],
+) -> Result<(), CliError> {
+    check_budget(evaluation)?;
+    let mut ledger = Ledger::new(
+        load_prices(evaluation.prices.as_deref())?,
+        evaluation.period,
+    );
+    let counts = match store {
+        None => {
+            let files = files::expand_paths(paths)?;
+            let mut intake = Intake::new(true);
+            read_all(&files, &mut intake, |fact| ledger.apply(&fact), |_| {})?;
+            intake.counts
+        }
+        Some(StoreSpec::File(path)) => {
+            let log = SqliteEventLog::open(path)?;
+            fold_log(&log, &mut ledger).await?;
+            log.counts().await?
+        }
+        Some(StoreSpec::Dynamo(tables)) => {
+            let log = dynamo(tables, None).await;
+            fold_log(&log, &mut ledger).await?;
+            log.counts().await?
+        }
+    };
+    let at = evaluation_instant(evaluation, &ledger);
+    let status = StatusReport::build(&ledger, at, evaluation.budget, counts);
+    let timeline = shared::report::timeline(&ledger, at, TIMELINE_POINTS);
+    let page = html::render(&status, &timeline, at);
+    std::fs::write(html, page).map_err(|source| CliError::Output {
+        path: html.to_path_buf(),
+        source,
+    })?;
+    if evaluation.json {
+        print_report(&status, true);
+    } else {
+        eprintln!("{}: written", html.display());
     }
     Ok(())
 }

@@ -626,3 +626,118 @@ fn redrive_leaves_what_is_still_unreadable_in_the_quarantine() {
         "{still:?}"
     );
 }
+
+#[test]
+fn report_writes_one_self_contained_page_that_chromium_renders_with_its_charts() {
+    let directory = tempfile::tempdir().unwrap();
+    let page = directory.path().join("report.html");
+    let output = batchguard(&[
+        "report",
+        "--html",
+        page.to_str().unwrap(),
+        "--budget",
+        "25",
+        sample_day().to_str().unwrap(),
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let html = std::fs::read_to_string(&page).unwrap();
+    // Self-contained: nothing to fetch (the only URL is SVG's namespace name).
+    for fetch in ["<script", "src=", "href=", "url(", "@import", "<link"] {
+        assert!(!html.contains(fetch), "the page fetches something: {fetch}");
+    }
+    assert_eq!(
+        html.matches("http").count(),
+        html.matches("xmlns=\"http://www.w3.org/2000/svg\"").count()
+    );
+    for id in [
+        "chart-spend",
+        "chart-queues",
+        "chart-vcpu",
+        "chart-states",
+        "costliest-jobs",
+    ] {
+        assert!(html.contains(&format!("id=\"{id}\"")), "{id}");
+    }
+    assert!(html.contains("budget $25.00"));
+
+    // Rendered once in headless Chromium (Debian's package; scripts/test.sh installs it).
+    let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("chromium is installed (scripts/test.sh installs Debian's package)");
+    let profile = directory.path().join("profile");
+    let flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--hide-scrollbars",
+    ];
+    let profile_flag = format!("--user-data-dir={}", profile.display());
+    let url = format!("file://{}", page.display());
+    let dom = Command::new(chromium)
+        .args(flags)
+        .arg(&profile_flag)
+        .args(["--dump-dom", &url])
+        .output()
+        .unwrap();
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    // The browser parsed every chart: four SVG elements, the two time series as polylines of
+    // many points, bars for each queue and state, and fifteen rows of costliest jobs.
+    assert_eq!(dom.matches("<svg").count(), 4, "{dom}");
+    let polylines: Vec<&str> = dom.split("<polyline").skip(1).collect();
+    assert_eq!(polylines.len(), 3, "spend, forecast, vCPU");
+    assert!(
+        polylines[0]
+            .split("points=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .split(' ')
+            .count()
+            > 100
+    );
+    assert_eq!(
+        dom.matches("<rect class=\"bar\"").count(),
+        3 + 4,
+        "3 queues, 4 states"
+    );
+    assert_eq!(
+        dom.split("<tbody>").nth(1).unwrap().matches("<tr>").count(),
+        15
+    );
+    let png = directory.path().join("report.png");
+    let shot = Command::new(chromium)
+        .args(flags)
+        .arg(&profile_flag)
+        .args([
+            "--window-size=900,2200",
+            &format!("--screenshot={}", png.display()),
+            &url,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        shot.status.success(),
+        "{}",
+        String::from_utf8_lossy(&shot.stderr)
+    );
+    assert!(
+        std::fs::metadata(&png).unwrap().len() > 50_000,
+        "a page with charts, not a blank one"
+    );
+}
+
+fn sample_day() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/sample-day.jsonl")
+}

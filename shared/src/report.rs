@@ -247,3 +247,65 @@ fn scope_line(scope: &Scope, spend: &ScopeSpend) -> ScopeLine {
         estimated_tasks: spend.estimated_tasks,
     }
 }
+
+/// One point of [`timeline`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TimelinePoint {
+    /// Unix seconds.
+    pub at: i64,
+    /// Spend inside the budget period containing `until`, billed up to `at`.
+    pub period_spend_usd: Decimal,
+    pub running_vcpu: Decimal,
+}
+
+/// Spend of the budget period and running vCPU at `points` evenly spaced instants from the
+/// first billed second (or the period's start, if later) to `until`, from each unit's billed
+/// interval (the one-minute minimum included). Unpriced units are left out, as in every figure.
+pub fn timeline(ledger: &Ledger, until: i64, points: usize) -> Vec<TimelinePoint> {
+    let (period_start, _) = ledger.period().bounds(until);
+    // (from, to, hourly rate, vCPU, still running at `until`)
+    let intervals: Vec<(i64, i64, Decimal, Decimal, bool)> = ledger
+        .units()
+        .filter(|(_, unit)| !unit.unpriced)
+        .filter_map(|(_, unit)| {
+            let (from, to) = unit.billing.billed_interval(until)?;
+            let running = matches!(unit.billing, crate::core::billing::Billing::Running { .. });
+            Some((
+                from,
+                to,
+                unit.billing.hourly_rate(),
+                unit.size.vcpu,
+                running,
+            ))
+        })
+        .collect();
+    let Some(first) = intervals.iter().map(|(from, ..)| *from).min() else {
+        return Vec::new();
+    };
+    let start = first.max(period_start).min(until);
+    let points = points.max(2);
+    let span = until - start;
+    (0..points)
+        .map(|i| {
+            let at = start
+                + span * i64::try_from(i).unwrap_or(0) / i64::try_from(points - 1).unwrap_or(1);
+            let mut numerator = Decimal::ZERO;
+            let mut vcpu = Decimal::ZERO;
+            for &(from, to, rate, unit_vcpu, running) in &intervals {
+                let billed = to.min(at) - from.max(period_start);
+                if billed > 0 {
+                    numerator += rate * Decimal::from(billed);
+                }
+                // A running unit's interval ends at `until`, where it still runs.
+                if from <= at && (at < to || (running && at == until)) {
+                    vcpu += unit_vcpu;
+                }
+            }
+            TimelinePoint {
+                at,
+                period_spend_usd: money(crate::core::billing::usd(numerator)),
+                running_vcpu: vcpu,
+            }
+        })
+        .collect()
+}
