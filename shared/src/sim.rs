@@ -357,6 +357,13 @@ impl<'a> Cluster<'a> {
         Some(attempt)
     }
 
+    fn stop_all(&mut self, t: i64) {
+        let running: Vec<usize> = self.running.keys().copied().collect();
+        for job in running {
+            self.stop(job, t);
+        }
+    }
+
     /// Spend of the period so far, the prior spend included, and the burn rate, at `t`.
     fn spend(&self, t: i64) -> (Decimal, Decimal) {
         let spend = self.ledger.scope_spend(&Scope::Total, t);
@@ -393,11 +400,8 @@ fn run(scenario: &Scenario, strategy: Strategy, settings: &Settings, prices: &Pr
         || !cluster.retries.is_empty()
     {
         // Terminations ordered earlier take effect now.
-        if terminate_at == Some(t) {
-            let running: Vec<usize> = cluster.running.keys().copied().collect();
-            for job in running {
-                cluster.stop(job, t);
-            }
+        if terminate_at.is_some_and(|at| at <= t) {
+            cluster.stop_all(t);
             terminate_at = None;
         }
         // Attempts that end now: finished, or interrupted (and resubmitted).
@@ -506,6 +510,11 @@ fn run(scenario: &Scenario, strategy: Strategy, settings: &Settings, prices: &Pr
                 }
             }
             Strategy::Batchguard => {}
+        }
+        // A stop delay of zero: the tasks stop this very second.
+        if terminate_at.is_some_and(|at| at <= t) {
+            cluster.stop_all(t);
+            terminate_at = None;
         }
         t += 1;
         // Skip idle stretches: nothing runs and nothing is due before the next event.

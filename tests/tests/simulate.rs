@@ -114,8 +114,32 @@ fn burst_batchguard_never_crosses_the_budget_and_says_what_it_cost() {
     assert!(guard.jobs_stopped > 0 && guard.jobs_stopped <= guard.jobs_stopped_total);
 }
 
+#[test]
+fn a_stop_delay_of_zero_stops_at_once() {
+    // Found by the property below: with no stop delay the termination was ordered for the
+    // second already past and never carried out.
+    for (tick, delay) in [(30, 0), (60, 0), (300, 120)] {
+        let scenario = scenario("runaway", 0).unwrap();
+        let settings = Settings {
+            policy: shared::core::policy::BudgetPolicy {
+                tick_seconds: tick,
+                stop_delay_seconds: delay,
+                ..Default::default()
+            },
+            ..Settings::default()
+        };
+        let report = simulate(&scenario, &settings, &PriceTable::builtin());
+        let guard = outcome(&report, "batchguard");
+        assert_eq!(guard.jobs_stopped_total, 500, "tick {tick}, delay {delay}");
+        assert!(
+            guard.overshoot_percent <= Decimal::ONE,
+            "tick {tick}, delay {delay}: {guard:?}"
+        );
+    }
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(12))]
+    #![proptest_config(ProptestConfig::with_cases(24))]
 
     /// Whatever the seed, tick and stop delay, batchguard ends at or under the uncontrolled
     /// spend, and over the budget by at most what everything running burns in one tick plus
