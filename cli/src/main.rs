@@ -47,7 +47,7 @@ const READ_PAGE: usize = 10_000;
 #[command(
     name = "batchguard",
     version,
-    about = "Real-time spend for AWS Batch on Fargate: an exact bill, burn rate and budget forecast from Batch and ECS state-change events."
+    about = "Real-time spend monitor and kill switch for AWS Batch on Fargate: an exact bill, burn rate and budget forecast from Batch and ECS state-change events, the enforcer, a simulator and an HTML report."
 )]
 struct Cli {
     #[command(subcommand)]
