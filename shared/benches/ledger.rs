@@ -121,6 +121,7 @@ fn ledger_with_running(running: usize) -> (Ledger, i64) {
             stop_code: None,
             availability_zone: None,
             region: Some("us-east-1".into()),
+            container_instance_arn: None,
         };
         ledger.apply(&Fact {
             event_id: format!("e{i}"),

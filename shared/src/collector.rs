@@ -170,7 +170,7 @@ where
                     .or_else(|| fact.latest_instant())
                     .map(|m| m.0),
             }),
-            FactBody::Task(_) | FactBody::Enforcement(_) => None,
+            FactBody::Task(_) | FactBody::Instance(_) | FactBody::Enforcement(_) => None,
         };
         Ok(Collected::Stored {
             new: appended.new > 0,

@@ -328,6 +328,7 @@ impl<'a> Cluster<'a> {
             pull_stopped_at: Some(Millis(started * 1000)),
             started_at: Some(Millis(started * 1000)),
             stopped_at: stopped.map(|s| Millis(s * 1000)),
+            container_instance_arn: None,
             stop_code: None,
             availability_zone: None,
             region: Some("us-east-1".into()),

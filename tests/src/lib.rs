@@ -57,6 +57,7 @@ pub fn task(arn: &str, version: u64) -> TaskObserved {
         stop_code: None,
         availability_zone: None,
         region: Some("us-east-1".into()),
+        container_instance_arn: None,
     }
 }
 
@@ -97,6 +98,8 @@ pub fn attempt(
         started_at: started,
         stopped_at: stopped,
         exit_code: None,
+        container_instance_arn: None,
+        status_reason: None,
     }
 }
 
@@ -537,5 +540,329 @@ pub async fn assert_projected_spend_is(
             spend,
             "scope {scope:?}"
         );
+    }
+}
+
+/// A mixed Fargate / EC2 workload with its bill worked out independently of the ledger
+/// (prices written out here, the EC2 rule — per second, one-minute minimum — and the 9:1
+/// vCPU:memory split applied by hand).
+#[derive(Clone, Debug)]
+pub struct MixedWorkload {
+    pub facts: Vec<Fact>,
+    /// The price file the workload needs (a Spot compute environment and its price).
+    pub prices: &'static str,
+    /// Evaluation instant (whole seconds).
+    pub at: i64,
+    /// Each instance's bill at `at`, by container instance ARN.
+    pub instance_bills: BTreeMap<String, Decimal>,
+    /// Each EC2 job's share of its instances at `at`.
+    pub ec2_job_costs: BTreeMap<String, Decimal>,
+    /// Each Fargate job's cost at `at`.
+    pub fargate_job_costs: BTreeMap<String, Decimal>,
+    /// Compute environment of each instance.
+    pub instance_compute_environments: BTreeMap<String, String>,
+}
+
+pub const MIXED_PRICES: &str = r#"
+ec2_spot_compute_environments = ["ec2-spot"]
+[[ec2]]
+region = "us-east-1"
+instance_type = "m5.large"
+on_demand_hour = "0.096"
+spot_hour = "0.0361"
+"#;
+
+/// An *ECS Container Instance State Change* as the event parser leaves it.
+#[allow(clippy::too_many_arguments)]
+pub fn instance_fact(
+    event_id: &str,
+    arn: &str,
+    ce: &str,
+    instance_type: &str,
+    (cpu_units, memory_mib): (i64, i64),
+    status: &str,
+    version: u64,
+    registered_at: Millis,
+    updated_at: Millis,
+) -> Fact {
+    fact(
+        event_id,
+        FactBody::Instance(shared::core::facts::InstanceObserved {
+            container_instance_arn: arn.to_owned(),
+            ec2_instance_id: Some(format!("i-{}", arn.len())),
+            compute_environment: Some(ce.to_owned()),
+            instance_type: Some(instance_type.to_owned()),
+            availability_zone: Some("us-east-1a".into()),
+            architecture: Some(Architecture::X86_64),
+            registered: Some(shared::core::facts::InstanceSize {
+                vcpu: Decimal::from(cpu_units) / Decimal::from(1024),
+                memory_gib: Decimal::from(memory_mib) / Decimal::from(1024),
+            }),
+            status: status.to_owned(),
+            version,
+            registered_at: Some(registered_at),
+            updated_at: Some(updated_at),
+            region: Some("us-east-1".into()),
+        }),
+    )
+}
+
+pub fn mixed_ec2_workload() -> MixedWorkload {
+    let hour = Decimal::from(3600);
+    let eval = 4_000; // seconds after T0
+    let billed = |from_ms: i64, to_ms: Option<i64>| -> i64 {
+        let to_ms = to_ms.map_or(eval * 1000, |to| to.min(eval * 1000));
+        let seconds = match to_ms - from_ms {
+            ms if ms % 1000 == 0 => ms / 1000,
+            ms => ms / 1000 + 1,
+        };
+        seconds.max(60)
+    };
+    let ci = |id: &str, ce: &str| {
+        format!(
+            "arn:aws:ecs:us-east-1:123456789012:container-instance/AWSBatch-{ce}-0a95f22d-7108-3c4e-99f7-2fd92e1a8941/{id}"
+        )
+    };
+    let (a, b, c) = (ci("a", "ec2-od"), ci("b", "ec2-spot"), ci("c", "ec2-od"));
+    // m5.xlarge registers 4 vCPU and 15,580 MiB; m5.large 2 vCPU and 7,680 MiB.
+    let xl = (4096, 15_580);
+    let large = (2048, 7_680);
+    let mut facts = vec![
+        instance_fact(
+            "ia1",
+            &a,
+            "ec2-od",
+            "m5.xlarge",
+            xl,
+            "ACTIVE",
+            1,
+            at(0),
+            at(0),
+        ),
+        instance_fact(
+            "ia2",
+            &a,
+            "ec2-od",
+            "m5.xlarge",
+            xl,
+            "INACTIVE",
+            9,
+            at(0),
+            at(3_600_500),
+        ),
+        instance_fact(
+            "ib1",
+            &b,
+            "ec2-spot",
+            "m5.large",
+            large,
+            "ACTIVE",
+            1,
+            at(100_000),
+            at(100_000),
+        ),
+        instance_fact(
+            "ib2",
+            &b,
+            "ec2-spot",
+            "m5.large",
+            large,
+            "DRAINING",
+            5,
+            at(100_000),
+            at(1_800_000),
+        ),
+        instance_fact(
+            "ib3",
+            &b,
+            "ec2-spot",
+            "m5.large",
+            large,
+            "INACTIVE",
+            7,
+            at(100_000),
+            at(1_900_000),
+        ),
+        instance_fact(
+            "ic1",
+            &c,
+            "ec2-od",
+            "m5.large",
+            large,
+            "ACTIVE",
+            1,
+            at(1_000_000),
+            at(1_000_000),
+        ),
+    ];
+    let mut instance_bills = BTreeMap::new();
+    instance_bills.insert(
+        a.clone(),
+        Decimal::new(192, 3) * Decimal::from(billed(0, Some(3_600_500))) / hour,
+    );
+    instance_bills.insert(
+        b.clone(),
+        Decimal::new(361, 4) * Decimal::from(billed(100_000, Some(1_900_000))) / hour,
+    );
+    instance_bills.insert(
+        c.clone(),
+        Decimal::new(96, 3) * Decimal::from(billed(1_000_000, None)) / hour,
+    );
+    let instance_compute_environments = BTreeMap::from([
+        (a.clone(), "ec2-od".to_owned()),
+        (b.clone(), "ec2-spot".to_owned()),
+        (c.clone(), "ec2-od".to_owned()),
+    ]);
+
+    // EC2 jobs: (job, attempts as (instance, its price, its registered size, vCPU, GiB,
+    // start ms, stop ms, stop code)).
+    type Run<'a> = (
+        &'a str,
+        Decimal,
+        (i64, i64),
+        Option<i64>,
+        Option<&'a str>,
+        i64,
+    );
+    let ec2_jobs: Vec<(&str, Decimal, Decimal, Vec<Run<'_>>)> = vec![
+        (
+            "e1",
+            Decimal::TWO,
+            Decimal::from(8),
+            vec![(&a, Decimal::new(192, 3), xl, Some(1_260_000), None, 60_000)],
+        ),
+        (
+            "e2",
+            Decimal::ONE,
+            Decimal::TWO,
+            vec![(&a, Decimal::new(192, 3), xl, Some(90_000), None, 60_000)],
+        ),
+        (
+            "e3",
+            Decimal::ONE,
+            Decimal::from(4),
+            vec![
+                (
+                    &b,
+                    Decimal::new(361, 4),
+                    large,
+                    Some(1_750_250),
+                    Some("SpotInterruption"),
+                    200_000,
+                ),
+                (&c, Decimal::new(96, 3), large, None, None, 1_100_000),
+            ],
+        ),
+    ];
+    let mut ec2_job_costs = BTreeMap::new();
+    let mut event = 0;
+    for (job_id, vcpu, gib, runs) in &ec2_jobs {
+        let mut attempts = Vec::new();
+        let mut cost = Decimal::ZERO;
+        for (index, (instance, price, (cpu, mem), stop, stop_code, start)) in
+            runs.iter().enumerate()
+        {
+            let registered_vcpu = Decimal::from(*cpu) / Decimal::from(1024);
+            let registered_gib = Decimal::from(*mem) / Decimal::from(1024);
+            let share = Decimal::new(9, 1) * vcpu / registered_vcpu
+                + Decimal::new(1, 1) * gib / registered_gib;
+            cost += price * share * Decimal::from(billed(*start, *stop)) / hour;
+            let arn = format!(
+                "arn:aws:ecs:us-east-1:123456789012:task/AWSBatch-ec2-0a95f22d-7108-3c4e-99f7-2fd92e1a8941/{job_id}-{index}"
+            );
+            let mut observed = task(&arn, 3);
+            observed.platform = Some(Platform::Ec2);
+            observed.capacity = None;
+            observed.compute_environment = Some("ec2".into());
+            observed.size = None; // EC2 task events often carry no task-level size
+            observed.container_instance_arn = Some((*instance).to_owned());
+            observed.pull_started_at = Some(at(*start));
+            observed.stopped_at = stop.map(at);
+            observed.stop_code = stop_code.map(str::to_owned);
+            observed.last_status = if stop.is_some() { "STOPPED" } else { "RUNNING" }.into();
+            observed.availability_zone = Some("us-east-1a".into());
+            event += 1;
+            facts.push(fact(&format!("t{event}"), FactBody::Task(observed)));
+            let mut attempt = attempt(
+                index as u32,
+                Some(&arn),
+                Some(at(*start + 5_000)),
+                stop.map(at),
+            );
+            attempt.container_instance_arn = Some((*instance).to_owned());
+            attempts.push(attempt);
+        }
+        ec2_job_costs.insert((*job_id).to_owned(), cost);
+        let running = runs.last().is_some_and(|run| run.3.is_none());
+        let mut observed = job(
+            job_id,
+            if running {
+                JobStatus::Running
+            } else {
+                JobStatus::Succeeded
+            },
+            attempts,
+        );
+        observed.platform = Some(Platform::Ec2);
+        observed.queue = "q-ec2".into();
+        observed.size = Some(TaskSize {
+            vcpu: *vcpu,
+            memory_gib: *gib,
+            storage_gib: None,
+        });
+        event += 1;
+        facts.push(fact(&format!("j{event}"), FactBody::Job(observed)));
+    }
+
+    // Fargate jobs: on-demand and Spot, 1 vCPU / 2 GiB x86, us-east-1.
+    let on_demand_rate = Decimal::new(4048, 5) + Decimal::TWO * Decimal::new(4445, 6);
+    let mut fargate_job_costs = BTreeMap::new();
+    for (job_id, capacity, rate, start, stop) in [
+        ("f1", Capacity::OnDemand, on_demand_rate, 0, 600_000),
+        (
+            "f2",
+            Capacity::Spot,
+            on_demand_rate * Decimal::new(3, 1),
+            30_000,
+            30_500,
+        ),
+    ] {
+        let arn = format!(
+            "arn:aws:ecs:us-east-1:123456789012:task/AWSBatch-fargate-ce-0a95f22d-7108-3c4e-99f7-2fd92e1a8941/{job_id}"
+        );
+        let mut observed = task(&arn, 2);
+        observed.capacity = Some(capacity);
+        observed.pull_started_at = Some(at(start));
+        observed.stopped_at = Some(at(stop));
+        observed.last_status = "STOPPED".into();
+        event += 1;
+        facts.push(fact(&format!("t{event}"), FactBody::Task(observed)));
+        event += 1;
+        facts.push(fact(
+            &format!("j{event}"),
+            FactBody::Job(job(
+                job_id,
+                JobStatus::Succeeded,
+                vec![attempt(
+                    0,
+                    Some(&arn),
+                    Some(at(start + 1_000)),
+                    Some(at(stop)),
+                )],
+            )),
+        ));
+        fargate_job_costs.insert(
+            job_id.to_owned(),
+            rate * Decimal::from(billed(start, Some(stop))) / hour,
+        );
+    }
+    MixedWorkload {
+        facts,
+        prices: MIXED_PRICES,
+        at: at_seconds(eval),
+        instance_bills,
+        ec2_job_costs,
+        fargate_job_costs,
+        instance_compute_environments,
     }
 }

@@ -251,7 +251,7 @@ fn a_region_without_prices_is_unpriced_never_zero() {
 }
 
 #[test]
-fn ec2_jobs_are_unpriced_per_task() {
+fn an_ec2_job_on_an_instance_no_event_described_is_unpriced() {
     let mut ledger = ledger();
     let mut observed = job(
         "j1",
@@ -262,7 +262,7 @@ fn ec2_jobs_are_unpriced_per_task() {
     ledger.apply(&fact("e1", FactBody::Job(observed)));
     assert_eq!(
         the_job(&ledger, at_seconds(3600), "j1").unpriced,
-        Some(Unpriced::Ec2Capacity)
+        Some(Unpriced::UnknownInstance)
     );
 }
 

@@ -89,6 +89,7 @@ pub fn partition_key(fact: &Fact) -> String {
     match &fact.body {
         FactBody::Job(job) => format!("JOB#{}", job.job_id),
         FactBody::Task(task) => format!("TASK#{}", task.task_arn),
+        FactBody::Instance(instance) => format!("INSTANCE#{}", instance.container_instance_arn),
         // The audit trail is one partition per budget period: small, and read whole.
         FactBody::Enforcement(entry) => format!("AUDIT#{}", entry.period_start),
     }
@@ -282,6 +283,7 @@ impl DynamoEventLog {
         let kind = match record.fact.body {
             FactBody::Job(_) => "job",
             FactBody::Task(_) => "task",
+            FactBody::Instance(_) => "instance",
             FactBody::Enforcement(_) => "audit",
         };
         let mut put = self

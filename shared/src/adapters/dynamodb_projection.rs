@@ -244,6 +244,10 @@ impl DynamoProjector {
                 Some(job_id) => (format!("JOB#{job_id}"), Some(job_id)),
                 None => (format!("TASK#{}", task.task_arn), None),
             },
+            FactBody::Instance(instance) => (
+                format!("INSTANCE#{}", instance.container_instance_arn),
+                None,
+            ),
             // Audit entries cost nothing: no projection to change.
             FactBody::Enforcement(_) => return Ok(Some((false, None))),
         };
@@ -265,7 +269,7 @@ impl DynamoProjector {
                     FactBody::Job(job) => {
                         Some(job.attempts.iter().filter_map(|a| a.task_arn.clone()))
                     }
-                    FactBody::Task(_) | FactBody::Enforcement(_) => None,
+                    FactBody::Task(_) | FactBody::Instance(_) | FactBody::Enforcement(_) => None,
                 })
                 .flatten()
                 .collect();
@@ -279,11 +283,36 @@ impl DynamoProjector {
                 facts.extend(history.into_iter().map(|record| record.fact));
             }
         }
+        // A share of an EC2 instance is priced from the instance's facts: read them too. The
+        // instance's own bill is its group's (`INSTANCE#…`), not counted again here.
+        let instance_arns: BTreeSet<String> = facts
+            .iter()
+            .flat_map(|f| match &f.body {
+                FactBody::Job(job) => job
+                    .attempts
+                    .iter()
+                    .filter_map(|a| a.container_instance_arn.clone())
+                    .collect(),
+                FactBody::Task(task) => task.container_instance_arn.clone().into_iter().collect(),
+                FactBody::Instance(_) | FactBody::Enforcement(_) => Vec::new(),
+            })
+            .collect();
+        let is_instance_group = matches!(fact.body, FactBody::Instance(_));
+        if !is_instance_group {
+            for arn in instance_arns {
+                let history = self.log.entity_history(&format!("INSTANCE#{arn}")).await?;
+                facts.extend(history.into_iter().map(|record| record.fact));
+            }
+        }
         let mut ledger = Ledger::new(self.prices.clone(), self.period);
         for fact in &facts {
             ledger.apply(fact);
         }
-        let next = GroupProjection::of(&ledger);
+        let next = if is_instance_group {
+            GroupProjection::of(&ledger)
+        } else {
+            GroupProjection::without_instances(&ledger)
+        };
         let last_event_ms = ledger.latest_instant().map(|m| m.0);
 
         let current = self.stored_projection(&group).await?;

@@ -172,6 +172,12 @@ pub struct AttemptObserved {
     pub stopped_at: Option<Millis>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i64>,
+    /// The EC2 container instance the attempt ran on (EC2 compute environments only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_instance_arn: Option<String>,
+    /// Why the attempt stopped (`statusReason` of the attempt).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_reason: Option<String>,
 }
 
 /// What one *Batch Job State Change* event said about one job.
@@ -250,6 +256,62 @@ pub struct TaskObserved {
     pub availability_zone: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
+    /// The EC2 container instance the task was placed on (EC2 launch type only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_instance_arn: Option<String>,
+}
+
+/// What one *ECS Container Instance State Change* event said about one EC2 instance of a
+/// Batch compute environment: the instance registry.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct InstanceObserved {
+    pub container_instance_arn: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ec2_instance_id: Option<String>,
+    /// From the cluster name `AWSBatch-<ce>-<uuid>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compute_environment: Option<String>,
+    /// ECS attribute `ecs.instance-type`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_type: Option<String>,
+    /// ECS attribute `ecs.availability-zone`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub availability_zone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub architecture: Option<Architecture>,
+    /// Registered CPU (CPU units / 1024) and memory (MiB / 1024): what tasks can reserve.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registered: Option<InstanceSize>,
+    /// `ACTIVE`, `DRAINING`, `DEREGISTERING`, `INACTIVE`, …
+    #[serde(default)]
+    pub status: String,
+    /// ECS `version`: grows with every change of the instance.
+    #[serde(default)]
+    pub version: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registered_at: Option<Millis>,
+    /// `updatedAt` of this event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<Millis>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+}
+
+impl InstanceObserved {
+    /// The instance left the cluster (its capacity is no longer paid for) by this event.
+    pub fn is_gone(&self) -> bool {
+        matches!(
+            self.status.as_str(),
+            "INACTIVE" | "DEREGISTERING" | "REGISTRATION_FAILED"
+        )
+    }
+}
+
+/// What an EC2 container instance offers to tasks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct InstanceSize {
+    pub vcpu: Decimal,
+    pub memory_gib: Decimal,
 }
 
 /// A normalised event. `observed_at` is the EventBridge envelope `time` (second precision),
@@ -272,6 +334,8 @@ pub enum FactBody {
     Job(JobObserved),
     #[serde(rename = "TaskObserved.v1")]
     Task(TaskObserved),
+    #[serde(rename = "InstanceObserved.v1")]
+    Instance(InstanceObserved),
     /// What the enforcer did (or, in a dry run, would have done): the audit trail.
     #[serde(rename = "EnforcementRecorded.v1")]
     Enforcement(EnforcementRecorded),
@@ -347,6 +411,10 @@ impl Fact {
                 see(task.pull_started_at);
                 see(task.started_at);
                 see(task.stopped_at);
+            }
+            FactBody::Instance(instance) => {
+                see(instance.registered_at);
+                see(instance.updated_at);
             }
             // An audit entry is not an observation of a job: it must not move the
             // evaluation time.

@@ -31,11 +31,11 @@ use rustc_hash::FxHashMap;
 use super::billing::{self, Accrued, Billing};
 use super::budget::BudgetPeriod;
 use super::facts::{
-    Architecture, Capacity, Fact, FactBody, JobObserved, JobStatus, Millis, Platform, TaskObserved,
-    TaskSize,
+    Architecture, Capacity, Fact, FactBody, InstanceObserved, InstanceSize, JobObserved, JobStatus,
+    Millis, Platform, TaskObserved, TaskSize,
 };
 use super::names;
-use super::prices::{PriceTable, Unpriced};
+use super::prices::{EC2_SHARE_CPU_WEIGHT, EC2_SHARE_MEMORY_WEIGHT, PriceTable, Unpriced};
 use super::scope::{Scope, ScopeSpend};
 use super::sums::{Accounting, ScopeTotals, Sign, UnitBilling};
 
@@ -141,6 +141,7 @@ struct AttemptState {
     started_at: Option<Millis>,
     stopped_at: Option<Millis>,
     exit_code: Lww<i64>,
+    container_instance_arn: Lww<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -183,13 +184,45 @@ struct TaskState {
     pull_stopped_at: Option<Millis>,
     started_at: Option<Millis>,
     stopped_at: Option<Millis>,
+    container_instance_arn: Lww<String>,
 }
 
-/// A billing unit: one attempt of a job, or one task no attempt names.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct InstanceHead {
+    status: String,
+}
+
+/// An EC2 container instance of a Batch compute environment.
+#[derive(Clone, Debug)]
+struct InstanceState {
+    arn: String,
+    head: Lww<InstanceHead>,
+    ec2_instance_id: Lww<String>,
+    compute_environment: Lww<String>,
+    instance_type: Lww<String>,
+    availability_zone: Lww<String>,
+    registered: Lww<InstanceSize>,
+    region: Lww<String>,
+    registered_at: Option<Millis>,
+    /// The earliest `updatedAt` seen: the start when no event carries `registeredAt`.
+    first_seen: Option<Millis>,
+    /// The earliest time an event saw it deregistering or gone.
+    gone_at: Option<Millis>,
+}
+
+/// A unit that runs on an EC2 instance: its share depends on the instance's facts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Placed {
+    Task(u32),
+    Attempt { job: u32, attempt: u32 },
+}
+
+/// A billing unit: one attempt of a job, one task no attempt names, or one EC2 instance.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 enum UnitId {
     Attempt { job: u32, attempt: u32 },
     Unattributed { task: u32 },
+    Instance { instance: u32 },
 }
 
 type ScopeId = u32;
@@ -200,6 +233,11 @@ struct Contribution {
     scopes: Vec<ScopeId>,
     unit: UnitBilling,
     unpriced: Option<Unpriced>,
+    /// The hourly rate the same work would cost on-demand (Spot savings).
+    on_demand_rate: Decimal,
+    /// The EC2 instance whose price this unit is a share of.
+    instance: Option<u32>,
+    platform: Platform,
 }
 
 /// Running sums for one scope; see the module docs.
@@ -228,6 +266,33 @@ pub struct JobCost {
     pub array_parent: bool,
     /// Why (part of) the job has no price.
     pub unpriced: Option<Unpriced>,
+    /// Where its (last) attempt ran; `None` before one started.
+    pub platform: Option<Platform>,
+    /// What the same billed time would have cost on-demand (equal to `cost_usd` unless Spot).
+    pub on_demand_usd: Option<Decimal>,
+}
+
+/// An EC2 instance of a Batch compute environment, its bill and how much of it jobs used.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InstanceCost {
+    pub container_instance_arn: String,
+    pub ec2_instance_id: Option<String>,
+    pub compute_environment: String,
+    pub instance_type: Option<String>,
+    pub availability_zone: Option<String>,
+    pub registered: Option<InstanceSize>,
+    pub spot: bool,
+    pub status: String,
+    /// The instance's bill so far (per second, one-minute minimum).
+    pub cost_usd: Option<Decimal>,
+    /// Σ of the shares of the jobs (and unattributed tasks) placed on it.
+    pub attributed_usd: Decimal,
+    /// `cost_usd − attributed_usd`: capacity paid for that no task reserved.
+    pub idle_usd: Option<Decimal>,
+    pub billed_seconds: i64,
+    pub running: bool,
+    pub estimated: bool,
+    pub unpriced: Option<Unpriced>,
 }
 
 /// An ECS task of a Batch cluster that no Batch event names yet.
@@ -247,6 +312,8 @@ pub struct Walk {
     pub at: i64,
     pub jobs: Vec<JobCost>,
     pub unattributed: Vec<UnattributedTask>,
+    /// EC2 instances, by container instance ARN.
+    pub instances: Vec<InstanceCost>,
     pub scopes: BTreeMap<Scope, ScopeSpend>,
     pub running_jobs: u64,
 }
@@ -273,6 +340,10 @@ struct State {
     /// Task ARN → the attempts that name it, as (job id, attempt index). The least claims the
     /// task; any other claimant bills nothing, so a task is never counted twice.
     claims: FxHashMap<String, Vec<(String, u32)>>,
+    instances: Vec<InstanceState>,
+    instance_index: FxHashMap<String, u32>,
+    /// Container instance ARN → the tasks and attempts placed on it.
+    placements: FxHashMap<String, Vec<Placed>>,
 }
 
 /// Scopes by id, with lookups by borrowed names so interning a known scope allocates nothing.
@@ -349,6 +420,9 @@ impl Ledger {
                 tasks: Vec::new(),
                 task_index: FxHashMap::default(),
                 claims: FxHashMap::default(),
+                instances: Vec::new(),
+                instance_index: FxHashMap::default(),
+                placements: FxHashMap::default(),
             },
             period,
             contributions: FxHashMap::default(),
@@ -394,6 +468,7 @@ impl Ledger {
         let mut touched = match &fact.body {
             FactBody::Job(job) => self.merge_job(fact, job),
             FactBody::Task(task) => self.merge_task(fact, task),
+            FactBody::Instance(instance) => self.merge_instance(fact, instance),
             // The audit trail does not change what anything cost.
             FactBody::Enforcement(_) => return,
         };
@@ -459,19 +534,35 @@ impl Ledger {
         job.array_size.offer(rank, observed.array_size);
         job.node_index.offer(rank, observed.node_index);
         job.region.offer_ref(rank, observed.region.as_ref());
+        let mut placed: Vec<(String, u32)> = Vec::new();
         for attempt in &observed.attempts {
+            if let Some(arn) = &attempt.container_instance_arn {
+                placed.push((arn.clone(), attempt.index));
+            }
             let state = sorted_entry(&mut job.attempts, attempt.index);
             let before = state.task_arn.get().cloned();
             state.task_arn.offer_ref(rank, attempt.task_arn.as_ref());
             join_min(&mut state.started_at, attempt.started_at);
             join_max(&mut state.stopped_at, attempt.stopped_at);
             state.exit_code.offer(rank, attempt.exit_code);
+            state
+                .container_instance_arn
+                .offer_ref(rank, attempt.container_instance_arn.as_ref());
             let after = state.task_arn.get().cloned();
             if before != after {
                 renamed.push((attempt.index, before, after));
             }
         }
 
+        for (arn, attempt) in placed {
+            self.state.place(
+                arn,
+                Placed::Attempt {
+                    job: job_idx,
+                    attempt,
+                },
+            );
+        }
         let mut touched: Vec<UnitId> = self.state.jobs[job_idx as usize]
             .attempts
             .iter()
@@ -526,6 +617,7 @@ impl Ledger {
                     pull_stopped_at: None,
                     started_at: None,
                     stopped_at: None,
+                    container_instance_arn: Lww::default(),
                 });
                 self.state.task_index.insert(observed.task_arn.clone(), idx);
                 idx
@@ -551,10 +643,85 @@ impl Ledger {
         join_max(&mut task.pull_stopped_at, observed.pull_stopped_at);
         join_min(&mut task.started_at, observed.started_at);
         join_max(&mut task.stopped_at, observed.stopped_at);
+        task.container_instance_arn
+            .offer_ref(rank, observed.container_instance_arn.as_ref());
+        if let Some(arn) = &observed.container_instance_arn {
+            self.state.place(arn.clone(), Placed::Task(task_idx));
+        }
 
         let mut touched = Vec::with_capacity(2);
         self.state
             .touch_task_units(&observed.task_arn, &mut touched);
+        touched
+    }
+
+    fn merge_instance(&mut self, fact: &Fact, observed: &InstanceObserved) -> Vec<UnitId> {
+        let arn = &observed.container_instance_arn;
+        let idx = match self.state.instance_index.get(arn) {
+            Some(&idx) => idx,
+            None => {
+                let idx = index_u32(self.state.instances.len());
+                self.state.instances.push(InstanceState {
+                    arn: arn.clone(),
+                    head: Lww::default(),
+                    ec2_instance_id: Lww::default(),
+                    compute_environment: Lww::default(),
+                    instance_type: Lww::default(),
+                    availability_zone: Lww::default(),
+                    registered: Lww::default(),
+                    region: Lww::default(),
+                    registered_at: None,
+                    first_seen: None,
+                    gone_at: None,
+                });
+                self.state.instance_index.insert(arn.clone(), idx);
+                idx
+            }
+        };
+        let rank = Rank::new(observed.version, fact);
+        let instance = &mut self.state.instances[idx as usize];
+        instance.head.offer_with(rank, || InstanceHead {
+            status: observed.status.clone(),
+        });
+        instance
+            .ec2_instance_id
+            .offer_ref(rank, observed.ec2_instance_id.as_ref());
+        instance
+            .compute_environment
+            .offer_ref(rank, observed.compute_environment.as_ref());
+        instance
+            .instance_type
+            .offer_ref(rank, observed.instance_type.as_ref());
+        instance
+            .availability_zone
+            .offer_ref(rank, observed.availability_zone.as_ref());
+        instance.registered.offer(rank, observed.registered);
+        instance.region.offer_ref(rank, observed.region.as_ref());
+        join_min(&mut instance.registered_at, observed.registered_at);
+        join_min(
+            &mut instance.first_seen,
+            observed.updated_at.or(fact.observed_at),
+        );
+        if observed.is_gone() {
+            join_min(
+                &mut instance.gone_at,
+                observed.updated_at.or(fact.observed_at),
+            );
+        }
+        let mut touched = vec![UnitId::Instance { instance: idx }];
+        if let Some(placed) = self.state.placements.get(arn) {
+            for &unit in placed {
+                match unit {
+                    Placed::Attempt { job, attempt } => {
+                        touched.push(UnitId::Attempt { job, attempt });
+                    }
+                    Placed::Task(task) => {
+                        let task_arn = &self.state.tasks[task as usize].task_arn;
+                        self.state.touch_task_units(task_arn, &mut touched);
+                    }
+                }
+            }
+        }
         touched
     }
 
@@ -584,17 +751,26 @@ impl Ledger {
         let input = match unit {
             UnitId::Attempt { job, attempt } => self.state.attempt_input(job, attempt)?,
             UnitId::Unattributed { task } => self.state.unattributed_input(task)?,
+            UnitId::Instance { instance } => self.state.instance_input(instance),
         };
         let scopes = input
             .scopes
             .into_iter()
             .map(|key| self.table.intern(key))
             .collect();
-        let (billing, unpriced) = match input.priced {
-            Ok(hourly_rate) => (input.timing.billing(hourly_rate), None),
-            Err(reason) => (Billing::NotStarted, Some(reason)),
+        let (billing, unpriced, on_demand_rate, estimated) = match input.priced {
+            Ok(priced) => (
+                input.timing.billing(priced.rate),
+                None,
+                priced.on_demand_rate,
+                input.estimated || priced.estimated,
+            ),
+            Err(reason) => (Billing::NotStarted, Some(reason), Decimal::ZERO, false),
         };
         Some(Contribution {
+            on_demand_rate,
+            instance: input.instance,
+            platform: input.platform,
             scopes,
             unit: UnitBilling {
                 billing,
@@ -603,7 +779,7 @@ impl Ledger {
                     memory_gib: Decimal::ZERO,
                     storage_gib: None,
                 }),
-                estimated: input.estimated,
+                estimated,
                 unpriced: unpriced.is_some(),
             },
             unpriced,
@@ -661,6 +837,21 @@ impl Ledger {
                 .collect();
             (scopes, &contribution.unit)
         })
+    }
+
+    /// As [`Ledger::units`], without the EC2 instances' own bills.
+    pub fn units_without_instances(&self) -> impl Iterator<Item = (Vec<Scope>, &UnitBilling)> {
+        self.contributions
+            .iter()
+            .filter(|(unit, _)| !matches!(unit, UnitId::Instance { .. }))
+            .map(|(_, contribution)| {
+                let scopes = contribution
+                    .scopes
+                    .iter()
+                    .map(|&id| self.table.names[id as usize].clone())
+                    .collect();
+                (scopes, &contribution.unit)
+            })
     }
 
     /// Every scope that holds at least one unit.
@@ -728,10 +919,17 @@ impl Ledger {
                     running: false,
                     array_parent: job.array_size.get().is_some(),
                     unpriced: None,
+                    platform: None,
+                    on_demand_usd: None,
                 }
             })
             .collect();
         let mut job_numerators = vec![Decimal::ZERO; jobs.len()];
+        let mut job_on_demand = vec![Decimal::ZERO; jobs.len()];
+        let mut job_last_attempt = vec![None::<u32>; jobs.len()];
+        // Per instance: (its own numerator, Σ of the numerators of the shares placed on it).
+        let mut instance_numerators: FxHashMap<u32, (Decimal, Decimal)> = FxHashMap::default();
+        let mut instances = Vec::new();
         let mut job_priced = vec![false; jobs.len()];
         let mut unattributed = Vec::new();
         let mut scopes: BTreeMap<Scope, ScopeSpend> = BTreeMap::new();
@@ -766,9 +964,20 @@ impl Ledger {
                     spend.running_memory_gib += contribution.unit.size.memory_gib;
                 }
             }
+            if let (Some(instance), None, UnitId::Attempt { .. } | UnitId::Unattributed { .. }) =
+                (contribution.instance, &contribution.unpriced, unit)
+            {
+                instance_numerators.entry(instance).or_default().1 += accrued.numerator;
+            }
             match unit {
-                UnitId::Attempt { job, .. } => {
+                UnitId::Attempt { job, attempt } => {
                     let (cost, i) = (&mut jobs[job as usize], job as usize);
+                    if job_last_attempt[i].is_none_or(|last| last <= attempt) {
+                        job_last_attempt[i] = Some(attempt);
+                        cost.platform = Some(contribution.platform);
+                    }
+                    job_on_demand[i] +=
+                        contribution.on_demand_rate * Decimal::from(accrued.billed_seconds);
                     cost.billed_seconds += accrued.billed_seconds;
                     cost.running |= accrued.running;
                     cost.estimated |= contribution.unit.estimated;
@@ -801,12 +1010,60 @@ impl Ledger {
                         unpriced: contribution.unpriced.clone(),
                     });
                 }
+                UnitId::Instance { instance } => {
+                    if contribution.unpriced.is_none() {
+                        instance_numerators.entry(instance).or_default().0 += accrued.numerator;
+                    }
+                    let state = &self.state.instances[instance as usize];
+                    instances.push(InstanceCost {
+                        container_instance_arn: state.arn.clone(),
+                        ec2_instance_id: state.ec2_instance_id.get().cloned(),
+                        compute_environment: state
+                            .compute_environment
+                            .get()
+                            .cloned()
+                            .unwrap_or_else(|| UNKNOWN.to_owned()),
+                        instance_type: state.instance_type.get().cloned(),
+                        availability_zone: state.availability_zone.get().cloned(),
+                        registered: state.registered.get().copied(),
+                        spot: state
+                            .compute_environment
+                            .get()
+                            .is_some_and(|ce| self.state.prices.is_spot_compute_environment(ce)),
+                        status: state
+                            .head
+                            .get()
+                            .map(|h| h.status.clone())
+                            .unwrap_or_default(),
+                        cost_usd: None,
+                        attributed_usd: Decimal::ZERO,
+                        idle_usd: None,
+                        billed_seconds: accrued.billed_seconds,
+                        running: accrued.running,
+                        estimated: contribution.unit.estimated,
+                        unpriced: contribution.unpriced.clone(),
+                    });
+                }
             }
         }
+        for cost in &mut instances {
+            let Some(&idx) = self.state.instance_index.get(&cost.container_instance_arn) else {
+                continue;
+            };
+            let (own, attributed) = instance_numerators.get(&idx).copied().unwrap_or_default();
+            cost.attributed_usd = billing::usd(attributed);
+            if cost.unpriced.is_none() {
+                let bill = billing::usd(own);
+                cost.cost_usd = Some(bill);
+                cost.idle_usd = Some(bill - cost.attributed_usd);
+            }
+        }
+        instances.sort_by(|a, b| a.container_instance_arn.cmp(&b.container_instance_arn));
         for (i, job) in jobs.iter_mut().enumerate() {
             let nothing_unpriced = job.unpriced.is_none();
             if job_priced[i] || nothing_unpriced {
                 job.cost_usd = Some(billing::usd(job_numerators[i]));
+                job.on_demand_usd = Some(billing::usd(job_on_demand[i]));
             }
         }
         for spend in scopes.values_mut() {
@@ -820,6 +1077,7 @@ impl Ledger {
             at,
             jobs,
             unattributed,
+            instances,
             scopes,
             running_jobs,
         }
@@ -841,6 +1099,14 @@ impl State {
                     });
                 }
             }
+        }
+    }
+
+    /// Records that a task or attempt runs on a container instance.
+    fn place(&mut self, instance_arn: String, unit: Placed) {
+        let placed = self.placements.entry(instance_arn).or_default();
+        if let Err(position) = placed.binary_search(&unit) {
+            placed.insert(position, unit);
         }
     }
 
@@ -891,16 +1157,14 @@ impl State {
 
         let task_size = task.and_then(|t| t.size.get()).copied();
         let size = task_size.or(job.size.get().copied());
-        estimated |= task_size.is_none() && size.is_some();
+        // On EC2 the job's requested size is the reservation itself, not an estimate of it.
+        estimated |= task_size.is_none() && size.is_some() && platform == Platform::Fargate;
         let architecture = task
             .and_then(|t| t.architecture.get())
             .or(job.architecture.get())
             .copied()
             .unwrap_or(Architecture::X86_64);
         let task_capacity = task.and_then(|t| t.capacity.get()).copied();
-        // Batch events do not say Spot or on-demand: assume on-demand, the higher price, so
-        // an estimate errs on the side of stopping early.
-        estimated |= task_capacity.is_none();
         let capacity = task_capacity.unwrap_or(Capacity::OnDemand);
         let region = task
             .and_then(|t| t.region.get())
@@ -916,10 +1180,25 @@ impl State {
             })
             .unwrap_or(UNKNOWN);
 
+        let (instance, priced) = if platform == Platform::Ec2 {
+            let instance_arn = task
+                .and_then(|t| t.container_instance_arn.get())
+                .or(attempt.container_instance_arn.get());
+            self.ec2_share(instance_arn.map(String::as_str), size.as_ref())
+        } else {
+            // Batch events do not say Spot or on-demand: assume on-demand, the higher price,
+            // so an estimate errs on the side of stopping early.
+            estimated |= task_capacity.is_none();
+            (
+                None,
+                self.fargate_price(region, size.as_ref(), architecture, capacity),
+            )
+        };
+        let compute_environment = instance
+            .and_then(|i| self.instances[i as usize].compute_environment.get())
+            .map_or(compute_environment, String::as_str);
         let mut scopes = vec![
-            ScopeKey::Total,
             ScopeKey::Queue(head.map_or(UNKNOWN, |h| h.queue.as_str())),
-            ScopeKey::ComputeEnvironment(compute_environment),
             ScopeKey::JobDefinition(head.map_or(UNKNOWN, |h| h.job_definition.as_str())),
         ];
         if let Some(tags) = job.tags.get() {
@@ -928,14 +1207,98 @@ impl State {
                     .map(|(k, v)| ScopeKey::Tag(k.as_str(), v.as_str())),
             );
         }
-        let priced = self.price(platform, region, size.as_ref(), architecture, capacity);
+        // The total and the compute environment count what AWS bills: Fargate tasks and EC2
+        // instances. A priced EC2 share is part of its instance's bill, already counted there;
+        // an unpriced one is listed so the total shows what it cannot price.
+        if platform == Platform::Fargate || priced.is_err() {
+            scopes.extend([
+                ScopeKey::Total,
+                ScopeKey::ComputeEnvironment(compute_environment),
+            ]);
+        }
         Some(UnitInput {
             scopes,
             timing: Timing { start, stop },
             size,
             estimated: estimated && priced.is_ok(),
             priced,
+            instance,
+            platform,
         })
+    }
+
+    /// A task's share of its EC2 instance's price: the instance's hourly price weighted 9:1
+    /// by the task's share of the instance's registered vCPU and memory.
+    fn ec2_share(
+        &self,
+        instance_arn: Option<&str>,
+        size: Option<&TaskSize>,
+    ) -> (Option<u32>, Result<Priced, Unpriced>) {
+        let Some(idx) = instance_arn
+            .and_then(|arn| self.instance_index.get(arn))
+            .copied()
+        else {
+            return (None, Err(Unpriced::UnknownInstance));
+        };
+        let instance = &self.instances[idx as usize];
+        let priced = (|| {
+            let price = self.instance_price(instance)?;
+            let size = size.ok_or(Unpriced::UnknownSize)?;
+            let registered = instance.registered.get().ok_or(Unpriced::UnknownInstance)?;
+            let share = EC2_SHARE_CPU_WEIGHT * size.vcpu / registered.vcpu
+                + EC2_SHARE_MEMORY_WEIGHT * size.memory_gib / registered.memory_gib;
+            Ok(Priced {
+                rate: price.rate * share,
+                on_demand_rate: price.on_demand_rate * share,
+                estimated: price.estimated,
+            })
+        })();
+        (Some(idx), priced)
+    }
+
+    fn instance_price(&self, instance: &InstanceState) -> Result<Priced, Unpriced> {
+        let region = instance.region.get().ok_or(Unpriced::UnknownRegion)?;
+        let instance_type = instance
+            .instance_type
+            .get()
+            .ok_or(Unpriced::UnknownInstanceType)?;
+        let spot = instance
+            .compute_environment
+            .get()
+            .is_some_and(|ce| self.prices.is_spot_compute_environment(ce));
+        let price = self.prices.ec2(region, instance_type, spot)?;
+        Ok(Priced {
+            rate: price.hourly,
+            on_demand_rate: price.on_demand_hourly,
+            estimated: price.estimated,
+        })
+    }
+
+    fn instance_input(&self, idx: u32) -> UnitInput<'_> {
+        let instance = &self.instances[idx as usize];
+        let compute_environment = instance
+            .compute_environment
+            .get()
+            .map_or(UNKNOWN, String::as_str);
+        UnitInput {
+            scopes: vec![
+                ScopeKey::Total,
+                ScopeKey::ComputeEnvironment(compute_environment),
+            ],
+            timing: Timing {
+                start: instance.registered_at.or(instance.first_seen),
+                stop: instance.gone_at,
+            },
+            size: instance.registered.get().map(|r| TaskSize {
+                vcpu: r.vcpu,
+                memory_gib: r.memory_gib,
+                storage_gib: None,
+            }),
+            estimated: false,
+            priced: self.instance_price(instance),
+            instance: Some(idx),
+            platform: Platform::Ec2,
+        }
     }
 
     fn unattributed_input(&self, task_idx: u32) -> Option<UnitInput<'_>> {
@@ -947,26 +1310,40 @@ impl State {
         let start = exact_start.or(task.started_at);
         let estimated = exact_start.is_none() && start.is_some();
         let size = task.size.get().copied();
-        let scopes = vec![
-            ScopeKey::Total,
+        let platform = task.platform.get().copied().unwrap_or(Platform::Fargate);
+        let (instance, priced) = if platform == Platform::Ec2 {
+            self.ec2_share(
+                task.container_instance_arn.get().map(String::as_str),
+                size.as_ref(),
+            )
+        } else {
+            (
+                None,
+                self.fargate_price(
+                    task.region.get().map(String::as_str),
+                    size.as_ref(),
+                    task.architecture
+                        .get()
+                        .copied()
+                        .unwrap_or(Architecture::X86_64),
+                    task.capacity.get().copied().unwrap_or(Capacity::OnDemand),
+                ),
+            )
+        };
+        let mut scopes = vec![
             ScopeKey::Queue(UNATTRIBUTED),
-            ScopeKey::ComputeEnvironment(
-                task.compute_environment
-                    .get()
-                    .map_or(UNKNOWN, String::as_str),
-            ),
             ScopeKey::JobDefinition(task.family.get().map_or(UNATTRIBUTED, String::as_str)),
         ];
-        let priced = self.price(
-            task.platform.get().copied().unwrap_or(Platform::Fargate),
-            task.region.get().map(String::as_str),
-            size.as_ref(),
-            task.architecture
-                .get()
-                .copied()
-                .unwrap_or(Architecture::X86_64),
-            task.capacity.get().copied().unwrap_or(Capacity::OnDemand),
-        );
+        if platform == Platform::Fargate || priced.is_err() {
+            scopes.extend([
+                ScopeKey::Total,
+                ScopeKey::ComputeEnvironment(
+                    task.compute_environment
+                        .get()
+                        .map_or(UNKNOWN, String::as_str),
+                ),
+            ]);
+        }
         Some(UnitInput {
             scopes,
             timing: Timing {
@@ -976,24 +1353,33 @@ impl State {
             size,
             estimated: estimated && priced.is_ok(),
             priced,
+            instance,
+            platform,
         })
     }
 
-    fn price(
+    fn fargate_price(
         &self,
-        platform: Platform,
         region: Option<&str>,
         size: Option<&TaskSize>,
         architecture: Architecture,
         capacity: Capacity,
-    ) -> Result<Decimal, Unpriced> {
-        if platform == Platform::Ec2 {
-            return Err(Unpriced::Ec2Capacity);
-        }
+    ) -> Result<Priced, Unpriced> {
         let size = size.ok_or(Unpriced::UnknownSize)?;
         let region = region.ok_or(Unpriced::UnknownRegion)?;
         let rates = self.prices.fargate(region, architecture, capacity)?;
-        Ok(rates.hourly(size))
+        let on_demand_rate = match capacity {
+            Capacity::OnDemand => rates.hourly(size),
+            Capacity::Spot => self
+                .prices
+                .fargate(region, architecture, Capacity::OnDemand)
+                .map_or(rates.hourly(size), |on_demand| on_demand.hourly(size)),
+        };
+        Ok(Priced {
+            rate: rates.hourly(size),
+            on_demand_rate,
+            estimated: false,
+        })
     }
 }
 
@@ -1041,7 +1427,16 @@ struct UnitInput<'a> {
     timing: Timing,
     size: Option<TaskSize>,
     estimated: bool,
-    priced: Result<Decimal, Unpriced>,
+    priced: Result<Priced, Unpriced>,
+    instance: Option<u32>,
+    platform: Platform,
+}
+
+/// A unit's hourly rate, what the same work costs on-demand, and whether the rate is a guess.
+struct Priced {
+    rate: Decimal,
+    on_demand_rate: Decimal,
+    estimated: bool,
 }
 
 fn index_u32(len: usize) -> u32 {

@@ -28,6 +28,14 @@ pub fn cluster_of_task_arn(task_arn: &str) -> Option<&str> {
     Some(cluster)
 }
 
+/// The cluster named in a (new-format) container instance ARN,
+/// `…:container-instance/<cluster>/<id>`.
+pub fn cluster_of_container_instance_arn(arn: &str) -> Option<&str> {
+    let resource = arn.split_once(":container-instance/")?.1;
+    let (cluster, _id) = resource.split_once('/')?;
+    Some(cluster)
+}
+
 /// The Batch compute environment behind an ECS cluster that Batch manages.
 ///
 /// Batch names its clusters `AWSBatch-<compute-environment>-<uuid>`; the UUID is dropped when

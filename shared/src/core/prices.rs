@@ -1,8 +1,10 @@
-//! Prices as data: a table keyed by region × architecture × capacity.
+//! Prices as data: Fargate rates keyed by region × architecture × capacity, EC2 instance
+//! prices keyed by region × instance type.
 //!
-//! The built-in table is `shared/prices/fargate.toml` (sources documented there); a user's
-//! price file in the same format overrides it entry by entry. A region with no entry is an
-//! explicit [`Unpriced`] outcome, never a silent $0.
+//! The built-in tables are `shared/prices/fargate.toml` and `shared/prices/ec2.toml` (sources
+//! documented there); a user's price file in the same format overrides them entry by entry.
+//! A region or instance type with no entry is an explicit [`Unpriced`] outcome, never a
+//! silent $0.
 
 use std::collections::BTreeMap;
 
@@ -11,8 +13,31 @@ use serde::Deserialize;
 
 use super::facts::{Architecture, Capacity, TaskSize};
 
-/// The built-in price file, compiled in so the binary needs nothing beside it.
+/// The built-in price files, compiled in so the binary needs nothing beside them.
 pub const BUILTIN_PRICE_FILE: &str = include_str!("../../prices/fargate.toml");
+pub const BUILTIN_EC2_PRICE_FILE: &str = include_str!("../../prices/ec2.toml");
+
+/// The share of an EC2 instance's price a task reserving part of it is charged: CPU and
+/// memory weighted 9:1, as AWS split cost allocation data splits an instance's cost.
+pub const EC2_SHARE_CPU_WEIGHT: Decimal = Decimal::from_parts(9, 0, 0, false, 1);
+pub const EC2_SHARE_MEMORY_WEIGHT: Decimal = Decimal::from_parts(1, 0, 0, false, 1);
+
+/// An EC2 instance type's price in one region, USD per instance-hour.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ec2Rates {
+    pub on_demand_hour: Decimal,
+    pub spot_hour: Option<Decimal>,
+}
+
+/// What an EC2 instance costs per hour, and whether that is the price paid or an estimate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ec2Price {
+    pub hourly: Decimal,
+    pub on_demand_hourly: Decimal,
+    pub spot: bool,
+    /// Spot, but priced at on-demand for want of a `spot_hour`.
+    pub estimated: bool,
+}
 
 /// Fargate prices for one region, architecture and capacity, USD.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,8 +73,15 @@ pub enum Unpriced {
     UnknownRegion,
     /// No event gave the task's vCPU and memory.
     UnknownSize,
-    /// EC2 capacity is billed per instance, not per task.
-    Ec2Capacity,
+    /// An EC2 task or attempt whose container instance no event has described yet.
+    UnknownInstance,
+    /// The price table has no entry for this EC2 instance type in this region.
+    NoInstancePrice {
+        region: String,
+        instance_type: String,
+    },
+    /// No event named the instance's type.
+    UnknownInstanceType,
 }
 
 impl std::fmt::Display for Unpriced {
@@ -65,9 +97,17 @@ impl std::fmt::Display for Unpriced {
             ),
             Self::UnknownRegion => f.write_str("no event named the region"),
             Self::UnknownSize => f.write_str("no event named the task size"),
-            Self::Ec2Capacity => {
-                f.write_str("runs on EC2 capacity, billed per instance (not priced per task)")
-            }
+            Self::UnknownInstance => f.write_str(
+                "runs on an EC2 instance no ECS Container Instance State Change has described",
+            ),
+            Self::NoInstancePrice {
+                region,
+                instance_type,
+            } => write!(
+                f,
+                "no EC2 price for {instance_type} in {region}: add it to your price file"
+            ),
+            Self::UnknownInstanceType => f.write_str("no event named the EC2 instance type"),
         }
     }
 }
@@ -89,6 +129,13 @@ pub enum PriceError {
     },
     #[error("spot_fraction_of_on_demand must be between 0 and 1, got {0}")]
     SpotFraction(Decimal),
+    #[error("ec2 entry {index} ({region}, {instance_type}): {field} must not be negative")]
+    NegativeEc2 {
+        index: usize,
+        region: String,
+        instance_type: String,
+        field: &'static str,
+    },
 }
 
 #[derive(Debug, Deserialize)]
@@ -100,6 +147,25 @@ struct PriceFile {
     free_ephemeral_storage_gib: Option<u32>,
     #[serde(default)]
     fargate: Vec<PriceEntry>,
+    #[serde(default)]
+    ec2: Vec<Ec2Entry>,
+    /// Compute environments whose instances are Spot (ECS events do not say).
+    #[serde(default)]
+    ec2_spot_compute_environments: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Ec2Entry {
+    region: String,
+    instance_type: String,
+    #[serde(deserialize_with = "decimal_string")]
+    on_demand_hour: Decimal,
+    #[serde(default, deserialize_with = "optional_decimal_string")]
+    spot_hour: Option<Decimal>,
+    #[serde(default)]
+    #[allow(dead_code, reason = "documentation for people reading the file")]
+    source: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -141,6 +207,8 @@ pub struct PriceTable {
     entries: BTreeMap<PriceKey, FargateRates>,
     spot_fraction: Decimal,
     free_storage_gib: u32,
+    ec2: BTreeMap<(String, String), Ec2Rates>,
+    spot_compute_environments: std::collections::BTreeSet<String>,
 }
 
 impl PriceTable {
@@ -150,14 +218,21 @@ impl PriceTable {
             entries: BTreeMap::new(),
             spot_fraction: Decimal::ONE,
             free_storage_gib: 0,
+            ec2: BTreeMap::new(),
+            spot_compute_environments: std::collections::BTreeSet::new(),
         };
         #[allow(
             clippy::expect_used,
-            reason = "the built-in file is checked by a unit test"
+            reason = "the built-in files are checked by a unit test"
         )]
-        table
-            .merge_toml(BUILTIN_PRICE_FILE)
-            .expect("built-in price file is valid");
+        {
+            table
+                .merge_toml(BUILTIN_PRICE_FILE)
+                .expect("built-in price file is valid");
+            table
+                .merge_toml(BUILTIN_EC2_PRICE_FILE)
+                .expect("built-in EC2 price file is valid");
+        }
         table
     }
 
@@ -180,6 +255,30 @@ impl PriceTable {
         if let Some(free) = file.free_ephemeral_storage_gib {
             self.free_storage_gib = free;
         }
+        for (index, entry) in file.ec2.into_iter().enumerate() {
+            for (field, value) in [
+                ("on_demand_hour", Some(entry.on_demand_hour)),
+                ("spot_hour", entry.spot_hour),
+            ] {
+                if value.is_some_and(|value| value < Decimal::ZERO) {
+                    return Err(PriceError::NegativeEc2 {
+                        index,
+                        region: entry.region,
+                        instance_type: entry.instance_type,
+                        field,
+                    });
+                }
+            }
+            self.ec2.insert(
+                (entry.region, entry.instance_type),
+                Ec2Rates {
+                    on_demand_hour: entry.on_demand_hour,
+                    spot_hour: entry.spot_hour,
+                },
+            );
+        }
+        self.spot_compute_environments
+            .extend(file.ec2_spot_compute_environments);
         for (index, entry) in file.fargate.into_iter().enumerate() {
             for (field, value) in [
                 ("vcpu_hour", entry.vcpu_hour),
@@ -240,6 +339,38 @@ impl PriceTable {
         Ok(FargateRates {
             free_storage_gib: self.free_storage_gib,
             ..rates
+        })
+    }
+}
+
+impl PriceTable {
+    /// Whether the price file says this compute environment's instances are Spot.
+    pub fn is_spot_compute_environment(&self, compute_environment: &str) -> bool {
+        self.spot_compute_environments.contains(compute_environment)
+    }
+
+    /// The hourly price of an EC2 instance of `instance_type` in `region`, in a compute
+    /// environment that is Spot or not (see [`PriceTable::is_spot_compute_environment`]).
+    pub fn ec2(&self, region: &str, instance_type: &str, spot: bool) -> Result<Ec2Price, Unpriced> {
+        let rates = self
+            .ec2
+            .iter()
+            .find(|((r, t), _)| r == region && t == instance_type)
+            .map(|(_, rates)| *rates)
+            .ok_or_else(|| Unpriced::NoInstancePrice {
+                region: region.to_owned(),
+                instance_type: instance_type.to_owned(),
+            })?;
+        let (hourly, estimated) = match (spot, rates.spot_hour) {
+            (true, Some(spot_hour)) => (spot_hour, false),
+            (true, None) => (rates.on_demand_hour, true),
+            (false, _) => (rates.on_demand_hour, false),
+        };
+        Ok(Ec2Price {
+            hourly,
+            on_demand_hourly: rates.on_demand_hour,
+            spot,
+            estimated,
         })
     }
 }
@@ -348,6 +479,51 @@ mod tests {
         assert_eq!(
             rates.hourly(&size(dec!(1), dec!(2), Some(50))),
             dec!(0.04048) + dec!(2) * dec!(0.004445) + dec!(30) * dec!(0.000111)
+        );
+    }
+
+    #[test]
+    fn ec2_prices_come_from_the_table_and_spot_from_the_users_file() {
+        let builtin = PriceTable::builtin();
+        let m5 = builtin.ec2("us-east-1", "m5.large", false).unwrap();
+        assert_eq!((m5.hourly, m5.estimated), (dec!(0.096), false));
+        // Spot without a spot_hour: on-demand, flagged an estimate.
+        let guess = builtin.ec2("us-east-1", "m5.large", true).unwrap();
+        assert_eq!((guess.hourly, guess.estimated), (dec!(0.096), true));
+        assert_eq!(
+            builtin.ec2("eu-west-1", "m5.large", false),
+            Err(Unpriced::NoInstancePrice {
+                region: "eu-west-1".into(),
+                instance_type: "m5.large".into()
+            })
+        );
+        let table = PriceTable::builtin_with_overrides(
+            r#"
+            ec2_spot_compute_environments = ["spot-ce"]
+            [[ec2]]
+            region = "us-east-1"
+            instance_type = "m5.large"
+            on_demand_hour = "0.096"
+            spot_hour = "0.0361"
+            "#,
+        )
+        .unwrap();
+        assert!(table.is_spot_compute_environment("spot-ce"));
+        assert!(!table.is_spot_compute_environment("ondemand-ce"));
+        let spot = table.ec2("us-east-1", "m5.large", true).unwrap();
+        assert_eq!(
+            (spot.hourly, spot.on_demand_hourly, spot.estimated),
+            (dec!(0.0361), dec!(0.096), false)
+        );
+        let negative = PriceTable::builtin_with_overrides(
+            "[[ec2]]\nregion=\"us-east-1\"\ninstance_type=\"x\"\non_demand_hour=\"1\"\nspot_hour=\"-1\"",
+        )
+        .unwrap_err();
+        assert!(
+            negative
+                .to_string()
+                .contains("spot_hour must not be negative"),
+            "{negative}"
         );
     }
 

@@ -47,8 +47,17 @@ impl GroupProjection {
     /// The projection of everything a ledger holds (fold the group's facts into a ledger of
     /// their own first).
     pub fn of(ledger: &Ledger) -> Self {
-        let mut units: Vec<ProjectedUnit> = ledger
-            .units()
+        Self::from_units(ledger.units())
+    }
+
+    /// As [`GroupProjection::of`], leaving out EC2 instances' own bills: a job's group reads
+    /// its instances' facts only to price its share.
+    pub fn without_instances(ledger: &Ledger) -> Self {
+        Self::from_units(ledger.units_without_instances())
+    }
+
+    fn from_units<'a>(units: impl Iterator<Item = (Vec<Scope>, &'a UnitBilling)>) -> Self {
+        let mut units: Vec<ProjectedUnit> = units
             .map(|(scopes, unit)| ProjectedUnit {
                 scopes,
                 billing: unit.billing.clone(),

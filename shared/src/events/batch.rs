@@ -19,6 +19,7 @@ const MIB_PER_GIB: u32 = 1024;
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Attempt {
     container: Option<AttemptContainer>,
+    status_reason: Option<String>,
     #[serde(default)]
     task_properties: Vec<AttemptTask>,
     started_at: Option<Timestamp>,
@@ -31,12 +32,14 @@ pub(crate) struct Attempt {
 pub(crate) struct AttemptContainer {
     task_arn: Option<String>,
     exit_code: Option<i64>,
+    container_instance_arn: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct AttemptTask {
     task_arn: Option<String>,
+    container_instance_arn: Option<String>,
     #[serde(default)]
     containers: Vec<ExitCode>,
 }
@@ -57,6 +60,7 @@ pub(crate) struct Container {
     /// Legacy shape: MiB as a number.
     memory: Option<u32>,
     task_arn: Option<String>,
+    container_instance_arn: Option<String>,
     runtime_platform: Option<RuntimePlatform>,
     ephemeral_storage: Option<EphemeralStorage>,
     /// Present only on Fargate jobs.
@@ -74,6 +78,7 @@ pub(crate) struct EcsProperties {
 #[serde(rename_all = "camelCase")]
 pub(crate) struct TaskProperties {
     task_arn: Option<String>,
+    container_instance_arn: Option<String>,
     #[serde(default)]
     containers: Vec<TaskContainer>,
     runtime_platform: Option<RuntimePlatform>,
@@ -188,6 +193,7 @@ impl EventDetail {
         let mut architecture = None;
         let mut storage_gib = None;
         let mut current_task_arn = None;
+        let mut current_instance_arn = None;
         let mut fargate_config = false;
         if let Some(container) = &self.container {
             size.add(&container.resource_requirements)?;
@@ -207,6 +213,7 @@ impl EventDetail {
                 .as_ref()
                 .and_then(|s| s.size_in_gib);
             current_task_arn = arn_of(&container.task_arn);
+            current_instance_arn = arn_of(&container.container_instance_arn);
             fargate_config = container.fargate_platform_configuration.is_some();
         }
         if let Some(properties) = &self.ecs_properties {
@@ -223,6 +230,8 @@ impl EventDetail {
                 storage_gib =
                     storage_gib.or(task.ephemeral_storage.as_ref().and_then(|s| s.size_in_gib));
                 current_task_arn = current_task_arn.or_else(|| arn_of(&task.task_arn));
+                current_instance_arn =
+                    current_instance_arn.or_else(|| arn_of(&task.container_instance_arn));
                 fargate_config |= task.platform_version.is_some();
             }
         }
@@ -274,6 +283,12 @@ impl EventDetail {
                             .and_then(|t| t.containers.first())
                             .and_then(|c| c.exit_code)
                     }),
+                container_instance_arn: attempt
+                    .container
+                    .as_ref()
+                    .and_then(|c| arn_of(&c.container_instance_arn))
+                    .or_else(|| from_task.and_then(|t| arn_of(&t.container_instance_arn))),
+                status_reason: attempt.status_reason.clone(),
             });
         }
         // While STARTING or RUNNING, the attempt in progress is not yet in `attempts[]`: its
@@ -286,6 +301,8 @@ impl EventDetail {
                 started_at: millis(self.started_at).filter(|_| status == JobStatus::Running),
                 stopped_at: None,
                 exit_code: None,
+                container_instance_arn: current_instance_arn,
+                status_reason: None,
             });
         } else if status.is_terminal() && attempts.is_empty() && self.started_at.is_some() {
             // A terminal event whose attempts[] is empty but which says the job ran.
@@ -295,6 +312,8 @@ impl EventDetail {
                 started_at: millis(self.started_at),
                 stopped_at: millis(self.stopped_at),
                 exit_code: None,
+                container_instance_arn: current_instance_arn,
+                status_reason: None,
             });
         }
 

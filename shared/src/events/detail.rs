@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::batch::{ArrayProperties, Attempt, Container, EcsProperties, NodeDetails};
-use super::ecs::{Attribute, EphemeralStorage};
+use super::ecs::{Attribute, EphemeralStorage, Resource};
 use crate::core::facts::Millis;
 
 /// An instant as Batch (epoch milliseconds) or ECS (RFC 3339 string) writes it.
@@ -93,6 +93,15 @@ pub struct EventDetail {
     pub(super) execution_stopped_at: Option<Timestamp>,
     pub(super) stop_code: Option<String>,
     pub(super) availability_zone: Option<String>,
+    /// Also in *ECS Container Instance State Change*.
+    pub(super) container_instance_arn: Option<String>,
+
+    // ECS container instances (`status`, `version`, `clusterArn`, `attributes` shared).
+    pub(super) ec2_instance_id: Option<String>,
+    #[serde(default)]
+    pub(super) registered_resources: Vec<Resource>,
+    pub(super) registered_at: Option<Timestamp>,
+    pub(super) updated_at: Option<Timestamp>,
 }
 
 pub(super) fn millis(at: Option<Timestamp>) -> Option<Millis> {

@@ -5,8 +5,10 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use super::detail::{EventDetail, millis};
-use super::{ECS_TASK_STATE_CHANGE, EventError, SkipReason};
-use crate::core::facts::{Architecture, Capacity, Platform, TaskObserved, TaskSize};
+use super::{ECS_CONTAINER_INSTANCE_STATE_CHANGE, ECS_TASK_STATE_CHANGE, EventError, SkipReason};
+use crate::core::facts::{
+    Architecture, Capacity, InstanceObserved, InstanceSize, Platform, TaskObserved, TaskSize,
+};
 use crate::core::names;
 
 const CPU_UNITS_PER_VCPU: u32 = 1024;
@@ -22,6 +24,14 @@ pub(crate) struct EphemeralStorage {
 pub(crate) struct Attribute {
     name: String,
     value: Option<String>,
+}
+
+/// One of a container instance's `registeredResources` (`CPU`, `MEMORY`, `PORTS`, …).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Resource {
+    name: String,
+    integer_value: Option<i64>,
 }
 
 fn invalid(field: &str, value: &str, reason: &'static str) -> EventError {
@@ -127,7 +137,110 @@ impl EventDetail {
             stop_code: self.stop_code,
             availability_zone: self.availability_zone,
             region,
+            container_instance_arn: self.container_instance_arn.filter(|arn| !arn.is_empty()),
             task_arn,
+        }))
+    }
+}
+
+fn invalid_instance(field: &str, value: &str, reason: &'static str) -> EventError {
+    EventError::InvalidField {
+        detail_type: ECS_CONTAINER_INSTANCE_STATE_CHANGE,
+        field: format!("detail.{field}"),
+        value: value.to_owned(),
+        reason,
+    }
+}
+
+impl EventDetail {
+    fn attribute(&self, name: &str) -> Option<&str> {
+        self.attributes
+            .iter()
+            .find(|attribute| attribute.name == name)
+            .and_then(|attribute| attribute.value.as_deref())
+    }
+
+    /// The EC2 instance this *ECS Container Instance State Change* states, or why it is not
+    /// ours (a cluster Batch does not manage).
+    pub fn into_instance(
+        self,
+        region: Option<String>,
+    ) -> Result<Result<InstanceObserved, SkipReason>, EventError> {
+        let arn = self
+            .container_instance_arn
+            .clone()
+            .filter(|arn| !arn.is_empty())
+            .ok_or(EventError::MissingField {
+                detail_type: ECS_CONTAINER_INSTANCE_STATE_CHANGE,
+                field: "containerInstanceArn",
+            })?;
+        let cluster = match self.cluster_arn.as_deref() {
+            Some(cluster) => cluster,
+            None => {
+                names::cluster_of_container_instance_arn(&arn).ok_or(EventError::MissingField {
+                    detail_type: ECS_CONTAINER_INSTANCE_STATE_CHANGE,
+                    field: "clusterArn",
+                })?
+            }
+        };
+        let Some(compute_environment) = names::compute_environment_of_cluster(cluster) else {
+            return Ok(Err(SkipReason::NotBatchCluster {
+                cluster: names::last_segment(cluster).to_owned(),
+            }));
+        };
+        let resource = |name: &str| {
+            self.registered_resources
+                .iter()
+                .find(|resource| resource.name == name)
+                .and_then(|resource| resource.integer_value)
+        };
+        let registered = match (resource("CPU"), resource("MEMORY")) {
+            (Some(cpu), Some(memory)) if cpu > 0 && memory > 0 => Some(InstanceSize {
+                vcpu: Decimal::from(cpu) / Decimal::from(CPU_UNITS_PER_VCPU),
+                memory_gib: Decimal::from(memory) / Decimal::from(MIB_PER_GIB),
+            }),
+            (Some(cpu), Some(_)) if cpu <= 0 => {
+                return Err(invalid_instance(
+                    "registeredResources[CPU].integerValue",
+                    &cpu.to_string(),
+                    "an instance registers a positive number of CPU units",
+                ));
+            }
+            (Some(_), Some(memory)) => {
+                return Err(invalid_instance(
+                    "registeredResources[MEMORY].integerValue",
+                    &memory.to_string(),
+                    "an instance registers a positive number of MiB",
+                ));
+            }
+            _ => None,
+        };
+        let architecture = match self.attribute("ecs.cpu-architecture") {
+            Some(text) => Some(Architecture::parse(text).ok_or_else(|| {
+                invalid_instance(
+                    "attributes[ecs.cpu-architecture]",
+                    text,
+                    "expected x86_64 or arm64",
+                )
+            })?),
+            None => None,
+        };
+        Ok(Ok(InstanceObserved {
+            ec2_instance_id: self.ec2_instance_id.clone(),
+            compute_environment: Some(compute_environment.to_owned()),
+            instance_type: self.attribute("ecs.instance-type").map(str::to_owned),
+            availability_zone: self
+                .attribute("ecs.availability-zone")
+                .map(str::to_owned)
+                .or_else(|| self.availability_zone.clone()),
+            architecture,
+            registered,
+            status: self.status.clone().unwrap_or_default(),
+            version: self.version.unwrap_or(0),
+            registered_at: millis(self.registered_at),
+            updated_at: millis(self.updated_at),
+            region: region.or_else(|| names::arn_region(&arn).map(str::to_owned)),
+            container_instance_arn: arn,
         }))
     }
 }

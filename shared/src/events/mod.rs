@@ -1,8 +1,8 @@
 //! The EventBridge wire format: raw event JSON → [`Fact`], tolerant of what AWS adds.
 //!
 //! The envelope is `aws_lambda_events::eventbridge::EventBridgeEvent<T>`, with `T` our
-//! [`EventDetail`]: the union of the *Batch Job State Change* and *ECS Task State Change*
-//! detail fields we read. One pass over the bytes reads both envelope and detail (the
+//! [`EventDetail`]: the union of the *Batch Job State Change*, *ECS Task State Change* and
+//! *ECS Container Instance State Change* detail fields we read. One pass over the bytes reads both envelope and detail (the
 //! `detail-type` then says which half to use), about twice as fast as keeping the detail raw
 //! and parsing it again. Unknown fields are ignored; a field we need that is missing or
 //! malformed is an [`EventError`] naming it; an event of another kind is
@@ -22,6 +22,8 @@ pub use detail::EventDetail;
 pub const BATCH_JOB_STATE_CHANGE: &str = "Batch Job State Change";
 /// `detail-type` of Amazon ECS task state changes.
 pub const ECS_TASK_STATE_CHANGE: &str = "ECS Task State Change";
+/// `detail-type` of Amazon ECS container instance (EC2) state changes.
+pub const ECS_CONTAINER_INSTANCE_STATE_CHANGE: &str = "ECS Container Instance State Change";
 
 /// What one event turned into.
 #[allow(
@@ -91,6 +93,13 @@ pub fn parse_event(bytes: &[u8]) -> Result<Parsed, EventError> {
             Ok(task) => (ECS_TASK_STATE_CHANGE, FactBody::Task(task)),
             Err(skip) => return Ok(Parsed::Skipped(skip)),
         },
+        ECS_CONTAINER_INSTANCE_STATE_CHANGE => match envelope.detail.into_instance(region)? {
+            Ok(instance) => (
+                ECS_CONTAINER_INSTANCE_STATE_CHANGE,
+                FactBody::Instance(instance),
+            ),
+            Err(skip) => return Ok(Parsed::Skipped(skip)),
+        },
         other => {
             return Ok(Parsed::Skipped(SkipReason::OtherDetailType(
                 other.to_owned(),
@@ -122,6 +131,7 @@ fn explain_failure(bytes: &[u8]) -> Result<Parsed, EventError> {
     let detail_type = match detail_type {
         BATCH_JOB_STATE_CHANGE => BATCH_JOB_STATE_CHANGE,
         ECS_TASK_STATE_CHANGE => ECS_TASK_STATE_CHANGE,
+        ECS_CONTAINER_INSTANCE_STATE_CHANGE => ECS_CONTAINER_INSTANCE_STATE_CHANGE,
         // A foreign event whose detail has fields of ours with other types, say.
         other => {
             return Ok(Parsed::Skipped(SkipReason::OtherDetailType(
