@@ -270,6 +270,17 @@ pub struct JobCost {
     pub platform: Option<Platform>,
     /// What the same billed time would have cost on-demand (equal to `cost_usd` unless Spot).
     pub on_demand_usd: Option<Decimal>,
+    /// Each billed attempt, by index.
+    pub attempt_costs: Vec<AttemptCost>,
+}
+
+/// One attempt's part of a job's cost.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AttemptCost {
+    pub index: u32,
+    /// `None` when the attempt could not be priced.
+    pub cost_usd: Option<Decimal>,
+    pub billed_seconds: i64,
 }
 
 /// An EC2 instance of a Batch compute environment, its bill and how much of it jobs used.
@@ -921,6 +932,7 @@ impl Ledger {
                     unpriced: None,
                     platform: None,
                     on_demand_usd: None,
+                    attempt_costs: Vec::new(),
                 }
             })
             .collect();
@@ -978,6 +990,14 @@ impl Ledger {
                     }
                     job_on_demand[i] +=
                         contribution.on_demand_rate * Decimal::from(accrued.billed_seconds);
+                    cost.attempt_costs.push(AttemptCost {
+                        index: attempt,
+                        cost_usd: contribution
+                            .unpriced
+                            .is_none()
+                            .then(|| billing::usd(accrued.numerator)),
+                        billed_seconds: accrued.billed_seconds,
+                    });
                     cost.billed_seconds += accrued.billed_seconds;
                     cost.running |= accrued.running;
                     cost.estimated |= contribution.unit.estimated;
@@ -1060,6 +1080,7 @@ impl Ledger {
         }
         instances.sort_by(|a, b| a.container_instance_arn.cmp(&b.container_instance_arn));
         for (i, job) in jobs.iter_mut().enumerate() {
+            job.attempt_costs.sort_by_key(|attempt| attempt.index);
             let nothing_unpriced = job.unpriced.is_none();
             if job_priced[i] || nothing_unpriced {
                 job.cost_usd = Some(billing::usd(job_numerators[i]));

@@ -4,6 +4,7 @@
 //! a clock, or names `aws_sdk_*`, `aws_lambda_events`, `lambda_runtime`, `tokio`, `rusqlite`,
 //! `serde_json` or `std::fs`. Time comes in as an argument.
 
+pub mod activity;
 pub mod billing;
 pub mod budget;
 pub mod facts;

@@ -294,7 +294,13 @@ impl EventDetail {
         // While STARTING or RUNNING, the attempt in progress is not yet in `attempts[]`: its
         // task is `container.taskArn` (or `ecsProperties…taskArn`) and its start the job's
         // `startedAt`. In other states those fields describe an attempt already listed.
-        if matches!(status, JobStatus::Starting | JobStatus::Running) {
+        // Multi-node parallel nodes (the `ecsProperties` shape) already list the attempt in
+        // progress in `attempts[]`, without a stop: it is not a second attempt.
+        let in_progress_listed = attempts.last().is_some_and(|last| {
+            last.stopped_at.is_none()
+                && (current_task_arn.is_none() || last.task_arn == current_task_arn)
+        });
+        if matches!(status, JobStatus::Starting | JobStatus::Running) && !in_progress_listed {
             attempts.push(AttemptObserved {
                 index: u32::try_from(self.attempts.len()).unwrap_or(u32::MAX),
                 task_arn: current_task_arn,
