@@ -1,8 +1,8 @@
 //! CPU per event of the collector function's handler, storage excluded: the real handler
 //! (`shared::handlers::collector::handle`: parse, record key, append, project, EMF), on an
 //! in-memory log, with a projector doing the DynamoDB projector's CPU work — fold the billing
-//! group's facts, build its projection, the delta against the previous one, and the JSON it
-//! stores — without the network round trips. `cargo bench -p shared --bench collector`.
+//! group's facts, build its projection, the delta against the previous one, the JSON it
+//! stores, and a settled job's cost and activity — without the network round trips. `cargo bench -p shared --bench collector`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
@@ -14,9 +14,11 @@ use shared::adapters::dynamodb::partition_key;
 use shared::adapters::emf::EmfMemory;
 use shared::adapters::memory::MemoryEventLog;
 use shared::collector::{Collector, Projector};
+use shared::core::activity::SettledJob;
 use shared::core::budget::BudgetPeriod;
 use shared::core::facts::Fact;
-use shared::core::ledger::{JobCost, Ledger};
+use shared::core::facts::FactBody;
+use shared::core::ledger::Ledger;
 use shared::core::prices::PriceTable;
 use shared::core::projection::GroupProjection;
 use shared::ports::StoreError;
@@ -28,7 +30,7 @@ struct CpuProjector {
 }
 
 impl Projector for CpuProjector {
-    async fn project(&self, fact: &Fact) -> Result<Option<JobCost>, StoreError> {
+    async fn project(&self, fact: &Fact) -> Result<Option<SettledJob>, StoreError> {
         let mut groups = self.groups.lock().unwrap();
         let (history, stored) = groups.entry(partition_key(fact)).or_default();
         history.push(fact.clone());
@@ -40,7 +42,10 @@ impl Projector for CpuProjector {
         black_box(stored.delta_to(&next, BudgetPeriod::Month));
         black_box(serde_json::to_string(&next).unwrap());
         *stored = next;
-        Ok(None)
+        Ok(match &fact.body {
+            FactBody::Job(job) => SettledJob::of(&ledger, history.iter(), &job.job_id),
+            _ => None,
+        })
     }
 }
 

@@ -9,23 +9,23 @@
 
 use std::future::Future;
 
-use crate::core::facts::{Fact, FactBody, JobStatus};
-use crate::core::ledger::JobCost;
+use crate::core::activity::SettledJob;
+use crate::core::facts::Fact;
 use crate::events::{self, Parsed};
 use crate::ports::{EventLog, Quarantine, Quarantined, Record, StoreError};
 
 /// Keeps projections in step with the event log.
 pub trait Projector {
-    /// Re-projects the billing group of a fact already in the log; the job's cost when the
-    /// change left it settled.
+    /// Re-projects the billing group of a fact already in the log; the job's cost and
+    /// activity when the change left it settled.
     fn project(
         &self,
         fact: &Fact,
-    ) -> impl Future<Output = Result<Option<JobCost>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Option<SettledJob>, StoreError>> + Send;
 }
 
 impl Projector for crate::adapters::dynamodb_projection::DynamoProjector {
-    async fn project(&self, fact: &Fact) -> Result<Option<JobCost>, StoreError> {
+    async fn project(&self, fact: &Fact) -> Result<Option<SettledJob>, StoreError> {
         crate::adapters::dynamodb_projection::DynamoProjector::project(self, fact)
             .await
             .map(|projected| projected.settled)
@@ -37,7 +37,7 @@ impl Projector for crate::adapters::dynamodb_projection::DynamoProjector {
 pub struct NoProjection;
 
 impl Projector for NoProjection {
-    async fn project(&self, _fact: &Fact) -> Result<Option<JobCost>, StoreError> {
+    async fn project(&self, _fact: &Fact) -> Result<Option<SettledJob>, StoreError> {
         Ok(None)
     }
 }
@@ -59,26 +59,16 @@ pub struct StillQuarantined {
     pub reason: String,
 }
 
-/// A Batch job's state as one event reports it, for the state-transition metrics.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Transition {
-    pub job_id: String,
-    pub queue: String,
-    pub job_definition: String,
-    pub status: JobStatus,
-    /// Unix milliseconds of the event (`time`), or of the latest instant it names.
-    pub at_ms: Option<i64>,
-}
-
 /// What the collector did with one event.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Collected {
     /// Appended (or already there: `new` is false) and projected.
     Stored {
         new: bool,
-        transition: Option<Transition>,
-        /// The job's cost, when this event settled (or revised) it.
-        settled: Option<Box<JobCost>>,
+        /// What the event said.
+        fact: Box<Fact>,
+        /// The job's cost and activity, when this event settled (or revised) it.
+        settled: Option<Box<SettledJob>>,
     },
     /// Not an event batchguard reads.
     Skipped { reason: String },
@@ -159,22 +149,9 @@ where
         };
         let appended = self.log.append(&[Record::new(fact.clone())]).await?;
         let settled = self.projector.project(&fact).await?;
-        let transition = match &fact.body {
-            FactBody::Job(job) => Some(Transition {
-                job_id: job.job_id.clone(),
-                queue: job.queue.clone(),
-                job_definition: job.job_definition.clone(),
-                status: job.status,
-                at_ms: fact
-                    .observed_at
-                    .or_else(|| fact.latest_instant())
-                    .map(|m| m.0),
-            }),
-            FactBody::Task(_) | FactBody::Instance(_) | FactBody::Enforcement(_) => None,
-        };
         Ok(Collected::Stored {
             new: appended.new > 0,
-            transition,
+            fact: Box::new(fact),
             settled: settled.map(Box::new),
         })
     }

@@ -14,6 +14,9 @@ pub const DIMENSION_STATUS: &str = "Status";
 pub const DIMENSION_LEVEL: &str = "Level";
 pub const DIMENSION_ACTION: &str = "Action";
 pub const DIMENSION_DRY_RUN: &str = "DryRun";
+pub const DIMENSION_JOB_DEFINITION: &str = "JobDefinition";
+pub const DIMENSION_COMPUTE_ENVIRONMENT: &str = "ComputeEnvironment";
+pub const DIMENSION_AVAILABILITY_ZONE: &str = "AvailabilityZone";
 
 /// The `ScopeKind` and `Scope` of the budget's own document (the scope the budget covers).
 pub const BUDGET_SCOPE_KIND: &str = "budget";
@@ -33,14 +36,29 @@ pub const FORECAST_PERIOD_SPEND_USD: &str = "ForecastPeriodSpendUSD";
 
 /// From the collector, per Batch job state change.
 pub const JOB_STATE_TRANSITIONS: &str = "JobStateTransitions";
-/// From the collector, per job whose cost is final (properties: job id, name, definition).
+/// From the collector, per job whose cost is final (properties: job id, name, definition,
+/// compute environment, zone, instance type, exit code, retries, timings).
 pub const JOB_COST_USD: &str = "JobCostUSD";
+/// From the collector, per settled job: its timings.
+pub const QUEUE_WAIT_SECONDS: &str = "QueueWaitSeconds";
+pub const IMAGE_PULL_SECONDS: &str = "ImagePullSeconds";
+pub const RUN_SECONDS: &str = "RunSeconds";
+pub const TOTAL_SECONDS: &str = "TotalSeconds";
+/// From the collector, per settled job that ran on Spot: on-demand price − price paid.
+pub const SPOT_SAVINGS_USD: &str = "SpotSavingsUSD";
+/// From the collector, per settled job with interrupted attempts: what they cost.
+pub const INTERRUPTED_ATTEMPTS_COST_USD: &str = "InterruptedAttemptsCostUSD";
+/// From the collector, per ECS task stopped by a Spot reclaim.
+pub const SPOT_INTERRUPTIONS: &str = "SpotInterruptions";
+/// From the collector, per ECS container instance state change (the instance registry).
+pub const INSTANCE_STATE_CHANGES: &str = "InstanceStateChanges";
 /// From the collector, per event it could not read.
 pub const QUARANTINED_EVENTS: &str = "QuarantinedEvents";
 /// From the enforcer, per action.
 pub const ENFORCEMENT_ACTIONS: &str = "EnforcementActions";
 
 const SCOPE: &[&str] = &[DIMENSION_SCOPE_KIND, DIMENSION_SCOPE];
+const QUEUE: &[&str] = &[DIMENSION_QUEUE];
 
 /// One metric and the dimension sets it is emitted with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,7 +70,7 @@ pub struct MetricSpec {
 }
 
 /// Every metric batchguard emits.
-pub const CATALOGUE: [MetricSpec; 13] = [
+pub const CATALOGUE: [MetricSpec; 21] = [
     MetricSpec {
         name: SPEND_USD,
         dimension_sets: &[SCOPE],
@@ -100,12 +118,56 @@ pub const CATALOGUE: [MetricSpec; 13] = [
     },
     MetricSpec {
         name: JOB_STATE_TRANSITIONS,
-        dimension_sets: &[&[DIMENSION_QUEUE, DIMENSION_STATUS]],
+        dimension_sets: &[
+            &[DIMENSION_QUEUE, DIMENSION_STATUS],
+            &[DIMENSION_JOB_DEFINITION, DIMENSION_STATUS],
+            &[DIMENSION_COMPUTE_ENVIRONMENT, DIMENSION_STATUS],
+        ],
         source: "collector",
     },
     MetricSpec {
         name: JOB_COST_USD,
-        dimension_sets: &[&[DIMENSION_QUEUE]],
+        dimension_sets: &[QUEUE],
+        source: "collector",
+    },
+    MetricSpec {
+        name: QUEUE_WAIT_SECONDS,
+        dimension_sets: &[QUEUE],
+        source: "collector",
+    },
+    MetricSpec {
+        name: IMAGE_PULL_SECONDS,
+        dimension_sets: &[QUEUE],
+        source: "collector",
+    },
+    MetricSpec {
+        name: RUN_SECONDS,
+        dimension_sets: &[QUEUE],
+        source: "collector",
+    },
+    MetricSpec {
+        name: TOTAL_SECONDS,
+        dimension_sets: &[QUEUE],
+        source: "collector",
+    },
+    MetricSpec {
+        name: SPOT_SAVINGS_USD,
+        dimension_sets: &[QUEUE],
+        source: "collector",
+    },
+    MetricSpec {
+        name: INTERRUPTED_ATTEMPTS_COST_USD,
+        dimension_sets: &[QUEUE],
+        source: "collector",
+    },
+    MetricSpec {
+        name: SPOT_INTERRUPTIONS,
+        dimension_sets: &[&[DIMENSION_COMPUTE_ENVIRONMENT, DIMENSION_AVAILABILITY_ZONE]],
+        source: "collector",
+    },
+    MetricSpec {
+        name: INSTANCE_STATE_CHANGES,
+        dimension_sets: &[&[DIMENSION_COMPUTE_ENVIRONMENT, DIMENSION_STATUS]],
         source: "collector",
     },
     MetricSpec {

@@ -866,3 +866,62 @@ pub fn mixed_ec2_workload() -> MixedWorkload {
         instance_compute_environments,
     }
 }
+
+/// A real sample event from `tests/fixtures/events`, as text.
+pub fn fixture_text(name: &str) -> String {
+    std::fs::read_to_string(cfn::root().join("tests/fixtures/events").join(name))
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// The Fargate job of the FAILED sample and its task, reclaimed by Fargate Spot as AWS
+/// documents it (`capacityProviderName` `FARGATE_SPOT`, `stopCode` `SpotInterruption`,
+/// "Your Spot Task was interrupted."): the ECS sample is another task, so it is renamed to
+/// the job's.
+pub fn spot_interrupted_job_events() -> [String; 2] {
+    let job = fixture_text(
+        "batch_job_state_change_FAILED_fargate_python_fixture_NOTE_event_time_key.json",
+    );
+    let task = fixture_text(
+        "ecs_task_state_change_batch_fargate_STOPPED_python_fixture_NOTE_event_time_key.json",
+    );
+    let replacements = [
+        (
+            "arn:aws:ecs:us-east-1:121169888995:task/AWSBatch-fargate-batch-compute-13af15fe-\"",
+            "arn:aws:ecs:us-east-1:963685750466:task/AWSBatch-fargate-batch-compute-a9b789f0-f35e-396f-9c0f-50e00abf809f/332089cce2794bfeb27186563687041f\"",
+        ),
+        (
+            "\"capacityProviderName\": \"FARGATE\"",
+            "\"capacityProviderName\": \"FARGATE_SPOT\"",
+        ),
+        (
+            "\"stopCode\": \"EssentialContainerExited\"",
+            "\"stopCode\": \"SpotInterruption\"",
+        ),
+        (
+            "Essential container in task exited",
+            "Your Spot Task was interrupted.",
+        ),
+    ];
+    let mut task = task;
+    for (from, to) in replacements {
+        assert!(task.contains(from), "the ECS sample changed: {from}");
+        task = task.replace(from, to);
+    }
+    [job, task]
+}
+
+/// The documented *ECS Container Instance State Change*, on a Batch cluster (the sample is on
+/// `default`) and with the attributes the ECS agent sets today (instance type, zone).
+pub fn batch_instance_event() -> String {
+    let text = fixture_text("ecs_container_instance_state_change_awsdocs.json");
+    let last_attribute = r#"{ "name": "com.amazonaws.ecs.capability.task-iam-role" }"#;
+    assert!(text.contains("cluster/default") && text.contains(last_attribute));
+    text.replace(
+        "cluster/default",
+        "cluster/AWSBatch-ec2-ce-0a95f22d-7108-3c4e-99f7-2fd92e1a8941",
+    )
+    .replace(
+        last_attribute,
+        r#"{ "name": "com.amazonaws.ecs.capability.task-iam-role" }, { "name": "ecs.instance-type", "value": "m5.large" }, { "name": "ecs.availability-zone", "value": "us-east-1b" }"#,
+    )
+}

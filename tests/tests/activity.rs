@@ -156,21 +156,11 @@ fn a_multi_node_job_is_summarised_from_its_nodes() {
     assert_eq!(parent.by_status[&JobStatus::Failed], 1);
 }
 
-/// The Fargate job of the FAILED fixture, its task reclaimed by Fargate Spot as AWS documents
-/// it (`stopCode` `SpotInterruption`, "Your Spot Task was interrupted.").
 fn interrupted_job() -> Vec<Fact> {
-    let job =
-        fixture("batch_job_state_change_FAILED_fargate_python_fixture_NOTE_event_time_key.json");
-    let task = fixture("ecs_task_state_change_batch_fargate_STOPPED_python_fixture_NOTE_event_time_key.json")
-        .replace(
-            "arn:aws:ecs:us-east-1:121169888995:task/AWSBatch-fargate-batch-compute-13af15fe-\"",
-            "arn:aws:ecs:us-east-1:963685750466:task/AWSBatch-fargate-batch-compute-a9b789f0-f35e-396f-9c0f-50e00abf809f/332089cce2794bfeb27186563687041f\"",
-        )
-        .replace("\"capacityProviderName\": \"FARGATE\"", "\"capacityProviderName\": \"FARGATE_SPOT\"")
-        .replace("\"stopCode\": \"EssentialContainerExited\"", "\"stopCode\": \"SpotInterruption\"")
-        .replace("Essential container in task exited", "Your Spot Task was interrupted.");
-    assert!(task.contains("SpotInterruption") && task.contains("FARGATE_SPOT"));
-    vec![fact(&job), fact(&task)]
+    batchguard_tests::spot_interrupted_job_events()
+        .iter()
+        .map(|text| fact(text))
+        .collect()
 }
 
 #[test]
@@ -192,6 +182,7 @@ fn spot_interruptions_are_counted_by_queue_and_zone_with_their_cost_and_savings(
     assert!(job.spot);
     // The interrupted attempt is the job's only billed one: its cost is the job's.
     assert_eq!(interruption.cost_usd, job.cost_usd);
+    assert_eq!(Some(job.interrupted_cost_usd), job.cost_usd);
     assert!(job.cost_usd.unwrap() > Decimal::ZERO);
     // Spot at 30 % of on-demand: the saving is 70 % of the on-demand price of the same time
     // (storage above 20 GiB is charged at the same price either way).

@@ -420,6 +420,19 @@ fn sample_events() -> Vec<(String, Value)> {
         }
     }
     events.sort_by(|a, b| a.0.cmp(&b.0));
+    // And the samples moved to where batchguard reads them: a Spot interruption of a Batch
+    // task, an EC2 instance of a Batch cluster.
+    let [job, task] = batchguard_tests::spot_interrupted_job_events();
+    for (name, text) in [
+        ("derived:spot-interrupted-job", job),
+        ("derived:spot-interrupted-task", task),
+        (
+            "derived:batch-instance",
+            batchguard_tests::batch_instance_event(),
+        ),
+    ] {
+        events.push((name.to_owned(), serde_json::from_str(&text).unwrap()));
+    }
     events
 }
 
@@ -563,9 +576,11 @@ async fn the_event_rules_deliver_exactly_the_sample_events_the_collector_keeps()
                         }
                         _ => false,
                     },
-                    (Parsed::Fact(fact), "EcsTaskStateRule") => {
-                        matches!(fact.body, shared::core::facts::FactBody::Task(_))
-                    }
+                    (Parsed::Fact(fact), "EcsTaskStateRule") => matches!(
+                        fact.body,
+                        shared::core::facts::FactBody::Task(_)
+                            | shared::core::facts::FactBody::Instance(_)
+                    ),
                     _ => false,
                 }
             })

@@ -44,12 +44,19 @@ async fn concurrent_collectors_with_redeliveries_project_exactly_the_replay_spen
         let chunk = chunk.to_vec();
         workers.spawn(async move {
             let mut stored = 0;
+            let mut settled = BTreeSet::new();
             for (i, event) in chunk.iter().enumerate() {
                 match collector
                     .collect(event.as_bytes(), &format!("worker-{worker}:{i}"))
                     .await
                     .unwrap()
                 {
+                    Collected::Stored {
+                        settled: Some(job), ..
+                    } => {
+                        stored += 1;
+                        settled.insert(job.cost.job_id.clone());
+                    }
                     Collected::Stored { .. } => stored += 1,
                     Collected::Skipped { .. } => {}
                     Collected::Quarantined { reason } => {
@@ -57,12 +64,15 @@ async fn concurrent_collectors_with_redeliveries_project_exactly_the_replay_spen
                     }
                 }
             }
-            stored
+            (stored, settled)
         });
     }
     let mut stored = 0;
-    while let Some(count) = workers.join_next().await {
-        stored += count.unwrap();
+    let mut settled = BTreeSet::new();
+    while let Some(result) = workers.join_next().await {
+        let (count, jobs) = result.unwrap();
+        stored += count;
+        settled.extend(jobs);
     }
     let elapsed = started.elapsed();
     let jobs = workload
@@ -89,6 +99,17 @@ async fn concurrent_collectors_with_redeliveries_project_exactly_the_replay_spen
         "the workload should end with tasks running"
     );
     batchguard_tests::assert_projected_spend_is(&projector, &expected, at, period).await;
+    // Every job that ended was reported settled (its cost and timings go out as metrics), and
+    // no other.
+    let ended: BTreeSet<String> = local
+        .walk(at)
+        .jobs
+        .into_iter()
+        .filter(|j| j.status.is_some_and(|s| s.is_terminal()) && !j.running && !j.array_parent)
+        .map(|j| j.job_id)
+        .collect();
+    assert!(!ended.is_empty());
+    assert_eq!(settled, ended);
     let registered: BTreeSet<Scope> = projector.scopes().await.unwrap().into_iter().collect();
     for scope in expected.keys() {
         assert!(
@@ -232,14 +253,34 @@ async fn the_collector_handler_counts_each_state_change_once_at_the_events_own_t
         .iter()
         .filter(|o| o.get("JobStateTransitions").is_some())
         .collect();
+    // One document per dimension set: queue, job definition, and the compute environment
+    // the task's cluster names.
     assert_eq!(
         transitions.len(),
-        1,
+        3,
         "a redelivery is not a second transition"
     );
-    // The event's envelope time, 2025-10-17T13:23:51Z, not the invocation's clock.
-    assert_eq!(transitions[0]["_aws"]["Timestamp"], 1_760_707_431_000_i64);
-    assert_eq!(transitions[0]["Status"], "RUNNING");
+    let dimensions: BTreeSet<(&str, &str)> = transitions
+        .iter()
+        .flat_map(|t| {
+            ["JobQueue", "JobDefinition", "ComputeEnvironment"]
+                .into_iter()
+                .filter_map(|d| t.get(d).and_then(|v| v.as_str()).map(|v| (d, v)))
+        })
+        .collect();
+    assert_eq!(
+        dimensions,
+        BTreeSet::from([
+            ("JobQueue", "batch-job-queue-dev"),
+            ("JobDefinition", "cpu-stress-test-dev"),
+            ("ComputeEnvironment", "batch-compute-env-dev"),
+        ])
+    );
+    for transition in &transitions {
+        // The event's envelope time, 2025-10-17T13:23:51Z, not the invocation's clock.
+        assert_eq!(transition["_aws"]["Timestamp"], 1_760_707_431_000_i64);
+        assert_eq!(transition["Status"], "RUNNING");
+    }
     assert_eq!(
         objects
             .iter()
@@ -456,4 +497,34 @@ async fn the_reconciler_closes_a_job_whose_terminal_event_was_lost() {
     .await
     .unwrap();
     assert_eq!(again.checked, 0, "nothing left silent");
+}
+
+#[tokio::test]
+async fn ec2_instances_and_shares_project_exactly_the_ledger_in_any_order() {
+    // GIVEN the mixed Fargate / EC2 workload, its facts shuffled so jobs often arrive before
+    // the instances they ran on
+    let workload = batchguard_tests::mixed_ec2_workload();
+    let prices = PriceTable::builtin_with_overrides(workload.prices).unwrap();
+    let period = BudgetPeriod::Month;
+    let mut expected_ledger = shared::core::ledger::Ledger::new(prices.clone(), period);
+    for fact in &workload.facts {
+        expected_ledger.apply(fact);
+    }
+    let expected = expected_ledger.all_scope_spend(workload.at);
+    for seed in [1_u64, 2] {
+        let log = emulator_event_log(&format!("ec2-{seed}")).await;
+        let projector = DynamoProjector::new(log.clone(), prices.clone(), period);
+        let mut facts = workload.facts.clone();
+        fastrand::Rng::with_seed(seed).shuffle(&mut facts);
+        // WHEN each is appended and projected
+        for fact in &facts {
+            use shared::ports::{EventLog, Record};
+            log.append(&[Record::new(fact.clone())]).await.unwrap();
+            projector.project(fact).await.unwrap();
+        }
+        // THEN every scope — instances in the total and compute environments, shares in the
+        // queues — equals the ledger's
+        batchguard_tests::assert_projected_spend_is(&projector, &expected, workload.at, period)
+            .await;
+    }
 }

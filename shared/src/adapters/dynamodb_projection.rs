@@ -22,9 +22,10 @@ use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWr
 use rust_decimal::Decimal;
 
 use super::dynamodb::{DynamoEventLog, backend, partition_key};
+use crate::core::activity::SettledJob;
 use crate::core::budget::BudgetPeriod;
 use crate::core::facts::{Fact, FactBody};
-use crate::core::ledger::{JobCost, Ledger};
+use crate::core::ledger::Ledger;
 use crate::core::prices::PriceTable;
 use crate::core::projection::GroupProjection;
 use crate::core::scope::Scope;
@@ -55,7 +56,7 @@ pub struct Projected {
     /// Whether anything changed (a redelivered fact changes nothing).
     pub changed: bool,
     /// The job's cost when this change left it settled (see `Ledger::settled_job`).
-    pub settled: Option<JobCost>,
+    pub settled: Option<SettledJob>,
 }
 
 /// Maintains projections and scope sums for one deployment.
@@ -73,6 +74,13 @@ struct StoredProjection {
     version: u64,
     projection: GroupProjection,
     claimed_by: Option<String>,
+}
+
+/// What to re-project: the group of a fact just appended, or a group by name.
+#[derive(Clone, Copy, Debug)]
+enum Target<'a> {
+    Fact(&'a Fact),
+    Group(&'a str),
 }
 
 fn corrupt(key: &str, message: impl ToString) -> StoreError {
@@ -200,10 +208,22 @@ impl DynamoProjector {
     }
 
     /// Re-projects the billing group the fact belongs to. Call after appending the fact.
+    /// An EC2 instance's facts also re-project the groups placed on it: their shares are
+    /// priced from the instance, whichever arrived first.
     pub async fn project(&self, fact: &Fact) -> Result<Projected, StoreError> {
+        let projected = self.project_target(Target::Fact(fact)).await?;
+        if let FactBody::Instance(instance) = &fact.body {
+            for group in self.placed_on(&instance.container_instance_arn).await? {
+                self.project_target(Target::Group(&group)).await?;
+            }
+        }
+        Ok(projected)
+    }
+
+    async fn project_target(&self, target: Target<'_>) -> Result<Projected, StoreError> {
         let mut retries = 0;
         loop {
-            match self.try_project(fact).await? {
+            match self.try_project(target).await? {
                 Some((changed, settled)) => {
                     return Ok(Projected {
                         retries,
@@ -212,11 +232,14 @@ impl DynamoProjector {
                     });
                 }
                 None if retries + 1 >= MAX_ATTEMPTS => {
+                    let what = match target {
+                        Target::Fact(fact) => partition_key(fact),
+                        Target::Group(group) => group.to_owned(),
+                    };
                     return Err(StoreError::Backend {
                         location: format!("DynamoDB table {}", self.state_table()),
                         message: format!(
-                            "projection of {} lost to concurrent writers {MAX_ATTEMPTS} times",
-                            partition_key(fact)
+                            "projection of {what} lost to concurrent writers {MAX_ATTEMPTS} times"
                         ),
                         source: None,
                     });
@@ -232,12 +255,50 @@ impl DynamoProjector {
         }
     }
 
+    /// Records that `group` holds a share of the instance (idempotent).
+    async fn place(&self, instance_arn: &str, group: &str) -> Result<(), StoreError> {
+        self.client()
+            .put_item()
+            .table_name(self.state_table())
+            .item("pk", s(format!("PLACED#{instance_arn}")))
+            .item("sk", s(group))
+            .send()
+            .await
+            .map_err(|e| backend(self.state_table(), e))?;
+        Ok(())
+    }
+
+    /// The groups holding a share of the instance.
+    async fn placed_on(&self, instance_arn: &str) -> Result<Vec<String>, StoreError> {
+        let items: Vec<HashMap<String, AttributeValue>> = self
+            .client()
+            .query()
+            .table_name(self.state_table())
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(format!("PLACED#{instance_arn}")))
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| backend(self.state_table(), e))?;
+        Ok(items
+            .iter()
+            .filter_map(|item| item.get("sk").and_then(|v| v.as_s().ok()).cloned())
+            .collect())
+    }
+
     /// One attempt: `Some((changed, settled job))` when committed (or nothing to do), `None`
     /// when a concurrent writer got there first.
     async fn try_project(
         &self,
-        fact: &Fact,
-    ) -> Result<Option<(bool, Option<JobCost>)>, StoreError> {
+        target: Target<'_>,
+    ) -> Result<Option<(bool, Option<SettledJob>)>, StoreError> {
+        let fact = match target {
+            Target::Fact(fact) => fact,
+            Target::Group(group) => return self.try_project_group(group.to_owned(), true).await,
+        };
         let (group, job_id) = match &fact.body {
             FactBody::Job(job) => (format!("JOB#{}", job.job_id), Some(job.job_id.clone())),
             FactBody::Task(task) => match self.link_of(&task.task_arn).await? {
@@ -251,6 +312,20 @@ impl DynamoProjector {
             // Audit entries cost nothing: no projection to change.
             FactBody::Enforcement(_) => return Ok(Some((false, None))),
         };
+        debug_assert_eq!(group.strip_prefix("JOB#"), job_id.as_deref());
+        self.try_project_group(group, false).await
+    }
+
+    /// One attempt at one group. `revisit`: the group is re-projected because an instance it
+    /// is placed on changed; a task group since claimed by a job is then left alone (the job's
+    /// group holds it).
+    async fn try_project_group(
+        &self,
+        group: String,
+        revisit: bool,
+    ) -> Result<Option<(bool, Option<SettledJob>)>, StoreError> {
+        let job_id = group.strip_prefix("JOB#").map(str::to_owned);
+        let is_instance_group = group.starts_with("INSTANCE#");
 
         // Fold the group's facts: the job's own, and those of each task it names that is not
         // another job's.
@@ -297,9 +372,9 @@ impl DynamoProjector {
                 FactBody::Instance(_) | FactBody::Enforcement(_) => Vec::new(),
             })
             .collect();
-        let is_instance_group = matches!(fact.body, FactBody::Instance(_));
         if !is_instance_group {
             for arn in instance_arns {
+                self.place(&arn, &group).await?;
                 let history = self.log.entity_history(&format!("INSTANCE#{arn}")).await?;
                 facts.extend(history.into_iter().map(|record| record.fact));
             }
@@ -317,6 +392,9 @@ impl DynamoProjector {
 
         let current = self.stored_projection(&group).await?;
         if current.claimed_by.is_some() {
+            if revisit {
+                return Ok(Some((false, None)));
+            }
             // An orphan task claimed since we read its link: start again from the link.
             return Ok(None);
         }
@@ -354,10 +432,14 @@ impl DynamoProjector {
             );
         }
         delta.retain(|_, totals| *totals != ScopeTotals::default());
+        // Whether or not the projection changes: the event that ends a job often changes no
+        // cost (the task's stop came first), and it is the one that settles the job.
+        let settled = job_id
+            .as_deref()
+            .and_then(|id| SettledJob::of(&ledger, &facts, id));
         if delta.is_empty() && claims.is_empty() && current.projection == next {
-            return Ok(Some((false, None)));
+            return Ok(Some((false, settled)));
         }
-        let settled = job_id.as_deref().and_then(|id| ledger.settled_job(id));
         items.push(self.put_projection(&group, current.version, &next, None, last_event_ms)?);
         let shard = xxhash_rust::xxh3::xxh3_64(group.as_bytes()) % u64::from(self.shards);
         for (scope, totals) in &delta {

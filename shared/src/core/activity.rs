@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use rust_decimal::Decimal;
 
 use super::facts::{Capacity, Fact, FactBody, JobStatus, Millis, Platform};
-use super::ledger::{InstanceCost, JobCost, UNKNOWN, Walk};
+use super::ledger::{InstanceCost, JobCost, Ledger, UNKNOWN, Walk};
 use super::names;
 
 /// ECS `stopCode` of a Fargate Spot task reclaimed by AWS.
@@ -72,6 +72,8 @@ pub struct JobActivity {
     pub cost_usd: Option<Decimal>,
     pub on_demand_usd: Option<Decimal>,
     pub interrupted_attempts: u32,
+    /// What the interrupted attempts cost.
+    pub interrupted_cost_usd: Decimal,
     pub array_parent: bool,
     /// The array parent (`<id>` of `<id>:<n>`) or multi-node job (`<id>` of `<id>#<n>`).
     pub parent: Option<String>,
@@ -380,6 +382,7 @@ impl Activity {
             };
 
             let mut interrupted = 0;
+            let mut interrupted_cost = Decimal::ZERO;
             for (&index, attempt) in &acc.attempts {
                 let task = attempt.task_arn.get().and_then(|arn| tasks.get(arn));
                 let instance = attempt
@@ -398,6 +401,10 @@ impl Activity {
                     continue;
                 }
                 interrupted += 1;
+                let attempt_cost = cost
+                    .and_then(|c| c.attempt_costs.iter().find(|a| a.index == index))
+                    .and_then(|a| a.cost_usd);
+                interrupted_cost += attempt_cost.unwrap_or_default();
                 activity.interruptions.push(Interruption {
                     job_id: job_id.clone(),
                     queue: queue.clone(),
@@ -410,9 +417,7 @@ impl Activity {
                         .or_else(|| task.and_then(|t| t.availability_zone.get().cloned())),
                     attempt: index,
                     at: task.and_then(|t| t.stopped_at).or(attempt.stopped_at),
-                    cost_usd: cost
-                        .and_then(|c| c.attempt_costs.iter().find(|a| a.index == index))
-                        .and_then(|a| a.cost_usd),
+                    cost_usd: attempt_cost,
                 });
             }
 
@@ -443,6 +448,7 @@ impl Activity {
                 cost_usd: cost.and_then(|c| c.cost_usd),
                 on_demand_usd: cost.and_then(|c| c.on_demand_usd),
                 interrupted_attempts: interrupted,
+                interrupted_cost_usd: interrupted_cost,
                 array_parent: cost.is_some_and(|c| c.array_parent),
                 parent: parent_of(job_id).map(|(parent, _)| parent.to_owned()),
             });
@@ -568,6 +574,31 @@ impl Activity {
             .iter()
             .filter_map(|i| i.instance_type.clone())
             .collect()
+    }
+}
+
+/// A job whose cost is settled (see [`Ledger::settled_job`]) and what monitoring knows of it:
+/// what the collector reports when a job ends.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SettledJob {
+    pub cost: JobCost,
+    pub activity: JobActivity,
+}
+
+impl SettledJob {
+    /// `job_id`'s figures if it is settled in `ledger`, which holds exactly `facts`.
+    pub fn of<'a>(
+        ledger: &Ledger,
+        facts: impl IntoIterator<Item = &'a Fact>,
+        job_id: &str,
+    ) -> Option<Self> {
+        let cost = ledger.settled_job(job_id)?;
+        let walk = ledger.walk(ledger.latest_instant().map_or(0, |m| m.floor_seconds() + 1));
+        let activity = Activity::build(facts, &walk)
+            .jobs
+            .into_iter()
+            .find(|job| job.job_id == job_id)?;
+        Some(Self { cost, activity })
     }
 }
 

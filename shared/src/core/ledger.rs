@@ -39,6 +39,9 @@ use super::prices::{EC2_SHARE_CPU_WEIGHT, EC2_SHARE_MEMORY_WEIGHT, PriceTable, U
 use super::scope::{Scope, ScopeSpend};
 use super::sums::{Accounting, ScopeTotals, Sign, UnitBilling};
 
+/// Decimal places of an EC2 share's hourly rate (a trillionth of a dollar per hour).
+pub const SHARE_RATE_DECIMAL_PLACES: u32 = 12;
+
 /// Queue name given to tasks that no Batch event has named yet.
 pub const UNATTRIBUTED: &str = "(unattributed)";
 /// Compute environment name when neither the ECS cluster nor the task ARN tells it.
@@ -1268,9 +1271,17 @@ impl State {
             let registered = instance.registered.get().ok_or(Unpriced::UnknownInstance)?;
             let share = EC2_SHARE_CPU_WEIGHT * size.vcpu / registered.vcpu
                 + EC2_SHARE_MEMORY_WEIGHT * size.memory_gib / registered.memory_gib;
+            // Rounded to 10⁻¹² USD/hour: a share of 7.5 GiB is a repeating decimal, and sums
+            // of rates stored as fixed point (the DynamoDB projections) must stay exact.
+            let round = |rate: Decimal| {
+                rate.round_dp_with_strategy(
+                    SHARE_RATE_DECIMAL_PLACES,
+                    rust_decimal::RoundingStrategy::MidpointNearestEven,
+                )
+            };
             Ok(Priced {
-                rate: price.rate * share,
-                on_demand_rate: price.on_demand_rate * share,
+                rate: round(price.rate * share),
+                on_demand_rate: round(price.on_demand_rate * share),
                 estimated: price.estimated,
             })
         })();

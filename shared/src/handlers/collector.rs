@@ -11,7 +11,12 @@ use serde_json::{Value, json};
 use super::HandlerError;
 use crate::adapters::emf::{Metric, MetricDocument, MetricSink, Unit};
 use crate::collector::{Collected, Collector, Projector};
-use crate::core::ledger::JobCost;
+use rust_decimal::Decimal;
+
+use crate::core::activity::{SPOT_INTERRUPTION_STOP_CODE, SettledJob};
+use crate::core::facts::{Fact, FactBody, JobObserved, Platform};
+use crate::core::ledger::UNKNOWN;
+use crate::core::names;
 use crate::metrics;
 use crate::ports::{EventLog, Quarantine};
 
@@ -26,18 +31,54 @@ pub struct CollectorResponse {
     pub quarantine_reasons: Vec<String>,
 }
 
-/// A settled job's cost: a metric per queue, and the job's figures as properties for the
-/// dashboard's Logs Insights table of the costliest jobs.
-fn job_cost_document(job: &JobCost, now_ms: i64) -> MetricDocument {
+fn seconds(ms: i64) -> Decimal {
+    Decimal::new(ms, 3)
+}
+
+/// A settled job: its cost and timings per queue, and the job's figures as properties for the
+/// dashboards' Logs Insights tables (costliest, slowest, placement, interruptions).
+fn settled_documents(settled: &SettledJob, now_ms: i64) -> Vec<MetricDocument> {
+    let (job, activity) = (&settled.cost, &settled.activity);
     let cost = job.cost_usd.unwrap_or_default();
-    MetricDocument {
+    let mut metrics = vec![Metric {
+        name: metrics::JOB_COST_USD,
+        unit: Unit::None,
+        value: cost,
+    }];
+    let timings = activity.timings;
+    for (name, value) in [
+        (metrics::QUEUE_WAIT_SECONDS, timings.queue_wait_ms),
+        (metrics::IMAGE_PULL_SECONDS, timings.image_pull_ms),
+        (metrics::RUN_SECONDS, timings.run_ms),
+        (metrics::TOTAL_SECONDS, timings.total_ms),
+    ] {
+        if let Some(ms) = value {
+            metrics.push(Metric {
+                name,
+                unit: Unit::Seconds,
+                value: seconds(ms),
+            });
+        }
+    }
+    if activity.spot {
+        metrics.push(Metric {
+            name: metrics::SPOT_SAVINGS_USD,
+            unit: Unit::None,
+            value: activity.spot_savings_usd(),
+        });
+    }
+    if activity.interrupted_attempts > 0 {
+        metrics.push(Metric {
+            name: metrics::INTERRUPTED_ATTEMPTS_COST_USD,
+            unit: Unit::None,
+            value: activity.interrupted_cost_usd,
+        });
+    }
+    let optional_ms = |ms: Option<i64>| ms.map(|ms| json!(seconds(ms).to_string()));
+    vec![MetricDocument {
         timestamp_ms: now_ms,
         dimensions: vec![(metrics::DIMENSION_QUEUE, job.queue.clone())],
-        metrics: vec![Metric {
-            name: metrics::JOB_COST_USD,
-            unit: Unit::None,
-            value: cost,
-        }],
+        metrics,
         properties: BTreeMap::from([
             ("job_id".to_owned(), json!(job.job_id)),
             ("job_name".to_owned(), json!(job.job_name)),
@@ -47,10 +88,176 @@ fn job_cost_document(job: &JobCost, now_ms: i64) -> MetricDocument {
                 json!(job.status.map(|s| s.as_str()).unwrap_or_default()),
             ),
             ("attempts".to_owned(), json!(job.attempts)),
+            ("retries".to_owned(), json!(activity.retries)),
+            ("exit_code".to_owned(), json!(activity.exit_code)),
             ("billed_seconds".to_owned(), json!(job.billed_seconds)),
             ("estimated".to_owned(), json!(job.estimated)),
             ("cost_usd_exact".to_owned(), json!(cost.to_string())),
+            (
+                "compute_environment".to_owned(),
+                json!(activity.compute_environment),
+            ),
+            (
+                "availability_zone".to_owned(),
+                json!(activity.availability_zone),
+            ),
+            ("instance_type".to_owned(), json!(activity.instance_type)),
+            (
+                "platform".to_owned(),
+                json!(activity.platform.map(|p| match p {
+                    Platform::Fargate => "fargate",
+                    Platform::Ec2 => "ec2",
+                })),
+            ),
+            ("spot".to_owned(), json!(activity.spot)),
+            (
+                "interrupted_attempts".to_owned(),
+                json!(activity.interrupted_attempts),
+            ),
+            (
+                "queue_wait_seconds".to_owned(),
+                optional_ms(timings.queue_wait_ms).unwrap_or(Value::Null),
+            ),
+            (
+                "image_pull_seconds".to_owned(),
+                optional_ms(timings.image_pull_ms).unwrap_or(Value::Null),
+            ),
+            (
+                "run_seconds".to_owned(),
+                optional_ms(timings.run_ms).unwrap_or(Value::Null),
+            ),
+            (
+                "total_seconds".to_owned(),
+                optional_ms(timings.total_ms).unwrap_or(Value::Null),
+            ),
         ]),
+    }]
+}
+
+fn count(name: &'static str) -> Vec<Metric> {
+    vec![Metric {
+        name,
+        unit: Unit::Count,
+        value: Decimal::ONE,
+    }]
+}
+
+/// The compute environment a Batch event names through its attempts' tasks or instances.
+fn compute_environment_of(job: &JobObserved) -> Option<&str> {
+    job.attempts.iter().rev().find_map(|attempt| {
+        attempt
+            .task_arn
+            .as_deref()
+            .and_then(names::cluster_of_task_arn)
+            .or_else(|| {
+                attempt
+                    .container_instance_arn
+                    .as_deref()
+                    .and_then(names::cluster_of_container_instance_arn)
+            })
+            .and_then(names::compute_environment_of_cluster)
+    })
+}
+
+/// What one newly stored fact counts: a job state transition (by queue, job definition and,
+/// once known, compute environment), a Spot interruption, an instance state change. Stamped
+/// with the event's own time.
+fn fact_documents(fact: &Fact, now_ms: i64) -> Vec<MetricDocument> {
+    let timestamp_ms = fact
+        .observed_at
+        .or_else(|| fact.latest_instant())
+        .map_or(now_ms, |m| m.0);
+    match &fact.body {
+        FactBody::Job(job) => {
+            let status = job.status.as_str().to_owned();
+            let mut sets = vec![
+                (metrics::DIMENSION_QUEUE, job.queue.clone()),
+                (
+                    metrics::DIMENSION_JOB_DEFINITION,
+                    job.job_definition.clone(),
+                ),
+            ];
+            if let Some(ce) = compute_environment_of(job) {
+                sets.push((metrics::DIMENSION_COMPUTE_ENVIRONMENT, ce.to_owned()));
+            }
+            sets.into_iter()
+                .enumerate()
+                .map(|(i, dimension)| MetricDocument {
+                    timestamp_ms,
+                    dimensions: vec![dimension, (metrics::DIMENSION_STATUS, status.clone())],
+                    metrics: count(metrics::JOB_STATE_TRANSITIONS),
+                    // The job's figures once, not once per dimension set.
+                    properties: if i == 0 {
+                        BTreeMap::from([
+                            ("job_id".to_owned(), json!(job.job_id)),
+                            ("job_definition".to_owned(), json!(job.job_definition)),
+                            ("status_reason".to_owned(), json!(job.status_reason)),
+                        ])
+                    } else {
+                        BTreeMap::new()
+                    },
+                })
+                .collect()
+        }
+        FactBody::Task(task) if task.stop_code.as_deref() == Some(SPOT_INTERRUPTION_STOP_CODE) => {
+            vec![MetricDocument {
+                timestamp_ms,
+                dimensions: vec![
+                    (
+                        metrics::DIMENSION_COMPUTE_ENVIRONMENT,
+                        task.compute_environment
+                            .clone()
+                            .unwrap_or_else(|| UNKNOWN.to_owned()),
+                    ),
+                    (
+                        metrics::DIMENSION_AVAILABILITY_ZONE,
+                        task.availability_zone
+                            .clone()
+                            .unwrap_or_else(|| UNKNOWN.to_owned()),
+                    ),
+                ],
+                metrics: count(metrics::SPOT_INTERRUPTIONS),
+                properties: BTreeMap::from([("task_arn".to_owned(), json!(task.task_arn))]),
+            }]
+        }
+        FactBody::Instance(instance) => vec![MetricDocument {
+            timestamp_ms,
+            dimensions: vec![
+                (
+                    metrics::DIMENSION_COMPUTE_ENVIRONMENT,
+                    instance
+                        .compute_environment
+                        .clone()
+                        .unwrap_or_else(|| UNKNOWN.to_owned()),
+                ),
+                (metrics::DIMENSION_STATUS, instance.status.clone()),
+            ],
+            metrics: count(metrics::INSTANCE_STATE_CHANGES),
+            properties: BTreeMap::from([
+                (
+                    "container_instance_arn".to_owned(),
+                    json!(instance.container_instance_arn),
+                ),
+                (
+                    "ec2_instance_id".to_owned(),
+                    json!(instance.ec2_instance_id),
+                ),
+                ("instance_type".to_owned(), json!(instance.instance_type)),
+                (
+                    "availability_zone".to_owned(),
+                    json!(instance.availability_zone),
+                ),
+                (
+                    "registered_vcpu".to_owned(),
+                    json!(instance.registered.map(|r| r.vcpu.to_string())),
+                ),
+                (
+                    "registered_memory_gib".to_owned(),
+                    json!(instance.registered.map(|r| r.memory_gib.to_string())),
+                ),
+            ]),
+        }],
+        FactBody::Task(_) | FactBody::Enforcement(_) => Vec::new(),
     }
 }
 
@@ -82,43 +289,16 @@ where
         let bytes =
             serde_json::to_vec(event).map_err(|e| HandlerError::NonRetryable(e.to_string()))?;
         match collector.collect(&bytes, &origin).await? {
-            Collected::Stored {
-                new,
-                transition,
-                settled,
-            } => {
-                if let Some(job) = settled {
-                    documents.push(job_cost_document(&job, now_ms));
-                }
+            Collected::Stored { new, fact, settled } => {
                 if new {
                     response.stored += 1;
+                    // Counted once per event stored, so a redelivery is not a second one.
+                    documents.extend(fact_documents(&fact, now_ms));
+                    if let Some(settled) = settled {
+                        documents.extend(settled_documents(&settled, now_ms));
+                    }
                 } else {
                     response.duplicates += 1;
-                }
-                // Counted once per event stored, so a redelivery is not a second transition.
-                if let (true, Some(transition)) = (new, transition) {
-                    documents.push(MetricDocument {
-                        timestamp_ms: transition.at_ms.unwrap_or(now_ms),
-                        dimensions: vec![
-                            (metrics::DIMENSION_QUEUE, transition.queue),
-                            (
-                                metrics::DIMENSION_STATUS,
-                                transition.status.as_str().to_owned(),
-                            ),
-                        ],
-                        metrics: vec![Metric {
-                            name: metrics::JOB_STATE_TRANSITIONS,
-                            unit: Unit::Count,
-                            value: rust_decimal::Decimal::ONE,
-                        }],
-                        properties: BTreeMap::from([
-                            ("job_id".to_owned(), json!(transition.job_id)),
-                            (
-                                "job_definition".to_owned(),
-                                json!(transition.job_definition),
-                            ),
-                        ]),
-                    });
                 }
             }
             Collected::Skipped { .. } => response.skipped += 1,
@@ -131,7 +311,7 @@ where
                     metrics: vec![Metric {
                         name: metrics::QUARANTINED_EVENTS,
                         unit: Unit::Count,
-                        value: rust_decimal::Decimal::ONE,
+                        value: Decimal::ONE,
                     }],
                     properties: BTreeMap::from([("origin".to_owned(), json!(origin))]),
                 });
