@@ -22,6 +22,7 @@ use shared::adapters::files::{self, InputFile};
 use shared::adapters::sns::Notifications;
 use shared::adapters::sqlite::SqliteEventLog;
 use shared::collector::{Collector, NoProjection};
+use shared::core::activity::Activity;
 use shared::core::budget::{Budget, BudgetPeriod, BudgetStatus};
 use shared::core::facts::{Fact, Millis};
 use shared::core::ledger::Ledger;
@@ -671,6 +672,19 @@ async fn status_from<S: EventLog + IngestLedger>(
 }
 
 /// Folds every fact of a store into the ledger, a page at a time.
+async fn read_log<S: EventLog>(log: &S) -> Result<Vec<Fact>, CliError> {
+    let mut facts = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = log.read(cursor.as_ref(), READ_PAGE).await?;
+        facts.extend(page.records.into_iter().map(|record| record.fact));
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => return Ok(facts),
+        }
+    }
+}
+
 async fn fold_log<S: EventLog>(log: &S, ledger: &mut Ledger) -> Result<(), CliError> {
     let mut cursor = None;
     loop {
@@ -791,28 +805,44 @@ async fn report(
         load_prices(evaluation.prices.as_deref())?,
         evaluation.period,
     );
+    // The monitoring view needs the facts themselves, not only the fold.
+    let mut facts = Vec::new();
     let counts = match store {
         None => {
             let files = files::expand_paths(paths)?;
             let mut intake = Intake::new(true);
-            read_all(&files, &mut intake, |fact| ledger.apply(&fact), |_| {})?;
+            read_all(
+                &files,
+                &mut intake,
+                |fact| {
+                    ledger.apply(&fact);
+                    facts.push(fact);
+                },
+                |_| {},
+            )?;
             intake.counts
         }
         Some(StoreSpec::File(path)) => {
             let log = SqliteEventLog::open(path)?;
-            fold_log(&log, &mut ledger).await?;
+            facts = read_log(&log).await?;
             log.counts().await?
         }
         Some(StoreSpec::Dynamo(tables)) => {
             let log = dynamo(tables, None).await;
-            fold_log(&log, &mut ledger).await?;
+            facts = read_log(&log).await?;
             log.counts().await?
         }
     };
+    if store.is_some() {
+        for fact in &facts {
+            ledger.apply(fact);
+        }
+    }
     let at = evaluation_instant(evaluation, &ledger);
     let status = StatusReport::build(&ledger, at, evaluation.budget, counts);
     let timeline = shared::report::timeline(&ledger, at, TIMELINE_POINTS);
-    let page = html::render(&status, &timeline, at);
+    let activity = Activity::build(&facts, &ledger.walk(at));
+    let page = html::render(&status, &timeline, &activity, at);
     std::fs::write(html, page).map_err(|source| CliError::Output {
         path: html.to_path_buf(),
         source,

@@ -658,6 +658,15 @@ fn report_writes_one_self_contained_page_that_chromium_renders_with_its_charts()
         "chart-queues",
         "chart-vcpu",
         "chart-states",
+        "chart-transitions",
+        "transitions-by-queue",
+        "timings",
+        "chart-timing-queue-wait",
+        "chart-timing-image-pull",
+        "chart-timing-run",
+        "chart-timing-total",
+        "interruptions",
+        "parents",
         "costliest-jobs",
     ] {
         assert!(html.contains(&format!("id=\"{id}\"")), "{id}");
@@ -690,9 +699,10 @@ fn report_writes_one_self_contained_page_that_chromium_renders_with_its_charts()
         .output()
         .unwrap();
     let dom = String::from_utf8_lossy(&dom.stdout);
-    // The browser parsed every chart: four SVG elements, the two time series as polylines of
-    // many points, bars for each queue and state, and fifteen rows of costliest jobs.
-    assert_eq!(dom.matches("<svg").count(), 4, "{dom}");
+    // The browser parsed every chart: nine SVG elements (spend, queues, vCPU, states,
+    // transitions, four timing distributions), the two time series as polylines of many
+    // points, bars for each queue, state and timing bucket, and the tables.
+    assert_eq!(dom.matches("<svg").count(), 9, "{dom}");
     let polylines: Vec<&str> = dom.split("<polyline").skip(1).collect();
     assert_eq!(polylines.len(), 3, "spend, forecast, vCPU");
     assert!(
@@ -709,13 +719,37 @@ fn report_writes_one_self_contained_page_that_chromium_renders_with_its_charts()
     );
     assert_eq!(
         dom.matches("<rect class=\"bar\"").count(),
-        3 + 4,
-        "3 queues, 4 states"
+        3 + 4 + 4 * 8,
+        "3 queues, 4 states, 4 timings × 8 duration buckets"
     );
-    assert_eq!(
-        dom.split("<tbody>").nth(1).unwrap().matches("<tr>").count(),
-        15
+    // Transitions stacked by state: every state the sample day goes through is drawn.
+    for state in ["runnable", "starting", "running", "succeeded", "failed"] {
+        assert!(
+            dom.contains(&format!("<rect class=\"seg s-{state}\"")),
+            "{state}"
+        );
+    }
+    let rows = |id: &str| {
+        dom.split(&format!("id=\"{id}\""))
+            .nth(1)
+            .unwrap()
+            .split("<tbody>")
+            .nth(1)
+            .unwrap()
+            .split("</tbody>")
+            .next()
+            .unwrap()
+            .matches("<tr>")
+            .count()
+    };
+    assert_eq!(rows("costliest-jobs"), 15);
+    assert_eq!(rows("transitions-by-queue"), 3);
+    assert_eq!(rows("timings"), 4, "queue wait, image pull, run, total");
+    assert!(
+        rows("interruptions") >= 1,
+        "the sample day has Spot interruptions"
     );
+    assert!(rows("parents") >= 1, "and array jobs");
     let png = directory.path().join("report.png");
     let shot = Command::new(chromium)
         .args(flags)
