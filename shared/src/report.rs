@@ -8,7 +8,7 @@ use rust_decimal::{Decimal, RoundingStrategy};
 use serde::Serialize;
 
 use crate::core::budget::{Budget, BudgetPeriod, BudgetStatus, Outlook};
-use crate::core::ledger::{JobCost, Ledger, UnattributedTask};
+use crate::core::ledger::{InstanceCost, JobCost, Ledger, UnattributedTask};
 use crate::core::scope::{Scope, ScopeSpend};
 use crate::ports::IngestCounts;
 
@@ -107,6 +107,46 @@ impl From<UnattributedTask> for UnattributedLine {
     }
 }
 
+/// One EC2 instance of a Batch compute environment: its bill, the jobs' shares, idle.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct InstanceLine {
+    pub container_instance_arn: String,
+    pub ec2_instance_id: Option<String>,
+    pub compute_environment: String,
+    pub instance_type: Option<String>,
+    pub availability_zone: Option<String>,
+    pub spot: bool,
+    pub status: String,
+    pub cost_usd: Option<Decimal>,
+    pub attributed_usd: Decimal,
+    pub idle_usd: Option<Decimal>,
+    pub billed_seconds: i64,
+    pub running: bool,
+    pub estimated: bool,
+    pub unpriced: Option<String>,
+}
+
+impl From<InstanceCost> for InstanceLine {
+    fn from(instance: InstanceCost) -> Self {
+        Self {
+            container_instance_arn: instance.container_instance_arn,
+            ec2_instance_id: instance.ec2_instance_id,
+            compute_environment: instance.compute_environment,
+            instance_type: instance.instance_type,
+            availability_zone: instance.availability_zone,
+            spot: instance.spot,
+            status: instance.status,
+            cost_usd: instance.cost_usd.map(money),
+            attributed_usd: money(instance.attributed_usd),
+            idle_usd: instance.idle_usd.map(money),
+            billed_seconds: instance.billed_seconds,
+            running: instance.running,
+            estimated: instance.estimated,
+            unpriced: instance.unpriced.map(|reason| reason.to_string()),
+        }
+    }
+}
+
 /// Figures of one scope, for the `scopes` table.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct ScopeLine {
@@ -151,6 +191,8 @@ pub struct StatusReport {
     pub estimated_tasks: u64,
     pub scopes: Vec<ScopeLine>,
     pub events: EventCounts,
+    /// EC2 instances of Batch compute environments (empty when everything ran on Fargate).
+    pub ec2_instances: Vec<InstanceLine>,
 }
 
 impl StatusReport {
@@ -229,6 +271,7 @@ impl StatusReport {
                 .map(|(scope, spend)| scope_line(scope, spend))
                 .collect(),
             events: counts.into(),
+            ec2_instances: walk.instances.into_iter().map(InstanceLine::from).collect(),
         }
     }
 }
