@@ -109,9 +109,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Write one self-contained HTML page of charts (spend against the budget with the
-    /// forecast, spend by queue, running vCPU, jobs by state) and the costliest jobs, from a
-    /// store or from event files.
+    /// Write one self-contained HTML page of charts and tables, from a store or from event
+    /// files: spend against the budget with the forecast, spend by queue, running vCPU, jobs by
+    /// state, state transitions over time, timing distributions (queue wait, image pull, run,
+    /// total), Spot interruptions and savings, EC2 instances (bill, jobs' shares, idle) and
+    /// placement, array and multi-node jobs, and the costliest jobs.
     Report {
         /// Where to write the page.
         #[arg(long)]

@@ -24,9 +24,18 @@ use shared::core::projection::GroupProjection;
 use shared::ports::StoreError;
 use shared::synth::{self, WorkloadConfig};
 
-#[derive(Default)]
 struct CpuProjector {
+    prices: PriceTable,
     groups: Mutex<HashMap<String, (Vec<Fact>, GroupProjection)>>,
+}
+
+impl Default for CpuProjector {
+    fn default() -> Self {
+        Self {
+            prices: PriceTable::builtin(),
+            groups: Mutex::default(),
+        }
+    }
 }
 
 impl Projector for CpuProjector {
@@ -34,7 +43,8 @@ impl Projector for CpuProjector {
         let mut groups = self.groups.lock().unwrap();
         let (history, stored) = groups.entry(partition_key(fact)).or_default();
         history.push(fact.clone());
-        let mut ledger = Ledger::new(PriceTable::builtin(), BudgetPeriod::Month);
+        // As the DynamoDB projector does: the price table is read once and shared.
+        let mut ledger = Ledger::new(self.prices.clone(), BudgetPeriod::Month);
         for fact in history.iter() {
             ledger.apply(fact);
         }

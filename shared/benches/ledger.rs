@@ -7,6 +7,7 @@ use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use rust_decimal::Decimal;
+use shared::core::activity::Activity;
 use shared::core::budget::BudgetPeriod;
 use shared::core::facts::{
     Architecture, Capacity, Fact, FactBody, Millis, Platform, TaskObserved, TaskSize,
@@ -84,6 +85,15 @@ fn folding(c: &mut Criterion) {
             }
             black_box(ledger.len())
         });
+    });
+    // The runtime-monitoring fold over the same facts (what `report` adds to a replay).
+    let mut ledger = Ledger::new(PriceTable::builtin(), BudgetPeriod::Month);
+    for fact in &facts {
+        ledger.apply(fact);
+    }
+    let walk = ledger.walk(ledger.latest_instant().unwrap().floor_seconds() + 1);
+    group.bench_function("activity (monitoring view)", |b| {
+        b.iter(|| black_box(Activity::build(&facts, &walk).transitions.len()));
     });
     group.finish();
 }

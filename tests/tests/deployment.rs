@@ -714,16 +714,18 @@ async fn the_functions_emit_exactly_the_catalogue() {
     let mut emitted: BTreeMap<String, BTreeSet<Vec<String>>> = BTreeMap::new();
     for object in objects.iter() {
         let directive = &object["_aws"]["CloudWatchMetrics"][0];
-        let mut dimensions: Vec<String> = directive["Dimensions"][0]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|d| d.as_str().unwrap().to_owned())
-            .collect();
-        dimensions.sort();
-        for metric in directive["Metrics"].as_array().unwrap() {
-            let name = metric["Name"].as_str().unwrap().to_owned();
-            emitted.entry(name).or_default().insert(dimensions.clone());
+        for set in directive["Dimensions"].as_array().unwrap() {
+            let mut dimensions: Vec<String> = set
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d.as_str().unwrap().to_owned())
+                .collect();
+            dimensions.sort();
+            for metric in directive["Metrics"].as_array().unwrap() {
+                let name = metric["Name"].as_str().unwrap().to_owned();
+                emitted.entry(name).or_default().insert(dimensions.clone());
+            }
         }
     }
     for (name, sets) in &emitted {

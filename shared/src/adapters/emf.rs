@@ -51,6 +51,10 @@ pub struct MetricDocument {
     /// Unix milliseconds the values are for (an event's own time, or the tick's).
     pub timestamp_ms: i64,
     pub dimensions: Vec<(&'static str, String)>,
+    /// The dimension sets the metrics are published under, each naming some of `dimensions`;
+    /// empty means one set of all of them. One document with several sets is one log line
+    /// (what CloudWatch Logs charges for) instead of one per set.
+    pub dimension_sets: Vec<Vec<&'static str>>,
     pub metrics: Vec<Metric>,
     /// Searchable in Logs Insights, not metrics (job ids, exact decimal figures).
     pub properties: BTreeMap<String, Value>,
@@ -64,6 +68,8 @@ pub enum EmfError {
     NotANumber { name: &'static str, value: Decimal },
     #[error("property {0:?} would overwrite a metric or dimension of the same name")]
     PropertyClash(String),
+    #[error("dimension set names {0}, which the document does not have")]
+    UnknownDimension(&'static str),
     #[error(
         "dimension {name} = {value:?}: CloudWatch takes 1 to {MAX_DIMENSION_VALUE_LENGTH} characters"
     )]
@@ -88,7 +94,22 @@ pub fn to_emf(namespace: &str, document: &MetricDocument) -> Result<Vec<Value>, 
             value: value.clone(),
         });
     }
-    let dimension_names: Vec<&str> = document.dimensions.iter().map(|(name, _)| *name).collect();
+    let sets: Vec<Vec<&str>> = if document.dimension_sets.is_empty() {
+        vec![document.dimensions.iter().map(|(name, _)| *name).collect()]
+    } else {
+        for set in &document.dimension_sets {
+            if set.len() > MAX_DIMENSIONS_PER_SET {
+                return Err(EmfError::TooManyDimensions(set.len()));
+            }
+            if let Some(name) = set
+                .iter()
+                .find(|name| !document.dimensions.iter().any(|(d, _)| d == *name))
+            {
+                return Err(EmfError::UnknownDimension(name));
+            }
+        }
+        document.dimension_sets.clone()
+    };
     let mut out = Vec::new();
     for chunk in document.metrics.chunks(MAX_METRICS_PER_DOCUMENT) {
         let mut object = Map::new();
@@ -127,7 +148,7 @@ pub fn to_emf(namespace: &str, document: &MetricDocument) -> Result<Vec<Value>, 
                 "Timestamp": document.timestamp_ms,
                 "CloudWatchMetrics": [{
                     "Namespace": namespace,
-                    "Dimensions": [dimension_names],
+                    "Dimensions": sets,
                     "Metrics": definitions,
                 }],
             }),
@@ -206,10 +227,45 @@ mod tests {
     use rust_decimal::dec;
 
     #[test]
+    fn one_document_can_publish_under_several_dimension_sets() {
+        let document = MetricDocument {
+            timestamp_ms: 1,
+            dimensions: vec![
+                ("JobQueue", "q".into()),
+                ("JobDefinition", "d".into()),
+                ("Status", "RUNNING".into()),
+            ],
+            dimension_sets: vec![vec!["JobQueue", "Status"], vec!["JobDefinition", "Status"]],
+            metrics: vec![Metric {
+                name: "JobStateTransitions",
+                unit: Unit::Count,
+                value: Decimal::ONE,
+            }],
+            properties: BTreeMap::new(),
+        };
+        let objects = to_emf("ns", &document).unwrap();
+        assert_eq!(objects.len(), 1);
+        assert_eq!(
+            objects[0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([["JobQueue", "Status"], ["JobDefinition", "Status"]])
+        );
+        assert_eq!(objects[0]["JobDefinition"], "d");
+        let unknown = MetricDocument {
+            dimension_sets: vec![vec!["ComputeEnvironment"]],
+            ..document
+        };
+        assert_eq!(
+            to_emf("ns", &unknown),
+            Err(EmfError::UnknownDimension("ComputeEnvironment"))
+        );
+    }
+
+    #[test]
     fn a_document_follows_the_emf_shape() {
         let document = MetricDocument {
             timestamp_ms: 1_700_000_000_000,
             dimensions: vec![("ScopeKind", "queue".into()), ("Scope", "etl".into())],
+            dimension_sets: Vec::new(),
             metrics: vec![Metric {
                 name: "SpendUSD",
                 unit: Unit::None,
@@ -236,6 +292,7 @@ mod tests {
             .map(|i| &*Box::leak(format!("M{i}").into_boxed_str()))
             .collect();
         let document = MetricDocument {
+            dimension_sets: Vec::new(),
             metrics: names
                 .iter()
                 .enumerate()

@@ -592,8 +592,7 @@ impl SettledJob {
         facts: impl IntoIterator<Item = &'a Fact>,
         job_id: &str,
     ) -> Option<Self> {
-        let cost = ledger.settled_job(job_id)?;
-        let walk = ledger.walk(ledger.latest_instant().map_or(0, |m| m.floor_seconds() + 1));
+        let (cost, walk) = ledger.settled_job_and_walk(job_id)?;
         let activity = Activity::build(facts, &walk)
             .jobs
             .into_iter()

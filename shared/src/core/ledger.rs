@@ -896,17 +896,34 @@ impl Ledger {
     /// priced, and not an array parent (whose children are billed instead). A later event can
     /// still revise it (an ECS task event refining times Batch reported).
     pub fn settled_job(&self, job_id: &str) -> Option<JobCost> {
+        self.settled_job_and_walk(job_id).map(|(job, _)| job)
+    }
+
+    /// As [`Ledger::settled_job`], with the walk it was read from (for the monitoring view).
+    /// A job not in a terminal state is answered without walking.
+    pub fn settled_job_and_walk(&self, job_id: &str) -> Option<(JobCost, Walk)> {
+        let &index = self.state.job_index.get(job_id)?;
+        let head = self.state.jobs[index as usize].head.get()?;
+        if !head.status.is_terminal() {
+            return None;
+        }
         let at = self
             .latest_instant
             .map_or(0, |m| m.0.div_euclid(1000) + 1)
             .max(self.horizon.unwrap_or(0));
-        self.walk(at).jobs.into_iter().find(|job| {
-            job.job_id == job_id
-                && job.status.is_some_and(JobStatus::is_terminal)
-                && !job.running
-                && !job.array_parent
-                && job.cost_usd.is_some()
-        })
+        let walk = self.walk(at);
+        let job = walk
+            .jobs
+            .iter()
+            .find(|job| {
+                job.job_id == job_id
+                    && job.status.is_some_and(JobStatus::is_terminal)
+                    && !job.running
+                    && !job.array_parent
+                    && job.cost_usd.is_some()
+            })?
+            .clone();
+        Some((job, walk))
     }
 
     /// Walks every unit: per-job costs, unattributed tasks and per-scope spend at whole second

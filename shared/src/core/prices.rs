@@ -201,9 +201,15 @@ fn optional_decimal_string<'de, D: serde::Deserializer<'de>>(
 
 type PriceKey = (String, Architecture, Capacity);
 
-/// Fargate prices by region × architecture × capacity.
+/// Fargate prices by region × architecture × capacity, EC2 prices by region × instance type.
+/// Cloning is cheap (the tables are shared): a projector builds a ledger per billing group.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PriceTable {
+    tables: std::sync::Arc<Tables>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Tables {
     entries: BTreeMap<PriceKey, FargateRates>,
     spot_fraction: Decimal,
     free_storage_gib: u32,
@@ -215,11 +221,13 @@ impl PriceTable {
     /// The built-in table (us-east-1 Linux x86_64 and arm64).
     pub fn builtin() -> Self {
         let mut table = Self {
-            entries: BTreeMap::new(),
-            spot_fraction: Decimal::ONE,
-            free_storage_gib: 0,
-            ec2: BTreeMap::new(),
-            spot_compute_environments: std::collections::BTreeSet::new(),
+            tables: std::sync::Arc::new(Tables {
+                entries: BTreeMap::new(),
+                spot_fraction: Decimal::ONE,
+                free_storage_gib: 0,
+                ec2: BTreeMap::new(),
+                spot_compute_environments: std::collections::BTreeSet::new(),
+            }),
         };
         #[allow(
             clippy::expect_used,
@@ -246,14 +254,15 @@ impl PriceTable {
     /// Lays a price file over this table: entries with the same key are replaced.
     pub fn merge_toml(&mut self, text: &str) -> Result<(), PriceError> {
         let file: PriceFile = toml::from_str(text)?;
+        let tables = std::sync::Arc::make_mut(&mut self.tables);
         if let Some(fraction) = file.spot_fraction_of_on_demand {
             if fraction < Decimal::ZERO || fraction > Decimal::ONE {
                 return Err(PriceError::SpotFraction(fraction));
             }
-            self.spot_fraction = fraction;
+            tables.spot_fraction = fraction;
         }
         if let Some(free) = file.free_ephemeral_storage_gib {
-            self.free_storage_gib = free;
+            tables.free_storage_gib = free;
         }
         for (index, entry) in file.ec2.into_iter().enumerate() {
             for (field, value) in [
@@ -269,7 +278,7 @@ impl PriceTable {
                     });
                 }
             }
-            self.ec2.insert(
+            tables.ec2.insert(
                 (entry.region, entry.instance_type),
                 Ec2Rates {
                     on_demand_hour: entry.on_demand_hour,
@@ -277,7 +286,8 @@ impl PriceTable {
                 },
             );
         }
-        self.spot_compute_environments
+        tables
+            .spot_compute_environments
             .extend(file.ec2_spot_compute_environments);
         for (index, entry) in file.fargate.into_iter().enumerate() {
             for (field, value) in [
@@ -295,7 +305,7 @@ impl PriceTable {
                     });
                 }
             }
-            self.entries.insert(
+            tables.entries.insert(
                 (entry.region, entry.architecture, entry.capacity),
                 FargateRates {
                     vcpu_hour: entry.vcpu_hour,
@@ -318,7 +328,8 @@ impl PriceTable {
         let lookup = |capacity| {
             // BTreeMap<(String, ..)> cannot be searched by &str without allocating a key;
             // the table is tiny, so a linear scan is cheaper than the allocation.
-            self.entries
+            self.tables
+                .entries
                 .iter()
                 .find(|((r, a, c), _)| r == region && *a == architecture && *c == capacity)
                 .map(|(_, rates)| *rates)
@@ -329,15 +340,15 @@ impl PriceTable {
                 let on_demand =
                     lookup(Capacity::OnDemand).ok_or_else(|| no_price(region, architecture))?;
                 FargateRates {
-                    vcpu_hour: on_demand.vcpu_hour * self.spot_fraction,
-                    gb_hour: on_demand.gb_hour * self.spot_fraction,
+                    vcpu_hour: on_demand.vcpu_hour * self.tables.spot_fraction,
+                    gb_hour: on_demand.gb_hour * self.tables.spot_fraction,
                     ..on_demand
                 }
             }
             (None, Capacity::OnDemand) => return Err(no_price(region, architecture)),
         };
         Ok(FargateRates {
-            free_storage_gib: self.free_storage_gib,
+            free_storage_gib: self.tables.free_storage_gib,
             ..rates
         })
     }
@@ -346,13 +357,16 @@ impl PriceTable {
 impl PriceTable {
     /// Whether the price file says this compute environment's instances are Spot.
     pub fn is_spot_compute_environment(&self, compute_environment: &str) -> bool {
-        self.spot_compute_environments.contains(compute_environment)
+        self.tables
+            .spot_compute_environments
+            .contains(compute_environment)
     }
 
     /// The hourly price of an EC2 instance of `instance_type` in `region`, in a compute
     /// environment that is Spot or not (see [`PriceTable::is_spot_compute_environment`]).
     pub fn ec2(&self, region: &str, instance_type: &str, spot: bool) -> Result<Ec2Price, Unpriced> {
         let rates = self
+            .tables
             .ec2
             .iter()
             .find(|((r, t), _)| r == region && t == instance_type)

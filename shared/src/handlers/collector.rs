@@ -78,6 +78,7 @@ fn settled_documents(settled: &SettledJob, now_ms: i64) -> Vec<MetricDocument> {
     vec![MetricDocument {
         timestamp_ms: now_ms,
         dimensions: vec![(metrics::DIMENSION_QUEUE, job.queue.clone())],
+        dimension_sets: Vec::new(),
         metrics,
         properties: BTreeMap::from([
             ("job_id".to_owned(), json!(job.job_id)),
@@ -169,35 +170,35 @@ fn fact_documents(fact: &Fact, now_ms: i64) -> Vec<MetricDocument> {
         .map_or(now_ms, |m| m.0);
     match &fact.body {
         FactBody::Job(job) => {
-            let status = job.status.as_str().to_owned();
-            let mut sets = vec![
+            let mut dimensions = vec![
                 (metrics::DIMENSION_QUEUE, job.queue.clone()),
                 (
                     metrics::DIMENSION_JOB_DEFINITION,
                     job.job_definition.clone(),
                 ),
+                (metrics::DIMENSION_STATUS, job.status.as_str().to_owned()),
+            ];
+            let mut dimension_sets = vec![
+                vec![metrics::DIMENSION_QUEUE, metrics::DIMENSION_STATUS],
+                vec![metrics::DIMENSION_JOB_DEFINITION, metrics::DIMENSION_STATUS],
             ];
             if let Some(ce) = compute_environment_of(job) {
-                sets.push((metrics::DIMENSION_COMPUTE_ENVIRONMENT, ce.to_owned()));
+                dimensions.push((metrics::DIMENSION_COMPUTE_ENVIRONMENT, ce.to_owned()));
+                dimension_sets.push(vec![
+                    metrics::DIMENSION_COMPUTE_ENVIRONMENT,
+                    metrics::DIMENSION_STATUS,
+                ]);
             }
-            sets.into_iter()
-                .enumerate()
-                .map(|(i, dimension)| MetricDocument {
-                    timestamp_ms,
-                    dimensions: vec![dimension, (metrics::DIMENSION_STATUS, status.clone())],
-                    metrics: count(metrics::JOB_STATE_TRANSITIONS),
-                    // The job's figures once, not once per dimension set.
-                    properties: if i == 0 {
-                        BTreeMap::from([
-                            ("job_id".to_owned(), json!(job.job_id)),
-                            ("job_definition".to_owned(), json!(job.job_definition)),
-                            ("status_reason".to_owned(), json!(job.status_reason)),
-                        ])
-                    } else {
-                        BTreeMap::new()
-                    },
-                })
-                .collect()
+            vec![MetricDocument {
+                timestamp_ms,
+                dimensions,
+                dimension_sets,
+                metrics: count(metrics::JOB_STATE_TRANSITIONS),
+                properties: BTreeMap::from([
+                    ("job_id".to_owned(), json!(job.job_id)),
+                    ("status_reason".to_owned(), json!(job.status_reason)),
+                ]),
+            }]
         }
         FactBody::Task(task) if task.stop_code.as_deref() == Some(SPOT_INTERRUPTION_STOP_CODE) => {
             vec![MetricDocument {
@@ -216,6 +217,7 @@ fn fact_documents(fact: &Fact, now_ms: i64) -> Vec<MetricDocument> {
                             .unwrap_or_else(|| UNKNOWN.to_owned()),
                     ),
                 ],
+                dimension_sets: Vec::new(),
                 metrics: count(metrics::SPOT_INTERRUPTIONS),
                 properties: BTreeMap::from([("task_arn".to_owned(), json!(task.task_arn))]),
             }]
@@ -232,6 +234,7 @@ fn fact_documents(fact: &Fact, now_ms: i64) -> Vec<MetricDocument> {
                 ),
                 (metrics::DIMENSION_STATUS, instance.status.clone()),
             ],
+            dimension_sets: Vec::new(),
             metrics: count(metrics::INSTANCE_STATE_CHANGES),
             properties: BTreeMap::from([
                 (
@@ -308,6 +311,7 @@ where
                 documents.push(MetricDocument {
                     timestamp_ms: now_ms,
                     dimensions: vec![],
+                    dimension_sets: Vec::new(),
                     metrics: vec![Metric {
                         name: metrics::QUARANTINED_EVENTS,
                         unit: Unit::Count,

@@ -102,6 +102,7 @@ pub fn action_documents(report: &EnforcementReport, now_ms: i64) -> Vec<MetricDo
                 (metrics::DIMENSION_ACTION, action.to_owned()),
                 (metrics::DIMENSION_DRY_RUN, report.dry_run.to_string()),
             ],
+            dimension_sets: Vec::new(),
             metrics: vec![Metric {
                 name: metrics::ENFORCEMENT_ACTIONS,
                 unit: Unit::Count,

@@ -58,6 +58,7 @@ fn scope_document(
             (metrics::DIMENSION_SCOPE_KIND, kind.to_owned()),
             (metrics::DIMENSION_SCOPE, name),
         ],
+        dimension_sets: Vec::new(),
         metrics: vec![
             Metric {
                 name: metrics::SPEND_USD,
