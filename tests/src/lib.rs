@@ -925,3 +925,36 @@ pub fn batch_instance_event() -> String {
         r#"{ "name": "com.amazonaws.ecs.capability.task-iam-role" }, { "name": "ecs.instance-type", "value": "m5.large" }, { "name": "ecs.availability-zone", "value": "us-east-1b" }"#,
     )
 }
+
+/// A projector for the in-memory collector: folds every fact it is shown into one ledger and
+/// reports a job's cost and activity when it ends, as the DynamoDB projector does per group.
+#[derive(Debug)]
+pub struct LedgerProjector(Mutex<(shared::core::ledger::Ledger, Vec<Fact>)>);
+
+impl LedgerProjector {
+    pub fn new(prices: shared::core::prices::PriceTable) -> Self {
+        Self(Mutex::new((
+            shared::core::ledger::Ledger::new(prices, shared::core::budget::BudgetPeriod::Month),
+            Vec::new(),
+        )))
+    }
+}
+
+impl shared::collector::Projector for LedgerProjector {
+    async fn project(
+        &self,
+        fact: &Fact,
+    ) -> Result<Option<shared::core::activity::SettledJob>, shared::ports::StoreError> {
+        let mut guard = self.0.lock().unwrap();
+        let (ledger, facts) = &mut *guard;
+        ledger.apply(fact);
+        facts.push(fact.clone());
+        // The job a fact belongs to: its own, or the one whose attempt claims the task.
+        let job_id = match &fact.body {
+            FactBody::Job(job) => Some(job.job_id.clone()),
+            FactBody::Task(task) => ledger.job_of_task(&task.task_arn).map(str::to_owned),
+            _ => None,
+        };
+        Ok(job_id.and_then(|id| shared::core::activity::SettledJob::of(ledger, facts.iter(), &id)))
+    }
+}

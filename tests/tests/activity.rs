@@ -216,3 +216,64 @@ fn any_order_and_duplicates_give_the_same_activity() {
         assert_eq!(activity(&shuffled), reference);
     }
 }
+
+/// The collector's metrics for the Spot and EC2 samples, through the real handler.
+#[tokio::test]
+async fn the_collector_reports_interruptions_savings_and_instances_from_the_samples() {
+    use shared::adapters::emf::EmfMemory;
+    use shared::adapters::memory::MemoryEventLog;
+    use shared::collector::Collector;
+    let collector = Collector::new(
+        MemoryEventLog::new(),
+        batchguard_tests::LedgerProjector::new(PriceTable::builtin()),
+    );
+    let sink = EmfMemory::default();
+    let [job, task] = batchguard_tests::spot_interrupted_job_events();
+    let instance = batchguard_tests::batch_instance_event();
+    let payload: Vec<serde_json::Value> = [job, task, instance]
+        .iter()
+        .map(|text| serde_json::from_str(text).unwrap())
+        .collect();
+    let response = shared::handlers::collector::handle(
+        &collector,
+        &sink,
+        serde_json::Value::Array(payload),
+        "test",
+        1_800_000_000_000,
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.stored, 3);
+    let objects = sink.objects.lock().unwrap();
+    let with = |metric: &str| -> Vec<&serde_json::Value> {
+        objects.iter().filter(|o| o.get(metric).is_some()).collect()
+    };
+    // The interruption, counted when the ECS event arrives, by compute environment and zone.
+    let interruptions = with("SpotInterruptions");
+    assert_eq!(interruptions.len(), 1);
+    // The sample's cluster name has a truncated UUID, kept as it stands.
+    assert_eq!(
+        interruptions[0]["ComputeEnvironment"],
+        "fargate-batch-compute-13af15fe-56c9-3"
+    );
+    assert_eq!(interruptions[0]["AvailabilityZone"], "us-east-1a");
+    // The job, once its task's event settles it: what the interrupted attempt cost (all of
+    // it, here) and what Spot saved.
+    let settled = with("InterruptedAttemptsCostUSD");
+    let last = settled.last().unwrap();
+    assert_eq!(last["InterruptedAttemptsCostUSD"], last["JobCostUSD"]);
+    assert!(last["SpotSavingsUSD"].as_f64().unwrap() > 0.0);
+    assert_eq!(last["JobQueue"], "fargate-tasks-queue");
+    assert_eq!(last["interrupted_attempts"], 1);
+    assert_eq!(last["exit_code"], 1);
+    assert_eq!(last["image_pull_seconds"], "9.943");
+    assert_eq!(last["availability_zone"], "us-east-1a");
+    // The instance registry.
+    let instances = with("InstanceStateChanges");
+    assert_eq!(instances.len(), 1);
+    assert_eq!(instances[0]["ComputeEnvironment"], "ec2-ce");
+    assert_eq!(instances[0]["Status"], "ACTIVE");
+    assert_eq!(instances[0]["instance_type"], "m5.large");
+    assert_eq!(instances[0]["ec2_instance_id"], "i-f3a8506b");
+    assert_eq!(instances[0]["registered_vcpu"], "2");
+}

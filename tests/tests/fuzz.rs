@@ -7,43 +7,17 @@
 //! its forecast says the budget runs out before the next tick can act.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::sync::Mutex;
-
+use batchguard_tests::LedgerProjector;
 use proptest::prelude::*;
 use rust_decimal::Decimal;
 use serde_json::{Map, Value, json};
 use shared::adapters::emf::EmfMemory;
 use shared::adapters::memory::MemoryEventLog;
-use shared::collector::{Collector, Projector};
-use shared::core::activity::SettledJob;
+use shared::collector::Collector;
 use shared::core::budget::{Budget, BudgetPeriod, BudgetStatus, Outlook};
-use shared::core::facts::Fact;
-use shared::core::ledger::Ledger;
 use shared::core::policy::{BudgetPolicy, Level, decide};
 use shared::core::prices::PriceTable;
 use shared::events::{Parsed, parse_event};
-use shared::ports::StoreError;
-
-/// Folds what the collector projects into a ledger (the DynamoDB projector is tested on the
-/// emulator; here only that nothing the parser lets through can break the fold).
-#[derive(Debug)]
-struct LedgerProjector(Mutex<(Ledger, Vec<Fact>)>);
-
-impl Projector for LedgerProjector {
-    async fn project(&self, fact: &Fact) -> Result<Option<SettledJob>, StoreError> {
-        let mut guard = self.0.lock().unwrap();
-        let (ledger, facts) = &mut *guard;
-        ledger.apply(fact);
-        facts.push(fact.clone());
-        let settled = match &fact.body {
-            shared::core::facts::FactBody::Job(job) => {
-                SettledJob::of(ledger, facts.iter(), &job.job_id)
-            }
-            _ => None,
-        };
-        Ok(settled)
-    }
-}
 
 fn samples() -> Vec<Value> {
     let dir = batchguard_tests::cfn::root().join("tests/fixtures/events");
@@ -229,7 +203,7 @@ proptest! {
         events in prop::collection::vec(prop_oneof![mutated_sample(), arbitrary_json()], 1..12),
     ) {
         let log = MemoryEventLog::new();
-        let projector = LedgerProjector(Mutex::new((Ledger::new(PriceTable::builtin(), BudgetPeriod::Month), Vec::new())));
+        let projector = LedgerProjector::new(PriceTable::builtin());
         let collector = Collector::new(&log, projector);
         let sink = EmfMemory::default();
         let response = block_on(shared::handlers::collector::handle(

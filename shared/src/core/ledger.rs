@@ -899,6 +899,11 @@ impl Ledger {
         self.settled_job_and_walk(job_id).map(|(job, _)| job)
     }
 
+    /// The job whose attempt the task is billed to, if a Batch event names it.
+    pub fn job_of_task(&self, task_arn: &str) -> Option<&str> {
+        self.state.owner_of(task_arn).map(|(job, _)| job)
+    }
+
     /// As [`Ledger::settled_job`], with the walk it was read from (for the monitoring view).
     /// A job not in a terminal state is answered without walking.
     pub fn settled_job_and_walk(&self, job_id: &str) -> Option<(JobCost, Walk)> {
