@@ -84,6 +84,26 @@ fn build_error(table: &str, error: aws_sdk_dynamodb::error::BuildError) -> Store
     }
 }
 
+/// Every item of one partition, read consistently, all pages.
+pub(crate) async fn partition_items(
+    client: &Client,
+    table: &str,
+    pk: &str,
+) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
+    client
+        .query()
+        .table_name(table)
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(":pk", AttributeValue::S(pk.to_owned()))
+        .consistent_read(true)
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| backend(table, e))
+}
+
 /// The partition a fact belongs to: the job or task it describes.
 pub fn partition_key(fact: &Fact) -> String {
     match &fact.body {
@@ -314,20 +334,7 @@ impl DynamoEventLog {
 
     /// Every fact of one job or task (its whole history), for projections.
     pub async fn entity_history(&self, partition: &str) -> Result<Vec<Record>, StoreError> {
-        let pages = self
-            .client
-            .query()
-            .table_name(&self.tables.events)
-            .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", AttributeValue::S(partition.to_owned()))
-            .consistent_read(true)
-            .into_paginator()
-            .items()
-            .send();
-        let items: Vec<HashMap<String, AttributeValue>> = pages
-            .try_collect()
-            .await
-            .map_err(|e| backend(&self.tables.events, e))?;
+        let items = partition_items(&self.client, &self.tables.events, partition).await?;
         items.iter().map(record_of).collect()
     }
 }
@@ -454,19 +461,7 @@ impl Quarantine for DynamoEventLog {
 impl DynamoEventLog {
     /// Everything in the quarantine, in key order.
     pub async fn quarantined(&self) -> Result<Vec<Quarantined>, StoreError> {
-        let items: Vec<HashMap<String, AttributeValue>> = self
-            .client
-            .query()
-            .table_name(&self.tables.state)
-            .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", AttributeValue::S("QUARANTINE".into()))
-            .consistent_read(true)
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(|e| backend(&self.tables.state, e))?;
+        let items = partition_items(&self.client, &self.tables.state, "QUARANTINE").await?;
         Ok(items
             .iter()
             .map(|item| Quarantined {

@@ -21,7 +21,7 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem, Update};
 use rust_decimal::Decimal;
 
-use super::dynamodb::{DynamoEventLog, backend, partition_key};
+use super::dynamodb::{DynamoEventLog, backend, partition_items, partition_key};
 use crate::core::activity::SettledJob;
 use crate::core::budget::BudgetPeriod;
 use crate::core::facts::{Fact, FactBody};
@@ -270,19 +270,12 @@ impl DynamoProjector {
 
     /// The groups holding a share of the instance.
     async fn placed_on(&self, instance_arn: &str) -> Result<Vec<String>, StoreError> {
-        let items: Vec<HashMap<String, AttributeValue>> = self
-            .client()
-            .query()
-            .table_name(self.state_table())
-            .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", s(format!("PLACED#{instance_arn}")))
-            .consistent_read(true)
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(|e| backend(self.state_table(), e))?;
+        let items = partition_items(
+            self.client(),
+            self.state_table(),
+            &format!("PLACED#{instance_arn}"),
+        )
+        .await?;
         Ok(items
             .iter()
             .filter_map(|item| item.get("sk").and_then(|v| v.as_s().ok()).cloned())
@@ -616,19 +609,7 @@ impl DynamoProjector {
 
     /// Every scope that has had spend.
     pub async fn scopes(&self) -> Result<Vec<Scope>, StoreError> {
-        let items: Vec<HashMap<String, AttributeValue>> = self
-            .client()
-            .query()
-            .table_name(self.state_table())
-            .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", s("SCOPES"))
-            .consistent_read(true)
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(|e| backend(self.state_table(), e))?;
+        let items = partition_items(self.client(), self.state_table(), "SCOPES").await?;
         items
             .iter()
             .map(|item| {
