@@ -4,6 +4,7 @@
 
 mod html;
 mod output;
+mod pricing;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -48,7 +49,7 @@ const READ_PAGE: usize = 10_000;
 #[command(
     name = "batchguard",
     version,
-    about = "Real-time spend monitor and kill switch for AWS Batch on Fargate: an exact bill, burn rate and budget forecast from Batch and ECS state-change events, the enforcer, a simulator and an HTML report."
+    about = "Real-time spend monitor and kill switch for AWS Batch on Fargate and EC2: an exact bill, burn rate and budget forecast from Batch and ECS state-change events, runtime monitoring, the enforcer, a simulator, an HTML report and prices from the AWS Price List."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -56,7 +57,39 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+enum PricesCommand {
+    /// Read Fargate's on-demand prices (x86 and ARM vCPU-hour and GB-hour, ephemeral storage)
+    /// and EC2 instance prices (Linux, shared tenancy) for one region from the AWS Price List
+    /// API (`GetProducts`), and write them as a price file for `--prices` and `PRICES_TOML`,
+    /// each figure with its SKU, dates and source. What the Price List lacks is listed on
+    /// stderr, never guessed; Spot prices are not in the Price List. Needs AWS credentials.
+    Fetch {
+        /// The region whose prices to read (e.g. `eu-west-1`).
+        #[arg(long)]
+        region: String,
+        /// Where to write the price file; standard output when not given.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// EC2 instance types to price, comma-separated (default: the built-in table's).
+        #[arg(long, value_delimiter = ',')]
+        instance_types: Vec<String>,
+        /// The Price List API's own region (it answers in us-east-1, eu-central-1 and
+        /// ap-south-1).
+        #[arg(long, default_value = "us-east-1")]
+        api_region: String,
+        /// Print what was found and missing as JSON on stdout (the file then needs `--out`).
+        #[arg(long, requires = "out")]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum Command {
+    /// Prices: `prices fetch` reads them from the AWS Price List API into a price file.
+    Prices {
+        #[command(subcommand)]
+        command: PricesCommand,
+    },
     /// Fold event files into spend and print it (nothing is stored).
     Replay {
         #[command(flatten)]
@@ -259,6 +292,8 @@ enum CliError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Pricing(#[from] pricing::PricingError),
 }
 
 fn main() -> ExitCode {
@@ -284,6 +319,16 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
+        Command::Prices {
+            command:
+                PricesCommand::Fetch {
+                    region,
+                    out,
+                    instance_types,
+                    api_region,
+                    json,
+                },
+        } => prices_fetch(&region, out.as_deref(), instance_types, &api_region, json).await,
         Command::Replay { evaluation, paths } => replay(&evaluation, &paths),
         Command::Init { store } => init(&store).await,
         Command::Ingest {
@@ -789,6 +834,62 @@ async fn enforce_with<S: EventLog + AuditTrail + Sync>(
         );
     } else {
         print!("{}", output::enforcement(&report));
+    }
+    Ok(())
+}
+
+async fn prices_fetch(
+    region: &str,
+    out: Option<&Path>,
+    instance_types: Vec<String>,
+    api_region: &str,
+    json: bool,
+) -> Result<(), CliError> {
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(api_region.to_owned()))
+        .load()
+        .await;
+    let client = aws_sdk_pricing::Client::new(&config);
+    let instance_types = if instance_types.is_empty() {
+        PriceTable::builtin().ec2_instance_types()
+    } else {
+        instance_types
+    };
+    let today = Utc::now().format("%Y-%m-%d").to_string();
+    let fetched = pricing::fetch(&client, region, &instance_types, &today).await?;
+    write_fetched(&fetched, out, json)
+}
+
+/// Writes a fetched price file and says what is in it (stderr), or as JSON (stdout).
+fn write_fetched(
+    fetched: &shared::pricelist::FetchedPrices,
+    out: Option<&Path>,
+    json: bool,
+) -> Result<(), CliError> {
+    // The file must read back as a price file before it is written anywhere.
+    PriceTable::builtin_with_overrides(&fetched.toml).map_err(|e| CliError::Prices {
+        path: out.map_or_else(|| PathBuf::from("-"), Path::to_path_buf),
+        source: Box::new(e),
+    })?;
+    match out {
+        Some(path) => std::fs::write(path, &fetched.toml).map_err(|source| CliError::Output {
+            path: path.to_path_buf(),
+            source,
+        })?,
+        None => print!("{}", fetched.toml),
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"found": fetched.found, "missing": fetched.missing})
+        );
+    } else {
+        for line in &fetched.found {
+            eprintln!("found: {line}");
+        }
+        for line in &fetched.missing {
+            eprintln!("missing (not in the Price List; nothing written): {line}");
+        }
     }
     Ok(())
 }

@@ -12,6 +12,7 @@ pub mod handlers;
 pub mod intake;
 pub mod metrics;
 pub mod ports;
+pub mod pricelist;
 pub mod reconciler;
 pub mod report;
 pub mod sim;

@@ -355,6 +355,14 @@ impl PriceTable {
 }
 
 impl PriceTable {
+    /// The EC2 instance types the table prices, in any region.
+    pub fn ec2_instance_types(&self) -> Vec<String> {
+        let mut types: Vec<String> = self.tables.ec2.keys().map(|(_, t)| t.clone()).collect();
+        types.sort();
+        types.dedup();
+        types
+    }
+
     /// Whether the price file says this compute environment's instances are Spot.
     pub fn is_spot_compute_environment(&self, compute_environment: &str) -> bool {
         self.tables
