@@ -2,6 +2,7 @@
 //! rate and a budget forecast — locally, on an embedded store, with no AWS account.
 #![forbid(unsafe_code)]
 
+mod cur;
 mod html;
 mod output;
 mod pricing;
@@ -89,6 +90,36 @@ enum Command {
     Prices {
         #[command(subcommand)]
         command: PricesCommand,
+    },
+    /// Reconcile one day with the bill: read a Cost and Usage Report export (CUR 2.0 / split
+    /// cost allocation data, CSV or CSV.gz; a file, a directory or `s3://bucket/prefix`), match
+    /// its ECS task line items to batchguard's tasks by task ARN, and report the drift per task
+    /// and per queue, tasks either side lacks, and the Spot prices actually paid.
+    Reconcile {
+        /// The export: a file, a directory, or `s3://bucket/prefix`.
+        #[arg(long, value_parser = cur::parse_source)]
+        cur: cur::CurSource,
+        /// The UTC day to reconcile, `YYYY-MM-DD`.
+        #[arg(long, value_parser = parse_day)]
+        day: chrono::NaiveDate,
+        /// Read a store (a SQLite file or `dynamodb:…`) instead of event files.
+        #[arg(long, value_parser = parse_store, conflicts_with = "paths")]
+        store: Option<StoreSpec>,
+        /// A price file laid over the built-in prices.
+        #[arg(long)]
+        prices: Option<PathBuf>,
+        /// Differences up to this many USD per task count as a match.
+        #[arg(long, default_value = "0.0001")]
+        tolerance: Decimal,
+        /// Write the Spot prices the bill shows as a price file (for `--prices`).
+        #[arg(long)]
+        spot_prices_out: Option<PathBuf>,
+        /// Print the reconciliation as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Event files (as for `replay`).
+        #[arg(required_unless_present = "store")]
+        paths: Vec<PathBuf>,
     },
     /// Fold event files into spend and print it (nothing is stored).
     Replay {
@@ -294,6 +325,8 @@ enum CliError {
     },
     #[error(transparent)]
     Pricing(#[from] pricing::PricingError),
+    #[error(transparent)]
+    Cur(#[from] cur::CurError),
 }
 
 fn main() -> ExitCode {
@@ -329,6 +362,28 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                     json,
                 },
         } => prices_fetch(&region, out.as_deref(), instance_types, &api_region, json).await,
+        Command::Reconcile {
+            cur,
+            day,
+            store,
+            prices,
+            tolerance,
+            spot_prices_out,
+            json,
+            paths,
+        } => {
+            reconcile(
+                &cur,
+                day,
+                store.as_ref(),
+                prices.as_deref(),
+                tolerance,
+                spot_prices_out.as_deref(),
+                json,
+                &paths,
+            )
+            .await
+        }
         Command::Replay { evaluation, paths } => replay(&evaluation, &paths),
         Command::Init { store } => init(&store).await,
         Command::Ingest {
@@ -890,6 +945,86 @@ fn write_fetched(
         for line in &fetched.missing {
             eprintln!("missing (not in the Price List; nothing written): {line}");
         }
+    }
+    Ok(())
+}
+
+fn parse_day(text: &str) -> Result<chrono::NaiveDate, String> {
+    chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .map_err(|e| format!("{text:?} is not a day YYYY-MM-DD: {e}"))
+}
+
+#[allow(clippy::too_many_arguments, reason = "one per command-line option")]
+async fn reconcile(
+    source: &cur::CurSource,
+    day: chrono::NaiveDate,
+    store: Option<&StoreSpec>,
+    prices: Option<&Path>,
+    tolerance: Decimal,
+    spot_prices_out: Option<&Path>,
+    json: bool,
+    paths: &[PathBuf],
+) -> Result<(), CliError> {
+    let table = load_prices(prices)?;
+    let mut ledger = Ledger::new(table.clone(), BudgetPeriod::Month);
+    match store {
+        None => {
+            let files = files::expand_paths(paths)?;
+            let mut intake = Intake::new(true);
+            read_all(&files, &mut intake, |fact| ledger.apply(&fact), |_| {})?;
+        }
+        Some(StoreSpec::File(path)) => {
+            fold_log(&SqliteEventLog::open(path)?, &mut ledger).await?;
+        }
+        Some(StoreSpec::Dynamo(tables)) => {
+            fold_log(&dynamo(tables, None).await, &mut ledger).await?;
+        }
+    }
+    let lines = match source {
+        cur::CurSource::Local(path) => cur::read_local(path)?,
+        cur::CurSource::S3(url) => {
+            let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .load()
+                .await;
+            // Path-style addressing works with S3 and with an emulator's endpoint alike.
+            let s3 = aws_sdk_s3::Client::from_conf(
+                aws_sdk_s3::config::Builder::from(&config)
+                    .force_path_style(true)
+                    .build(),
+            );
+            cur::read_s3(&s3, url).await?
+        }
+    };
+    let day_start = day
+        .and_hms_opt(0, 0, 0)
+        .map_or(0, |t| t.and_utc().timestamp());
+    let ours = ledger.task_costs_between(day_start, day_start + 86_400);
+    let result = shared::bill::reconcile(day_start, &lines, &ours, tolerance);
+    if let Some(path) = spot_prices_out {
+        // Spot does not discount ephemeral storage: the region's on-demand figure.
+        let storage = |region: &str, architecture: &str| {
+            shared::core::facts::Architecture::parse(architecture)
+                .and_then(|a| {
+                    table
+                        .fargate(region, a, shared::core::facts::Capacity::OnDemand)
+                        .ok()
+                })
+                .map_or(Decimal::ZERO, |rates| rates.storage_gb_hour)
+        };
+        std::fs::write(path, result.spot_price_file(storage)).map_err(|source| {
+            CliError::Output {
+                path: path.to_path_buf(),
+                source,
+            }
+        })?;
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&result).unwrap_or_default()
+        );
+    } else {
+        print!("{}", output::reconciliation(&result));
     }
     Ok(())
 }

@@ -295,3 +295,98 @@ pub fn simulation_human(report: &SimReport, scenario: &Scenario) -> String {
     }
     out
 }
+
+/// `batchguard reconcile` for people: per queue, then the tasks that do not match.
+pub fn reconciliation(result: &shared::bill::Reconciliation) -> String {
+    let mut out = String::new();
+    let mut queues = Table::new();
+    queues.load_preset(UTF8_FULL_CONDENSED).set_header(vec![
+        "queue",
+        "tasks",
+        "not matching",
+        "batchguard",
+        "bill",
+        "difference",
+    ]);
+    let mut row = |name: &str, sums: &shared::bill::Sums| {
+        queues.add_row(vec![
+            name.to_owned(),
+            sums.tasks.to_string(),
+            sums.drifting.to_string(),
+            usd_precise(sums.ledger_usd),
+            usd_precise(sums.billed_usd),
+            usd_precise(sums.difference_usd),
+        ]);
+    };
+    for (queue, sums) in &result.by_queue {
+        row(queue, sums);
+    }
+    row("total", &result.total);
+    for column in 1..6 {
+        if let Some(c) = queues.column_mut(column) {
+            c.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+    let _ = writeln!(
+        out,
+        "Reconciliation of {} (UTC): {} bill lines read, {} of ECS tasks; tolerance {} per task",
+        shared::report::instant(result.day_start),
+        result.bill_lines_read,
+        result.bill_lines_used,
+        usd_precise(result.tolerance_usd)
+    );
+    let _ = writeln!(out, "{queues}");
+    let drifting: Vec<_> = result
+        .tasks
+        .iter()
+        .filter(|t| t.outcome != shared::bill::Match::Matched)
+        .collect();
+    if !drifting.is_empty() {
+        let mut tasks = Table::new();
+        tasks.load_preset(UTF8_FULL_CONDENSED).set_header(vec![
+            "task",
+            "queue",
+            "",
+            "batchguard",
+            "bill",
+            "difference",
+        ]);
+        for task in drifting.iter().take(50) {
+            let money = |v: Option<Decimal>| v.map_or_else(|| "—".to_owned(), usd_precise);
+            tasks.add_row(vec![
+                task.task_arn
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned(),
+                task.queue.clone(),
+                serde_json::to_value(task.outcome)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default(),
+                money(task.ledger_usd),
+                money(task.billed_usd),
+                money(task.difference_usd),
+            ]);
+        }
+        let _ = writeln!(out, "{tasks}");
+        if drifting.len() > 50 {
+            let _ = writeln!(out, "… and {} more (--json lists all)", drifting.len() - 50);
+        }
+    }
+    for price in &result.effective_spot_prices {
+        let _ = writeln!(
+            out,
+            "Spot paid in {} ({}): {} per vCPU-hour, {} per GB-hour",
+            price.region,
+            price.architecture,
+            price
+                .vcpu_hour
+                .map_or_else(|| "—".to_owned(), |p| p.to_string()),
+            price
+                .gb_hour
+                .map_or_else(|| "—".to_owned(), |p| p.to_string())
+        );
+    }
+    out
+}

@@ -775,3 +775,245 @@ fn report_writes_one_self_contained_page_that_chromium_renders_with_its_charts()
 fn sample_day() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/sample-day.jsonl")
 }
+
+/// A day of Fargate work that is over by the end (so the bill and the ledger both see every
+/// stop), its events without one job's (a lost event stream), and its CUR export gzipped.
+struct BilledDay {
+    _directory: tempfile::TempDir,
+    events: PathBuf,
+    cur: PathBuf,
+    cur_bytes: Vec<u8>,
+    dropped_tasks: std::collections::BTreeSet<String>,
+    spot_tasks: std::collections::BTreeSet<String>,
+    all_tasks: usize,
+}
+
+fn billed_day() -> BilledDay {
+    use std::io::Write as _;
+    let base = WorkloadConfig::sample_day();
+    let config = WorkloadConfig {
+        seed: 4_242,
+        jobs: 80,
+        span_seconds: 4 * 3600,
+        end_ms: base.start_ms + 17 * 3_600_000,
+        foreign_tasks_percent: 0,
+        ..base
+    };
+    let workload = synth::generate(&config);
+    assert!(workload.tasks.iter().all(|t| t.stopped_ms.is_some()));
+    let dropped_job = workload.tasks[0].job_id.clone();
+    let dropped_tasks: std::collections::BTreeSet<String> = workload
+        .tasks
+        .iter()
+        .filter(|t| t.job_id == dropped_job)
+        .map(|t| t.task_arn.clone())
+        .collect();
+    let directory = tempfile::tempdir().unwrap();
+    let events = directory.path().join("events.jsonl");
+    let kept: Vec<&String> = workload
+        .events
+        .iter()
+        .filter(|e| {
+            !e.contains(&dropped_job) && !dropped_tasks.iter().any(|arn| e.contains(arn.as_str()))
+        })
+        .collect();
+    std::fs::write(
+        &events,
+        kept.iter().map(|e| format!("{e}\n")).collect::<String>(),
+    )
+    .unwrap();
+    let csv = batchguard_tests::cur_csv(&workload.tasks, config.end_ms);
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(csv.as_bytes()).unwrap();
+    let cur_bytes = encoder.finish().unwrap();
+    let cur = directory.path().join("cur/BILLING_PERIOD=2026-11");
+    std::fs::create_dir_all(&cur).unwrap();
+    std::fs::write(cur.join("report-00001.csv.gz"), &cur_bytes).unwrap();
+    BilledDay {
+        events,
+        cur: directory.path().join("cur"),
+        cur_bytes,
+        dropped_tasks,
+        spot_tasks: workload
+            .tasks
+            .iter()
+            .filter(|t| t.spot)
+            .map(|t| t.task_arn.clone())
+            .collect(),
+        all_tasks: workload.tasks.len(),
+        _directory: directory,
+    }
+}
+
+fn check_reconciliation(day: &BilledDay, report: &Value) {
+    let tasks = report["tasks"].as_array().unwrap();
+    assert_eq!(tasks.len(), day.all_tasks);
+    for task in tasks {
+        let arn = task["task_arn"].as_str().unwrap();
+        let outcome = task["match"].as_str().unwrap();
+        let expected = if day.dropped_tasks.contains(arn) {
+            "missing_from_ledger"
+        } else if day.spot_tasks.contains(arn) {
+            // Billed at the Spot price actually paid, not the ledger's 30 % assumption.
+            "drift"
+        } else {
+            "matched"
+        };
+        assert_eq!(outcome, expected, "{task}");
+        if expected == "matched" {
+            assert!(
+                money(&task["difference_usd"]).abs() <= Decimal::new(1, 4),
+                "{task}"
+            );
+        }
+    }
+    // The Spot price the bill shows, learnt exactly.
+    let x86 = report["effective_spot_prices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["architecture"] == "x86_64")
+        .unwrap();
+    assert_eq!(
+        money(&x86["vcpu_hour"]),
+        batchguard_tests::BILLED_SPOT_X86.0
+    );
+    assert_eq!(money(&x86["gb_hour"]), batchguard_tests::BILLED_SPOT_X86.1);
+    // Per-queue sums add up to the total.
+    let by_queue: Decimal = report["by_queue"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|q| money(&q["difference_usd"]))
+        .sum();
+    assert_eq!(by_queue, money(&report["total"]["difference_usd"]));
+    assert!(
+        report["by_queue"]["(not in the ledger)"]["tasks"]
+            .as_u64()
+            .unwrap()
+            >= 1
+    );
+}
+
+#[test]
+fn reconcile_matches_the_bill_task_by_task_and_learns_the_spot_price() {
+    let day = billed_day();
+    let directory = tempfile::tempdir().unwrap();
+    let spot_prices = directory.path().join("spot.toml");
+    let output = batchguard(&[
+        "reconcile",
+        "--cur",
+        day.cur.to_str().unwrap(),
+        "--day",
+        "2026-11-23",
+        "--spot-prices-out",
+        spot_prices.to_str().unwrap(),
+        // A billionth of a dollar: every Spot task differs by more.
+        "--tolerance",
+        "0.000000001",
+        "--json",
+        day.events.to_str().unwrap(),
+    ]);
+    check_reconciliation(&day, &stdout_json(&output));
+
+    // The learnt Spot prices are a price file: replayed with it, the Spot tasks match too.
+    let again = stdout_json(&batchguard(&[
+        "reconcile",
+        "--cur",
+        day.cur.to_str().unwrap(),
+        "--day",
+        "2026-11-23",
+        "--prices",
+        spot_prices.to_str().unwrap(),
+        "--tolerance",
+        "0.000000001",
+        "--json",
+        day.events.to_str().unwrap(),
+    ]));
+    let drifting: Vec<&Value> = again["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["match"] == "drift")
+        .collect();
+    assert!(drifting.is_empty(), "{drifting:?}");
+
+    // For people: a table per queue, and the Spot price.
+    let human = batchguard(&[
+        "reconcile",
+        "--cur",
+        day.cur.to_str().unwrap(),
+        "--day",
+        "2026-11-23",
+        day.events.to_str().unwrap(),
+    ]);
+    let text = String::from_utf8_lossy(&human.stdout);
+    assert!(
+        text.contains("missing_from_ledger")
+            && text.contains("Spot paid in us-east-1 (x86_64): 0.0125"),
+        "{text}"
+    );
+
+    // A day with nothing billed is all "missing from the bill".
+    let other = stdout_json(&batchguard(&[
+        "reconcile",
+        "--cur",
+        day.cur.to_str().unwrap(),
+        "--day",
+        "2026-11-22",
+        "--json",
+        day.events.to_str().unwrap(),
+    ]));
+    assert_eq!(other["tasks"].as_array().unwrap().len(), 0);
+}
+
+#[tokio::test]
+async fn reconcile_reads_the_export_from_s3() {
+    let day = billed_day();
+    let config = batchguard_tests::emulator_config().await;
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&config)
+            .force_path_style(true)
+            .build(),
+    );
+    let bucket = batchguard_tests::unique_prefix("cur").to_lowercase();
+    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    s3.put_object()
+        .bucket(&bucket)
+        .key("exports/batch/data/BILLING_PERIOD=2026-11/batch-00001.csv.gz")
+        .body(day.cur_bytes.clone().into())
+        .send()
+        .await
+        .unwrap();
+    // Not a CUR file: left alone.
+    s3.put_object()
+        .bucket(&bucket)
+        .key("exports/batch/metadata/manifest.json")
+        .body(b"{}".to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    let url = format!("s3://{bucket}/exports/batch/");
+    let output = batchguard(&[
+        "reconcile",
+        "--cur",
+        &url,
+        "--day",
+        "2026-11-23",
+        "--tolerance",
+        "0.000000001",
+        "--json",
+        day.events.to_str().unwrap(),
+    ]);
+    check_reconciliation(&day, &stdout_json(&output));
+    let missing = batchguard(&[
+        "reconcile",
+        "--cur",
+        &format!("s3://{bucket}/nothing-here/"),
+        "--day",
+        "2026-11-23",
+        day.events.to_str().unwrap(),
+    ]);
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no CUR files"));
+}

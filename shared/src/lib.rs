@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod adapters;
+pub mod bill;
 pub mod collector;
 pub mod config;
 pub mod core;

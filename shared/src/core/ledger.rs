@@ -309,6 +309,24 @@ pub struct InstanceCost {
     pub unpriced: Option<Unpriced>,
 }
 
+/// What one ECS task cost inside a window, for reconciliation with the bill.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TaskWindowCost {
+    pub task_arn: String,
+    /// The job whose attempt it is; `None` for a task no Batch event names.
+    pub job_id: Option<String>,
+    pub queue: String,
+    pub platform: Platform,
+    pub spot: bool,
+    pub region: Option<String>,
+    pub architecture: Architecture,
+    pub size: TaskSize,
+    /// Billed seconds inside the window.
+    pub billed_seconds: i64,
+    /// `None` when the task could not be priced.
+    pub cost_usd: Option<Decimal>,
+}
+
 /// An ECS task of a Batch cluster that no Batch event names yet.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UnattributedTask {
@@ -929,6 +947,69 @@ impl Ledger {
             })?
             .clone();
         Some((job, walk))
+    }
+
+    /// Every ECS task's cost inside `[from, to)` (whole seconds), evaluated at `to`: the part of
+    /// its billed interval in the window. EC2 tasks are their share of their instance.
+    pub fn task_costs_between(&self, from: i64, to: i64) -> Vec<TaskWindowCost> {
+        let mut out = Vec::new();
+        for (&unit, contribution) in &self.contributions {
+            let (task_arn, job_id, queue) = match unit {
+                UnitId::Attempt { job, attempt } => {
+                    let state = &self.state.jobs[job as usize];
+                    let Some(arn) = state
+                        .attempts
+                        .binary_search_by_key(&attempt, |(index, _)| *index)
+                        .ok()
+                        .and_then(|position| state.attempts[position].1.task_arn.get())
+                    else {
+                        continue;
+                    };
+                    (
+                        arn.clone(),
+                        Some(state.job_id.clone()),
+                        state
+                            .head
+                            .get()
+                            .map_or_else(|| UNKNOWN.to_owned(), |h| h.queue.clone()),
+                    )
+                }
+                UnitId::Unattributed { task } => (
+                    self.state.tasks[task as usize].task_arn.clone(),
+                    None,
+                    UNATTRIBUTED.to_owned(),
+                ),
+                UnitId::Instance { .. } => continue,
+            };
+            let task = self
+                .state
+                .task_index
+                .get(&task_arn)
+                .map(|&idx| &self.state.tasks[idx as usize]);
+            let seconds = contribution
+                .unit
+                .billing
+                .billed_interval(to)
+                .map_or(0, |(start, end)| (end.min(to) - start.max(from)).max(0));
+            out.push(TaskWindowCost {
+                job_id,
+                queue,
+                platform: contribution.platform,
+                spot: contribution.unit.billing.hourly_rate() < contribution.on_demand_rate,
+                region: task.and_then(|t| t.region.get().cloned()),
+                architecture: task
+                    .and_then(|t| t.architecture.get().copied())
+                    .unwrap_or(Architecture::X86_64),
+                size: contribution.unit.size,
+                billed_seconds: seconds,
+                cost_usd: contribution.unpriced.is_none().then(|| {
+                    billing::usd(contribution.unit.billing.hourly_rate() * Decimal::from(seconds))
+                }),
+                task_arn,
+            });
+        }
+        out.sort_by(|a, b| a.task_arn.cmp(&b.task_arn));
+        out
     }
 
     /// Walks every unit: per-job costs, unattributed tasks and per-scope spend at whole second
