@@ -2,6 +2,7 @@
 //! rate and a budget forecast — locally, on an embedded store, with no AWS account.
 #![forbid(unsafe_code)]
 
+mod budgets;
 mod cur;
 mod html;
 mod output;
@@ -283,6 +284,16 @@ struct Evaluation {
     /// Budget in USD for the period, e.g. 1000 or 1250.50.
     #[arg(long)]
     budget: Option<Decimal>,
+    /// Take the budget from AWS Budgets instead: its limit and period (monthly or daily),
+    /// and AWS's actual spend so far as the baseline — the budget's spend is then that plus
+    /// what batchguard saw accrue after AWS last updated it.
+    #[arg(long, conflicts_with = "budget", requires = "account_id")]
+    budget_name: Option<String>,
+    /// The AWS account the budget belongs to (with `--budget-name`).
+    #[arg(long, env = "AWS_ACCOUNT_ID")]
+    account_id: Option<String>,
+    #[arg(skip)]
+    baseline: Option<shared::core::budget::Baseline>,
     /// Budget period, calendar in UTC: month, week (from Monday) or day.
     #[arg(long, default_value = "month", value_parser = parse_period)]
     period: BudgetPeriod,
@@ -327,6 +338,8 @@ enum CliError {
     Pricing(#[from] pricing::PricingError),
     #[error(transparent)]
     Cur(#[from] cur::CurError),
+    #[error(transparent)]
+    Budgets(#[from] budgets::BudgetsError),
 }
 
 fn main() -> ExitCode {
@@ -384,7 +397,9 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             )
             .await
         }
-        Command::Replay { evaluation, paths } => replay(&evaluation, &paths),
+        Command::Replay { evaluation, paths } => {
+            replay(&with_aws_budget(evaluation).await?, &paths)
+        }
         Command::Init { store } => init(&store).await,
         Command::Ingest {
             store,
@@ -394,13 +409,23 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             json,
             paths,
         } => ingest(&store, retention_days, period, prices, json, &paths).await,
-        Command::Status { store, evaluation } => status(&store, &evaluation).await,
+        Command::Status { store, evaluation } => {
+            status(&store, &with_aws_budget(evaluation).await?).await
+        }
         Command::Report {
             html,
             store,
             evaluation,
             paths,
-        } => report(&html, store.as_ref(), &evaluation, &paths).await,
+        } => {
+            report(
+                &html,
+                store.as_ref(),
+                &with_aws_budget(evaluation).await?,
+                &paths,
+            )
+            .await
+        }
         Command::Redrive {
             store,
             period,
@@ -573,7 +598,13 @@ fn replay(evaluation: &Evaluation, paths: &[PathBuf]) -> Result<(), CliError> {
     let mut intake = Intake::new(true);
     read_all(&files, &mut intake, |fact| ledger.apply(&fact), |_| {})?;
     let at = evaluation_instant(evaluation, &ledger);
-    let report = StatusReport::build(&ledger, at, evaluation.budget, intake.counts);
+    let report = StatusReport::build_with_baseline(
+        &ledger,
+        at,
+        evaluation.budget,
+        evaluation.baseline,
+        intake.counts,
+    );
     print_report(&report, evaluation.json);
     Ok(())
 }
@@ -768,7 +799,13 @@ async fn status_from<S: EventLog + IngestLedger>(
     fold_log(log, &mut ledger).await?;
     let at = evaluation_instant(evaluation, &ledger);
     let counts = log.counts().await?;
-    let report = StatusReport::build(&ledger, at, evaluation.budget, counts);
+    let report = StatusReport::build_with_baseline(
+        &ledger,
+        at,
+        evaluation.budget,
+        evaluation.baseline,
+        counts,
+    );
     print_report(&report, evaluation.json);
     Ok(())
 }
@@ -949,6 +986,21 @@ fn write_fetched(
     Ok(())
 }
 
+/// With `--budget-name`: the budget, its period and AWS's baseline, from AWS Budgets.
+async fn with_aws_budget(mut evaluation: Evaluation) -> Result<Evaluation, CliError> {
+    let (Some(name), Some(account)) = (&evaluation.budget_name, &evaluation.account_id) else {
+        return Ok(evaluation);
+    };
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await;
+    let aws = budgets::describe(&aws_sdk_budgets::Client::new(&config), account, name).await?;
+    evaluation.budget = Some(aws.limit_usd);
+    evaluation.period = aws.period;
+    evaluation.baseline = Some(aws.baseline);
+    Ok(evaluation)
+}
+
 fn parse_day(text: &str) -> Result<chrono::NaiveDate, String> {
     chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
         .map_err(|e| format!("{text:?} is not a day YYYY-MM-DD: {e}"))
@@ -1077,7 +1129,13 @@ async fn report(
         }
     }
     let at = evaluation_instant(evaluation, &ledger);
-    let status = StatusReport::build(&ledger, at, evaluation.budget, counts);
+    let status = StatusReport::build_with_baseline(
+        &ledger,
+        at,
+        evaluation.budget,
+        evaluation.baseline,
+        counts,
+    );
     let timeline = shared::report::timeline(&ledger, at, TIMELINE_POINTS);
     let activity = Activity::build(&facts, &ledger.walk(at));
     let page = html::render(&status, &timeline, &activity, at);

@@ -1017,3 +1017,94 @@ async fn reconcile_reads_the_export_from_s3() {
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no CUR files"));
 }
+
+/// `--budget-name`: the limit, the period and AWS's actual spend come from AWS Budgets
+/// (the emulator); the budget is measured against that spend plus what the ledger saw after
+/// AWS last updated it.
+#[tokio::test]
+async fn a_budget_named_in_aws_budgets_is_its_limit_and_baseline() {
+    use aws_sdk_budgets::types::{Budget, BudgetType, CalculatedSpend, Spend, TimeUnit};
+    let config = batchguard_tests::emulator_config().await;
+    let budgets = aws_sdk_budgets::Client::new(&config);
+    let name = batchguard_tests::unique_prefix("budget");
+    let spend = |amount: &str| Spend::builder().amount(amount).unit("USD").build().unwrap();
+    budgets
+        .create_budget()
+        .account_id("123456789012")
+        .budget(
+            Budget::builder()
+                .budget_name(&name)
+                .budget_limit(spend("1000"))
+                .time_unit(TimeUnit::Monthly)
+                .budget_type(BudgetType::Cost)
+                .calculated_spend(
+                    CalculatedSpend::builder()
+                        .actual_spend(spend("120.50"))
+                        .build(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    // Evaluated an hour from now: the sample day's still-running tasks accrue after the
+    // baseline (taken when the budget was made), and only that part is added.
+    let at = (chrono::Utc::now() + chrono::Duration::hours(1))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let report = stdout_json(&batchguard(&[
+        "replay",
+        "--budget-name",
+        &name,
+        "--account-id",
+        "123456789012",
+        "--at",
+        &at,
+        "--json",
+        sample_day().to_str().unwrap(),
+    ]));
+    assert_eq!(money(&report["budget_usd"]), Decimal::from(1000));
+    assert_eq!(report["budget_period"], "month");
+    let baseline = &report["baseline"];
+    assert_eq!(money(&baseline["aws_spend_usd"]), Decimal::new(1205, 1));
+    let as_of = chrono::DateTime::parse_from_rfc3339(baseline["aws_as_of"].as_str().unwrap())
+        .unwrap()
+        .timestamp();
+    let until = chrono::DateTime::parse_from_rfc3339(&at)
+        .unwrap()
+        .timestamp();
+    let burn = money(&report["burn_rate_usd_per_hour"]);
+    assert!(burn > Decimal::ZERO);
+    // Every task running at `at` ran through the whole window after the baseline.
+    let expected_after = burn * Decimal::from(until - as_of) / Decimal::from(3600);
+    let after = money(&baseline["ledger_after_usd"]);
+    assert!(
+        (after - expected_after).abs() < Decimal::new(1, 6),
+        "{after} vs {expected_after}"
+    );
+    assert_eq!(
+        money(&baseline["budget_spend_usd"]),
+        Decimal::new(1205, 1) + after
+    );
+    let percent = money(&report["budget_used_percent"]);
+    assert_eq!(
+        percent,
+        ((Decimal::new(1205, 1) + after) / Decimal::from(10)).round_dp(4)
+    );
+
+    // A budget that does not exist is an error naming it.
+    let missing = batchguard(&[
+        "replay",
+        "--budget-name",
+        "no-such-budget",
+        "--account-id",
+        "123456789012",
+        sample_day().to_str().unwrap(),
+    ]);
+    assert!(!missing.status.success());
+    let error = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        error.contains("\"no-such-budget\" of account 123456789012"),
+        "{error}"
+    );
+}

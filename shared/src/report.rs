@@ -7,7 +7,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::Serialize;
 
-use crate::core::budget::{Budget, BudgetPeriod, BudgetStatus, Outlook};
+use crate::core::budget::{Baseline, Budget, BudgetPeriod, BudgetStatus, Outlook};
 use crate::core::ledger::{InstanceCost, JobCost, Ledger, UnattributedTask};
 use crate::core::scope::{Scope, ScopeSpend};
 use crate::ports::IngestCounts;
@@ -193,6 +193,23 @@ pub struct StatusReport {
     pub events: EventCounts,
     /// EC2 instances of Batch compute environments (empty when everything ran on Fargate).
     pub ec2_instances: Vec<InstanceLine>,
+    /// With a budget from AWS Budgets: AWS's figure and what the ledger adds after it;
+    /// `budget_used_percent` and the forecast are then of `budget_spend_usd`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<BaselineLine>,
+}
+
+/// AWS's hours-late figure for the budget, and batchguard's real-time part after it.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct BaselineLine {
+    /// AWS Budgets' actual spend (`CalculatedSpend.ActualSpend`).
+    pub aws_spend_usd: Decimal,
+    /// When AWS last updated it.
+    pub aws_as_of: String,
+    /// What the ledger saw accrue from `aws_as_of` to `as_of`.
+    pub ledger_after_usd: Decimal,
+    /// `aws_spend_usd + ledger_after_usd`: what the budget is measured against.
+    pub budget_spend_usd: Decimal,
 }
 
 impl StatusReport {
@@ -201,6 +218,18 @@ impl StatusReport {
         ledger: &Ledger,
         at: i64,
         budget_usd: Option<Decimal>,
+        counts: IngestCounts,
+    ) -> Self {
+        Self::build_with_baseline(ledger, at, budget_usd, None, counts)
+    }
+
+    /// As [`StatusReport::build`], the budget's spend being AWS's `baseline` plus the ledger's
+    /// spend after it (inside the budget period).
+    pub fn build_with_baseline(
+        ledger: &Ledger,
+        at: i64,
+        budget_usd: Option<Decimal>,
+        baseline: Option<Baseline>,
         counts: IngestCounts,
     ) -> Self {
         let walk = ledger.walk(at);
@@ -215,11 +244,23 @@ impl StatusReport {
         };
         let period = ledger.period();
         let (period_start, period_end) = period.bounds(at);
+        let baseline = baseline.map(|baseline| {
+            let after = ledger.spend_between(&Scope::Total, baseline.as_of.max(period_start), at);
+            BaselineLine {
+                aws_spend_usd: money(baseline.spend_usd),
+                aws_as_of: instant(baseline.as_of),
+                ledger_after_usd: money(after),
+                budget_spend_usd: money(baseline.fuse(after)),
+            }
+        });
+        let budget_spend = baseline
+            .as_ref()
+            .map_or(total.period_spend_usd, |b| b.budget_spend_usd);
         let budget = budget_usd.map(|amount_usd| {
             BudgetStatus::evaluate(
                 Budget { amount_usd, period },
                 at,
-                total.period_spend_usd,
+                budget_spend,
                 total.burn_rate_usd_per_hour,
             )
         });
@@ -272,6 +313,7 @@ impl StatusReport {
                 .collect(),
             events: counts.into(),
             ec2_instances: walk.instances.into_iter().map(InstanceLine::from).collect(),
+            baseline,
         }
     }
 }

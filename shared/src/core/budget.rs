@@ -212,3 +212,19 @@ mod tests {
         );
     }
 }
+
+/// AWS's own figure for the budget (AWS Budgets' `CalculatedSpend.ActualSpend`): exact, but
+/// hours late. batchguard's figure is this plus what the ledger saw accrue after `as_of`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Baseline {
+    pub spend_usd: Decimal,
+    /// When AWS last updated it (`LastUpdatedTime`), Unix seconds.
+    pub as_of: i64,
+}
+
+impl Baseline {
+    /// The budget's spend: the baseline plus the ledger's spend after it.
+    pub fn fuse(&self, ledger_after_usd: Decimal) -> Decimal {
+        self.spend_usd + ledger_after_usd
+    }
+}

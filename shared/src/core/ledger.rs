@@ -949,6 +949,28 @@ impl Ledger {
         Some((job, walk))
     }
 
+    /// What `scope` spent inside `[from, to)` (whole seconds), evaluated at `to`: each unit's
+    /// billed seconds in the window at its rate. A baseline from AWS covers up to `from`; this
+    /// is what comes after it, never an interval twice.
+    pub fn spend_between(&self, scope: &Scope, from: i64, to: i64) -> Decimal {
+        let Some(&id) = self.table.index.get(scope) else {
+            return Decimal::ZERO;
+        };
+        let mut numerator = Decimal::ZERO;
+        for contribution in self.contributions.values() {
+            if contribution.unpriced.is_some() || !contribution.scopes.contains(&id) {
+                continue;
+            }
+            if let Some((start, end)) = contribution.unit.billing.billed_interval(to) {
+                let seconds = end.min(to) - start.max(from);
+                if seconds > 0 {
+                    numerator += contribution.unit.billing.hourly_rate() * Decimal::from(seconds);
+                }
+            }
+        }
+        billing::usd(numerator)
+    }
+
     /// Every ECS task's cost inside `[from, to)` (whole seconds), evaluated at `to`: the part of
     /// its billed interval in the window. EC2 tasks are their share of their instance.
     pub fn task_costs_between(&self, from: i64, to: i64) -> Vec<TaskWindowCost> {
