@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use crate::core::facts::Architecture;
 use crate::core::ledger::TaskWindowCost;
+use crate::report::money;
 
 /// One CUR line item, the columns reconciliation reads.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -175,6 +176,13 @@ pub fn reconcile(
         });
     }
 
+    // Reported like every figure of batchguard's, to 10 decimal places; the sums are of the
+    // reported figures, so they add up exactly.
+    for task in &mut tasks {
+        task.ledger_usd = task.ledger_usd.map(money);
+        task.billed_usd = task.billed_usd.map(money);
+        task.difference_usd = task.difference_usd.map(money);
+    }
     let mut total = Sums::default();
     let mut by_queue: BTreeMap<String, Sums> = BTreeMap::new();
     for task in &tasks {
