@@ -160,6 +160,39 @@ pub fn human(report: &StatusReport) -> String {
     }
     let _ = writeln!(out, "\n{jobs}");
 
+    if !report.ec2_instances.is_empty() {
+        let mut instances = table(&[
+            "EC2 instance",
+            "type",
+            "compute environment",
+            "billed",
+            "bill",
+            "jobs' shares",
+            "idle",
+        ]);
+        for instance in &report.ec2_instances {
+            let priced =
+                |value: Option<Decimal>| value.map_or_else(|| "unpriced".into(), usd_precise);
+            instances.add_row(vec![
+                instance
+                    .ec2_instance_id
+                    .clone()
+                    .unwrap_or_else(|| instance.container_instance_arn.clone()),
+                instance.instance_type.clone().unwrap_or_else(|| "?".into()),
+                format!(
+                    "{}{}",
+                    instance.compute_environment,
+                    if instance.spot { " (Spot)" } else { "" }
+                ),
+                format!("{} s", instance.billed_seconds),
+                priced(instance.cost_usd),
+                usd_precise(instance.attributed_usd),
+                priced(instance.idle_usd),
+            ]);
+        }
+        let _ = writeln!(out, "\n{instances}");
+    }
+
     if report.unpriced_tasks > 0 {
         let mut reasons: Vec<&str> = report
             .jobs

@@ -1108,3 +1108,30 @@ async fn a_budget_named_in_aws_budgets_is_its_limit_and_baseline() {
         "{error}"
     );
 }
+
+/// The registry's instance on the human output: type, bill, shares, idle.
+#[test]
+fn the_human_report_lists_ec2_instances_with_their_bill_and_idle_part() {
+    let directory = tempfile::tempdir().unwrap();
+    let events = directory.path().join("instance.json");
+    std::fs::write(&events, batchguard_tests::batch_instance_event()).unwrap();
+    let output = batchguard(&["replay", events.to_str().unwrap()]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8_lossy(&output.stdout);
+    let row = text
+        .lines()
+        .find(|line| line.contains("i-f3a8506b"))
+        .unwrap_or_else(|| panic!("no instance row: {text}"));
+    // Registered and seen once: the one-minute minimum of an m5.large, all of it idle.
+    for cell in ["m5.large", "ec2-ce", "60 s", "$0.0016"] {
+        assert!(row.contains(cell), "{cell} in {row}");
+    }
+    let json = stdout_json(&batchguard(&["replay", "--json", events.to_str().unwrap()]));
+    let instance = &json["ec2_instances"][0];
+    assert_eq!(money(&instance["cost_usd"]), Decimal::new(16, 4));
+    assert_eq!(money(&instance["idle_usd"]), Decimal::new(16, 4));
+}
