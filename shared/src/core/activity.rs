@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use rust_decimal::Decimal;
 
 use super::facts::{Capacity, Fact, FactBody, JobStatus, Millis, Platform};
-use super::ledger::{InstanceCost, JobCost, Ledger, UNKNOWN, Walk};
+use super::ledger::{InstanceCost, JobCost, Ledger, UNKNOWN, Walk, join_max, join_min};
 use super::names;
 
 /// ECS `stopCode` of a Fargate Spot task reclaimed by AWS.
@@ -199,18 +199,6 @@ impl<T: Ord + Clone> Pick<T> {
 
     fn get(&self) -> Option<&T> {
         self.held.as_ref().map(|(_, value)| value)
-    }
-}
-
-fn join_min(slot: &mut Option<Millis>, value: Option<Millis>) {
-    if let Some(value) = value {
-        *slot = Some(slot.map_or(value, |held| held.min(value)));
-    }
-}
-
-fn join_max(slot: &mut Option<Millis>, value: Option<Millis>) {
-    if let Some(value) = value {
-        *slot = Some(slot.map_or(value, |held| held.max(value)));
     }
 }
 

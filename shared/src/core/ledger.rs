@@ -117,13 +117,14 @@ impl<T: Ord> Lww<T> {
     }
 }
 
-fn join_min(slot: &mut Option<Millis>, value: Option<Millis>) {
+/// Joins for instants that only ever get known: the earliest start, the latest stop.
+pub(super) fn join_min(slot: &mut Option<Millis>, value: Option<Millis>) {
     if let Some(value) = value {
         *slot = Some(slot.map_or(value, |held| held.min(value)));
     }
 }
 
-fn join_max(slot: &mut Option<Millis>, value: Option<Millis>) {
+pub(super) fn join_max(slot: &mut Option<Millis>, value: Option<Millis>) {
     if let Some(value) = value {
         *slot = Some(slot.map_or(value, |held| held.max(value)));
     }
