@@ -2,7 +2,6 @@
 //! rate and a budget forecast — locally, on an embedded store, with no AWS account.
 #![forbid(unsafe_code)]
 
-mod budgets;
 mod cur;
 mod html;
 mod output;
@@ -339,7 +338,7 @@ enum CliError {
     #[error(transparent)]
     Cur(#[from] cur::CurError),
     #[error(transparent)]
-    Budgets(#[from] budgets::BudgetsError),
+    Budgets(#[from] shared::adapters::budgets::BudgetsError),
 }
 
 fn main() -> ExitCode {
@@ -994,7 +993,9 @@ async fn with_aws_budget(mut evaluation: Evaluation) -> Result<Evaluation, CliEr
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .load()
         .await;
-    let aws = budgets::describe(&aws_sdk_budgets::Client::new(&config), account, name).await?;
+    let aws =
+        shared::adapters::budgets::describe(&aws_sdk_budgets::Client::new(&config), account, name)
+            .await?;
     evaluation.budget = Some(aws.limit_usd);
     evaluation.period = aws.period;
     evaluation.baseline = Some(aws.baseline);

@@ -44,9 +44,21 @@ pub struct Config {
     pub reconcile_after_seconds: i64,
     /// CloudWatch namespace of the EMF metrics (`METRICS_NAMESPACE`, default `batchguard`).
     pub metrics_namespace: String,
+    /// A budget kept in AWS Budgets (`BUDGET_NAME`, `BUDGET_ACCOUNT_ID`): the ticker takes its
+    /// limit and AWS's actual spend from it.
+    pub aws_budget: Option<AwsBudgetName>,
 }
 
 /// A CloudWatch namespace: 1–255 of `0-9A-Za-z.-_/#:` and space, not starting with `AWS/`.
+/// Which AWS budget to read, and how often (`BASELINE_REFRESH_SECONDS`, default an hour: AWS
+/// updates a budget's actual spend a few times a day).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AwsBudgetName {
+    pub name: String,
+    pub account_id: String,
+    pub refresh_seconds: i64,
+}
+
 fn valid_namespace(name: &str) -> Result<(), String> {
     if name.is_empty() || name.len() > 255 {
         return Err("must be 1 to 255 characters".into());
@@ -151,7 +163,35 @@ impl Config {
                 });
             }
         };
+        let aws_budget = match get("BUDGET_NAME") {
+            None => None,
+            Some(name) => {
+                let account_id = required("BUDGET_ACCOUNT_ID")?;
+                if account_id.len() != 12 || !account_id.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(ConfigError::Invalid {
+                        name: "BUDGET_ACCOUNT_ID",
+                        value: account_id,
+                        reason: "an AWS account id is 12 digits".into(),
+                    });
+                }
+                let refresh_seconds: i64 = get("BASELINE_REFRESH_SECONDS")
+                    .map_or(Ok(3_600), |t| parse("BASELINE_REFRESH_SECONDS", t))?;
+                if refresh_seconds < 60 {
+                    return Err(ConfigError::Invalid {
+                        name: "BASELINE_REFRESH_SECONDS",
+                        value: refresh_seconds.to_string(),
+                        reason: "at least 60".into(),
+                    });
+                }
+                Some(AwsBudgetName {
+                    name: name.to_owned(),
+                    account_id,
+                    refresh_seconds,
+                })
+            }
+        };
         Ok(Self {
+            aws_budget,
             tables: TableNames {
                 events: required("EVENTS_TABLE")?,
                 state: required("STATE_TABLE")?,
@@ -240,6 +280,43 @@ mod tests {
         assert_eq!(config.scope_queues, vec!["a".to_owned(), "b".to_owned()]);
         assert!(config.dry_run);
         assert_eq!(config.shards, 4);
+    }
+
+    #[test]
+    fn reads_an_aws_budget_name() {
+        let base = [("EVENTS_TABLE", "e"), ("STATE_TABLE", "s")];
+        let with = |extra: &[(&str, &str)]| {
+            let mut all = base.to_vec();
+            all.extend_from_slice(extra);
+            Config::from_vars(vars(&all))
+        };
+        assert_eq!(with(&[]).unwrap().aws_budget, None);
+        let named = with(&[
+            ("BUDGET_NAME", "batch"),
+            ("BUDGET_ACCOUNT_ID", "123456789012"),
+        ])
+        .unwrap()
+        .aws_budget
+        .unwrap();
+        assert_eq!(named.name, "batch");
+        assert_eq!(named.refresh_seconds, 3_600);
+        let missing = with(&[("BUDGET_NAME", "batch")]).unwrap_err();
+        assert!(
+            missing.to_string().contains("BUDGET_ACCOUNT_ID"),
+            "{missing}"
+        );
+        let bad = with(&[("BUDGET_NAME", "b"), ("BUDGET_ACCOUNT_ID", "12345")]).unwrap_err();
+        assert!(bad.to_string().contains("12 digits"), "{bad}");
+        let fast = with(&[
+            ("BUDGET_NAME", "b"),
+            ("BUDGET_ACCOUNT_ID", "123456789012"),
+            ("BASELINE_REFRESH_SECONDS", "5"),
+        ])
+        .unwrap_err();
+        assert!(
+            fast.to_string().contains("BASELINE_REFRESH_SECONDS"),
+            "{fast}"
+        );
     }
 
     #[test]

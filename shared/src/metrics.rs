@@ -31,8 +31,15 @@ pub const RUNNING_VCPU: &str = "RunningVCPU";
 pub const RUNNING_MEMORY_GIB: &str = "RunningMemoryGiB";
 /// For the budget scope only, from the ticker.
 pub const BUDGET_USED_PERCENT: &str = "BudgetUsedPercent";
+/// The budget's limit in use (`BUDGET_USD`, or the AWS budget's limit).
+pub const BUDGET_LIMIT_USD: &str = "BudgetLimitUSD";
 pub const SECONDS_TO_EXHAUSTION: &str = "SecondsToExhaustion";
 pub const FORECAST_PERIOD_SPEND_USD: &str = "ForecastPeriodSpendUSD";
+/// For the budget scope, with a budget from AWS Budgets: AWS's figure, what the ledger adds
+/// after it, and how old AWS's figure is. `PeriodSpendUSD` is then their sum.
+pub const BASELINE_SPEND_USD: &str = "BaselineSpendUSD";
+pub const LEDGER_AFTER_BASELINE_USD: &str = "LedgerAfterBaselineUSD";
+pub const BASELINE_AGE_SECONDS: &str = "BaselineAgeSeconds";
 
 /// From the collector, per Batch job state change.
 pub const JOB_STATE_TRANSITIONS: &str = "JobStateTransitions";
@@ -70,7 +77,7 @@ pub struct MetricSpec {
 }
 
 /// Every metric batchguard emits.
-pub const CATALOGUE: [MetricSpec; 21] = [
+pub const CATALOGUE: [MetricSpec; 25] = [
     MetricSpec {
         name: SPEND_USD,
         dimension_sets: &[SCOPE],
@@ -107,12 +114,32 @@ pub const CATALOGUE: [MetricSpec; 21] = [
         source: "ticker",
     },
     MetricSpec {
+        name: BUDGET_LIMIT_USD,
+        dimension_sets: &[SCOPE],
+        source: "ticker",
+    },
+    MetricSpec {
         name: SECONDS_TO_EXHAUSTION,
         dimension_sets: &[SCOPE],
         source: "ticker",
     },
     MetricSpec {
         name: FORECAST_PERIOD_SPEND_USD,
+        dimension_sets: &[SCOPE],
+        source: "ticker",
+    },
+    MetricSpec {
+        name: BASELINE_SPEND_USD,
+        dimension_sets: &[SCOPE],
+        source: "ticker",
+    },
+    MetricSpec {
+        name: LEDGER_AFTER_BASELINE_USD,
+        dimension_sets: &[SCOPE],
+        source: "ticker",
+    },
+    MetricSpec {
+        name: BASELINE_AGE_SECONDS,
         dimension_sets: &[SCOPE],
         source: "ticker",
     },

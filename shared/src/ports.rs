@@ -363,3 +363,80 @@ pub trait SpendReader {
         Output = Result<Vec<(crate::core::scope::Scope, i64, rust_decimal::Decimal)>, StoreError>,
     > + Send;
 }
+
+/// A budget kept in AWS Budgets (`DescribeBudget` in a deployment).
+pub trait BudgetSource {
+    fn describe(
+        &self,
+    ) -> impl Future<Output = Result<crate::core::budget::AwsBudget, ControlError>> + Send;
+}
+
+impl<T: BudgetSource + Sync> BudgetSource for &T {
+    fn describe(
+        &self,
+    ) -> impl Future<Output = Result<crate::core::budget::AwsBudget, ControlError>> + Send {
+        (**self).describe()
+    }
+}
+
+/// The AWS budget as last read, with when it was read (Unix seconds).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CachedBudget {
+    pub budget: crate::core::budget::AwsBudget,
+    pub fetched_at: i64,
+}
+
+/// What the ticker keeps to fuse an AWS baseline with the ledger: one spend mark per tick and
+/// the AWS budget as last read.
+pub trait BaselineStore {
+    /// Keeps the mark of a tick in the period starting at `period_start`, until `expires_at`.
+    fn put_mark(
+        &self,
+        period_start: i64,
+        mark: &crate::core::budget::SpendMark,
+        expires_at: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// The latest mark of that period at or before Unix second `at`.
+    fn mark_at_or_before(
+        &self,
+        period_start: i64,
+        at: i64,
+    ) -> impl Future<Output = Result<Option<crate::core::budget::SpendMark>, StoreError>> + Send;
+    fn cached_budget(
+        &self,
+    ) -> impl Future<Output = Result<Option<CachedBudget>, StoreError>> + Send;
+    fn put_cached_budget(
+        &self,
+        cached: &CachedBudget,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+impl<T: BaselineStore + Sync> BaselineStore for &T {
+    fn put_mark(
+        &self,
+        period_start: i64,
+        mark: &crate::core::budget::SpendMark,
+        expires_at: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).put_mark(period_start, mark, expires_at)
+    }
+    fn mark_at_or_before(
+        &self,
+        period_start: i64,
+        at: i64,
+    ) -> impl Future<Output = Result<Option<crate::core::budget::SpendMark>, StoreError>> + Send
+    {
+        (**self).mark_at_or_before(period_start, at)
+    }
+    fn cached_budget(
+        &self,
+    ) -> impl Future<Output = Result<Option<CachedBudget>, StoreError>> + Send {
+        (**self).cached_budget()
+    }
+    fn put_cached_budget(
+        &self,
+        cached: &CachedBudget,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).put_cached_budget(cached)
+    }
+}

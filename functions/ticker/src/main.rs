@@ -1,12 +1,14 @@
 //! ticker — every minute (EventBridge schedule): each scope's spend as EMF, the budget policy,
 //! and the enforcer invoked when a threshold is crossed or the forecast says the budget runs
 //! out before the next tick can act; first, jobs silent for too long are reconciled with
-//! `DescribeJobs`. All of it lives in `shared::handlers::ticker` and `shared::reconciler`.
+//! `DescribeJobs`. With `BUDGET_NAME`, the budget's limit and AWS's own actual spend come from
+//! AWS Budgets. All of it lives in `shared::handlers::ticker` and `shared::reconciler`.
 #![forbid(unsafe_code)]
 
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::Value;
 use shared::adapters::batch::AwsBatch;
+use shared::adapters::budgets::AwsBudgets;
 use shared::adapters::dynamodb::DynamoEventLog;
 use shared::adapters::dynamodb_projection::DynamoProjector;
 use shared::adapters::emf::EmfStdout;
@@ -14,7 +16,7 @@ use shared::adapters::lambda::LambdaTrigger;
 use shared::collector::Collector;
 use shared::config::{Config, ConfigError};
 use shared::handlers;
-use shared::handlers::ticker::{self, TickerSettings};
+use shared::handlers::ticker::{self, AwsBaseline, TickerSettings};
 use shared::reconciler::reconcile;
 
 #[tokio::main]
@@ -44,8 +46,25 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let collector = Collector::new(log.clone(), projector.clone());
     let silent_for_ms = config.reconcile_after_seconds.saturating_mul(1000);
     let sink = EmfStdout::new(config.metrics_namespace.clone());
-    let (projector, log, trigger, settings, batch, collector, sink) = (
-        &projector, &log, &trigger, &settings, &batch, &collector, &sink,
+    // With BUDGET_NAME, the limit and AWS's own spend come from AWS Budgets.
+    let aws_budget = config.aws_budget.as_ref().map(|named| AwsBaseline {
+        source: AwsBudgets::new(
+            aws_sdk_budgets::Client::new(&aws),
+            &named.account_id,
+            &named.name,
+        ),
+        store: log.clone(),
+        refresh_seconds: named.refresh_seconds,
+    });
+    let (projector, log, trigger, settings, batch, collector, sink, aws_budget) = (
+        &projector,
+        &log,
+        &trigger,
+        &settings,
+        &batch,
+        &collector,
+        &sink,
+        aws_budget.as_ref(),
     );
     lambda_runtime::run(service_fn(move |_tick: LambdaEvent<Value>| async move {
         let now = handlers::now_ms();
@@ -58,9 +77,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
                 Value::String(error.to_string())
             }
         };
-        let tick = ticker::handle(projector, log, trigger, sink, settings, now)
-            .await
-            .map_err(Diagnostic::from)?;
+        let tick = ticker::handle_with_aws_budget(
+            projector, log, trigger, sink, settings, aws_budget, now,
+        )
+        .await
+        .map_err(Diagnostic::from)?;
         Ok::<_, Diagnostic>(serde_json::json!({ "tick": tick, "reconciled": reconciled }))
     }))
     .await

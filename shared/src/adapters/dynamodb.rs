@@ -5,7 +5,7 @@
 //! | table | key | items |
 //! | --- | --- | --- |
 //! | `<prefix>-events` | `pk` = `JOB#<job id>` or `TASK#<task ARN>`, `sk` = record key | one fact each: `fact` (JSON), `kind`, `expires_at` (TTL) |
-//! | `<prefix>-state` | `pk`, `sk` | `QUARANTINE` / `<origin>#<digest>`: rejected events; `COUNTS` / `ingest`: ingest counters |
+//! | `<prefix>-state` | `pk`, `sk` | `QUARANTINE` / `<origin>#<digest>`: rejected events; `COUNTS` / `ingest`: ingest counters; `MARK#<period start>` / `<second>`: the ticker's spend marks (`expires_at`); `BUDGET` / `aws`: the AWS budget as last read |
 //!
 //! Facts are partitioned by the job or task they describe, so one job's history is one
 //! `Query` and writes spread over as many partitions as there are jobs. A fact is put with
@@ -36,7 +36,7 @@ pub const APPEND_CONCURRENCY: usize = 16;
 /// DynamoDB's item size limit (400 KB), less room for the key and other attributes: a
 /// quarantined body longer than this is truncated (and marked so).
 pub const MAX_QUARANTINED_BODY_BYTES: usize = 350_000;
-/// The TTL attribute of the events table.
+/// The TTL attribute of both tables (facts; spend marks).
 pub const TTL_ATTRIBUTE: &str = "expires_at";
 
 /// Table names of one deployment.
@@ -252,30 +252,33 @@ impl DynamoEventLog {
                     source: Some(Box::new(e)),
                 })?;
         }
-        let ttl = TimeToLiveSpecification::builder()
-            .enabled(true)
-            .attribute_name(TTL_ATTRIBUTE)
-            .build()
-            .map_err(|e| build_error(&self.tables.events, e))?;
-        let described = self
-            .client
-            .describe_time_to_live()
-            .table_name(&self.tables.events)
-            .send()
-            .await
-            .map_err(|e| backend(&self.tables.events, e))?;
-        let enabled = described
-            .time_to_live_description()
-            .and_then(|d| d.attribute_name())
-            .is_some_and(|name| name == TTL_ATTRIBUTE);
-        if !enabled {
-            self.client
-                .update_time_to_live()
-                .table_name(&self.tables.events)
-                .time_to_live_specification(ttl)
+        // Facts expire in the events table, spend marks in the state table.
+        for table in [&self.tables.events, &self.tables.state] {
+            let ttl = TimeToLiveSpecification::builder()
+                .enabled(true)
+                .attribute_name(TTL_ATTRIBUTE)
+                .build()
+                .map_err(|e| build_error(table, e))?;
+            let described = self
+                .client
+                .describe_time_to_live()
+                .table_name(table)
                 .send()
                 .await
-                .map_err(|e| backend(&self.tables.events, e))?;
+                .map_err(|e| backend(table, e))?;
+            let enabled = described
+                .time_to_live_description()
+                .and_then(|d| d.attribute_name())
+                .is_some_and(|name| name == TTL_ATTRIBUTE);
+            if !enabled {
+                self.client
+                    .update_time_to_live()
+                    .table_name(table)
+                    .time_to_live_specification(ttl)
+                    .send()
+                    .await
+                    .map_err(|e| backend(table, e))?;
+            }
         }
         Ok(())
     }
@@ -552,4 +555,116 @@ impl crate::ports::AuditTrail for DynamoEventLog {
             })
             .collect())
     }
+}
+
+/// Spend marks and the cached AWS budget live in the state table: `MARK#<period start>` /
+/// `<tick second, 20 digits>` (expiring with the TTL attribute), and `BUDGET` / `aws`.
+impl crate::ports::BaselineStore for DynamoEventLog {
+    async fn put_mark(
+        &self,
+        period_start: i64,
+        mark: &crate::core::budget::SpendMark,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        let body = serde_json::to_string(mark).map_err(|e| StoreError::Corrupt {
+            key: format!("MARK#{period_start}"),
+            message: e.to_string(),
+        })?;
+        self.client
+            .put_item()
+            .table_name(&self.tables.state)
+            .item("pk", AttributeValue::S(format!("MARK#{period_start}")))
+            .item("sk", AttributeValue::S(format!("{:020}", mark.at)))
+            .item("mark", AttributeValue::S(body))
+            .item(TTL_ATTRIBUTE, AttributeValue::N(expires_at.to_string()))
+            .send()
+            .await
+            .map_err(|e| backend(&self.tables.state, e))?;
+        Ok(())
+    }
+
+    async fn mark_at_or_before(
+        &self,
+        period_start: i64,
+        at: i64,
+    ) -> Result<Option<crate::core::budget::SpendMark>, StoreError> {
+        if at < 0 {
+            return Ok(None); // sort keys are zero-padded non-negative seconds
+        }
+        let output = self
+            .client
+            .query()
+            .table_name(&self.tables.state)
+            .key_condition_expression("pk = :pk AND sk <= :at")
+            .expression_attribute_values(":pk", AttributeValue::S(format!("MARK#{period_start}")))
+            .expression_attribute_values(":at", AttributeValue::S(format!("{at:020}")))
+            .scan_index_forward(false)
+            .limit(1)
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| backend(&self.tables.state, e))?;
+        output
+            .items()
+            .first()
+            .map(|item| json_attribute(item, "mark"))
+            .transpose()
+    }
+
+    async fn cached_budget(&self) -> Result<Option<crate::ports::CachedBudget>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.tables.state)
+            .key("pk", AttributeValue::S("BUDGET".into()))
+            .key("sk", AttributeValue::S("aws".into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| backend(&self.tables.state, e))?;
+        output
+            .item()
+            .map(|item| json_attribute(item, "budget"))
+            .transpose()
+    }
+
+    async fn put_cached_budget(
+        &self,
+        cached: &crate::ports::CachedBudget,
+    ) -> Result<(), StoreError> {
+        let body = serde_json::to_string(cached).map_err(|e| StoreError::Corrupt {
+            key: "BUDGET".into(),
+            message: e.to_string(),
+        })?;
+        self.client
+            .put_item()
+            .table_name(&self.tables.state)
+            .item("pk", AttributeValue::S("BUDGET".into()))
+            .item("sk", AttributeValue::S("aws".into()))
+            .item("budget", AttributeValue::S(body))
+            .send()
+            .await
+            .map_err(|e| backend(&self.tables.state, e))?;
+        Ok(())
+    }
+}
+
+/// A JSON document kept in a string attribute.
+fn json_attribute<T: serde::de::DeserializeOwned>(
+    item: &HashMap<String, AttributeValue>,
+    name: &str,
+) -> Result<T, StoreError> {
+    let key = format!(
+        "{}/{}",
+        string_attribute(item, "pk").unwrap_or_default(),
+        string_attribute(item, "sk").unwrap_or_default()
+    );
+    let text = string_attribute(item, name).ok_or_else(|| StoreError::Corrupt {
+        key: key.clone(),
+        message: format!("no `{name}` attribute"),
+    })?;
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
+        key,
+        message: e.to_string(),
+    })
 }

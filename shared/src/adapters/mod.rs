@@ -1,6 +1,7 @@
 //! Adapters: each owns one technology's wire format.
 
 pub mod batch;
+pub mod budgets;
 pub mod dynamodb;
 pub mod dynamodb_projection;
 pub mod emf;

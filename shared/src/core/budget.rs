@@ -215,7 +215,7 @@ mod tests {
 
 /// AWS's own figure for the budget (AWS Budgets' `CalculatedSpend.ActualSpend`): exact, but
 /// hours late. batchguard's figure is this plus what the ledger saw accrue after `as_of`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Baseline {
     pub spend_usd: Decimal,
     /// When AWS last updated it (`LastUpdatedTime`), Unix seconds.
@@ -226,5 +226,189 @@ impl Baseline {
     /// The budget's spend: the baseline plus the ledger's spend after it.
     pub fn fuse(&self, ledger_after_usd: Decimal) -> Decimal {
         self.spend_usd + ledger_after_usd
+    }
+}
+
+/// What batchguard takes from a budget kept in AWS Budgets (`DescribeBudget`): its limit and
+/// period, and AWS's own actual spend so far (the baseline).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AwsBudget {
+    pub limit_usd: Decimal,
+    pub period: BudgetPeriod,
+    pub baseline: Baseline,
+}
+
+impl AwsBudget {
+    pub fn budget(&self) -> Budget {
+        Budget {
+            amount_usd: self.limit_usd,
+            period: self.period,
+        }
+    }
+}
+
+/// The budget scope's spend as the ledger knew it at one tick, kept so that a baseline AWS
+/// dates later can be cut at its own instant (the running sums only answer "spend now").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpendMark {
+    /// Unix seconds.
+    pub at: i64,
+    /// Spend inside the budget period at `at`.
+    pub period_spend_usd: Decimal,
+    pub burn_rate_usd_per_hour: Decimal,
+}
+
+impl SpendMark {
+    /// The spend at `t` (≥ `at`) had everything running at `at` kept running and nothing
+    /// else started.
+    pub fn extended_to(&self, t: i64) -> Decimal {
+        let seconds = Decimal::from((t - self.at).max(0));
+        self.period_spend_usd
+            + self.burn_rate_usd_per_hour * seconds / Decimal::from(SECONDS_PER_HOUR)
+    }
+}
+
+/// How the ledger's spend at the baseline's instant was found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "cut", rename_all = "snake_case")]
+pub enum Cut {
+    /// From the last tick at or before the baseline's instant, extended at its burn rate.
+    Mark { at: i64 },
+    /// No tick before the baseline's instant in this period (batchguard was not running then):
+    /// all the ledger's spend in the period counts after the baseline. It can count twice
+    /// what both saw, never miss anything.
+    NoMark,
+    /// AWS last updated the baseline before this period began: it is last period's figure,
+    /// so the ledger's spend in the period is the whole figure.
+    StaleBaseline,
+}
+
+/// The budget's spend: AWS's baseline plus what the ledger saw accrue after it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Fused {
+    /// AWS's figure (zero when it belongs to an earlier period).
+    pub baseline_usd: Decimal,
+    pub baseline_as_of: i64,
+    /// The ledger's spend in the period after the baseline's instant.
+    pub ledger_after_usd: Decimal,
+    /// `baseline_usd + ledger_after_usd`: what the budget is measured against.
+    pub spend_usd: Decimal,
+    #[serde(flatten)]
+    pub cut: Cut,
+}
+
+impl Fused {
+    /// Fuses `baseline` with the ledger's spend in the period now (`ledger_period_spend_usd`),
+    /// given the latest mark at or before the baseline's instant in this period.
+    ///
+    /// The mark is extended at its burn rate to the baseline's instant and capped at the
+    /// spend now: exact when nothing starts or stops between that tick and the baseline's
+    /// instant, otherwise off by what did in under one tick.
+    pub fn of(
+        baseline: Baseline,
+        mark: Option<SpendMark>,
+        period_start: i64,
+        ledger_period_spend_usd: Decimal,
+    ) -> Self {
+        let (baseline_usd, before, cut) = if baseline.as_of < period_start {
+            (Decimal::ZERO, Decimal::ZERO, Cut::StaleBaseline)
+        } else {
+            match mark.filter(|m| m.at <= baseline.as_of && m.at >= period_start) {
+                Some(mark) => (
+                    baseline.spend_usd,
+                    mark.extended_to(baseline.as_of)
+                        .min(ledger_period_spend_usd),
+                    Cut::Mark { at: mark.at },
+                ),
+                None => (baseline.spend_usd, Decimal::ZERO, Cut::NoMark),
+            }
+        };
+        let ledger_after_usd = (ledger_period_spend_usd - before).max(Decimal::ZERO);
+        Self {
+            baseline_usd,
+            baseline_as_of: baseline.as_of,
+            ledger_after_usd,
+            spend_usd: baseline_usd + ledger_after_usd,
+            cut,
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod fusion_tests {
+    use super::*;
+    use rust_decimal::dec;
+
+    const START: i64 = 1_764_547_200; // 2025-12-01T00:00:00Z
+
+    fn baseline(spend: Decimal, as_of: i64) -> Baseline {
+        Baseline {
+            spend_usd: spend,
+            as_of,
+        }
+    }
+
+    #[test]
+    fn the_ledger_counts_from_the_baselines_instant() {
+        // A tick 30 s before AWS's update saw $10 spent at $3.6/h; AWS says $12 then; the
+        // ledger has $15 now. At AWS's instant the ledger had 10 + 3.6 × 30/3600 = 10.03.
+        let mark = SpendMark {
+            at: START + 3_570,
+            period_spend_usd: dec!(10),
+            burn_rate_usd_per_hour: dec!(3.6),
+        };
+        let fused = Fused::of(
+            baseline(dec!(12), START + 3_600),
+            Some(mark),
+            START,
+            dec!(15),
+        );
+        assert_eq!(fused.ledger_after_usd, dec!(4.97));
+        assert_eq!(fused.spend_usd, dec!(16.97));
+        assert_eq!(fused.cut, Cut::Mark { at: START + 3_570 });
+    }
+
+    #[test]
+    fn the_extension_never_exceeds_the_spend_now() {
+        let mark = SpendMark {
+            at: START,
+            period_spend_usd: dec!(1),
+            burn_rate_usd_per_hour: dec!(100),
+        };
+        // Everything stopped right after the mark: the ledger has $1.5 now.
+        let fused = Fused::of(
+            baseline(dec!(2), START + 3_600),
+            Some(mark),
+            START,
+            dec!(1.5),
+        );
+        assert_eq!(fused.ledger_after_usd, Decimal::ZERO);
+        assert_eq!(fused.spend_usd, dec!(2));
+    }
+
+    #[test]
+    fn without_a_mark_the_whole_period_counts() {
+        let fused = Fused::of(baseline(dec!(5), START + 60), None, START, dec!(3));
+        assert_eq!(fused.cut, Cut::NoMark);
+        assert_eq!(fused.spend_usd, dec!(8));
+        // A mark after the baseline's instant, or from another period, is no mark.
+        let late = SpendMark {
+            at: START + 120,
+            period_spend_usd: dec!(1),
+            burn_rate_usd_per_hour: dec!(0),
+        };
+        assert_eq!(
+            Fused::of(baseline(dec!(5), START + 60), Some(late), START, dec!(3)).cut,
+            Cut::NoMark
+        );
+    }
+
+    #[test]
+    fn a_baseline_from_the_last_period_is_not_counted() {
+        let fused = Fused::of(baseline(dec!(900), START - 3_600), None, START, dec!(3));
+        assert_eq!(fused.cut, Cut::StaleBaseline);
+        assert_eq!(fused.baseline_usd, Decimal::ZERO);
+        assert_eq!(fused.spend_usd, dec!(3));
     }
 }

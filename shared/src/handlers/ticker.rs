@@ -3,6 +3,11 @@
 //! the enforcer triggered when a threshold is crossed or the forecast says the budget runs out
 //! before the next tick can act. At a new budget period it asks the enforcer to restore what it
 //! disabled in the last one.
+//!
+//! With a budget kept in AWS Budgets ([`AwsBaseline`]), the limit comes from AWS and the
+//! budget's spend is AWS's own figure (exact, hours late) plus what the ledger saw accrue after
+//! AWS last updated it: each tick keeps a spend mark, and the mark at or before AWS's instant
+//! says how much of the ledger's period spend AWS had already counted (ADR 0007).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -13,13 +18,18 @@ use serde_json::json;
 use super::HandlerError;
 use super::enforcer::EnforcerRequest;
 use crate::adapters::emf::{Metric, MetricDocument, MetricSink, Unit};
-use crate::core::budget::{Budget, BudgetPeriod, BudgetStatus, Outlook};
+use crate::core::budget::{
+    AwsBudget, Budget, BudgetPeriod, BudgetStatus, Fused, Outlook, SpendMark,
+};
 use crate::core::facts::EnforcementAction;
 use crate::core::policy::{BudgetPolicy, Decision, Level, decide};
 use crate::core::scope::{Scope, ScopeSpend};
 use crate::core::sums::ScopeTotals;
 use crate::metrics;
-use crate::ports::{AuditTrail, EnforcerTrigger, SpendReader};
+use crate::ports::{
+    AuditTrail, BaselineStore, BudgetSource, CachedBudget, ControlError, EnforcerTrigger,
+    SpendReader, StoreError,
+};
 
 /// What the ticker watches.
 #[derive(Clone, Debug)]
@@ -31,6 +41,47 @@ pub struct TickerSettings {
     pub scope_queues: Vec<String>,
 }
 
+/// Spend marks outlive their budget period by this long (DynamoDB TTL), so a baseline AWS
+/// dates late in a period still finds its mark after the period ends.
+pub const MARK_RETENTION_SECONDS: i64 = 35 * 86_400;
+
+/// A budget kept in AWS Budgets: where to read it and where the ticker keeps its marks and the
+/// last reading. AWS is asked again once the reading is `refresh_seconds` old.
+#[derive(Clone, Debug)]
+pub struct AwsBaseline<S, M> {
+    pub source: S,
+    pub store: M,
+    pub refresh_seconds: i64,
+}
+
+impl<S: BudgetSource + Sync, M: BaselineStore + Sync> AwsBaseline<S, M> {
+    /// The AWS budget to use at `at`: the stored reading, refreshed from AWS when it is old.
+    /// A failed refresh keeps the stored reading and says why.
+    async fn current(
+        &self,
+        at: i64,
+    ) -> Result<(Option<CachedBudget>, Option<String>), HandlerError> {
+        let cached = self.store.cached_budget().await.map_err(store)?;
+        if cached.is_some_and(|c| at - c.fetched_at < self.refresh_seconds) {
+            return Ok((cached, None));
+        }
+        match self.source.describe().await {
+            Ok(budget) => {
+                let fresh = CachedBudget {
+                    budget,
+                    fetched_at: at,
+                };
+                self.store.put_cached_budget(&fresh).await.map_err(store)?;
+                Ok((Some(fresh), None))
+            }
+            Err(error) => {
+                lambda_runtime::tracing::warn!(%error, "reading the AWS budget failed; keeping the last reading");
+                Ok((cached, Some(error.to_string())))
+            }
+        }
+    }
+}
+
 /// What one tick found and did.
 #[derive(Clone, Debug, Serialize)]
 pub struct TickReport {
@@ -40,6 +91,37 @@ pub struct TickReport {
     pub budget_used_percent: Option<Decimal>,
     pub decision: Option<Decision>,
     pub triggered: Option<EnforcerRequest>,
+    /// With an AWS budget: AWS's figure, the ledger's part after it, and how they were cut.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<Fused>,
+    /// Why the AWS budget could not be read this tick (the last reading was used, if any).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline_error: Option<String>,
+}
+
+/// Stands in for [`AwsBaseline`]'s ports when there is no AWS budget; it has no values.
+#[derive(Clone, Copy, Debug)]
+pub enum NoAwsBudget {}
+
+impl BudgetSource for NoAwsBudget {
+    async fn describe(&self) -> Result<AwsBudget, ControlError> {
+        match *self {}
+    }
+}
+
+impl BaselineStore for NoAwsBudget {
+    async fn put_mark(&self, _: i64, _: &SpendMark, _: i64) -> Result<(), StoreError> {
+        match *self {}
+    }
+    async fn mark_at_or_before(&self, _: i64, _: i64) -> Result<Option<SpendMark>, StoreError> {
+        match *self {}
+    }
+    async fn cached_budget(&self) -> Result<Option<CachedBudget>, StoreError> {
+        match *self {}
+    }
+    async fn put_cached_budget(&self, _: &CachedBudget) -> Result<(), StoreError> {
+        match *self {}
+    }
 }
 
 fn store(error: crate::ports::StoreError) -> HandlerError {
@@ -113,7 +195,7 @@ pub fn dimension_value(scope: &Scope) -> String {
     }
 }
 
-/// One tick at Unix milliseconds `now_ms`.
+/// One tick at Unix milliseconds `now_ms`, the budget (if any) from `settings`.
 pub async fn handle<R, A, T>(
     reader: &R,
     audit: &A,
@@ -126,6 +208,36 @@ where
     R: SpendReader + Sync,
     A: AuditTrail + Sync,
     T: EnforcerTrigger + Sync,
+{
+    handle_with_aws_budget(
+        reader,
+        audit,
+        trigger,
+        sink,
+        settings,
+        None::<&AwsBaseline<NoAwsBudget, NoAwsBudget>>,
+        now_ms,
+    )
+    .await
+}
+
+/// One tick at Unix milliseconds `now_ms`; with `aws`, the budget's limit and baseline come
+/// from AWS Budgets (`settings.budget` stands in until AWS has answered once).
+pub async fn handle_with_aws_budget<R, A, T, S, M>(
+    reader: &R,
+    audit: &A,
+    trigger: &T,
+    sink: &impl MetricSink,
+    settings: &TickerSettings,
+    aws: Option<&AwsBaseline<S, M>>,
+    now_ms: i64,
+) -> Result<TickReport, HandlerError>
+where
+    R: SpendReader + Sync,
+    A: AuditTrail + Sync,
+    T: EnforcerTrigger + Sync,
+    S: BudgetSource + Sync,
+    M: BaselineStore + Sync,
 {
     let at = now_ms.div_euclid(1000);
     let scopes = reader.scopes().await.map_err(store)?;
@@ -165,7 +277,7 @@ where
         ));
     }
 
-    let budget_spend = budget_totals.spend_at(at, settings.period, budget_recent);
+    let mut budget_spend = budget_totals.spend_at(at, settings.period, budget_recent);
     let mut report = TickReport {
         at,
         scopes: documents.len(),
@@ -173,8 +285,53 @@ where
         budget_used_percent: None,
         decision: None,
         triggered: None,
+        baseline: None,
+        baseline_error: None,
     };
-    if let Some(budget) = settings.budget {
+    let mut budget = settings.budget;
+    if let Some(aws) = aws {
+        let (period_start, period_end) = settings.period.bounds(at);
+        let mark = SpendMark {
+            at,
+            period_spend_usd: budget_spend.period_spend_usd,
+            burn_rate_usd_per_hour: budget_spend.burn_rate_usd_per_hour,
+        };
+        aws.store
+            .put_mark(period_start, &mark, period_end + MARK_RETENTION_SECONDS)
+            .await
+            .map_err(store)?;
+        let (cached, error) = aws.current(at).await?;
+        report.baseline_error = error;
+        if let Some(cached) = cached {
+            let from_aws = cached.budget;
+            if from_aws.period != settings.period {
+                // The ledger's sums are kept per the configured period; measuring a monthly
+                // AWS budget with daily sums would be wrong. Loud, so it gets fixed.
+                sink.emit(&documents)
+                    .map_err(|e| HandlerError::NonRetryable(e.to_string()))?;
+                return Err(HandlerError::NonRetryable(format!(
+                    "the AWS budget is {:?} but BUDGET_PERIOD is {:?}: set the stack's BudgetPeriod to the budget's period",
+                    from_aws.period, settings.period
+                )));
+            }
+            let before = aws
+                .store
+                .mark_at_or_before(period_start, from_aws.baseline.as_of)
+                .await
+                .map_err(store)?;
+            let fused = Fused::of(
+                from_aws.baseline,
+                before,
+                period_start,
+                budget_spend.period_spend_usd,
+            );
+            budget = Some(from_aws.budget());
+            budget_spend.period_spend_usd = fused.spend_usd;
+            report.budget_spend_usd = fused.spend_usd;
+            report.baseline = Some(fused);
+        }
+    }
+    if let Some(budget) = budget {
         let status = BudgetStatus::evaluate(
             budget,
             at,
@@ -197,6 +354,31 @@ where
         document
             .properties
             .insert("budget_usd".into(), json!(budget.amount_usd.to_string()));
+        if let Some(fused) = &report.baseline {
+            document.metrics.extend([
+                Metric {
+                    name: metrics::BASELINE_SPEND_USD,
+                    unit: Unit::None,
+                    value: fused.baseline_usd,
+                },
+                Metric {
+                    name: metrics::LEDGER_AFTER_BASELINE_USD,
+                    unit: Unit::None,
+                    value: fused.ledger_after_usd,
+                },
+                Metric {
+                    name: metrics::BASELINE_AGE_SECONDS,
+                    unit: Unit::Seconds,
+                    value: Decimal::from((at - fused.baseline_as_of).max(0)),
+                },
+            ]);
+            document.properties.insert("baseline".into(), json!(fused));
+        }
+        document.metrics.push(Metric {
+            name: metrics::BUDGET_LIMIT_USD,
+            unit: Unit::None,
+            value: budget.amount_usd,
+        });
         document.metrics.push(Metric {
             name: metrics::BUDGET_USED_PERCENT,
             unit: Unit::Percent,

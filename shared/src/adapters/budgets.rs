@@ -1,10 +1,13 @@
 //! A budget kept in AWS Budgets, read with `DescribeBudget`: its limit and period, and AWS's
-//! own actual spend so far with the time AWS last updated it (the baseline).
+//! own actual spend so far with the time AWS last updated it (the baseline). The CLI's
+//! `--budget-name` and the ticker (`BUDGET_NAME`) both read it here.
 
 use aws_sdk_budgets::Client;
 use aws_sdk_budgets::types::TimeUnit;
 use rust_decimal::Decimal;
-use shared::core::budget::{Baseline, BudgetPeriod};
+
+use crate::core::budget::{AwsBudget, Baseline, BudgetPeriod};
+use crate::ports::{BudgetSource, ControlError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BudgetsError {
@@ -18,14 +21,6 @@ pub enum BudgetsError {
         "AWS Budgets: budget {name:?} is {what}; batchguard reads monthly or daily cost budgets in USD"
     )]
     Unsupported { name: String, what: String },
-}
-
-/// What batchguard takes from an AWS budget.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AwsBudget {
-    pub limit_usd: Decimal,
-    pub period: BudgetPeriod,
-    pub baseline: Baseline,
 }
 
 pub async fn describe(
@@ -83,4 +78,34 @@ pub async fn describe(
         period,
         baseline: Baseline { spend_usd, as_of },
     })
+}
+
+/// One named budget of one account, as a [`BudgetSource`].
+#[derive(Clone, Debug)]
+pub struct AwsBudgets {
+    client: Client,
+    account: String,
+    name: String,
+}
+
+impl AwsBudgets {
+    pub fn new(client: Client, account: impl Into<String>, name: impl Into<String>) -> Self {
+        Self {
+            client,
+            account: account.into(),
+            name: name.into(),
+        }
+    }
+}
+
+impl BudgetSource for AwsBudgets {
+    async fn describe(&self) -> Result<AwsBudget, ControlError> {
+        describe(&self.client, &self.account, &self.name)
+            .await
+            .map_err(|e| ControlError::Api {
+                operation: "budgets:DescribeBudget",
+                message: e.to_string(),
+                source: Some(Box::new(e)),
+            })
+    }
 }
