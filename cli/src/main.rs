@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod cur;
+mod doctor;
 mod html;
 mod output;
 mod pricing;
@@ -240,6 +241,20 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Check a deployed stack: the stack's state, its tables, event rules, dead-letter queues
+    /// and quarantine, its alarms (and that the budget alarms invoke the enforcer), that the
+    /// ticker's metrics arrived in the last 15 minutes, the job queues in scope against what
+    /// batchguard last did to them, the ticker's reading of the AWS budget (with BudgetName),
+    /// and dry run. Prints a checklist with the fix for each
+    /// failure; exits non-zero when a check fails. Uses the usual AWS variables.
+    Doctor {
+        /// The CloudFormation stack name (`sam deploy --stack-name`).
+        #[arg(long)]
+        stack: String,
+        /// Print the checklist as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Write a generated, realistic workload as JSON Lines (how `examples/` was made).
     Generate {
         /// Seed of the generator; the same seed gives the same file.
@@ -339,6 +354,10 @@ enum CliError {
     Cur(#[from] cur::CurError),
     #[error(transparent)]
     Budgets(#[from] shared::adapters::budgets::BudgetsError),
+    #[error(transparent)]
+    Doctor(#[from] doctor::DoctorError),
+    #[error("stack {stack}: {failed} check(s) failed")]
+    Unhealthy { stack: String, failed: usize },
 }
 
 fn main() -> ExitCode {
@@ -399,6 +418,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Replay { evaluation, paths } => {
             replay(&with_aws_budget(evaluation).await?, &paths)
         }
+        Command::Doctor { stack, json } => run_doctor(&stack, json).await,
         Command::Init { store } => init(&store).await,
         Command::Ingest {
             store,
@@ -983,6 +1003,41 @@ fn write_fetched(
         }
     }
     Ok(())
+}
+
+async fn run_doctor(stack: &str, json: bool) -> Result<(), CliError> {
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await;
+    let facts = doctor::gather(
+        &doctor::Clients::new(&config),
+        stack,
+        Utc::now().timestamp(),
+    )
+    .await?;
+    let checks = shared::doctor::checklist(&facts);
+    let healthy = shared::doctor::healthy(&checks);
+    if json {
+        let document = serde_json::json!({
+            "stack": stack,
+            "healthy": healthy,
+            "checks": checks,
+        });
+        println!("{document:#}");
+    } else {
+        print!("{}", output::doctor_checklist(&checks));
+    }
+    if healthy {
+        Ok(())
+    } else {
+        Err(CliError::Unhealthy {
+            stack: stack.to_owned(),
+            failed: checks
+                .iter()
+                .filter(|c| c.status == shared::doctor::Status::Fail)
+                .count(),
+        })
+    }
 }
 
 /// With `--budget-name`: the budget, its period and AWS's baseline, from AWS Budgets.

@@ -423,3 +423,23 @@ pub fn reconciliation(result: &shared::bill::Reconciliation) -> String {
     }
     out
 }
+
+/// `doctor`'s checklist: one line per check, the fix indented under it.
+pub fn doctor_checklist(checks: &[shared::doctor::Check]) -> String {
+    use shared::doctor::Status;
+    let width = checks.iter().map(|c| c.id.len()).max().unwrap_or(0);
+    let mut text = String::new();
+    for check in checks {
+        let mark = match check.status {
+            Status::Ok => "ok  ",
+            Status::Info => "info",
+            Status::Warn => "WARN",
+            Status::Fail => "FAIL",
+        };
+        text.push_str(&format!("{mark}  {:width$}  {}\n", check.id, check.detail));
+        if let Some(fix) = &check.fix {
+            text.push_str(&format!("      {:width$}  fix: {fix}\n", ""));
+        }
+    }
+    text
+}

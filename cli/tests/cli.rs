@@ -1135,3 +1135,90 @@ fn the_human_report_lists_ec2_instances_with_their_bill_and_idle_part() {
     assert_eq!(money(&instance["cost_usd"]), Decimal::new(16, 4));
     assert_eq!(money(&instance["idle_usd"]), Decimal::new(16, 4));
 }
+
+/// `doctor` end to end: the checklist as JSON and as text, exit status 1 when a check fails,
+/// and an error naming a stack that does not exist. The stack here is a bare one on the
+/// emulator (two tables, nothing else), so the checks of what it lacks fail, each saying what.
+#[tokio::test]
+async fn doctor_prints_a_checklist_and_fails_on_a_broken_stack() {
+    let config = batchguard_tests::emulator_config().await;
+    let stack = batchguard_tests::unique_prefix("doctor-cli");
+    let table = serde_json::json!({
+        "Type": "AWS::DynamoDB::Table",
+        "Properties": {
+            "BillingMode": "PAY_PER_REQUEST",
+            "AttributeDefinitions": [
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"}
+            ],
+            "KeySchema": [
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"}
+            ]
+        }
+    });
+    let template = serde_json::json!({
+        "Resources": {"EventsTable": table, "StateTable": table},
+        "Outputs": {
+            "EventsTableName": {"Value": {"Ref": "EventsTable"}},
+            "StateTableName": {"Value": {"Ref": "StateTable"}}
+        }
+    });
+    aws_sdk_cloudformation::Client::new(&config)
+        .create_stack()
+        .stack_name(&stack)
+        .template_body(template.to_string())
+        .send()
+        .await
+        .unwrap();
+
+    let output = batchguard(&["doctor", "--stack", &stack, "--json"]);
+    assert_eq!(output.status.code(), Some(1));
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["healthy"], false);
+    let check = |id: &str| -> Value {
+        report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("no check {id}: {report:#}"))
+    };
+    assert_eq!(check("stack")["status"], "ok");
+    assert_eq!(check("table:EventsTableName")["status"], "ok");
+    assert_eq!(check("quarantine")["status"], "ok");
+    let dlq = check("dlq:EventDeadLetterQueueUrl");
+    assert_eq!(dlq["status"], "fail");
+    assert!(
+        dlq["detail"]
+            .as_str()
+            .unwrap()
+            .contains("no output EventDeadLetterQueueUrl"),
+        "{dlq}"
+    );
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("check(s) failed"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    let text = batchguard(&["doctor", "--stack", &stack]);
+    assert_eq!(text.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.lines().any(|l| l.starts_with("ok    stack")), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("FAIL  dlq:EventDeadLetterQueueUrl")),
+        "{text}"
+    );
+    assert!(text.contains("fix: "), "{text}");
+
+    let missing = batchguard(&["doctor", "--stack", "no-such-stack"]);
+    assert!(!missing.status.success());
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("\"no-such-stack\""),
+        "{}",
+        String::from_utf8_lossy(&missing.stderr)
+    );
+}

@@ -7,6 +7,7 @@ pub mod bill;
 pub mod collector;
 pub mod config;
 pub mod core;
+pub mod doctor;
 pub mod enforcer;
 pub mod events;
 pub mod handlers;

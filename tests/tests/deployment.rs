@@ -275,6 +275,52 @@ fn every_metric_a_dashboard_or_alarm_names_is_one_the_code_emits() {
     }
 }
 
+/// `batchguard doctor` knows the stack by the template's names: its alarms (and which invoke
+/// the enforcer), outputs and parameters, and the metric the ticker-silent alarm watches.
+#[test]
+fn doctor_reads_what_the_template_defines() {
+    use shared::doctor::{ALARMS, ENFORCER_ALARMS, OUTPUTS, PARAMETERS};
+    let stack = default_stack();
+    let alarms: BTreeSet<String> = stack
+        .resources_of("AWS::CloudWatch::Alarm")
+        .into_iter()
+        .collect();
+    let known: BTreeSet<String> = ALARMS.iter().map(|a| (*a).to_owned()).collect();
+    assert_eq!(alarms, known);
+    let invoking: BTreeSet<String> = alarms
+        .iter()
+        .filter(|id| {
+            let properties = stack.eval(&stack.resource(id)["Properties"]);
+            properties["AlarmActions"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("EnforcerFunction.Arn"))
+        })
+        .cloned()
+        .collect();
+    let expected: BTreeSet<String> = ENFORCER_ALARMS.iter().map(|a| (*a).to_owned()).collect();
+    assert_eq!(invoking, expected);
+    let template = template();
+    for output in OUTPUTS {
+        assert!(
+            !template["Outputs"][output].is_null(),
+            "the template has no output {output}"
+        );
+    }
+    for parameter in PARAMETERS {
+        assert!(
+            !template["Parameters"][parameter].is_null(),
+            "the template has no parameter {parameter}"
+        );
+    }
+    let silent = stack.eval(&stack.resource("TickerSilentAlarm")["Properties"]);
+    assert_eq!(silent["MetricName"], metrics::BUDGET_USED_PERCENT);
+    assert_eq!(
+        silent["Dimensions"],
+        json!([{"Name": "ScopeKind", "Value": "budget"}, {"Name": "Scope", "Value": "budget"}])
+    );
+}
+
 #[test]
 fn alarms_that_invoke_the_enforcer_name_a_level_it_reads_and_may_invoke_it() {
     use shared::core::policy::Level;
