@@ -1,6 +1,6 @@
-//! Reading a Cost and Usage Report export (CUR 2.0 / split cost allocation data, CSV or
-//! gzip-compressed CSV as AWS writes it) from a file, a directory or `s3://bucket/prefix`, into
-//! the line items reconciliation needs.
+//! Reading a Cost and Usage Report export (CUR 2.0 / split cost allocation data: CSV,
+//! gzip-compressed CSV or Parquet, as AWS writes them) from a file, a directory or
+//! `s3://bucket/prefix`, into the line items reconciliation needs.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -31,11 +31,7 @@ pub enum CurError {
         value: String,
         reason: &'static str,
     },
-    #[error(
-        "{source_name}: Parquet exports are not read yet; export the report as CSV (gzip) instead"
-    )]
-    Parquet { source_name: String },
-    #[error("{0}: no CUR files (*.csv, *.csv.gz) there")]
+    #[error("{0}: no CUR files (*.csv, *.csv.gz, *.parquet) there")]
     Empty(String),
     #[error("S3 {location}: {message}")]
     S3 { location: String, message: String },
@@ -50,6 +46,42 @@ const REQUIRED: [&str; 7] = [
     "line_item_usage_amount",
     "line_item_unblended_cost",
 ];
+
+/// One line item's columns as read, before the split-cost rule.
+struct RawLine {
+    resource_id: String,
+    product_code: String,
+    usage_type: String,
+    line_item_type: String,
+    usage_start: i64,
+    usage_amount: Decimal,
+    unblended_cost: Decimal,
+    region: String,
+    parent_resource_id: Option<String>,
+    split_cost: Option<Decimal>,
+}
+
+impl RawLine {
+    /// A split line (an EC2 task's share of its instance) costs its split cost.
+    fn into_bill_line(self) -> BillLine {
+        let parent_resource_id = self.parent_resource_id.filter(|p| !p.is_empty());
+        let cost_usd = match (&parent_resource_id, self.split_cost) {
+            (Some(_), Some(split)) => split,
+            _ => self.unblended_cost,
+        };
+        BillLine {
+            resource_id: self.resource_id,
+            product_code: self.product_code,
+            usage_type: self.usage_type,
+            line_item_type: self.line_item_type,
+            usage_start: self.usage_start,
+            usage_amount: self.usage_amount,
+            cost_usd,
+            region: self.region,
+            parent_resource_id,
+        }
+    }
+}
 
 /// The line items of one CSV export file (gzip when `gzip`).
 pub fn read_csv(
@@ -124,38 +156,214 @@ pub fn read_csv(
                 )
             })?
             .timestamp();
-        let parent_resource = parent.map(field).filter(|p| !p.is_empty());
-        let cost_usd = match (parent_resource, split_cost) {
-            (Some(_), Some(i)) => number(i, "split_line_item_split_cost")?,
-            _ => number(cost, "line_item_unblended_cost")?,
-        };
-        lines.push(BillLine {
+        let raw = RawLine {
             resource_id: field(resource).to_owned(),
             product_code: field(product).to_owned(),
             usage_type: field(usage_type).to_owned(),
             line_item_type: field(item_type).to_owned(),
             usage_start,
             usage_amount: number(amount, "line_item_usage_amount")?,
-            cost_usd,
+            unblended_cost: number(cost, "line_item_unblended_cost")?,
             region: region.map(field).unwrap_or_default().to_owned(),
-            parent_resource_id: parent_resource.map(str::to_owned),
-        });
+            parent_resource_id: parent.map(field).map(str::to_owned),
+            split_cost: split_cost
+                .map(|i| number(i, "split_line_item_split_cost"))
+                .transpose()?,
+        };
+        lines.push(raw.into_bill_line());
     }
     Ok(())
 }
 
-/// What a name says the file is: `Some(gzip)` for CSV, an error for Parquet, `None` otherwise.
-fn kind(name: &str) -> Result<Option<bool>, CurError> {
-    if name.ends_with(".csv.gz") || name.ends_with(".csv.gzip") {
-        Ok(Some(true))
-    } else if name.ends_with(".csv") {
-        Ok(Some(false))
-    } else if name.ends_with(".parquet") {
-        Err(CurError::Parquet {
-            source_name: name.to_owned(),
+/// The line items of one Parquet export file (AWS writes Snappy-compressed pages). Columns
+/// may be typed (`double` money, `timestamp` dates, as AWS writes them) or text.
+pub fn read_parquet(
+    source_name: &str,
+    bytes: bytes::Bytes,
+    lines: &mut Vec<BillLine>,
+) -> Result<(), CurError> {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    use parquet::record::Field;
+    use parquet::schema::types::Type;
+
+    let read_error = |message: String| CurError::Read {
+        source_name: source_name.to_owned(),
+        message,
+    };
+    let reader = SerializedFileReader::new(bytes)
+        .map_err(|e| read_error(format!("not a Parquet file: {e}")))?;
+    let schema = reader.metadata().file_metadata().schema();
+    let fields = schema.get_fields();
+    let find = |name: &str| fields.iter().find(|f| f.name() == name).cloned();
+    let mut wanted = Vec::new();
+    for name in REQUIRED {
+        wanted.push(find(name).ok_or_else(|| CurError::MissingColumn {
+            source_name: source_name.to_owned(),
+            column: name,
+        })?);
+    }
+    let optional = [
+        "product_region_code",
+        "split_line_item_parent_resource_id",
+        "split_line_item_split_cost",
+    ];
+    let present: Vec<bool> = optional
+        .iter()
+        .map(|name| match find(name) {
+            Some(field) => {
+                wanted.push(field);
+                true
+            }
+            None => false,
         })
+        .collect();
+    let projection = Type::group_type_builder(schema.name())
+        .with_fields(wanted)
+        .build()
+        .map_err(|e| read_error(e.to_string()))?;
+    let rows = reader
+        .get_row_iter(Some(projection))
+        .map_err(|e| read_error(e.to_string()))?;
+    for (index, row) in rows.enumerate() {
+        let line = index as u64 + 1; // row number
+        let row = row.map_err(|e| read_error(format!("row {line}: {e}")))?;
+        let values: Vec<&Field> = row.get_column_iter().map(|(_, value)| value).collect();
+        let bad = |column: &'static str, value: &Field, reason: &'static str| CurError::BadValue {
+            source_name: source_name.to_owned(),
+            line,
+            column,
+            value: value.to_string(),
+            reason,
+        };
+        let text = |i: usize, column: &'static str| -> Result<String, CurError> {
+            match values.get(i) {
+                None | Some(Field::Null) => Ok(String::new()),
+                Some(Field::Str(text)) => Ok(text.clone()),
+                Some(other) => Err(bad(column, other, "not text")),
+            }
+        };
+        let number = |i: usize, column: &'static str| -> Result<Decimal, CurError> {
+            use rust_decimal::prelude::FromPrimitive;
+            let Some(value) = values.get(i) else {
+                return Ok(Decimal::ZERO);
+            };
+            let parsed = match value {
+                Field::Null => Some(Decimal::ZERO),
+                // The shortest text that reads back as the same double: what AWS computed.
+                Field::Double(d) => d
+                    .to_string()
+                    .parse::<Decimal>()
+                    .ok()
+                    .or_else(|| Decimal::from_f64(*d)),
+                Field::Float(f) => f.to_string().parse::<Decimal>().ok(),
+                Field::Int(n) => Some(Decimal::from(*n)),
+                Field::Long(n) => Some(Decimal::from(*n)),
+                Field::Decimal(d) => {
+                    let bytes = d.data();
+                    (bytes.len() <= 16)
+                        .then(|| {
+                            let fill = if bytes.first().is_some_and(|b| b & 0x80 != 0) {
+                                0xff
+                            } else {
+                                0
+                            };
+                            let mut wide = [fill; 16];
+                            wide[16 - bytes.len()..].copy_from_slice(bytes);
+                            i128::from_be_bytes(wide)
+                        })
+                        .and_then(|n| {
+                            Decimal::try_from_i128_with_scale(n, u32::try_from(d.scale()).ok()?)
+                                .ok()
+                        })
+                }
+                Field::Str(text) => text
+                    .parse::<Decimal>()
+                    .or_else(|_| Decimal::from_scientific(text))
+                    .ok(),
+                _ => None,
+            };
+            parsed.ok_or_else(|| bad(column, value, "not a decimal number"))
+        };
+        let start_value = values.get(4).copied().unwrap_or(&Field::Null);
+        let usage_start = match start_value {
+            Field::TimestampMillis(ms) => Some(ms.div_euclid(1000)),
+            Field::TimestampMicros(us) => Some(us.div_euclid(1_000_000)),
+            Field::Str(text) => DateTime::parse_from_rfc3339(text)
+                .ok()
+                .map(|t| t.timestamp()),
+            _ => None,
+        }
+        .ok_or_else(|| {
+            bad(
+                "line_item_usage_start_date",
+                start_value,
+                "not a timestamp or an RFC 3339 time",
+            )
+        })?;
+        // Optional columns follow the required ones, in `optional`'s order, when present.
+        let mut next = REQUIRED.len();
+        let mut slot = |present: bool| {
+            present.then(|| {
+                next += 1;
+                next - 1
+            })
+        };
+        let region = slot(present[0]);
+        let parent = slot(present[1]);
+        let split = slot(present[2]);
+        let raw = RawLine {
+            resource_id: text(0, "line_item_resource_id")?,
+            product_code: text(1, "line_item_product_code")?,
+            usage_type: text(2, "line_item_usage_type")?,
+            line_item_type: text(3, "line_item_line_item_type")?,
+            usage_start,
+            usage_amount: number(5, "line_item_usage_amount")?,
+            unblended_cost: number(6, "line_item_unblended_cost")?,
+            region: region
+                .map(|i| text(i, "product_region_code"))
+                .transpose()?
+                .unwrap_or_default(),
+            parent_resource_id: parent
+                .map(|i| text(i, "split_line_item_parent_resource_id"))
+                .transpose()?,
+            split_cost: split
+                .map(|i| number(i, "split_line_item_split_cost"))
+                .transpose()?,
+        };
+        lines.push(raw.into_bill_line());
+    }
+    Ok(())
+}
+
+/// What a file's name says it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Format {
+    Csv { gzip: bool },
+    Parquet,
+}
+
+fn kind(name: &str) -> Option<Format> {
+    if name.ends_with(".csv.gz") || name.ends_with(".csv.gzip") {
+        Some(Format::Csv { gzip: true })
+    } else if name.ends_with(".csv") {
+        Some(Format::Csv { gzip: false })
+    } else if name.ends_with(".parquet") {
+        Some(Format::Parquet)
     } else {
-        Ok(None)
+        None
+    }
+}
+
+/// One export file's line items, whichever its format.
+fn read_file(
+    source_name: &str,
+    bytes: bytes::Bytes,
+    format: Format,
+    lines: &mut Vec<BillLine>,
+) -> Result<(), CurError> {
+    match format {
+        Format::Csv { gzip } => read_csv(source_name, &bytes, gzip, lines),
+        Format::Parquet => read_parquet(source_name, bytes, lines),
     }
 }
 
@@ -181,12 +389,12 @@ pub fn read_local(path: &Path) -> Result<Vec<BillLine>, CurError> {
     let mut read = 0;
     for file in files {
         let name = file.display().to_string();
-        let Some(gzip) = kind(&name)? else { continue };
+        let Some(format) = kind(&name) else { continue };
         let bytes = std::fs::read(&file).map_err(|e| CurError::Read {
             source_name: name.clone(),
             message: e.to_string(),
         })?;
-        read_csv(&name, &bytes, gzip, &mut lines)?;
+        read_file(&name, bytes.into(), format, &mut lines)?;
         read += 1;
     }
     if read == 0 {
@@ -223,7 +431,7 @@ pub async fn read_s3(client: &aws_sdk_s3::Client, url: &str) -> Result<Vec<BillL
     let mut lines = Vec::new();
     let mut read = 0;
     for key in keys {
-        let Some(gzip) = kind(&key)? else { continue };
+        let Some(format) = kind(&key) else { continue };
         let object = client
             .get_object()
             .bucket(bucket)
@@ -237,7 +445,7 @@ pub async fn read_s3(client: &aws_sdk_s3::Client, url: &str) -> Result<Vec<BillL
             .await
             .map_err(|e| s3_error(e.to_string()))?
             .into_bytes();
-        read_csv(&format!("s3://{bucket}/{key}"), &bytes, gzip, &mut lines)?;
+        read_file(&format!("s3://{bucket}/{key}"), bytes, format, &mut lines)?;
         read += 1;
     }
     if read == 0 {
@@ -287,10 +495,19 @@ mod tests {
             error,
             "cur.csv:2: line_item_unblended_cost = \"lots\": not a decimal number"
         );
-        assert!(matches!(
-            kind("x.snappy.parquet"),
-            Err(CurError::Parquet { .. })
-        ));
+        assert_eq!(kind("x.snappy.parquet"), Some(Format::Parquet));
+        assert_eq!(kind("manifest.json"), None);
+        let error = read_parquet(
+            "x.parquet",
+            bytes::Bytes::from_static(b"PAR1 no"),
+            &mut lines,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.starts_with("x.parquet: not a Parquet file"),
+            "{error}"
+        );
         assert!(parse_source("s3://").is_err());
     }
 }

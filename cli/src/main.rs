@@ -93,7 +93,7 @@ enum Command {
         command: PricesCommand,
     },
     /// Reconcile one day with the bill: read a Cost and Usage Report export (CUR 2.0 / split
-    /// cost allocation data, CSV or CSV.gz; a file, a directory or `s3://bucket/prefix`), match
+    /// cost allocation data, CSV, CSV.gz or Parquet; a file, a directory or `s3://bucket/prefix`), match
     /// its ECS task line items to batchguard's tasks by task ARN, and report the drift per task
     /// and per queue, tasks either side lacks, and the Spot prices actually paid.
     Reconcile {

@@ -967,6 +967,59 @@ fn reconcile_matches_the_bill_task_by_task_and_learns_the_spot_price() {
     assert_eq!(other["tasks"].as_array().unwrap().len(), 0);
 }
 
+/// The same export in Parquet (Snappy, typed columns, as AWS writes it): the same
+/// reconciliation, line for line.
+#[test]
+fn reconcile_reads_a_parquet_export_as_it_reads_csv() {
+    use std::io::Read;
+    let day = billed_day();
+    let mut csv = String::new();
+    flate2::read::GzDecoder::new(day.cur_bytes.as_slice())
+        .read_to_string(&mut csv)
+        .unwrap();
+    let directory = tempfile::tempdir().unwrap();
+    let cur = directory.path().join("data/BILLING_PERIOD=2026-11");
+    std::fs::create_dir_all(&cur).unwrap();
+    std::fs::write(
+        cur.join("batch-00001.snappy.parquet"),
+        batchguard_tests::cur_parquet(&csv),
+    )
+    .unwrap();
+    let reconcile = |export: &Path| {
+        stdout_json(&batchguard(&[
+            "reconcile",
+            "--cur",
+            export.to_str().unwrap(),
+            "--day",
+            "2026-11-23",
+            "--tolerance",
+            "0.000000001",
+            "--json",
+            day.events.to_str().unwrap(),
+        ]))
+    };
+    let from_parquet = reconcile(directory.path());
+    check_reconciliation(&day, &from_parquet);
+    assert_eq!(from_parquet, reconcile(&day.cur));
+
+    // Not Parquet after all: an error naming the file.
+    std::fs::write(cur.join("broken.parquet"), b"PAR1 truncated").unwrap();
+    let output = batchguard(&[
+        "reconcile",
+        "--cur",
+        directory.path().to_str().unwrap(),
+        "--day",
+        "2026-11-23",
+        day.events.to_str().unwrap(),
+    ]);
+    assert!(!output.status.success());
+    let error = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        error.contains("broken.parquet: not a Parquet file"),
+        "{error}"
+    );
+}
+
 #[tokio::test]
 async fn reconcile_reads_the_export_from_s3() {
     let day = billed_day();

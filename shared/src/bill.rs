@@ -17,6 +17,11 @@ use crate::core::facts::Architecture;
 use crate::core::ledger::TaskWindowCost;
 use crate::report::money;
 
+/// Effective prices (USD per hour) and the usage hours behind them are rounded to this many
+/// decimal places: finer than any published price, coarser than the noise of a Parquet
+/// export's `double` columns.
+pub const PRICE_DECIMAL_PLACES: u32 = 10;
+
 /// One CUR line item, the columns reconciliation reads.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BillLine {
@@ -218,10 +223,12 @@ pub fn reconcile(
         .map(|((region, architecture), [vcpu, gb])| EffectiveSpotPrice {
             region,
             architecture: architecture.as_str(),
-            vcpu_hour: (!vcpu.1.is_zero()).then(|| (vcpu.0 / vcpu.1).normalize()),
-            gb_hour: (!gb.1.is_zero()).then(|| (gb.0 / gb.1).normalize()),
-            vcpu_hours: vcpu.1,
-            gb_hours: gb.1,
+            vcpu_hour: (!vcpu.1.is_zero())
+                .then(|| (vcpu.0 / vcpu.1).round_dp(PRICE_DECIMAL_PLACES).normalize()),
+            gb_hour: (!gb.1.is_zero())
+                .then(|| (gb.0 / gb.1).round_dp(PRICE_DECIMAL_PLACES).normalize()),
+            vcpu_hours: vcpu.1.round_dp(PRICE_DECIMAL_PLACES).normalize(),
+            gb_hours: gb.1.round_dp(PRICE_DECIMAL_PLACES).normalize(),
         })
         .collect();
 

@@ -1073,3 +1073,110 @@ pub fn cur_csv(tasks: &[TrueTask], until_ms: i64) -> String {
     }
     out
 }
+
+/// The export [`cur_csv`] writes, as AWS writes it in Parquet: Snappy-compressed, money and
+/// amounts as `double`, dates as `timestamp` (milliseconds, UTC), everything else text.
+/// (`resource_tags`, a map in CUR 2.0 Parquet, stays its JSON text here.)
+pub fn cur_parquet(csv_text: &str) -> Vec<u8> {
+    use parquet::basic::Compression;
+    use parquet::data_type::{ByteArray, ByteArrayType, DoubleType, Int64Type};
+    use parquet::file::properties::WriterProperties;
+    use parquet::file::writer::SerializedFileWriter;
+    use std::sync::Arc;
+
+    let mut reader = csv::Reader::from_reader(csv_text.as_bytes());
+    let headers: Vec<String> = reader
+        .headers()
+        .unwrap()
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    let records: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    #[derive(Clone, Copy)]
+    enum Kind {
+        Text,
+        Double,
+        Timestamp,
+    }
+    let kind = |name: &str| {
+        if name.ends_with("_date") {
+            Kind::Timestamp
+        } else if name.ends_with("_amount") || name.ends_with("_cost") || name.ends_with("_rate") {
+            Kind::Double
+        } else {
+            Kind::Text
+        }
+    };
+    let message = headers
+        .iter()
+        .map(|name| match kind(name) {
+            Kind::Text => format!("optional binary {name} (STRING);"),
+            Kind::Double => format!("optional double {name};"),
+            Kind::Timestamp => format!("optional int64 {name} (TIMESTAMP(MILLIS,true));"),
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
+    let schema = Arc::new(
+        parquet::schema::parser::parse_message_type(&format!("message schema {{ {message} }}"))
+            .unwrap(),
+    );
+    let properties = Arc::new(
+        WriterProperties::builder()
+            .set_compression(Compression::SNAPPY)
+            .build(),
+    );
+    let mut out = Vec::new();
+    let mut writer = SerializedFileWriter::new(&mut out, schema, properties).unwrap();
+    let mut group = writer.next_row_group().unwrap();
+    for (column, name) in headers.iter().enumerate() {
+        let cells: Vec<&str> = records
+            .iter()
+            .map(|r| r.get(column).unwrap_or(""))
+            .collect();
+        let levels: Vec<i16> = cells.iter().map(|c| i16::from(!c.is_empty())).collect();
+        let mut writer = group.next_column().unwrap().unwrap();
+        match kind(name) {
+            Kind::Text => {
+                let values: Vec<ByteArray> = cells
+                    .iter()
+                    .filter(|c| !c.is_empty())
+                    .map(|c| ByteArray::from(*c))
+                    .collect();
+                writer
+                    .typed::<ByteArrayType>()
+                    .write_batch(&values, Some(&levels), None)
+                    .unwrap();
+            }
+            Kind::Double => {
+                let values: Vec<f64> = cells
+                    .iter()
+                    .filter(|c| !c.is_empty())
+                    .map(|c| c.parse().unwrap())
+                    .collect();
+                writer
+                    .typed::<DoubleType>()
+                    .write_batch(&values, Some(&levels), None)
+                    .unwrap();
+            }
+            Kind::Timestamp => {
+                let values: Vec<i64> = cells
+                    .iter()
+                    .filter(|c| !c.is_empty())
+                    .map(|c| {
+                        chrono::DateTime::parse_from_rfc3339(c)
+                            .unwrap()
+                            .timestamp_millis()
+                    })
+                    .collect();
+                writer
+                    .typed::<Int64Type>()
+                    .write_batch(&values, Some(&levels), None)
+                    .unwrap();
+            }
+        }
+        writer.close().unwrap();
+    }
+    group.close().unwrap();
+    writer.close().unwrap();
+    out
+}
