@@ -2,6 +2,7 @@
 //! rate and a budget forecast — locally, on an embedded store, with no AWS account.
 #![forbid(unsafe_code)]
 
+mod cost_explorer;
 mod cur;
 mod doctor;
 mod html;
@@ -306,6 +307,23 @@ struct Evaluation {
     /// The AWS account the budget belongs to (with `--budget-name`).
     #[arg(long, env = "AWS_ACCOUNT_ID")]
     account_id: Option<String>,
+    /// Take the baseline from Cost Explorer (`GetCostAndUsage`) instead: the unblended cost of
+    /// the period's whole UTC days up to `--ce-lag-hours` before `--at` (default: now), of
+    /// `--ce-service` and `--ce-tag`; the budget's spend is that plus what batchguard saw
+    /// after it. The limit is `--budget`.
+    #[arg(long, conflicts_with = "budget_name", requires = "budget")]
+    cost_explorer: bool,
+    /// Cost Explorer's last hours are incomplete: they are left to batchguard.
+    #[arg(long, default_value_t = 24)]
+    ce_lag_hours: u32,
+    /// A Cost Explorer service to count (repeat for more). Default: Amazon Elastic Container
+    /// Service and Amazon Elastic Compute Cloud - Compute.
+    #[arg(long = "ce-service")]
+    ce_services: Vec<String>,
+    /// Count only costs with this cost allocation tag, KEY=VALUE (repeat; values of one key
+    /// are alternatives).
+    #[arg(long = "ce-tag", value_parser = parse_ce_tag)]
+    ce_tags: Vec<(String, String)>,
     #[arg(skip)]
     baseline: Option<shared::core::budget::Baseline>,
     /// Budget period, calendar in UTC: month, week (from Monday) or day.
@@ -317,6 +335,10 @@ struct Evaluation {
     /// Print one JSON document instead of tables.
     #[arg(long)]
     json: bool,
+}
+
+fn parse_ce_tag(text: &str) -> Result<(String, String), String> {
+    cost_explorer::parse_tag(text).map_err(|e| e.to_string())
 }
 
 fn parse_period(text: &str) -> Result<BudgetPeriod, String> {
@@ -356,6 +378,8 @@ enum CliError {
     Budgets(#[from] shared::adapters::budgets::BudgetsError),
     #[error(transparent)]
     Doctor(#[from] doctor::DoctorError),
+    #[error(transparent)]
+    CostExplorer(#[from] cost_explorer::CostExplorerError),
     #[error("stack {stack}: {failed} check(s) failed")]
     Unhealthy { stack: String, failed: usize },
 }
@@ -1040,8 +1064,33 @@ async fn run_doctor(stack: &str, json: bool) -> Result<(), CliError> {
     }
 }
 
-/// With `--budget-name`: the budget, its period and AWS's baseline, from AWS Budgets.
+/// With `--budget-name`: the budget, its period and AWS's baseline, from AWS Budgets; with
+/// `--cost-explorer`, the baseline from Cost Explorer.
 async fn with_aws_budget(mut evaluation: Evaluation) -> Result<Evaluation, CliError> {
+    if evaluation.cost_explorer {
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .load()
+            .await;
+        let at = evaluation
+            .at
+            .map_or_else(|| Utc::now().timestamp(), |t| t.timestamp());
+        let query = cost_explorer::Query {
+            services: if evaluation.ce_services.is_empty() {
+                cost_explorer::DEFAULT_SERVICES
+                    .iter()
+                    .map(|s| (*s).to_owned())
+                    .collect()
+            } else {
+                evaluation.ce_services.clone()
+            },
+            tags: evaluation.ce_tags.clone(),
+            lag_hours: evaluation.ce_lag_hours,
+        };
+        let client = aws_sdk_costexplorer::Client::new(&config);
+        evaluation.baseline =
+            Some(cost_explorer::baseline(&client, evaluation.period, at, &query).await?);
+        return Ok(evaluation);
+    }
     let (Some(name), Some(account)) = (&evaluation.budget_name, &evaluation.account_id) else {
         return Ok(evaluation);
     };

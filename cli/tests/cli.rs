@@ -1275,3 +1275,38 @@ async fn doctor_prints_a_checklist_and_fails_on_a_broken_stack() {
         String::from_utf8_lossy(&missing.stderr)
     );
 }
+
+/// `--cost-explorer`: the baseline is Cost Explorer's cost of the period's whole days up to a
+/// day before `--at` (the emulator's Cost Explorer), and the ledger counts from there.
+#[test]
+fn a_baseline_from_cost_explorer_is_added_to_what_the_ledger_saw_after_it() {
+    batchguard_tests::set_emulator_cost_and_usage();
+    let report = stdout_json(&batchguard(&[
+        "replay",
+        "--budget",
+        "100",
+        "--cost-explorer",
+        "--ce-tag",
+        "team=genomics",
+        "--at",
+        "2026-11-24T06:00:00Z",
+        "--json",
+        sample_day().to_str().unwrap(),
+    ]));
+    let baseline = &report["baseline"];
+    assert_eq!(money(&baseline["aws_spend_usd"]), Decimal::new(1975, 2));
+    assert_eq!(baseline["aws_as_of"], "2026-11-23T00:00:00Z");
+    // The sample day is all on the 23rd: all of it is after Cost Explorer's cut.
+    let after = money(&baseline["ledger_after_usd"]);
+    assert!(after > Decimal::ZERO);
+    assert_eq!(after, money(&report["period_spend_usd"]));
+    assert_eq!(
+        money(&baseline["budget_spend_usd"]),
+        Decimal::new(1975, 2) + after
+    );
+
+    // The limit is the user's: without --budget it is refused by name.
+    let refused = batchguard(&["replay", "--cost-explorer", sample_day().to_str().unwrap()]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--budget"));
+}

@@ -1180,3 +1180,33 @@ pub fn cur_parquet(csv_text: &str) -> Vec<u8> {
     writer.close().unwrap();
     out
 }
+
+/// Queues Cost Explorer answers on the emulator (its own API, one plain HTTP POST): $12.50 and
+/// $7.25 of unblended cost on 2026-11-01 and 02, nothing on the 3rd. Every test that asks
+/// queues the same answer, so the emulator's first-come order does not matter.
+pub fn set_emulator_cost_and_usage() {
+    let endpoint = emulator_endpoint();
+    let results = serde_json::json!({"results": [{
+        "ResultsByTime": [
+            {"TimePeriod": {"Start": "2026-11-01", "End": "2026-11-02"},
+             "Total": {"UnblendedCost": {"Amount": "12.5", "Unit": "USD"}}, "Groups": [], "Estimated": false},
+            {"TimePeriod": {"Start": "2026-11-02", "End": "2026-11-03"},
+             "Total": {"UnblendedCost": {"Amount": "7.25", "Unit": "USD"}}, "Groups": [], "Estimated": true},
+            {"TimePeriod": {"Start": "2026-11-03", "End": "2026-11-04"},
+             "Total": {}, "Groups": [], "Estimated": true}
+        ]
+    }]});
+    let body = results.to_string();
+    let host = endpoint.trim_start_matches("http://").trim_end_matches('/');
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(host).unwrap();
+    write!(
+        stream,
+        "POST /moto-api/static/ce/cost-and-usage-results HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 2"), "{answer}");
+}
