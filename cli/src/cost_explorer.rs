@@ -71,15 +71,12 @@ fn filter(query: &Query) -> Expression {
             )
             .build(),
     ];
-    let mut keys: Vec<&str> = query.tags.iter().map(|(k, _)| k.as_str()).collect();
-    keys.dedup();
-    for key in keys {
-        let values: Vec<String> = query
-            .tags
-            .iter()
-            .filter(|(k, _)| k == key)
-            .map(|(_, v)| v.clone())
-            .collect();
+    // One expression per key, its values alternatives, whatever order they were given in.
+    let mut by_key: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
+    for (key, value) in &query.tags {
+        by_key.entry(key).or_default().push(value.clone());
+    }
+    for (key, values) in by_key {
         parts.push(
             Expression::builder()
                 .tags(

@@ -263,9 +263,9 @@ pub async fn gather(clients: &Clients, stack: &str, now: i64) -> Result<StackFac
         ticker_metrics,
         metrics_namespace,
         job_queues,
-        store: match (output("EventsTableName"), output("StateTableName")) {
-            (Ok(events), Ok(state)) => format!("dynamodb:{events},{state}"),
-            _ => format!("dynamodb:<{stack} events table>,<state table>"),
+        store: match &store {
+            Ok(log) => format!("dynamodb:{},{}", log.tables().events, log.tables().state),
+            Err(_) => format!("dynamodb:<{stack} events table>,<state table>"),
         },
         aws_budget,
     })
@@ -436,20 +436,7 @@ mod tests {
     async fn emulator_stack(config: &aws_config::SdkConfig, stack: &str, queues: &str) {
         let role = std::env::var("BATCHGUARD_TEST_BATCH_ROLE")
             .expect("BATCHGUARD_TEST_BATCH_ROLE: scripts/test.sh creates the role on the emulator");
-        let table = serde_json::json!({
-            "Type": "AWS::DynamoDB::Table",
-            "Properties": {
-                "BillingMode": "PAY_PER_REQUEST",
-                "AttributeDefinitions": [
-                    {"AttributeName": "pk", "AttributeType": "S"},
-                    {"AttributeName": "sk", "AttributeType": "S"}
-                ],
-                "KeySchema": [
-                    {"AttributeName": "pk", "KeyType": "HASH"},
-                    {"AttributeName": "sk", "KeyType": "RANGE"}
-                ]
-            }
-        });
+        let table = batchguard_tests::cfn_pk_sk_table();
         let rule = |state: &str| {
             serde_json::json!({
                 "Type": "AWS::Events::Rule",

@@ -1076,31 +1076,10 @@ async fn reconcile_reads_the_export_from_s3() {
 /// AWS last updated it.
 #[tokio::test]
 async fn a_budget_named_in_aws_budgets_is_its_limit_and_baseline() {
-    use aws_sdk_budgets::types::{Budget, BudgetType, CalculatedSpend, Spend, TimeUnit};
     let config = batchguard_tests::emulator_config().await;
     let budgets = aws_sdk_budgets::Client::new(&config);
     let name = batchguard_tests::unique_prefix("budget");
-    let spend = |amount: &str| Spend::builder().amount(amount).unit("USD").build().unwrap();
-    budgets
-        .create_budget()
-        .account_id("123456789012")
-        .budget(
-            Budget::builder()
-                .budget_name(&name)
-                .budget_limit(spend("1000"))
-                .time_unit(TimeUnit::Monthly)
-                .budget_type(BudgetType::Cost)
-                .calculated_spend(
-                    CalculatedSpend::builder()
-                        .actual_spend(spend("120.50"))
-                        .build(),
-                )
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    batchguard_tests::emulator_budget(&budgets, &name, "1000", "120.50").await;
     // Evaluated an hour from now: the sample day's still-running tasks accrue after the
     // baseline (taken when the budget was made), and only that part is added.
     let at = (chrono::Utc::now() + chrono::Duration::hours(1))
@@ -1196,20 +1175,7 @@ fn the_human_report_lists_ec2_instances_with_their_bill_and_idle_part() {
 async fn doctor_prints_a_checklist_and_fails_on_a_broken_stack() {
     let config = batchguard_tests::emulator_config().await;
     let stack = batchguard_tests::unique_prefix("doctor-cli");
-    let table = serde_json::json!({
-        "Type": "AWS::DynamoDB::Table",
-        "Properties": {
-            "BillingMode": "PAY_PER_REQUEST",
-            "AttributeDefinitions": [
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"}
-            ],
-            "KeySchema": [
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"}
-            ]
-        }
-    });
+    let table = batchguard_tests::cfn_pk_sk_table();
     let template = serde_json::json!({
         "Resources": {"EventsTable": table, "StateTable": table},
         "Outputs": {

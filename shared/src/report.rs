@@ -7,7 +7,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::Serialize;
 
-use crate::core::budget::{Baseline, Budget, BudgetPeriod, BudgetStatus, Outlook};
+use crate::core::budget::{Baseline, Budget, BudgetPeriod, BudgetStatus, Fused, Outlook};
 use crate::core::ledger::{InstanceCost, JobCost, Ledger, UnattributedTask};
 use crate::core::scope::{Scope, ScopeSpend};
 use crate::ports::IngestCounts;
@@ -202,7 +202,8 @@ pub struct StatusReport {
 /// AWS's hours-late figure for the budget, and batchguard's real-time part after it.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct BaselineLine {
-    /// AWS Budgets' actual spend (`CalculatedSpend.ActualSpend`).
+    /// AWS's figure (AWS Budgets' `CalculatedSpend.ActualSpend`, or Cost Explorer's); zero
+    /// when AWS last updated it before the period began (last period's figure).
     pub aws_spend_usd: Decimal,
     /// When AWS last updated it.
     pub aws_as_of: String,
@@ -245,12 +246,14 @@ impl StatusReport {
         let period = ledger.period();
         let (period_start, period_end) = period.bounds(at);
         let baseline = baseline.map(|baseline| {
-            let after = ledger.spend_between(&Scope::Total, baseline.as_of.max(period_start), at);
+            let fused = Fused::exact(baseline, period_start, |from| {
+                ledger.spend_between(&Scope::Total, from, at)
+            });
             BaselineLine {
-                aws_spend_usd: money(baseline.spend_usd),
-                aws_as_of: instant(baseline.as_of),
-                ledger_after_usd: money(after),
-                budget_spend_usd: money(baseline.fuse(after)),
+                aws_spend_usd: money(fused.baseline_usd),
+                aws_as_of: instant(fused.baseline_as_of),
+                ledger_after_usd: money(fused.ledger_after_usd),
+                budget_spend_usd: money(fused.spend_usd),
             }
         });
         let budget_spend = baseline

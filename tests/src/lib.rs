@@ -1210,3 +1210,54 @@ pub fn set_emulator_cost_and_usage() {
     stream.read_to_string(&mut answer).unwrap();
     assert!(answer.starts_with("HTTP/1.1 2"), "{answer}");
 }
+
+/// A monthly cost budget in USD on the emulator's AWS Budgets (account 123456789012) with
+/// AWS's actual spend so far; the emulator dates it now (`LastUpdatedTime`).
+pub async fn emulator_budget(
+    client: &aws_sdk_budgets::Client,
+    name: &str,
+    limit_usd: &str,
+    actual_spend_usd: &str,
+) {
+    use aws_sdk_budgets::types::{Budget, BudgetType, CalculatedSpend, Spend, TimeUnit};
+    let usd = |amount: &str| Spend::builder().amount(amount).unit("USD").build().unwrap();
+    client
+        .create_budget()
+        .account_id("123456789012")
+        .budget(
+            Budget::builder()
+                .budget_name(name)
+                .budget_limit(usd(limit_usd))
+                .time_unit(TimeUnit::Monthly)
+                .budget_type(BudgetType::Cost)
+                .calculated_spend(
+                    CalculatedSpend::builder()
+                        .actual_spend(usd(actual_spend_usd))
+                        .build(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+}
+
+/// A DynamoDB table keyed `pk`/`sk` (strings), as a CloudFormation resource for stacks made
+/// on the emulator.
+pub fn cfn_pk_sk_table() -> serde_json::Value {
+    serde_json::json!({
+        "Type": "AWS::DynamoDB::Table",
+        "Properties": {
+            "BillingMode": "PAY_PER_REQUEST",
+            "AttributeDefinitions": [
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"}
+            ],
+            "KeySchema": [
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"}
+            ]
+        }
+    })
+}

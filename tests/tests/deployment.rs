@@ -730,33 +730,7 @@ async fn the_functions_emit_exactly_the_catalogue() {
     // Again with a budget kept in AWS Budgets (the emulator's): the baseline metrics.
     let budgets = aws_sdk_budgets::Client::new(&batchguard_tests::emulator_config().await);
     let name = batchguard_tests::unique_prefix("catalogue");
-    let usd = |amount: &str| {
-        aws_sdk_budgets::types::Spend::builder()
-            .amount(amount)
-            .unit("USD")
-            .build()
-            .unwrap()
-    };
-    budgets
-        .create_budget()
-        .account_id("123456789012")
-        .budget(
-            aws_sdk_budgets::types::Budget::builder()
-                .budget_name(&name)
-                .budget_limit(usd("5000"))
-                .time_unit(aws_sdk_budgets::types::TimeUnit::Monthly)
-                .budget_type(aws_sdk_budgets::types::BudgetType::Cost)
-                .calculated_spend(
-                    aws_sdk_budgets::types::CalculatedSpend::builder()
-                        .actual_spend(usd("10"))
-                        .build(),
-                )
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    batchguard_tests::emulator_budget(&budgets, &name, "5000", "10").await;
     let aws = ticker::AwsBaseline {
         source: shared::adapters::budgets::AwsBudgets::new(budgets, "123456789012", name),
         store: &log,

@@ -256,32 +256,11 @@ async fn a_budget_of_another_period_is_refused_by_name() {
 /// The real adapter: the limit and AWS's actual spend come from the emulator's AWS Budgets.
 #[tokio::test]
 async fn the_ticker_reads_the_budget_from_aws_budgets() {
-    use aws_sdk_budgets::types::{Budget, BudgetType, CalculatedSpend, Spend, TimeUnit};
     use shared::adapters::budgets::AwsBudgets;
     let config = batchguard_tests::emulator_config().await;
     let client = aws_sdk_budgets::Client::new(&config);
     let name = batchguard_tests::unique_prefix("ticker-budget");
-    let spend = |amount: &str| Spend::builder().amount(amount).unit("USD").build().unwrap();
-    client
-        .create_budget()
-        .account_id("123456789012")
-        .budget(
-            Budget::builder()
-                .budget_name(&name)
-                .budget_limit(spend("250"))
-                .time_unit(TimeUnit::Monthly)
-                .budget_type(BudgetType::Cost)
-                .calculated_spend(
-                    CalculatedSpend::builder()
-                        .actual_spend(spend("12.25"))
-                        .build(),
-                )
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    batchguard_tests::emulator_budget(&client, &name, "250", "12.25").await;
     let log = emulator_event_log("ticker-budget").await;
     let projector = DynamoProjector::new(log.clone(), PriceTable::builtin(), BudgetPeriod::Month);
     let aws = AwsBaseline {

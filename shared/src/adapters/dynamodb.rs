@@ -566,21 +566,13 @@ impl crate::ports::BaselineStore for DynamoEventLog {
         mark: &crate::core::budget::SpendMark,
         expires_at: i64,
     ) -> Result<(), StoreError> {
-        let body = serde_json::to_string(mark).map_err(|e| StoreError::Corrupt {
-            key: format!("MARK#{period_start}"),
-            message: e.to_string(),
-        })?;
-        self.client
-            .put_item()
-            .table_name(&self.tables.state)
-            .item("pk", AttributeValue::S(format!("MARK#{period_start}")))
-            .item("sk", AttributeValue::S(format!("{:020}", mark.at)))
-            .item("mark", AttributeValue::S(body))
-            .item(TTL_ATTRIBUTE, AttributeValue::N(expires_at.to_string()))
-            .send()
-            .await
-            .map_err(|e| backend(&self.tables.state, e))?;
-        Ok(())
+        self.put_state_json(
+            &format!("MARK#{period_start}"),
+            &format!("{:020}", mark.at),
+            ("mark", mark),
+            Some(expires_at),
+        )
+        .await
     }
 
     async fn mark_at_or_before(
@@ -632,17 +624,36 @@ impl crate::ports::BaselineStore for DynamoEventLog {
         &self,
         cached: &crate::ports::CachedBudget,
     ) -> Result<(), StoreError> {
-        let body = serde_json::to_string(cached).map_err(|e| StoreError::Corrupt {
-            key: "BUDGET".into(),
+        self.put_state_json("BUDGET", "aws", ("budget", cached), None)
+            .await
+    }
+}
+
+impl DynamoEventLog {
+    /// Puts a state-table item holding one JSON document in a string attribute (read back
+    /// with [`json_attribute`]), expiring at `expires_at` when given.
+    async fn put_state_json<T: serde::Serialize>(
+        &self,
+        pk: &str,
+        sk: &str,
+        (name, value): (&str, &T),
+        expires_at: Option<i64>,
+    ) -> Result<(), StoreError> {
+        let body = serde_json::to_string(value).map_err(|e| StoreError::Corrupt {
+            key: format!("{pk}/{sk}"),
             message: e.to_string(),
         })?;
-        self.client
+        let mut put = self
+            .client
             .put_item()
             .table_name(&self.tables.state)
-            .item("pk", AttributeValue::S("BUDGET".into()))
-            .item("sk", AttributeValue::S("aws".into()))
-            .item("budget", AttributeValue::S(body))
-            .send()
+            .item("pk", AttributeValue::S(pk.to_owned()))
+            .item("sk", AttributeValue::S(sk.to_owned()))
+            .item(name, AttributeValue::S(body));
+        if let Some(expires_at) = expires_at {
+            put = put.item(TTL_ATTRIBUTE, AttributeValue::N(expires_at.to_string()));
+        }
+        put.send()
             .await
             .map_err(|e| backend(&self.tables.state, e))?;
         Ok(())

@@ -14,9 +14,6 @@ struct Inner {
     keys: HashMap<String, usize>,
     quarantined: Vec<Quarantined>,
     counts: IngestCounts,
-    /// (period start, mark time) → mark.
-    marks: std::collections::BTreeMap<(i64, i64), crate::core::budget::SpendMark>,
-    cached_budget: Option<crate::ports::CachedBudget>,
 }
 
 /// Holds everything in a `Vec` behind a mutex.
@@ -135,42 +132,5 @@ impl crate::ports::AuditTrail for MemoryEventLog {
                 _ => None,
             })
             .collect())
-    }
-}
-
-impl crate::ports::BaselineStore for MemoryEventLog {
-    async fn put_mark(
-        &self,
-        period_start: i64,
-        mark: &crate::core::budget::SpendMark,
-        _expires_at: i64,
-    ) -> Result<(), StoreError> {
-        self.lock().marks.insert((period_start, mark.at), *mark);
-        Ok(())
-    }
-
-    async fn mark_at_or_before(
-        &self,
-        period_start: i64,
-        at: i64,
-    ) -> Result<Option<crate::core::budget::SpendMark>, StoreError> {
-        Ok(self
-            .lock()
-            .marks
-            .range((period_start, i64::MIN)..=(period_start, at))
-            .next_back()
-            .map(|(_, mark)| *mark))
-    }
-
-    async fn cached_budget(&self) -> Result<Option<crate::ports::CachedBudget>, StoreError> {
-        Ok(self.lock().cached_budget)
-    }
-
-    async fn put_cached_budget(
-        &self,
-        cached: &crate::ports::CachedBudget,
-    ) -> Result<(), StoreError> {
-        self.lock().cached_budget = Some(*cached);
-        Ok(())
     }
 }

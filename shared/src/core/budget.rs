@@ -222,13 +222,6 @@ pub struct Baseline {
     pub as_of: i64,
 }
 
-impl Baseline {
-    /// The budget's spend: the baseline plus the ledger's spend after it.
-    pub fn fuse(&self, ledger_after_usd: Decimal) -> Decimal {
-        self.spend_usd + ledger_after_usd
-    }
-}
-
 /// What batchguard takes from a budget kept in AWS Budgets (`DescribeBudget`): its limit and
 /// period, and AWS's own actual spend so far (the baseline).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -272,6 +265,8 @@ impl SpendMark {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "cut", rename_all = "snake_case")]
 pub enum Cut {
+    /// From the whole ledger, each second on one side of the baseline's instant (the CLI).
+    Exact,
     /// From the last tick at or before the baseline's instant, extended at its burn rate.
     Mark { at: i64 },
     /// No tick before the baseline's instant in this period (batchguard was not running then):
@@ -324,9 +319,43 @@ impl Fused {
             }
         };
         let ledger_after_usd = (ledger_period_spend_usd - before).max(Decimal::ZERO);
+        Self::new(baseline_usd, baseline.as_of, ledger_after_usd, cut)
+    }
+
+    /// Fuses `baseline` with the whole ledger at hand: `spend_since(from)` is the ledger's
+    /// spend from `from` to now, each second counted once. The same rule as [`Fused::of`] for
+    /// a baseline of an earlier period.
+    pub fn exact(
+        baseline: Baseline,
+        period_start: i64,
+        spend_since: impl FnOnce(i64) -> Decimal,
+    ) -> Self {
+        if baseline.as_of < period_start {
+            Self::new(
+                Decimal::ZERO,
+                baseline.as_of,
+                spend_since(period_start),
+                Cut::StaleBaseline,
+            )
+        } else {
+            Self::new(
+                baseline.spend_usd,
+                baseline.as_of,
+                spend_since(baseline.as_of),
+                Cut::Exact,
+            )
+        }
+    }
+
+    fn new(
+        baseline_usd: Decimal,
+        baseline_as_of: i64,
+        ledger_after_usd: Decimal,
+        cut: Cut,
+    ) -> Self {
         Self {
             baseline_usd,
-            baseline_as_of: baseline.as_of,
+            baseline_as_of,
             ledger_after_usd,
             spend_usd: baseline_usd + ledger_after_usd,
             cut,
@@ -402,6 +431,17 @@ mod fusion_tests {
             Fused::of(baseline(dec!(5), START + 60), Some(late), START, dec!(3)).cut,
             Cut::NoMark
         );
+    }
+
+    #[test]
+    fn with_the_whole_ledger_the_cut_is_exact_and_the_stale_rule_the_same() {
+        let since = |from: i64| Decimal::from(START + 7_200 - from);
+        let fused = Fused::exact(baseline(dec!(5), START + 3_600), START, since);
+        assert_eq!(fused.cut, Cut::Exact);
+        assert_eq!(fused.spend_usd, dec!(5) + Decimal::from(3_600));
+        let stale = Fused::exact(baseline(dec!(900), START - 3_600), START, since);
+        assert_eq!(stale.cut, Cut::StaleBaseline);
+        assert_eq!(stale.spend_usd, Decimal::from(7_200));
     }
 
     #[test]
