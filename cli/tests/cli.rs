@@ -10,8 +10,8 @@ use std::process::{Command, Output};
 use batchguard_tests::{IndependentPrices, independent_bill};
 use rust_decimal::Decimal;
 use serde_json::Value;
+use shared::analysis::synth::{self, WorkloadConfig};
 use shared::core::facts::Millis;
-use shared::synth::{self, WorkloadConfig};
 
 fn batchguard(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_batchguard"))
@@ -406,8 +406,8 @@ fn the_dynamodb_store_gives_the_same_report_as_the_embedded_one() {
         .build()
         .unwrap();
     let projected = runtime.block_on(async {
+        use shared::adapters::dynamodb::DynamoProjector;
         use shared::adapters::dynamodb::{DynamoEventLog, TableNames};
-        use shared::adapters::dynamodb_projection::DynamoProjector;
         let config = batchguard_tests::emulator_config().await;
         let prefix = store.trim_start_matches("dynamodb:");
         let log = DynamoEventLog::new(
@@ -439,7 +439,7 @@ fn the_dynamodb_store_gives_the_same_report_as_the_embedded_one() {
             .spend_usd
     });
     assert_eq!(
-        shared::report::money(projected),
+        shared::analysis::report::money(projected),
         money(&replay["spend_usd"])
     );
 }

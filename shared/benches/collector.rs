@@ -13,7 +13,8 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use shared::adapters::dynamodb::partition_key;
 use shared::adapters::emf::EmfMemory;
 use shared::adapters::memory::MemoryEventLog;
-use shared::collector::{Collector, Projector};
+use shared::analysis::synth::{self, WorkloadConfig};
+use shared::app::collector::Collector;
 use shared::core::activity::SettledJob;
 use shared::core::budget::BudgetPeriod;
 use shared::core::facts::Fact;
@@ -21,8 +22,8 @@ use shared::core::facts::FactBody;
 use shared::core::ledger::Ledger;
 use shared::core::prices::PriceTable;
 use shared::core::projection::GroupProjection;
+use shared::ports::Projector;
 use shared::ports::StoreError;
-use shared::synth::{self, WorkloadConfig};
 
 struct CpuProjector {
     prices: PriceTable,

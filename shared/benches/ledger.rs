@@ -7,6 +7,8 @@ use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use rust_decimal::Decimal;
+use shared::analysis::synth::{self, WorkloadConfig};
+use shared::app::intake::{Intake, Outcome};
 use shared::core::activity::Activity;
 use shared::core::budget::BudgetPeriod;
 use shared::core::facts::{
@@ -16,8 +18,6 @@ use shared::core::ledger::Ledger;
 use shared::core::prices::PriceTable;
 use shared::core::scope::Scope;
 use shared::events::{Parsed, parse_event};
-use shared::intake::{Intake, Outcome};
-use shared::synth::{self, WorkloadConfig};
 
 fn sample_events() -> Vec<String> {
     let config = WorkloadConfig {

@@ -1,12 +1,14 @@
 //! Configuration of the Lambda functions, parsed once per cold start from an injected
-//! iterator of variables (tests never touch the process environment). A bad value is an
-//! error that names the variable.
+//! iterator of variables (tests never touch the process environment), and the services'
+//! settings made from it. A bad value is an error that names the variable.
 
 use std::collections::HashMap;
 
 use rust_decimal::Decimal;
 
 use crate::adapters::dynamodb::TableNames;
+use crate::app::enforcer::EnforcerSettings;
+use crate::app::ticker::TickerSettings;
 use crate::core::budget::{Budget, BudgetPeriod};
 use crate::core::policy::BudgetPolicy;
 use crate::core::prices::{PriceError, PriceTable};
@@ -92,6 +94,30 @@ where
 }
 
 impl Config {
+    /// The budget period the projections sum by: the budget's (a month without one).
+    pub fn period(&self) -> BudgetPeriod {
+        self.budget.map(|b| b.period).unwrap_or_default()
+    }
+
+    /// What the ticker watches.
+    pub fn ticker_settings(&self) -> TickerSettings {
+        TickerSettings {
+            budget: self.budget,
+            policy: self.policy,
+            period: self.period(),
+            scope_queues: self.scope_queues.clone(),
+        }
+    }
+
+    /// Who the enforcer acts on, and how.
+    pub fn enforcer_settings(&self) -> EnforcerSettings {
+        EnforcerSettings {
+            queues: self.scope_queues.clone(),
+            dry_run: self.dry_run,
+            period: self.period(),
+        }
+    }
+
     pub fn from_vars(
         vars: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
@@ -213,10 +239,9 @@ impl Config {
             retention_days: get("RETENTION_DAYS")
                 .map(|t| parse("RETENTION_DAYS", t))
                 .transpose()?,
-            shards: get("SHARDS").map_or(
-                Ok(crate::adapters::dynamodb_projection::DEFAULT_SHARDS),
-                |t| parse("SHARDS", t),
-            )?,
+            shards: get("SHARDS").map_or(Ok(crate::adapters::dynamodb::DEFAULT_SHARDS), |t| {
+                parse("SHARDS", t)
+            })?,
             reconcile_after_seconds: get("RECONCILE_AFTER_SECONDS")
                 .map_or(Ok(6 * 3600), |t| parse("RECONCILE_AFTER_SECONDS", t))?,
             metrics_namespace: match get("METRICS_NAMESPACE") {

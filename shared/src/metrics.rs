@@ -1,6 +1,79 @@
-//! The catalogue of metrics batchguard emits: one place for every name and the dimension sets
-//! it is emitted with, so dashboards and alarms can be checked against it (and the handlers'
-//! output against them: `tests/tests/deployment.rs`).
+//! Metrics as data: the catalogue of every metric batchguard emits (its name and the dimension
+//! sets it is emitted with, so dashboards and alarms can be checked against it, and the
+//! handlers' output against them: `tests/tests/deployment.rs`), and the [`MetricDocument`]s the
+//! services build — with CloudWatch's limits as named constants. How a document is written
+//! (EMF) is the `adapters::emf` adapter's business; where it goes is the `MetricSink` port.
+
+use std::collections::BTreeMap;
+
+use rust_decimal::Decimal;
+use serde_json::Value;
+
+/// At most this many metrics in one EMF document.
+pub const MAX_METRICS_PER_DOCUMENT: usize = 100;
+/// At most this many dimensions in one dimension set.
+pub const MAX_DIMENSIONS_PER_SET: usize = 30;
+
+/// A metric's unit, as CloudWatch names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unit {
+    None,
+    Count,
+    Percent,
+    Seconds,
+}
+
+impl Unit {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "None",
+            Self::Count => "Count",
+            Self::Percent => "Percent",
+            Self::Seconds => "Seconds",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Metric {
+    pub name: &'static str,
+    pub unit: Unit,
+    pub value: Decimal,
+}
+
+/// Metrics that share a timestamp and dimensions, with extra properties for Logs Insights.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MetricDocument {
+    /// Unix milliseconds the values are for (an event's own time, or the tick's).
+    pub timestamp_ms: i64,
+    pub dimensions: Vec<(&'static str, String)>,
+    /// The dimension sets the metrics are published under, each naming some of `dimensions`;
+    /// empty means one set of all of them. One document with several sets is one log line
+    /// (what CloudWatch Logs charges for) instead of one per set.
+    pub dimension_sets: Vec<Vec<&'static str>>,
+    pub metrics: Vec<Metric>,
+    /// Searchable in Logs Insights, not metrics (job ids, exact decimal figures).
+    pub properties: BTreeMap<String, Value>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum MetricError {
+    #[error("{0} dimensions in one set; CloudWatch allows {MAX_DIMENSIONS_PER_SET}")]
+    TooManyDimensions(usize),
+    #[error("metric {name} = {value} is not a number CloudWatch can store")]
+    NotANumber { name: &'static str, value: Decimal },
+    #[error("property {0:?} would overwrite a metric or dimension of the same name")]
+    PropertyClash(String),
+    #[error("dimension set names {0}, which the document does not have")]
+    UnknownDimension(&'static str),
+    #[error(
+        "dimension {name} = {value:?}: CloudWatch takes 1 to {MAX_DIMENSION_VALUE_LENGTH} characters"
+    )]
+    BadDimensionValue { name: &'static str, value: String },
+}
+
+/// The longest dimension value CloudWatch accepts.
+pub const MAX_DIMENSION_VALUE_LENGTH: usize = 1024;
 
 /// CloudWatch namespace of every batchguard metric unless configured otherwise
 /// (`METRICS_NAMESPACE`; the SAM template gives each stack its own).

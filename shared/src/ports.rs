@@ -1,4 +1,6 @@
-//! Ports: what the application needs from storage, as small traits free of storage details.
+//! Ports: every capability the application needs from the outside world — storage, AWS Batch,
+//! notifications, metrics, the enforcer's trigger, AWS Budgets — as small traits free of any
+//! technology's details. Adapters implement them; services and handlers are generic over them.
 //!
 //! The event log is append-only and keyed by the EventBridge event id, so a redelivered event
 //! is a no-op. Reading is paged so a log of millions of facts never has to sit in memory at
@@ -7,7 +9,9 @@
 
 use std::future::Future;
 
+use crate::core::activity::SettledJob;
 use crate::core::facts::Fact;
+use crate::metrics::{MetricDocument, MetricError};
 
 /// A fact with the key that makes appending it idempotent.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -327,14 +331,14 @@ impl<T: BatchControl + Sync> BatchControl for &T {
 pub trait EnforcerTrigger {
     fn trigger(
         &self,
-        request: &crate::handlers::enforcer::EnforcerRequest,
+        request: &crate::core::enforcement::EnforcerRequest,
     ) -> impl Future<Output = Result<(), ControlError>> + Send;
 }
 
 impl<T: EnforcerTrigger + Sync> EnforcerTrigger for &T {
     fn trigger(
         &self,
-        request: &crate::handlers::enforcer::EnforcerRequest,
+        request: &crate::core::enforcement::EnforcerRequest,
     ) -> impl Future<Output = Result<(), ControlError>> + Send {
         (**self).trigger(request)
     }
@@ -438,5 +442,84 @@ impl<T: BaselineStore + Sync> BaselineStore for &T {
         cached: &CachedBudget,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
         (**self).put_cached_budget(cached)
+    }
+}
+
+/// Keeps projections in step with the event log.
+pub trait Projector {
+    /// Re-projects the billing group of a fact already in the log; the job's cost and
+    /// activity when the change left it settled.
+    fn project(
+        &self,
+        fact: &Fact,
+    ) -> impl Future<Output = Result<Option<SettledJob>, StoreError>> + Send;
+}
+
+impl<T: Projector + Sync> Projector for &T {
+    fn project(
+        &self,
+        fact: &Fact,
+    ) -> impl Future<Output = Result<Option<SettledJob>, StoreError>> + Send {
+        (**self).project(fact)
+    }
+}
+
+/// Jobs the projections still count as running but have heard nothing of for a while: the
+/// candidates for a check with AWS Batch.
+pub trait SilentJobs {
+    /// Jobs with a running unit whose latest event is older than Unix milliseconds
+    /// `before_ms`; at most `limit`.
+    fn silent_jobs(
+        &self,
+        before_ms: i64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+}
+
+impl<T: SilentJobs + Sync> SilentJobs for &T {
+    fn silent_jobs(
+        &self,
+        before_ms: i64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send {
+        (**self).silent_jobs(before_ms, limit)
+    }
+}
+
+/// Where metric documents go (CloudWatch, through EMF log lines, in a deployment).
+pub trait MetricSink {
+    fn emit(&self, documents: &[MetricDocument]) -> Result<(), MetricError>;
+}
+
+impl<T: MetricSink> MetricSink for &T {
+    fn emit(&self, documents: &[MetricDocument]) -> Result<(), MetricError> {
+        (**self).emit(documents)
+    }
+}
+
+impl<T: SpendReader + Sync> SpendReader for &T {
+    fn scopes(
+        &self,
+    ) -> impl Future<Output = Result<Vec<crate::core::scope::Scope>, StoreError>> + Send {
+        (**self).scopes()
+    }
+    fn scopes_totals(
+        &self,
+        scopes: &[crate::core::scope::Scope],
+    ) -> impl Future<
+        Output = Result<
+            std::collections::BTreeMap<crate::core::scope::Scope, crate::core::sums::ScopeTotals>,
+            StoreError,
+        >,
+    > + Send {
+        (**self).scopes_totals(scopes)
+    }
+    fn recent_starts(
+        &self,
+        at: i64,
+    ) -> impl Future<
+        Output = Result<Vec<(crate::core::scope::Scope, i64, rust_decimal::Decimal)>, StoreError>,
+    > + Send {
+        (**self).recent_starts(at)
     }
 }

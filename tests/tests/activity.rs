@@ -222,10 +222,13 @@ fn any_order_and_duplicates_give_the_same_activity() {
 async fn the_collector_reports_interruptions_savings_and_instances_from_the_samples() {
     use shared::adapters::emf::EmfMemory;
     use shared::adapters::memory::MemoryEventLog;
-    use shared::collector::Collector;
+    use shared::app::collector::Collector;
     let collector = Collector::new(
         MemoryEventLog::new(),
-        batchguard_tests::LedgerProjector::new(PriceTable::builtin()),
+        shared::adapters::memory::MemoryProjector::new(
+            PriceTable::builtin(),
+            shared::core::budget::BudgetPeriod::Month,
+        ),
     );
     let sink = EmfMemory::default();
     let [job, task] = batchguard_tests::spot_interrupted_job_events();

@@ -4,13 +4,13 @@
 
 use batchguard_tests::{T0, at, at_seconds, fact, task};
 use rust_decimal::Decimal;
+use shared::analysis::report::StatusReport;
 use shared::core::budget::{Baseline, BudgetPeriod};
 use shared::core::facts::FactBody;
 use shared::core::ledger::Ledger;
 use shared::core::prices::PriceTable;
 use shared::core::scope::Scope;
 use shared::ports::IngestCounts;
-use shared::report::StatusReport;
 
 /// 1 vCPU, 2 GiB, x86 on-demand in us-east-1, per hour.
 fn rate() -> Decimal {

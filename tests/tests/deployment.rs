@@ -279,7 +279,7 @@ fn every_metric_a_dashboard_or_alarm_names_is_one_the_code_emits() {
 /// the enforcer), outputs and parameters, and the metric the ticker-silent alarm watches.
 #[test]
 fn doctor_reads_what_the_template_defines() {
-    use shared::doctor::{ALARMS, ENFORCER_ALARMS, OUTPUTS, PARAMETERS};
+    use shared::analysis::checklist::{ALARMS, ENFORCER_ALARMS, OUTPUTS, PARAMETERS};
     let stack = default_stack();
     let alarms: BTreeSet<String> = stack
         .resources_of("AWS::CloudWatch::Alarm")
@@ -323,8 +323,9 @@ fn doctor_reads_what_the_template_defines() {
 
 #[test]
 fn alarms_that_invoke_the_enforcer_name_a_level_it_reads_and_may_invoke_it() {
+    use shared::core::enforcement::EnforcerRequest;
     use shared::core::policy::Level;
-    use shared::handlers::enforcer::{EnforcerRequest, read_request};
+    use shared::handlers::enforcer::read_request;
     let stack = default_stack();
     let permissions: Vec<Value> = stack
         .resources_of("AWS::Lambda::Permission")
@@ -669,17 +670,18 @@ async fn the_event_rules_deliver_exactly_the_sample_events_the_collector_keeps()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_functions_emit_exactly_the_catalogue() {
-    use batchguard_tests::{FakeBatch, Outbox, emulator_event_log};
+    use batchguard_tests::emulator_event_log;
     use rust_decimal::Decimal;
-    use shared::adapters::dynamodb_projection::DynamoProjector;
+    use shared::adapters::dynamodb::DynamoProjector;
     use shared::adapters::emf::EmfMemory;
     use shared::adapters::memory::MemoryEventLog;
-    use shared::collector::Collector;
+    use shared::adapters::memory::{MemoryBatch, Outbox};
+    use shared::app::collector::Collector;
+    use shared::app::enforcer::{Enforcer, EnforcerSettings};
     use shared::core::budget::{Budget, BudgetPeriod};
     use shared::core::facts::{JobStatus, Millis};
     use shared::core::policy::BudgetPolicy;
     use shared::core::prices::PriceTable;
-    use shared::enforcer::{Enforcer, EnforcerSettings};
     use shared::handlers::{collector, enforcer, ticker};
 
     let sink = EmfMemory::default();
@@ -714,7 +716,7 @@ async fn the_functions_emit_exactly_the_catalogue() {
     let local = batchguard_tests::replay_ledger(&workload.events, period);
     let total = local.scope_spend(&Scope::Total, at);
     assert!(total.burn_rate_usd_per_hour > Decimal::ZERO);
-    let settings = ticker::TickerSettings {
+    let settings = shared::app::ticker::TickerSettings {
         budget: Some(Budget {
             amount_usd: total.period_spend_usd + total.burn_rate_usd_per_hour,
             period,
@@ -723,7 +725,7 @@ async fn the_functions_emit_exactly_the_catalogue() {
         period,
         scope_queues: vec![],
     };
-    let trigger = batchguard_tests::RecordingTrigger::default();
+    let trigger = shared::adapters::memory::RecordingTrigger::default();
     ticker::handle(&projector, &log, &trigger, &sink, &settings, at * 1000)
         .await
         .unwrap();
@@ -731,7 +733,7 @@ async fn the_functions_emit_exactly_the_catalogue() {
     let budgets = aws_sdk_budgets::Client::new(&batchguard_tests::emulator_config().await);
     let name = batchguard_tests::unique_prefix("catalogue");
     batchguard_tests::emulator_budget(&budgets, &name, "5000", "10").await;
-    let aws = ticker::AwsBaseline {
+    let aws = shared::app::ticker::AwsBaseline {
         source: shared::adapters::budgets::AwsBudgets::new(budgets, "123456789012", name),
         store: &log,
         refresh_seconds: 3_600,
@@ -750,7 +752,7 @@ async fn the_functions_emit_exactly_the_catalogue() {
     assert!(report.baseline.is_some(), "{report:?}");
 
     // The enforcer, stopping a queue's jobs.
-    let batch = FakeBatch::with(
+    let batch = MemoryBatch::with(
         &[("etl", true)],
         &[("j1", "etl", JobStatus::Running, false)],
     );

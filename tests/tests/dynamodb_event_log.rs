@@ -7,13 +7,13 @@ use std::sync::Arc;
 use aws_sdk_dynamodb::types::TimeToLiveStatus;
 use batchguard_tests::{emulator_config, emulator_event_log};
 use shared::adapters::dynamodb::{DynamoEventLog, TTL_ATTRIBUTE, partition_key};
+use shared::analysis::synth::{self, WorkloadConfig};
 use shared::core::budget::BudgetPeriod;
 use shared::core::facts::{Fact, Millis};
 use shared::core::ledger::Ledger;
 use shared::core::prices::PriceTable;
 use shared::events::{Parsed, parse_event};
 use shared::ports::{EventLog, IngestCounts, IngestLedger, Quarantine, Quarantined, Record};
-use shared::synth::{self, WorkloadConfig};
 
 fn facts_of(events: &[String]) -> Vec<Fact> {
     events

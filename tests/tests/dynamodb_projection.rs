@@ -7,14 +7,15 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Instant;
 
-use batchguard_tests::{RecordingTrigger, counted_emulator_event_log, emulator_event_log};
-use shared::adapters::dynamodb_projection::DynamoProjector;
-use shared::collector::{Collected, Collector};
+use batchguard_tests::{counted_emulator_event_log, emulator_event_log};
+use shared::adapters::dynamodb::DynamoProjector;
+use shared::adapters::memory::RecordingTrigger;
+use shared::analysis::synth::{self, WorkloadConfig};
+use shared::app::collector::{Collected, Collector};
 use shared::core::budget::BudgetPeriod;
 use shared::core::facts::Millis;
 use shared::core::prices::PriceTable;
 use shared::core::scope::Scope;
-use shared::synth::{self, WorkloadConfig};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_collectors_with_redeliveries_project_exactly_the_replay_spend() {
@@ -288,10 +289,11 @@ async fn the_collector_handler_counts_each_state_change_once_at_the_events_own_t
 async fn the_ticker_reports_every_scope_and_triggers_a_stop_before_the_budget_runs_out() {
     use rust_decimal::Decimal;
     use shared::adapters::emf::EmfMemory;
+    use shared::app::ticker::TickerSettings;
     use shared::core::budget::{Budget, BudgetStatus};
+    use shared::core::enforcement::EnforcerRequest;
     use shared::core::policy::{BudgetPolicy, Level, decide};
-    use shared::handlers::enforcer::EnforcerRequest;
-    use shared::handlers::ticker::{TickerSettings, handle};
+    use shared::handlers::ticker::handle;
 
     // GIVEN a workload that ends with tasks running, collected into DynamoDB
     let (config, workload) = batchguard_tests::workload_ending_with_running_tasks(99_001, 12);
@@ -358,9 +360,9 @@ async fn the_ticker_reports_every_scope_and_triggers_a_stop_before_the_budget_ru
     assert!(budget_doc["SecondsToExhaustion"].as_f64().unwrap() <= 45.0);
     // Every scope's figure (shards read 100 keys a call, across scopes) is the replay's.
     let scopes = local.all_scope_spend(at);
-    let keys = scopes.len() * shared::adapters::dynamodb_projection::DEFAULT_SHARDS as usize;
+    let keys = scopes.len() * shared::adapters::dynamodb::DEFAULT_SHARDS as usize;
     assert!(
-        keys > shared::adapters::dynamodb_projection::BATCH_GET_LIMIT,
+        keys > shared::adapters::dynamodb::BATCH_GET_LIMIT,
         "{keys} keys: one batch only"
     );
     for (scope, spend) in scopes {
@@ -368,7 +370,7 @@ async fn the_ticker_reports_every_scope_and_triggers_a_stop_before_the_budget_ru
             .iter()
             .find(|o| {
                 o["ScopeKind"] == scope.kind()
-                    && o["Scope"] == shared::handlers::ticker::dimension_value(&scope)
+                    && o["Scope"] == shared::app::ticker::dimension_value(&scope)
             })
             .unwrap_or_else(|| panic!("no document for {scope:?}"));
         assert_eq!(
@@ -383,7 +385,7 @@ async fn the_ticker_reports_every_scope_and_triggers_a_stop_before_the_budget_ru
 async fn the_reconciler_closes_a_job_whose_terminal_event_was_lost() {
     use batchguard_tests::{emulator_config, emulator_queue};
     use shared::adapters::batch::AwsBatch;
-    use shared::reconciler::reconcile;
+    use shared::app::silent_jobs;
 
     // GIVEN a job Batch has finished (the emulator runs jobs at once) …
     let config = emulator_config().await;
@@ -457,7 +459,7 @@ async fn the_reconciler_closes_a_job_whose_terminal_event_was_lost() {
     );
 
     // WHEN the reconciler runs
-    let report = reconcile(
+    let report = silent_jobs::check(
         &AwsBatch::from_config(&config),
         &projector,
         &collector,
@@ -481,7 +483,7 @@ async fn the_reconciler_closes_a_job_whose_terminal_event_was_lost() {
         0,
         "{after:?}"
     );
-    let again = reconcile(
+    let again = silent_jobs::check(
         &AwsBatch::from_config(&config),
         &projector,
         &collector,

@@ -4,17 +4,17 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use batchguard_tests::{
-    FakeBatch, Outbox, emulator_config, emulator_event_log, emulator_queue, queue_state,
-    unique_prefix,
+    emulator_config, emulator_event_log, emulator_queue, queue_state, unique_prefix,
 };
 use proptest::prelude::*;
 use shared::adapters::batch::AwsBatch;
 use shared::adapters::memory::MemoryEventLog;
+use shared::adapters::memory::{MemoryBatch, Outbox};
 use shared::adapters::sns::SnsNotifier;
+use shared::app::enforcer::{Enforcer, EnforcerSettings};
 use shared::core::budget::BudgetPeriod;
 use shared::core::facts::{EnforcementAction, JobStatus};
 use shared::core::policy::Level;
-use shared::enforcer::{Enforcer, EnforcerSettings};
 use shared::ports::AuditTrail;
 
 const AT_MS: i64 = 1_795_413_600_000; // 2026-11-23T06:00:00Z
@@ -27,8 +27,8 @@ fn settings(queues: &[&str], dry_run: bool) -> EnforcerSettings {
     }
 }
 
-fn workload() -> FakeBatch {
-    FakeBatch::with(
+fn workload() -> MemoryBatch {
+    MemoryBatch::with(
         &[("etl", true), ("other-team", true)],
         &[
             ("queued-1", "etl", JobStatus::Runnable, false),
@@ -124,7 +124,7 @@ fn a_dry_run_records_and_notifies_but_makes_no_mutating_call() {
 
 #[test]
 fn restore_re_enables_exactly_what_batchguard_disabled() {
-    let batch = FakeBatch::with(&[("etl", true), ("disabled-by-a-person", false)], &[]);
+    let batch = MemoryBatch::with(&[("etl", true), ("disabled-by-a-person", false)], &[]);
     let outbox = Outbox::default();
     let log = MemoryEventLog::new();
     let enforcer = Enforcer::new(&batch, &log, &outbox, settings(&[], false));
@@ -165,7 +165,7 @@ proptest! {
             .map(|(i, (q, s, p))| (format!("job-{i}"), queues[*q], statuses[*s], *p))
             .collect();
         let borrowed: Vec<(&str, &str, JobStatus, bool)> = spec.iter().map(|(id, q, s, p)| (id.as_str(), *q, *s, *p)).collect();
-        let batch = FakeBatch::with(&[("a", true), ("b", true), ("c", false)], &borrowed);
+        let batch = MemoryBatch::with(&[("a", true), ("b", true), ("c", false)], &borrowed);
         let outbox = Outbox::default();
         let log = MemoryEventLog::new();
         let scope: &[&str] = if scoped { &["a"] } else { &[] };
@@ -278,7 +278,8 @@ fn alarm_fixture(name: &str) -> serde_json::Value {
 
 #[test]
 fn an_alarm_in_alarm_state_enforces_the_level_its_description_names() {
-    use shared::handlers::enforcer::{EnforcerRequest, read_request};
+    use shared::core::enforcement::EnforcerRequest;
+    use shared::handlers::enforcer::read_request;
     let mut alarm =
         alarm_fixture("cloudwatch_alarm_lambda_action_metric_aws_lambda_events_fixture.json");
     alarm["alarmData"]["configuration"]["description"] =
@@ -314,7 +315,8 @@ fn an_alarm_without_a_level_is_refused_and_a_recovered_alarm_does_nothing() {
 
 #[test]
 fn manual_requests_parse_and_nonsense_is_refused() {
-    use shared::handlers::enforcer::{EnforcerRequest, read_request};
+    use shared::core::enforcement::EnforcerRequest;
+    use shared::handlers::enforcer::read_request;
     assert_eq!(
         read_request(serde_json::json!({"action": "restore"})).unwrap(),
         Some(EnforcerRequest::Restore {
@@ -344,7 +346,7 @@ async fn the_ticker_invokes_the_enforcer_asynchronously_with_the_request_as_payl
     use aws_sdk_lambda::types::InvocationType;
     use aws_smithy_mocks::{mock, mock_client};
     use shared::adapters::lambda::LambdaTrigger;
-    use shared::handlers::enforcer::EnforcerRequest;
+    use shared::core::enforcement::EnforcerRequest;
     use shared::ports::EnforcerTrigger;
 
     let invoke = mock!(aws_sdk_lambda::Client::invoke)

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use shared::synth::{self, WorkloadConfig};
+use shared::analysis::synth::{self, WorkloadConfig};
 
 #[test]
 fn the_sample_day_is_the_generators_output() {

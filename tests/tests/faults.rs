@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use batchguard_tests::{emulator_config, emulator_event_log};
 use shared::adapters::dynamodb::DynamoEventLog;
-use shared::adapters::dynamodb_projection::DynamoProjector;
-use shared::collector::{Collected, Collector};
+use shared::adapters::dynamodb::DynamoProjector;
+use shared::app::collector::{Collected, Collector};
 use shared::core::budget::BudgetPeriod;
 use shared::core::facts::Millis;
 use shared::core::prices::PriceTable;
@@ -52,7 +52,7 @@ fn start_proxy(target: &str, extra: &[&str]) -> Proxy {
 async fn throttling_5xx_lost_responses_and_an_outage_lose_and_double_nothing() {
     // GIVEN a workload with tasks still running at the end, every event delivered twice
     let (config, workload) = batchguard_tests::workload_ending_with_running_tasks(77_001, 8);
-    let delivered = shared::synth::shuffle_with_duplicates(&workload.events, 100, 77_002);
+    let delivered = shared::analysis::synth::shuffle_with_duplicates(&workload.events, 100, 77_002);
     let period = BudgetPeriod::Month;
     let direct = emulator_event_log("faults").await;
 

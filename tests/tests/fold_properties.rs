@@ -8,6 +8,7 @@
 use batchguard_tests::{IndependentPrices, T0, at, attempt, fact, independent_bill, job, task};
 use proptest::prelude::*;
 use rust_decimal::Decimal;
+use shared::analysis::synth::{self, WorkloadConfig};
 use shared::core::budget::BudgetPeriod;
 use shared::core::facts::{Capacity, Fact, FactBody, JobStatus, Millis, TaskSize};
 use shared::core::ledger::Ledger;
@@ -16,7 +17,6 @@ use shared::core::projection::GroupProjection;
 use shared::core::scope::Scope;
 use shared::core::sums::ScopeTotals;
 use shared::events::{Parsed, parse_event};
-use shared::synth::{self, WorkloadConfig};
 use std::collections::BTreeMap;
 
 const STATUSES: [JobStatus; 7] = [

@@ -7,13 +7,13 @@
 //! its forecast says the budget runs out before the next tick can act.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use batchguard_tests::LedgerProjector;
 use proptest::prelude::*;
 use rust_decimal::Decimal;
 use serde_json::{Map, Value, json};
 use shared::adapters::emf::EmfMemory;
 use shared::adapters::memory::MemoryEventLog;
-use shared::collector::Collector;
+use shared::adapters::memory::MemoryProjector;
+use shared::app::collector::Collector;
 use shared::core::budget::{Budget, BudgetPeriod, BudgetStatus, Outlook};
 use shared::core::policy::{BudgetPolicy, Level, decide};
 use shared::core::prices::PriceTable;
@@ -203,7 +203,7 @@ proptest! {
         events in prop::collection::vec(prop_oneof![mutated_sample(), arbitrary_json()], 1..12),
     ) {
         let log = MemoryEventLog::new();
-        let projector = LedgerProjector::new(PriceTable::builtin());
+        let projector = MemoryProjector::new(PriceTable::builtin(), BudgetPeriod::Month);
         let collector = Collector::new(&log, projector);
         let sink = EmfMemory::default();
         let response = block_on(shared::handlers::collector::handle(
@@ -240,7 +240,7 @@ proptest! {
         offset in 0_i64..(29 * 86_400),
     ) {
         let budget = Budget { amount_usd: Decimal::from(1000), period: BudgetPeriod::Month };
-        let at = shared::sim::NOVEMBER_2026 + offset;
+        let at = shared::analysis::sim::NOVEMBER_2026 + offset;
         let policy = BudgetPolicy::default();
         let spend = Decimal::new(spend_cents, 2);
         let burn = Decimal::new(burn_cents, 2);

@@ -4,9 +4,9 @@
 #![allow(clippy::unwrap_used, clippy::panic, reason = "tests fail loudly")]
 
 use rust_decimal::Decimal;
+use shared::analysis::pricelist::{self, PriceListError};
 use shared::core::facts::{Architecture, Capacity};
 use shared::core::prices::PriceTable;
-use shared::pricelist::{self, PriceListError};
 
 fn page(name: &str) -> Vec<String> {
     let text = std::fs::read_to_string(

@@ -3,11 +3,13 @@
 //! SQLite store and on DynamoDB (the emulator).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use shared::adapters::dynamodb_projection::DynamoProjector;
+use shared::adapters::dynamodb::DynamoProjector;
+use shared::adapters::memory::NoProjection;
 use shared::adapters::sqlite::SqliteEventLog;
-use shared::collector::{Collector, NoProjection, Projector};
+use shared::app::collector::Collector;
 use shared::core::budget::BudgetPeriod;
 use shared::core::prices::PriceTable;
+use shared::ports::Projector;
 use shared::ports::{EventLog, Quarantine, Quarantined};
 
 fn readable_now() -> Quarantined {

@@ -5,9 +5,9 @@
 use batchguard_tests::IndependentPrices;
 use proptest::prelude::*;
 use rust_decimal::Decimal;
+use shared::analysis::sim::{Outcome, Scenario, Settings, SimReport, scenario, simulate};
 use shared::core::facts::{Architecture, Capacity};
 use shared::core::prices::PriceTable;
-use shared::sim::{Outcome, Scenario, Settings, SimReport, scenario, simulate};
 
 fn run(name: &str, seed: u64) -> (Scenario, SimReport) {
     let scenario = scenario(name, seed).unwrap();

@@ -7,19 +7,21 @@
 use std::collections::VecDeque;
 use std::sync::Mutex;
 
-use batchguard_tests::{RecordingTrigger, T0, at, at_seconds, emulator_event_log, fact, task};
+use batchguard_tests::{T0, at, at_seconds, emulator_event_log, fact, task};
 use rust_decimal::Decimal;
 use serde_json::Value;
 use shared::adapters::dynamodb::DynamoEventLog;
-use shared::adapters::dynamodb_projection::DynamoProjector;
+use shared::adapters::dynamodb::DynamoProjector;
 use shared::adapters::emf::EmfMemory;
+use shared::adapters::memory::RecordingTrigger;
+use shared::app::ticker::{AwsBaseline, TickReport, TickerSettings};
 use shared::core::budget::{AwsBudget, Baseline, BudgetPeriod, Cut};
 use shared::core::facts::FactBody;
 use shared::core::ledger::Ledger;
 use shared::core::policy::BudgetPolicy;
 use shared::core::prices::PriceTable;
 use shared::core::scope::Scope;
-use shared::handlers::ticker::{self, AwsBaseline, TickReport, TickerSettings};
+use shared::handlers::ticker;
 use shared::ports::{BudgetSource, ControlError, EventLog, Record};
 
 /// AWS Budgets' answers, one per call, in order; counts the calls.

@@ -1,14 +1,18 @@
-//! collector — EventBridge target for *Batch Job State Change* and *ECS Task State Change*:
-//! parse, append to the DynamoDB event log, project, quarantine what cannot be read.
-//! All of it lives in `shared::handlers::collector`; this file wires clients once per cold start.
+//! collector — EventBridge target for *Batch Job State Change*, *ECS Task State Change* and
+//! *ECS Container Instance State Change*: read, append to the DynamoDB event log, project,
+//! quarantine what cannot be read. All of it lives in `shared::handlers::collector` and
+//! `shared::app::collector`; this file wires the adapters in once per cold start.
 #![forbid(unsafe_code)]
+// The handler's future nests the collector, the projector and the SDK's: its layout is deeper
+// than rustc's default query depth of 128.
+#![recursion_limit = "256"]
 
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::Value;
 use shared::adapters::dynamodb::DynamoEventLog;
-use shared::adapters::dynamodb_projection::DynamoProjector;
+use shared::adapters::dynamodb::DynamoProjector;
 use shared::adapters::emf::EmfStdout;
-use shared::collector::Collector;
+use shared::app::collector::Collector;
 use shared::config::Config;
 use shared::handlers::{self, collector};
 
@@ -24,12 +28,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     if let Some(days) = config.retention_days {
         log = log.with_retention(std::time::Duration::from_secs(u64::from(days) * 86_400));
     }
-    let projector = DynamoProjector::new(
-        log.clone(),
-        config.prices.clone(),
-        config.budget.map(|b| b.period).unwrap_or_default(),
-    )
-    .with_shards(config.shards);
+    let projector = DynamoProjector::new(log.clone(), config.prices.clone(), config.period())
+        .with_shards(config.shards);
     let collector = Collector::new(log, projector);
     let sink = EmfStdout::new(config.metrics_namespace.clone());
     let (collector, sink) = (&collector, &sink);

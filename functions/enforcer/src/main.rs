@@ -1,16 +1,16 @@
 //! enforcer — invoked by the ticker, by CloudWatch alarms, or by hand: notify, freeze
 //! (disable queues, cancel queued jobs), stop (terminate running jobs), or restore.
-//! All of it lives in `shared::enforcer` and `shared::handlers::enforcer`.
+//! All of it lives in `shared::app::enforcer` and `shared::handlers::enforcer`.
 #![forbid(unsafe_code)]
 
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::Value;
 use shared::adapters::batch::AwsBatch;
-use shared::adapters::dynamodb::DynamoEventLog;
+use shared::adapters::dynamodb::{DynamoEventLog, client};
 use shared::adapters::emf::EmfStdout;
 use shared::adapters::sns::Notifications;
+use shared::app::enforcer::Enforcer;
 use shared::config::Config;
-use shared::enforcer::{Enforcer, EnforcerSettings};
 use shared::handlers::{self, enforcer};
 
 #[tokio::main]
@@ -21,16 +21,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let notifier = Notifications::for_topic(&aws, config.topic_arn.as_deref());
     let enforcer = Enforcer::new(
         AwsBatch::from_config(&aws),
-        DynamoEventLog::new(
-            shared::adapters::dynamodb::client(&aws),
-            config.tables.clone(),
-        ),
+        DynamoEventLog::new(client(&aws), config.tables.clone()),
         notifier,
-        EnforcerSettings {
-            queues: config.scope_queues.clone(),
-            dry_run: config.dry_run,
-            period: config.budget.map(|b| b.period).unwrap_or_default(),
-        },
+        config.enforcer_settings(),
     );
     let sink = EmfStdout::new(config.metrics_namespace.clone());
     let (enforcer, sink) = (&enforcer, &sink);

@@ -1,95 +1,34 @@
-//! CloudWatch Embedded Metric Format, written with serde_json.
+//! CloudWatch Embedded Metric Format, written with serde_json: the wire format of
+//! [`MetricDocument`]s.
 //!
-//! A [`MetricDocument`] is pure data; [`to_emf`] turns it into EMF JSON objects (split at
-//! CloudWatch's limit of 100 metrics per document); [`EmfStdout`] prints them, one per line, where
-//! the Lambda runtime sends them to CloudWatch Logs, which extracts the metrics.
+//! [`to_emf`] turns a document into EMF JSON objects (split at CloudWatch's limit of 100
+//! metrics per document); [`EmfStdout`] prints them, one per line, where the Lambda runtime
+//! sends them to CloudWatch Logs, which extracts the metrics; [`EmfMemory`] keeps them.
 //! Spec: <https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html>
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::str::FromStr;
 use std::sync::Mutex;
 
-use rust_decimal::Decimal;
 use serde_json::{Map, Number, Value, json};
 
-/// At most this many metrics in one EMF document.
-pub const MAX_METRICS_PER_DOCUMENT: usize = 100;
-/// At most this many dimensions in one dimension set.
-pub const MAX_DIMENSIONS_PER_SET: usize = 30;
-
-/// A metric's unit, as CloudWatch names it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Unit {
-    None,
-    Count,
-    Percent,
-    Seconds,
-}
-
-impl Unit {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::None => "None",
-            Self::Count => "Count",
-            Self::Percent => "Percent",
-            Self::Seconds => "Seconds",
-        }
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Metric {
-    pub name: &'static str,
-    pub unit: Unit,
-    pub value: Decimal,
-}
-
-/// Metrics that share a timestamp and dimensions, with extra properties for Logs Insights.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct MetricDocument {
-    /// Unix milliseconds the values are for (an event's own time, or the tick's).
-    pub timestamp_ms: i64,
-    pub dimensions: Vec<(&'static str, String)>,
-    /// The dimension sets the metrics are published under, each naming some of `dimensions`;
-    /// empty means one set of all of them. One document with several sets is one log line
-    /// (what CloudWatch Logs charges for) instead of one per set.
-    pub dimension_sets: Vec<Vec<&'static str>>,
-    pub metrics: Vec<Metric>,
-    /// Searchable in Logs Insights, not metrics (job ids, exact decimal figures).
-    pub properties: BTreeMap<String, Value>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum EmfError {
-    #[error("{0} dimensions in one set; CloudWatch allows {MAX_DIMENSIONS_PER_SET}")]
-    TooManyDimensions(usize),
-    #[error("metric {name} = {value} is not a number CloudWatch can store")]
-    NotANumber { name: &'static str, value: Decimal },
-    #[error("property {0:?} would overwrite a metric or dimension of the same name")]
-    PropertyClash(String),
-    #[error("dimension set names {0}, which the document does not have")]
-    UnknownDimension(&'static str),
-    #[error(
-        "dimension {name} = {value:?}: CloudWatch takes 1 to {MAX_DIMENSION_VALUE_LENGTH} characters"
-    )]
-    BadDimensionValue { name: &'static str, value: String },
-}
-
-/// The longest dimension value CloudWatch accepts.
-pub const MAX_DIMENSION_VALUE_LENGTH: usize = 1024;
+use crate::metrics::{
+    MAX_DIMENSION_VALUE_LENGTH, MAX_DIMENSIONS_PER_SET, MAX_METRICS_PER_DOCUMENT, MetricDocument,
+    MetricError,
+};
+use crate::ports::MetricSink;
 
 /// The EMF objects for a document: one per 100 metrics.
-pub fn to_emf(namespace: &str, document: &MetricDocument) -> Result<Vec<Value>, EmfError> {
+pub fn to_emf(namespace: &str, document: &MetricDocument) -> Result<Vec<Value>, MetricError> {
     if document.dimensions.len() > MAX_DIMENSIONS_PER_SET {
-        return Err(EmfError::TooManyDimensions(document.dimensions.len()));
+        return Err(MetricError::TooManyDimensions(document.dimensions.len()));
     }
     if let Some((name, value)) = document
         .dimensions
         .iter()
         .find(|(_, value)| value.is_empty() || value.chars().count() > MAX_DIMENSION_VALUE_LENGTH)
     {
-        return Err(EmfError::BadDimensionValue {
+        return Err(MetricError::BadDimensionValue {
             name,
             value: value.clone(),
         });
@@ -99,13 +38,13 @@ pub fn to_emf(namespace: &str, document: &MetricDocument) -> Result<Vec<Value>, 
     } else {
         for set in &document.dimension_sets {
             if set.len() > MAX_DIMENSIONS_PER_SET {
-                return Err(EmfError::TooManyDimensions(set.len()));
+                return Err(MetricError::TooManyDimensions(set.len()));
             }
             if let Some(name) = set
                 .iter()
                 .find(|name| !document.dimensions.iter().any(|(d, _)| d == *name))
             {
-                return Err(EmfError::UnknownDimension(name));
+                return Err(MetricError::UnknownDimension(name));
             }
         }
         document.dimension_sets.clone()
@@ -121,7 +60,7 @@ pub fn to_emf(namespace: &str, document: &MetricDocument) -> Result<Vec<Value>, 
                 .insert((*name).to_owned(), Value::String(value.clone()))
                 .is_some()
             {
-                return Err(EmfError::PropertyClash((*name).to_owned()));
+                return Err(MetricError::PropertyClash((*name).to_owned()));
             }
         }
         let mut definitions = Vec::new();
@@ -129,7 +68,7 @@ pub fn to_emf(namespace: &str, document: &MetricDocument) -> Result<Vec<Value>, 
             // CloudWatch stores metric values as doubles; the exact decimal goes in as its
             // decimal text, parsed by serde_json.
             let number = Number::from_str(&metric.value.normalize().to_string()).map_err(|_| {
-                EmfError::NotANumber {
+                MetricError::NotANumber {
                     name: metric.name,
                     value: metric.value,
                 }
@@ -138,7 +77,7 @@ pub fn to_emf(namespace: &str, document: &MetricDocument) -> Result<Vec<Value>, 
                 .insert(metric.name.to_owned(), Value::Number(number))
                 .is_some()
             {
-                return Err(EmfError::PropertyClash(metric.name.to_owned()));
+                return Err(MetricError::PropertyClash(metric.name.to_owned()));
             }
             definitions.push(json!({"Name": metric.name, "Unit": metric.unit.as_str()}));
         }
@@ -156,11 +95,6 @@ pub fn to_emf(namespace: &str, document: &MetricDocument) -> Result<Vec<Value>, 
         out.push(Value::Object(object));
     }
     Ok(out)
-}
-
-/// Where metric documents go.
-pub trait MetricSink {
-    fn emit(&self, documents: &[MetricDocument]) -> Result<(), EmfError>;
 }
 
 /// Prints EMF to stdout, one JSON object per line (in Lambda, to CloudWatch Logs).
@@ -185,7 +119,7 @@ impl Default for EmfStdout {
 }
 
 impl MetricSink for EmfStdout {
-    fn emit(&self, documents: &[MetricDocument]) -> Result<(), EmfError> {
+    fn emit(&self, documents: &[MetricDocument]) -> Result<(), MetricError> {
         let mut lines = String::new();
         for document in documents {
             for object in to_emf(&self.namespace, document)? {
@@ -208,7 +142,7 @@ pub struct EmfMemory {
 }
 
 impl MetricSink for EmfMemory {
-    fn emit(&self, documents: &[MetricDocument]) -> Result<(), EmfError> {
+    fn emit(&self, documents: &[MetricDocument]) -> Result<(), MetricError> {
         let mut objects = self
             .objects
             .lock()
@@ -223,7 +157,12 @@ impl MetricSink for EmfMemory {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    use std::collections::BTreeMap;
+
+    use rust_decimal::Decimal;
+
     use super::*;
+    use crate::metrics::{Metric, Unit};
     use rust_decimal::dec;
 
     #[test]
@@ -256,7 +195,7 @@ mod tests {
         };
         assert_eq!(
             to_emf("ns", &unknown),
-            Err(EmfError::UnknownDimension("ComputeEnvironment"))
+            Err(MetricError::UnknownDimension("ComputeEnvironment"))
         );
     }
 
@@ -330,7 +269,7 @@ mod tests {
         };
         assert_eq!(
             to_emf("ns", &document),
-            Err(EmfError::BadDimensionValue {
+            Err(MetricError::BadDimensionValue {
                 name: "Scope",
                 value: String::new()
             })
@@ -345,7 +284,7 @@ mod tests {
         };
         assert_eq!(
             to_emf("ns", &document),
-            Err(EmfError::TooManyDimensions(31))
+            Err(MetricError::TooManyDimensions(31))
         );
     }
 }

@@ -7,7 +7,7 @@ use aws_sdk_lambda::error::DisplayErrorContext;
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::InvocationType;
 
-use crate::handlers::enforcer::EnforcerRequest;
+use crate::core::enforcement::EnforcerRequest;
 use crate::ports::{ControlError, EnforcerTrigger};
 
 #[derive(Clone, Debug)]

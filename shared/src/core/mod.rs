@@ -1,4 +1,6 @@
-//! The pure core: facts → fold → billing → spend → forecast.
+//! The pure core: facts → fold → billing → spend → forecast → decision (the policy's level,
+//! and the enforcement data: the enforcer's request, which jobs it may touch, what the audit
+//! trail says batchguard did to the queues).
 //!
 //! Invariant (checked by `tests/tests/architecture.rs`): nothing under `core/` performs IO, reads
 //! a clock, or names `aws_sdk_*`, `aws_lambda_events`, `lambda_runtime`, `tokio`, `rusqlite`,
@@ -7,6 +9,7 @@
 pub mod activity;
 pub mod billing;
 pub mod budget;
+pub mod enforcement;
 pub mod facts;
 pub mod ledger;
 pub mod names;

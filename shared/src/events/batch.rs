@@ -1,122 +1,18 @@
-//! `detail` of *Batch Job State Change*: the legacy `container` shape and the newer
-//! `ecsProperties.taskProperties[]` shape. Timestamps are epoch milliseconds;
-//! `resourceRequirements` values are strings, memory in MiB.
+//! *Batch Job State Change* → [`JobObserved`]: sizes from `resourceRequirements` (or the legacy
+//! `vcpus` / `memory`), the attempts made and the one in progress, tags, array and multi-node
+//! positions.
 
 use rust_decimal::Decimal;
-use serde::{Deserialize, Serialize};
 
-use super::detail::{EventDetail, Timestamp, millis};
-use super::ecs::EphemeralStorage;
-use super::{BATCH_JOB_STATE_CHANGE, EventError};
+use super::detail::EventDetail;
+use super::error::{self, BATCH_JOB_STATE_CHANGE, EventError};
+use super::fields::{ResourceRequirement, millis};
 use crate::core::facts::{
     Architecture, AttemptObserved, JobObserved, JobStatus, Platform, TaskSize,
 };
 use crate::core::names;
 
 const MIB_PER_GIB: u32 = 1024;
-
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct Attempt {
-    container: Option<AttemptContainer>,
-    status_reason: Option<String>,
-    #[serde(default)]
-    task_properties: Vec<AttemptTask>,
-    started_at: Option<Timestamp>,
-    stopped_at: Option<Timestamp>,
-    exit_code: Option<i64>,
-}
-
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct AttemptContainer {
-    task_arn: Option<String>,
-    exit_code: Option<i64>,
-    container_instance_arn: Option<String>,
-}
-
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct AttemptTask {
-    task_arn: Option<String>,
-    container_instance_arn: Option<String>,
-    #[serde(default)]
-    containers: Vec<ExitCode>,
-}
-
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct ExitCode {
-    exit_code: Option<i64>,
-}
-
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct Container {
-    #[serde(default)]
-    resource_requirements: Vec<ResourceRequirement>,
-    /// Legacy shape: vCPUs as a number.
-    vcpus: Option<Decimal>,
-    /// Legacy shape: MiB as a number.
-    memory: Option<u32>,
-    task_arn: Option<String>,
-    container_instance_arn: Option<String>,
-    runtime_platform: Option<RuntimePlatform>,
-    ephemeral_storage: Option<EphemeralStorage>,
-    /// Present only on Fargate jobs.
-    fargate_platform_configuration: Option<serde_json::Value>,
-}
-
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct EcsProperties {
-    #[serde(default)]
-    task_properties: Vec<TaskProperties>,
-}
-
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct TaskProperties {
-    task_arn: Option<String>,
-    container_instance_arn: Option<String>,
-    #[serde(default)]
-    containers: Vec<TaskContainer>,
-    runtime_platform: Option<RuntimePlatform>,
-    ephemeral_storage: Option<EphemeralStorage>,
-    platform_version: Option<serde_json::Value>,
-}
-
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct TaskContainer {
-    #[serde(default)]
-    resource_requirements: Vec<ResourceRequirement>,
-}
-
-#[derive(Clone, Debug, Deserialize, Serialize)]
-pub(crate) struct ResourceRequirement {
-    #[serde(rename = "type")]
-    kind: String,
-    value: String,
-}
-
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct RuntimePlatform {
-    cpu_architecture: Option<String>,
-}
-
-#[derive(Clone, Debug, Deserialize, Serialize)]
-pub(crate) struct ArrayProperties {
-    size: Option<u32>,
-    index: Option<u32>,
-}
-
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct NodeDetails {
-    node_index: Option<u32>,
-}
 
 /// Sums `VCPU` and `MEMORY` (MiB) requirements; other types (GPU) do not change the price.
 #[derive(Default)]
@@ -157,19 +53,11 @@ impl SizeSum {
 }
 
 fn invalid(field: &str, value: &str, reason: &'static str) -> EventError {
-    EventError::InvalidField {
-        detail_type: BATCH_JOB_STATE_CHANGE,
-        field: format!("detail.{field}"),
-        value: value.to_owned(),
-        reason,
-    }
+    error::invalid(BATCH_JOB_STATE_CHANGE, field, value, reason)
 }
 
 fn missing(field: &'static str) -> EventError {
-    EventError::MissingField {
-        detail_type: BATCH_JOB_STATE_CHANGE,
-        field,
-    }
+    error::missing(BATCH_JOB_STATE_CHANGE, field)
 }
 
 fn arn_of(task: &Option<String>) -> Option<String> {

@@ -1,51 +1,16 @@
-//! The `detail` object of the two event types we read, as one struct: the union of their
-//! fields, so one pass reads any event. Field names are AWS's (camelCase); both types share
+//! The `detail` object of the three event types we read, as one struct: the union of their
+//! fields, so one pass reads any event. Field names are AWS's (camelCase); the types share
 //! `createdAt`, `startedAt` and `stoppedAt`, which Batch writes as epoch milliseconds and ECS
 //! as ISO-8601 strings: [`Timestamp`] takes either.
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::batch::{ArrayProperties, Attempt, Container, EcsProperties, NodeDetails};
-use super::ecs::{Attribute, EphemeralStorage, Resource};
-use crate::core::facts::Millis;
-
-/// An instant as Batch (epoch milliseconds) or ECS (RFC 3339 string) writes it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(transparent)]
-pub struct Timestamp(pub Millis);
-
-impl<'de> Deserialize<'de> for Timestamp {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Visitor;
-        impl serde::de::Visitor<'_> for Visitor {
-            type Value = Timestamp;
-
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("epoch milliseconds or an RFC 3339 timestamp")
-            }
-
-            fn visit_i64<E: serde::de::Error>(self, ms: i64) -> Result<Timestamp, E> {
-                Ok(Timestamp(Millis(ms)))
-            }
-
-            fn visit_u64<E: serde::de::Error>(self, ms: u64) -> Result<Timestamp, E> {
-                i64::try_from(ms)
-                    .map(|ms| Timestamp(Millis(ms)))
-                    .map_err(|_| E::custom(format!("{ms} ms is beyond any date")))
-            }
-
-            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Timestamp, E> {
-                DateTime::parse_from_rfc3339(text)
-                    .map(|t| Timestamp(Millis::from_datetime(t.with_timezone(&Utc))))
-                    .map_err(|e| E::custom(format!("{text:?} is not an RFC 3339 timestamp: {e}")))
-            }
-        }
-        deserializer.deserialize_any(Visitor)
-    }
-}
+use super::fields::{
+    ArrayProperties, Attempt, Attribute, Container, EcsProperties, EphemeralStorage, NodeDetails,
+    Resource, Timestamp,
+};
 
 /// Fields of *Batch Job State Change* (`job*`, `attempts`, `container`, …) and *ECS Task
 /// State Change* (`task*`, `cluster*`, `cpu`, …) details. All optional: which are required
@@ -102,8 +67,4 @@ pub struct EventDetail {
     pub(super) registered_resources: Vec<Resource>,
     pub(super) registered_at: Option<Timestamp>,
     pub(super) updated_at: Option<Timestamp>,
-}
-
-pub(super) fn millis(at: Option<Timestamp>) -> Option<Millis> {
-    at.map(|t| t.0)
 }

@@ -1,11 +1,15 @@
-//! `detail` of *ECS Task State Change*: `cpu` in CPU units (1024 = 1 vCPU), `memory` in MiB,
-//! timestamps as ISO-8601 strings, architecture in `attributes` (`ecs.cpu-architecture`).
+//! *ECS Task State Change* → [`TaskObserved`] (`cpu` in CPU units, 1024 = 1 vCPU; `memory` in
+//! MiB; architecture in `attributes`), and *ECS Container Instance State Change* →
+//! [`InstanceObserved`] (registered CPU and memory, type and zone in `attributes`). A task or
+//! instance of a cluster Batch does not manage is skipped.
 
 use rust_decimal::Decimal;
-use serde::{Deserialize, Serialize};
 
-use super::detail::{EventDetail, millis};
-use super::{ECS_CONTAINER_INSTANCE_STATE_CHANGE, ECS_TASK_STATE_CHANGE, EventError, SkipReason};
+use super::detail::EventDetail;
+use super::error::{
+    self, ECS_CONTAINER_INSTANCE_STATE_CHANGE, ECS_TASK_STATE_CHANGE, EventError, SkipReason,
+};
+use super::fields::millis;
 use crate::core::facts::{
     Architecture, Capacity, InstanceObserved, InstanceSize, Platform, TaskObserved, TaskSize,
 };
@@ -14,33 +18,8 @@ use crate::core::names;
 const CPU_UNITS_PER_VCPU: u32 = 1024;
 const MIB_PER_GIB: u32 = 1024;
 
-#[derive(Clone, Debug, Deserialize, Serialize)]
-pub(crate) struct EphemeralStorage {
-    #[serde(rename = "sizeInGiB")]
-    pub(crate) size_in_gib: Option<u32>,
-}
-
-#[derive(Clone, Debug, Deserialize, Serialize)]
-pub(crate) struct Attribute {
-    name: String,
-    value: Option<String>,
-}
-
-/// One of a container instance's `registeredResources` (`CPU`, `MEMORY`, `PORTS`, …).
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct Resource {
-    name: String,
-    integer_value: Option<i64>,
-}
-
 fn invalid(field: &str, value: &str, reason: &'static str) -> EventError {
-    EventError::InvalidField {
-        detail_type: ECS_TASK_STATE_CHANGE,
-        field: format!("detail.{field}"),
-        value: value.to_owned(),
-        reason,
-    }
+    error::invalid(ECS_TASK_STATE_CHANGE, field, value, reason)
 }
 
 impl EventDetail {
@@ -144,12 +123,7 @@ impl EventDetail {
 }
 
 fn invalid_instance(field: &str, value: &str, reason: &'static str) -> EventError {
-    EventError::InvalidField {
-        detail_type: ECS_CONTAINER_INSTANCE_STATE_CHANGE,
-        field: format!("detail.{field}"),
-        value: value.to_owned(),
-        reason,
-    }
+    error::invalid(ECS_CONTAINER_INSTANCE_STATE_CHANGE, field, value, reason)
 }
 
 impl EventDetail {

@@ -1,24 +1,26 @@
-//! The collector: an EventBridge target for *Batch Job State Change* and *ECS Task State
-//! Change*. Each event is parsed, appended to the event log and projected; an unreadable one
-//! is quarantined and reported, never failing the others; each Batch state change is counted
-//! as an EMF metric stamped with the event's own time.
+//! The collector function: an EventBridge target for *Batch Job State Change*, *ECS Task State
+//! Change* and *ECS Container Instance State Change*. Each event goes through the collector
+//! service (`app::collector`: read, append, project); an unreadable one is quarantined and
+//! reported, never failing the others. What each newly stored event says is counted as metrics
+//! stamped with the event's own time: a job state transition, a Spot interruption, an instance
+//! state change, and a job's cost and timings when it settles.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::HandlerError;
-use crate::adapters::emf::{Metric, MetricDocument, MetricSink, Unit};
-use crate::collector::{Collected, Collector, Projector};
 use rust_decimal::Decimal;
+
+use super::HandlerError;
+use crate::app::collector::{Collected, Collector};
 
 use crate::core::activity::{SPOT_INTERRUPTION_STOP_CODE, SettledJob};
 use crate::core::facts::{Fact, FactBody, JobObserved, Platform};
 use crate::core::ledger::UNKNOWN;
 use crate::core::names;
-use crate::metrics;
-use crate::ports::{EventLog, Quarantine};
+use crate::metrics::{self, Metric, MetricDocument, Unit};
+use crate::ports::{EventLog, MetricSink, Projector, Quarantine};
 
 /// What one invocation did.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]

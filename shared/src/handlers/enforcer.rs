@@ -9,33 +9,17 @@ use std::collections::BTreeMap;
 
 use aws_lambda_events::event::cloudwatch_alarms::{CloudWatchAlarm, CloudWatchAlarmStateValue};
 use rust_decimal::Decimal;
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::HandlerError;
-use crate::adapters::emf::{Metric, MetricDocument, MetricSink, Unit};
+use crate::app::enforcer::{EnforceError, EnforcementReport, Enforcer};
+use crate::core::enforcement::EnforcerRequest;
 use crate::core::policy::Level;
-use crate::enforcer::{EnforceError, EnforcementReport, Enforcer};
-use crate::metrics;
-use crate::ports::{AuditTrail, BatchControl, EventLog, Notifier};
+use crate::metrics::{self, Metric, MetricDocument, Unit};
+use crate::ports::{AuditTrail, BatchControl, EventLog, MetricSink, Notifier};
 
 /// The marker in an alarm's description that says which level it enforces.
 pub const ALARM_LEVEL_MARKER: &str = "batchguard:level=";
-
-/// A request the enforcer understands.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(tag = "action", rename_all = "snake_case")]
-pub enum EnforcerRequest {
-    Enforce {
-        level: Level,
-        #[serde(default)]
-        reason: String,
-    },
-    Restore {
-        #[serde(default)]
-        reason: String,
-    },
-}
 
 /// What the payload asks for; `Ok(None)` for an alarm that is not in `ALARM` (it recovered).
 pub fn read_request(payload: Value) -> Result<Option<EnforcerRequest>, HandlerError> {
@@ -98,7 +82,7 @@ pub fn action_documents(report: &EnforcementReport, now_ms: i64) -> Vec<MetricDo
         .map(|(action, count)| MetricDocument {
             timestamp_ms: now_ms,
             dimensions: vec![
-                (metrics::DIMENSION_LEVEL, report.level.clone()),
+                (metrics::DIMENSION_LEVEL, report.level.as_str().to_owned()),
                 (metrics::DIMENSION_ACTION, action.to_owned()),
                 (metrics::DIMENSION_DRY_RUN, report.dry_run.to_string()),
             ],

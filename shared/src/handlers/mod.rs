@@ -1,5 +1,7 @@
-//! What each Lambda function does with one invocation, independent of the runtime: the
-//! functions' `main`s only parse their configuration, build clients and call these.
+//! What each Lambda function does with one invocation: read the payload, call the services
+//! (`app`), count what they did as metrics, and say whether a failure is worth a retry. They are
+//! generic over the ports and name no adapter: the functions' `main`s parse their
+//! configuration, build the adapters once per cold start and call these.
 
 pub mod collector;
 pub mod enforcer;

@@ -1,0 +1,84 @@
+//! `batchguard report --html`: one self-contained HTML page of charts and tables, from a store
+//! or from event files.
+
+use std::path::PathBuf;
+
+use clap::Args as ClapArgs;
+use shared::adapters::files;
+use shared::analysis::report::{StatusReport, timeline};
+use shared::app::intake::Intake;
+use shared::core::activity::Activity;
+use shared::core::ledger::Ledger;
+use shared::ports::IngestLedger;
+
+use super::evaluation::Evaluation;
+use super::{load_prices, print_report};
+use crate::error::CliError;
+use crate::input::read_all;
+use crate::render::html;
+use crate::store::{Store, StoreSpec, parse_store};
+
+/// Points on the report's time axes.
+const TIMELINE_POINTS: usize = 240;
+
+#[derive(Debug, ClapArgs)]
+pub struct Args {
+    /// Where to write the page.
+    #[arg(long)]
+    pub html: PathBuf,
+    /// Read a store (a SQLite file or `dynamodb:…`) instead of event files.
+    #[arg(long, value_parser = parse_store, conflicts_with = "paths")]
+    pub store: Option<StoreSpec>,
+    #[command(flatten)]
+    pub evaluation: Evaluation,
+    /// JSON Lines files, JSON array files, single-event JSON files, or directories of them.
+    #[arg(required_unless_present = "store")]
+    pub paths: Vec<PathBuf>,
+}
+
+pub async fn run(args: Args) -> Result<(), CliError> {
+    let evaluation = args.evaluation.with_aws_budget().await?;
+    evaluation.check_budget()?;
+    let mut ledger = Ledger::new(
+        load_prices(evaluation.prices.as_deref())?,
+        evaluation.period,
+    );
+    // The monitoring view needs the facts themselves, not only the fold.
+    let (facts, counts) = match &args.store {
+        None => {
+            let files = files::expand_paths(&args.paths)?;
+            let mut intake = Intake::new(true);
+            let mut facts = Vec::new();
+            read_all(&files, &mut intake, |fact| facts.push(fact), |_| {})?;
+            (facts, intake.counts)
+        }
+        Some(spec) => {
+            let store = Store::open(spec, None).await?;
+            (store.facts().await?, store.counts().await?)
+        }
+    };
+    for fact in &facts {
+        ledger.apply(fact);
+    }
+    let at = evaluation.instant(&ledger);
+    let status = StatusReport::build_with_baseline(
+        &ledger,
+        at,
+        evaluation.budget,
+        evaluation.baseline,
+        counts,
+    );
+    let timeline = timeline(&ledger, at, TIMELINE_POINTS);
+    let activity = Activity::build(&facts, &ledger.walk(at));
+    let page = html::render(&status, &timeline, &activity, at);
+    std::fs::write(&args.html, page).map_err(|source| CliError::Output {
+        path: args.html.clone(),
+        source,
+    })?;
+    if evaluation.json {
+        print_report(&status, true);
+    } else {
+        eprintln!("{}: written", args.html.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,55 @@
+//! `batchguard simulate`: one workload under batchguard's policy and two baselines (a poller of
+//! a spend figure refreshed every 8 h, and alert-only AWS Budgets), and their overshoot.
+
+use clap::Args as ClapArgs;
+use shared::analysis::sim;
+use shared::core::policy::BudgetPolicy;
+use shared::core::prices::PriceTable;
+
+use crate::error::CliError;
+use crate::render::text;
+
+#[derive(Debug, ClapArgs)]
+pub struct Args {
+    /// steady (a month under budget), runaway (70 % spent, then 500 tasks of 4 vCPU for 6 h)
+    /// or burst (85 % spent, a burst of 200 tasks every 4 h).
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(sim::SCENARIOS))]
+    pub scenario: String,
+    /// Seed of the scenario's random parts.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// batchguard's tick, seconds.
+    #[arg(long, default_value_t = 60)]
+    pub tick_seconds: i64,
+    /// Seconds from a terminate call to the task stopping (Batch's default stop timeout).
+    #[arg(long, default_value_t = 30)]
+    pub stop_delay_seconds: i64,
+    /// Print one JSON document.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: &Args) -> Result<(), CliError> {
+    let scenario = sim::scenario(&args.scenario, args.seed)
+        .ok_or_else(|| CliError::Policy(format!("no scenario {:?}", args.scenario)))?;
+    if args.tick_seconds < 1 || args.stop_delay_seconds < 0 {
+        return Err(CliError::Policy(
+            "--tick-seconds must be at least 1 and --stop-delay-seconds not negative".into(),
+        ));
+    }
+    let settings = sim::Settings {
+        policy: BudgetPolicy {
+            tick_seconds: args.tick_seconds,
+            stop_delay_seconds: args.stop_delay_seconds,
+            ..BudgetPolicy::default()
+        },
+        ..sim::Settings::default()
+    };
+    let report = sim::simulate(&scenario, &settings, &PriceTable::builtin());
+    if args.json {
+        println!("{}", text::simulation_json(&report));
+    } else {
+        print!("{}", text::simulation_human(&report, &scenario));
+    }
+    Ok(())
+}

@@ -1,0 +1,42 @@
+//! `batchguard status`: spend, burn rate and forecast from a store.
+
+use clap::Args as ClapArgs;
+use shared::analysis::report::StatusReport;
+use shared::core::ledger::Ledger;
+use shared::ports::IngestLedger;
+
+use super::evaluation::Evaluation;
+use super::{load_prices, print_report};
+use crate::error::CliError;
+use crate::store::{Store, StoreSpec, parse_store};
+
+#[derive(Debug, ClapArgs)]
+pub struct Args {
+    /// A SQLite file, or `dynamodb:<table-prefix>` or `dynamodb:<events table>,<state table>`.
+    #[arg(long, value_parser = parse_store)]
+    pub store: StoreSpec,
+    #[command(flatten)]
+    pub evaluation: Evaluation,
+}
+
+pub async fn run(args: Args) -> Result<(), CliError> {
+    let evaluation = args.evaluation.with_aws_budget().await?;
+    evaluation.check_budget()?;
+    let store = Store::open_existing(&args.store).await?;
+    let mut ledger = Ledger::new(
+        load_prices(evaluation.prices.as_deref())?,
+        evaluation.period,
+    );
+    store.fold_into(&mut ledger).await?;
+    let at = evaluation.instant(&ledger);
+    let counts = store.counts().await?;
+    let report = StatusReport::build_with_baseline(
+        &ledger,
+        at,
+        evaluation.budget,
+        evaluation.baseline,
+        counts,
+    );
+    print_report(&report, evaluation.json);
+    Ok(())
+}

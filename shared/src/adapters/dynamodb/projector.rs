@@ -1,0 +1,784 @@
+//! The projector on DynamoDB (ADR 0004): per billing group, with per-scope sums in shards.
+//!
+//! Items of the `<prefix>-state` table this module owns:
+//!
+//! | `pk` | `sk` | attributes |
+//! | --- | --- | --- |
+//! | `PROJ#JOB#<id>` / `PROJ#TASK#<arn>` | `PROJ` | `version`, `units` (JSON [`GroupProjection`]), `claimed_by` (a task's, once a job names it), `recent_minute` (GSI `recent`) |
+//! | `LINK#<task arn>` | `LINK` | `job_id`: the job that claimed the task |
+//! | `SCOPE#<kind>#<name>#<shard>` | `SUM` | the [`ScopeTotals`] as numbers: `units`, `unpriced`, `estimated`, `closed`, `vcpu`, `gib`, `c_<period>`, `rn_<period>`, `rr_<period>`, `ro_<period>` |
+//! | `SCOPES` | `<kind>#<name>` | `scope` (JSON): the registry of scopes, for readers |
+//!
+//! Every change is one `TransactWriteItems` conditioned on the group's projection version; a
+//! cancelled transaction is recomputed from the log and retried.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem, Update};
+use rust_decimal::Decimal;
+
+use super::event_log::DynamoEventLog;
+use super::keys::{
+    backend, corrupt, from_fixed, minute_of, n, partition_items, partition_key, s, scope_key,
+    to_fixed,
+};
+use super::schema::{OPEN_INDEX, OPEN_SHARDS, RECENT_INDEX};
+use crate::core::activity::SettledJob;
+use crate::core::budget::BudgetPeriod;
+use crate::core::facts::{Fact, FactBody};
+use crate::core::ledger::Ledger;
+use crate::core::prices::PriceTable;
+use crate::core::projection::GroupProjection;
+use crate::core::scope::Scope;
+use crate::core::sums::{RunningBucket, ScopeTotals};
+use crate::ports::StoreError;
+
+/// Shards per scope: one busy scope spreads its writes over this many partitions
+/// (DynamoDB allows 1,000 write units per second per partition).
+pub const DEFAULT_SHARDS: u32 = 8;
+/// DynamoDB's limit on the keys of one `BatchGetItem`.
+pub const BATCH_GET_LIMIT: usize = 100;
+/// DynamoDB's limit on the items in one transaction.
+pub const MAX_TRANSACTION_ITEMS: usize = 100;
+/// Attempts at a group's transaction before giving up (each after re-reading the log).
+pub const MAX_PROJECTION_ATTEMPTS: u32 = 12;
+
+/// What happened when a group was re-projected.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Projected {
+    /// Transactions cancelled by a concurrent writer and retried.
+    pub retries: u32,
+    /// Whether anything changed (a redelivered fact changes nothing).
+    pub changed: bool,
+    /// The job's cost when this change left it settled (see `Ledger::settled_job`).
+    pub settled: Option<SettledJob>,
+}
+
+/// Maintains projections and scope sums for one deployment.
+#[derive(Clone, Debug)]
+pub struct DynamoProjector {
+    log: DynamoEventLog,
+    prices: PriceTable,
+    period: BudgetPeriod,
+    shards: u32,
+    /// Scopes this process has put in the registry already.
+    registered: Arc<Mutex<HashSet<Scope>>>,
+}
+
+struct StoredProjection {
+    version: u64,
+    projection: GroupProjection,
+    claimed_by: Option<String>,
+}
+
+/// What to re-project: the group of a fact just appended, or a group by name.
+#[derive(Clone, Copy, Debug)]
+enum Target<'a> {
+    Fact(&'a Fact),
+    Group(&'a str),
+}
+
+impl DynamoProjector {
+    pub fn new(log: DynamoEventLog, prices: PriceTable, period: BudgetPeriod) -> Self {
+        Self {
+            log,
+            prices,
+            period,
+            shards: DEFAULT_SHARDS,
+            registered: Arc::default(),
+        }
+    }
+
+    pub fn with_shards(mut self, shards: u32) -> Self {
+        self.shards = shards.max(1);
+        self
+    }
+
+    pub fn period(&self) -> BudgetPeriod {
+        self.period
+    }
+
+    fn state_table(&self) -> &str {
+        &self.log.tables().state
+    }
+
+    fn client(&self) -> &aws_sdk_dynamodb::Client {
+        self.log.client()
+    }
+
+    async fn get(
+        &self,
+        pk: &str,
+        sk: &str,
+    ) -> Result<Option<HashMap<String, AttributeValue>>, StoreError> {
+        let output = self
+            .client()
+            .get_item()
+            .table_name(self.state_table())
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| backend(self.state_table(), e))?;
+        Ok(output.item)
+    }
+
+    async fn stored_projection(&self, group: &str) -> Result<StoredProjection, StoreError> {
+        let pk = format!("PROJ#{group}");
+        let Some(item) = self.get(&pk, "PROJ").await? else {
+            return Ok(StoredProjection {
+                version: 0,
+                projection: GroupProjection::default(),
+                claimed_by: None,
+            });
+        };
+        let version = item
+            .get("version")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| corrupt(&pk, "no version"))?;
+        let projection = match item.get("units").and_then(|v| v.as_s().ok()) {
+            Some(text) => serde_json::from_str(text).map_err(|e| corrupt(&pk, e))?,
+            None => GroupProjection::default(),
+        };
+        let claimed_by = item.get("claimed_by").and_then(|v| v.as_s().ok()).cloned();
+        Ok(StoredProjection {
+            version,
+            projection,
+            claimed_by,
+        })
+    }
+
+    async fn link_of(&self, task_arn: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .get(&format!("LINK#{task_arn}"), "LINK")
+            .await?
+            .and_then(|item| item.get("job_id").and_then(|v| v.as_s().ok()).cloned()))
+    }
+
+    /// Re-projects the billing group the fact belongs to. Call after appending the fact.
+    /// An EC2 instance's facts also re-project the groups placed on it: their shares are
+    /// priced from the instance, whichever arrived first.
+    pub async fn project(&self, fact: &Fact) -> Result<Projected, StoreError> {
+        let projected = self.project_target(Target::Fact(fact)).await?;
+        if let FactBody::Instance(instance) = &fact.body {
+            for group in self.placed_on(&instance.container_instance_arn).await? {
+                self.project_target(Target::Group(&group)).await?;
+            }
+        }
+        Ok(projected)
+    }
+
+    async fn project_target(&self, target: Target<'_>) -> Result<Projected, StoreError> {
+        let mut retries = 0;
+        loop {
+            match self.try_project(target).await? {
+                Some((changed, settled)) => {
+                    return Ok(Projected {
+                        retries,
+                        changed,
+                        settled,
+                    });
+                }
+                None if retries + 1 >= MAX_PROJECTION_ATTEMPTS => {
+                    let what = match target {
+                        Target::Fact(fact) => partition_key(fact),
+                        Target::Group(group) => group.to_owned(),
+                    };
+                    return Err(StoreError::Backend {
+                        location: format!("DynamoDB table {}", self.state_table()),
+                        message: format!(
+                            "projection of {what} lost to concurrent writers {MAX_PROJECTION_ATTEMPTS} times"
+                        ),
+                        source: None,
+                    });
+                }
+                None => {
+                    retries += 1;
+                    // Jittered backoff: 10 ms × 2^n, capped at ~1 s.
+                    let base = 10_u64 << retries.min(7);
+                    let jitter = fastrand::u64(0..=base);
+                    tokio::time::sleep(Duration::from_millis(base + jitter)).await;
+                }
+            }
+        }
+    }
+
+    /// Records that `group` holds a share of the instance (idempotent).
+    async fn place(&self, instance_arn: &str, group: &str) -> Result<(), StoreError> {
+        self.client()
+            .put_item()
+            .table_name(self.state_table())
+            .item("pk", s(format!("PLACED#{instance_arn}")))
+            .item("sk", s(group))
+            .send()
+            .await
+            .map_err(|e| backend(self.state_table(), e))?;
+        Ok(())
+    }
+
+    /// The groups holding a share of the instance.
+    async fn placed_on(&self, instance_arn: &str) -> Result<Vec<String>, StoreError> {
+        let items = partition_items(
+            self.client(),
+            self.state_table(),
+            &format!("PLACED#{instance_arn}"),
+        )
+        .await?;
+        Ok(items
+            .iter()
+            .filter_map(|item| item.get("sk").and_then(|v| v.as_s().ok()).cloned())
+            .collect())
+    }
+
+    /// One attempt: `Some((changed, settled job))` when committed (or nothing to do), `None`
+    /// when a concurrent writer got there first.
+    async fn try_project(
+        &self,
+        target: Target<'_>,
+    ) -> Result<Option<(bool, Option<SettledJob>)>, StoreError> {
+        let fact = match target {
+            Target::Fact(fact) => fact,
+            Target::Group(group) => return self.try_project_group(group.to_owned(), true).await,
+        };
+        let (group, job_id) = match &fact.body {
+            FactBody::Job(job) => (format!("JOB#{}", job.job_id), Some(job.job_id.clone())),
+            FactBody::Task(task) => match self.link_of(&task.task_arn).await? {
+                Some(job_id) => (format!("JOB#{job_id}"), Some(job_id)),
+                None => (format!("TASK#{}", task.task_arn), None),
+            },
+            FactBody::Instance(instance) => (
+                format!("INSTANCE#{}", instance.container_instance_arn),
+                None,
+            ),
+            // Audit entries cost nothing: no projection to change.
+            FactBody::Enforcement(_) => return Ok(Some((false, None))),
+        };
+        debug_assert_eq!(group.strip_prefix("JOB#"), job_id.as_deref());
+        self.try_project_group(group, false).await
+    }
+
+    /// One attempt at one group. `revisit`: the group is re-projected because an instance it
+    /// is placed on changed; a task group since claimed by a job is then left alone (the job's
+    /// group holds it).
+    async fn try_project_group(
+        &self,
+        group: String,
+        revisit: bool,
+    ) -> Result<Option<(bool, Option<SettledJob>)>, StoreError> {
+        let job_id = group.strip_prefix("JOB#").map(str::to_owned);
+        let is_instance_group = group.starts_with("INSTANCE#");
+
+        // Fold the group's facts: the job's own, and those of each task it names that is not
+        // another job's.
+        let mut facts: Vec<Fact> = self
+            .log
+            .entity_history(&group)
+            .await?
+            .into_iter()
+            .map(|record| record.fact)
+            .collect();
+        let mut claims = Vec::new();
+        if let Some(job_id) = &job_id {
+            let task_arns: BTreeSet<String> = facts
+                .iter()
+                .filter_map(|f| match &f.body {
+                    FactBody::Job(job) => {
+                        Some(job.attempts.iter().filter_map(|a| a.task_arn.clone()))
+                    }
+                    FactBody::Task(_) | FactBody::Instance(_) | FactBody::Enforcement(_) => None,
+                })
+                .flatten()
+                .collect();
+            for arn in task_arns {
+                match self.link_of(&arn).await? {
+                    Some(owner) if &owner != job_id => continue,
+                    Some(_) => {}
+                    None => claims.push(arn.clone()),
+                }
+                let history = self.log.entity_history(&format!("TASK#{arn}")).await?;
+                facts.extend(history.into_iter().map(|record| record.fact));
+            }
+        }
+        // A share of an EC2 instance is priced from the instance's facts: read them too. The
+        // instance's own bill is its group's (`INSTANCE#…`), not counted again here.
+        let instance_arns: BTreeSet<String> = facts
+            .iter()
+            .flat_map(|f| match &f.body {
+                FactBody::Job(job) => job
+                    .attempts
+                    .iter()
+                    .filter_map(|a| a.container_instance_arn.clone())
+                    .collect(),
+                FactBody::Task(task) => task.container_instance_arn.clone().into_iter().collect(),
+                FactBody::Instance(_) | FactBody::Enforcement(_) => Vec::new(),
+            })
+            .collect();
+        if !is_instance_group {
+            for arn in instance_arns {
+                self.place(&arn, &group).await?;
+                let history = self.log.entity_history(&format!("INSTANCE#{arn}")).await?;
+                facts.extend(history.into_iter().map(|record| record.fact));
+            }
+        }
+        let mut ledger = Ledger::new(self.prices.clone(), self.period);
+        for fact in &facts {
+            ledger.apply(fact);
+        }
+        let next = if is_instance_group {
+            GroupProjection::of(&ledger)
+        } else {
+            GroupProjection::without_instances(&ledger)
+        };
+        let last_event_ms = ledger.latest_instant().map(|m| m.0);
+
+        let current = self.stored_projection(&group).await?;
+        if current.claimed_by.is_some() {
+            if revisit {
+                return Ok(Some((false, None)));
+            }
+            // An orphan task claimed since we read its link: start again from the link.
+            return Ok(None);
+        }
+        let mut delta = current.projection.delta_to(&next, self.period);
+        let mut items = Vec::new();
+        for arn in &claims {
+            let orphan_group = format!("TASK#{arn}");
+            let orphan = self.stored_projection(&orphan_group).await?;
+            for (scope, part) in orphan
+                .projection
+                .delta_to(&GroupProjection::default(), self.period)
+            {
+                delta.entry(scope).or_default().merge(&part);
+            }
+            items.push(self.put_projection(
+                &orphan_group,
+                orphan.version,
+                &GroupProjection::default(),
+                job_id.as_deref(),
+                None,
+            )?);
+            items.push(
+                TransactWriteItem::builder()
+                    .put(
+                        Put::builder()
+                            .table_name(self.state_table())
+                            .item("pk", s(format!("LINK#{arn}")))
+                            .item("sk", s("LINK"))
+                            .item("job_id", s(job_id.clone().unwrap_or_default()))
+                            .condition_expression("attribute_not_exists(pk)")
+                            .build()
+                            .map_err(|e| corrupt(arn, e))?,
+                    )
+                    .build(),
+            );
+        }
+        delta.retain(|_, totals| *totals != ScopeTotals::default());
+        // Whether or not the projection changes: the event that ends a job often changes no
+        // cost (the task's stop came first), and it is the one that settles the job.
+        let settled = job_id
+            .as_deref()
+            .and_then(|id| SettledJob::of(&ledger, &facts, id));
+        if delta.is_empty() && claims.is_empty() && current.projection == next {
+            return Ok(Some((false, settled)));
+        }
+        items.push(self.put_projection(&group, current.version, &next, None, last_event_ms)?);
+        let shard = xxhash_rust::xxh3::xxh3_64(group.as_bytes()) % u64::from(self.shards);
+        for (scope, totals) in &delta {
+            items.push(self.add_to_scope(scope, shard, totals)?);
+        }
+        if items.len() > MAX_TRANSACTION_ITEMS {
+            return Err(StoreError::Backend {
+                location: format!("DynamoDB table {}", self.state_table()),
+                message: format!(
+                    "group {group} needs {} writes, more than the {MAX_TRANSACTION_ITEMS} one transaction may hold",
+                    items.len()
+                ),
+                source: None,
+            });
+        }
+        // Registered first: a scope listed before its first sum is harmless, one with sums but
+        // not listed would be invisible to readers.
+        self.register_scopes(delta.keys()).await?;
+        let result = self
+            .client()
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Some((true, settled))),
+            Err(SdkError::ServiceError(error)) => match error.err() {
+                // Lost a race (a condition on a version, or a conflicting transaction): retry.
+                // Anything else in the reasons is a real failure.
+                TransactWriteItemsError::TransactionCanceledException(cancelled)
+                    if cancelled.cancellation_reasons().iter().all(|reason| {
+                        matches!(
+                            reason.code(),
+                            None | Some("None" | "ConditionalCheckFailed" | "TransactionConflict")
+                        )
+                    }) =>
+                {
+                    Ok(None)
+                }
+                _ => Err(backend(self.state_table(), SdkError::ServiceError(error))),
+            },
+            Err(error) => Err(backend(self.state_table(), error)),
+        }
+    }
+
+    fn put_projection(
+        &self,
+        group: &str,
+        version: u64,
+        projection: &GroupProjection,
+        claimed_by: Option<&str>,
+        last_event_ms: Option<i64>,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let units = serde_json::to_string(projection).map_err(|e| corrupt(group, e))?;
+        let mut put = Put::builder()
+            .table_name(self.state_table())
+            .item("pk", s(format!("PROJ#{group}")))
+            .item("sk", s("PROJ"))
+            .item("version", n(version + 1))
+            .item("units", s(units));
+        if let Some(job) = claimed_by {
+            put = put.item("claimed_by", s(job));
+        }
+        let latest_running = projection
+            .units
+            .iter()
+            .filter_map(|unit| match unit.billing {
+                crate::core::billing::Billing::Running { anchor, .. } => Some(anchor),
+                _ => None,
+            })
+            .max();
+        if let Some(anchor) = latest_running {
+            put = put.item("recent_minute", s(minute_of(anchor)));
+            // Open groups, by when they last heard anything: the reconciler's index.
+            if let Some(last) = last_event_ms {
+                let shard = xxhash_rust::xxh3::xxh3_64(group.as_bytes()) % u64::from(OPEN_SHARDS);
+                put = put
+                    .item("open_shard", s(format!("OPEN#{shard}")))
+                    .item("last_event_ms", n(last));
+            }
+        }
+        put = if version == 0 {
+            put.condition_expression("attribute_not_exists(pk)")
+        } else {
+            put.condition_expression("version = :version")
+                .expression_attribute_values(":version", n(version))
+        };
+        Ok(TransactWriteItem::builder()
+            .put(put.build().map_err(|e| corrupt(group, e))?)
+            .build())
+    }
+
+    fn add_to_scope(
+        &self,
+        scope: &Scope,
+        shard: u64,
+        totals: &ScopeTotals,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let mut values: Vec<(String, Decimal)> = vec![
+            ("units".into(), Decimal::from(totals.units)),
+            ("unpriced".into(), Decimal::from(totals.unpriced_units)),
+            ("estimated".into(), Decimal::from(totals.estimated_units)),
+            ("closed".into(), totals.closed_total),
+            ("vcpu".into(), totals.running_vcpu),
+            ("gib".into(), totals.running_memory_gib),
+        ];
+        for (start, part) in &totals.closed_by_period {
+            values.push((format!("c_{start}"), *part));
+        }
+        for (start, bucket) in &totals.running_by_period {
+            values.push((format!("rn_{start}"), Decimal::from(bucket.units)));
+            values.push((format!("rr_{start}"), bucket.sum_rate));
+            values.push((format!("ro_{start}"), bucket.sum_rate_offset));
+        }
+        let mut expression = Vec::new();
+        let mut update = Update::builder()
+            .table_name(self.state_table())
+            .key("pk", s(format!("SCOPE#{}#{shard}", scope_key(scope))))
+            .key("sk", s("SUM"));
+        for (i, (name, value)) in values.iter().enumerate() {
+            if value.is_zero() {
+                continue;
+            }
+            expression.push(format!("#a{i} :v{i}"));
+            update = update
+                .expression_attribute_names(format!("#a{i}"), name)
+                .expression_attribute_values(format!(":v{i}"), n(to_fixed(name, *value)?));
+        }
+        if expression.is_empty() {
+            // Nothing changes in this scope's sums; keep the item count of the transaction honest.
+            expression.push("#a0 :v0".to_owned());
+            update = update
+                .expression_attribute_names("#a0", "units")
+                .expression_attribute_values(":v0", n(0));
+        }
+        let update = update
+            .update_expression(format!("ADD {}", expression.join(", ")))
+            .build()
+            .map_err(|e| corrupt(&scope_key(scope), e))?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// Records scopes in the registry (idempotent puts), once per scope per process.
+    async fn register_scopes(
+        &self,
+        scopes: impl Iterator<Item = &Scope>,
+    ) -> Result<(), StoreError> {
+        for scope in scopes {
+            if self
+                .registered
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .contains(scope)
+            {
+                continue;
+            }
+            let text = serde_json::to_string(scope).map_err(|e| corrupt(&scope_key(scope), e))?;
+            self.client()
+                .put_item()
+                .table_name(self.state_table())
+                .item("pk", s("SCOPES"))
+                .item("sk", s(scope_key(scope)))
+                .item("scope", s(text))
+                .send()
+                .await
+                .map_err(|e| backend(self.state_table(), e))?;
+            self.registered
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(scope.clone());
+        }
+        Ok(())
+    }
+
+    /// Every scope that has had spend.
+    pub async fn scopes(&self) -> Result<Vec<Scope>, StoreError> {
+        let items = partition_items(self.client(), self.state_table(), "SCOPES").await?;
+        items
+            .iter()
+            .map(|item| {
+                let text = item
+                    .get("scope")
+                    .and_then(|v| v.as_s().ok())
+                    .map_or("", String::as_str);
+                serde_json::from_str(text).map_err(|e| corrupt("SCOPES", e))
+            })
+            .collect()
+    }
+
+    /// A scope's sums: its shards read and added.
+    pub async fn scope_totals(&self, scope: &Scope) -> Result<ScopeTotals, StoreError> {
+        let mut all = self.scopes_totals(std::slice::from_ref(scope)).await?;
+        Ok(all.remove(scope).unwrap_or_default())
+    }
+
+    /// Several scopes' sums, their shards read `BATCH_GET_LIMIT` keys a call.
+    pub async fn scopes_totals(
+        &self,
+        scopes: &[Scope],
+    ) -> Result<BTreeMap<Scope, ScopeTotals>, StoreError> {
+        let mut owner: HashMap<String, &Scope> = HashMap::new();
+        for scope in scopes {
+            for shard in 0..self.shards {
+                owner.insert(format!("SCOPE#{}#{shard}", scope_key(scope)), scope);
+            }
+        }
+        let mut totals: BTreeMap<Scope, ScopeTotals> = scopes
+            .iter()
+            .map(|scope| (scope.clone(), ScopeTotals::default()))
+            .collect();
+        let keys: Vec<&String> = owner.keys().collect();
+        for chunk in keys.chunks(BATCH_GET_LIMIT) {
+            let mut batch = KeysAndAttributes::builder().consistent_read(true);
+            for pk in chunk {
+                batch = batch.keys(HashMap::from([
+                    ("pk".to_owned(), s((*pk).clone())),
+                    ("sk".to_owned(), s("SUM")),
+                ]));
+            }
+            let batch = batch.build().map_err(|e| corrupt("SCOPE", e))?;
+            let mut request = Some(HashMap::from([(self.state_table().to_owned(), batch)]));
+            while let Some(pending) = request.take().filter(|r| !r.is_empty()) {
+                let output = self
+                    .client()
+                    .batch_get_item()
+                    .set_request_items(Some(pending))
+                    .send()
+                    .await
+                    .map_err(|e| backend(self.state_table(), e))?;
+                for item in output
+                    .responses()
+                    .and_then(|r| r.get(self.state_table()))
+                    .into_iter()
+                    .flatten()
+                {
+                    let pk = item
+                        .get("pk")
+                        .and_then(|v| v.as_s().ok())
+                        .map_or("", String::as_str);
+                    if let Some(scope) = owner.get(pk)
+                        && let Some(sums) = totals.get_mut(*scope)
+                    {
+                        sums.merge(&totals_of(item)?);
+                    }
+                }
+                // Keys DynamoDB did not get to (throughput): asked again.
+                request = output.unprocessed_keys;
+            }
+        }
+        Ok(totals)
+    }
+
+    /// Running units started in the minute of `at` or the one before, with their scopes:
+    /// the one-minute-minimum correction (see `ScopeTotals::spend_at`).
+    pub async fn recent_starts(&self, at: i64) -> Result<Vec<(Scope, i64, Decimal)>, StoreError> {
+        let mut starts = Vec::new();
+        for minute in [minute_of(at - 60), minute_of(at)] {
+            let items: Vec<HashMap<String, AttributeValue>> = self
+                .client()
+                .query()
+                .table_name(self.state_table())
+                .index_name(RECENT_INDEX)
+                .key_condition_expression("recent_minute = :m")
+                .expression_attribute_values(":m", s(minute))
+                .into_paginator()
+                .items()
+                .send()
+                .try_collect()
+                .await
+                .map_err(|e| backend(self.state_table(), e))?;
+            for item in items {
+                let text = item
+                    .get("units")
+                    .and_then(|v| v.as_s().ok())
+                    .map_or("{}", String::as_str);
+                let projection: GroupProjection =
+                    serde_json::from_str(text).map_err(|e| corrupt("recent", e))?;
+                starts.extend(
+                    projection
+                        .recent_starts(at)
+                        .map(|(scope, anchor, rate)| (scope.clone(), anchor, rate)),
+                );
+            }
+        }
+        starts.sort();
+        starts.dedup();
+        Ok(starts)
+    }
+}
+
+fn totals_of(item: &HashMap<String, AttributeValue>) -> Result<ScopeTotals, StoreError> {
+    let number = |name: &str| -> Result<Decimal, StoreError> {
+        match item.get(name).and_then(|v| v.as_n().ok()) {
+            Some(text) => from_fixed(name, text),
+            None => Ok(Decimal::ZERO),
+        }
+    };
+    let count = |name: &str| -> Result<i64, StoreError> {
+        number(name)?.try_into().map_err(|e| corrupt(name, e))
+    };
+    let mut totals = ScopeTotals {
+        units: count("units")?,
+        unpriced_units: count("unpriced")?,
+        estimated_units: count("estimated")?,
+        closed_total: number("closed")?,
+        closed_by_period: BTreeMap::new(),
+        running_by_period: BTreeMap::new(),
+        running_vcpu: number("vcpu")?,
+        running_memory_gib: number("gib")?,
+    };
+    for name in item.keys() {
+        if let Some(start) = name.strip_prefix("c_").and_then(|t| t.parse::<i64>().ok()) {
+            totals.closed_by_period.insert(start, number(name)?);
+        }
+        if let Some(start) = name.strip_prefix("rn_").and_then(|t| t.parse::<i64>().ok()) {
+            let bucket = RunningBucket {
+                units: count(name)?,
+                sum_rate: number(&format!("rr_{start}"))?,
+                sum_rate_offset: number(&format!("ro_{start}"))?,
+            };
+            totals.running_by_period.insert(start, bucket);
+        }
+    }
+    Ok(totals)
+}
+
+impl crate::ports::SpendReader for DynamoProjector {
+    async fn scopes(&self) -> Result<Vec<Scope>, StoreError> {
+        DynamoProjector::scopes(self).await
+    }
+
+    async fn scopes_totals(
+        &self,
+        scopes: &[Scope],
+    ) -> Result<BTreeMap<Scope, ScopeTotals>, StoreError> {
+        DynamoProjector::scopes_totals(self, scopes).await
+    }
+
+    async fn recent_starts(&self, at: i64) -> Result<Vec<(Scope, i64, Decimal)>, StoreError> {
+        DynamoProjector::recent_starts(self, at).await
+    }
+}
+
+impl DynamoProjector {
+    /// Jobs with a running unit whose latest event is older than `before_ms` (from the open
+    /// index; at most `limit`).
+    pub async fn silent_jobs(
+        &self,
+        before_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut jobs = Vec::new();
+        for shard in 0..OPEN_SHARDS {
+            let mut pages = self
+                .client()
+                .query()
+                .table_name(self.state_table())
+                .index_name(OPEN_INDEX)
+                .key_condition_expression("open_shard = :shard AND last_event_ms < :before")
+                .expression_attribute_values(":shard", s(format!("OPEN#{shard}")))
+                .expression_attribute_values(":before", n(before_ms))
+                .into_paginator()
+                .items()
+                .send();
+            while let Some(item) = pages.next().await {
+                let item = item.map_err(|e| backend(self.state_table(), e))?;
+                if let Some(job) = item
+                    .get("pk")
+                    .and_then(|v| v.as_s().ok())
+                    .and_then(|pk| pk.strip_prefix("PROJ#JOB#"))
+                {
+                    jobs.push(job.to_owned());
+                    if jobs.len() >= limit {
+                        return Ok(jobs);
+                    }
+                }
+            }
+        }
+        Ok(jobs)
+    }
+}
+
+impl crate::ports::Projector for DynamoProjector {
+    async fn project(&self, fact: &Fact) -> Result<Option<SettledJob>, StoreError> {
+        DynamoProjector::project(self, fact)
+            .await
+            .map(|projected| projected.settled)
+    }
+}
+
+impl crate::ports::SilentJobs for DynamoProjector {
+    async fn silent_jobs(&self, before_ms: i64, limit: usize) -> Result<Vec<String>, StoreError> {
+        DynamoProjector::silent_jobs(self, before_ms, limit).await
+    }
+}

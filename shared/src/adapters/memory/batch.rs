@@ -1,0 +1,114 @@
+//! An in-memory AWS Batch: queues and jobs in any state (the emulator holds none without
+//! Docker), every mutating call recorded; and the current state of jobs as the events AWS would
+//! send, for the silent-job check.
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, PoisonError};
+
+use crate::core::enforcement::PROTECT_TAG;
+use crate::core::facts::JobStatus;
+use crate::ports::{BatchControl, ControlError, JobSummary, QueueState};
+
+/// Queues, jobs and the mutating calls made.
+#[derive(Debug, Default)]
+pub struct MemoryBatch {
+    pub queues: Mutex<BTreeMap<String, bool>>,
+    pub jobs: Mutex<Vec<JobSummary>>,
+    pub mutating_calls: Mutex<Vec<String>>,
+    /// What `current_state_events` answers for a job id (a *Batch Job State Change* event);
+    /// ids without an entry are jobs Batch no longer knows.
+    pub current_state: Mutex<BTreeMap<String, serde_json::Value>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl MemoryBatch {
+    /// Queues `(name, enabled)` and jobs `(id, queue, status, protected)`.
+    pub fn with(queues: &[(&str, bool)], jobs: &[(&str, &str, JobStatus, bool)]) -> Self {
+        Self {
+            queues: Mutex::new(queues.iter().map(|(q, e)| ((*q).to_owned(), *e)).collect()),
+            jobs: Mutex::new(
+                jobs.iter()
+                    .map(|(id, queue, status, protected)| JobSummary {
+                        job_id: (*id).to_owned(),
+                        queue: (*queue).to_owned(),
+                        status: *status,
+                        tags: if *protected {
+                            BTreeMap::from([(PROTECT_TAG.0.to_owned(), PROTECT_TAG.1.to_owned())])
+                        } else {
+                            BTreeMap::new()
+                        },
+                    })
+                    .collect(),
+            ),
+            ..Self::default()
+        }
+    }
+
+    /// Records the call and moves the job to FAILED, as CancelJob and TerminateJob do.
+    fn fail_job(&self, call: &str, job_id: &str) {
+        lock(&self.mutating_calls).push(format!("{call} {job_id}"));
+        for job in lock(&self.jobs).iter_mut().filter(|j| j.job_id == job_id) {
+            job.status = JobStatus::Failed;
+        }
+    }
+
+    /// The mutating calls made so far, in order.
+    pub fn calls(&self) -> Vec<String> {
+        lock(&self.mutating_calls).clone()
+    }
+}
+
+impl BatchControl for MemoryBatch {
+    async fn queues(&self, names: &[String]) -> Result<Vec<QueueState>, ControlError> {
+        Ok(lock(&self.queues)
+            .iter()
+            .filter(|(name, _)| names.is_empty() || names.contains(name))
+            .map(|(name, enabled)| QueueState {
+                name: name.clone(),
+                enabled: *enabled,
+            })
+            .collect())
+    }
+
+    async fn set_queue_enabled(&self, queue: &str, enabled: bool) -> Result<(), ControlError> {
+        lock(&self.mutating_calls).push(format!("UpdateJobQueue {queue} {enabled}"));
+        lock(&self.queues).insert(queue.to_owned(), enabled);
+        Ok(())
+    }
+
+    async fn jobs(
+        &self,
+        queue: &str,
+        statuses: &[JobStatus],
+    ) -> Result<Vec<JobSummary>, ControlError> {
+        Ok(lock(&self.jobs)
+            .iter()
+            .filter(|job| job.queue == queue && statuses.contains(&job.status))
+            .cloned()
+            .collect())
+    }
+
+    async fn cancel_job(&self, job_id: &str, _reason: &str) -> Result<(), ControlError> {
+        self.fail_job("CancelJob", job_id);
+        Ok(())
+    }
+
+    async fn terminate_job(&self, job_id: &str, _reason: &str) -> Result<(), ControlError> {
+        self.fail_job("TerminateJob", job_id);
+        Ok(())
+    }
+
+    async fn current_state_events(
+        &self,
+        job_ids: &[String],
+    ) -> Result<Vec<serde_json::Value>, ControlError> {
+        let known = lock(&self.current_state);
+        Ok(job_ids
+            .iter()
+            .filter_map(|id| known.get(id).cloned())
+            .collect())
+    }
+}

@@ -1,0 +1,140 @@
+//! In-memory projections: one [`Ledger`] over every fact shown, standing in for the DynamoDB
+//! projector wherever a service needs projections — the collector (a job's cost when it
+//! settles), the ticker (scopes, their sums and recent starts) and the silent-job check (jobs
+//! still running that have been quiet). And [`NoProjection`], for stores that keep none.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use rust_decimal::Decimal;
+
+use crate::core::activity::SettledJob;
+use crate::core::budget::BudgetPeriod;
+use crate::core::facts::{Fact, FactBody};
+use crate::core::ledger::Ledger;
+use crate::core::prices::PriceTable;
+use crate::core::projection::GroupProjection;
+use crate::core::scope::Scope;
+use crate::core::sums::ScopeTotals;
+use crate::ports::{Projector, SilentJobs, SpendReader, StoreError};
+
+/// For stores that keep no projections (SQLite: `status` folds the log).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoProjection;
+
+impl Projector for NoProjection {
+    async fn project(&self, _fact: &Fact) -> Result<Option<SettledJob>, StoreError> {
+        Ok(None)
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    ledger: Ledger,
+    facts: Vec<Fact>,
+    /// Per job: the latest instant any of its facts (or its tasks') names, Unix milliseconds.
+    last_event_ms: HashMap<String, i64>,
+}
+
+/// Folds every fact it is shown into one ledger.
+#[derive(Debug)]
+pub struct MemoryProjector {
+    inner: Mutex<Inner>,
+}
+
+impl MemoryProjector {
+    pub fn new(prices: PriceTable, period: BudgetPeriod) -> Self {
+        Self {
+            inner: Mutex::new(Inner {
+                ledger: Ledger::new(prices, period),
+                facts: Vec::new(),
+                last_event_ms: HashMap::new(),
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `read` on the ledger as it stands.
+    pub fn with_ledger<T>(&self, read: impl FnOnce(&Ledger) -> T) -> T {
+        read(&self.lock().ledger)
+    }
+}
+
+impl Projector for MemoryProjector {
+    async fn project(&self, fact: &Fact) -> Result<Option<SettledJob>, StoreError> {
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        inner.ledger.apply(fact);
+        inner.facts.push(fact.clone());
+        // The job a fact belongs to: its own, or the one whose attempt claims the task.
+        let job_id = match &fact.body {
+            FactBody::Job(job) => Some(job.job_id.clone()),
+            FactBody::Task(task) => inner.ledger.job_of_task(&task.task_arn).map(str::to_owned),
+            FactBody::Instance(_) | FactBody::Enforcement(_) => None,
+        };
+        let Some(job_id) = job_id else {
+            return Ok(None);
+        };
+        if let Some(latest) = fact.latest_instant() {
+            let held = inner
+                .last_event_ms
+                .entry(job_id.clone())
+                .or_insert(latest.0);
+            *held = (*held).max(latest.0);
+        }
+        Ok(SettledJob::of(&inner.ledger, inner.facts.iter(), &job_id))
+    }
+}
+
+impl SpendReader for MemoryProjector {
+    async fn scopes(&self) -> Result<Vec<Scope>, StoreError> {
+        Ok(self.lock().ledger.scopes().cloned().collect())
+    }
+
+    async fn scopes_totals(
+        &self,
+        scopes: &[Scope],
+    ) -> Result<BTreeMap<Scope, ScopeTotals>, StoreError> {
+        let inner = self.lock();
+        Ok(scopes
+            .iter()
+            .map(|scope| {
+                let totals = inner.ledger.scope_totals(scope).cloned();
+                (scope.clone(), totals.unwrap_or_default())
+            })
+            .collect())
+    }
+
+    async fn recent_starts(&self, at: i64) -> Result<Vec<(Scope, i64, Decimal)>, StoreError> {
+        let inner = self.lock();
+        let projection = GroupProjection::of(&inner.ledger);
+        let mut starts: Vec<(Scope, i64, Decimal)> = projection
+            .recent_starts(at)
+            .map(|(scope, anchor, rate)| (scope.clone(), anchor, rate))
+            .collect();
+        starts.sort();
+        Ok(starts)
+    }
+}
+
+impl SilentJobs for MemoryProjector {
+    async fn silent_jobs(&self, before_ms: i64, limit: usize) -> Result<Vec<String>, StoreError> {
+        let inner = self.lock();
+        Ok(inner
+            .ledger
+            .running_jobs()
+            .into_iter()
+            .filter(|job| {
+                inner
+                    .last_event_ms
+                    .get(*job)
+                    .is_some_and(|&last| last < before_ms)
+            })
+            .take(limit)
+            .map(str::to_owned)
+            .collect())
+    }
+}

@@ -1,0 +1,606 @@
+//! The stack checklist behind `batchguard doctor`: what a deployed stack looks like, turned
+//! into a checklist with the fix for each failure. Pure: the CLI gathers [`StackFacts`] from
+//! AWS (its `adapters::stack`), this module judges them.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+/// Alarms the template defines, by logical id; CloudFormation names them
+/// `<stack>-<logical id>-<suffix>`. A deployment test keeps this list equal to the template's.
+pub const ALARMS: [&str; 7] = [
+    "BudgetFreezeAlarm",
+    "BudgetStopAlarm",
+    "ForecastAlarm",
+    "TickerSilentAlarm",
+    "QuarantineAlarm",
+    "EventDeadLetterAlarm",
+    "ControlDeadLetterAlarm",
+];
+
+/// The stack outputs doctor reads (a deployment test checks the template has them).
+pub const OUTPUTS: [&str; 6] = [
+    "EventsTableName",
+    "StateTableName",
+    "EventDeadLetterQueueUrl",
+    "ControlDeadLetterQueueUrl",
+    "EnforcerFunctionName",
+    "MetricsNamespace",
+];
+
+/// The stack parameters doctor reads.
+pub const PARAMETERS: [&str; 3] = ["JobQueueArns", "BudgetPeriod", "BudgetName"];
+
+/// The ticker reads the AWS budget hourly; a reading older than this means it stopped.
+pub const BUDGET_READING_FRESH_SECONDS: i64 = 2 * 3600;
+
+/// The alarms whose action is the enforcer function.
+pub const ENFORCER_ALARMS: [&str; 3] = ["BudgetFreezeAlarm", "BudgetStopAlarm", "ForecastAlarm"];
+
+/// The ticker's metrics must have arrived within this many seconds.
+pub const METRICS_FRESH_SECONDS: i64 = 15 * 60;
+
+/// Something read from AWS, or why it could not be.
+pub type Probe<T> = Result<T, String>;
+
+/// One alarm as `DescribeAlarms` gives it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AlarmFacts {
+    pub name: String,
+    pub actions_enabled: bool,
+    pub alarm_actions: Vec<String>,
+    /// `OK`, `ALARM` or `INSUFFICIENT_DATA`.
+    pub state: String,
+}
+
+/// A job queue in scope: its state on Batch and what batchguard last did to it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueueFacts {
+    pub name: String,
+    /// `None`: Batch does not know the queue.
+    pub enabled: Option<bool>,
+    /// The last queue action batchguard recorded (not in dry run) this period or the last:
+    /// `Some(false)` disabled, `Some(true)` re-enabled, `None` none.
+    pub recorded_enabled: Option<bool>,
+}
+
+/// Everything `doctor` looks at.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StackFacts {
+    pub stack: String,
+    /// `CREATE_COMPLETE`, `UPDATE_ROLLBACK_COMPLETE`, …
+    pub stack_status: String,
+    pub now: i64,
+    /// (output key, table name, `TableStatus`).
+    pub tables: Vec<(String, String, Probe<String>)>,
+    /// (logical id, rule name, `State`).
+    pub rules: Vec<(String, String, Probe<String>)>,
+    /// (output key, queue URL, messages waiting or in flight).
+    pub dead_letter_queues: Vec<(String, String, Probe<u64>)>,
+    pub quarantined: Probe<usize>,
+    pub enforcer_arn: Probe<String>,
+    pub dry_run: Probe<bool>,
+    /// By logical id; an alarm CloudWatch does not have is absent.
+    pub alarms: Probe<BTreeMap<String, AlarmFacts>>,
+    /// The latest datapoint of the ticker's `BudgetUsedPercent` in the last
+    /// [`METRICS_FRESH_SECONDS`] (Unix seconds), `None` if there is none.
+    pub ticker_metrics: Probe<Option<i64>>,
+    pub metrics_namespace: String,
+    pub job_queues: Probe<Vec<QueueFacts>>,
+    /// The store argument for the CLI's commands on this stack's tables.
+    pub store: String,
+    /// With a `BudgetName`: its name and the ticker's last reading of it.
+    pub aws_budget: Option<(String, Probe<Option<crate::ports::CachedBudget>>)>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Ok,
+    /// Worth knowing, nothing wrong.
+    Info,
+    /// Not broken, but look.
+    Warn,
+    Fail,
+}
+
+/// One line of the checklist.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Check {
+    /// Stable id for scripts: `stack`, `table:EventsTableName`, `alarm:ForecastAlarm`, …
+    pub id: String,
+    pub status: Status,
+    pub detail: String,
+    /// What to do about it (set on warnings and failures).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+impl Check {
+    fn new(id: impl Into<String>, status: Status, detail: impl Into<String>) -> Self {
+        Self {
+            id: id.into(),
+            status,
+            detail: detail.into(),
+            fix: None,
+        }
+    }
+
+    fn fix(mut self, fix: impl Into<String>) -> Self {
+        self.fix = Some(fix.into());
+        self
+    }
+}
+
+/// Prefix of the reason a stack output is missing.
+pub const NO_OUTPUT: &str = "the stack has no output";
+
+fn unreadable(id: impl Into<String>, what: &str, error: &str) -> Check {
+    let fix = if error.starts_with(NO_OUTPUT) {
+        "deploy the stack from this version's template.yaml (`sam deploy`): older or other \
+         stacks lack the outputs doctor reads"
+    } else {
+        "run doctor with credentials that may read the stack's resources (see the error), \
+         or check the resource still exists"
+    };
+    Check::new(id, Status::Fail, format!("cannot read {what}: {error}")).fix(fix)
+}
+
+/// A resource's name, or the output that should have named it.
+fn named<'a>(name: &'a str, key: &'a str) -> &'a str {
+    if name.is_empty() { key } else { name }
+}
+
+/// The checklist, in a fixed order.
+pub fn checklist(facts: &StackFacts) -> Vec<Check> {
+    let mut checks = Vec::new();
+    let status = &facts.stack_status;
+    checks.push(if status.ends_with("_IN_PROGRESS") {
+        Check::new(
+            "stack",
+            Status::Warn,
+            format!("{} is {status}", facts.stack),
+        )
+        .fix("wait for the operation to finish, then run doctor again")
+    } else if status == "CREATE_COMPLETE" || status == "UPDATE_COMPLETE" {
+        Check::new("stack", Status::Ok, format!("{} is {status}", facts.stack))
+    } else {
+        Check::new(
+            "stack",
+            Status::Fail,
+            format!("{} is {status}", facts.stack),
+        )
+        .fix(format!(
+            "read why in `aws cloudformation describe-stack-events --stack-name {}`, fix it and \
+             `sam deploy` again",
+            facts.stack
+        ))
+    });
+
+    for (key, name, state) in &facts.tables {
+        let id = format!("table:{key}");
+        checks.push(match state {
+            Ok(state) if state == "ACTIVE" => {
+                Check::new(id, Status::Ok, format!("{name} is ACTIVE"))
+            }
+            Ok(state) => Check::new(id, Status::Warn, format!("{name} is {state}"))
+                .fix("wait until DynamoDB reports it ACTIVE"),
+            Err(error) => unreadable(id, &format!("table {}", named(name, key)), error),
+        });
+    }
+
+    for (logical, name, state) in &facts.rules {
+        let id = format!("rule:{logical}");
+        checks.push(match state {
+            Ok(state) if state == "ENABLED" => {
+                Check::new(id, Status::Ok, format!("{name} is ENABLED"))
+            }
+            Ok(state) => Check::new(
+                id,
+                Status::Fail,
+                format!("{name} is {state}: its events are not reaching batchguard"),
+            )
+            .fix(format!("aws events enable-rule --name {name}")),
+            Err(error) => unreadable(id, &format!("rule {name}"), error),
+        });
+    }
+
+    for (key, url, messages) in &facts.dead_letter_queues {
+        let id = format!("dlq:{key}");
+        let what = if key.starts_with("Event") {
+            "events the collector did not take (the original EventBridge events, or Lambda's \
+             failure records holding them); re-ingest them with `batchguard ingest`"
+        } else {
+            "failed ticks or enforcer requests; read them and the ticker's and enforcer's logs"
+        };
+        checks.push(match messages {
+            Ok(0) => Check::new(id, Status::Ok, format!("{url} is empty")),
+            Ok(n) => Check::new(id, Status::Fail, format!("{url} holds {n} message(s)")).fix(
+                format!("`aws sqs receive-message --queue-url {url}`: {what}"),
+            ),
+            Err(error) => unreadable(id, &format!("queue {}", named(url, key)), error),
+        });
+    }
+
+    checks.push(match &facts.quarantined {
+        Ok(0) => Check::new("quarantine", Status::Ok, "no quarantined events"),
+        Ok(n) => Check::new(
+            "quarantine",
+            Status::Fail,
+            format!("{n} quarantined event(s): not counted in the spend"),
+        )
+        .fix(format!(
+            "after an upgrade that reads them: `batchguard redrive --store {}`; the reasons are \
+             in the state table's QUARANTINE items",
+            facts.store
+        )),
+        Err(error) => unreadable("quarantine", "the quarantine", error),
+    });
+
+    match &facts.alarms {
+        Err(error) => checks.push(unreadable("alarms", "the alarms", error)),
+        Ok(alarms) => {
+            for logical in ALARMS {
+                let id = format!("alarm:{logical}");
+                let Some(alarm) = alarms.get(logical) else {
+                    checks.push(
+                        Check::new(
+                            id,
+                            Status::Fail,
+                            format!("no alarm {logical} in CloudWatch"),
+                        )
+                        .fix("`sam deploy` the stack again to recreate it"),
+                    );
+                    continue;
+                };
+                let name = &alarm.name;
+                let wants_enforcer = ENFORCER_ALARMS.contains(&logical);
+                let check = if !alarm.actions_enabled {
+                    Check::new(id, Status::Fail, format!("{name}: actions are disabled")).fix(
+                        format!("aws cloudwatch enable-alarm-actions --alarm-names {name}"),
+                    )
+                } else if wants_enforcer
+                    && !facts
+                        .enforcer_arn
+                        .as_ref()
+                        .is_ok_and(|arn| alarm.alarm_actions.iter().any(|a| a == arn))
+                {
+                    let enforcer = facts.enforcer_arn.as_deref().unwrap_or("(unreadable)");
+                    Check::new(
+                        id,
+                        Status::Fail,
+                        format!(
+                            "{name} does not invoke the enforcer {enforcer}: it would not stop spend \
+                             (actions: {})",
+                            alarm.alarm_actions.join(", ")
+                        ),
+                    )
+                    .fix("`sam deploy` the stack again: the template sets the enforcer as the action")
+                } else if alarm.state == "ALARM" {
+                    Check::new(id, Status::Warn, format!("{name} is in ALARM")).fix(
+                        if wants_enforcer {
+                            "the budget threshold is crossed: the enforcer has been invoked; see \
+                             the audit log on the spend dashboard"
+                        } else {
+                            "see the operations dashboard for what it watches"
+                        },
+                    )
+                } else {
+                    let target = if wants_enforcer {
+                        ", invokes the enforcer"
+                    } else {
+                        ""
+                    };
+                    Check::new(id, Status::Ok, format!("{name} is {}{target}", alarm.state))
+                };
+                checks.push(check);
+            }
+        }
+    }
+
+    checks.push(match &facts.ticker_metrics {
+        Ok(Some(at)) if facts.now - at <= METRICS_FRESH_SECONDS => Check::new(
+            "ticker-metrics",
+            Status::Ok,
+            format!(
+                "{} BudgetUsedPercent arrived {} s ago",
+                facts.metrics_namespace,
+                (facts.now - at).max(0)
+            ),
+        ),
+        Ok(_) => Check::new(
+            "ticker-metrics",
+            Status::Fail,
+            format!(
+                "no {} BudgetUsedPercent in the last {} minutes: the ticker is not running or \
+                 failing",
+                facts.metrics_namespace,
+                METRICS_FRESH_SECONDS / 60
+            ),
+        )
+        .fix(
+            "check the TickRule is enabled, and the ticker's log group and the control \
+             dead-letter queue for its errors",
+        ),
+        Err(error) => unreadable("ticker-metrics", "the ticker's metrics", error),
+    });
+
+    match &facts.job_queues {
+        Err(error) => checks.push(unreadable("job-queues", "the job queues", error)),
+        Ok(queues) if queues.is_empty() => checks.push(
+            Check::new("job-queues", Status::Warn, "no job queues in scope")
+                .fix("create the job queues, or correct the stack's JobQueueArns"),
+        ),
+        Ok(queues) => {
+            for queue in queues {
+                let id = format!("job-queue:{}", queue.name);
+                let name = &queue.name;
+                let state = |enabled: bool| if enabled { "ENABLED" } else { "DISABLED" };
+                checks.push(match (queue.enabled, queue.recorded_enabled) {
+                    (None, _) => Check::new(
+                        id,
+                        Status::Fail,
+                        format!("{name}: AWS Batch has no such queue"),
+                    )
+                    .fix("correct the stack's JobQueueArns parameter"),
+                    (Some(now), Some(recorded)) if now != recorded => Check::new(
+                        id,
+                        Status::Fail,
+                        format!(
+                            "{name} is {} but batchguard last {} it",
+                            state(now),
+                            if recorded { "re-enabled" } else { "disabled" }
+                        ),
+                    )
+                    .fix(if recorded {
+                        format!(
+                            "someone disabled it after batchguard: \
+                             `aws batch update-job-queue --job-queue {name} --state ENABLED` if \
+                             it should run"
+                        )
+                    } else {
+                        "someone re-enabled it while the budget is frozen; disable it again, or \
+                         raise the budget"
+                            .to_owned()
+                    }),
+                    (Some(false), None) => Check::new(
+                        id,
+                        Status::Warn,
+                        format!("{name} is DISABLED, not by batchguard"),
+                    )
+                    .fix("its jobs will not run; enable it if that is not intended"),
+                    (Some(now), _) => {
+                        Check::new(id, Status::Ok, format!("{name} is {}", state(now)))
+                    }
+                });
+            }
+        }
+    }
+
+    if let Some((name, reading)) = &facts.aws_budget {
+        checks.push(match reading {
+            Ok(Some(cached)) if facts.now - cached.fetched_at <= BUDGET_READING_FRESH_SECONDS => {
+                let budget = &cached.budget;
+                Check::new(
+                    "aws-budget",
+                    Status::Ok,
+                    format!(
+                        "{name}: limit {} USD, AWS's actual spend {} USD as of {}, read {} min ago",
+                        budget.limit_usd,
+                        budget.baseline.spend_usd,
+                        chrono::DateTime::from_timestamp(budget.baseline.as_of, 0)
+                            .map_or_else(|| budget.baseline.as_of.to_string(), |t| t.to_rfc3339()),
+                        (facts.now - cached.fetched_at).max(0) / 60
+                    ),
+                )
+            }
+            Ok(stale) => Check::new(
+                "aws-budget",
+                Status::Fail,
+                match stale {
+                    Some(cached) => format!(
+                        "the ticker last read the AWS budget {name} {} min ago",
+                        (facts.now - cached.fetched_at) / 60
+                    ),
+                    None => format!("the ticker has not read the AWS budget {name}"),
+                },
+            )
+            .fix(
+                "look for budgets:DescribeBudget errors in the ticker's log (`baseline_error`): \
+                 the budget must exist in this account, be a monthly or daily cost budget in \
+                 USD, and match BudgetPeriod",
+            ),
+            Err(error) => unreadable(
+                "aws-budget",
+                "the ticker's reading of the AWS budget",
+                error,
+            ),
+        });
+    }
+
+    checks.push(match facts.dry_run {
+        Ok(true) => Check::new(
+            "dry-run",
+            Status::Info,
+            "dry run is ON: batchguard records and notifies, and changes nothing on AWS Batch",
+        )
+        .fix("to enforce: `sam deploy --parameter-overrides DryRun=false`"),
+        Ok(false) => Check::new(
+            "dry-run",
+            Status::Info,
+            "dry run is OFF: batchguard disables queues and cancels and terminates jobs",
+        ),
+        Err(ref error) => unreadable("dry-run", "the enforcer's configuration", error),
+    });
+    checks
+}
+
+/// Whether the checklist has a failure.
+pub fn healthy(checks: &[Check]) -> bool {
+    checks.iter().all(|c| c.status != Status::Fail)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    const ENFORCER: &str = "arn:aws:lambda:us-east-1:123456789012:function:s-EnforcerFunction-1";
+
+    fn healthy_facts() -> StackFacts {
+        let alarms = ALARMS
+            .iter()
+            .map(|logical| {
+                let mut actions = vec!["arn:aws:sns:us-east-1:123456789012:topic".to_owned()];
+                if ENFORCER_ALARMS.contains(logical) {
+                    actions.push(ENFORCER.to_owned());
+                }
+                (
+                    (*logical).to_owned(),
+                    AlarmFacts {
+                        name: format!("s-{logical}-X"),
+                        actions_enabled: true,
+                        alarm_actions: actions,
+                        state: "OK".into(),
+                    },
+                )
+            })
+            .collect();
+        StackFacts {
+            stack: "s".into(),
+            stack_status: "UPDATE_COMPLETE".into(),
+            now: 10_000,
+            tables: vec![(
+                "EventsTableName".into(),
+                "s-events".into(),
+                Ok("ACTIVE".into()),
+            )],
+            rules: vec![("TickRule".into(), "s-TickRule".into(), Ok("ENABLED".into()))],
+            dead_letter_queues: vec![("EventDeadLetterQueueUrl".into(), "u".into(), Ok(0))],
+            quarantined: Ok(0),
+            enforcer_arn: Ok(ENFORCER.into()),
+            dry_run: Ok(false),
+            alarms: Ok(alarms),
+            ticker_metrics: Ok(Some(9_950)),
+            metrics_namespace: "batchguard/s".into(),
+            job_queues: Ok(vec![QueueFacts {
+                name: "etl".into(),
+                enabled: Some(false),
+                recorded_enabled: Some(false),
+            }]),
+            store: "dynamodb:e,s".into(),
+            aws_budget: None,
+        }
+    }
+
+    fn status_of(checks: &[Check], id: &str) -> Status {
+        checks.iter().find(|c| c.id == id).unwrap().status
+    }
+
+    #[test]
+    fn a_healthy_stack_passes_every_check() {
+        let checks = checklist(&healthy_facts());
+        assert!(healthy(&checks));
+        assert!(
+            checks
+                .iter()
+                .all(|c| matches!(c.status, Status::Ok | Status::Info))
+        );
+        assert_eq!(checks.len(), 1 + 1 + 1 + 1 + 1 + ALARMS.len() + 1 + 1 + 1);
+    }
+
+    #[test]
+    fn each_fault_fails_its_own_check_with_a_fix() {
+        type Break = fn(&mut StackFacts);
+        let cases: [(&str, Break); 9] = [
+            ("stack", |f| {
+                f.stack_status = "UPDATE_ROLLBACK_FAILED".into()
+            }),
+            ("rule:TickRule", |f| f.rules[0].2 = Ok("DISABLED".into())),
+            ("dlq:EventDeadLetterQueueUrl", |f| {
+                f.dead_letter_queues[0].2 = Ok(3)
+            }),
+            ("quarantine", |f| f.quarantined = Ok(2)),
+            ("alarm:ForecastAlarm", |f| {
+                f.alarms
+                    .as_mut()
+                    .unwrap()
+                    .get_mut("ForecastAlarm")
+                    .unwrap()
+                    .alarm_actions
+                    .clear();
+            }),
+            ("alarm:QuarantineAlarm", |f| {
+                f.alarms.as_mut().unwrap().remove("QuarantineAlarm");
+            }),
+            ("ticker-metrics", |f| {
+                f.ticker_metrics = Ok(Some(10_000 - 901))
+            }),
+            ("job-queue:etl", |f| {
+                f.job_queues.as_mut().unwrap()[0].enabled = Some(true);
+            }),
+            ("table:EventsTableName", |f| {
+                f.tables[0].2 = Err("AccessDenied".into())
+            }),
+        ];
+        for (id, breaking) in cases {
+            let mut facts = healthy_facts();
+            breaking(&mut facts);
+            let checks = checklist(&facts);
+            let failed: Vec<&Check> = checks.iter().filter(|c| c.status == Status::Fail).collect();
+            assert_eq!(failed.len(), 1, "{id}: {failed:?}");
+            assert_eq!(failed[0].id, id);
+            assert!(failed[0].fix.is_some(), "{id}");
+            assert!(!healthy(&checks));
+        }
+    }
+
+    #[test]
+    fn the_aws_budget_reading_must_be_recent() {
+        use crate::core::budget::{AwsBudget, Baseline, BudgetPeriod};
+        let reading = |fetched_at| crate::ports::CachedBudget {
+            budget: AwsBudget {
+                limit_usd: rust_decimal::Decimal::from(500),
+                period: BudgetPeriod::Month,
+                baseline: Baseline {
+                    spend_usd: rust_decimal::Decimal::from(42),
+                    as_of: 1_000,
+                },
+            },
+            fetched_at,
+        };
+        let mut facts = healthy_facts();
+        facts.aws_budget = Some(("team".into(), Ok(Some(reading(10_000 - 600)))));
+        let checks = checklist(&facts);
+        let check = checks.iter().find(|c| c.id == "aws-budget").unwrap();
+        assert_eq!(check.status, Status::Ok);
+        assert!(check.detail.contains("limit 500 USD") && check.detail.contains("read 10 min ago"));
+        for stale in [Ok(None), Ok(Some(reading(10_000 - 7_201)))] {
+            facts.aws_budget = Some(("team".into(), stale));
+            assert_eq!(status_of(&checklist(&facts), "aws-budget"), Status::Fail);
+        }
+    }
+
+    #[test]
+    fn warnings_and_information_are_not_failures() {
+        let mut facts = healthy_facts();
+        facts.dry_run = Ok(true);
+        facts.stack_status = "UPDATE_IN_PROGRESS".into();
+        facts
+            .alarms
+            .as_mut()
+            .unwrap()
+            .get_mut("BudgetStopAlarm")
+            .unwrap()
+            .state = "ALARM".into();
+        facts.job_queues.as_mut().unwrap()[0].recorded_enabled = None;
+        let checks = checklist(&facts);
+        assert!(healthy(&checks));
+        assert_eq!(status_of(&checks, "stack"), Status::Warn);
+        assert_eq!(status_of(&checks, "alarm:BudgetStopAlarm"), Status::Warn);
+        assert_eq!(status_of(&checks, "job-queue:etl"), Status::Warn);
+        let dry = checks.iter().find(|c| c.id == "dry-run").unwrap();
+        assert_eq!(dry.status, Status::Info);
+        assert!(dry.detail.contains("ON"));
+    }
+}

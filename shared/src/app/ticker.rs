@@ -1,0 +1,504 @@
+//! One tick of the ticker service: each scope's spend as a metric document (dimensioned by
+//! scope), the budget scope's percent used and seconds to exhaustion, the budget policy, and
+//! the enforcer triggered when a threshold is crossed or the forecast says the budget runs out
+//! before the next tick can act. At a new budget period it asks the enforcer to restore what it
+//! disabled in the last one.
+//!
+//! With a budget kept in AWS Budgets ([`AwsBaseline`]), the limit comes from AWS and the
+//! budget's spend is AWS's own figure (exact, hours late) plus what the ledger saw accrue after
+//! AWS last updated it: each tick keeps a spend mark, and the mark at or before AWS's instant
+//! says how much of the ledger's period spend AWS had already counted (ADR 0007).
+//!
+//! The steps, in order: [`read_spend`] (every scope's document and the budget's sums), the
+//! AWS baseline ([`AwsBaseline::fuse`]), [`budget_document`] and the decision, the trigger, and
+//! last the metrics.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use rust_decimal::Decimal;
+use serde::Serialize;
+use serde_json::json;
+
+use crate::core::budget::{
+    AwsBudget, Budget, BudgetPeriod, BudgetStatus, Fused, Outlook, SpendMark,
+};
+use crate::core::enforcement::{EnforcerRequest, budget_scopes, queues_disabled_by_us};
+use crate::core::policy::{BudgetPolicy, Decision, Level, decide};
+use crate::core::scope::{Scope, ScopeSpend};
+use crate::core::sums::ScopeTotals;
+use crate::metrics::{self, Metric, MetricDocument, MetricError, Unit};
+use crate::ports::{
+    AuditTrail, BaselineStore, BudgetSource, CachedBudget, ControlError, EnforcerTrigger,
+    MetricSink, SpendReader, StoreError,
+};
+
+/// What the ticker watches.
+#[derive(Clone, Debug)]
+pub struct TickerSettings {
+    pub budget: Option<Budget>,
+    pub policy: BudgetPolicy,
+    pub period: BudgetPeriod,
+    /// Queues the budget covers; empty: everything (the `total` scope).
+    pub scope_queues: Vec<String>,
+}
+
+/// Spend marks outlive their budget period by this long (DynamoDB TTL), so a baseline AWS
+/// dates late in a period still finds its mark after the period ends.
+pub const MARK_RETENTION_SECONDS: i64 = 35 * 86_400;
+
+/// Why a tick failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TickError {
+    /// Reading spend or the baseline, or keeping a mark, failed: the next tick may succeed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The enforcer could not be triggered.
+    #[error(transparent)]
+    Trigger(ControlError),
+    /// A metric document CloudWatch would refuse.
+    #[error(transparent)]
+    Metrics(#[from] MetricError),
+    /// The AWS budget's period is not the one the ledger sums by.
+    #[error(
+        "the AWS budget is {aws:?} but BUDGET_PERIOD is {configured:?}: set the stack's BudgetPeriod to the budget's period"
+    )]
+    PeriodMismatch {
+        aws: BudgetPeriod,
+        configured: BudgetPeriod,
+    },
+}
+
+/// A budget kept in AWS Budgets: where to read it and where the ticker keeps its marks and the
+/// last reading. AWS is asked again once the reading is `refresh_seconds` old.
+#[derive(Clone, Debug)]
+pub struct AwsBaseline<S, M> {
+    pub source: S,
+    pub store: M,
+    pub refresh_seconds: i64,
+}
+
+impl<S: BudgetSource + Sync, M: BaselineStore + Sync> AwsBaseline<S, M> {
+    /// The AWS budget to use at `at`: the stored reading, refreshed from AWS when it is old.
+    /// A failed refresh keeps the stored reading and says why.
+    async fn current(&self, at: i64) -> Result<(Option<CachedBudget>, Option<String>), TickError> {
+        let cached = self.store.cached_budget().await?;
+        if cached.is_some_and(|c| at - c.fetched_at < self.refresh_seconds) {
+            return Ok((cached, None));
+        }
+        match self.source.describe().await {
+            Ok(budget) => {
+                let fresh = CachedBudget {
+                    budget,
+                    fetched_at: at,
+                };
+                self.store.put_cached_budget(&fresh).await?;
+                Ok((Some(fresh), None))
+            }
+            Err(error) => {
+                tracing::warn!(%error, "reading the AWS budget failed; keeping the last reading");
+                Ok((cached, Some(error.to_string())))
+            }
+        }
+    }
+
+    /// Keeps this tick's spend mark, reads the AWS budget, and joins AWS's figure with the
+    /// ledger's spend after it: `Ok(None)` until AWS has answered once.
+    async fn fuse(
+        &self,
+        settings: &TickerSettings,
+        at: i64,
+        budget_spend: &ScopeSpend,
+        report: &mut TickReport,
+    ) -> Result<Option<(AwsBudget, Fused)>, TickError> {
+        let (period_start, period_end) = settings.period.bounds(at);
+        let mark = SpendMark {
+            at,
+            period_spend_usd: budget_spend.period_spend_usd,
+            burn_rate_usd_per_hour: budget_spend.burn_rate_usd_per_hour,
+        };
+        self.store
+            .put_mark(period_start, &mark, period_end + MARK_RETENTION_SECONDS)
+            .await?;
+        let (cached, error) = self.current(at).await?;
+        report.baseline_error = error;
+        let Some(cached) = cached else {
+            return Ok(None);
+        };
+        let from_aws = cached.budget;
+        if from_aws.period != settings.period {
+            // The ledger's sums are kept per the configured period; measuring a monthly
+            // AWS budget with daily sums would be wrong. Loud, so it gets fixed.
+            return Err(TickError::PeriodMismatch {
+                aws: from_aws.period,
+                configured: settings.period,
+            });
+        }
+        let before = self
+            .store
+            .mark_at_or_before(period_start, from_aws.baseline.as_of)
+            .await?;
+        let fused = Fused::of(
+            from_aws.baseline,
+            before,
+            period_start,
+            budget_spend.period_spend_usd,
+        );
+        Ok(Some((from_aws, fused)))
+    }
+}
+
+/// What one tick found and did.
+#[derive(Clone, Debug, Serialize)]
+pub struct TickReport {
+    pub at: i64,
+    pub scopes: usize,
+    pub budget_spend_usd: Decimal,
+    pub budget_used_percent: Option<Decimal>,
+    pub decision: Option<Decision>,
+    pub triggered: Option<EnforcerRequest>,
+    /// With an AWS budget: AWS's figure, the ledger's part after it, and how they were cut.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<Fused>,
+    /// Why the AWS budget could not be read this tick (the last reading was used, if any).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline_error: Option<String>,
+}
+
+/// Stands in for [`AwsBaseline`]'s ports when there is no AWS budget; it has no values.
+#[derive(Clone, Copy, Debug)]
+pub enum NoAwsBudget {}
+
+impl BudgetSource for NoAwsBudget {
+    async fn describe(&self) -> Result<AwsBudget, ControlError> {
+        match *self {}
+    }
+}
+
+impl BaselineStore for NoAwsBudget {
+    async fn put_mark(&self, _: i64, _: &SpendMark, _: i64) -> Result<(), StoreError> {
+        match *self {}
+    }
+    async fn mark_at_or_before(&self, _: i64, _: i64) -> Result<Option<SpendMark>, StoreError> {
+        match *self {}
+    }
+    async fn cached_budget(&self) -> Result<Option<CachedBudget>, StoreError> {
+        match *self {}
+    }
+    async fn put_cached_budget(&self, _: &CachedBudget) -> Result<(), StoreError> {
+        match *self {}
+    }
+}
+
+fn scope_document(
+    kind: &str,
+    name: String,
+    spend: &ScopeSpend,
+    timestamp_ms: i64,
+) -> MetricDocument {
+    MetricDocument {
+        timestamp_ms,
+        dimensions: vec![
+            (metrics::DIMENSION_SCOPE_KIND, kind.to_owned()),
+            (metrics::DIMENSION_SCOPE, name),
+        ],
+        dimension_sets: Vec::new(),
+        metrics: vec![
+            Metric {
+                name: metrics::SPEND_USD,
+                unit: Unit::None,
+                value: spend.spend_usd,
+            },
+            Metric {
+                name: metrics::PERIOD_SPEND_USD,
+                unit: Unit::None,
+                value: spend.period_spend_usd,
+            },
+            Metric {
+                name: metrics::BURN_RATE_USD_PER_HOUR,
+                unit: Unit::None,
+                value: spend.burn_rate_usd_per_hour,
+            },
+            Metric {
+                name: metrics::RUNNING_TASKS,
+                unit: Unit::Count,
+                value: Decimal::from(spend.running_tasks),
+            },
+            Metric {
+                name: metrics::RUNNING_VCPU,
+                unit: Unit::None,
+                value: spend.running_vcpu,
+            },
+            Metric {
+                name: metrics::RUNNING_MEMORY_GIB,
+                unit: Unit::None,
+                value: spend.running_memory_gib,
+            },
+        ],
+        properties: BTreeMap::from([
+            (
+                "spend_usd_exact".to_owned(),
+                json!(spend.spend_usd.to_string()),
+            ),
+            (
+                "period_spend_usd_exact".to_owned(),
+                json!(spend.period_spend_usd.to_string()),
+            ),
+        ]),
+    }
+}
+
+/// A scope's `Scope` dimension: its value, or `all` for the total (CloudWatch refuses empty
+/// dimension values).
+pub fn dimension_value(scope: &Scope) -> String {
+    match scope {
+        Scope::Total => "all".to_owned(),
+        other => other.value(),
+    }
+}
+
+/// Every scope's spend at `at` as a document, and the budget's spend (the scopes it covers,
+/// merged).
+async fn read_spend(
+    reader: &(impl SpendReader + Sync),
+    settings: &TickerSettings,
+    at: i64,
+    now_ms: i64,
+) -> Result<(Vec<MetricDocument>, ScopeSpend), TickError> {
+    let scopes = reader.scopes().await?;
+    let recent = reader.recent_starts(at).await?;
+    let in_budget: BTreeSet<Scope> = budget_scopes(&settings.scope_queues).into_iter().collect();
+    let mut documents = Vec::with_capacity(scopes.len() + 1);
+    let mut budget_totals = ScopeTotals::default();
+    let mut budget_recent = Vec::new();
+    let all_totals = reader.scopes_totals(&scopes).await?;
+    for (scope, totals) in &all_totals {
+        let corrections: Vec<(i64, Decimal)> = recent
+            .iter()
+            .filter(|(s, _, _)| s == scope)
+            .map(|(_, anchor, rate)| (*anchor, *rate))
+            .collect();
+        if in_budget.contains(scope) {
+            budget_totals.merge(totals);
+            budget_recent.extend(corrections.iter().copied());
+        }
+        if totals.units == 0 {
+            continue; // a scope whose units all moved elsewhere
+        }
+        let spend = totals.spend_at(at, settings.period, corrections);
+        documents.push(scope_document(
+            scope.kind(),
+            dimension_value(scope),
+            &spend,
+            now_ms,
+        ));
+    }
+    let budget_spend = budget_totals.spend_at(at, settings.period, budget_recent);
+    Ok((documents, budget_spend))
+}
+
+/// The budget scope's document: its spend, the limit, percent used, the forecast and the time
+/// to exhaustion, and AWS's part when there is a baseline. Fixed dimensions, so alarms can name
+/// them; the queues it covers are a property.
+fn budget_document(
+    settings: &TickerSettings,
+    budget: Budget,
+    status: &BudgetStatus,
+    spend: &ScopeSpend,
+    baseline: Option<&Fused>,
+    at: i64,
+    now_ms: i64,
+) -> MetricDocument {
+    let mut document = scope_document(
+        metrics::BUDGET_SCOPE_KIND,
+        metrics::BUDGET_SCOPE.to_owned(),
+        spend,
+        now_ms,
+    );
+    let queues = if settings.scope_queues.is_empty() {
+        json!("all")
+    } else {
+        json!(settings.scope_queues)
+    };
+    document.properties.insert("queues".into(), queues);
+    document
+        .properties
+        .insert("budget_usd".into(), json!(budget.amount_usd.to_string()));
+    if let Some(fused) = baseline {
+        document.metrics.extend([
+            Metric {
+                name: metrics::BASELINE_SPEND_USD,
+                unit: Unit::None,
+                value: fused.baseline_usd,
+            },
+            Metric {
+                name: metrics::LEDGER_AFTER_BASELINE_USD,
+                unit: Unit::None,
+                value: fused.ledger_after_usd,
+            },
+            Metric {
+                name: metrics::BASELINE_AGE_SECONDS,
+                unit: Unit::Seconds,
+                value: Decimal::from((at - fused.baseline_as_of).max(0)),
+            },
+        ]);
+        document.properties.insert("baseline".into(), json!(fused));
+    }
+    document.metrics.push(Metric {
+        name: metrics::BUDGET_LIMIT_USD,
+        unit: Unit::None,
+        value: budget.amount_usd,
+    });
+    document.metrics.push(Metric {
+        name: metrics::BUDGET_USED_PERCENT,
+        unit: Unit::Percent,
+        value: status.used_percent,
+    });
+    document.metrics.push(Metric {
+        name: metrics::FORECAST_PERIOD_SPEND_USD,
+        unit: Unit::None,
+        value: status.forecast_usd,
+    });
+    let seconds_left = match status.outlook {
+        Outlook::RunsOut { at: when } => Some(Decimal::from(when - at)),
+        Outlook::Exhausted => Some(Decimal::ZERO),
+        Outlook::LastsThePeriod | Outlook::NoBurn => None,
+    };
+    if let Some(seconds) = seconds_left {
+        document.metrics.push(Metric {
+            name: metrics::SECONDS_TO_EXHAUSTION,
+            unit: Unit::Seconds,
+            value: seconds,
+        });
+    }
+    document
+}
+
+/// What to ask of the enforcer after `decision`: the level when one is reached; otherwise a
+/// restore when batchguard disabled queues in the previous period and has not re-enabled them.
+async fn request_for(
+    audit: &(impl AuditTrail + Sync),
+    decision: &Decision,
+    period: BudgetPeriod,
+    at: i64,
+) -> Result<Option<EnforcerRequest>, TickError> {
+    if decision.level >= Level::Notify {
+        return Ok(Some(EnforcerRequest::Enforce {
+            level: decision.level,
+            reason: decision.reason.clone(),
+        }));
+    }
+    let (this_period, _) = period.bounds(at);
+    let (previous, _) = period.bounds(this_period - 1);
+    let mut entries = audit.audit_entries(previous).await?;
+    entries.extend(audit.audit_entries(this_period).await?);
+    Ok(
+        (!queues_disabled_by_us(&entries).is_empty()).then(|| EnforcerRequest::Restore {
+            reason: "a new budget period began".into(),
+        }),
+    )
+}
+
+/// One tick at Unix milliseconds `now_ms`, the budget (if any) from `settings`.
+pub async fn tick<R, A, T>(
+    reader: &R,
+    audit: &A,
+    trigger: &T,
+    sink: &impl MetricSink,
+    settings: &TickerSettings,
+    now_ms: i64,
+) -> Result<TickReport, TickError>
+where
+    R: SpendReader + Sync,
+    A: AuditTrail + Sync,
+    T: EnforcerTrigger + Sync,
+{
+    tick_with_aws_budget(
+        reader,
+        audit,
+        trigger,
+        sink,
+        settings,
+        None::<&AwsBaseline<NoAwsBudget, NoAwsBudget>>,
+        now_ms,
+    )
+    .await
+}
+
+/// One tick at Unix milliseconds `now_ms`; with `aws`, the budget's limit and baseline come
+/// from AWS Budgets (`settings.budget` stands in until AWS has answered once).
+pub async fn tick_with_aws_budget<R, A, T, S, M>(
+    reader: &R,
+    audit: &A,
+    trigger: &T,
+    sink: &impl MetricSink,
+    settings: &TickerSettings,
+    aws: Option<&AwsBaseline<S, M>>,
+    now_ms: i64,
+) -> Result<TickReport, TickError>
+where
+    R: SpendReader + Sync,
+    A: AuditTrail + Sync,
+    T: EnforcerTrigger + Sync,
+    S: BudgetSource + Sync,
+    M: BaselineStore + Sync,
+{
+    let at = now_ms.div_euclid(1000);
+    let (mut documents, mut budget_spend) = read_spend(reader, settings, at, now_ms).await?;
+    let mut report = TickReport {
+        at,
+        scopes: documents.len(),
+        budget_spend_usd: budget_spend.period_spend_usd,
+        budget_used_percent: None,
+        decision: None,
+        triggered: None,
+        baseline: None,
+        baseline_error: None,
+    };
+    let mut budget = settings.budget;
+    if let Some(aws) = aws {
+        match aws.fuse(settings, at, &budget_spend, &mut report).await {
+            Ok(Some((from_aws, fused))) => {
+                budget = Some(from_aws.budget());
+                budget_spend.period_spend_usd = fused.spend_usd;
+                report.budget_spend_usd = fused.spend_usd;
+                report.baseline = Some(fused);
+            }
+            Ok(None) => {}
+            Err(error @ TickError::PeriodMismatch { .. }) => {
+                // The scopes' own figures are still published.
+                sink.emit(&documents)?;
+                return Err(error);
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    if let Some(budget) = budget {
+        let status = BudgetStatus::evaluate(
+            budget,
+            at,
+            budget_spend.period_spend_usd,
+            budget_spend.burn_rate_usd_per_hour,
+        );
+        documents.push(budget_document(
+            settings,
+            budget,
+            &status,
+            &budget_spend,
+            report.baseline.as_ref(),
+            at,
+            now_ms,
+        ));
+        let decision = decide(&status, &settings.policy, at);
+        report.budget_used_percent = Some(status.used_percent);
+        if let Some(request) = request_for(audit, &decision, settings.period, at).await? {
+            trigger
+                .trigger(&request)
+                .await
+                .map_err(TickError::Trigger)?;
+            report.triggered = Some(request);
+        }
+        report.decision = Some(decision);
+    }
+    sink.emit(&documents)?;
+    Ok(report)
+}

@@ -1,0 +1,200 @@
+//! Enforcement as data: what the enforcer is asked to do, which jobs it may touch, which
+//! scopes a budget over some queues counts, and what the audit trail says batchguard did to the
+//! queues. The enforcer service (`app::enforcer`), the ticker and the stack checklist all read
+//! the audit trail through [`recorded_queue_states`], so they agree on it.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use super::facts::{EnforcementAction, EnforcementRecorded, JobStatus};
+use super::policy::Level;
+use super::scope::Scope;
+
+/// The tag that exempts a job from enforcement.
+pub const PROTECT_TAG: (&str, &str) = ("batchguard:protect", "true");
+/// States `CancelJob` applies to.
+pub const QUEUED: [JobStatus; 3] = [
+    JobStatus::Submitted,
+    JobStatus::Pending,
+    JobStatus::Runnable,
+];
+/// States `TerminateJob` applies to.
+pub const STARTED: [JobStatus; 2] = [JobStatus::Starting, JobStatus::Running];
+
+/// Whether a job's tags exempt it ([`PROTECT_TAG`], its value in any case).
+pub fn is_protected(tags: &BTreeMap<String, String>) -> bool {
+    tags.get(PROTECT_TAG.0)
+        .is_some_and(|v| v.eq_ignore_ascii_case(PROTECT_TAG.1))
+}
+
+/// A request the enforcer understands (from the ticker, an alarm, or a person).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum EnforcerRequest {
+    Enforce {
+        level: Level,
+        #[serde(default)]
+        reason: String,
+    },
+    Restore {
+        #[serde(default)]
+        reason: String,
+    },
+}
+
+/// What one run of the enforcer carried out: a level of the policy, or a restore. Written as
+/// the lowercase word (`ok`, `notify`, `freeze`, `stop`, `restore`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    #[default]
+    Ok,
+    Notify,
+    Freeze,
+    Stop,
+    Restore,
+}
+
+impl Step {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Notify => "notify",
+            Self::Freeze => "freeze",
+            Self::Stop => "stop",
+            Self::Restore => "restore",
+        }
+    }
+}
+
+impl From<Level> for Step {
+    fn from(level: Level) -> Self {
+        match level {
+            Level::Ok => Self::Ok,
+            Level::Notify => Self::Notify,
+            Level::Freeze => Self::Freeze,
+            Level::Stop => Self::Stop,
+        }
+    }
+}
+
+impl std::fmt::Display for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The scopes a budget over these queues counts: every job (the total) when none is named.
+pub fn budget_scopes(queues: &[String]) -> Vec<Scope> {
+    if queues.is_empty() {
+        vec![Scope::Total]
+    } else {
+        queues
+            .iter()
+            .map(|queue| Scope::Queue(queue.as_str().into()))
+            .collect()
+    }
+}
+
+/// The last queue action batchguard took for real (not in a dry run), per queue, from audit
+/// entries in any order: `false` disabled, `true` re-enabled.
+pub fn recorded_queue_states(entries: &[EnforcementRecorded]) -> BTreeMap<String, bool> {
+    let mut entries: Vec<&EnforcementRecorded> = entries.iter().filter(|e| !e.dry_run).collect();
+    entries.sort_by_key(|e| e.at);
+    let mut states = BTreeMap::new();
+    for entry in entries {
+        match &entry.action {
+            EnforcementAction::QueueDisabled { queue } => {
+                states.insert(queue.clone(), false);
+            }
+            EnforcementAction::QueueEnabled { queue } => {
+                states.insert(queue.clone(), true);
+            }
+            EnforcementAction::Notified { .. }
+            | EnforcementAction::JobCancelled { .. }
+            | EnforcementAction::JobTerminated { .. } => {}
+        }
+    }
+    states
+}
+
+/// The queues batchguard disabled (not in a dry run) and has not re-enabled since.
+pub fn queues_disabled_by_us(entries: &[EnforcementRecorded]) -> BTreeSet<String> {
+    recorded_queue_states(entries)
+        .into_iter()
+        .filter_map(|(queue, enabled)| (!enabled).then_some(queue))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::facts::Millis;
+
+    fn entry(action: EnforcementAction, at: i64, dry_run: bool) -> EnforcementRecorded {
+        EnforcementRecorded {
+            action,
+            level: "freeze".into(),
+            reason: String::new(),
+            dry_run,
+            at: Millis(at),
+            period_start: 0,
+        }
+    }
+
+    #[test]
+    fn the_latest_real_queue_action_wins_whatever_the_order() {
+        let disabled = |queue: &str, at| {
+            entry(
+                EnforcementAction::QueueDisabled {
+                    queue: queue.into(),
+                },
+                at,
+                false,
+            )
+        };
+        let enabled = |queue: &str, at| {
+            entry(
+                EnforcementAction::QueueEnabled {
+                    queue: queue.into(),
+                },
+                at,
+                false,
+            )
+        };
+        let entries = vec![
+            enabled("a", 20),
+            disabled("a", 10),
+            disabled("b", 5),
+            entry(
+                EnforcementAction::QueueDisabled { queue: "c".into() },
+                1,
+                true,
+            ),
+        ];
+        assert_eq!(
+            recorded_queue_states(&entries),
+            BTreeMap::from([("a".to_owned(), true), ("b".to_owned(), false)])
+        );
+        assert_eq!(
+            queues_disabled_by_us(&entries),
+            BTreeSet::from(["b".to_owned()])
+        );
+    }
+
+    #[test]
+    fn a_budget_over_no_queue_counts_the_total() {
+        assert_eq!(budget_scopes(&[]), vec![Scope::Total]);
+        assert_eq!(
+            budget_scopes(&["q".to_owned()]),
+            vec![Scope::Queue("q".into())]
+        );
+    }
+
+    #[test]
+    fn a_step_is_written_as_its_word() {
+        assert_eq!(Step::from(Level::Freeze).as_str(), "freeze");
+        assert_eq!(Step::Restore.to_string(), "restore");
+    }
+}

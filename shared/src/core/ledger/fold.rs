@@ -1,0 +1,378 @@
+//! The ledger: folds facts into entities, recomputes the units a fact touches, and applies
+//! each unit's change to the running sums of its scopes; the queries those sums answer.
+
+use std::collections::BTreeMap;
+
+use rust_decimal::Decimal;
+use rustc_hash::FxHashMap;
+
+use super::entities::{State, UnitId, index_u32};
+use super::output::{JobCost, TaskWindowCost, UNATTRIBUTED, UNKNOWN};
+use super::scopes::{ScopeId, ScopeTable};
+use crate::core::billing::{self, Billing};
+use crate::core::budget::BudgetPeriod;
+use crate::core::facts::{Architecture, Fact, FactBody, Millis, Platform, TaskSize};
+use crate::core::prices::{PriceTable, Unpriced};
+use crate::core::scope::{Scope, ScopeSpend};
+use crate::core::sums::{Accounting, ScopeTotals, Sign, UnitBilling};
+
+/// What one unit adds to the scopes it belongs to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Contribution {
+    pub(super) scopes: Vec<ScopeId>,
+    pub(super) unit: UnitBilling,
+    pub(super) unpriced: Option<Unpriced>,
+    /// The hourly rate the same work would cost on-demand (Spot savings).
+    pub(super) on_demand_rate: Decimal,
+    /// The EC2 instance whose price this unit is a share of.
+    pub(super) instance: Option<u32>,
+    pub(super) platform: Platform,
+}
+
+/// The spend ledger. See the module docs.
+#[derive(Clone, Debug)]
+pub struct Ledger {
+    pub(super) state: State,
+    pub(super) period: BudgetPeriod,
+    pub(super) contributions: FxHashMap<UnitId, Contribution>,
+    pub(super) table: ScopeTable,
+    pub(super) horizon: Option<i64>,
+    pub(super) latest_instant: Option<Millis>,
+}
+
+impl Ledger {
+    pub fn new(prices: PriceTable, period: BudgetPeriod) -> Self {
+        Self {
+            state: State::new(prices),
+            period,
+            contributions: FxHashMap::default(),
+            table: ScopeTable::default(),
+            horizon: None,
+            latest_instant: None,
+        }
+    }
+
+    pub fn prices(&self) -> &PriceTable {
+        &self.state.prices
+    }
+
+    pub fn period(&self) -> BudgetPeriod {
+        self.period
+    }
+
+    /// Number of jobs and of tasks known.
+    pub fn len(&self) -> (usize, usize) {
+        (self.state.jobs.len(), self.state.tasks.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.state.jobs.is_empty() && self.state.tasks.is_empty()
+    }
+
+    /// The latest instant any applied fact mentions: the default evaluation time.
+    pub fn latest_instant(&self) -> Option<Millis> {
+        self.latest_instant
+    }
+
+    /// The latest whole second at which a unit starts or stops. [`Ledger::scope_spend`] is
+    /// O(1)-ish for instants at or after it.
+    pub fn horizon(&self) -> Option<i64> {
+        self.horizon
+    }
+
+    /// Folds one fact in. Applying the same fact again changes nothing.
+    pub fn apply(&mut self, fact: &Fact) {
+        if let Some(latest) = fact.latest_instant() {
+            self.latest_instant = Some(self.latest_instant.map_or(latest, |held| held.max(latest)));
+        }
+        let mut touched = match &fact.body {
+            FactBody::Job(job) => self.state.merge_job(fact, job),
+            FactBody::Task(task) => self.state.merge_task(fact, task),
+            FactBody::Instance(instance) => self.state.merge_instance(fact, instance),
+            // The audit trail does not change what anything cost.
+            FactBody::Enforcement(_) => return,
+        };
+        touched.sort_unstable();
+        touched.dedup();
+        for unit in touched {
+            self.refresh(unit);
+        }
+    }
+
+    /// Recomputes a unit's contribution and applies the difference to the scope sums.
+    pub(super) fn refresh(&mut self, unit: UnitId) {
+        let next = self.contribution(unit);
+        let previous = match &next {
+            Some(next) => self.contributions.insert(unit, next.clone()),
+            None => self.contributions.remove(&unit),
+        };
+        if previous == next {
+            return;
+        }
+        if let Some(previous) = previous {
+            self.account(unit, &previous, Sign::Remove);
+        }
+        if let Some(next) = next {
+            if let Some(horizon) = next.unit.billing.horizon() {
+                self.horizon = Some(self.horizon.map_or(horizon, |held| held.max(horizon)));
+            }
+            self.account(unit, &next, Sign::Add);
+        }
+    }
+
+    /// The contribution a unit makes now, from the merged state alone.
+    pub(super) fn contribution(&mut self, unit: UnitId) -> Option<Contribution> {
+        let input = match unit {
+            UnitId::Attempt { job, attempt } => self.state.attempt_input(job, attempt)?,
+            UnitId::Unattributed { task } => self.state.unattributed_input(task)?,
+            UnitId::Instance { instance } => self.state.instance_input(instance),
+        };
+        let scopes = input
+            .scopes
+            .into_iter()
+            .map(|key| self.table.intern(key))
+            .collect();
+        let (billing, unpriced, on_demand_rate, estimated) = match input.priced {
+            Ok(priced) => (
+                input.timing.billing(priced.rate),
+                None,
+                priced.on_demand_rate,
+                input.estimated || priced.estimated,
+            ),
+            Err(reason) => (Billing::NotStarted, Some(reason), Decimal::ZERO, false),
+        };
+        Some(Contribution {
+            on_demand_rate,
+            instance: input.instance,
+            platform: input.platform,
+            scopes,
+            unit: UnitBilling {
+                billing,
+                size: input.size.unwrap_or(TaskSize {
+                    vcpu: Decimal::ZERO,
+                    memory_gib: Decimal::ZERO,
+                    storage_gib: None,
+                }),
+                estimated,
+                unpriced: unpriced.is_some(),
+            },
+            unpriced,
+        })
+    }
+
+    pub(super) fn account(&mut self, unit: UnitId, contribution: &Contribution, sign: Sign) {
+        // What the contribution adds is the same for every scope: work it out once.
+        let accounting = Accounting::of(&contribution.unit, self.period);
+        for &scope in &contribution.scopes {
+            let sums = &mut self.table.sums[scope as usize];
+            sums.totals.account(&accounting, sign);
+            if let Billing::Running {
+                anchor,
+                hourly_rate,
+            } = contribution.unit.billing
+            {
+                match sign {
+                    Sign::Add => sums.running_by_anchor.insert((anchor, unit), hourly_rate),
+                    Sign::Remove => sums.running_by_anchor.remove(&(anchor, unit)),
+                };
+            }
+        }
+    }
+
+    /// Spend of one scope at whole second `at`, from the running sums when `at` is at or past
+    /// the horizon (the fast path), by walking every unit otherwise.
+    pub fn scope_spend(&self, scope: &Scope, at: i64) -> ScopeSpend {
+        let Some(&id) = self.table.index.get(scope) else {
+            return ScopeSpend::default();
+        };
+        if self.horizon.is_some_and(|horizon| at < horizon) {
+            return self.walk(at).scopes.remove(scope).unwrap_or_default();
+        }
+        self.scope_spend_fast(id, at)
+    }
+
+    pub(super) fn scope_spend_fast(&self, id: ScopeId, at: i64) -> ScopeSpend {
+        let sums = &self.table.sums[id as usize];
+        let recent = (at - billing::MINIMUM_BILLED_SECONDS + 1, UnitId::MIN)..;
+        let recent = sums
+            .running_by_anchor
+            .range(recent)
+            .map(|(&(anchor, _), &rate)| (anchor, rate));
+        sums.totals.spend_at(at, self.period, recent)
+    }
+
+    /// Every unit and the scopes it counts in (for projections).
+    pub fn units(&self) -> impl Iterator<Item = (Vec<Scope>, &UnitBilling)> {
+        self.contributions.values().map(|contribution| {
+            let scopes = contribution
+                .scopes
+                .iter()
+                .map(|&id| self.table.names[id as usize].clone())
+                .collect();
+            (scopes, &contribution.unit)
+        })
+    }
+
+    /// As [`Ledger::units`], without the EC2 instances' own bills.
+    pub fn units_without_instances(&self) -> impl Iterator<Item = (Vec<Scope>, &UnitBilling)> {
+        self.contributions
+            .iter()
+            .filter(|(unit, _)| !matches!(unit, UnitId::Instance { .. }))
+            .map(|(_, contribution)| {
+                let scopes = contribution
+                    .scopes
+                    .iter()
+                    .map(|&id| self.table.names[id as usize].clone())
+                    .collect();
+                (scopes, &contribution.unit)
+            })
+    }
+
+    /// Every scope that holds at least one unit.
+    pub fn scopes(&self) -> impl Iterator<Item = &Scope> {
+        self.table
+            .names
+            .iter()
+            .zip(&self.table.sums)
+            .filter(|(_, sums)| sums.totals.units > 0)
+            .map(|(scope, _)| scope)
+    }
+
+    /// The running sums of one scope, as a projection keeps them (`None`: never counted).
+    pub fn scope_totals(&self, scope: &Scope) -> Option<&ScopeTotals> {
+        self.table
+            .index
+            .get(scope)
+            .map(|&id| &self.table.sums[id as usize].totals)
+    }
+
+    /// Jobs with an attempt still running, by id.
+    pub fn running_jobs(&self) -> Vec<&str> {
+        let mut jobs: Vec<&str> = self
+            .contributions
+            .iter()
+            .filter_map(|(unit, contribution)| match unit {
+                UnitId::Attempt { job, .. }
+                    if matches!(contribution.unit.billing, Billing::Running { .. }) =>
+                {
+                    Some(self.state.jobs[*job as usize].job_id.as_str())
+                }
+                _ => None,
+            })
+            .collect();
+        jobs.sort_unstable();
+        jobs.dedup();
+        jobs
+    }
+
+    /// Spend of every scope at `at`, fast path where it holds.
+    pub fn all_scope_spend(&self, at: i64) -> BTreeMap<Scope, ScopeSpend> {
+        if self.horizon.is_some_and(|horizon| at < horizon) {
+            return self.walk(at).scopes;
+        }
+        self.table
+            .names
+            .iter()
+            .enumerate()
+            .filter(|(id, _)| self.table.sums[*id].totals.units > 0)
+            .map(|(id, scope)| (scope.clone(), self.scope_spend_fast(index_u32(id), at)))
+            .collect()
+    }
+
+    /// The cost of job `job_id` if it is settled: in a terminal state, nothing of it running,
+    /// priced, and not an array parent (whose children are billed instead). A later event can
+    /// still revise it (an ECS task event refining times Batch reported).
+    pub fn settled_job(&self, job_id: &str) -> Option<JobCost> {
+        self.settled_job_and_walk(job_id).map(|(job, _)| job)
+    }
+
+    /// The job whose attempt the task is billed to, if a Batch event names it.
+    pub fn job_of_task(&self, task_arn: &str) -> Option<&str> {
+        self.state.owner_of(task_arn).map(|(job, _)| job)
+    }
+
+    /// What `scope` spent inside `[from, to)` (whole seconds), evaluated at `to`: each unit's
+    /// billed seconds in the window at its rate. A baseline from AWS covers up to `from`; this
+    /// is what comes after it, never an interval twice.
+    pub fn spend_between(&self, scope: &Scope, from: i64, to: i64) -> Decimal {
+        let Some(&id) = self.table.index.get(scope) else {
+            return Decimal::ZERO;
+        };
+        let mut numerator = Decimal::ZERO;
+        for contribution in self.contributions.values() {
+            if contribution.unpriced.is_some() || !contribution.scopes.contains(&id) {
+                continue;
+            }
+            if let Some((start, end)) = contribution.unit.billing.billed_interval(to) {
+                let seconds = end.min(to) - start.max(from);
+                if seconds > 0 {
+                    numerator += contribution.unit.billing.hourly_rate() * Decimal::from(seconds);
+                }
+            }
+        }
+        billing::usd(numerator)
+    }
+
+    /// Every ECS task's cost inside `[from, to)` (whole seconds), evaluated at `to`: the part of
+    /// its billed interval in the window. EC2 tasks are their share of their instance.
+    pub fn task_costs_between(&self, from: i64, to: i64) -> Vec<TaskWindowCost> {
+        let mut out = Vec::new();
+        for (&unit, contribution) in &self.contributions {
+            let (task_arn, job_id, queue) = match unit {
+                UnitId::Attempt { job, attempt } => {
+                    let state = &self.state.jobs[job as usize];
+                    let Some(arn) = state
+                        .attempts
+                        .binary_search_by_key(&attempt, |(index, _)| *index)
+                        .ok()
+                        .and_then(|position| state.attempts[position].1.task_arn.get())
+                    else {
+                        continue;
+                    };
+                    (
+                        arn.clone(),
+                        Some(state.job_id.clone()),
+                        state
+                            .head
+                            .get()
+                            .map_or_else(|| UNKNOWN.to_owned(), |h| h.queue.clone()),
+                    )
+                }
+                UnitId::Unattributed { task } => (
+                    self.state.tasks[task as usize].task_arn.clone(),
+                    None,
+                    UNATTRIBUTED.to_owned(),
+                ),
+                UnitId::Instance { .. } => continue,
+            };
+            let task = self
+                .state
+                .task_index
+                .get(&task_arn)
+                .map(|&idx| &self.state.tasks[idx as usize]);
+            let seconds = contribution
+                .unit
+                .billing
+                .billed_interval(to)
+                .map_or(0, |(start, end)| (end.min(to) - start.max(from)).max(0));
+            out.push(TaskWindowCost {
+                job_id,
+                queue,
+                platform: contribution.platform,
+                spot: contribution.unit.billing.hourly_rate() < contribution.on_demand_rate,
+                region: task.and_then(|t| t.region.get().cloned()),
+                architecture: task
+                    .and_then(|t| t.architecture.get().copied())
+                    .unwrap_or(Architecture::X86_64),
+                size: contribution.unit.size,
+                billed_seconds: seconds,
+                cost_usd: contribution.unpriced.is_none().then(|| {
+                    billing::usd(contribution.unit.billing.hourly_rate() * Decimal::from(seconds))
+                }),
+                task_arn,
+            });
+        }
+        out.sort_by(|a, b| a.task_arn.cmp(&b.task_arn));
+        out
+    }
+}

@@ -1,0 +1,230 @@
+//! The services on the in-memory adapters, no emulator: the ticker and the silent-job check
+//! run on `shared::adapters::memory` exactly as they run on DynamoDB and AWS Batch.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+use rust_decimal::Decimal;
+use shared::adapters::emf::EmfMemory;
+use shared::adapters::memory::{
+    MemoryBaseline, MemoryBatch, MemoryEventLog, MemoryProjector, RecordingTrigger,
+};
+use shared::app::collector::Collector;
+use shared::app::silent_jobs;
+use shared::app::ticker::{self, AwsBaseline, TickerSettings};
+use shared::core::budget::{AwsBudget, Baseline, Budget, BudgetPeriod, BudgetStatus};
+use shared::core::enforcement::EnforcerRequest;
+use shared::core::facts::Millis;
+use shared::core::policy::{BudgetPolicy, Level, decide};
+use shared::core::prices::PriceTable;
+use shared::core::scope::Scope;
+use shared::ports::{BudgetSource, ControlError, SpendReader};
+
+async fn collected(
+    seed: u64,
+    jobs: usize,
+) -> (
+    shared::analysis::synth::WorkloadConfig,
+    Vec<String>,
+    Collector<MemoryEventLog, MemoryProjector>,
+) {
+    let (config, workload) = batchguard_tests::workload_ending_with_running_tasks(seed, jobs);
+    let collector = Collector::new(
+        MemoryEventLog::new(),
+        MemoryProjector::new(PriceTable::builtin(), BudgetPeriod::Month),
+    );
+    for event in &workload.events {
+        collector.collect(event.as_bytes(), "test").await.unwrap();
+    }
+    (config, workload.events, collector)
+}
+
+/// GIVEN a workload collected in memory WHEN the ticker runs with a budget the burn rate
+/// exhausts within 45 s THEN its figures are the replay's and it triggers a stop.
+#[tokio::test]
+async fn the_ticker_runs_on_the_in_memory_projections() {
+    let (config, events, collector) = collected(99_001, 12).await;
+    let period = BudgetPeriod::Month;
+    let local = batchguard_tests::replay_ledger(&events, period);
+    let at = Millis(config.end_ms).ceil_seconds();
+    let total = local.scope_spend(&Scope::Total, at);
+    assert!(total.burn_rate_usd_per_hour > Decimal::ZERO);
+    let budget = Budget {
+        amount_usd: total.period_spend_usd
+            + total.burn_rate_usd_per_hour * Decimal::from(45) / Decimal::from(3600),
+        period,
+    };
+    let settings = TickerSettings {
+        budget: Some(budget),
+        policy: BudgetPolicy::default(),
+        period,
+        scope_queues: vec![],
+    };
+    let (trigger, sink) = (RecordingTrigger::default(), EmfMemory::default());
+    let report = ticker::tick(
+        collector.projector(),
+        collector.log(),
+        &trigger,
+        &sink,
+        &settings,
+        at * 1000,
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.budget_spend_usd, total.period_spend_usd);
+    let expected = decide(
+        &BudgetStatus::evaluate(
+            budget,
+            at,
+            total.period_spend_usd,
+            total.burn_rate_usd_per_hour,
+        ),
+        &BudgetPolicy::default(),
+        at,
+    );
+    assert_eq!(report.decision, Some(expected));
+    assert!(matches!(
+        trigger.0.lock().unwrap().as_slice(),
+        [EnforcerRequest::Enforce {
+            level: Level::Stop,
+            ..
+        }]
+    ));
+    let objects = sink.objects.lock().unwrap();
+    assert_eq!(objects.len(), local.all_scope_spend(at).len() + 1);
+    for (scope, spend) in local.all_scope_spend(at) {
+        let document = objects
+            .iter()
+            .find(|o| {
+                o["ScopeKind"] == scope.kind() && o["Scope"] == ticker::dimension_value(&scope)
+            })
+            .unwrap_or_else(|| panic!("no document for {scope:?}"));
+        assert_eq!(
+            document["period_spend_usd_exact"],
+            spend.period_spend_usd.to_string()
+        );
+    }
+}
+
+/// AWS Budgets, scripted: a fixed reading.
+struct FixedBudget(AwsBudget);
+
+impl BudgetSource for FixedBudget {
+    async fn describe(&self) -> Result<AwsBudget, ControlError> {
+        Ok(self.0)
+    }
+}
+
+/// With an AWS budget, the marks and the reading are kept in memory: the budget's spend is
+/// AWS's figure plus the ledger's spend after the mark at AWS's instant.
+#[tokio::test]
+async fn the_ticker_fuses_an_aws_baseline_in_memory() {
+    let (config, _, collector) = collected(99_002, 8).await;
+    let at = Millis(config.end_ms).ceil_seconds();
+    let settings = TickerSettings {
+        budget: None,
+        policy: BudgetPolicy::default(),
+        period: BudgetPeriod::Month,
+        scope_queues: vec![],
+    };
+    let store = MemoryBaseline::default();
+    let aws = AwsBaseline {
+        source: FixedBudget(AwsBudget {
+            limit_usd: Decimal::from(1_000_000),
+            period: BudgetPeriod::Month,
+            baseline: Baseline {
+                spend_usd: Decimal::from(100),
+                as_of: at - 60,
+            },
+        }),
+        store: &store,
+        refresh_seconds: 3_600,
+    };
+    let (trigger, sink) = (RecordingTrigger::default(), EmfMemory::default());
+    // A tick a minute before AWS's instant leaves the mark AWS's figure is cut at …
+    let first = ticker::tick_with_aws_budget(
+        collector.projector(),
+        collector.log(),
+        &trigger,
+        &sink,
+        &settings,
+        Some(&aws),
+        (at - 60) * 1000,
+    )
+    .await
+    .unwrap();
+    // … and the next one counts AWS's $100 plus what the ledger added since.
+    let second = ticker::tick_with_aws_budget(
+        collector.projector(),
+        collector.log(),
+        &trigger,
+        &sink,
+        &settings,
+        Some(&aws),
+        at * 1000,
+    )
+    .await
+    .unwrap();
+    let fused = second.baseline.unwrap();
+    assert_eq!(fused.baseline_usd, Decimal::from(100));
+    let ledger_now = collector
+        .projector()
+        .scopes_totals(&[Scope::Total])
+        .await
+        .unwrap()[&Scope::Total]
+        .spend_at(at, BudgetPeriod::Month, std::iter::empty())
+        .period_spend_usd;
+    assert!(ledger_now > first.budget_spend_usd - Decimal::from(100));
+    assert_eq!(fused.spend_usd, second.budget_spend_usd);
+    assert_eq!(fused.spend_usd, Decimal::from(100) + fused.ledger_after_usd);
+}
+
+/// A job the projections still count as running, silent for two hours, is looked up in the
+/// in-memory AWS Batch; its terminal state, fed back through the collector, stops it accruing.
+/// A job Batch no longer knows is reported.
+#[tokio::test]
+async fn the_silent_job_check_runs_on_the_in_memory_batch() {
+    let collector = Collector::new(
+        MemoryEventLog::new(),
+        MemoryProjector::new(PriceTable::builtin(), BudgetPeriod::Month),
+    );
+    let now_ms = batchguard_tests::T0 + 10 * 3_600_000;
+    let running = |job: &str| {
+        serde_json::json!({
+            "id": format!("running-{job}"), "detail-type": "Batch Job State Change", "source": "aws.batch", "region": "us-east-1",
+            "detail": {
+                "jobId": job, "jobQueue": "q", "jobDefinition": "def", "status": "RUNNING",
+                "platformCapabilities": ["FARGATE"], "startedAt": now_ms - 7_200_000, "attempts": [],
+                "container": {"resourceRequirements": [{"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "2048"}]}
+            }
+        })
+    };
+    for job in ["ended", "forgotten"] {
+        collector
+            .collect(running(job).to_string().as_bytes(), "test")
+            .await
+            .unwrap();
+    }
+    let batch = MemoryBatch::default();
+    let mut ended = running("ended");
+    ended["id"] = "described".into();
+    ended["detail"]["status"] = "SUCCEEDED".into();
+    ended["detail"]["stoppedAt"] = (now_ms - 3_600_000).into();
+    ended["detail"]["attempts"] = serde_json::json!([{
+        "startedAt": now_ms - 7_200_000, "stoppedAt": now_ms - 3_600_000, "container": {"exitCode": 0}
+    }]);
+    batch
+        .current_state
+        .lock()
+        .unwrap()
+        .insert("ended".into(), ended);
+
+    let report = silent_jobs::check(&batch, collector.projector(), &collector, 60_000, now_ms)
+        .await
+        .unwrap();
+    assert_eq!(report.checked, 2);
+    assert_eq!(report.updated, 1);
+    assert_eq!(report.unknown_to_batch, vec!["forgotten".to_owned()]);
+    let still_running = collector
+        .projector()
+        .with_ledger(|ledger| ledger.running_jobs().join(","));
+    assert_eq!(still_running, "forgotten");
+}
