@@ -42,6 +42,8 @@ fi
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The README's quick start builds the CLI without its default features (no AWS SDK, no Parquet).
+cargo clippy -p batchguard-cli --no-default-features --locked -- -D warnings
 
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
 mkdir -p target

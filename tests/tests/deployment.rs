@@ -678,11 +678,12 @@ async fn the_functions_emit_exactly_the_catalogue() {
     use shared::adapters::memory::{MemoryBatch, Outbox};
     use shared::app::collector::Collector;
     use shared::app::enforcer::{Enforcer, EnforcerSettings};
+    use shared::app::ticker;
     use shared::core::budget::{Budget, BudgetPeriod};
     use shared::core::facts::{JobStatus, Millis};
     use shared::core::policy::BudgetPolicy;
     use shared::core::prices::PriceTable;
-    use shared::handlers::{collector, enforcer, ticker};
+    use shared::handlers::{collector, enforcer};
 
     let sink = EmfMemory::default();
     // The collector: the real samples, a generated workload (jobs finish, some still run at
@@ -716,7 +717,7 @@ async fn the_functions_emit_exactly_the_catalogue() {
     let local = batchguard_tests::replay_ledger(&workload.events, period);
     let total = local.scope_spend(&Scope::Total, at);
     assert!(total.burn_rate_usd_per_hour > Decimal::ZERO);
-    let settings = shared::app::ticker::TickerSettings {
+    let settings = ticker::TickerSettings {
         budget: Some(Budget {
             amount_usd: total.period_spend_usd + total.burn_rate_usd_per_hour,
             period,
@@ -726,19 +727,19 @@ async fn the_functions_emit_exactly_the_catalogue() {
         scope_queues: vec![],
     };
     let trigger = shared::adapters::memory::RecordingTrigger::default();
-    ticker::handle(&projector, &log, &trigger, &sink, &settings, at * 1000)
+    ticker::tick(&projector, &log, &trigger, &sink, &settings, at * 1000)
         .await
         .unwrap();
     // Again with a budget kept in AWS Budgets (the emulator's): the baseline metrics.
     let budgets = aws_sdk_budgets::Client::new(&batchguard_tests::emulator_config().await);
     let name = batchguard_tests::unique_prefix("catalogue");
     batchguard_tests::emulator_budget(&budgets, &name, "5000", "10").await;
-    let aws = shared::app::ticker::AwsBaseline {
+    let aws = ticker::AwsBaseline {
         source: shared::adapters::budgets::AwsBudgets::new(budgets, "123456789012", name),
         store: &log,
         refresh_seconds: 3_600,
     };
-    let report = ticker::handle_with_aws_budget(
+    let report = ticker::tick_with_aws_budget(
         &projector,
         &log,
         &trigger,

@@ -289,11 +289,10 @@ async fn the_collector_handler_counts_each_state_change_once_at_the_events_own_t
 async fn the_ticker_reports_every_scope_and_triggers_a_stop_before_the_budget_runs_out() {
     use rust_decimal::Decimal;
     use shared::adapters::emf::EmfMemory;
-    use shared::app::ticker::TickerSettings;
+    use shared::app::ticker::{TickerSettings, tick};
     use shared::core::budget::{Budget, BudgetStatus};
     use shared::core::enforcement::EnforcerRequest;
     use shared::core::policy::{BudgetPolicy, Level, decide};
-    use shared::handlers::ticker::handle;
 
     // GIVEN a workload that ends with tasks running, collected into DynamoDB
     let (config, workload) = batchguard_tests::workload_ending_with_running_tasks(99_001, 12);
@@ -325,7 +324,7 @@ async fn the_ticker_reports_every_scope_and_triggers_a_stop_before_the_budget_ru
     };
     let trigger = RecordingTrigger::default();
     let sink = EmfMemory::default();
-    let report = handle(&projector, &log, &trigger, &sink, &settings, at * 1000)
+    let report = tick(&projector, &log, &trigger, &sink, &settings, at * 1000)
         .await
         .unwrap();
 

@@ -14,14 +14,13 @@ use shared::adapters::dynamodb::DynamoEventLog;
 use shared::adapters::dynamodb::DynamoProjector;
 use shared::adapters::emf::EmfMemory;
 use shared::adapters::memory::RecordingTrigger;
-use shared::app::ticker::{AwsBaseline, TickReport, TickerSettings};
+use shared::app::ticker::{self, AwsBaseline, TickReport, TickerSettings};
 use shared::core::budget::{AwsBudget, Baseline, BudgetPeriod, Cut};
 use shared::core::facts::FactBody;
 use shared::core::ledger::Ledger;
 use shared::core::policy::BudgetPolicy;
 use shared::core::prices::PriceTable;
 use shared::core::scope::Scope;
-use shared::handlers::ticker;
 use shared::ports::{BudgetSource, ControlError, EventLog, Record};
 
 /// AWS Budgets' answers, one per call, in order; counts the calls.
@@ -95,7 +94,7 @@ async fn tick(
     at: i64,
 ) -> TickReport {
     let trigger = RecordingTrigger::default();
-    ticker::handle_with_aws_budget(
+    ticker::tick_with_aws_budget(
         projector,
         log,
         &trigger,
@@ -233,7 +232,7 @@ async fn a_budget_of_another_period_is_refused_by_name() {
     };
     let sink = EmfMemory::default();
     let trigger = RecordingTrigger::default();
-    let error = ticker::handle_with_aws_budget(
+    let error = ticker::tick_with_aws_budget(
         &projector,
         &log,
         &trigger,
@@ -273,7 +272,7 @@ async fn the_ticker_reads_the_budget_from_aws_budgets() {
     let sink = EmfMemory::default();
     let trigger = RecordingTrigger::default();
     let now = chrono::Utc::now().timestamp();
-    let report = ticker::handle_with_aws_budget(
+    let report = ticker::tick_with_aws_budget(
         &projector,
         &log,
         &trigger,
@@ -310,7 +309,7 @@ async fn the_ticker_reads_the_budget_from_aws_budgets() {
         store: &emulator_event_log("ticker-budget-missing").await,
         refresh_seconds: 3_600,
     };
-    let report = ticker::handle_with_aws_budget(
+    let report = ticker::tick_with_aws_budget(
         &projector,
         &log,
         &trigger,

@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::HandlerError;
 use crate::app::collector::Collector;
 use crate::app::silent_jobs;
-use crate::app::ticker::{self, AwsBaseline, NoAwsBudget, TickError, TickReport, TickerSettings};
+use crate::app::ticker::{self, AwsBaseline, NoAwsBudget, TickError, TickerSettings};
 use crate::ports::{
     AuditTrail, BaselineStore, BatchControl, BudgetSource, EnforcerTrigger, EventLog, MetricSink,
     Projector, Quarantine, SilentJobs, SpendReader,
@@ -23,44 +23,6 @@ impl From<TickError> for HandlerError {
             }
         }
     }
-}
-
-/// One tick at Unix milliseconds `now_ms`, the budget (if any) from `settings`.
-pub async fn handle<R, A, T>(
-    reader: &R,
-    audit: &A,
-    trigger: &T,
-    sink: &impl MetricSink,
-    settings: &TickerSettings,
-    now_ms: i64,
-) -> Result<TickReport, HandlerError>
-where
-    R: SpendReader + Sync,
-    A: AuditTrail + Sync,
-    T: EnforcerTrigger + Sync,
-{
-    Ok(ticker::tick(reader, audit, trigger, sink, settings, now_ms).await?)
-}
-
-/// One tick at Unix milliseconds `now_ms`; with `aws`, the budget's limit and baseline come
-/// from AWS Budgets.
-pub async fn handle_with_aws_budget<R, A, T, S, M>(
-    reader: &R,
-    audit: &A,
-    trigger: &T,
-    sink: &impl MetricSink,
-    settings: &TickerSettings,
-    aws: Option<&AwsBaseline<S, M>>,
-    now_ms: i64,
-) -> Result<TickReport, HandlerError>
-where
-    R: SpendReader + Sync,
-    A: AuditTrail + Sync,
-    T: EnforcerTrigger + Sync,
-    S: BudgetSource + Sync,
-    M: BaselineStore + Sync,
-{
-    Ok(ticker::tick_with_aws_budget(reader, audit, trigger, sink, settings, aws, now_ms).await?)
 }
 
 /// Everything one ticker invocation uses, built once per cold start by the function's `main`.
@@ -112,7 +74,7 @@ where
                 Value::String(error.to_string())
             }
         };
-        let tick = handle_with_aws_budget(
+        let tick = ticker::tick_with_aws_budget(
             &self.projector,
             &self.audit,
             &self.trigger,
