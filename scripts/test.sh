@@ -8,7 +8,8 @@
 # 2. Starts it on a free loopback port; tests reach it through AWS_ENDPOINT_URL and never
 #    touch a real AWS account.
 # 3. Formatting, lints as errors, then every test of the workspace, the functions through the
-#    real Lambda runtime (scripts/e2e-lambda.sh), and the SAM templates (scripts/check-template.sh).
+#    real Lambda runtime (scripts/e2e-lambda.sh), README's walkthrough (scripts/walkthrough.sh),
+#    and the SAM templates (scripts/check-template.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -73,4 +74,6 @@ export AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AW
 
 cargo test --workspace --locked
 PATH="$PWD/$venv/bin:$PATH" bash scripts/e2e-lambda.sh
+# README's walkthrough on the emulator, with the CLI the tests built.
+BATCHGUARD=target/debug/batchguard bash scripts/walkthrough.sh
 bash scripts/check-template.sh

@@ -2,6 +2,7 @@
 //! bar on stderr when it is a terminal, and rejected events listed as `file:line: reason`.
 
 use std::io::IsTerminal;
+use std::path::PathBuf;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use shared::adapters::files::{self, InputFile};
@@ -45,13 +46,17 @@ fn summarize_rejections(counts: &IngestCounts) {
     }
 }
 
-/// Reads every event of every file through `intake`, handing facts and rejections on.
+/// Reads every event of every file under `paths` through `intake`, handing facts and
+/// rejections on. Paths with no event at all are an error: a mistyped directory must not give
+/// an empty report.
 pub fn read_all(
-    files: &[InputFile],
+    paths: &[PathBuf],
     intake: &mut Intake,
     mut on_fact: impl FnMut(Fact),
     mut on_rejected: impl FnMut(Quarantined),
 ) -> Result<(), CliError> {
+    let files = files::expand_paths(paths)?;
+    let files = files.as_slice();
     let bar = progress(files);
     let mut done_before = 0;
     for file in files {
@@ -59,7 +64,11 @@ pub fn read_all(
         let mut last_tick = 0;
         files::read_events(&file.path, |event| {
             let origin = || format!("{}:{}", file.path.display(), event.line);
-            match intake.offer(origin, event.bytes) {
+            let outcome = match event.problem {
+                Some(problem) => intake.refuse(origin(), event.bytes, problem),
+                None => intake.offer(origin, event.bytes),
+            };
+            match outcome {
                 Outcome::Fact(fact) => on_fact(fact),
                 Outcome::Rejected(quarantined) => {
                     report_rejection(intake.counts.rejected, &quarantined, &bar);
@@ -78,5 +87,14 @@ pub fn read_all(
     }
     bar.finish_and_clear();
     summarize_rejections(&intake.counts);
+    if intake.counts.read == 0 {
+        return Err(CliError::NoEvents(
+            paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+        ));
+    }
     Ok(())
 }

@@ -30,6 +30,10 @@ use crate::error::CliError;
     about = "Real-time spend monitor and kill switch for AWS Batch: the bill, burn rate and forecast from Batch and ECS events, and the budget enforced."
 )]
 struct Cli {
+    /// On a failure, also print the whole error (the AWS SDK's own account included); so does
+    /// a set RUST_LOG.
+    #[arg(long, global = true)]
+    verbose: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -134,6 +138,12 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("batchguard: {error}");
+            if let Some(hint) = error.hint() {
+                eprintln!("hint: {hint}");
+            }
+            if cli.verbose || std::env::var_os("RUST_LOG").is_some() {
+                eprintln!("the whole error: {error:#?}");
+            }
             ExitCode::FAILURE
         }
     }

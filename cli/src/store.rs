@@ -56,6 +56,12 @@ fn table_name(name: &str, what: &str) -> Result<(), String> {
 
 /// Reads `--store` (clap's value parser).
 pub fn parse_store(text: &str) -> Result<StoreSpec, String> {
+    if text.trim().is_empty() {
+        // SQLite would take an empty name for a private database in memory, forgotten at exit.
+        return Err(
+            "a store needs a name: a SQLite file, dynamodb:<prefix> or dynamodb:<events table>,<state table>".into(),
+        );
+    }
     let Some(rest) = text.strip_prefix("dynamodb:") else {
         return Ok(StoreSpec::File(PathBuf::from(text)));
     };
@@ -113,20 +119,22 @@ impl Store {
         }
     }
 
-    /// Opens a store that must exist already (a SQLite file is not created).
-    pub async fn open_existing(spec: &StoreSpec) -> Result<Self, CliError> {
-        if let StoreSpec::File(path) = spec
-            && !path.exists()
-        {
-            return Err(CliError::Input(shared::adapters::files::InputError {
-                path: path.clone(),
-                source: std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    "no such store (run `batchguard ingest` first)",
-                ),
-            }));
+    /// Opens a store that must exist already, to read it: a SQLite file is neither created
+    /// nor written (a read-only file can be read).
+    pub async fn open_to_read(spec: &StoreSpec) -> Result<Self, CliError> {
+        match spec {
+            StoreSpec::File(path) if !path.exists() => {
+                Err(CliError::Input(shared::adapters::files::InputError {
+                    path: path.clone(),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        "no such store (run `batchguard ingest` first)",
+                    ),
+                }))
+            }
+            StoreSpec::File(path) => Ok(Self::Sqlite(SqliteEventLog::open_read_only(path)?)),
+            StoreSpec::Dynamo(_) => Self::open(spec, None).await,
         }
-        Self::open(spec, None).await
     }
 
     /// Every fact of the store, a page at a time.

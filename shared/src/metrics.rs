@@ -75,6 +75,26 @@ pub enum MetricError {
 /// The longest dimension value CloudWatch accepts.
 pub const MAX_DIMENSION_VALUE_LENGTH: usize = 1024;
 
+/// What a dimension value stands in for when the event gave none (CloudWatch refuses an empty
+/// value, and a document it refuses is dropped whole).
+pub const UNKNOWN_DIMENSION_VALUE: &str = "(unknown)";
+
+impl MetricDocument {
+    /// Makes every dimension value one CloudWatch accepts: an empty one becomes
+    /// [`UNKNOWN_DIMENSION_VALUE`], a longer one is cut at [`MAX_DIMENSION_VALUE_LENGTH`]
+    /// characters. Values come from events, which can carry anything.
+    pub fn with_acceptable_dimensions(mut self) -> Self {
+        for (_, value) in &mut self.dimensions {
+            if value.is_empty() {
+                UNKNOWN_DIMENSION_VALUE.clone_into(value);
+            } else if value.chars().count() > MAX_DIMENSION_VALUE_LENGTH {
+                *value = value.chars().take(MAX_DIMENSION_VALUE_LENGTH).collect();
+            }
+        }
+        self
+    }
+}
+
 /// CloudWatch namespace of every batchguard metric unless configured otherwise
 /// (`METRICS_NAMESPACE`; the SAM template gives each stack its own).
 pub const NAMESPACE: &str = "batchguard";
@@ -285,4 +305,30 @@ pub const CATALOGUE: [MetricSpec; 25] = [
 /// The catalogue entry of a metric name.
 pub fn spec(name: &str) -> Option<&'static MetricSpec> {
     CATALOGUE.iter().find(|spec| spec.name == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An event with an empty queue name (the fuzz test found one) must not cost the whole
+    /// batch its metrics: the value stands in, the document is one CloudWatch accepts.
+    #[test]
+    fn dimension_values_from_events_are_made_acceptable() {
+        let document = MetricDocument {
+            dimensions: vec![
+                (DIMENSION_QUEUE, String::new()),
+                (DIMENSION_JOB_DEFINITION, "x".repeat(2_000)),
+                (DIMENSION_STATUS, "RUNNING".into()),
+            ],
+            ..MetricDocument::default()
+        }
+        .with_acceptable_dimensions();
+        assert_eq!(document.dimensions[0].1, UNKNOWN_DIMENSION_VALUE);
+        assert_eq!(
+            document.dimensions[1].1.chars().count(),
+            MAX_DIMENSION_VALUE_LENGTH
+        );
+        assert_eq!(document.dimensions[2].1, "RUNNING");
+    }
 }

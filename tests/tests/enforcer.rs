@@ -83,6 +83,46 @@ fn stop_terminates_started_jobs_in_scope_and_leaves_protected_and_other_queues_a
     assert!(!calls.iter().any(|c| c.contains("other-team")));
 }
 
+/// A notifier whose every call fails (an SNS outage, a deleted topic).
+struct BrokenNotifier;
+
+impl shared::ports::Notifier for BrokenNotifier {
+    async fn notify(&self, _: &str, _: &str) -> Result<(), shared::ports::ControlError> {
+        Err(shared::ports::ControlError::Api {
+            operation: "Publish",
+            message: "NotFound: Topic does not exist".into(),
+            source: None,
+        })
+    }
+}
+
+#[test]
+fn a_failed_notice_is_reported_and_does_not_hold_up_the_stop() {
+    let batch = workload();
+    let log = MemoryEventLog::new();
+    let enforcer = Enforcer::new(&batch, &log, &BrokenNotifier, settings(&["etl"], false));
+    let report = block_on(enforcer.enforce(Level::Stop, "budget exhausted", AT_MS)).unwrap();
+    // The stop went through …
+    let calls = batch.calls();
+    assert!(
+        calls.contains(&"UpdateJobQueue etl false".to_owned()),
+        "{calls:?}"
+    );
+    assert!(
+        calls.contains(&"TerminateJob running-1".to_owned()),
+        "{calls:?}"
+    );
+    // … the notice is reported as failed, and not recorded, so a later run sends it.
+    assert_eq!(report.failures.len(), 1, "{report:?}");
+    assert_eq!(report.failures[0].action, "Notified");
+    assert!(report.failures[0].error.contains("Topic does not exist"));
+    let outbox = Outbox::default();
+    let retry = Enforcer::new(&batch, &log, &outbox, settings(&["etl"], false));
+    let again = block_on(retry.enforce(Level::Stop, "budget exhausted", AT_MS + 60_000)).unwrap();
+    assert!(again.failures.is_empty());
+    assert_eq!(outbox.0.lock().unwrap().as_slice(), ["batchguard: stop"]);
+}
+
 #[test]
 fn a_second_invocation_changes_nothing() {
     let batch = workload();
@@ -111,7 +151,11 @@ fn a_dry_run_records_and_notifies_but_makes_no_mutating_call() {
     let enforcer = Enforcer::new(&batch, &log, &outbox, settings(&[], true));
     let report = block_on(enforcer.enforce(Level::Stop, "dry", AT_MS)).unwrap();
     assert!(batch.calls().is_empty(), "{:?}", batch.calls());
-    assert!(report.actions.iter().all(|a| !a.carried_out));
+    // Nothing changed on Batch; the notice was sent (marked dry run), and says so.
+    for action in &report.actions {
+        let notice = matches!(action.action, EnforcementAction::Notified { .. });
+        assert_eq!(action.carried_out, notice, "{action:?}");
+    }
     assert!(report.actions.iter().any(|a| matches!(a.action, EnforcementAction::JobTerminated { ref job_id, .. } if job_id == "elsewhere")));
     let audit = block_on(log.audit_entries(BudgetPeriod::Month.bounds(AT_MS / 1000).0)).unwrap();
     assert_eq!(audit.len(), report.actions.len());

@@ -118,11 +118,7 @@ pub async fn baseline(
             .set_next_page_token(token.take())
             .send()
             .await
-            .map_err(|e| {
-                CostExplorerError::Api(
-                    aws_sdk_costexplorer::error::DisplayErrorContext(e).to_string(),
-                )
-            })?;
+            .map_err(|e| CostExplorerError::Api(shared::adapters::sdk_error::summary(&e)))?;
         for result in answer.results_by_time() {
             let Some(cost) = result.total().and_then(|t| t.get("UnblendedCost")) else {
                 continue; // a day with nothing

@@ -428,8 +428,7 @@ pub async fn read_s3(client: &aws_sdk_s3::Client, url: &str) -> Result<Vec<BillL
         .into_paginator()
         .send();
     while let Some(page) = pages.next().await {
-        let page =
-            page.map_err(|e| s3_error(aws_sdk_s3::error::DisplayErrorContext(e).to_string()))?;
+        let page = page.map_err(|e| s3_error(shared::adapters::sdk_error::summary(&e)))?;
         keys.extend(
             page.contents()
                 .iter()
@@ -447,7 +446,7 @@ pub async fn read_s3(client: &aws_sdk_s3::Client, url: &str) -> Result<Vec<BillL
             .key(&key)
             .send()
             .await
-            .map_err(|e| s3_error(aws_sdk_s3::error::DisplayErrorContext(e).to_string()))?;
+            .map_err(|e| s3_error(shared::adapters::sdk_error::summary(&e)))?;
         let bytes = object
             .body
             .collect()

@@ -46,7 +46,7 @@ async fn products(
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| PricingError::Api {
             service_code,
-            message: aws_sdk_pricing::error::DisplayErrorContext(e).to_string(),
+            message: shared::adapters::sdk_error::summary(&e),
         })?;
         documents.extend(page.price_list().iter().cloned());
     }

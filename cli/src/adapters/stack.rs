@@ -9,6 +9,7 @@ use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat};
 use aws_sdk_sqs::types::QueueAttributeName;
 use shared::adapters::batch::AwsBatch;
 use shared::adapters::dynamodb::{DynamoEventLog, TableNames};
+use shared::adapters::sdk_error::summary;
 use shared::analysis::checklist::{
     ALARMS, AlarmFacts, METRICS_FRESH_SECONDS, Probe, QueueFacts, StackFacts,
 };
@@ -49,30 +50,6 @@ pub struct DoctorError {
     message: String,
 }
 
-/// An SDK error in one line: the service's code and message, or the chain of causes.
-fn text<E, R>(error: aws_sdk_cloudformation::error::SdkError<E, R>) -> String
-where
-    E: aws_sdk_cloudformation::error::ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
-{
-    if let Some(service) = error.as_service_error()
-        && let Some(code) = service.code()
-    {
-        return match service.message() {
-            Some(message) => format!("{code}: {message}"),
-            None => code.to_owned(),
-        };
-    }
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(&error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
 /// Reads everything the checklist looks at, at Unix second `now`.
 pub async fn gather(clients: &Clients, stack: &str, now: i64) -> Result<StackFacts, DoctorError> {
     let fail = |message: String| DoctorError {
@@ -85,7 +62,7 @@ pub async fn gather(clients: &Clients, stack: &str, now: i64) -> Result<StackFac
         .stack_name(stack)
         .send()
         .await
-        .map_err(|e| fail(text(e)))?;
+        .map_err(|e| fail(summary(&e)))?;
     let found = described
         .stacks()
         .first()
@@ -115,7 +92,7 @@ pub async fn gather(clients: &Clients, stack: &str, now: i64) -> Result<StackFac
         .send()
         .collect::<Result<Vec<_>, _>>()
         .await
-        .map_err(|e| fail(text(e)))?;
+        .map_err(|e| fail(summary(&e)))?;
 
     let mut tables = Vec::new();
     for key in ["EventsTableName", "StateTableName"] {
@@ -128,7 +105,7 @@ pub async fn gather(clients: &Clients, stack: &str, now: i64) -> Result<StackFac
                 .table_name(&name)
                 .send()
                 .await
-                .map_err(text)
+                .map_err(|e| summary(&e))
                 .map(|t| {
                     t.table()
                         .and_then(|t| t.table_status())
@@ -157,7 +134,7 @@ pub async fn gather(clients: &Clients, stack: &str, now: i64) -> Result<StackFac
             .name(&name)
             .send()
             .await
-            .map_err(text)
+            .map_err(|e| summary(&e))
             .map(|r| {
                 r.state()
                     .map_or("UNKNOWN".to_owned(), |s| s.as_str().to_owned())
@@ -199,7 +176,7 @@ pub async fn gather(clients: &Clients, stack: &str, now: i64) -> Result<StackFac
             .function_name(&name)
             .send()
             .await
-            .map_err(text),
+            .map_err(|e| summary(&e)),
     };
     let enforcer_arn = enforcer.as_ref().map_err(Clone::clone).and_then(|f| {
         f.function_arn()
@@ -282,7 +259,7 @@ async fn queue_depth(sqs: &aws_sdk_sqs::Client, url: &str) -> Probe<u64> {
         .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
         .send()
         .await
-        .map_err(text)?;
+        .map_err(|e| summary(&e))?;
     let attributes = answer.attributes().cloned().unwrap_or_default();
     let count = |name: QueueAttributeName| -> Probe<u64> {
         attributes.get(&name).map_or(Ok(0), |v| {
@@ -306,7 +283,7 @@ async fn alarms_of(
         .send()
         .collect::<Result<Vec<_>, _>>()
         .await
-        .map_err(text)?;
+        .map_err(|e| summary(&e))?;
     let mut found = BTreeMap::new();
     for alarm in pages.iter().flat_map(|p| p.metric_alarms()) {
         let name = alarm.alarm_name().unwrap_or_default();
@@ -372,7 +349,7 @@ async fn latest_budget_datapoint(
         .send()
         .collect::<Result<Vec<_>, _>>()
         .await
-        .map_err(text)?;
+        .map_err(|e| summary(&e))?;
     Ok(pages
         .iter()
         .flat_map(|p| p.metric_data_results())

@@ -19,8 +19,8 @@ pub struct Args {
     /// A SQLite file, or `dynamodb:<table-prefix>` or `dynamodb:<events table>,<state table>` (where the audit trail is written too).
     #[arg(long, value_parser = parse_store)]
     pub store: StoreSpec,
-    /// Budget in USD for the period.
-    #[arg(long, required_unless_present = "restore")]
+    /// Budget in USD for the period (0 to a trillion).
+    #[arg(long, required_unless_present = "restore", value_parser = super::parse_budget)]
     pub budget: Option<Decimal>,
     /// Budget period, calendar in UTC: month, week or day.
     #[arg(long, default_value = "month", value_parser = parse_period)]
@@ -28,14 +28,17 @@ pub struct Args {
     /// Job queues in scope (comma-separated names); default: every queue.
     #[arg(long, value_delimiter = ',')]
     pub queues: Vec<String>,
-    /// Percent of the budget at which to notify, freeze and stop.
-    #[arg(long, default_value = "80")]
+    /// Percent of the budget at which to notify (SNS, or stderr without --topic-arn).
+    #[arg(long, default_value = "80", value_parser = super::parse_percent)]
     pub notify_percent: Decimal,
-    #[arg(long, default_value = "90")]
+    /// Percent at which to freeze: disable the queues, cancel jobs not yet started.
+    #[arg(long, default_value = "90", value_parser = super::parse_percent)]
     pub freeze_percent: Decimal,
-    #[arg(long, default_value = "100")]
+    /// Percent at which to stop: also terminate running jobs (the forecast can stop earlier).
+    #[arg(long, default_value = "100", value_parser = super::parse_percent)]
     pub stop_percent: Decimal,
-    /// Record and report, but make no mutating Batch call.
+    /// Record and report, change nothing on AWS Batch (the notice is still sent, marked dry
+    /// run).
     #[arg(long)]
     pub dry_run: bool,
     /// Re-enable the queues batchguard disabled instead.
@@ -50,6 +53,7 @@ pub struct Args {
     /// A price file laid over the built-in prices.
     #[arg(long)]
     pub prices: Option<PathBuf>,
+    /// Print the decision and what was done as one JSON document.
     #[arg(long)]
     pub json: bool,
 }
@@ -83,6 +87,7 @@ pub async fn run(args: Args) -> Result<(), CliError> {
     use shared::core::facts::Millis;
     use shared::core::ledger::Ledger;
     use shared::core::policy::decide;
+    use shared::ports::BatchControl;
 
     use crate::render::text;
     use crate::store::Store;
@@ -93,9 +98,23 @@ pub async fn run(args: Args) -> Result<(), CliError> {
         .validate()
         .map_err(|e| CliError::Policy(e.to_string()))?;
     let aws = crate::adapters::sdk_config(None).await;
+    let batch = AwsBatch::from_config(&aws);
+    if !args.restore && !args.queues.is_empty() {
+        // A mistyped queue must not leave the user unprotected without a word.
+        let known = batch.queues(&args.queues).await?;
+        let unknown: Vec<String> = args
+            .queues
+            .iter()
+            .filter(|name| !known.iter().any(|queue| &queue.name == *name))
+            .cloned()
+            .collect();
+        if !unknown.is_empty() {
+            return Err(CliError::UnknownQueues(unknown));
+        }
+    }
     let notifier = Notifications::for_topic(&aws, args.topic_arn.as_deref());
     let enforcer = Enforcer::new(
-        AwsBatch::from_config(&aws),
+        batch,
         &log,
         notifier,
         EnforcerSettings {
@@ -120,11 +139,11 @@ pub async fn run(args: Args) -> Result<(), CliError> {
             amount_usd: args.budget.unwrap_or_default(),
             period: args.period,
         };
-        if budget.amount_usd < Decimal::ZERO {
-            return Err(CliError::NegativeBudget(budget.amount_usd));
-        }
         let mut ledger = Ledger::new(super::load_prices(args.prices.as_deref())?, args.period);
         log.fold_into(&mut ledger).await?;
+        if args.at.is_some() {
+            super::evaluation::warn_if_far_past_the_events(at, &ledger);
+        }
         let (mut spend, mut burn) = (Decimal::ZERO, Decimal::ZERO);
         for scope in &budget_scopes(&args.queues) {
             let figures = ledger.scope_spend(scope, at);
@@ -149,5 +168,9 @@ pub async fn run(args: Args) -> Result<(), CliError> {
     } else {
         print!("{}", text::enforcement(&report));
     }
-    Ok(())
+    if report.failures.is_empty() {
+        Ok(())
+    } else {
+        Err(CliError::ActionsFailed(report.failures.len()))
+    }
 }

@@ -19,8 +19,8 @@ pub struct Evaluation {
     /// instant any event mentions.
     #[arg(long)]
     pub at: Option<DateTime<Utc>>,
-    /// Budget in USD for the period, e.g. 1000 or 1250.50.
-    #[arg(long)]
+    /// Budget in USD for the period, e.g. 1000 or 1250.50 (0 to a trillion).
+    #[arg(long, value_parser = super::parse_budget)]
     pub budget: Option<Decimal>,
     /// Take the budget from AWS Budgets instead: its limit and period (monthly or daily),
     /// and AWS's actual spend so far as the baseline — the budget's spend is then that plus
@@ -60,6 +60,22 @@ pub struct Evaluation {
     pub json: bool,
 }
 
+/// How long after the latest event `--at` may be before it is worth a warning.
+const FAR_PAST_THE_EVENTS_SECONDS: i64 = 7 * 86_400;
+
+/// Warns (stderr) when `--at` is long after the latest event: every task still running is
+/// billed up to it, which is rarely what was meant.
+pub fn warn_if_far_past_the_events(at: i64, ledger: &Ledger) {
+    if let Some(latest) = ledger.latest_instant().map(Millis::ceil_seconds)
+        && at - latest > FAR_PAST_THE_EVENTS_SECONDS
+    {
+        eprintln!(
+            "warning: --at is {} days after the latest event; tasks still running are billed up to it",
+            (at - latest) / 86_400
+        );
+    }
+}
+
 /// Reads `--ce-tag KEY=VALUE`.
 pub fn parse_tag(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
@@ -69,18 +85,15 @@ pub fn parse_tag(text: &str) -> Result<(String, String), String> {
 }
 
 impl Evaluation {
-    pub fn check_budget(&self) -> Result<(), CliError> {
-        match self.budget {
-            Some(budget) if budget < Decimal::ZERO => Err(CliError::NegativeBudget(budget)),
-            _ => Ok(()),
-        }
-    }
-
     /// The evaluation instant: `--at` rounded down to the second, or the latest instant seen
     /// rounded up (so everything seen has happened by then).
     pub fn instant(&self, ledger: &Ledger) -> i64 {
         match self.at {
-            Some(at) => Millis::from_datetime(at).floor_seconds(),
+            Some(at) => {
+                let at = Millis::from_datetime(at).floor_seconds();
+                warn_if_far_past_the_events(at, ledger);
+                at
+            }
             None => ledger.latest_instant().map_or(0, Millis::ceil_seconds),
         }
     }

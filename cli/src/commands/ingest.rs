@@ -5,7 +5,6 @@
 use std::path::PathBuf;
 
 use clap::Args as ClapArgs;
-use shared::adapters::files;
 use shared::analysis::report::EventCounts;
 use shared::app::intake::Intake;
 use shared::core::budget::BudgetPeriod;
@@ -36,22 +35,23 @@ pub struct Args {
     /// Print the ingest counts as JSON.
     #[arg(long)]
     pub json: bool,
+    /// JSON Lines files, JSON array files, single-event JSON files, or directories of them.
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
 }
 
 pub async fn run(args: Args) -> Result<(), CliError> {
-    let store = Store::open(&args.store, args.retention_days).await?;
-    let files = files::expand_paths(&args.paths)?;
     let mut intake = Intake::new(false);
     let mut records = Vec::new();
     let mut rejected = Vec::new();
     read_all(
-        &files,
+        &args.paths,
         &mut intake,
         |fact| records.push(Record::new(fact)),
         |q| rejected.push(q),
     )?;
+    // Opened once the events are read: unreadable paths leave no empty store behind.
+    let store = Store::open(&args.store, args.retention_days).await?;
     let mut duplicates = 0;
     for batch in records.chunks(APPEND_BATCH) {
         duplicates += store.append(batch).await?.duplicates;
@@ -77,7 +77,7 @@ pub async fn run(args: Args) -> Result<(), CliError> {
             "events": EventCounts::from(counts),
             "stored": stored,
         });
-        println!("{document}");
+        println!("{document:#}");
     } else {
         println!(
             "{}: read {}, stored {stored}, duplicates {}, skipped {}, rejected {} (quarantined in the store)",

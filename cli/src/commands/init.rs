@@ -19,6 +19,6 @@ pub async fn run(args: Args) -> Result<(), CliError> {
         #[cfg(feature = "aws")]
         Store::Dynamo(log) => log.create_tables().await?,
     }
-    println!("{}: ready", args.store);
+    eprintln!("{}: ready", args.store);
     Ok(())
 }

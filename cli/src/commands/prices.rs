@@ -19,7 +19,7 @@ pub enum Command {
         /// The region whose prices to read (e.g. `eu-west-1`).
         #[arg(long)]
         region: String,
-        /// Where to write the price file; standard output when not given.
+        /// Where to write the price file; standard output when not given or `-`.
         #[arg(long)]
         out: Option<PathBuf>,
         /// EC2 instance types to price, comma-separated (default: the built-in table's).
@@ -54,6 +54,11 @@ pub async fn run(command: Command) -> Result<(), CliError> {
         api_region,
         json,
     } = command;
+    if json && out.as_deref().is_some_and(super::is_stdout) {
+        return Err(CliError::Usage(
+            "--out - and --json would both write to standard output: give --out a file".into(),
+        ));
+    }
     let config = crate::adapters::sdk_config(Some(&api_region)).await;
     let client = aws_sdk_pricing::Client::new(&config);
     let instance_types = if instance_types.is_empty() {
@@ -82,10 +87,7 @@ fn write_fetched(
         }
     })?;
     match out {
-        Some(path) => std::fs::write(path, &fetched.toml).map_err(|source| CliError::Output {
-            path: path.to_path_buf(),
-            source,
-        })?,
+        Some(path) => super::write_output(path, fetched.toml.as_bytes())?,
         None => print!("{}", fetched.toml),
     }
     if json {

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 
 use clap::Args as ClapArgs;
 use rust_decimal::Decimal;
-use shared::adapters::files;
 use shared::analysis::bill;
 use shared::app::intake::Intake;
 use shared::core::budget::BudgetPeriod;
@@ -57,12 +56,11 @@ pub async fn run(args: Args) -> Result<(), CliError> {
     let mut ledger = Ledger::new(table.clone(), BudgetPeriod::Month);
     match &args.store {
         None => {
-            let files = files::expand_paths(&args.paths)?;
             let mut intake = Intake::new(true);
-            read_all(&files, &mut intake, |fact| ledger.apply(&fact), |_| {})?;
+            read_all(&args.paths, &mut intake, |fact| ledger.apply(&fact), |_| {})?;
         }
         Some(spec) => {
-            Store::open(spec, None)
+            Store::open_to_read(spec)
                 .await?
                 .fold_into(&mut ledger)
                 .await?

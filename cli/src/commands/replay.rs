@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 
 use clap::Args as ClapArgs;
-use shared::adapters::files;
 use shared::analysis::report::StatusReport;
 use shared::app::intake::Intake;
 use shared::core::ledger::Ledger;
@@ -12,6 +11,7 @@ use super::evaluation::Evaluation;
 use super::{load_prices, print_report};
 use crate::error::CliError;
 use crate::input::read_all;
+use crate::render::text::EventsCounted;
 
 #[derive(Debug, ClapArgs)]
 pub struct Args {
@@ -24,14 +24,12 @@ pub struct Args {
 
 pub async fn run(args: Args) -> Result<(), CliError> {
     let evaluation = args.evaluation.with_aws_budget().await?;
-    evaluation.check_budget()?;
     let mut ledger = Ledger::new(
         load_prices(evaluation.prices.as_deref())?,
         evaluation.period,
     );
-    let files = files::expand_paths(&args.paths)?;
     let mut intake = Intake::new(true);
-    read_all(&files, &mut intake, |fact| ledger.apply(&fact), |_| {})?;
+    read_all(&args.paths, &mut intake, |fact| ledger.apply(&fact), |_| {})?;
     let at = evaluation.instant(&ledger);
     let report = StatusReport::build_with_baseline(
         &ledger,
@@ -40,6 +38,6 @@ pub async fn run(args: Args) -> Result<(), CliError> {
         evaluation.baseline,
         intake.counts,
     );
-    print_report(&report, evaluation.json);
+    print_report(&report, evaluation.json, EventsCounted::ThisRead);
     Ok(())
 }

@@ -4,7 +4,6 @@
 use std::path::PathBuf;
 
 use clap::Args as ClapArgs;
-use shared::adapters::files;
 use shared::analysis::report::{StatusReport, timeline};
 use shared::app::intake::Intake;
 use shared::core::activity::Activity;
@@ -16,6 +15,7 @@ use super::{load_prices, print_report};
 use crate::error::CliError;
 use crate::input::read_all;
 use crate::render::html;
+use crate::render::text::EventsCounted;
 use crate::store::{Store, StoreSpec, parse_store};
 
 /// Points on the report's time axes.
@@ -23,7 +23,7 @@ const TIMELINE_POINTS: usize = 240;
 
 #[derive(Debug, ClapArgs)]
 pub struct Args {
-    /// Where to write the page.
+    /// Where to write the page; `-` for standard output (then without `--json`).
     #[arg(long)]
     pub html: PathBuf,
     /// Read a store (a SQLite file or `dynamodb:…`) instead of event files.
@@ -37,8 +37,12 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> Result<(), CliError> {
+    if super::is_stdout(&args.html) && args.evaluation.json {
+        return Err(CliError::Usage(
+            "--html - and --json would both write to standard output: give --html a file".into(),
+        ));
+    }
     let evaluation = args.evaluation.with_aws_budget().await?;
-    evaluation.check_budget()?;
     let mut ledger = Ledger::new(
         load_prices(evaluation.prices.as_deref())?,
         evaluation.period,
@@ -46,14 +50,13 @@ pub async fn run(args: Args) -> Result<(), CliError> {
     // The monitoring view needs the facts themselves, not only the fold.
     let (facts, counts) = match &args.store {
         None => {
-            let files = files::expand_paths(&args.paths)?;
             let mut intake = Intake::new(true);
             let mut facts = Vec::new();
-            read_all(&files, &mut intake, |fact| facts.push(fact), |_| {})?;
+            read_all(&args.paths, &mut intake, |fact| facts.push(fact), |_| {})?;
             (facts, intake.counts)
         }
         Some(spec) => {
-            let store = Store::open(spec, None).await?;
+            let store = Store::open_to_read(spec).await?;
             (store.facts().await?, store.counts().await?)
         }
     };
@@ -71,13 +74,10 @@ pub async fn run(args: Args) -> Result<(), CliError> {
     let timeline = timeline(&ledger, at, TIMELINE_POINTS);
     let activity = Activity::build(&facts, &ledger.walk(at));
     let page = html::render(&status, &timeline, &activity, at);
-    std::fs::write(&args.html, page).map_err(|source| CliError::Output {
-        path: args.html.clone(),
-        source,
-    })?;
+    super::write_output(&args.html, page.as_bytes())?;
     if evaluation.json {
-        print_report(&status, true);
-    } else {
+        print_report(&status, true, EventsCounted::ThisRead);
+    } else if !super::is_stdout(&args.html) {
         eprintln!("{}: written", args.html.display());
     }
     Ok(())

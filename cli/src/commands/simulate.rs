@@ -18,11 +18,12 @@ pub struct Args {
     /// Seed of the scenario's random parts.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// batchguard's tick, seconds.
-    #[arg(long, default_value_t = 60)]
+    /// batchguard's tick, seconds (1 to 86400).
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(i64).range(1..=86_400))]
     pub tick_seconds: i64,
-    /// Seconds from a terminate call to the task stopping (Batch's default stop timeout).
-    #[arg(long, default_value_t = 30)]
+    /// Seconds from a terminate call to the task stopping (Batch's default stop timeout; 0 to
+    /// 86400).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(i64).range(0..=86_400))]
     pub stop_delay_seconds: i64,
     /// Print one JSON document.
     #[arg(long)]
@@ -31,12 +32,7 @@ pub struct Args {
 
 pub fn run(args: &Args) -> Result<(), CliError> {
     let scenario = sim::scenario(&args.scenario, args.seed)
-        .ok_or_else(|| CliError::Policy(format!("no scenario {:?}", args.scenario)))?;
-    if args.tick_seconds < 1 || args.stop_delay_seconds < 0 {
-        return Err(CliError::Policy(
-            "--tick-seconds must be at least 1 and --stop-delay-seconds not negative".into(),
-        ));
-    }
+        .ok_or_else(|| CliError::Usage(format!("no scenario {:?}", args.scenario)))?;
     let settings = sim::Settings {
         policy: BudgetPolicy {
             tick_seconds: args.tick_seconds,

@@ -1,13 +1,14 @@
 //! `batchguard status`: spend, burn rate and forecast from a store.
 
 use clap::Args as ClapArgs;
-use shared::analysis::report::StatusReport;
+use shared::analysis::report::{AuditLine, StatusReport};
 use shared::core::ledger::Ledger;
-use shared::ports::IngestLedger;
+use shared::ports::{AuditTrail, IngestLedger};
 
 use super::evaluation::Evaluation;
 use super::{load_prices, print_report};
 use crate::error::CliError;
+use crate::render::text::EventsCounted;
 use crate::store::{Store, StoreSpec, parse_store};
 
 #[derive(Debug, ClapArgs)]
@@ -21,8 +22,7 @@ pub struct Args {
 
 pub async fn run(args: Args) -> Result<(), CliError> {
     let evaluation = args.evaluation.with_aws_budget().await?;
-    evaluation.check_budget()?;
-    let store = Store::open_existing(&args.store).await?;
+    let store = Store::open_to_read(&args.store).await?;
     let mut ledger = Ledger::new(
         load_prices(evaluation.prices.as_deref())?,
         evaluation.period,
@@ -30,13 +30,17 @@ pub async fn run(args: Args) -> Result<(), CliError> {
     store.fold_into(&mut ledger).await?;
     let at = evaluation.instant(&ledger);
     let counts = store.counts().await?;
-    let report = StatusReport::build_with_baseline(
+    let mut report = StatusReport::build_with_baseline(
         &ledger,
         at,
         evaluation.budget,
         evaluation.baseline,
         counts,
     );
-    print_report(&report, evaluation.json);
+    let (period_start, _) = evaluation.period.bounds(at);
+    let mut entries = store.audit_entries(period_start).await?;
+    entries.sort_by_key(|entry| entry.at);
+    report.audit = entries.iter().map(AuditLine::from).collect();
+    print_report(&report, evaluation.json, EventsCounted::StoreTotals);
     Ok(())
 }

@@ -44,7 +44,16 @@ fn table(header: &[&str]) -> Table {
     table
 }
 
-pub fn human(report: &StatusReport) -> String {
+/// Where a report's event counts come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventsCounted {
+    /// The files this command read.
+    ThisRead,
+    /// The store's running totals over every ingest.
+    StoreTotals,
+}
+
+pub fn human(report: &StatusReport, counted: EventsCounted) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -85,9 +94,23 @@ pub fn human(report: &StatusReport) -> String {
             let _ = writeln!(out, "Budget       none given (--budget USD)");
         }
     }
+    if let Some(baseline) = &report.baseline {
+        let _ = writeln!(
+            out,
+            "Baseline     AWS's {} as of {} + batchguard's {} after it = {} against the budget",
+            usd(baseline.aws_spend_usd),
+            baseline.aws_as_of,
+            usd(baseline.ledger_after_usd),
+            usd(baseline.budget_spend_usd)
+        );
+    }
+    let what = match counted {
+        EventsCounted::ThisRead => "",
+        EventsCounted::StoreTotals => " (the store's totals over every ingest)",
+    };
     let _ = writeln!(
         out,
-        "Events       read {}, duplicates {}, skipped {}, rejected {}",
+        "Events{what}  read {}, duplicates {}, skipped {}, rejected {}",
         report.events.read, report.events.duplicates, report.events.skipped, report.events.rejected
     );
 
@@ -136,6 +159,14 @@ pub fn human(report: &StatusReport) -> String {
         definitions.add_row(vec![name.clone(), usd(*spend)]);
     }
     let _ = writeln!(out, "\nSpend by job definition\n{definitions}");
+
+    if !report.by_tag.is_empty() {
+        let mut tags = table(&["tag", "spend"]);
+        for (tag, spend) in &report.by_tag {
+            tags.add_row(vec![tag.clone(), usd(*spend)]);
+        }
+        let _ = writeln!(out, "\nSpend by tag\n{tags}");
+    }
 
     let mut costliest: Vec<_> = report
         .jobs
@@ -193,6 +224,33 @@ pub fn human(report: &StatusReport) -> String {
         let _ = writeln!(out, "\n{instances}");
     }
 
+    if !report.audit.is_empty() {
+        let mut audit = table(&[
+            "enforcement this period",
+            "level",
+            "action",
+            "target",
+            "dry run",
+        ]);
+        for entry in &report.audit {
+            audit.add_row(vec![
+                entry.at.clone(),
+                entry.level.clone(),
+                entry.action.to_owned(),
+                entry.target.clone(),
+                if entry.dry_run { "yes" } else { "no" }.to_owned(),
+            ]);
+        }
+        let _ = writeln!(out, "\n{audit}");
+    }
+
+    if report.refused_facts > 0 {
+        let _ = writeln!(
+            out,
+            "\nWARNING: {} stored events have a value out of range (a size or time no AWS event has) and are left out of the figures.",
+            report.refused_facts
+        );
+    }
     if report.unpriced_tasks > 0 {
         let mut reasons: Vec<&str> = report
             .jobs
@@ -231,12 +289,13 @@ pub fn human(report: &StatusReport) -> String {
     out
 }
 
-/// What an enforcement did (or, in a dry run, would do), as a table.
+/// What an enforcement did (or, in a dry run, would do), as a table, and what failed.
 #[cfg(feature = "aws")]
 pub fn enforcement(report: &shared::app::enforcer::EnforcementReport) -> String {
+    use shared::core::facts::EnforcementAction;
     let mut out = String::new();
     let mode = if report.dry_run {
-        " (dry run: nothing was changed)"
+        " (dry run: no queue or job was changed; notices are sent, marked dry run)"
     } else {
         ""
     };
@@ -250,15 +309,16 @@ pub fn enforcement(report: &shared::app::enforcer::EnforcementReport) -> String 
     } else {
         let mut actions = table(&["action", "target", "carried out"]);
         for action in &report.actions {
+            let done = match (&action.action, action.carried_out, report.dry_run) {
+                (EnforcementAction::Notified { .. }, true, true) => "yes (sent, marked dry run)",
+                (_, true, _) => "yes",
+                (_, false, true) => "no (dry run)",
+                (_, false, false) => "no",
+            };
             actions.add_row(vec![
                 action.action.name().to_owned(),
                 action.action.target().to_owned(),
-                if action.carried_out {
-                    "yes"
-                } else {
-                    "no (dry run)"
-                }
-                .to_owned(),
+                done.to_owned(),
             ]);
         }
         let _ = writeln!(out, "{actions}");
@@ -268,6 +328,13 @@ pub fn enforcement(report: &shared::app::enforcer::EnforcementReport) -> String 
             out,
             "Left alone (batchguard:protect=true): {}",
             report.protected_jobs.join(", ")
+        );
+    }
+    for failure in &report.failures {
+        let _ = writeln!(
+            out,
+            "FAILED {} {}: {} (not recorded: the next run tries again)",
+            failure.action, failure.target, failure.error
         );
     }
     out

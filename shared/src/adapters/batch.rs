@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_batch::Client;
-use aws_sdk_batch::error::{DisplayErrorContext, SdkError};
+use aws_sdk_batch::error::SdkError;
 use aws_sdk_batch::types::{JobStatus as BatchStatus, JqState};
 
 use aws_sdk_batch::types::{JobDetail, ResourceRequirement};
@@ -25,11 +25,11 @@ pub const MAX_ATTEMPTS: u32 = 10;
 
 fn api<E>(operation: &'static str, error: SdkError<E>) -> ControlError
 where
-    E: std::error::Error + Send + Sync + 'static,
+    E: aws_sdk_batch::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
     ControlError::Api {
         operation,
-        message: DisplayErrorContext(&error).to_string(),
+        message: super::sdk_error::summary(&error),
         source: Some(Box::new(error)),
     }
 }

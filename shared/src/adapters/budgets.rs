@@ -43,7 +43,7 @@ pub async fn describe(
         .budget_name(name)
         .send()
         .await
-        .map_err(|e| api(aws_sdk_budgets::error::DisplayErrorContext(e).to_string()))?;
+        .map_err(|e| api(super::sdk_error::summary(&e)))?;
     let budget = output
         .budget()
         .ok_or_else(|| api("the answer holds no budget".into()))?;

@@ -12,6 +12,9 @@ use std::path::{Path, PathBuf};
 /// extension).
 pub const EVENT_FILE_EXTENSIONS: [&str; 3] = ["json", "jsonl", "ndjson"];
 
+/// The UTF-8 byte-order mark.
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
 /// A file or directory that cannot be read.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot read {path}: {source}")]
@@ -89,14 +92,30 @@ pub struct RawEvent<'a> {
     pub bytes: &'a [u8],
     /// Bytes of the file read so far (for progress).
     pub consumed: u64,
+    /// Why these bytes cannot be an event whatever they say (the rest of a JSON array cut
+    /// short): the event is rejected with this reason.
+    pub problem: Option<&'static str>,
 }
 
-/// Calls `each` for every event in the file, in file order. Blank lines are passed over. An
-/// array or object file that is not valid JSON as a whole is read as JSON Lines, so every
-/// bad line is reported on its own.
+/// Why the tail of a JSON array that does not parse is rejected.
+pub const BROKEN_ARRAY: &str = "the JSON array breaks off here (a truncated or damaged file): the events before this point were read, nothing after it can be";
+
+/// Calls `each` for every event in the file, in file order. Blank lines are passed over. A
+/// JSON array that breaks off (a truncated file) gives every element before the break, then
+/// its unreadable rest as one rejected event ([`BROKEN_ARRAY`]); an object file that is not
+/// valid JSON as a whole is read as JSON Lines, so every bad line is reported on its own. A
+/// UTF-8 byte-order mark (files saved by Windows tools) is passed over.
 pub fn read_events(path: &Path, mut each: impl FnMut(RawEvent<'_>)) -> Result<(), InputError> {
     let file = File::open(path).map_err(|e| input_error(path, e))?;
     let mut reader = BufReader::with_capacity(1 << 20, file);
+    // A UTF-8 byte-order mark (Windows tools write one) is not part of the JSON.
+    if reader
+        .fill_buf()
+        .map_err(|e| input_error(path, e))?
+        .starts_with(UTF8_BOM)
+    {
+        reader.consume(UTF8_BOM.len());
+    }
     let (first, first_line_is_json) = peek(&mut reader).map_err(|e| input_error(path, e))?;
     match first {
         None => Ok(()),
@@ -130,25 +149,8 @@ fn peek(reader: &mut BufReader<File>) -> std::io::Result<(Option<u8>, bool)> {
 fn read_whole(text: &[u8], array: bool, each: &mut impl FnMut(RawEvent<'_>)) {
     let total = text.len() as u64;
     if array {
-        if let Ok(elements) = serde_json::from_slice::<Vec<&serde_json::value::RawValue>>(text) {
-            let mut line = 1;
-            let mut counted_to = 0;
-            for element in elements {
-                let bytes = element.get().as_bytes();
-                let offset = bytes.as_ptr() as usize - text.as_ptr() as usize;
-                line += text[counted_to..offset]
-                    .iter()
-                    .filter(|&&b| b == b'\n')
-                    .count();
-                counted_to = offset;
-                each(RawEvent {
-                    line,
-                    bytes,
-                    consumed: (offset + bytes.len()) as u64,
-                });
-            }
-            return;
-        }
+        read_array(text, each);
+        return;
     } else {
         let first_line_end = text.iter().position(|&b| b == b'\n').unwrap_or(text.len());
         let first_line_is_json =
@@ -163,6 +165,7 @@ fn read_whole(text: &[u8], array: bool, each: &mut impl FnMut(RawEvent<'_>)) {
                 line,
                 bytes: text,
                 consumed: total,
+                problem: None,
             });
             return;
         }
@@ -176,9 +179,78 @@ fn read_whole(text: &[u8], array: bool, each: &mut impl FnMut(RawEvent<'_>)) {
                 line: index + 1,
                 bytes: trimmed,
                 consumed: consumed.min(total),
+                problem: None,
             });
         }
     }
+}
+
+/// The elements of a JSON array one at a time, so a break loses only what follows it.
+fn read_array(text: &[u8], each: &mut impl FnMut(RawEvent<'_>)) {
+    let line_at = |offset: usize| 1 + text[..offset].iter().filter(|&&b| b == b'\n').count();
+    let skip = |mut at: usize, also: &[u8]| {
+        while at < text.len() && (text[at].is_ascii_whitespace() || also.contains(&text[at])) {
+            at += 1;
+        }
+        at
+    };
+    // Past the opening bracket.
+    let mut at = skip(0, &[]) + 1;
+    let mut expect_comma = false;
+    loop {
+        at = skip(at, &[]);
+        match text.get(at) {
+            Some(b']') => {
+                // Anything but blanks after the closing bracket is read as more lines.
+                let rest = skip(at + 1, &[]);
+                if rest < text.len() {
+                    break_off(text, rest, line_at(rest), each);
+                }
+                return;
+            }
+            Some(b',') if expect_comma => {
+                at += 1;
+                expect_comma = false;
+                continue;
+            }
+            Some(_) if !expect_comma => {}
+            // The array ends without its closing bracket, or two elements lack their comma.
+            None | Some(_) => {
+                break_off(text, at.min(text.len()), line_at(at.min(text.len())), each);
+                return;
+            }
+        }
+        let mut stream = serde_json::Deserializer::from_slice(&text[at..])
+            .into_iter::<&serde_json::value::RawValue>();
+        match stream.next() {
+            Some(Ok(element)) => {
+                let bytes = element.get().as_bytes();
+                let offset = bytes.as_ptr() as usize - text.as_ptr() as usize;
+                each(RawEvent {
+                    line: line_at(offset),
+                    bytes,
+                    consumed: (offset + bytes.len()) as u64,
+                    problem: None,
+                });
+                at += stream.byte_offset();
+                expect_comma = true;
+            }
+            _ => {
+                break_off(text, at, line_at(at), each);
+                return;
+            }
+        }
+    }
+}
+
+/// The unreadable rest of an array, from `at`, as one rejected event.
+fn break_off(text: &[u8], at: usize, line: usize, each: &mut impl FnMut(RawEvent<'_>)) {
+    each(RawEvent {
+        line,
+        bytes: text[at..].trim_ascii(),
+        consumed: text.len() as u64,
+        problem: Some(BROKEN_ARRAY),
+    });
 }
 
 fn read_lines(
@@ -205,6 +277,7 @@ fn read_lines(
                 line,
                 bytes: trimmed,
                 consumed,
+                problem: None,
             });
         }
     }
@@ -257,9 +330,44 @@ mod tests {
     }
 
     #[test]
-    fn a_broken_array_is_read_line_by_line() {
+    fn a_broken_array_keeps_its_whole_elements() {
         let seen = lines_of("[\n{\"a\":1},\n");
         assert_eq!(seen.len(), 2);
+    }
+
+    #[test]
+    fn a_truncated_array_gives_every_whole_event_and_rejects_only_its_rest() {
+        let events: Vec<String> = (0..50).map(|i| format!("{{\"id\": \"{i}\"}}")).collect();
+        let whole = format!("[\n{}\n]\n", events.join(",\n"));
+        let cut = &whole[..whole.len() - 12];
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("events.json");
+        std::fs::write(&path, cut).unwrap();
+        let (mut read, mut broken) = (Vec::new(), Vec::new());
+        read_events(&path, |event| match event.problem {
+            None => read.push(String::from_utf8_lossy(event.bytes).into_owned()),
+            Some(problem) => broken.push((event.line, problem)),
+        })
+        .unwrap();
+        assert_eq!(read, events[..49].to_vec());
+        assert_eq!(broken, vec![(51, BROKEN_ARRAY)]);
+        // Whole, nothing is rejected; two elements without their comma break there.
+        std::fs::write(&path, &whole).unwrap();
+        let mut problems = 0;
+        read_events(&path, |event| {
+            problems += usize::from(event.problem.is_some())
+        })
+        .unwrap();
+        assert_eq!(problems, 0);
+        assert_eq!(lines_of("[{\"a\":1} {\"b\":2}]").len(), 2);
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_not_part_of_the_event() {
+        let seen = lines_of("\u{feff}{\n  \"a\": 1\n}\n");
+        assert_eq!(seen, vec![(1, "{\n  \"a\": 1\n}\n".to_owned())]);
+        let seen = lines_of("\u{feff}{\"a\":1}\n{\"b\":2}\n");
+        assert_eq!(seen, vec![(1, "{\"a\":1}".into()), (2, "{\"b\":2}".into())]);
     }
 
     #[test]

@@ -3,7 +3,6 @@
 //! dead-letter queue take care of failures.
 
 use aws_sdk_lambda::Client;
-use aws_sdk_lambda::error::DisplayErrorContext;
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::InvocationType;
 
@@ -38,7 +37,7 @@ impl EnforcerTrigger for LambdaTrigger {
             .await
             .map_err(|e| ControlError::Api {
                 operation: "Invoke",
-                message: DisplayErrorContext(&e).to_string(),
+                message: super::sdk_error::summary(&e),
                 source: Some(Box::new(e)),
             })?;
         Ok(())

@@ -17,5 +17,7 @@ pub mod files;
 pub mod lambda;
 pub mod memory;
 #[cfg(feature = "aws")]
+pub mod sdk_error;
+#[cfg(feature = "aws")]
 pub mod sns;
 pub mod sqlite;

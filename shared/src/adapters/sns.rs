@@ -1,7 +1,6 @@
 //! Notifications through Amazon SNS.
 
 use aws_sdk_sns::Client;
-use aws_sdk_sns::error::DisplayErrorContext;
 
 use crate::ports::{ControlError, Notifier};
 
@@ -33,7 +32,7 @@ impl Notifier for SnsNotifier {
             .await
             .map_err(|e| ControlError::Api {
                 operation: "Publish",
-                message: DisplayErrorContext(&e).to_string(),
+                message: super::sdk_error::summary(&e),
                 source: Some(Box::new(e)),
             })?;
         Ok(())

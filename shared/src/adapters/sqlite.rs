@@ -1,13 +1,18 @@
 //! The embedded, file-backed event log (SQLite, bundled), for the `batchguard` CLI.
 //!
 //! One row per fact, keyed by event id (`INSERT OR IGNORE` makes redelivery a no-op); facts
-//! are stored as their versioned JSON. SQLite calls block; the CLI runs them on a
-//! current-thread runtime with nothing else to do, so that costs nothing there.
+//! are stored as their versioned JSON. A quarantined event is kept once per origin and body
+//! (ingesting the same bad file again changes nothing). Writers wait for each other (a busy
+//! timeout, as SQLite users expect of two `ingest`s at once); a store opened to be read
+//! ([`SqliteEventLog::open_read_only`]) writes nothing, so a read-only file can be read. SQLite
+//! calls block; the CLI runs them on a current-thread runtime with nothing else to do, so that
+//! costs nothing there.
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use crate::core::facts::Fact;
 use crate::ports::{
@@ -16,7 +21,10 @@ use crate::ports::{
 };
 
 /// The schema this code writes; a newer one in the file is refused rather than misread.
-const SCHEMA_VERSION: i64 = 1;
+/// Version 2 keeps each quarantined event once (a unique index on origin and body).
+const SCHEMA_VERSION: i64 = 2;
+/// How long a writer waits for another process's write to finish.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
 
 const SCHEMA: &str = "
     CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -31,6 +39,18 @@ const SCHEMA: &str = "
         reason TEXT NOT NULL,
         body   TEXT NOT NULL
     );
+";
+
+/// From schema 1: the quarantine's duplicates (same origin and body) go, the latest reason
+/// stays, and an index keeps it so.
+const MIGRATE_1_TO_2: &str = "
+    UPDATE quarantine SET reason = (
+        SELECT q.reason FROM quarantine q
+        WHERE q.origin = quarantine.origin AND q.body = quarantine.body ORDER BY q.id DESC LIMIT 1
+    );
+    DELETE FROM quarantine WHERE id NOT IN (SELECT MIN(id) FROM quarantine GROUP BY origin, body);
+    CREATE UNIQUE INDEX IF NOT EXISTS quarantine_entry ON quarantine (origin, body);
+    UPDATE meta SET value = 2 WHERE name = 'schema_version';
 ";
 
 /// A SQLite file holding the event log, the quarantine and the ingest counters.
@@ -52,8 +72,52 @@ impl SqliteEventLog {
     /// Opens the file, creating it and its tables if needed.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let shown = path.display().to_string();
+        if path.as_os_str().is_empty() {
+            // SQLite would make a private database in memory and forget it on exit.
+            return Err(StoreError::Backend {
+                location: "--store".into(),
+                message: "a store needs a name: a SQLite file, or dynamodb:<prefix>".into(),
+                source: None,
+            });
+        }
         let connection = Connection::open(path).map_err(|e| backend(&shown, e))?;
+        connection
+            .busy_timeout(BUSY_TIMEOUT)
+            .map_err(|e| backend(&shown, e))?;
         Self::init(shown, connection)
+    }
+
+    /// Opens an existing file to read it, writing nothing (a read-only file, or one on a
+    /// read-only disk, can be read). A file of an older schema is read as it is.
+    pub fn open_read_only(path: &Path) -> Result<Self, StoreError> {
+        let shown = path.display().to_string();
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let connection = Connection::open_with_flags(path, flags)
+            .and_then(|connection| {
+                connection.busy_timeout(BUSY_TIMEOUT)?;
+                // A WAL database can only be read alongside its shared-memory file; where that
+                // cannot be made (a read-only directory), read the file as it stands.
+                connection.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))?;
+                Ok(connection)
+            })
+            .or_else(|_| {
+                let uri = format!("file:{}?immutable=1", path.display());
+                Connection::open_with_flags(uri, flags | OpenFlags::SQLITE_OPEN_URI)
+            })
+            .map_err(|e| backend(&shown, e))?;
+        let version = schema_version(&connection).map_err(|e| backend(&shown, e))?;
+        match version {
+            Some(version) if version > SCHEMA_VERSION => Err(newer_schema(shown, version)),
+            Some(_) => Ok(Self {
+                path: shown,
+                connection: Mutex::new(connection),
+            }),
+            None => Err(StoreError::Backend {
+                location: shown,
+                message: "not a batchguard store (no schema version)".into(),
+                source: None,
+            }),
+        }
     }
 
     /// A private database in memory (tests).
@@ -62,7 +126,7 @@ impl SqliteEventLog {
         Self::init(":memory:".into(), connection)
     }
 
-    fn init(path: String, connection: Connection) -> Result<Self, StoreError> {
+    fn init(path: String, mut connection: Connection) -> Result<Self, StoreError> {
         // WAL keeps readers and the writer apart; NORMAL sync is durable across application
         // crashes, which is what a local replay store needs.
         connection
@@ -70,34 +134,26 @@ impl SqliteEventLog {
             .and_then(|()| connection.pragma_update(None, "synchronous", "NORMAL"))
             .and_then(|()| connection.execute_batch(SCHEMA))
             .map_err(|e| backend(&path, e))?;
-        let version: Option<i64> = connection
-            .query_row(
-                "SELECT value FROM meta WHERE name = 'schema_version'",
-                [],
-                |row| row.get(0),
-            )
-            .optional()
+        // One writer at a time settles the schema version (two first `ingest`s at once).
+        let transaction = connection
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(|e| backend(&path, e))?;
+        let version = schema_version(&transaction).map_err(|e| backend(&path, e))?;
         match version {
-            None => {
-                connection
-                    .execute(
-                        "INSERT INTO meta (name, value) VALUES ('schema_version', ?1)",
-                        [SCHEMA_VERSION],
-                    )
-                    .map_err(|e| backend(&path, e))?;
-            }
+            None => transaction
+                .execute(
+                    "INSERT INTO meta (name, value) VALUES ('schema_version', 1)",
+                    [],
+                )
+                .and_then(|_| transaction.execute_batch(MIGRATE_1_TO_2))
+                .map_err(|e| backend(&path, e))?,
+            Some(1) => transaction
+                .execute_batch(MIGRATE_1_TO_2)
+                .map_err(|e| backend(&path, e))?,
             Some(SCHEMA_VERSION) => {}
-            Some(other) => {
-                return Err(StoreError::Backend {
-                    location: path,
-                    message: format!(
-                        "schema version {other} is newer than this batchguard ({SCHEMA_VERSION})"
-                    ),
-                    source: None,
-                });
-            }
+            Some(other) => return Err(newer_schema(path, other)),
         }
+        transaction.commit().map_err(|e| backend(&path, e))?;
         Ok(Self {
             path,
             connection: Mutex::new(connection),
@@ -129,6 +185,35 @@ impl SqliteEventLog {
             .map_err(|e| backend(&self.path, e))?;
         rows.collect::<Result<Vec<_>, _>>()
             .map_err(|e| backend(&self.path, e))
+    }
+}
+
+fn schema_version(connection: &Connection) -> rusqlite::Result<Option<i64>> {
+    connection
+        .query_row(
+            "SELECT value FROM meta WHERE name = 'schema_version'",
+            [],
+            |row| row.get(0),
+        )
+        .optional()
+        .or_else(|error| match error {
+            // No `meta` table: not a store of ours (or an empty file).
+            rusqlite::Error::SqliteFailure(_, Some(ref message))
+                if message.contains("no such table") =>
+            {
+                Ok(None)
+            }
+            other => Err(other),
+        })
+}
+
+fn newer_schema(path: String, version: i64) -> StoreError {
+    StoreError::Backend {
+        location: path,
+        message: format!(
+            "schema version {version} is newer than this batchguard ({SCHEMA_VERSION}): use a newer batchguard"
+        ),
+        source: None,
     }
 }
 
@@ -206,7 +291,10 @@ impl Quarantine for SqliteEventLog {
             .map_err(|e| backend(&self.path, e))?;
         {
             let mut insert = transaction
-                .prepare_cached("INSERT INTO quarantine (origin, reason, body) VALUES (?1, ?2, ?3)")
+                .prepare_cached(
+                    "INSERT INTO quarantine (origin, reason, body) VALUES (?1, ?2, ?3) \
+                     ON CONFLICT (origin, body) DO UPDATE SET reason = excluded.reason",
+                )
                 .map_err(|e| backend(&self.path, e))?;
             for event in events {
                 insert

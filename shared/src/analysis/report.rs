@@ -197,6 +197,43 @@ pub struct StatusReport {
     /// `budget_used_percent` and the forecast are then of `budget_spend_usd`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub baseline: Option<BaselineLine>,
+    /// Stored facts left out of the figures because a value is out of range (a store written
+    /// by a batchguard that did not check them).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub refused_facts: u64,
+    /// `status` only: what the enforcer recorded in this budget period (the audit trail).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub audit: Vec<AuditLine>,
+}
+
+fn is_zero(count: &u64) -> bool {
+    *count == 0
+}
+
+/// One entry of the audit trail.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct AuditLine {
+    pub at: String,
+    /// The level that led to it (`notify`, `freeze`, `stop`, `restore`).
+    pub level: String,
+    /// `Notified`, `QueueDisabled`, `QueueEnabled`, `JobCancelled`, `JobTerminated`.
+    pub action: &'static str,
+    pub target: String,
+    pub dry_run: bool,
+    pub reason: String,
+}
+
+impl From<&crate::core::facts::EnforcementRecorded> for AuditLine {
+    fn from(entry: &crate::core::facts::EnforcementRecorded) -> Self {
+        Self {
+            at: instant(entry.at.floor_seconds()),
+            level: entry.level.clone(),
+            action: entry.action.name(),
+            target: entry.action.target().to_owned(),
+            dry_run: entry.dry_run,
+            reason: entry.reason.clone(),
+        }
+    }
 }
 
 /// AWS's hours-late figure for the budget, and batchguard's real-time part after it.
@@ -317,6 +354,8 @@ impl StatusReport {
             events: counts.into(),
             ec2_instances: walk.instances.into_iter().map(InstanceLine::from).collect(),
             baseline,
+            refused_facts: ledger.refused(),
+            audit: Vec::new(),
         }
     }
 }

@@ -40,8 +40,18 @@ pub enum EnforceError {
 pub struct ActionTaken {
     #[serde(flatten)]
     pub action: EnforcementAction,
-    /// False in a dry run.
+    /// Whether it was done: false for a change to Batch in a dry run; a notice is sent in a
+    /// dry run too (its subject says so), so it is true.
     pub carried_out: bool,
+}
+
+/// An action that failed; the others were still carried out.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ActionFailed {
+    /// The action's name, as in the audit trail (`Notified`, …).
+    pub action: &'static str,
+    pub target: String,
+    pub error: String,
 }
 
 /// What an enforcement did.
@@ -53,6 +63,9 @@ pub struct EnforcementReport {
     pub actions: Vec<ActionTaken>,
     /// Jobs left alone because of the protect tag.
     pub protected_jobs: Vec<String>,
+    /// What could not be done (nothing recorded for it, so a later run tries again).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub failures: Vec<ActionFailed>,
 }
 
 /// Who to act on, and how.
@@ -158,8 +171,22 @@ where
                 level.as_str(),
                 if dry_run { " (dry run)" } else { "" }
             );
-            self.notifier.notify(&subject, reason).await?;
-            take(notice, &mut report, &mut entries);
+            // A failed notice (an SNS outage, a deleted topic) must not hold up the freeze or
+            // the stop: it is reported, and not recorded, so the next run sends it.
+            match self.notifier.notify(&subject, reason).await {
+                Ok(()) => {
+                    entries.push(self.entry(notice.clone(), level.as_str(), reason, at_ms));
+                    report.actions.push(ActionTaken {
+                        action: notice,
+                        carried_out: true,
+                    });
+                }
+                Err(error) => report.failures.push(ActionFailed {
+                    action: notice.name(),
+                    target: notice.target().to_owned(),
+                    error: error.to_string(),
+                }),
+            }
         }
 
         if level >= Level::Freeze {

@@ -78,6 +78,18 @@ impl Intake {
         }
     }
 
+    /// Counts bytes that cannot be an event whatever they say (the rest of a broken file) as
+    /// rejected, with `reason`.
+    pub fn refuse(&mut self, origin: String, bytes: &[u8], reason: &str) -> Outcome {
+        self.counts.read += 1;
+        self.counts.rejected += 1;
+        Outcome::Rejected(Quarantined {
+            origin,
+            reason: reason.to_owned(),
+            body: String::from_utf8_lossy(bytes).into_owned(),
+        })
+    }
+
     /// Reads one event; `origin` says where it came from (`file:line`).
     pub fn offer(&mut self, origin: impl FnOnce() -> String, bytes: &[u8]) -> Outcome {
         self.counts.read += 1;

@@ -285,12 +285,10 @@ async fn read_spend(
             continue; // a scope whose units all moved elsewhere
         }
         let spend = totals.spend_at(at, settings.period, corrections);
-        documents.push(scope_document(
-            scope.kind(),
-            dimension_value(scope),
-            &spend,
-            now_ms,
-        ));
+        documents.push(
+            scope_document(scope.kind(), dimension_value(scope), &spend, now_ms)
+                .with_acceptable_dimensions(),
+        );
     }
     let budget_spend = budget_totals.spend_at(at, settings.period, budget_recent);
     Ok((documents, budget_spend))

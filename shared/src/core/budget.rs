@@ -39,12 +39,14 @@ impl BudgetPeriod {
         // no event time is that far out, and the parser rejects such timestamps.
         let moment = DateTime::<Utc>::from_timestamp(at, 0).unwrap_or_default();
         let date = moment.date_naive();
+        // Checked: at the end of chrono's calendar a period ends where it starts.
+        let plus = |day: NaiveDate, days: i64| day.checked_add_signed(Duration::days(days));
         let (start, end) = match self {
-            Self::Day => (date, date + Duration::days(1)),
+            Self::Day => (date, plus(date, 1).unwrap_or(date)),
             Self::Week => {
-                let monday =
-                    date - Duration::days(i64::from(date.weekday().num_days_from_monday()));
-                (monday, monday + Duration::days(7))
+                let back = i64::from(date.weekday().num_days_from_monday());
+                let monday = plus(date, -back).unwrap_or(date);
+                (monday, plus(monday, 7).unwrap_or(monday))
             }
             Self::Month => {
                 let first = date.with_day(1).unwrap_or(date);
@@ -110,6 +112,8 @@ impl BudgetStatus {
         burn_rate_usd_per_hour: Decimal,
     ) -> Self {
         let (period_start, period_end) = budget.period.bounds(at);
+        // Checked throughout: figures at the edge of what a decimal holds saturate (a budget
+        // of a trillionth used a trillion times over is simply far over) instead of panicking.
         let used_percent = if budget.amount_usd.is_zero() {
             if period_spend_usd.is_zero() {
                 Decimal::ZERO
@@ -117,24 +121,35 @@ impl BudgetStatus {
                 Decimal::ONE_HUNDRED
             }
         } else {
-            period_spend_usd * Decimal::ONE_HUNDRED / budget.amount_usd
+            period_spend_usd
+                .checked_mul(Decimal::ONE_HUNDRED)
+                .and_then(|hundredfold| hundredfold.checked_div(budget.amount_usd))
+                .unwrap_or(Decimal::MAX)
         };
-        let remaining = budget.amount_usd - period_spend_usd;
+        let remaining = budget
+            .amount_usd
+            .checked_sub(period_spend_usd)
+            .unwrap_or(Decimal::MIN);
         let outlook = if remaining <= Decimal::ZERO {
             Outlook::Exhausted
         } else if burn_rate_usd_per_hour <= Decimal::ZERO {
             Outlook::NoBurn
         } else {
             // Rounded down: a kill switch would rather be a second early than late.
-            let seconds_left = (remaining * Decimal::from(SECONDS_PER_HOUR)
-                / burn_rate_usd_per_hour)
-                .floor()
-                .to_i64();
+            let seconds_left = remaining
+                .checked_mul(Decimal::from(SECONDS_PER_HOUR))
+                .and_then(|numerator| numerator.checked_div(burn_rate_usd_per_hour))
+                .and_then(|seconds| seconds.floor().to_i64());
             match seconds_left.and_then(|left| at.checked_add(left)) {
                 Some(when) if when < period_end => Outlook::RunsOut { at: when },
                 _ => Outlook::LastsThePeriod,
             }
         };
+        let forecast_usd = burn_rate_usd_per_hour
+            .checked_mul(Decimal::from((period_end - at).max(0)))
+            .and_then(|numerator| numerator.checked_div(Decimal::from(SECONDS_PER_HOUR)))
+            .and_then(|accrual| period_spend_usd.checked_add(accrual))
+            .unwrap_or(Decimal::MAX);
         Self {
             budget,
             period_start,
@@ -142,9 +157,7 @@ impl BudgetStatus {
             spend_usd: period_spend_usd,
             used_percent,
             outlook,
-            forecast_usd: period_spend_usd
-                + burn_rate_usd_per_hour * Decimal::from((period_end - at).max(0))
-                    / Decimal::from(SECONDS_PER_HOUR),
+            forecast_usd,
         }
     }
 }

@@ -390,7 +390,133 @@ pub struct EnforcementRecorded {
     pub period_start: i64,
 }
 
+/// The ranges batchguard accepts in an observation. Beyond them no figure means anything, and
+/// sums built from them could overflow: the parser rejects an event outside them (naming the
+/// field), and the fold leaves such a fact out (a store written before these checks). AWS's
+/// largest EC2 instances today have 896 vCPUs and 32 TiB; Fargate's ephemeral storage is at
+/// most 200 GiB; AWS Batch started in 2016.
+pub mod limits {
+    /// vCPUs of a task, job or instance: 0 to this.
+    pub const MAX_VCPU: u32 = 4_096;
+    /// GiB of memory of a task, job or instance: 0 to this.
+    pub const MAX_MEMORY_GIB: u32 = 65_536;
+    /// GiB of ephemeral storage: 0 to this.
+    pub const MAX_STORAGE_GIB: u32 = 65_536;
+    /// The earliest instant accepted: 2014-01-01T00:00:00Z.
+    pub const EARLIEST_MS: i64 = 1_388_534_400_000;
+    /// The first instant not accepted: 2100-01-01T00:00:00Z.
+    pub const LATEST_MS: i64 = 4_102_444_800_000;
+}
+
+/// A value of a fact outside [`limits`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutOfRange {
+    /// The event field it came from.
+    pub field: &'static str,
+    pub value: String,
+    /// What is accepted.
+    pub allowed: &'static str,
+}
+
+fn instant_in_range(field: &'static str, at: Option<Millis>) -> Result<(), OutOfRange> {
+    match at {
+        Some(Millis(ms)) if !(limits::EARLIEST_MS..limits::LATEST_MS).contains(&ms) => {
+            Err(OutOfRange {
+                field,
+                value: Millis(ms)
+                    .to_datetime()
+                    .map_or_else(|| ms.to_string(), |t| t.to_rfc3339()),
+                allowed: "an instant from 2014 to 2099",
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
+fn amount_in_range(
+    field: &'static str,
+    value: Decimal,
+    max: u32,
+    allowed: &'static str,
+) -> Result<(), OutOfRange> {
+    if value < Decimal::ZERO || value > Decimal::from(max) {
+        Err(OutOfRange {
+            field,
+            value: value.to_string(),
+            allowed,
+        })
+    } else {
+        Ok(())
+    }
+}
+
+fn size_in_range(size: Option<&TaskSize>) -> Result<(), OutOfRange> {
+    let Some(size) = size else { return Ok(()) };
+    amount_in_range("vCPU", size.vcpu, limits::MAX_VCPU, "0 to 4096 vCPUs")?;
+    amount_in_range(
+        "memory",
+        size.memory_gib,
+        limits::MAX_MEMORY_GIB,
+        "0 to 65536 GiB",
+    )?;
+    match size.storage_gib {
+        Some(gib) if gib > limits::MAX_STORAGE_GIB => Err(OutOfRange {
+            field: "ephemeralStorage.sizeInGiB",
+            value: gib.to_string(),
+            allowed: "0 to 65536 GiB",
+        }),
+        _ => Ok(()),
+    }
+}
+
 impl Fact {
+    /// Whether every value of the fact is inside [`limits`]; the first one outside if not.
+    pub fn check_ranges(&self) -> Result<(), OutOfRange> {
+        if matches!(self.body, FactBody::Enforcement(_)) {
+            return Ok(()); // written by batchguard itself, not observed
+        }
+        instant_in_range("time", self.observed_at)?;
+        match &self.body {
+            FactBody::Job(job) => {
+                instant_in_range("createdAt", job.created_at)?;
+                for attempt in &job.attempts {
+                    instant_in_range("attempts[].startedAt", attempt.started_at)?;
+                    instant_in_range("attempts[].stoppedAt", attempt.stopped_at)?;
+                }
+                size_in_range(job.size.as_ref())
+            }
+            FactBody::Task(task) => {
+                instant_in_range("pullStartedAt", task.pull_started_at)?;
+                instant_in_range("pullStoppedAt", task.pull_stopped_at)?;
+                instant_in_range("startedAt", task.started_at)?;
+                instant_in_range("stoppedAt", task.stopped_at)?;
+                size_in_range(task.size.as_ref())
+            }
+            FactBody::Instance(instance) => {
+                instant_in_range("registeredAt", instance.registered_at)?;
+                instant_in_range("updatedAt", instance.updated_at)?;
+                match &instance.registered {
+                    Some(registered) => {
+                        amount_in_range(
+                            "registeredResources[CPU]",
+                            registered.vcpu,
+                            limits::MAX_VCPU,
+                            "0 to 4096 vCPUs",
+                        )?;
+                        amount_in_range(
+                            "registeredResources[MEMORY]",
+                            registered.memory_gib,
+                            limits::MAX_MEMORY_GIB,
+                            "0 to 65536 GiB",
+                        )
+                    }
+                    None => Ok(()),
+                }
+            }
+            FactBody::Enforcement(_) => Ok(()),
+        }
+    }
+
     /// The latest instant this fact mentions, used as the default evaluation time.
     pub fn latest_instant(&self) -> Option<Millis> {
         let mut latest = self.observed_at;

@@ -136,7 +136,22 @@ pub enum PriceError {
         instance_type: String,
         field: &'static str,
     },
+    /// A figure no AWS price comes near (and whose products with task sizes and times could
+    /// overflow): more than [`MAX_FARGATE_UNIT_HOUR`] or [`MAX_EC2_HOUR`].
+    #[error("{entry}: {field} = {value} is more than {max} USD an hour, which is not a price")]
+    TooLarge {
+        entry: String,
+        field: &'static str,
+        value: Decimal,
+        max: Decimal,
+    },
 }
+
+/// The most a Fargate vCPU-hour, GB-hour or storage GB-hour may cost in a price file.
+pub const MAX_FARGATE_UNIT_HOUR: u32 = 100;
+/// The most an EC2 instance-hour may cost in a price file (the largest instances cost a few
+/// hundred).
+pub const MAX_EC2_HOUR: u32 = 10_000;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -277,6 +292,17 @@ impl PriceTable {
                         field,
                     });
                 }
+                if let Some(value) = value.filter(|&v| v > Decimal::from(MAX_EC2_HOUR)) {
+                    return Err(PriceError::TooLarge {
+                        entry: format!(
+                            "ec2 entry {index} ({}, {})",
+                            entry.region, entry.instance_type
+                        ),
+                        field,
+                        value,
+                        max: Decimal::from(MAX_EC2_HOUR),
+                    });
+                }
             }
             tables.ec2.insert(
                 (entry.region, entry.instance_type),
@@ -302,6 +328,19 @@ impl PriceTable {
                         architecture: entry.architecture.as_str(),
                         capacity: entry.capacity.as_str(),
                         field,
+                    });
+                }
+                if value > Decimal::from(MAX_FARGATE_UNIT_HOUR) {
+                    return Err(PriceError::TooLarge {
+                        entry: format!(
+                            "price entry {index} ({}, {}, {})",
+                            entry.region,
+                            entry.architecture.as_str(),
+                            entry.capacity.as_str()
+                        ),
+                        field,
+                        value,
+                        max: Decimal::from(MAX_FARGATE_UNIT_HOUR),
                     });
                 }
             }

@@ -230,12 +230,16 @@ impl EventDetail {
             queue: self
                 .job_queue
                 .as_deref()
-                .map_or("(unknown)", names::last_segment)
+                .map(names::last_segment)
+                .filter(|name| !name.is_empty())
+                .unwrap_or("(unknown)")
                 .to_owned(),
             job_definition: self
                 .job_definition
                 .as_deref()
-                .map_or("(unknown)", names::job_definition_name)
+                .map(names::job_definition_name)
+                .filter(|name| !name.is_empty())
+                .unwrap_or("(unknown)")
                 .to_owned(),
             status,
             status_reason: self.status_reason,

@@ -74,11 +74,24 @@ pub fn parse_event(bytes: &[u8]) -> Result<Parsed, EventError> {
             field: "id",
         });
     }
-    Ok(Parsed::Fact(Fact {
+    let fact = Fact {
         event_id,
         observed_at,
         body,
-    }))
+    };
+    if let Err(out) = fact.check_ranges() {
+        return Err(EventError::InvalidField {
+            detail_type,
+            field: if out.field == "time" {
+                "time".to_owned()
+            } else {
+                format!("detail.{}", out.field)
+            },
+            value: out.value,
+            reason: out.allowed,
+        });
+    }
+    Ok(Parsed::Fact(fact))
 }
 
 /// The slow path, taken only for events that did not parse: tell a foreign event (skip) from

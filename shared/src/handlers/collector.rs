@@ -324,6 +324,10 @@ where
             }
         }
     }
+    let documents: Vec<MetricDocument> = documents
+        .into_iter()
+        .map(MetricDocument::with_acceptable_dimensions)
+        .collect();
     metrics_sink
         .emit(&documents)
         .map_err(|e| HandlerError::NonRetryable(e.to_string()))?;

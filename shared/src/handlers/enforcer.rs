@@ -126,5 +126,18 @@ where
     };
     sink.emit(&action_documents(&report, now_ms))
         .map_err(|e| HandlerError::NonRetryable(e.to_string()))?;
+    if !report.failures.is_empty() {
+        // The rest was done and recorded; a retry does only what failed.
+        let failed: Vec<String> = report
+            .failures
+            .iter()
+            .map(|f| format!("{} {}: {}", f.action, f.target, f.error))
+            .collect();
+        return Err(HandlerError::Retryable(format!(
+            "{} action(s) failed: {}",
+            failed.len(),
+            failed.join("; ")
+        )));
+    }
     Ok(Some(report))
 }

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use rust_decimal::Decimal;
 
@@ -16,11 +16,11 @@ use crate::ports::StoreError;
 /// A DynamoDB call that failed, as a storage error naming the table.
 pub(super) fn backend<E>(table: &str, error: SdkError<E>) -> StoreError
 where
-    E: std::error::Error + Send + Sync + 'static,
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
     StoreError::Backend {
         location: format!("DynamoDB table {table}"),
-        message: DisplayErrorContext(&error).to_string(),
+        message: crate::adapters::sdk_error::summary(&error),
         source: Some(Box::new(error)),
     }
 }

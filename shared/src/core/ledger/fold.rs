@@ -38,6 +38,8 @@ pub struct Ledger {
     pub(super) table: ScopeTable,
     pub(super) horizon: Option<i64>,
     pub(super) latest_instant: Option<Millis>,
+    /// Facts left out because a value was out of range.
+    pub(super) refused: u64,
 }
 
 impl Ledger {
@@ -49,7 +51,14 @@ impl Ledger {
             table: ScopeTable::default(),
             horizon: None,
             latest_instant: None,
+            refused: 0,
         }
+    }
+
+    /// Facts left out because a value was outside [`crate::core::facts::limits`] (a store
+    /// written before the parser checked them).
+    pub fn refused(&self) -> u64 {
+        self.refused
     }
 
     pub fn prices(&self) -> &PriceTable {
@@ -80,8 +89,13 @@ impl Ledger {
         self.horizon
     }
 
-    /// Folds one fact in. Applying the same fact again changes nothing.
+    /// Folds one fact in. Applying the same fact again changes nothing. A fact with a value
+    /// outside [`crate::core::facts::limits`] is left out and counted ([`Ledger::refused`]).
     pub fn apply(&mut self, fact: &Fact) {
+        if fact.check_ranges().is_err() {
+            self.refused += 1;
+            return;
+        }
         if let Some(latest) = fact.latest_instant() {
             self.latest_instant = Some(self.latest_instant.map_or(latest, |held| held.max(latest)));
         }
