@@ -37,8 +37,10 @@ pub fn task(arn: &str, version: u64) -> TaskObserved {
             vcpu: Decimal::ONE,
             memory_gib: Decimal::TWO,
             storage_gib: None,
+            gpus: None,
         }),
         architecture: Some(Architecture::X86_64),
+        operating_system: None,
         pull_started_at: None,
         pull_stopped_at: None,
         started_at: None,
@@ -66,8 +68,10 @@ pub fn job(job_id: &str, status: JobStatus, attempts: Vec<AttemptObserved>) -> J
             vcpu: Decimal::ONE,
             memory_gib: Decimal::TWO,
             storage_gib: None,
+            gpus: None,
         }),
         architecture: None,
+        operating_system: None,
         tags: BTreeMap::new(),
         array_size: None,
         node_index: None,
@@ -205,8 +209,9 @@ pub fn replay_ledger(
 }
 
 /// A mixed Fargate / EC2 workload with its bill worked out independently of the ledger
-/// (prices written out here, the EC2 rule — per second, one-minute minimum — and the 9:1
-/// vCPU:memory split applied by hand).
+/// (prices written out here, the EC2 rule — per second, one-minute minimum — and AWS split
+/// cost allocation's weighting, 9 per vCPU and 1 per GiB of what the instance type offers,
+/// applied by hand).
 #[derive(Clone, Debug)]
 pub struct MixedWorkload {
     pub facts: Vec<Fact>,
@@ -218,6 +223,11 @@ pub struct MixedWorkload {
     pub instance_bills: BTreeMap<String, Decimal>,
     /// Each EC2 job's share of its instances at `at`.
     pub ec2_job_costs: BTreeMap<String, Decimal>,
+    /// Each EC2 task's share of its instance at `at`, by task ARN (a split cost export's
+    /// `split_line_item_split_cost`, summed over its hours).
+    pub ec2_task_costs: BTreeMap<String, Decimal>,
+    /// Each EC2 task's instance (its `split_line_item_parent_resource_id`).
+    pub ec2_task_instances: BTreeMap<String, String>,
     /// Each Fargate job's cost at `at`.
     pub fargate_job_costs: BTreeMap<String, Decimal>,
     /// Compute environment of each instance.
@@ -416,21 +426,26 @@ pub fn mixed_ec2_workload() -> MixedWorkload {
         ),
     ];
     let mut ec2_job_costs = BTreeMap::new();
+    let mut ec2_task_costs = BTreeMap::new();
+    let mut ec2_task_instances = BTreeMap::new();
     let mut event = 0;
     for (job_id, vcpu, gib, runs) in &ec2_jobs {
         let mut attempts = Vec::new();
         let mut cost = Decimal::ZERO;
-        for (index, (instance, price, (cpu, mem), stop, stop_code, start)) in
-            runs.iter().enumerate()
+        for (index, (instance, price, (cpu, _), stop, stop_code, start)) in runs.iter().enumerate()
         {
-            let registered_vcpu = Decimal::from(*cpu) / Decimal::from(1024);
-            let registered_gib = Decimal::from(*mem) / Decimal::from(1024);
-            let share = Decimal::new(9, 1) * vcpu / registered_vcpu
-                + Decimal::new(1, 1) * gib / registered_gib;
-            cost += price * share * Decimal::from(billed(*start, *stop)) / hour;
+            // AWS split cost allocation: the reservation's vCPU × 9 + GiB over the instance
+            // type's (an m5.xlarge offers 4 vCPU and 16 GiB, an m5.large 2 and 8), not the
+            // registered (`cpu`, `mem`) and not 0.9 / 0.1 of the fractions.
+            let (type_vcpu, type_gib) = if *cpu == 4096 { (4, 16) } else { (2, 8) };
+            let share = (Decimal::from(9) * vcpu + gib) / Decimal::from(9 * type_vcpu + type_gib);
+            let task_cost = price * share * Decimal::from(billed(*start, *stop)) / hour;
+            cost += task_cost;
             let arn = format!(
                 "arn:aws:ecs:us-east-1:123456789012:task/AWSBatch-ec2-0a95f22d-7108-3c4e-99f7-2fd92e1a8941/{job_id}-{index}"
             );
+            ec2_task_costs.insert(arn.clone(), task_cost);
+            ec2_task_instances.insert(arn.clone(), (*instance).to_owned());
             let mut observed = task(&arn, 3);
             observed.platform = Some(Platform::Ec2);
             observed.capacity = None;
@@ -470,6 +485,7 @@ pub fn mixed_ec2_workload() -> MixedWorkload {
             vcpu: *vcpu,
             memory_gib: *gib,
             storage_gib: None,
+            gpus: None,
         });
         event += 1;
         facts.push(fact(&format!("j{event}"), FactBody::Job(observed)));
@@ -523,6 +539,8 @@ pub fn mixed_ec2_workload() -> MixedWorkload {
         at: at_seconds(eval),
         instance_bills,
         ec2_job_costs,
+        ec2_task_costs,
+        ec2_task_instances,
         fargate_job_costs,
         instance_compute_environments,
     }

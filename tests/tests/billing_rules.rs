@@ -136,6 +136,7 @@ fn ephemeral_storage_above_twenty_gib_is_charged() {
         vcpu: dec!(1),
         memory_gib: dec!(2),
         storage_gib: Some(50),
+        gpus: None,
     });
     big.pull_started_at = Some(at(0));
     big.stopped_at = Some(at(3_600_000));
@@ -356,4 +357,46 @@ fn period_spend_counts_only_the_seconds_inside_the_month() {
     assert_eq!(spend.period_spend_usd, x86_1vcpu_2gib());
     // AND a walk of every unit agrees
     assert_eq!(ledger.walk(at_seconds(0)).scopes[&Scope::Total], spend);
+}
+
+/// The figures a user adds up agree: the report's total (the exact total, rounded to 10
+/// places) is the sum of its listed figures — jobs, tasks no job names, idle EC2 capacity —
+/// each within a ten-billionth of its exact value (on the mixed Fargate / EC2 workload).
+#[test]
+fn the_reported_total_is_the_sum_of_the_reported_figures() {
+    use shared::analysis::report::StatusReport;
+    let workload = batchguard_tests::mixed_ec2_workload();
+    let prices = PriceTable::builtin_with_overrides(workload.prices).unwrap();
+    let mut ledger = Ledger::new(prices, BudgetPeriod::Month);
+    for fact in &workload.facts {
+        ledger.apply(fact);
+    }
+    let report = StatusReport::build(&ledger, workload.at, None, Default::default());
+    let listed: Decimal = report
+        .jobs
+        .iter()
+        .filter_map(|j| j.cost_usd)
+        .sum::<Decimal>()
+        + report
+            .unattributed_tasks
+            .iter()
+            .filter_map(|t| t.cost_usd)
+            .sum::<Decimal>()
+        + report
+            .ec2_instances
+            .iter()
+            .filter_map(|i| i.idle_usd)
+            .sum::<Decimal>();
+    assert_eq!(report.spend_usd, listed);
+    let exact = ledger.scope_spend(&Scope::Total, workload.at).spend_usd;
+    assert_eq!(report.spend_usd, shared::analysis::report::money(exact));
+    let walk = ledger.walk(workload.at);
+    for (line, job) in report.jobs.iter().zip(&walk.jobs) {
+        if let (Some(shown), Some(exact)) = (line.cost_usd, job.cost_usd) {
+            assert!(
+                (shown - exact).abs() < Decimal::new(1, 10),
+                "{shown} vs {exact}"
+            );
+        }
+    }
 }

@@ -1,6 +1,7 @@
-//! EC2 compute environments: the instance registry, each job's share of its instance (9:1
-//! vCPU:memory) and the idle part, on a mixed Fargate / EC2 workload whose bill is worked out
-//! independently (`batchguard_tests::mixed_ec2_workload`).
+//! EC2 compute environments: the instance registry, each job's share of its instance (AWS split
+//! cost allocation: 9 per vCPU, 1 per GiB of what the type offers) and the idle part, on a
+//! mixed Fargate / EC2 workload whose bill is worked out independently
+//! (`batchguard_tests::mixed_ec2_workload`).
 #![allow(clippy::unwrap_used, clippy::panic, reason = "tests fail loudly")]
 
 use std::path::PathBuf;
@@ -231,5 +232,44 @@ fn any_order_and_duplicates_give_the_same_ec2_bill() {
         assert_eq!(walk.instances, reference.instances);
         assert_eq!(walk.jobs, reference.jobs);
         assert_eq!(walk.scopes, reference.scopes);
+    }
+}
+
+/// `reconcile` against a split cost export whose EC2 lines carry AWS's split of each instance
+/// (`split_line_item_split_cost`, worked out by AWS's method independently of the ledger in
+/// `mixed_ec2_workload`): every EC2 task matches.
+#[test]
+fn reconcile_matches_every_ec2_task_of_a_split_cost_export() {
+    use shared::analysis::bill::{BillLine, Match, reconcile};
+    let workload = mixed_ec2_workload();
+    let prices = PriceTable::builtin_with_overrides(workload.prices).unwrap();
+    let mut ledger = Ledger::new(prices, BudgetPeriod::Month);
+    for fact in &workload.facts {
+        ledger.apply(fact);
+    }
+    let day_start = workload.at - workload.at.rem_euclid(86_400);
+    let lines: Vec<BillLine> = workload
+        .ec2_task_costs
+        .iter()
+        .map(|(arn, cost)| BillLine {
+            resource_id: arn.clone(),
+            product_code: "AmazonEC2".into(),
+            usage_type: "USE1-ECS-EC2-vCPU-Hours".into(),
+            line_item_type: "Usage".into(),
+            usage_start: day_start,
+            usage_amount: Decimal::ONE,
+            cost_usd: *cost,
+            region: "us-east-1".into(),
+            parent_resource_id: Some(workload.ec2_task_instances[arn].clone()),
+        })
+        .collect();
+    assert!(lines.len() >= 4, "{} EC2 tasks", lines.len());
+    // What the ledger says of the day up to the workload's instant (a task still running at
+    // it is the export's up to then).
+    let ours = ledger.task_costs_between(day_start, workload.at);
+    let result = reconcile(day_start, &lines, &ours, Decimal::new(1, 4));
+    for arn in workload.ec2_task_costs.keys() {
+        let task = result.tasks.iter().find(|t| &t.task_arn == arn).unwrap();
+        assert_eq!(task.outcome, Match::Matched, "{task:?}");
     }
 }

@@ -65,6 +65,7 @@ fn adversarial_fact() -> impl Strategy<Value = FactBody> {
                 vcpu: Decimal::from(size),
                 memory_gib: Decimal::from(size * 2),
                 storage_gib: storage,
+                gpus: None,
             });
             FactBody::Task(observed)
         });

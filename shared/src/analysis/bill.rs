@@ -299,6 +299,7 @@ mod tests {
                 vcpu: Decimal::ONE,
                 memory_gib: Decimal::TWO,
                 storage_gib: None,
+                gpus: None,
             },
             billed_seconds: 600,
             cost_usd: Some(cost),

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::Serialize;
 
@@ -118,8 +119,14 @@ pub struct InstanceLine {
     pub spot: bool,
     pub status: String,
     pub cost_usd: Option<Decimal>,
+    /// The jobs' shares: AWS split cost allocation's split cost of their reservations (a lower
+    /// bound when a job uses more than it reserved: AWS allocates max(used, reserved)).
     pub attributed_usd: Decimal,
+    /// The unused cost: what no job reserved.
     pub idle_usd: Option<Decimal>,
+    /// Shares beyond the bill (events claiming more than the instance holds); absent when 0.
+    #[serde(skip_serializing_if = "Decimal::is_zero")]
+    pub overcommitted_usd: Decimal,
     pub billed_seconds: i64,
     pub running: bool,
     pub estimated: bool,
@@ -139,6 +146,7 @@ impl From<InstanceCost> for InstanceLine {
             cost_usd: instance.cost_usd.map(money),
             attributed_usd: money(instance.attributed_usd),
             idle_usd: instance.idle_usd.map(money),
+            overcommitted_usd: money(instance.overcommitted_usd),
             billed_seconds: instance.billed_seconds,
             running: instance.running,
             estimated: instance.estimated,
@@ -311,19 +319,48 @@ impl StatusReport {
             Some(Outlook::Exhausted) => (Some("exhausted"), None),
             Some(Outlook::NoBurn) => (Some("no_burn"), None),
         };
+        // The figures a user adds up agree: the jobs, the tasks no job names and the EC2
+        // capacity no job reserved (jobs' EC2 shares + idle = the instances' bills) are the
+        // total; each is rounded to 10 places so that their sum is the total rounded
+        // (largest remainders: no figure moves by more than a ten-billionth).
+        let spend_usd = money(total.spend_usd);
+        let exact: Vec<Decimal> = walk
+            .jobs
+            .iter()
+            .map(|job| job.cost_usd)
+            .chain(walk.unattributed.iter().map(|task| task.cost_usd))
+            .chain(walk.instances.iter().map(|instance| instance.idle_usd))
+            .map(Option::unwrap_or_default)
+            .collect();
+        let mut rounded = apportion(&exact, spend_usd).into_iter();
+        let mut jobs: Vec<JobLine> = walk.jobs.into_iter().map(JobLine::from).collect();
+        let mut unattributed_tasks: Vec<UnattributedLine> = walk
+            .unattributed
+            .into_iter()
+            .map(UnattributedLine::from)
+            .collect();
+        let mut ec2_instances: Vec<InstanceLine> =
+            walk.instances.into_iter().map(InstanceLine::from).collect();
+        for (slot, value) in jobs
+            .iter_mut()
+            .map(|job| &mut job.cost_usd)
+            .chain(unattributed_tasks.iter_mut().map(|task| &mut task.cost_usd))
+            .chain(ec2_instances.iter_mut().map(|i| &mut i.idle_usd))
+            .zip(&mut rounded)
+        {
+            if slot.is_some() {
+                *slot = Some(value.normalize());
+            }
+        }
         Self {
             as_of: instant(at),
-            spend_usd: money(total.spend_usd),
+            spend_usd,
             by_queue: by("queue"),
             by_compute_environment: by("compute_environment"),
             by_job_definition: by("job_definition"),
             by_tag: by("tag"),
-            jobs: walk.jobs.into_iter().map(JobLine::from).collect(),
-            unattributed_tasks: walk
-                .unattributed
-                .into_iter()
-                .map(UnattributedLine::from)
-                .collect(),
+            jobs,
+            unattributed_tasks,
             running_jobs: walk.running_jobs,
             running_tasks: total.running_tasks,
             running_vcpu: total.running_vcpu.normalize(),
@@ -352,12 +389,46 @@ impl StatusReport {
                 .map(|(scope, spend)| scope_line(scope, spend))
                 .collect(),
             events: counts.into(),
-            ec2_instances: walk.instances.into_iter().map(InstanceLine::from).collect(),
+            ec2_instances,
             baseline,
             refused_facts: ledger.refused(),
             audit: Vec::new(),
         }
     }
+}
+
+/// Rounds each of `exact` to [`MONEY_DECIMAL_PLACES`] so that they add up to `total` (itself
+/// rounded): each is rounded down, and the units of the last place still missing go to the
+/// largest remainders. Parts that do not add up to about `total` (overcommitted EC2 shares)
+/// are rounded on their own.
+pub fn apportion(exact: &[Decimal], total: Decimal) -> Vec<Decimal> {
+    let unit = Decimal::new(1, MONEY_DECIMAL_PLACES);
+    let floors: Vec<Decimal> = exact
+        .iter()
+        .map(|value| {
+            value.round_dp_with_strategy(MONEY_DECIMAL_PLACES, RoundingStrategy::ToNegativeInfinity)
+        })
+        .collect();
+    let missing = (total - floors.iter().copied().sum::<Decimal>()) / unit;
+    let Some(missing) = missing
+        .trunc()
+        .to_usize()
+        .filter(|&units| units <= exact.len() && missing.fract().is_zero())
+    else {
+        return exact.iter().map(|&value| money(value)).collect();
+    };
+    let mut order: Vec<usize> = (0..exact.len()).collect();
+    // Largest remainder first; ties to the earlier figure, so the result is deterministic.
+    order.sort_by(|&a, &b| {
+        (exact[b] - floors[b])
+            .cmp(&(exact[a] - floors[a]))
+            .then(a.cmp(&b))
+    });
+    let mut rounded = floors;
+    for &index in order.iter().take(missing) {
+        rounded[index] += unit;
+    }
+    rounded
 }
 
 fn scope_line(scope: &Scope, spend: &ScopeSpend) -> ScopeLine {

@@ -69,6 +69,7 @@ fn size(vcpu: Decimal, memory_gib: Decimal) -> TaskSize {
         vcpu,
         memory_gib,
         storage_gib: None,
+        gpus: None,
     }
 }
 
@@ -324,6 +325,7 @@ impl<'a> Cluster<'a> {
             capacity: Some(spec.capacity),
             size: Some(spec.size),
             architecture: Some(spec.architecture),
+            operating_system: None,
             pull_started_at: Some(Millis(started * 1000)),
             pull_stopped_at: Some(Millis(started * 1000)),
             started_at: Some(Millis(started * 1000)),

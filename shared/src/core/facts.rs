@@ -102,6 +102,41 @@ impl Capacity {
 pub enum Platform {
     Fargate,
     Ec2,
+    /// AWS Batch on Amazon EKS: a pod on an EC2 node of the cluster (no ECS events).
+    Eks,
+}
+
+impl Platform {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Fargate => "fargate",
+            Self::Ec2 => "ec2",
+            Self::Eks => "eks",
+        }
+    }
+}
+
+/// The operating system family a task runs (Batch `runtimePlatform.operatingSystemFamily`, ECS
+/// `platformFamily`): Windows on Fargate is billed differently from Linux.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OperatingSystem {
+    Linux,
+    Windows,
+}
+
+impl OperatingSystem {
+    /// `LINUX`, `WINDOWS_SERVER_2019_CORE`, `Windows Server 2022 Full`, …: the family.
+    pub fn parse(text: &str) -> Option<Self> {
+        let lower = text.to_ascii_lowercase();
+        if lower.contains("windows") {
+            Some(Self::Windows)
+        } else if lower.contains("linux") {
+            Some(Self::Linux)
+        } else {
+            None
+        }
+    }
 }
 
 /// The AWS Batch job states, in their lifecycle order.
@@ -157,6 +192,9 @@ pub struct TaskSize {
     /// `None` means the Fargate default (20 GiB, free).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_gib: Option<u32>,
+    /// GPUs reserved (Batch `resourceRequirements` of type `GPU`; EC2 only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpus: Option<u32>,
 }
 
 /// One attempt of a Batch job, as listed in `detail.attempts[]` (or the attempt in progress).
@@ -205,6 +243,9 @@ pub struct JobObserved {
     pub size: Option<TaskSize>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub architecture: Option<Architecture>,
+    /// Windows or Linux, when the job says (`runtimePlatform.operatingSystemFamily`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operating_system: Option<OperatingSystem>,
     /// User tags (the `resourceArn` pseudo-tag EventBridge adds is left out).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tags: BTreeMap<String, String>,
@@ -242,6 +283,9 @@ pub struct TaskObserved {
     pub size: Option<TaskSize>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub architecture: Option<Architecture>,
+    /// Windows or Linux, when the task says (`platformFamily`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operating_system: Option<OperatingSystem>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pull_started_at: Option<Millis>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -402,6 +446,8 @@ pub mod limits {
     pub const MAX_MEMORY_GIB: u32 = 65_536;
     /// GiB of ephemeral storage: 0 to this.
     pub const MAX_STORAGE_GIB: u32 = 65_536;
+    /// GPUs of a job: 0 to this (the largest instances have 8 or 16).
+    pub const MAX_GPUS: u32 = 64;
     /// The earliest instant accepted: 2014-01-01T00:00:00Z.
     pub const EARLIEST_MS: i64 = 1_388_534_400_000;
     /// The first instant not accepted: 2100-01-01T00:00:00Z.
@@ -459,6 +505,13 @@ fn size_in_range(size: Option<&TaskSize>) -> Result<(), OutOfRange> {
         limits::MAX_MEMORY_GIB,
         "0 to 65536 GiB",
     )?;
+    if let Some(gpus) = size.gpus.filter(|&gpus| gpus > limits::MAX_GPUS) {
+        return Err(OutOfRange {
+            field: "resourceRequirements[GPU]",
+            value: gpus.to_string(),
+            allowed: "0 to 64 GPUs",
+        });
+    }
     match size.storage_gib {
         Some(gib) if gib > limits::MAX_STORAGE_GIB => Err(OutOfRange {
             field: "ephemeralStorage.sizeInGiB",

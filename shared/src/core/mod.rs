@@ -17,4 +17,5 @@ pub mod policy;
 pub mod prices;
 pub mod projection;
 pub mod scope;
+pub mod split;
 pub mod sums;

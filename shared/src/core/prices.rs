@@ -17,11 +17,6 @@ use super::facts::{Architecture, Capacity, TaskSize};
 pub const BUILTIN_PRICE_FILE: &str = include_str!("../../prices/fargate.toml");
 pub const BUILTIN_EC2_PRICE_FILE: &str = include_str!("../../prices/ec2.toml");
 
-/// The share of an EC2 instance's price a task reserving part of it is charged: CPU and
-/// memory weighted 9:1, as AWS split cost allocation data splits an instance's cost.
-pub const EC2_SHARE_CPU_WEIGHT: Decimal = Decimal::from_parts(9, 0, 0, false, 1);
-pub const EC2_SHARE_MEMORY_WEIGHT: Decimal = Decimal::from_parts(1, 0, 0, false, 1);
-
 /// An EC2 instance type's price in one region, USD per instance-hour.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Ec2Rates {
@@ -34,6 +29,8 @@ pub struct Ec2Rates {
 pub struct Ec2Price {
     pub hourly: Decimal,
     pub on_demand_hourly: Decimal,
+    /// The type's vCPUs, memory (GiB) and GPUs, when the table has them.
+    pub specs: Option<super::split::Resources>,
     pub spot: bool,
     /// Spot, but priced at on-demand for want of a `spot_hour`.
     pub estimated: bool,
@@ -82,6 +79,12 @@ pub enum Unpriced {
     },
     /// No event named the instance's type.
     UnknownInstanceType,
+    /// A Windows task on Fargate: billed at Windows rates plus an OS licence per vCPU-hour,
+    /// with a longer minimum, which batchguard does not price (never at Linux rates).
+    WindowsOnFargate,
+    /// A job of AWS Batch on Amazon EKS: its pod is billed as its EC2 node's share, and no
+    /// event describes the node (its instance type); batchguard does not look it up yet.
+    EksNode,
 }
 
 impl std::fmt::Display for Unpriced {
@@ -108,6 +111,12 @@ impl std::fmt::Display for Unpriced {
                 "no EC2 price for {instance_type} in {region}: add it to your price file"
             ),
             Self::UnknownInstanceType => f.write_str("no event named the EC2 instance type"),
+            Self::WindowsOnFargate => f.write_str(
+                "Windows on Fargate: Windows vCPU and memory rates, an OS licence fee and a longer minimum apply, which batchguard does not price",
+            ),
+            Self::EksNode => f.write_str(
+                "AWS Batch on Amazon EKS: a pod is a share of its EC2 node, and no event names the node's instance type",
+            ),
         }
     }
 }
@@ -178,6 +187,13 @@ struct Ec2Entry {
     on_demand_hour: Decimal,
     #[serde(default, deserialize_with = "optional_decimal_string")]
     spot_hour: Option<Decimal>,
+    /// What the type offers: vCPUs, memory in GiB (as AWS lists it), GPUs.
+    #[serde(default)]
+    vcpu: Option<u32>,
+    #[serde(default)]
+    memory_gib: Option<u32>,
+    #[serde(default)]
+    gpus: Option<u32>,
     #[serde(default)]
     #[allow(dead_code, reason = "documentation for people reading the file")]
     source: Option<String>,
@@ -229,6 +245,8 @@ struct Tables {
     spot_fraction: Decimal,
     free_storage_gib: u32,
     ec2: BTreeMap<(String, String), Ec2Rates>,
+    /// What each EC2 instance type offers, by type.
+    specs: BTreeMap<String, super::split::Resources>,
     spot_compute_environments: std::collections::BTreeSet<String>,
 }
 
@@ -241,6 +259,7 @@ impl PriceTable {
                 spot_fraction: Decimal::ONE,
                 free_storage_gib: 0,
                 ec2: BTreeMap::new(),
+                specs: BTreeMap::new(),
                 spot_compute_environments: std::collections::BTreeSet::new(),
             }),
         };
@@ -303,6 +322,25 @@ impl PriceTable {
                         max: Decimal::from(MAX_EC2_HOUR),
                     });
                 }
+            }
+            // What a type offers is the same in every region: kept once, by type, and kept
+            // when a later entry (a user's price) does not repeat it.
+            if let (Some(vcpu), Some(memory_gib)) = (entry.vcpu, entry.memory_gib)
+                && vcpu > 0
+                && memory_gib > 0
+            {
+                tables.specs.insert(
+                    entry.instance_type.clone(),
+                    super::split::Resources {
+                        vcpu: Decimal::from(vcpu.min(super::facts::limits::MAX_VCPU)),
+                        memory_gib: Decimal::from(
+                            memory_gib.min(super::facts::limits::MAX_MEMORY_GIB),
+                        ),
+                        gpus: Decimal::from(
+                            entry.gpus.unwrap_or(0).min(super::facts::limits::MAX_GPUS),
+                        ),
+                    },
+                );
             }
             tables.ec2.insert(
                 (entry.region, entry.instance_type),
@@ -430,6 +468,7 @@ impl PriceTable {
         Ok(Ec2Price {
             hourly,
             on_demand_hourly: rates.on_demand_hour,
+            specs: self.tables.specs.get(instance_type).copied(),
             spot,
             estimated,
         })
@@ -454,6 +493,7 @@ mod tests {
             vcpu,
             memory_gib,
             storage_gib,
+            gpus: None,
         }
     }
 

@@ -6,19 +6,21 @@ use rust_decimal::Decimal;
 
 use super::detail::EventDetail;
 use super::error::{self, BATCH_JOB_STATE_CHANGE, EventError};
-use super::fields::{ResourceRequirement, millis};
+use super::fields::{EksResources, ResourceRequirement, millis};
 use crate::core::facts::{
-    Architecture, AttemptObserved, JobObserved, JobStatus, Platform, TaskSize,
+    Architecture, AttemptObserved, JobObserved, JobStatus, OperatingSystem, Platform, TaskSize,
 };
 use crate::core::names;
 
 const MIB_PER_GIB: u32 = 1024;
 
-/// Sums `VCPU` and `MEMORY` (MiB) requirements; other types (GPU) do not change the price.
+/// Sums `VCPU`, `MEMORY` (MiB) and `GPU` requirements (a GPU's share of an EC2 instance is
+/// part of a job's price).
 #[derive(Default)]
 struct SizeSum {
     vcpu: Option<Decimal>,
     memory_mib: Option<u32>,
+    gpus: Option<u32>,
 }
 
 impl SizeSum {
@@ -45,8 +47,76 @@ impl SizeSum {
                     })?;
                     self.memory_mib = Some(self.memory_mib.unwrap_or_default().saturating_add(mib));
                 }
+                "GPU" => {
+                    let gpus: u32 = requirement.value.parse().map_err(|_| {
+                        invalid(
+                            "resourceRequirements[GPU].value",
+                            &requirement.value,
+                            "not a whole number of GPUs",
+                        )
+                    })?;
+                    self.gpus = Some(self.gpus.unwrap_or_default().saturating_add(gpus));
+                }
                 _ => {}
             }
+        }
+        Ok(())
+    }
+}
+
+impl SizeSum {
+    /// Adds a Kubernetes container's resources: `requests`, or `limits` where a request is
+    /// not given (AWS Batch copies limits to requests), `cpu` in vCPUs, `memory` in MiB
+    /// (`Mi`; `Gi` also read), `nvidia.com/gpu` whole GPUs.
+    fn add_kubernetes(&mut self, resources: Option<&EksResources>) -> Result<(), EventError> {
+        let Some(resources) = resources else {
+            return Ok(());
+        };
+        let value = |name: &str| {
+            resources
+                .requests
+                .as_ref()
+                .and_then(|r| r.get(name))
+                .or_else(|| resources.limits.as_ref().and_then(|l| l.get(name)))
+        };
+        if let Some(cpu) = value("cpu") {
+            let vcpu: Decimal = cpu.parse().map_err(|_| {
+                invalid(
+                    "eksProperties.podProperties.containers[].resources.cpu",
+                    cpu,
+                    "not a number of vCPUs",
+                )
+            })?;
+            self.vcpu = Some(self.vcpu.unwrap_or_default() + vcpu);
+        }
+        if let Some(memory) = value("memory") {
+            let mib = memory
+                .strip_suffix("Mi")
+                .and_then(|n| n.parse::<u32>().ok())
+                .or_else(|| {
+                    memory
+                        .strip_suffix("Gi")
+                        .and_then(|n| n.parse::<u32>().ok())
+                        .map(|gib| gib.saturating_mul(MIB_PER_GIB))
+                })
+                .ok_or_else(|| {
+                    invalid(
+                        "eksProperties.podProperties.containers[].resources.memory",
+                        memory,
+                        "not a whole number of MiB with an Mi suffix",
+                    )
+                })?;
+            self.memory_mib = Some(self.memory_mib.unwrap_or_default().saturating_add(mib));
+        }
+        if let Some(gpus) = value("nvidia.com/gpu") {
+            let gpus: u32 = gpus.parse().map_err(|_| {
+                invalid(
+                    "eksProperties.podProperties.containers[].resources.nvidia.com/gpu",
+                    gpus,
+                    "not a whole number of GPUs",
+                )
+            })?;
+            self.gpus = Some(self.gpus.unwrap_or_default().saturating_add(gpus));
         }
         Ok(())
     }
@@ -83,6 +153,7 @@ impl EventDetail {
         let mut current_task_arn = None;
         let mut current_instance_arn = None;
         let mut fargate_config = false;
+        let mut operating_system = None;
         if let Some(container) = &self.container {
             size.add(&container.resource_requirements)?;
             if size.vcpu.is_none() {
@@ -96,6 +167,11 @@ impl EventDetail {
                 .as_ref()
                 .and_then(|p| p.cpu_architecture.as_deref())
                 .map(str::to_owned);
+            operating_system = container
+                .runtime_platform
+                .as_ref()
+                .and_then(|p| p.operating_system_family.as_deref())
+                .and_then(OperatingSystem::parse);
             storage_gib = container
                 .ephemeral_storage
                 .as_ref()
@@ -115,6 +191,12 @@ impl EventDetail {
                         .and_then(|p| p.cpu_architecture.as_deref())
                         .map(str::to_owned)
                 });
+                operating_system = operating_system.or_else(|| {
+                    task.runtime_platform
+                        .as_ref()
+                        .and_then(|p| p.operating_system_family.as_deref())
+                        .and_then(OperatingSystem::parse)
+                });
                 storage_gib =
                     storage_gib.or(task.ephemeral_storage.as_ref().and_then(|s| s.size_in_gib));
                 current_task_arn = current_task_arn.or_else(|| arn_of(&task.task_arn));
@@ -133,23 +215,36 @@ impl EventDetail {
             })?),
             None => None,
         };
+        // A job on an Amazon EKS compute environment: its pod's requests (limits when there are
+        // none) are the reservation; no ECS event will follow.
+        if let Some(pod) = self
+            .eks_properties
+            .as_ref()
+            .and_then(|p| p.pod_properties.as_ref())
+        {
+            for container in &pod.containers {
+                size.add_kubernetes(container.resources.as_ref())?;
+            }
+        }
         let size = match (size.vcpu, size.memory_mib) {
             (Some(vcpu), Some(mib)) => Some(TaskSize {
                 vcpu,
                 memory_gib: Decimal::from(mib) / Decimal::from(MIB_PER_GIB),
                 storage_gib,
+                gpus: size.gpus.filter(|&gpus| gpus > 0),
             }),
             _ => None,
         };
 
-        let platform =
-            if self.platform_capabilities.iter().any(|p| p == "FARGATE") || fargate_config {
-                Some(Platform::Fargate)
-            } else if self.platform_capabilities.iter().any(|p| p == "EC2") {
-                Some(Platform::Ec2)
-            } else {
-                None
-            };
+        let platform = if self.eks_properties.is_some() {
+            Some(Platform::Eks)
+        } else if self.platform_capabilities.iter().any(|p| p == "FARGATE") || fargate_config {
+            Some(Platform::Fargate)
+        } else if self.platform_capabilities.iter().any(|p| p == "EC2") {
+            Some(Platform::Ec2)
+        } else {
+            None
+        };
 
         let mut attempts: Vec<AttemptObserved> = Vec::with_capacity(self.attempts.len() + 1);
         for (index, attempt) in self.attempts.iter().enumerate() {
@@ -179,6 +274,19 @@ impl EventDetail {
                 status_reason: attempt.status_reason.clone(),
             });
         }
+        // An EKS job's finished attempts are `eksAttempts[]` (its pod, node, start and stop).
+        for attempt in &self.eks_attempts {
+            attempts.push(AttemptObserved {
+                index: u32::try_from(attempts.len()).unwrap_or(u32::MAX),
+                task_arn: None,
+                started_at: millis(attempt.started_at),
+                stopped_at: millis(attempt.stopped_at),
+                exit_code: attempt.containers.first().and_then(|c| c.exit_code),
+                container_instance_arn: None,
+                status_reason: attempt.status_reason.clone(),
+            });
+        }
+        let listed = attempts.len();
         // While STARTING or RUNNING, the attempt in progress is not yet in `attempts[]`: its
         // task is `container.taskArn` (or `ecsProperties…taskArn`) and its start the job's
         // `startedAt`. In other states those fields describe an attempt already listed.
@@ -190,7 +298,7 @@ impl EventDetail {
         });
         if matches!(status, JobStatus::Starting | JobStatus::Running) && !in_progress_listed {
             attempts.push(AttemptObserved {
-                index: u32::try_from(self.attempts.len()).unwrap_or(u32::MAX),
+                index: u32::try_from(listed).unwrap_or(u32::MAX),
                 task_arn: current_task_arn,
                 started_at: millis(self.started_at).filter(|_| status == JobStatus::Running),
                 stopped_at: None,
@@ -248,6 +356,7 @@ impl EventDetail {
             platform,
             size,
             architecture,
+            operating_system,
             tags,
             array_size,
             node_index: self.node_details.and_then(|n| n.node_index),

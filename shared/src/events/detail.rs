@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::fields::{
-    ArrayProperties, Attempt, Attribute, Container, EcsProperties, EphemeralStorage, NodeDetails,
-    Resource, Timestamp,
+    ArrayProperties, Attempt, Attribute, Container, EcsProperties, EksAttempt, EksProperties,
+    EphemeralStorage, NodeDetails, Resource, Timestamp,
 };
 
 /// Fields of *Batch Job State Change* (`job*`, `attempts`, `container`, …) and *ECS Task
@@ -39,6 +39,10 @@ pub struct EventDetail {
     pub(super) tags: Option<BTreeMap<String, String>>,
     pub(super) array_properties: Option<ArrayProperties>,
     pub(super) node_details: Option<NodeDetails>,
+    /// Jobs on Amazon EKS compute environments.
+    pub(super) eks_properties: Option<EksProperties>,
+    #[serde(default)]
+    pub(super) eks_attempts: Vec<EksAttempt>,
 
     // ECS.
     pub(super) task_arn: Option<String>,
@@ -48,6 +52,8 @@ pub struct EventDetail {
     pub(super) last_status: Option<String>,
     pub(super) launch_type: Option<String>,
     pub(super) capacity_provider_name: Option<String>,
+    /// `Linux`, or a Windows Server family.
+    pub(super) platform_family: Option<String>,
     pub(super) cpu: Option<String>,
     pub(super) memory: Option<String>,
     pub(super) ephemeral_storage: Option<EphemeralStorage>,

@@ -11,7 +11,8 @@ use super::error::{
 };
 use super::fields::millis;
 use crate::core::facts::{
-    Architecture, Capacity, InstanceObserved, InstanceSize, Platform, TaskObserved, TaskSize,
+    Architecture, Capacity, InstanceObserved, InstanceSize, OperatingSystem, Platform,
+    TaskObserved, TaskSize,
 };
 use crate::core::names;
 
@@ -73,6 +74,7 @@ impl EventDetail {
                     vcpu: Decimal::from(units) / Decimal::from(CPU_UNITS_PER_VCPU),
                     memory_gib: Decimal::from(mib) / Decimal::from(MIB_PER_GIB),
                     storage_gib: self.ephemeral_storage.as_ref().and_then(|s| s.size_in_gib),
+                    gpus: None,
                 })
             }
             _ => None,
@@ -107,6 +109,10 @@ impl EventDetail {
             capacity,
             size,
             architecture,
+            operating_system: self
+                .platform_family
+                .as_deref()
+                .and_then(OperatingSystem::parse),
             pull_started_at: millis(self.pull_started_at),
             pull_stopped_at: millis(self.pull_stopped_at),
             started_at: millis(self.started_at),

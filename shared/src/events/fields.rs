@@ -137,6 +137,7 @@ pub(crate) struct ResourceRequirement {
 #[serde(rename_all = "camelCase")]
 pub(crate) struct RuntimePlatform {
     pub(super) cpu_architecture: Option<String>,
+    pub(super) operating_system_family: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -169,4 +170,46 @@ pub(crate) struct Attribute {
 pub(crate) struct Resource {
     pub(super) name: String,
     pub(super) integer_value: Option<i64>,
+}
+
+/// `eksProperties` of a job on an Amazon EKS compute environment (the `JobDetail` shape of
+/// `DescribeJobs`): the pod's containers and, while it runs, its pod and node names.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct EksProperties {
+    pub(super) pod_properties: Option<EksPodProperties>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct EksPodProperties {
+    #[serde(default)]
+    pub(super) containers: Vec<EksContainer>,
+    pub(super) node_name: Option<String>,
+    pub(super) pod_name: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub(crate) struct EksContainer {
+    pub(super) resources: Option<EksResources>,
+}
+
+/// Kubernetes resources: `cpu` ("1", "0.5"), `memory` ("1024Mi"), `nvidia.com/gpu` ("1").
+/// AWS Batch uses `requests`, copied from `limits` when not given.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub(crate) struct EksResources {
+    pub(super) requests: Option<std::collections::BTreeMap<String, String>>,
+    pub(super) limits: Option<std::collections::BTreeMap<String, String>>,
+}
+
+/// One finished attempt of an EKS job (`eksAttempts[]`).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct EksAttempt {
+    pub(super) node_name: Option<String>,
+    pub(super) started_at: Option<Timestamp>,
+    pub(super) stopped_at: Option<Timestamp>,
+    pub(super) status_reason: Option<String>,
+    #[serde(default)]
+    pub(super) containers: Vec<ExitCode>,
 }

@@ -107,10 +107,7 @@ fn settled_documents(settled: &SettledJob, now_ms: i64) -> Vec<MetricDocument> {
             ("instance_type".to_owned(), json!(activity.instance_type)),
             (
                 "platform".to_owned(),
-                json!(activity.platform.map(|p| match p {
-                    Platform::Fargate => "fargate",
-                    Platform::Ec2 => "ec2",
-                })),
+                json!(activity.platform.map(Platform::as_str)),
             ),
             ("spot".to_owned(), json!(activity.spot)),
             (

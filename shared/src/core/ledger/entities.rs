@@ -6,7 +6,7 @@ use rustc_hash::FxHashMap;
 use super::join::{Lww, Rank, join_max, join_min, sorted_entry};
 use crate::core::facts::{
     Architecture, Capacity, Fact, InstanceObserved, InstanceSize, JobObserved, JobStatus, Millis,
-    Platform, TaskObserved, TaskSize,
+    OperatingSystem, Platform, TaskObserved, TaskSize,
 };
 use crate::core::prices::PriceTable;
 
@@ -36,6 +36,7 @@ pub(super) struct JobState {
     pub(super) platform: Lww<Platform>,
     pub(super) size: Lww<TaskSize>,
     pub(super) architecture: Lww<Architecture>,
+    pub(super) operating_system: Lww<OperatingSystem>,
     /// Sorted by key (a `BTreeMap`'s first node alone is half a kilobyte).
     pub(super) tags: Lww<Vec<(String, String)>>,
     pub(super) array_size: Lww<u32>,
@@ -62,6 +63,7 @@ pub(super) struct TaskState {
     pub(super) capacity: Lww<Capacity>,
     pub(super) size: Lww<TaskSize>,
     pub(super) architecture: Lww<Architecture>,
+    pub(super) operating_system: Lww<OperatingSystem>,
     pub(super) availability_zone: Lww<String>,
     pub(super) region: Lww<String>,
     pub(super) pull_started_at: Option<Millis>,
@@ -158,6 +160,7 @@ impl State {
                     platform: Lww::default(),
                     size: Lww::default(),
                     architecture: Lww::default(),
+                    operating_system: Lww::default(),
                     tags: Lww::default(),
                     array_size: Lww::default(),
                     node_index: Lww::default(),
@@ -189,6 +192,7 @@ impl State {
         job.platform.offer(rank, observed.platform);
         job.size.offer(rank, observed.size);
         job.architecture.offer(rank, observed.architecture);
+        job.operating_system.offer(rank, observed.operating_system);
         if !observed.tags.is_empty() {
             job.tags.offer_with(rank, || {
                 observed
@@ -278,6 +282,7 @@ impl State {
                     capacity: Lww::default(),
                     size: Lww::default(),
                     architecture: Lww::default(),
+                    operating_system: Lww::default(),
                     availability_zone: Lww::default(),
                     region: Lww::default(),
                     pull_started_at: None,
@@ -303,6 +308,7 @@ impl State {
         task.capacity.offer(rank, observed.capacity);
         task.size.offer(rank, observed.size);
         task.architecture.offer(rank, observed.architecture);
+        task.operating_system.offer(rank, observed.operating_system);
         task.availability_zone
             .offer_ref(rank, observed.availability_zone.as_ref());
         task.region.offer_ref(rank, observed.region.as_ref());

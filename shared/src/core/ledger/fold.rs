@@ -153,7 +153,13 @@ impl Ledger {
                 priced.on_demand_rate,
                 input.estimated || priced.estimated,
             ),
-            Err(reason) => (Billing::NotStarted, Some(reason), Decimal::ZERO, false),
+            // Unpriced, it still runs: counted as running (tasks, vCPU, memory) at no rate.
+            Err(reason) => (
+                input.timing.billing(Decimal::ZERO),
+                Some(reason),
+                Decimal::ZERO,
+                false,
+            ),
         };
         Some(Contribution {
             on_demand_rate,
@@ -166,6 +172,7 @@ impl Ledger {
                     vcpu: Decimal::ZERO,
                     memory_gib: Decimal::ZERO,
                     storage_gib: None,
+                    gpus: None,
                 }),
                 estimated,
                 unpriced: unpriced.is_some(),

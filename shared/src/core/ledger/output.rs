@@ -64,8 +64,12 @@ pub struct InstanceCost {
     pub cost_usd: Option<Decimal>,
     /// Σ of the shares of the jobs (and unattributed tasks) placed on it.
     pub attributed_usd: Decimal,
-    /// `cost_usd − attributed_usd`: capacity paid for that no task reserved.
+    /// `cost_usd − attributed_usd`: capacity paid for that no task reserved (AWS split cost
+    /// allocation's unused cost); never negative.
     pub idle_usd: Option<Decimal>,
+    /// How far the shares exceed the bill: zero unless events claim more tasks on the instance
+    /// than it can hold (`cost_usd + overcommitted_usd = attributed_usd + idle_usd`).
+    pub overcommitted_usd: Decimal,
     pub billed_seconds: i64,
     pub running: bool,
     pub estimated: bool,

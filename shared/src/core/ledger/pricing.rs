@@ -8,9 +8,10 @@ use super::output::UNATTRIBUTED;
 use super::output::UNKNOWN;
 use super::scopes::ScopeKey;
 use crate::core::billing::{self, Billing};
-use crate::core::facts::{Architecture, Capacity, Millis, Platform, TaskSize};
+use crate::core::facts::{Architecture, Capacity, Millis, OperatingSystem, Platform, TaskSize};
 use crate::core::names;
-use crate::core::prices::{EC2_SHARE_CPU_WEIGHT, EC2_SHARE_MEMORY_WEIGHT, Unpriced};
+use crate::core::prices::Unpriced;
+use crate::core::split::{Resources, reserved_share};
 
 /// Decimal places of an EC2 share's hourly rate (a trillionth of a dollar per hour).
 pub const SHARE_RATE_DECIMAL_PLACES: u32 = 12;
@@ -79,19 +80,30 @@ impl State {
             })
             .unwrap_or(UNKNOWN);
 
-        let (instance, priced) = if platform == Platform::Ec2 {
-            let instance_arn = task
-                .and_then(|t| t.container_instance_arn.get())
-                .or(attempt.container_instance_arn.get());
-            self.ec2_share(instance_arn.map(String::as_str), size.as_ref())
-        } else {
-            // Batch events do not say Spot or on-demand: assume on-demand, the higher price,
-            // so an estimate errs on the side of stopping early.
-            estimated |= task_capacity.is_none();
-            (
-                None,
-                self.fargate_price(region, size.as_ref(), architecture, capacity),
-            )
+        let operating_system = task
+            .and_then(|t| t.operating_system.get())
+            .or(job.operating_system.get())
+            .copied();
+        let (instance, priced) = match platform {
+            Platform::Ec2 => {
+                let instance_arn = task
+                    .and_then(|t| t.container_instance_arn.get())
+                    .or(attempt.container_instance_arn.get());
+                self.ec2_share(instance_arn.map(String::as_str), size.as_ref())
+            }
+            Platform::Eks => (None, Err(Unpriced::EksNode)),
+            Platform::Fargate if operating_system == Some(OperatingSystem::Windows) => {
+                (None, Err(Unpriced::WindowsOnFargate))
+            }
+            Platform::Fargate => {
+                // Batch events do not say Spot or on-demand: assume on-demand, the higher
+                // price, so an estimate errs on the side of stopping early.
+                estimated |= task_capacity.is_none();
+                (
+                    None,
+                    self.fargate_price(region, size.as_ref(), architecture, capacity),
+                )
+            }
         };
         let compute_environment = instance
             .and_then(|i| self.instances[i as usize].compute_environment.get())
@@ -126,8 +138,10 @@ impl State {
         })
     }
 
-    /// A task's share of its EC2 instance's price: the instance's hourly price weighted 9:1
-    /// by the task's share of the instance's registered vCPU and memory.
+    /// A task's share of its EC2 instance's price, as AWS split cost allocation data splits
+    /// it (`core::split`): the instance's hourly price × Σ weight × reserved / Σ weight ×
+    /// available, the type's vCPUs, memory and GPUs available (the registered ones, and the
+    /// share estimated, when the price table does not know the type).
     pub(super) fn ec2_share(
         &self,
         instance_arn: Option<&str>,
@@ -141,29 +155,48 @@ impl State {
         };
         let instance = &self.instances[idx as usize];
         let priced = (|| {
-            let price = self.instance_price(instance)?;
+            let (price, specs) = self.instance_price(instance)?;
             let size = size.ok_or(Unpriced::UnknownSize)?;
-            let registered = instance.registered.get().ok_or(Unpriced::UnknownInstance)?;
-            let share = EC2_SHARE_CPU_WEIGHT * size.vcpu / registered.vcpu
-                + EC2_SHARE_MEMORY_WEIGHT * size.memory_gib / registered.memory_gib;
-            // Rounded to 10⁻¹² USD/hour: a share of 7.5 GiB is a repeating decimal, and sums
-            // of rates stored as fixed point (the DynamoDB projections) must stay exact.
-            let round = |rate: Decimal| {
-                rate.round_dp_with_strategy(
+            let (available, capacity_estimated) = match specs {
+                Some(specs) => (specs, false),
+                None => {
+                    let registered = instance.registered.get().ok_or(Unpriced::UnknownInstance)?;
+                    let registered = Resources {
+                        vcpu: registered.vcpu,
+                        memory_gib: registered.memory_gib,
+                        gpus: Decimal::ZERO,
+                    };
+                    (registered, true)
+                }
+            };
+            let reserved = Resources {
+                vcpu: size.vcpu,
+                memory_gib: size.memory_gib,
+                gpus: Decimal::from(size.gpus.unwrap_or(0)),
+            };
+            // Rounded down to 10⁻¹² USD/hour: a share of 7.5 GiB is a repeating decimal, sums
+            // of rates stored as fixed point (the DynamoDB projections) must stay exact, and
+            // rounding down keeps Σ shares within the instance's price.
+            let share = |hourly: Decimal| {
+                reserved_share(hourly, &available, &reserved).round_dp_with_strategy(
                     SHARE_RATE_DECIMAL_PLACES,
-                    rust_decimal::RoundingStrategy::MidpointNearestEven,
+                    rust_decimal::RoundingStrategy::ToZero,
                 )
             };
             Ok(Priced {
-                rate: round(price.rate * share),
-                on_demand_rate: round(price.on_demand_rate * share),
-                estimated: price.estimated,
+                rate: share(price.rate),
+                on_demand_rate: share(price.on_demand_rate),
+                estimated: price.estimated || capacity_estimated,
             })
         })();
         (Some(idx), priced)
     }
 
-    pub(super) fn instance_price(&self, instance: &InstanceState) -> Result<Priced, Unpriced> {
+    /// The instance's hourly price, and what its type offers when the table knows it.
+    pub(super) fn instance_price(
+        &self,
+        instance: &InstanceState,
+    ) -> Result<(Priced, Option<Resources>), Unpriced> {
         let region = instance.region.get().ok_or(Unpriced::UnknownRegion)?;
         let instance_type = instance
             .instance_type
@@ -174,11 +207,12 @@ impl State {
             .get()
             .is_some_and(|ce| self.prices.is_spot_compute_environment(ce));
         let price = self.prices.ec2(region, instance_type, spot)?;
-        Ok(Priced {
+        let priced = Priced {
             rate: price.hourly,
             on_demand_rate: price.on_demand_hourly,
             estimated: price.estimated,
-        })
+        };
+        Ok((priced, price.specs))
     }
 
     pub(super) fn instance_input(&self, idx: u32) -> UnitInput<'_> {
@@ -200,9 +234,10 @@ impl State {
                 vcpu: r.vcpu,
                 memory_gib: r.memory_gib,
                 storage_gib: None,
+                gpus: None,
             }),
             estimated: false,
-            priced: self.instance_price(instance),
+            priced: self.instance_price(instance).map(|(priced, _)| priced),
             instance: Some(idx),
             platform: Platform::Ec2,
         }
@@ -218,11 +253,14 @@ impl State {
         let estimated = exact_start.is_none() && start.is_some();
         let size = task.size.get().copied();
         let platform = task.platform.get().copied().unwrap_or(Platform::Fargate);
+        let windows = task.operating_system.get() == Some(&OperatingSystem::Windows);
         let (instance, priced) = if platform == Platform::Ec2 {
             self.ec2_share(
                 task.container_instance_arn.get().map(String::as_str),
                 size.as_ref(),
             )
+        } else if windows {
+            (None, Err(Unpriced::WindowsOnFargate))
         } else {
             (
                 None,

@@ -193,6 +193,7 @@ impl Ledger {
                         cost_usd: None,
                         attributed_usd: Decimal::ZERO,
                         idle_usd: None,
+                        overcommitted_usd: Decimal::ZERO,
                         billed_seconds: accrued.billed_seconds,
                         running: accrued.running,
                         estimated: contribution.unit.estimated,
@@ -210,7 +211,11 @@ impl Ledger {
             if cost.unpriced.is_none() {
                 let bill = billing::usd(own);
                 cost.cost_usd = Some(bill);
-                cost.idle_usd = Some(bill - cost.attributed_usd);
+                // Shares are rounded down and ECS places no more than an instance offers, so
+                // they stay within its bill; events that say otherwise (a stop never seen)
+                // show as overcommitted, never as negative idle.
+                cost.idle_usd = Some((bill - cost.attributed_usd).max(Decimal::ZERO));
+                cost.overcommitted_usd = (cost.attributed_usd - bill).max(Decimal::ZERO);
             }
         }
         instances.sort_by(|a, b| a.container_instance_arn.cmp(&b.container_instance_arn));
