@@ -187,7 +187,10 @@ fn read_whole(text: &[u8], array: bool, each: &mut impl FnMut(RawEvent<'_>)) {
 
 /// The elements of a JSON array one at a time, so a break loses only what follows it.
 fn read_array(text: &[u8], each: &mut impl FnMut(RawEvent<'_>)) {
-    let line_at = |offset: usize| 1 + text[..offset].iter().filter(|&&b| b == b'\n').count();
+    // Lines are counted forward from the last element's offset, so a whole file is scanned
+    // once (counting from the start for every element made a large array quadratic).
+    let mut lines = LineCounter::default();
+    let mut line_at = |offset: usize| lines.line_at(text, offset);
     let skip = |mut at: usize, also: &[u8]| {
         while at < text.len() && (text[at].is_ascii_whitespace() || also.contains(&text[at])) {
             at += 1;
@@ -240,6 +243,29 @@ fn read_array(text: &[u8], each: &mut impl FnMut(RawEvent<'_>)) {
                 return;
             }
         }
+    }
+}
+
+/// The 1-based line of a byte offset, for offsets asked in increasing order: each call
+/// scans only the bytes since the previous one.
+#[derive(Default)]
+struct LineCounter {
+    offset: usize,
+    newlines: usize,
+}
+
+impl LineCounter {
+    fn line_at(&mut self, text: &[u8], offset: usize) -> usize {
+        let offset = offset.min(text.len());
+        if offset < self.offset {
+            *self = Self::default();
+        }
+        self.newlines += text[self.offset..offset]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count();
+        self.offset = offset;
+        1 + self.newlines
     }
 }
 
@@ -320,6 +346,31 @@ mod tests {
     fn arrays_give_each_element_with_its_line() {
         let seen = lines_of("[\n  {\"a\":1},\n  {\"b\":2}\n]\n");
         assert_eq!(seen, vec![(2, "{\"a\":1}".into()), (3, "{\"b\":2}".into())]);
+    }
+
+    #[test]
+    fn a_pretty_printed_array_gives_each_element_the_line_it_starts_on() {
+        let elements: Vec<String> = (0..300)
+            .map(|i| format!("  {{\n    \"id\": {i}\n  }}"))
+            .collect();
+        let seen = lines_of(&format!("[\n{}\n]\n", elements.join(",\n")));
+        assert_eq!(seen.len(), 300);
+        for (i, (line, _)) in seen.iter().enumerate() {
+            assert_eq!(*line, 2 + 3 * i, "element {i}");
+        }
+    }
+
+    #[test]
+    fn the_line_counter_agrees_with_counting_from_the_start() {
+        let text = b"a\nbb\n\nccc\nd";
+        let mut counter = LineCounter::default();
+        for offset in [0, 1, 2, 2, 5, 6, 10, 12, 99, 3] {
+            let from_start = 1 + text[..offset.min(text.len())]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count();
+            assert_eq!(counter.line_at(text, offset), from_start, "offset {offset}");
+        }
     }
 
     #[test]
