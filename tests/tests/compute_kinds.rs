@@ -6,12 +6,14 @@
 use rust_decimal::Decimal;
 use rust_decimal::dec;
 use serde_json::{Value, json};
+use shared::analysis::report::StatusReport;
 use shared::core::budget::BudgetPeriod;
 use shared::core::facts::{FactBody, OperatingSystem, Platform};
 use shared::core::ledger::Ledger;
 use shared::core::prices::{PriceTable, Unpriced};
 use shared::core::scope::Scope;
 use shared::events::{Parsed, parse_event};
+use shared::ports::IngestCounts;
 
 const T: i64 = 1_795_413_600_000; // 2026-11-23T06:00:00Z
 
@@ -86,6 +88,43 @@ fn a_gpu_job_is_charged_its_gpus_share_of_the_instance() {
     );
     // CPU and memory alone would have charged 4/96 and 16/1152 of it: a few percent.
     assert!(cost > dec!(21.957642) / Decimal::from(4));
+    // The report says what the instance's bill was split by, weights included.
+    let report = StatusReport::build(&ledger, T / 1000 + 3_600, None, IngestCounts::default());
+    assert_eq!(
+        report.ec2_instances[0].split_by.as_deref(),
+        Some("96 vCPU, 1152 GiB, 8 GPU split GPU 9 : vCPU 0.9 : GiB 0.1")
+    );
+    // A type the price table does not know is split by what its instance registered, and
+    // says so.
+    let prices = PriceTable::builtin_with_overrides(
+        "[[ec2]]\nregion = \"us-east-1\"\ninstance_type = \"x9.huge\"\non_demand_hour = \"1.5\"\n",
+    )
+    .unwrap();
+    let mut ledger = Ledger::new(prices, BudgetPeriod::Month);
+    ledger.apply(&fact_of(&instance_event(
+        "i2",
+        "x9.huge",
+        8 * 1024,
+        32 * 1024,
+    )));
+    let report = StatusReport::build(&ledger, T / 1000 + 3_600, None, IngestCounts::default());
+    assert_eq!(
+        report.ec2_instances[0].split_by.as_deref(),
+        Some("8 vCPU, 32 GiB split vCPU 9 : GiB 1 (registered)")
+    );
+    // Unpriced, it names no split.
+    let mut ledger = Ledger::new(PriceTable::builtin(), BudgetPeriod::Month);
+    ledger.apply(&fact_of(&instance_event(
+        "i2",
+        "x9.huge",
+        8 * 1024,
+        32 * 1024,
+    )));
+    let report = StatusReport::build(&ledger, T / 1000 + 3_600, None, IngestCounts::default());
+    assert_eq!(
+        report.ec2_instances[0].split_by, None,
+        "x9.huge has no price"
+    );
 }
 
 /// A Windows job on Fargate (`runtimePlatform.operatingSystemFamily`, as AWS Batch job

@@ -62,6 +62,26 @@ fn the_price_list_gives_the_built_in_figures_and_the_file_reads_back() {
         table.ec2("us-east-1", "c5.large", false).unwrap().hourly,
         Decimal::new(85, 3)
     );
+    // The split of an instance's bill needs the type's size: the Price List's `vcpu` and
+    // `memory` attributes are written with the price and agree with the built-in table.
+    for instance_type in ["m5.large", "c5.large"] {
+        let fetched_specs = table.ec2("us-east-1", instance_type, false).unwrap().specs;
+        assert!(fetched_specs.is_some(), "{instance_type} has no specs");
+        assert_eq!(
+            fetched_specs,
+            builtin
+                .ec2("us-east-1", instance_type, false)
+                .unwrap()
+                .specs,
+            "{instance_type}"
+        );
+    }
+    assert!(fetched.toml.contains("vcpu = 2\nmemory_gib = 8\n"));
+    assert!(
+        fetched
+            .found
+            .contains(&"ec2 c5.large = 0.085 (2 vCPU, 4 GiB)".to_owned())
+    );
     // And the figures do come from the documents: a changed price comes through.
     let mut ecs = page("amazonecs-us-east-1.page1.json");
     ecs.extend(page("amazonecs-us-east-1.page2.json"));

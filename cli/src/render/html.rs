@@ -523,15 +523,20 @@ fn ec2_section(activity: &Activity) -> String {
         return String::new();
     }
     let mut out = String::from(
-        r#"<h2>EC2 instances</h2><table id="instances"><thead><tr><th>instance</th><th>type</th><th>zone</th><th>compute environment</th><th class="num">billed</th><th class="num">bill</th><th class="num">jobs' shares</th><th class="num">idle</th></tr></thead><tbody>"#,
+        r#"<h2>EC2 instances</h2><table id="instances"><thead><tr><th>instance</th><th>type</th><th>split by</th><th>zone</th><th>compute environment</th><th class="num">billed</th><th class="num">bill</th><th class="num">jobs' shares</th><th class="num">idle</th></tr></thead><tbody>"#,
     );
     for instance in &activity.instances {
         let _ = write!(
             out,
-            r#"<tr><td title="{}">{}</td><td>{}</td><td>{}</td><td>{}{}</td><td class="num">{} s</td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td></tr>"#,
+            r#"<tr><td title="{}">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}{}</td><td class="num">{} s</td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td></tr>"#,
             escape(&instance.container_instance_arn),
             escape(instance.ec2_instance_id.as_deref().unwrap_or("?")),
             escape(instance.instance_type.as_deref().unwrap_or("?")),
+            escape(
+                &instance
+                    .split_basis
+                    .map_or_else(|| "—".to_owned(), |basis| basis.to_string())
+            ),
             escape(instance.availability_zone.as_deref().unwrap_or("?")),
             escape(&instance.compute_environment),
             if instance.spot { " (Spot)" } else { "" },

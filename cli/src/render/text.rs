@@ -195,6 +195,7 @@ pub fn human(report: &StatusReport, counted: EventsCounted) -> String {
         let mut instances = table(&[
             "EC2 instance",
             "type",
+            "split by",
             "compute environment",
             "billed",
             "bill",
@@ -210,6 +211,7 @@ pub fn human(report: &StatusReport, counted: EventsCounted) -> String {
                     .clone()
                     .unwrap_or_else(|| instance.container_instance_arn.clone()),
                 instance.instance_type.clone().unwrap_or_else(|| "?".into()),
+                instance.split_by.clone().unwrap_or_else(|| "—".into()),
                 format!(
                     "{}{}",
                     instance.compute_environment,

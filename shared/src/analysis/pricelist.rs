@@ -289,6 +289,7 @@ pub fn price_file(
 
     for instance_type in instance_types {
         let mut slot = None;
+        let mut specs = None;
         for offer in ec2.iter().filter(in_region).filter(|o| {
             o.attribute("instanceType") == Some(instance_type.as_str()) && plain_linux_on_demand(o)
         }) {
@@ -298,15 +299,30 @@ pub fn price_file(
                 offer.usd,
                 offer.source("AmazonEC2", fetched_on),
             )?;
+            specs = specs.or_else(|| InstanceSpecs::of(offer));
         }
         match slot {
             Some((usd, source)) => {
                 let _ = write!(
                     toml,
-                    "\n[[ec2]]\nregion = \"{region}\"\ninstance_type = \"{instance_type}\"\non_demand_hour = \"{usd}\"\nsource = \"{}\"\n",
-                    escape(&source)
+                    "\n[[ec2]]\nregion = \"{region}\"\ninstance_type = \"{instance_type}\"\non_demand_hour = \"{usd}\"\n"
                 );
-                found.push(format!("ec2 {instance_type} = {usd}"));
+                let mut line = format!("ec2 {instance_type} = {usd}");
+                if let Some(specs) = specs {
+                    let _ = write!(
+                        toml,
+                        "vcpu = {}\nmemory_gib = {}\n",
+                        specs.vcpu, specs.memory_gib
+                    );
+                    let _ = write!(line, " ({} vCPU, {} GiB", specs.vcpu, specs.memory_gib);
+                    if let Some(gpus) = specs.gpus {
+                        let _ = writeln!(toml, "gpus = {gpus}");
+                        let _ = write!(line, ", {gpus} GPU");
+                    }
+                    line.push(')');
+                }
+                let _ = writeln!(toml, "source = \"{}\"", escape(&source));
+                found.push(line);
             }
             None => missing.push(format!("ec2 {instance_type} (Linux, shared) in {region}")),
         }
@@ -318,6 +334,35 @@ pub fn price_file(
     })
 }
 
+/// What an instance type offers, from its Price List attributes (`vcpu` "4", `memory`
+/// "16 GiB" or "1,152 GiB", `gpu` "8"). The split of an instance's bill needs whole vCPUs
+/// and whole GiB: a type listed with a fractional memory ("0.5 GiB") gets no specs, and
+/// batchguard then splits its bill by the resources its container instance registers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct InstanceSpecs {
+    vcpu: u32,
+    memory_gib: u32,
+    gpus: Option<u32>,
+}
+
+impl InstanceSpecs {
+    fn of(offer: &Offer) -> Option<Self> {
+        let vcpu: u32 = offer.attribute("vcpu")?.trim().parse().ok()?;
+        let memory = offer.attribute("memory")?.trim();
+        let memory = memory.strip_suffix("GiB").unwrap_or(memory).trim();
+        let memory_gib: u32 = memory.replace(',', "").parse().ok()?;
+        let gpus = offer
+            .attribute("gpu")
+            .and_then(|g| g.trim().parse::<u32>().ok())
+            .filter(|&g| g > 0);
+        (vcpu > 0 && memory_gib > 0).then_some(Self {
+            vcpu,
+            memory_gib,
+            gpus,
+        })
+    }
+}
+
 fn escape(text: &str) -> String {
     text.replace('\\', "\\\\").replace('"', "\\\"")
 }
@@ -325,6 +370,51 @@ fn escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn offer_with(attributes: &[(&str, &str)]) -> Offer {
+        Offer {
+            sku: "SKU".into(),
+            attributes: attributes
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            usd: Decimal::ONE,
+            effective_date: None,
+            publication_date: None,
+        }
+    }
+
+    #[test]
+    fn instance_specs_come_from_the_price_list_attributes() {
+        let m5 = offer_with(&[("vcpu", "2"), ("memory", "8 GiB")]);
+        assert_eq!(
+            InstanceSpecs::of(&m5),
+            Some(InstanceSpecs {
+                vcpu: 2,
+                memory_gib: 8,
+                gpus: None
+            })
+        );
+        let p4d = offer_with(&[("vcpu", "96"), ("memory", "1,152 GiB"), ("gpu", "8")]);
+        assert_eq!(
+            InstanceSpecs::of(&p4d),
+            Some(InstanceSpecs {
+                vcpu: 96,
+                memory_gib: 1152,
+                gpus: Some(8)
+            })
+        );
+        // Whole GiB only; a missing or unreadable figure gives no specs.
+        assert_eq!(
+            InstanceSpecs::of(&offer_with(&[("vcpu", "2"), ("memory", "0.5 GiB")])),
+            None
+        );
+        assert_eq!(InstanceSpecs::of(&offer_with(&[("vcpu", "2")])), None);
+        assert_eq!(
+            InstanceSpecs::of(&offer_with(&[("vcpu", "NA"), ("memory", "8 GiB")])),
+            None
+        );
+    }
 
     #[test]
     fn region_prefixes_come_off_usage_types() {

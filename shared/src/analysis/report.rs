@@ -116,6 +116,10 @@ pub struct InstanceLine {
     pub compute_environment: String,
     pub instance_type: Option<String>,
     pub availability_zone: Option<String>,
+    /// What the bill is split by, e.g. `96 vCPU, 1152 GiB, 8 GPU split GPU 9 : vCPU 0.9 :
+    /// GiB 0.1` (AWS split cost allocation's weights); `(registered)` when the price table
+    /// does not know the type and the container instance's registered resources stand in.
+    pub split_by: Option<String>,
     pub spot: bool,
     pub status: String,
     pub cost_usd: Option<Decimal>,
@@ -141,6 +145,7 @@ impl From<InstanceCost> for InstanceLine {
             compute_environment: instance.compute_environment,
             instance_type: instance.instance_type,
             availability_zone: instance.availability_zone,
+            split_by: instance.split_basis.map(|basis| basis.to_string()),
             spot: instance.spot,
             status: instance.status,
             cost_usd: instance.cost_usd.map(money),
@@ -224,7 +229,8 @@ pub struct AuditLine {
     pub at: String,
     /// The level that led to it (`notify`, `freeze`, `stop`, `restore`).
     pub level: String,
-    /// `Notified`, `QueueDisabled`, `QueueEnabled`, `JobCancelled`, `JobTerminated`.
+    /// `Notified`, `QueueDisabled`, `QueueEnabled`, `QueueReleased`, `JobCancelled`,
+    /// `JobTerminated`.
     pub action: &'static str,
     pub target: String,
     pub dry_run: bool,

@@ -72,6 +72,62 @@ impl Weights {
     }
 }
 
+/// What an instance's bill is split by: the resources it offers and their weights, and
+/// whether those are the type's (the price table) or, for a type the table does not know,
+/// what its container instance registered (then every share is an estimate).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SplitBasis {
+    pub available: Resources,
+    pub weights: Weights,
+    pub from_registered: bool,
+}
+
+impl SplitBasis {
+    pub fn new(available: Resources, from_registered: bool) -> Self {
+        Self {
+            available,
+            weights: Weights::for_instance(&available),
+            from_registered,
+        }
+    }
+}
+
+/// `96 vCPU, 1152 GiB, 8 GPU split GPU 9 : vCPU 0.9 : GiB 0.1`; `(registered)` when the
+/// resources are the container instance's, not the type's.
+impl std::fmt::Display for SplitBasis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let a = &self.available;
+        let w = &self.weights;
+        write!(
+            f,
+            "{} vCPU, {} GiB",
+            a.vcpu.normalize(),
+            a.memory_gib.normalize()
+        )?;
+        if a.gpus > Decimal::ZERO {
+            write!(
+                f,
+                ", {} GPU split GPU {} : vCPU {} : GiB {}",
+                a.gpus.normalize(),
+                w.gpu.normalize(),
+                w.vcpu.normalize(),
+                w.memory_gib.normalize()
+            )?;
+        } else {
+            write!(
+                f,
+                " split vCPU {} : GiB {}",
+                w.vcpu.normalize(),
+                w.memory_gib.normalize()
+            )?;
+        }
+        if self.from_registered {
+            f.write_str(" (registered)")?;
+        }
+        Ok(())
+    }
+}
+
 /// What a task (or pod) was given for the hour: its reservation, and its usage when known.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Allocation {

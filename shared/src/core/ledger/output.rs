@@ -8,6 +8,7 @@ use rust_decimal::Decimal;
 use crate::core::facts::{Architecture, InstanceSize, JobStatus, Platform, TaskSize};
 use crate::core::prices::Unpriced;
 use crate::core::scope::{Scope, ScopeSpend};
+use crate::core::split::SplitBasis;
 
 /// Queue name given to tasks that no Batch event has named yet.
 pub const UNATTRIBUTED: &str = "(unattributed)";
@@ -58,6 +59,8 @@ pub struct InstanceCost {
     pub instance_type: Option<String>,
     pub availability_zone: Option<String>,
     pub registered: Option<InstanceSize>,
+    /// What its bill is split by (resources and weights); `None` when it is unpriced.
+    pub split_basis: Option<SplitBasis>,
     pub spot: bool,
     pub status: String,
     /// The instance's bill so far (per second, one-minute minimum).

@@ -11,7 +11,7 @@ use crate::core::billing::{self, Billing};
 use crate::core::facts::{Architecture, Capacity, Millis, OperatingSystem, Platform, TaskSize};
 use crate::core::names;
 use crate::core::prices::Unpriced;
-use crate::core::split::{Resources, reserved_share};
+use crate::core::split::{Resources, SplitBasis, reserved_share};
 
 /// Decimal places of an EC2 share's hourly rate (a trillionth of a dollar per hour).
 pub const SHARE_RATE_DECIMAL_PLACES: u32 = 12;
@@ -157,18 +157,8 @@ impl State {
         let priced = (|| {
             let (price, specs) = self.instance_price(instance)?;
             let size = size.ok_or(Unpriced::UnknownSize)?;
-            let (available, capacity_estimated) = match specs {
-                Some(specs) => (specs, false),
-                None => {
-                    let registered = instance.registered.get().ok_or(Unpriced::UnknownInstance)?;
-                    let registered = Resources {
-                        vcpu: registered.vcpu,
-                        memory_gib: registered.memory_gib,
-                        gpus: Decimal::ZERO,
-                    };
-                    (registered, true)
-                }
-            };
+            let basis = Self::split_basis_of(instance, specs)?;
+            let (available, capacity_estimated) = (basis.available, basis.from_registered);
             let reserved = Resources {
                 vcpu: size.vcpu,
                 memory_gib: size.memory_gib,
@@ -190,6 +180,32 @@ impl State {
             })
         })();
         (Some(idx), priced)
+    }
+
+    /// What an instance's bill is split by: the type's vCPUs, memory and GPUs when the price
+    /// table knows them, else what the container instance registered.
+    pub(super) fn split_basis_of(
+        instance: &InstanceState,
+        specs: Option<Resources>,
+    ) -> Result<SplitBasis, Unpriced> {
+        match specs {
+            Some(specs) => Ok(SplitBasis::new(specs, false)),
+            None => {
+                let registered = instance.registered.get().ok_or(Unpriced::UnknownInstance)?;
+                let registered = Resources {
+                    vcpu: registered.vcpu,
+                    memory_gib: registered.memory_gib,
+                    gpus: Decimal::ZERO,
+                };
+                Ok(SplitBasis::new(registered, true))
+            }
+        }
+    }
+
+    /// What an instance's bill is split by, when its price is known.
+    pub(super) fn split_basis(&self, instance: &InstanceState) -> Option<SplitBasis> {
+        let (_, specs) = self.instance_price(instance).ok()?;
+        Self::split_basis_of(instance, specs).ok()
     }
 
     /// The instance's hourly price, and what its type offers when the table knows it.

@@ -181,6 +181,7 @@ impl Ledger {
                         instance_type: state.instance_type.get().cloned(),
                         availability_zone: state.availability_zone.get().cloned(),
                         registered: state.registered.get().copied(),
+                        split_basis: self.state.split_basis(state),
                         spot: state
                             .compute_environment
                             .get()
