@@ -4,7 +4,9 @@
 # 1. Installs the local AWS API emulator (moto_server), cargo-lambda (its Lambda Runtime API
 #    emulator, `cargo lambda watch`, and the arm64 builds `sam build` runs, with zig), the SAM CLI
 #    and cfn-lint from PyPI into .venv-tools if missing (in one pip command: installing sam-cli
-#    on its own afterwards would downgrade moto's boto3).
+#    on its own afterwards would downgrade moto's boto3), and jsonschema (AWS's EMF schema is
+#    checked with it: scripts/validate-emf.py; moto and cfn-lint depend on it too, so pip
+#    keeps the version they agree on).
 # 2. Starts it on a free loopback port; tests reach it through AWS_ENDPOINT_URL and never
 #    touch a real AWS account.
 # 3. Formatting, lints as errors, then every test of the workspace, the functions through the
@@ -22,14 +24,15 @@ installed() {
     "$venv/bin/moto_server" --help >/dev/null 2>&1 &&
         "$venv/bin/cargo-lambda" lambda --version 2>/dev/null | grep -q "$CARGO_LAMBDA_VERSION" &&
         "$venv/bin/sam" --version 2>/dev/null | grep -q "$SAM_VERSION" &&
-        "$venv/bin/cfn-lint" --version 2>/dev/null | grep -q "$CFN_LINT_VERSION"
+        "$venv/bin/cfn-lint" --version 2>/dev/null | grep -q "$CFN_LINT_VERSION" &&
+        "$venv/bin/python" -c 'import jsonschema' 2>/dev/null
 }
 if ! installed; then
     echo "installing moto[server]==$MOTO_VERSION, cargo-lambda==$CARGO_LAMBDA_VERSION, aws-sam-cli==$SAM_VERSION and cfn-lint==$CFN_LINT_VERSION into $venv" >&2
     python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet --disable-pip-version-check \
         "moto[server]==$MOTO_VERSION" "cargo-lambda==$CARGO_LAMBDA_VERSION" \
-        "aws-sam-cli==$SAM_VERSION" "cfn-lint==$CFN_LINT_VERSION"
+        "aws-sam-cli==$SAM_VERSION" "cfn-lint==$CFN_LINT_VERSION" jsonschema
 fi
 
 # Headless Chromium renders the HTML report once in a test (Debian's package).

@@ -99,6 +99,26 @@ impl MetricDocument {
 /// (`METRICS_NAMESPACE`; the SAM template gives each stack its own).
 pub const NAMESPACE: &str = "batchguard";
 
+/// CloudWatch takes a data point "as much as two weeks before the current date, and as much as
+/// 2 hours after" (PutMetricData API reference); an EMF document stamped outside is dropped
+/// without an error to the writer. Five minutes are kept off each edge for clock skew.
+pub const MAX_AGE_MS: i64 = 14 * 86_400_000 - 300_000;
+pub const MAX_AHEAD_MS: i64 = 2 * 3_600_000 - 300_000;
+
+/// The timestamp to write for a data point that happened at `event_ms`, written at `now_ms`:
+/// the event's own time when CloudWatch accepts it, else `now_ms`, so a re-driven or
+/// backfilled event (or one with a skewed clock) is counted when it is processed rather than
+/// silently lost.
+pub fn acceptable_timestamp(event_ms: i64, now_ms: i64) -> i64 {
+    let earliest = now_ms.saturating_sub(MAX_AGE_MS);
+    let latest = now_ms.saturating_add(MAX_AHEAD_MS);
+    if (earliest..=latest).contains(&event_ms) {
+        event_ms
+    } else {
+        now_ms
+    }
+}
+
 /// Dimensions.
 pub const DIMENSION_SCOPE_KIND: &str = "ScopeKind";
 pub const DIMENSION_SCOPE: &str = "Scope";
@@ -310,6 +330,23 @@ pub fn spec(name: &str) -> Option<&'static MetricSpec> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_timestamp_cloudwatch_would_refuse_becomes_the_moment_of_writing() {
+        let now = 1_795_413_600_000;
+        assert_eq!(acceptable_timestamp(now - 3_600_000, now), now - 3_600_000);
+        assert_eq!(
+            acceptable_timestamp(now - MAX_AGE_MS, now),
+            now - MAX_AGE_MS
+        );
+        assert_eq!(acceptable_timestamp(now - 15 * 86_400_000, now), now);
+        assert_eq!(
+            acceptable_timestamp(now + MAX_AHEAD_MS, now),
+            now + MAX_AHEAD_MS
+        );
+        assert_eq!(acceptable_timestamp(now + 3 * 3_600_000, now), now);
+        assert_eq!(acceptable_timestamp(i64::MIN, i64::MAX), i64::MAX);
+    }
 
     /// An event with an empty queue name (the fuzz test found one) must not cost the whole
     /// batch its metrics: the value stands in, the document is one CloudWatch accepts.

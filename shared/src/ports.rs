@@ -151,7 +151,9 @@ pub struct JobSummary {
     pub job_id: String,
     pub queue: String,
     pub status: crate::core::facts::JobStatus,
-    pub tags: std::collections::BTreeMap<String, String>,
+    /// `None` when the tags could not be read (`DescribeJobs` failed or left the job out): the
+    /// enforcer then cannot tell whether the job is protected, and leaves it alone.
+    pub tags: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// A failure of the Batch or notification API, translated so the core never sees `SdkError`.

@@ -381,6 +381,23 @@ fn alarms_that_invoke_the_enforcer_name_a_level_it_reads_and_may_invoke_it() {
     );
 }
 
+/// One enforcer at a time (overlapping runs would double notices and Batch calls), and event
+/// rules that take this account's events only.
+#[test]
+fn the_enforcer_runs_alone_and_the_rules_take_only_this_accounts_events() {
+    let stack = default_stack();
+    assert_eq!(
+        stack.eval(
+            &stack.resource("EnforcerFunction")["Properties"]["ReservedConcurrentExecutions"]
+        ),
+        json!(1)
+    );
+    for rule in ["BatchJobStateRule", "EcsTaskStateRule"] {
+        let pattern = stack.eval(&stack.resource(rule)["Properties"]["EventPattern"]);
+        assert_eq!(pattern["account"], json!(["123456789012"]), "{rule}");
+    }
+}
+
 #[test]
 fn the_functions_run_with_the_configuration_the_template_gives_them() {
     // Each function's environment, as deployed, is a valid configuration.
@@ -510,11 +527,37 @@ async fn deliveries(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Vec<Value> {
     }
 }
 
+/// Runs `scripts/validate-emf.py` (AWS's EMF schema, from the test command's Python tools) on
+/// `documents` written at `now_ms`: whether they passed, and what it printed.
+fn validate_emf(documents: &[String], now_ms: i64) -> (bool, String) {
+    let root = cfn::root();
+    let directory = tempfile::tempdir().unwrap();
+    let file = directory.path().join("emf.jsonl");
+    std::fs::write(&file, documents.join("\n") + "\n").unwrap();
+    let python = root.join(".venv-tools/bin/python");
+    let output = std::process::Command::new(&python)
+        .arg(root.join("scripts/validate-emf.py"))
+        .arg(root.join("tests/fixtures/emf/schema.json"))
+        .arg(&file)
+        .args(["--now-ms", &now_ms.to_string()])
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (scripts/test.sh installs the Python tools)",
+                python.display()
+            )
+        });
+    let text = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    (output.status.success(), text)
+}
+
 /// Account, region, and parameters overridden.
 type Deployment = (String, String, Vec<(&'static str, &'static str)>);
 
 #[tokio::test]
 async fn the_event_rules_deliver_exactly_the_sample_events_the_collector_keeps() {
+    const EMULATOR_ACCOUNT: &str = "123456789012";
     let config = batchguard_tests::emulator_config().await;
     let events = aws_sdk_eventbridge::Client::new(&config);
     let sqs = aws_sdk_sqs::Client::new(&config);
@@ -609,6 +652,16 @@ async fn the_event_rules_deliver_exactly_the_sample_events_the_collector_keeps()
             .iter()
             .map(|body| body["detail"].to_string())
             .collect();
+        // The emulator's bus stamps every event with its own account: a deployment for
+        // another account must take none of them (the rules' `account` filter).
+        if account != EMULATOR_ACCOUNT {
+            assert!(
+                got.is_empty(),
+                "{rule} deployed in {account} took {} events of account {EMULATOR_ACCOUNT}",
+                got.len()
+            );
+            continue;
+        }
         // What the collector keeps, of the events delivered to this account and region.
         let expected: BTreeSet<String> = samples
             .iter()
@@ -814,6 +867,17 @@ async fn the_functions_emit_exactly_the_catalogue() {
     let names: BTreeSet<&str> = emitted.keys().map(String::as_str).collect();
     let catalogue: BTreeSet<&str> = CATALOGUE.iter().map(|spec| spec.name).collect();
     assert_eq!(names, catalogue);
+    // CloudWatch drops a document that breaks the specification without telling the writer:
+    // every one the three functions wrote passes AWS's schema and the rules stated in prose,
+    // its timestamp inside CloudWatch's window around the moment the functions ran.
+    let lines: Vec<String> = objects.iter().map(Value::to_string).collect();
+    let (ok, out) = validate_emf(&lines, at * 1000);
+    assert!(ok, "{} documents, problems:\n{out}", lines.len());
+    // The check can fail: a document CloudWatch would drop is named.
+    let mut broken = objects[0].clone();
+    broken["_aws"]["Timestamp"] = json!(at * 1000 - 15 * 86_400_000);
+    let (ok, out) = validate_emf(&[broken.to_string()], at * 1000);
+    assert!(!ok && out.contains("two weeks"), "{out}");
     // The settled jobs' costs carry what the costliest-jobs table reads.
     let cost = objects
         .iter()

@@ -231,17 +231,20 @@ async fn the_collector_handler_counts_each_state_change_once_at_the_events_own_t
     )
     .unwrap();
     let broken = serde_json::json!({"id": "b", "detail-type": "Batch Job State Change", "source": "aws.batch", "detail": {"status": "RUNNING"}});
+    // An hour after the event (CloudWatch takes data points up to two weeks old; older ones
+    // are stamped with the invocation's clock: `metrics::acceptable_timestamp`).
+    const NOW_MS: i64 = 1_760_707_431_000 + 3_600_000;
 
     let first = handle(
         &collector,
         &sink,
         serde_json::json!([event.clone(), broken]),
         "req-1",
-        1_800_000_000_000,
+        NOW_MS,
     )
     .await
     .unwrap();
-    let again = handle(&collector, &sink, event, "req-2", 1_800_000_000_000)
+    let again = handle(&collector, &sink, event, "req-2", NOW_MS)
         .await
         .unwrap();
 

@@ -9,7 +9,7 @@ use batchguard_tests::{
 use proptest::prelude::*;
 use shared::adapters::batch::AwsBatch;
 use shared::adapters::memory::MemoryEventLog;
-use shared::adapters::memory::{MemoryBatch, Outbox};
+use shared::adapters::memory::{Fault, MemoryBatch, Outbox};
 use shared::adapters::sns::SnsNotifier;
 use shared::app::enforcer::{Enforcer, EnforcerSettings};
 use shared::core::budget::BudgetPeriod;
@@ -187,6 +187,152 @@ fn restore_re_enables_exactly_what_batchguard_disabled() {
     );
     let again = block_on(enforcer.restore("again", AT_MS + 9 * 86_400_000 + 1_000)).unwrap();
     assert!(again.actions.is_empty());
+}
+
+/// GIVEN a stop that disables the queue and then hangs on a `TerminateJob` until the function
+/// is killed at its timeout WHEN `restore` runs in the next period THEN it re-enables the
+/// queue: each action was recorded as it was done, not at the end of the run.
+#[test]
+fn an_enforcer_killed_after_disabling_a_queue_leaves_what_restore_needs() {
+    let batch = workload();
+    batch.inject("TerminateJob running-1", Fault::Hangs);
+    let (outbox, log) = (Outbox::default(), MemoryEventLog::new());
+    let enforcer = Enforcer::new(&batch, &log, &outbox, settings(&["etl"], false));
+    let killed = block_on(async {
+        tokio::time::timeout(
+            std::time::Duration::from_millis(200),
+            enforcer.enforce(Level::Stop, "budget exhausted", AT_MS),
+        )
+        .await
+    });
+    assert!(killed.is_err(), "the run was cut off");
+    assert!(
+        batch
+            .calls()
+            .contains(&"UpdateJobQueue etl false".to_owned())
+    );
+    batch.heal();
+    let report = block_on(enforcer.restore("new period", AT_MS + 9 * 86_400_000)).unwrap();
+    assert!(
+        batch
+            .calls()
+            .contains(&"UpdateJobQueue etl true".to_owned()),
+        "{:?} {report:?}",
+        batch.calls()
+    );
+}
+
+/// One failed call (a job that ended meanwhile, throttling beyond the retries) is reported and
+/// not recorded; the run goes on, and a later run does what the failed call did not.
+#[test]
+fn a_failed_job_call_is_reported_and_the_others_still_stop() {
+    let batch = workload();
+    batch.inject("TerminateJob running-1", Fault::Fails);
+    let (outbox, log) = (Outbox::default(), MemoryEventLog::new());
+    let enforcer = Enforcer::new(&batch, &log, &outbox, settings(&["etl"], false));
+    let report = block_on(enforcer.enforce(Level::Stop, "budget exhausted", AT_MS)).unwrap();
+    assert!(
+        batch
+            .calls()
+            .contains(&"TerminateJob starting-1".to_owned())
+    );
+    assert!(batch.calls().contains(&"CancelJob queued-1".to_owned()));
+    assert_eq!(report.failures.len(), 1, "{report:?}");
+    assert_eq!(
+        (
+            report.failures[0].action,
+            report.failures[0].target.as_str()
+        ),
+        ("JobTerminated", "running-1")
+    );
+    batch.heal();
+    let again =
+        block_on(enforcer.enforce(Level::Stop, "budget exhausted", AT_MS + 60_000)).unwrap();
+    assert!(again.failures.is_empty(), "{again:?}");
+    assert!(batch.calls().contains(&"TerminateJob running-1".to_owned()));
+    assert_eq!(
+        batch
+            .calls()
+            .iter()
+            .filter(|c| c.starts_with("TerminateJob"))
+            .count(),
+        2,
+        "each job terminated once"
+    );
+}
+
+/// A job whose tags cannot be read might be protected: it is left alone and reported.
+#[test]
+fn a_job_whose_tags_cannot_be_read_is_not_touched() {
+    let batch = workload();
+    for job in batch.jobs.lock().unwrap().iter_mut() {
+        if job.job_id == "running-1" {
+            job.tags = None;
+        }
+    }
+    let (outbox, log) = (Outbox::default(), MemoryEventLog::new());
+    let enforcer = Enforcer::new(&batch, &log, &outbox, settings(&["etl"], false));
+    let report = block_on(enforcer.enforce(Level::Stop, "budget exhausted", AT_MS)).unwrap();
+    assert_eq!(report.unverified_jobs, vec!["running-1"]);
+    assert!(!batch.calls().iter().any(|c| c.ends_with("running-1")));
+    assert!(
+        batch
+            .calls()
+            .contains(&"TerminateJob starting-1".to_owned())
+    );
+}
+
+/// A restore goes on past a queue it cannot re-enable, and records queues someone else
+/// re-enabled or deleted as released, so the ticker does not ask for them again every tick.
+#[test]
+fn restore_releases_queues_others_changed_and_goes_on_past_a_failure() {
+    let queues = ["a-reenabled", "b-deleted", "c-refused", "d-plain"];
+    let batch = MemoryBatch::with(&queues.map(|q| (q, true)), &[]);
+    let (outbox, log) = (Outbox::default(), MemoryEventLog::new());
+    let enforcer = Enforcer::new(&batch, &log, &outbox, settings(&[], false));
+    block_on(enforcer.enforce(Level::Freeze, "90%", AT_MS)).unwrap();
+    {
+        let mut states = batch.queues.lock().unwrap();
+        states.insert("a-reenabled".into(), true);
+        states.remove("b-deleted");
+    }
+    batch.inject("UpdateJobQueue c-refused true", Fault::Fails);
+    let next_period = AT_MS + 9 * 86_400_000;
+    let report = block_on(enforcer.restore("new period", next_period)).unwrap();
+    assert!(
+        batch
+            .calls()
+            .contains(&"UpdateJobQueue d-plain true".to_owned())
+    );
+    assert_eq!(report.failures.len(), 1, "{report:?}");
+    assert_eq!(report.failures[0].target, "c-refused");
+    let released: Vec<&str> = report
+        .actions
+        .iter()
+        .filter_map(|a| match &a.action {
+            EnforcementAction::QueueReleased { queue } => Some(queue.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(released, vec!["a-reenabled", "b-deleted"]);
+    // Only the refused queue is still batchguard's to restore.
+    let period = BudgetPeriod::Month.bounds(next_period / 1000).0;
+    let mut trail =
+        block_on(log.audit_entries(BudgetPeriod::Month.bounds(AT_MS / 1000).0)).unwrap();
+    trail.extend(block_on(log.audit_entries(period)).unwrap());
+    assert_eq!(
+        shared::core::enforcement::queues_disabled_by_us(&trail),
+        ["c-refused".to_owned()].into()
+    );
+    // Healed, the next restore re-enables it and releases nothing again.
+    batch.heal();
+    let again = block_on(enforcer.restore("retry", next_period + 60_000)).unwrap();
+    assert_eq!(again.actions.len(), 1, "{again:?}");
+    assert!(
+        batch
+            .calls()
+            .contains(&"UpdateJobQueue c-refused true".to_owned())
+    );
 }
 
 proptest! {

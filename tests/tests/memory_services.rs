@@ -228,3 +228,61 @@ async fn the_silent_job_check_runs_on_the_in_memory_batch() {
         .with_ledger(|ledger| ledger.running_jobs().join(","));
     assert_eq!(still_running, "forgotten");
 }
+
+/// An enforcer trigger that always fails (Lambda throttled, the function deleted).
+struct FailingTrigger;
+
+impl shared::ports::EnforcerTrigger for FailingTrigger {
+    async fn trigger(&self, _: &EnforcerRequest) -> Result<(), ControlError> {
+        Err(ControlError::Api {
+            operation: "Invoke",
+            message: "Rate exceeded (TooManyRequestsException)".into(),
+            source: None,
+        })
+    }
+}
+
+/// GIVEN a budget at its stop level WHEN the enforcer cannot be triggered THEN the tick still
+/// publishes every metric (the budget's percent used and seconds to exhaustion are the alarms'
+/// inputs, the second path to the enforcer) and then fails with the trigger's error.
+#[tokio::test]
+async fn a_failed_trigger_still_publishes_every_metric() {
+    let (config, _events, collector) = collected(99_002, 12).await;
+    let period = BudgetPeriod::Month;
+    let at = Millis(config.end_ms).ceil_seconds();
+    let total = collector
+        .projector()
+        .scopes_totals(&[Scope::Total])
+        .await
+        .unwrap()[&Scope::Total]
+        .spend_at(at, period, vec![]);
+    assert!(total.period_spend_usd > Decimal::ZERO);
+    let settings = TickerSettings {
+        budget: Some(Budget {
+            amount_usd: total.period_spend_usd / Decimal::TWO,
+            period,
+        }),
+        policy: BudgetPolicy::default(),
+        period,
+        scope_queues: vec![],
+    };
+    let sink = EmfMemory::default();
+    let error = ticker::tick(
+        collector.projector(),
+        collector.log(),
+        &FailingTrigger,
+        &sink,
+        &settings,
+        at * 1000,
+    )
+    .await
+    .unwrap_err();
+    assert!(error.to_string().contains("Rate exceeded"), "{error}");
+    let objects = sink.objects.lock().unwrap();
+    let budget = objects
+        .iter()
+        .find(|o| o["ScopeKind"] == "budget")
+        .expect("the budget's document was published");
+    assert!(budget["BudgetUsedPercent"].as_f64().unwrap() >= 200.0);
+    assert!(objects.len() > 1, "the scopes' documents too");
+}

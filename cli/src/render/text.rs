@@ -332,6 +332,13 @@ pub fn enforcement(report: &shared::app::enforcer::EnforcementReport) -> String 
             report.protected_jobs.join(", ")
         );
     }
+    if !report.unverified_jobs.is_empty() {
+        let _ = writeln!(
+            out,
+            "Left alone (tags unreadable, so maybe protected): {}",
+            report.unverified_jobs.join(", ")
+        );
+    }
     for failure in &report.failures {
         let _ = writeln!(
             out,

@@ -128,15 +128,23 @@ impl BatchControl for AwsBatch {
                     .filter_map(|s| s.job_id().map(|id| (id.to_owned(), status))),
             );
         }
+        // Tags decide protection: a job whose tags cannot be read (a failed `DescribeJobs`, a
+        // job it leaves out) gets `None`, and the enforcer leaves it alone.
         let mut tags: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
         for chunk in listed.chunks(DESCRIBE_JOBS_LIMIT) {
-            let described = self
+            let described = match self
                 .client
                 .describe_jobs()
                 .set_jobs(Some(chunk.iter().map(|(id, _)| id.clone()).collect()))
                 .send()
                 .await
-                .map_err(|e| api("DescribeJobs", e))?;
+            {
+                Ok(described) => described,
+                Err(error) => {
+                    tracing::warn!(error = %api("DescribeJobs", error), "job tags unreadable; those jobs are left alone");
+                    continue;
+                }
+            };
             for job in described.jobs() {
                 let job_tags = job
                     .tags()
@@ -150,7 +158,7 @@ impl BatchControl for AwsBatch {
         Ok(listed
             .into_iter()
             .map(|(job_id, status)| JobSummary {
-                tags: tags.remove(&job_id).unwrap_or_default(),
+                tags: tags.remove(&job_id),
                 job_id,
                 queue: queue.to_owned(),
                 status,

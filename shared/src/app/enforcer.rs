@@ -8,10 +8,13 @@
 //! - **restore**: re-enable exactly the queues batchguard disabled (from its own audit trail),
 //!   nothing else.
 //!
-//! Jobs tagged `batchguard:protect=true` are never touched. In a **dry run** every action is
-//! recorded and notified, and no mutating Batch call is made. Every action is appended to the
-//! event log under a key made of the period, action and target, so a second invocation with the
-//! same outcome records nothing new, and what is already done is not done again.
+//! Jobs tagged `batchguard:protect=true` are never touched, nor are jobs whose tags cannot be
+//! read (protection fails closed). In a **dry run** every action is recorded and notified, and
+//! no mutating Batch call is made. Each action is appended to the event log as soon as it is
+//! done, under a key made of the period, action and target: a run killed halfway keeps what it
+//! did (a later `restore` finds the queues it disabled), a second invocation with the same
+//! outcome records nothing new, and what is already done is not done again. One failed action
+//! is reported and the run goes on.
 
 use std::collections::BTreeSet;
 
@@ -63,6 +66,9 @@ pub struct EnforcementReport {
     pub actions: Vec<ActionTaken>,
     /// Jobs left alone because of the protect tag.
     pub protected_jobs: Vec<String>,
+    /// Jobs left alone because their tags could not be read (protection fails closed).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unverified_jobs: Vec<String>,
     /// What could not be done (nothing recorded for it, so a later run tries again).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub failures: Vec<ActionFailed>,
@@ -125,7 +131,30 @@ where
         }
     }
 
-    /// Carries out `level` at Unix milliseconds `at_ms`.
+    /// Records one action in the audit trail as soon as it is done, so a run killed or failed
+    /// later keeps it (a `restore` then re-enables a queue disabled just before the end).
+    async fn record(
+        &self,
+        action: EnforcementAction,
+        carried_out: bool,
+        level: &str,
+        reason: &str,
+        at_ms: i64,
+        report: &mut EnforcementReport,
+    ) -> Result<(), EnforceError> {
+        let fact = self.entry(action.clone(), level, reason, at_ms);
+        self.log.append(&[Record::new(fact)]).await?;
+        report.actions.push(ActionTaken {
+            action,
+            carried_out,
+        });
+        Ok(())
+    }
+
+    /// Carries out `level` at Unix milliseconds `at_ms`. Each action is recorded as it is
+    /// done; one that fails (a job that ended meanwhile, throttling beyond the retries, a
+    /// failed notice) is reported in `failures` and the run goes on. Only what stops the whole
+    /// run is an error: the queues cannot be read, or the audit trail cannot be written.
     pub async fn enforce(
         &self,
         level: Level,
@@ -151,15 +180,15 @@ where
             .into_iter()
             .map(|entry| (entry.action, entry.dry_run))
             .collect();
-        let mut entries = Vec::new();
-        let take =
-            |action: EnforcementAction, report: &mut EnforcementReport, entries: &mut Vec<Fact>| {
-                entries.push(self.entry(action.clone(), level.as_str(), reason, at_ms));
-                report.actions.push(ActionTaken {
-                    action,
-                    carried_out: !dry_run,
-                });
-            };
+        let failed = |report: &mut EnforcementReport,
+                      action: &EnforcementAction,
+                      error: &dyn std::fmt::Display| {
+            report.failures.push(ActionFailed {
+                action: action.name(),
+                target: action.target().to_owned(),
+                error: error.to_string(),
+            });
+        };
 
         // Notify once per level per period (each higher level is news).
         let notice = EnforcementAction::Notified {
@@ -175,17 +204,10 @@ where
             // the stop: it is reported, and not recorded, so the next run sends it.
             match self.notifier.notify(&subject, reason).await {
                 Ok(()) => {
-                    entries.push(self.entry(notice.clone(), level.as_str(), reason, at_ms));
-                    report.actions.push(ActionTaken {
-                        action: notice,
-                        carried_out: true,
-                    });
+                    self.record(notice, true, level.as_str(), reason, at_ms, &mut report)
+                        .await?;
                 }
-                Err(error) => report.failures.push(ActionFailed {
-                    action: notice.name(),
-                    target: notice.target().to_owned(),
-                    error: error.to_string(),
-                }),
+                Err(error) => failed(&mut report, &notice, &error),
             }
         }
 
@@ -197,10 +219,14 @@ where
                 };
                 let recorded = done.contains(&(action.clone(), true));
                 if queue.enabled && !(dry_run && recorded) {
-                    if !dry_run {
-                        self.batch.set_queue_enabled(&queue.name, false).await?;
+                    if !dry_run
+                        && let Err(error) = self.batch.set_queue_enabled(&queue.name, false).await
+                    {
+                        failed(&mut report, &action, &error);
+                        continue;
                     }
-                    take(action, &mut report, &mut entries);
+                    self.record(action, !dry_run, level.as_str(), reason, at_ms, &mut report)
+                        .await?;
                 }
             }
             let mut targets: Vec<(&[JobStatus], bool)> = vec![(&QUEUED, false)];
@@ -209,10 +235,29 @@ where
             }
             for queue in &queues {
                 for (statuses, terminate) in &targets {
-                    for job in self.batch.jobs(&queue.name, statuses).await? {
-                        if is_protected(&job.tags) {
-                            report.protected_jobs.push(job.job_id);
+                    let jobs = match self.batch.jobs(&queue.name, statuses).await {
+                        Ok(jobs) => jobs,
+                        Err(error) => {
+                            report.failures.push(ActionFailed {
+                                action: "ListJobs",
+                                target: queue.name.clone(),
+                                error: error.to_string(),
+                            });
                             continue;
+                        }
+                    };
+                    for job in jobs {
+                        // Protection fails closed: a job whose tags are unknown is not touched.
+                        match &job.tags {
+                            None => {
+                                report.unverified_jobs.push(job.job_id);
+                                continue;
+                            }
+                            Some(tags) if is_protected(tags) => {
+                                report.protected_jobs.push(job.job_id);
+                                continue;
+                            }
+                            Some(_) => {}
                         }
                         let action = if *terminate {
                             EnforcementAction::JobTerminated {
@@ -230,24 +275,30 @@ where
                         }
                         if !dry_run {
                             let why = format!("batchguard {}: {reason}", level.as_str());
-                            if *terminate {
-                                self.batch.terminate_job(&job.job_id, &why).await?;
+                            let result = if *terminate {
+                                self.batch.terminate_job(&job.job_id, &why).await
                             } else {
-                                self.batch.cancel_job(&job.job_id, &why).await?;
+                                self.batch.cancel_job(&job.job_id, &why).await
+                            };
+                            if let Err(error) = result {
+                                failed(&mut report, &action, &error);
+                                continue;
                             }
                         }
-                        take(action, &mut report, &mut entries);
+                        self.record(action, !dry_run, level.as_str(), reason, at_ms, &mut report)
+                            .await?;
                     }
                 }
             }
         }
-        let records: Vec<Record> = entries.into_iter().map(Record::new).collect();
-        self.log.append(&records).await?;
         Ok(report)
     }
 
     /// Re-enables the queues batchguard disabled (not dry-run) in this budget period or the
-    /// previous one and has not re-enabled since, if they are still disabled.
+    /// previous one and has not re-enabled since, if they are still disabled. A queue found
+    /// enabled by someone else, or deleted, is recorded as released (nothing left to undo, so
+    /// no restore is asked for it again); one that cannot be re-enabled is reported in
+    /// `failures` and the others are still restored.
     pub async fn restore(
         &self,
         reason: &str,
@@ -269,29 +320,37 @@ where
             return Ok(report);
         }
         let names: Vec<String> = disabled_by_us.into_iter().collect();
-        let mut entries = Vec::new();
-        for queue in self.batch.queues(&names).await? {
-            if queue.enabled {
-                continue; // someone else re-enabled it; nothing to undo
-            }
-            if !self.settings.dry_run {
-                self.batch.set_queue_enabled(&queue.name, true).await?;
-            }
-            let action = EnforcementAction::QueueEnabled {
-                queue: queue.name.clone(),
+        let found = self.batch.queues(&names).await?;
+        for name in &names {
+            let state = found.iter().find(|queue| &queue.name == name);
+            let action = match state {
+                // Still disabled, as batchguard left it: re-enable it.
+                Some(queue) if !queue.enabled => {
+                    let action = EnforcementAction::QueueEnabled {
+                        queue: queue.name.clone(),
+                    };
+                    if !self.settings.dry_run
+                        && let Err(error) = self.batch.set_queue_enabled(&queue.name, true).await
+                    {
+                        report.failures.push(ActionFailed {
+                            action: action.name(),
+                            target: queue.name.clone(),
+                            error: error.to_string(),
+                        });
+                        continue;
+                    }
+                    action
+                }
+                // Enabled by someone else, or deleted: nothing to undo.
+                _ => EnforcementAction::QueueReleased {
+                    queue: name.clone(),
+                },
             };
-            entries.push(Record::new(self.entry(
-                action.clone(),
-                "restore",
-                reason,
-                at_ms,
-            )));
-            report.actions.push(ActionTaken {
-                action,
-                carried_out: !self.settings.dry_run,
-            });
+            let carried_out =
+                !self.settings.dry_run && matches!(action, EnforcementAction::QueueEnabled { .. });
+            self.record(action, carried_out, "restore", reason, at_ms, &mut report)
+                .await?;
         }
-        self.log.append(&entries).await?;
         Ok(report)
     }
 }

@@ -10,8 +10,9 @@
 //! says how much of the ledger's period spend AWS had already counted (ADR 0007).
 //!
 //! The steps, in order: [`read_spend`] (every scope's document and the budget's sums), the
-//! AWS baseline ([`AwsBaseline::fuse`]), [`budget_document`] and the decision, the trigger, and
-//! last the metrics.
+//! AWS baseline ([`AwsBaseline::fuse`]), [`budget_document`] and the decision, the metrics,
+//! and last the trigger: whatever fails after the metrics are published (the audit read, the
+//! trigger), the alarms on them still see this tick.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -462,12 +463,12 @@ where
                 report.baseline = Some(fused);
             }
             Ok(None) => {}
-            Err(error @ TickError::PeriodMismatch { .. }) => {
-                // The scopes' own figures are still published.
+            Err(error) => {
+                // The scopes' own figures are still published; the budget's are not, as
+                // without AWS's part they would understate its spend.
                 sink.emit(&documents)?;
                 return Err(error);
             }
-            Err(error) => return Err(error),
         }
     }
     if let Some(budget) = budget {
@@ -488,14 +489,24 @@ where
         ));
         let decision = decide(&status, &settings.policy, at);
         report.budget_used_percent = Some(status.used_percent);
-        if let Some(request) = request_for(audit, &decision, settings.period, at).await? {
-            trigger
-                .trigger(&request)
-                .await
-                .map_err(TickError::Trigger)?;
-            report.triggered = Some(request);
-        }
+        // Every metric is published before anything that can fail: the alarms on them are the
+        // second path to the enforcer (ADR 0005) and must see this tick whatever fails after.
+        let emitted = sink.emit(&documents);
+        let triggered = match request_for(audit, &decision, settings.period, at).await {
+            Ok(Some(request)) => match trigger.trigger(&request).await {
+                Ok(()) => {
+                    report.triggered = Some(request);
+                    Ok(())
+                }
+                Err(error) => Err(TickError::Trigger(error)),
+            },
+            Ok(None) => Ok(()),
+            Err(error) => Err(error),
+        };
         report.decision = Some(decision);
+        emitted?;
+        triggered?;
+        return Ok(report);
     }
     sink.emit(&documents)?;
     Ok(report)

@@ -108,7 +108,9 @@ pub fn recorded_queue_states(entries: &[EnforcementRecorded]) -> BTreeMap<String
             EnforcementAction::QueueDisabled { queue } => {
                 states.insert(queue.clone(), false);
             }
-            EnforcementAction::QueueEnabled { queue } => {
+            // Released: someone else re-enabled or deleted it; batchguard holds it no more.
+            EnforcementAction::QueueEnabled { queue }
+            | EnforcementAction::QueueReleased { queue } => {
                 states.insert(queue.clone(), true);
             }
             EnforcementAction::Notified { .. }

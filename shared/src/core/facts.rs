@@ -389,11 +389,28 @@ pub enum FactBody {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum EnforcementAction {
-    Notified { notice: String },
-    QueueDisabled { queue: String },
-    QueueEnabled { queue: String },
-    JobCancelled { job_id: String, queue: String },
-    JobTerminated { job_id: String, queue: String },
+    Notified {
+        notice: String,
+    },
+    QueueDisabled {
+        queue: String,
+    },
+    QueueEnabled {
+        queue: String,
+    },
+    /// A queue batchguard disabled that a restore found enabled by someone else, or deleted:
+    /// nothing is left for batchguard to undo.
+    QueueReleased {
+        queue: String,
+    },
+    JobCancelled {
+        job_id: String,
+        queue: String,
+    },
+    JobTerminated {
+        job_id: String,
+        queue: String,
+    },
 }
 
 impl EnforcementAction {
@@ -403,6 +420,7 @@ impl EnforcementAction {
             Self::Notified { .. } => "Notified",
             Self::QueueDisabled { .. } => "QueueDisabled",
             Self::QueueEnabled { .. } => "QueueEnabled",
+            Self::QueueReleased { .. } => "QueueReleased",
             Self::JobCancelled { .. } => "JobCancelled",
             Self::JobTerminated { .. } => "JobTerminated",
         }
@@ -412,7 +430,9 @@ impl EnforcementAction {
     pub fn target(&self) -> &str {
         match self {
             Self::Notified { notice } => notice,
-            Self::QueueDisabled { queue } | Self::QueueEnabled { queue } => queue,
+            Self::QueueDisabled { queue }
+            | Self::QueueEnabled { queue }
+            | Self::QueueReleased { queue } => queue,
             Self::JobCancelled { job_id, .. } | Self::JobTerminated { job_id, .. } => job_id,
         }
     }

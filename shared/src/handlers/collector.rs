@@ -161,12 +161,13 @@ fn compute_environment_of(job: &JobObserved) -> Option<&str> {
 
 /// What one newly stored fact counts: a job state transition (by queue, job definition and,
 /// once known, compute environment), a Spot interruption, an instance state change. Stamped
-/// with the event's own time.
+/// with the event's own time, or with `now_ms` when CloudWatch would refuse that time (a
+/// re-driven or backfilled event over two weeks old: `metrics::acceptable_timestamp`).
 fn fact_documents(fact: &Fact, now_ms: i64) -> Vec<MetricDocument> {
     let timestamp_ms = fact
         .observed_at
         .or_else(|| fact.latest_instant())
-        .map_or(now_ms, |m| m.0);
+        .map_or(now_ms, |m| metrics::acceptable_timestamp(m.0, now_ms));
     match &fact.body {
         FactBody::Job(job) => {
             let mut dimensions = vec![

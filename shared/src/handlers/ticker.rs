@@ -1,7 +1,8 @@
-//! The ticker function, on every scheduled invocation: first the silent-job check (jobs still
-//! running in the projections but silent for too long are looked up in AWS Batch, so a lost
-//! terminal event cannot leave phantom spend growing; a failure there is reported and does
-//! not stop the tick), then one tick (`app::ticker`). The payload is ignored.
+//! The ticker function, on every scheduled invocation: first one tick (`app::ticker`: metrics,
+//! the budget decision, the enforcer's trigger), then the silent-job check (jobs still running
+//! in the projections but silent for too long are looked up in AWS Batch, so a lost terminal
+//! event cannot leave phantom spend growing; a failure there is reported, and the check runs
+//! even when the tick failed). The payload is ignored.
 
 use serde_json::Value;
 
@@ -57,8 +58,19 @@ where
 {
     /// One invocation at Unix milliseconds `now_ms`: `{"tick": …, "reconciled": …}`.
     pub async fn invoke(&self, now_ms: i64) -> Result<Value, HandlerError> {
-        // Jobs silent for too long first, so the spend below is already corrected. A failure
-        // here must not stop the tick: it is reported and tried again next minute.
+        // The budget decision first, so no number of silent jobs can delay it; the silent
+        // jobs' corrections reach the spend on the next tick. The check runs even when the
+        // tick failed (it is independent), and its own failure is reported, not raised.
+        let tick = ticker::tick_with_aws_budget(
+            &self.projector,
+            &self.audit,
+            &self.trigger,
+            &self.sink,
+            &self.settings,
+            self.aws_budget.as_ref(),
+            now_ms,
+        )
+        .await;
         let checked = match silent_jobs::check(
             &self.batch,
             &self.projector,
@@ -74,16 +86,7 @@ where
                 Value::String(error.to_string())
             }
         };
-        let tick = ticker::tick_with_aws_budget(
-            &self.projector,
-            &self.audit,
-            &self.trigger,
-            &self.sink,
-            &self.settings,
-            self.aws_budget.as_ref(),
-            now_ms,
-        )
-        .await?;
+        let tick = tick?;
         Ok(serde_json::json!({ "tick": tick, "reconciled": checked }))
     }
 }

@@ -18,6 +18,18 @@ pub struct MemoryBatch {
     /// What `current_state_events` answers for a job id (a *Batch Job State Change* event);
     /// ids without an entry are jobs Batch no longer knows.
     pub current_state: Mutex<BTreeMap<String, serde_json::Value>>,
+    /// Calls that go wrong, by their text in [`MemoryBatch::calls`] (`TerminateJob j1`,
+    /// `UpdateJobQueue etl true`, `ListJobs etl`).
+    pub faults: Mutex<BTreeMap<String, Fault>>,
+}
+
+/// How a call goes wrong.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// An error from the API; nothing changes.
+    Fails,
+    /// No answer: the call never returns (the function is killed at its timeout).
+    Hangs,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -35,11 +47,11 @@ impl MemoryBatch {
                         job_id: (*id).to_owned(),
                         queue: (*queue).to_owned(),
                         status: *status,
-                        tags: if *protected {
+                        tags: Some(if *protected {
                             BTreeMap::from([(PROTECT_TAG.0.to_owned(), PROTECT_TAG.1.to_owned())])
                         } else {
                             BTreeMap::new()
-                        },
+                        }),
                     })
                     .collect(),
             ),
@@ -47,12 +59,39 @@ impl MemoryBatch {
         }
     }
 
+    /// Makes `call` (as [`MemoryBatch::calls`] writes it) go wrong from now on.
+    pub fn inject(&self, call: &str, fault: Fault) {
+        lock(&self.faults).insert(call.to_owned(), fault);
+    }
+
+    /// Clears every injected fault.
+    pub fn heal(&self) {
+        lock(&self.faults).clear();
+    }
+
+    /// Fails or hangs when `call` has a fault injected.
+    async fn check(&self, call: &str) -> Result<(), ControlError> {
+        let fault = lock(&self.faults).get(call).copied();
+        match fault {
+            None => Ok(()),
+            Some(Fault::Fails) => Err(ControlError::Api {
+                operation: "MemoryBatch",
+                message: format!("{call}: injected failure"),
+                source: None,
+            }),
+            Some(Fault::Hangs) => std::future::pending().await,
+        }
+    }
+
     /// Records the call and moves the job to FAILED, as CancelJob and TerminateJob do.
-    fn fail_job(&self, call: &str, job_id: &str) {
-        lock(&self.mutating_calls).push(format!("{call} {job_id}"));
+    async fn fail_job(&self, call: &str, job_id: &str) -> Result<(), ControlError> {
+        let call = format!("{call} {job_id}");
+        self.check(&call).await?;
+        lock(&self.mutating_calls).push(call);
         for job in lock(&self.jobs).iter_mut().filter(|j| j.job_id == job_id) {
             job.status = JobStatus::Failed;
         }
+        Ok(())
     }
 
     /// The mutating calls made so far, in order.
@@ -74,7 +113,9 @@ impl BatchControl for MemoryBatch {
     }
 
     async fn set_queue_enabled(&self, queue: &str, enabled: bool) -> Result<(), ControlError> {
-        lock(&self.mutating_calls).push(format!("UpdateJobQueue {queue} {enabled}"));
+        let call = format!("UpdateJobQueue {queue} {enabled}");
+        self.check(&call).await?;
+        lock(&self.mutating_calls).push(call);
         lock(&self.queues).insert(queue.to_owned(), enabled);
         Ok(())
     }
@@ -84,6 +125,7 @@ impl BatchControl for MemoryBatch {
         queue: &str,
         statuses: &[JobStatus],
     ) -> Result<Vec<JobSummary>, ControlError> {
+        self.check(&format!("ListJobs {queue}")).await?;
         Ok(lock(&self.jobs)
             .iter()
             .filter(|job| job.queue == queue && statuses.contains(&job.status))
@@ -92,13 +134,11 @@ impl BatchControl for MemoryBatch {
     }
 
     async fn cancel_job(&self, job_id: &str, _reason: &str) -> Result<(), ControlError> {
-        self.fail_job("CancelJob", job_id);
-        Ok(())
+        self.fail_job("CancelJob", job_id).await
     }
 
     async fn terminate_job(&self, job_id: &str, _reason: &str) -> Result<(), ControlError> {
-        self.fail_job("TerminateJob", job_id);
-        Ok(())
+        self.fail_job("TerminateJob", job_id).await
     }
 
     async fn current_state_events(

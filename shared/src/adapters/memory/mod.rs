@@ -15,7 +15,7 @@ mod event_log;
 mod projector;
 
 pub use baseline::MemoryBaseline;
-pub use batch::MemoryBatch;
+pub use batch::{Fault, MemoryBatch};
 pub use control::{Outbox, RecordingTrigger};
 pub use event_log::MemoryEventLog;
 pub use projector::{MemoryProjector, NoProjection};
