@@ -28,7 +28,7 @@ installed() {
         "$venv/bin/python" -c 'import jsonschema' 2>/dev/null
 }
 if ! installed; then
-    echo "installing moto[server]==$MOTO_VERSION, cargo-lambda==$CARGO_LAMBDA_VERSION, aws-sam-cli==$SAM_VERSION and cfn-lint==$CFN_LINT_VERSION into $venv" >&2
+    echo "installing moto[server]==$MOTO_VERSION, cargo-lambda==$CARGO_LAMBDA_VERSION, aws-sam-cli==$SAM_VERSION, cfn-lint==$CFN_LINT_VERSION and jsonschema into $venv" >&2
     python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet --disable-pip-version-check \
         "moto[server]==$MOTO_VERSION" "cargo-lambda==$CARGO_LAMBDA_VERSION" \

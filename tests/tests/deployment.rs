@@ -820,8 +820,22 @@ async fn the_functions_emit_exactly_the_catalogue() {
             period,
         },
     );
+    // The ledger it checks the stop against (on the emulator's tables) is over a budget of
+    // half the period's spend.
+    let check = shared::app::verify::LedgerCheck {
+        reader: projector.clone(),
+        settings: ticker::TickerSettings {
+            budget: Some(Budget {
+                amount_usd: total.period_spend_usd / Decimal::TWO,
+                period,
+            }),
+            ..settings.clone()
+        },
+        baseline: None::<ticker::NoAwsBudget>,
+    };
     let report = enforcer::handle(
         &enforcing,
+        &check,
         &sink,
         json!({"action": "enforce", "level": "stop", "reason": "test"}),
         at * 1000,
@@ -829,7 +843,13 @@ async fn the_functions_emit_exactly_the_catalogue() {
     .await
     .unwrap()
     .unwrap();
-    assert!(!report.actions.is_empty());
+    assert!(
+        report.actions.iter().any(|a| matches!(
+            a.action,
+            shared::core::facts::EnforcementAction::JobTerminated { .. }
+        )),
+        "{report:?}"
+    );
 
     // Every metric emitted is in the catalogue with that dimension set, and every catalogue
     // entry was emitted.

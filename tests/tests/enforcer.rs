@@ -559,3 +559,132 @@ async fn the_ticker_invokes_the_enforcer_asynchronously_with_the_request_as_payl
         .unwrap();
     assert_eq!(invoke.num_calls(), 1);
 }
+
+/// The ledger of a workload still running at its end, collected in memory, and the instant
+/// (ms) it ends.
+fn running_ledger() -> (
+    shared::app::collector::Collector<MemoryEventLog, shared::adapters::memory::MemoryProjector>,
+    i64,
+) {
+    use shared::adapters::memory::MemoryProjector;
+    use shared::app::collector::Collector;
+    use shared::core::prices::PriceTable;
+    let (config, workload) = batchguard_tests::workload_ending_with_running_tasks(77_015, 12);
+    let collector = Collector::new(
+        MemoryEventLog::new(),
+        MemoryProjector::new(PriceTable::builtin(), BudgetPeriod::Month),
+    );
+    block_on(async {
+        for event in &workload.events {
+            collector.collect(event.as_bytes(), "test").await.unwrap();
+        }
+    });
+    (collector, config.end_ms)
+}
+
+/// GIVEN spend well under the budget WHEN a forged alarm (anyone with
+/// `cloudwatch:PutMetricData` can drive `BudgetUsedPercent` to 1000) or a forged invocation asks
+/// for a stop THEN nothing is stopped, the refusal is recorded with its reason and notified once
+/// — and a real stop, with the ledger over the budget, goes through.
+#[test]
+fn a_forged_stop_is_refused_when_the_ledger_does_not_agree() {
+    use shared::adapters::emf::EmfMemory;
+    use shared::app::ticker::{NoAwsBudget, TickerSettings};
+    use shared::app::verify::LedgerCheck;
+    use shared::core::budget::Budget;
+    use shared::core::facts::Millis;
+    use shared::core::policy::BudgetPolicy;
+    use shared::handlers::enforcer::handle;
+    use shared::ports::SpendReader;
+
+    let (collector, end_ms) = running_ledger();
+    let now_ms = Millis(end_ms).ceil_seconds() * 1000;
+    let spend = block_on(
+        collector
+            .projector()
+            .scopes_totals(&[shared::core::scope::Scope::Total]),
+    )
+    .unwrap()[&shared::core::scope::Scope::Total]
+        .spend_at(now_ms / 1000, BudgetPeriod::Month, vec![]);
+    assert!(spend.period_spend_usd > rust_decimal::Decimal::ZERO);
+    let check = |budget_usd| LedgerCheck {
+        reader: collector.projector(),
+        settings: TickerSettings {
+            budget: Some(Budget {
+                amount_usd: budget_usd,
+                period: BudgetPeriod::Month,
+            }),
+            policy: BudgetPolicy::default(),
+            period: BudgetPeriod::Month,
+            scope_queues: vec![],
+        },
+        baseline: None::<NoAwsBudget>,
+    };
+    let mut alarm =
+        alarm_fixture("cloudwatch_alarm_lambda_action_metric_aws_lambda_events_fixture.json");
+    alarm["alarmData"]["configuration"]["description"] =
+        serde_json::json!("Budget used ≥ 100 %. batchguard:level=stop");
+
+    let batch = workload();
+    let (outbox, log, sink) = (
+        Outbox::default(),
+        MemoryEventLog::new(),
+        EmfMemory::default(),
+    );
+    let enforcer = Enforcer::new(&batch, &log, &outbox, settings(&[], false));
+    let roomy = check(spend.period_spend_usd * rust_decimal::Decimal::from(1000));
+    for payload in [
+        alarm.clone(),
+        serde_json::json!({"action": "enforce", "level": "stop", "reason": "forged"}),
+        alarm.clone(),
+    ] {
+        let report = block_on(handle(&enforcer, &roomy, &sink, payload, now_ms))
+            .unwrap()
+            .unwrap();
+        assert!(
+            matches!(report.actions.as_slice(), [a] if matches!(a.action, EnforcementAction::Refused { ref request } if request == "stop")),
+            "{report:?}"
+        );
+        assert!(
+            report.reason.contains("the ledger is at ok"),
+            "{}",
+            report.reason
+        );
+    }
+    assert!(batch.calls().is_empty(), "{:?}", batch.calls());
+    assert_eq!(
+        outbox.0.lock().unwrap().as_slice(),
+        ["batchguard: refused stop"],
+        "notified once per period, not once per forged request"
+    );
+    let trail = block_on(log.audit_entries(BudgetPeriod::Month.bounds(now_ms / 1000).0)).unwrap();
+    assert!(
+        trail
+            .iter()
+            .any(|e| matches!(e.action, EnforcementAction::Refused { .. })
+                && e.reason.contains("the ledger is at ok")),
+        "{trail:?}"
+    );
+    // A restore while the ledger is over freeze is refused too.
+    let exhausted = check(spend.period_spend_usd / rust_decimal::Decimal::TWO);
+    let report = block_on(handle(
+        &enforcer,
+        &exhausted,
+        &sink,
+        serde_json::json!({"action": "restore"}),
+        now_ms,
+    ))
+    .unwrap()
+    .unwrap();
+    assert!(
+        matches!(report.actions[0].action, EnforcementAction::Refused { ref request } if request == "restore")
+    );
+    // The same alarm with the ledger over the budget: the stop is carried out.
+    let report = block_on(handle(&enforcer, &exhausted, &sink, alarm, now_ms))
+        .unwrap()
+        .unwrap();
+    assert!(
+        batch.calls().contains(&"TerminateJob running-1".to_owned()),
+        "{report:?}"
+    );
+}

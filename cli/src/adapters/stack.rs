@@ -116,6 +116,7 @@ pub async fn gather(clients: &Clients, stack: &str, now: i64) -> Result<StackFac
     }
 
     let mut rules = Vec::new();
+    let mut rule_accounts = Vec::new();
     for resource in resources
         .iter()
         .filter(|r| r.resource_type() == Some("AWS::Events::Rule"))
@@ -128,17 +129,29 @@ pub async fn gather(clients: &Clients, stack: &str, now: i64) -> Result<StackFac
             .physical_resource_id()
             .unwrap_or_default()
             .to_owned();
-        let state = clients
+        let described = clients
             .events
             .describe_rule()
             .name(&name)
             .send()
             .await
-            .map_err(|e| summary(&e))
-            .map(|r| {
-                r.state()
-                    .map_or("UNKNOWN".to_owned(), |s| s.as_str().to_owned())
-            });
+            .map_err(|e| summary(&e));
+        let state = described.as_ref().map_err(Clone::clone).map(|r| {
+            r.state()
+                .map_or("UNKNOWN".to_owned(), |s| s.as_str().to_owned())
+        });
+        // The rules that match events (the schedule has no pattern): which accounts they admit.
+        match &described {
+            Ok(rule) => {
+                if let Some(pattern) = rule.event_pattern() {
+                    rule_accounts.push((logical.clone(), name.clone(), pattern_accounts(pattern)));
+                }
+            }
+            Err(error) if logical != "TickRule" => {
+                rule_accounts.push((logical.clone(), name.clone(), Err(error.clone())));
+            }
+            Err(_) => {}
+        }
         rules.push((logical, name, state));
     }
 
@@ -176,6 +189,17 @@ pub async fn gather(clients: &Clients, stack: &str, now: i64) -> Result<StackFac
             .function_name(&name)
             .send()
             .await
+            .map_err(|e| summary(&e)),
+    };
+    let enforcer_concurrency = match output("EnforcerFunctionName") {
+        Err(e) => Err(e),
+        Ok(name) => clients
+            .lambda
+            .get_function_concurrency()
+            .function_name(&name)
+            .send()
+            .await
+            .map(|c| c.reserved_concurrent_executions())
             .map_err(|e| summary(&e)),
     };
     let enforcer_arn = enforcer.as_ref().map_err(Clone::clone).and_then(|f| {
@@ -234,6 +258,14 @@ pub async fn gather(clients: &Clients, stack: &str, now: i64) -> Result<StackFac
         now,
         tables,
         rules,
+        // arn:aws:cloudformation:<region>:<account>:stack/<name>/<id>
+        account: found
+            .stack_id()
+            .and_then(|arn| arn.split(':').nth(4))
+            .filter(|account| !account.is_empty())
+            .map(str::to_owned),
+        rule_accounts,
+        enforcer_concurrency,
         dead_letter_queues,
         quarantined,
         enforcer_arn,
@@ -247,6 +279,21 @@ pub async fn gather(clients: &Clients, stack: &str, now: i64) -> Result<StackFac
             Err(_) => format!("dynamodb:<{stack} events table>,<state table>"),
         },
         aws_budget,
+    })
+}
+
+/// The accounts an EventBridge event pattern admits (its top-level `account` list; empty when
+/// it names none, i.e. any account).
+fn pattern_accounts(pattern: &str) -> Probe<Vec<String>> {
+    let pattern: serde_json::Value =
+        serde_json::from_str(pattern).map_err(|e| format!("the event pattern is not JSON: {e}"))?;
+    Ok(match &pattern["account"] {
+        serde_json::Value::Array(accounts) => accounts
+            .iter()
+            .map(|a| a.as_str().map_or_else(|| a.to_string(), str::to_owned))
+            .collect(),
+        serde_json::Value::String(account) => vec![account.clone()],
+        _ => Vec::new(),
     })
 }
 
@@ -419,7 +466,16 @@ mod tests {
         let rule = |state: &str| {
             serde_json::json!({
                 "Type": "AWS::Events::Rule",
-                "Properties": {"State": state, "EventPattern": {"source": ["aws.batch"]}}
+                "Properties": {
+                    "State": state,
+                    "EventPattern": {"account": ["123456789012"], "source": ["aws.batch"]}
+                }
+            })
+        };
+        let schedule = |state: &str| {
+            serde_json::json!({
+                "Type": "AWS::Events::Rule",
+                "Properties": {"State": state, "ScheduleExpression": "rate(1 minute)"}
             })
         };
         let template = serde_json::json!({
@@ -436,7 +492,7 @@ mod tests {
                 "EventDeadLetterQueue": {"Type": "AWS::SQS::Queue"},
                 "ControlDeadLetterQueue": {"Type": "AWS::SQS::Queue"},
                 "BatchJobStateRule": rule("ENABLED"),
-                "TickRule": rule("DISABLED"),
+                "TickRule": schedule("DISABLED"),
                 "EnforcerFunction": {
                     "Type": "AWS::Lambda::Function",
                     "Properties": {
@@ -638,6 +694,9 @@ mod tests {
             ("table:StateTableName", Status::Ok),
             ("rule:BatchJobStateRule", Status::Ok),
             ("rule:TickRule", Status::Fail),
+            ("rule-account:BatchJobStateRule", Status::Ok),
+            // The emulator's CloudFormation sets no reserved concurrency.
+            ("enforcer-concurrency", Status::Fail),
             ("dlq:EventDeadLetterQueueUrl", Status::Fail),
             ("dlq:ControlDeadLetterQueueUrl", Status::Ok),
             ("quarantine", Status::Fail),
@@ -659,6 +718,11 @@ mod tests {
                 .starts_with("aws events enable-rule --name ")
         );
         assert!(facts.dry_run.unwrap());
+        assert_eq!(facts.account.as_deref(), Some("123456789012"));
+        assert!(
+            !facts.rule_accounts.iter().any(|r| r.0 == "TickRule"),
+            "the schedule matches no events"
+        );
 
         // Mended: the rule enabled, the DLQ read, the quarantine emptied, the queue disabled
         // again, the alarm fixed, the missing queue out of scope.
@@ -684,6 +748,14 @@ mod tests {
             .await
             .unwrap();
         log.release(&quarantined).await.unwrap();
+        clients
+            .lambda
+            .put_function_concurrency()
+            .function_name(output("EnforcerFunctionName"))
+            .reserved_concurrent_executions(1)
+            .send()
+            .await
+            .unwrap();
         batch
             .update_job_queue()
             .job_queue(&queue)

@@ -1,15 +1,17 @@
 //! enforcer — invoked by the ticker, by CloudWatch alarms, or by hand: notify, freeze
-//! (disable queues, cancel queued jobs), stop (terminate running jobs), or restore.
+//! (disable queues, cancel queued jobs), stop (terminate running jobs), or restore; a freeze,
+//! stop or restore only when the ledger (the projections, read as the ticker reads them) agrees.
 //! All of it lives in `shared::app::enforcer` and `shared::handlers::enforcer`.
 #![forbid(unsafe_code)]
 
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::Value;
 use shared::adapters::batch::AwsBatch;
-use shared::adapters::dynamodb::{DynamoEventLog, client};
+use shared::adapters::dynamodb::{DynamoEventLog, DynamoProjector, client};
 use shared::adapters::emf::EmfStdout;
 use shared::adapters::sns::Notifications;
 use shared::app::enforcer::Enforcer;
+use shared::app::verify::LedgerCheck;
 use shared::config::Config;
 use shared::handlers::{self, enforcer};
 
@@ -19,16 +21,24 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let config = Config::from_vars(std::env::vars())?;
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let notifier = Notifications::for_topic(&aws, config.topic_arn.as_deref());
+    let log = DynamoEventLog::new(client(&aws), config.tables.clone());
+    // A freeze, stop or restore is checked against the ledger, read as the ticker reads it.
+    let check = LedgerCheck {
+        reader: DynamoProjector::new(log.clone(), config.prices.clone(), config.period())
+            .with_shards(config.shards),
+        settings: config.ticker_settings(),
+        baseline: config.aws_budget.as_ref().map(|_| log.clone()),
+    };
     let enforcer = Enforcer::new(
         AwsBatch::from_config(&aws),
-        DynamoEventLog::new(client(&aws), config.tables.clone()),
+        log,
         notifier,
         config.enforcer_settings(),
     );
     let sink = EmfStdout::new(config.metrics_namespace.clone());
-    let (enforcer, sink) = (&enforcer, &sink);
+    let (enforcer, check, sink) = (&enforcer, &check, &sink);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        let report = enforcer::handle(enforcer, sink, event.payload, handlers::now_ms())
+        let report = enforcer::handle(enforcer, check, sink, event.payload, handlers::now_ms())
             .await
             .map_err(Diagnostic::from)?;
         Ok::<_, Diagnostic>(serde_json::to_value(report).unwrap_or(Value::Null))

@@ -75,6 +75,13 @@ pub struct StackFacts {
     pub tables: Vec<(String, String, Probe<String>)>,
     /// (logical id, rule name, `State`).
     pub rules: Vec<(String, String, Probe<String>)>,
+    /// The account the stack is in (from its ARN).
+    pub account: Option<String>,
+    /// (logical id, rule name, the accounts its event pattern admits: empty for any) of the
+    /// rules that match events (not the schedule).
+    pub rule_accounts: Vec<(String, String, Probe<Vec<String>>)>,
+    /// The enforcer's reserved concurrency (`None`: not set, runs may overlap).
+    pub enforcer_concurrency: Probe<Option<i32>>,
     /// (output key, queue URL, messages waiting or in flight).
     pub dead_letter_queues: Vec<(String, String, Probe<u64>)>,
     pub quarantined: Probe<usize>,
@@ -204,6 +211,60 @@ pub fn checklist(facts: &StackFacts) -> Vec<Check> {
             Err(error) => unreadable(id, &format!("rule {name}"), error),
         });
     }
+
+    for (logical, name, accounts) in &facts.rule_accounts {
+        let id = format!("rule-account:{logical}");
+        let account = facts.account.as_deref().unwrap_or("(unknown)");
+        checks.push(match accounts {
+            Ok(accounts) if accounts.len() == 1 && accounts[0] == account => Check::new(
+                id,
+                Status::Ok,
+                format!("{name} takes account {account}'s events only"),
+            ),
+            Ok(accounts) => Check::new(
+                id,
+                Status::Fail,
+                if accounts.is_empty() {
+                    format!(
+                        "{name} takes any account's events: another account's could count as spend"
+                    )
+                } else {
+                    format!(
+                        "{name} takes events of accounts {}, not only {account}",
+                        accounts.join(", ")
+                    )
+                },
+            )
+            .fix("`sam deploy` this version's template: its rules match `account` to the stack's"),
+            Err(error) => unreadable(id, &format!("rule {name}'s pattern"), error),
+        });
+    }
+
+    checks.push(match &facts.enforcer_concurrency {
+        Ok(Some(1)) => Check::new(
+            "enforcer-concurrency",
+            Status::Ok,
+            "the enforcer runs one invocation at a time",
+        ),
+        Ok(other) => Check::new(
+            "enforcer-concurrency",
+            Status::Fail,
+            format!(
+                "the enforcer's reserved concurrency is {}: runs can overlap (doubled notices \
+                 and Batch calls)",
+                other.map_or("not set".to_owned(), |n| n.to_string())
+            ),
+        )
+        .fix(format!(
+            "aws lambda put-function-concurrency --function-name {} \
+             --reserved-concurrent-executions 1 (or `sam deploy` this version's template)",
+            facts
+                .enforcer_arn
+                .as_deref()
+                .unwrap_or("<the stack's EnforcerFunctionName output>")
+        )),
+        Err(error) => unreadable("enforcer-concurrency", "the enforcer's concurrency", error),
+    });
 
     for (key, url, messages) in &facts.dead_letter_queues {
         let id = format!("dlq:{key}");
@@ -476,6 +537,13 @@ mod tests {
                 Ok("ACTIVE".into()),
             )],
             rules: vec![("TickRule".into(), "s-TickRule".into(), Ok("ENABLED".into()))],
+            account: Some("123456789012".into()),
+            rule_accounts: vec![(
+                "BatchJobStateRule".into(),
+                "s-BatchJobStateRule".into(),
+                Ok(vec!["123456789012".into()]),
+            )],
+            enforcer_concurrency: Ok(Some(1)),
             dead_letter_queues: vec![("EventDeadLetterQueueUrl".into(), "u".into(), Ok(0))],
             quarantined: Ok(0),
             enforcer_arn: Ok(ENFORCER.into()),
@@ -506,17 +574,29 @@ mod tests {
                 .iter()
                 .all(|c| matches!(c.status, Status::Ok | Status::Info))
         );
-        assert_eq!(checks.len(), 1 + 1 + 1 + 1 + 1 + ALARMS.len() + 1 + 1 + 1);
+        assert_eq!(
+            checks.len(),
+            1 + 1 + 1 + 1 + 1 + 1 + 1 + ALARMS.len() + 1 + 1 + 1
+        );
     }
 
     #[test]
     fn each_fault_fails_its_own_check_with_a_fix() {
         type Break = fn(&mut StackFacts);
-        let cases: [(&str, Break); 9] = [
+        let cases: [(&str, Break); 12] = [
             ("stack", |f| {
                 f.stack_status = "UPDATE_ROLLBACK_FAILED".into()
             }),
             ("rule:TickRule", |f| f.rules[0].2 = Ok("DISABLED".into())),
+            ("rule-account:BatchJobStateRule", |f| {
+                f.rule_accounts[0].2 = Ok(vec![])
+            }),
+            ("rule-account:BatchJobStateRule", |f| {
+                f.rule_accounts[0].2 = Ok(vec!["999999999999".into()])
+            }),
+            ("enforcer-concurrency", |f| {
+                f.enforcer_concurrency = Ok(None)
+            }),
             ("dlq:EventDeadLetterQueueUrl", |f| {
                 f.dead_letter_queues[0].2 = Ok(3)
             }),

@@ -294,6 +294,55 @@ where
         Ok(report)
     }
 
+    /// Records a request the ledger did not agree with (`core::enforcement::agrees`) and does
+    /// nothing else. Every refusal is recorded; the first of a step in a budget period is also
+    /// notified (a forged signal repeated every minute sends one notice, not one a minute).
+    pub async fn refuse(
+        &self,
+        request: Step,
+        why: &str,
+        at_ms: i64,
+    ) -> Result<EnforcementReport, EnforceError> {
+        let action = EnforcementAction::Refused {
+            request: request.as_str().to_owned(),
+        };
+        let period_start = self.settings.period.bounds(Millis(at_ms).floor_seconds()).0;
+        let refused_before = self
+            .log
+            .audit_entries(period_start)
+            .await?
+            .iter()
+            .any(|entry| entry.action == action);
+        let fact = self.entry(action.clone(), request.as_str(), why, at_ms);
+        self.log.append(&[Record::new(fact)]).await?;
+        let mut report = EnforcementReport {
+            level: request,
+            dry_run: self.settings.dry_run,
+            reason: why.to_owned(),
+            actions: vec![ActionTaken {
+                action,
+                carried_out: true,
+            }],
+            ..EnforcementReport::default()
+        };
+        if !refused_before {
+            let subject = format!("batchguard: refused {request}");
+            let message = format!(
+                "batchguard was asked to {request} and did nothing: {why}. If nobody in your \
+                 team asked, something in the account is sending batchguard's alarms or \
+                 invoking its enforcer."
+            );
+            if let Err(error) = self.notifier.notify(&subject, &message).await {
+                report.failures.push(ActionFailed {
+                    action: "Notified",
+                    target: format!("refused {request}"),
+                    error: error.to_string(),
+                });
+            }
+        }
+        Ok(report)
+    }
+
     /// Re-enables the queues batchguard disabled (not dry-run) in this budget period or the
     /// previous one and has not re-enabled since, if they are still disabled. A queue found
     /// enabled by someone else, or deleted, is recorded as released (nothing left to undo, so

@@ -7,10 +7,12 @@
 //! - [`enforcer`]: carry a level out on AWS Batch, and restore;
 //! - [`silent_jobs`]: ask AWS Batch about jobs that went silent;
 //! - [`ticker`]: one tick — spend per scope, the budget (optionally on AWS Budgets' figure),
-//!   the decision and the enforcer's trigger.
+//!   the decision and the enforcer's trigger;
+//! - [`verify`]: the enforcer's check of a freeze, stop or restore against the ledger.
 
 pub mod collector;
 pub mod enforcer;
 pub mod intake;
 pub mod silent_jobs;
 pub mod ticker;
+pub mod verify;

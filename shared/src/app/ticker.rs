@@ -295,6 +295,67 @@ async fn read_spend(
     Ok((documents, budget_spend))
 }
 
+/// The budget's status and the policy's decision at `at`, from the projections alone: no
+/// metric, no spend mark, no call to AWS. With `baseline` (where the ticker keeps AWS
+/// Budgets' last reading and its marks), the budget's spend is joined with AWS's figure as the
+/// tick joins it, from what is stored. `None` when there is no budget to judge by. The enforcer
+/// checks a freeze, stop or restore it is asked for against it (`app::verify`).
+pub async fn assess<R, M>(
+    reader: &R,
+    settings: &TickerSettings,
+    baseline: Option<&M>,
+    at: i64,
+) -> Result<Option<(BudgetStatus, Decision)>, StoreError>
+where
+    R: SpendReader + Sync,
+    M: BaselineStore + Sync,
+{
+    let in_budget = budget_scopes(&settings.scope_queues);
+    let totals = reader.scopes_totals(&in_budget).await?;
+    let recent = reader.recent_starts(at).await?;
+    let mut budget_totals = ScopeTotals::default();
+    let mut budget_recent = Vec::new();
+    for (scope, scope_totals) in &totals {
+        budget_totals.merge(scope_totals);
+        budget_recent.extend(
+            recent
+                .iter()
+                .filter(|(s, _, _)| s == scope)
+                .map(|(_, anchor, rate)| (*anchor, *rate)),
+        );
+    }
+    let mut spend = budget_totals.spend_at(at, settings.period, budget_recent);
+    let mut budget = settings.budget;
+    if let Some(store) = baseline
+        && let Some(cached) = store.cached_budget().await?
+        && cached.budget.period == settings.period
+    {
+        let (period_start, _) = settings.period.bounds(at);
+        let before = store
+            .mark_at_or_before(period_start, cached.budget.baseline.as_of)
+            .await?;
+        let fused = Fused::of(
+            cached.budget.baseline,
+            before,
+            period_start,
+            spend.period_spend_usd,
+        );
+        budget = Some(cached.budget.budget());
+        spend.period_spend_usd = fused.spend_usd;
+    }
+    let Some(budget) = budget else {
+        return Ok(None);
+    };
+    let status = BudgetStatus::evaluate(
+        budget,
+        at,
+        spend.period_spend_usd,
+        spend.burn_rate_usd_per_hour,
+    );
+    let decision = decide(&status, &settings.policy, at);
+    Ok(Some((status, decision)))
+}
+
 /// The budget scope's document: its spend, the limit, percent used, the forecast and the time
 /// to exhaustion, and AWS's part when there is a baseline. Fixed dimensions, so alarms can name
 /// them; the queues it covers are a property.

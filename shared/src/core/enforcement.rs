@@ -1,6 +1,6 @@
-//! Enforcement as data: what the enforcer is asked to do, which jobs it may touch, which
-//! scopes a budget over some queues counts, and what the audit trail says batchguard did to the
-//! queues. The enforcer service (`app::enforcer`), the ticker and the stack checklist all read
+//! Enforcement as data: what the enforcer is asked to do, whether the ledger agrees with it,
+//! which jobs it may touch, which scopes a budget over some queues counts, and what the audit
+//! trail says batchguard did to the queues. The enforcer service (`app::enforcer`), the ticker and the stack checklist all read
 //! the audit trail through [`recorded_queue_states`], so they agree on it.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use super::facts::{EnforcementAction, EnforcementRecorded, JobStatus};
-use super::policy::Level;
+use super::policy::{Decision, Level};
 use super::scope::Scope;
 
 /// The tag that exempts a job from enforcement.
@@ -85,6 +85,39 @@ impl std::fmt::Display for Step {
     }
 }
 
+/// Whether a request agrees with what the ledger says now (`ledger`: the policy's decision on
+/// the budget's spend, `None` when there is no budget). A freeze or stop is carried out only
+/// when the ledger is at that level or above; a restore only when it is below freeze. A notice
+/// needs no agreement. `Err` says why the request is refused. A CloudWatch alarm or an
+/// invocation by hand is a signal anyone with `cloudwatch:PutMetricData` or
+/// `lambda:InvokeFunction` can forge; the ledger is written only from Batch's own events.
+pub fn agrees(request: &EnforcerRequest, ledger: Option<&Decision>) -> Result<(), String> {
+    match request {
+        EnforcerRequest::Enforce { level, .. } if *level <= Level::Notify => Ok(()),
+        EnforcerRequest::Enforce { level, .. } => match ledger {
+            None => Err(format!(
+                "asked to {}, but no budget is set to check it against",
+                level.as_str()
+            )),
+            Some(decision) if decision.level >= *level => Ok(()),
+            Some(decision) => Err(format!(
+                "asked to {}, but the ledger is at {} ({})",
+                level.as_str(),
+                decision.level.as_str(),
+                decision.reason
+            )),
+        },
+        EnforcerRequest::Restore { .. } => match ledger {
+            Some(decision) if decision.level >= Level::Freeze => Err(format!(
+                "asked to restore, but the ledger is still at {} ({})",
+                decision.level.as_str(),
+                decision.reason
+            )),
+            _ => Ok(()),
+        },
+    }
+}
+
 /// The scopes a budget over these queues counts: every job (the total) when none is named.
 pub fn budget_scopes(queues: &[String]) -> Vec<Scope> {
     if queues.is_empty() {
@@ -115,7 +148,8 @@ pub fn recorded_queue_states(entries: &[EnforcementRecorded]) -> BTreeMap<String
             }
             EnforcementAction::Notified { .. }
             | EnforcementAction::JobCancelled { .. }
-            | EnforcementAction::JobTerminated { .. } => {}
+            | EnforcementAction::JobTerminated { .. }
+            | EnforcementAction::Refused { .. } => {}
         }
     }
     states
@@ -130,8 +164,39 @@ pub fn queues_disabled_by_us(entries: &[EnforcementRecorded]) -> BTreeSet<String
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_freeze_or_stop_is_carried_out_only_when_the_ledger_agrees() {
+        let enforce = |level| EnforcerRequest::Enforce {
+            level,
+            reason: "alarm".into(),
+        };
+        let restore = EnforcerRequest::Restore {
+            reason: String::new(),
+        };
+        let at = |level| Decision {
+            level,
+            reason: "figures".into(),
+        };
+        // A notice needs no agreement; a freeze or stop needs the ledger at that level or above.
+        assert!(agrees(&enforce(Level::Notify), None).is_ok());
+        assert!(agrees(&enforce(Level::Stop), Some(&at(Level::Stop))).is_ok());
+        assert!(agrees(&enforce(Level::Freeze), Some(&at(Level::Stop))).is_ok());
+        let refused = agrees(&enforce(Level::Stop), Some(&at(Level::Notify))).unwrap_err();
+        assert_eq!(
+            refused,
+            "asked to stop, but the ledger is at notify (figures)"
+        );
+        assert!(agrees(&enforce(Level::Freeze), Some(&at(Level::Ok))).is_err());
+        assert!(agrees(&enforce(Level::Stop), None).is_err());
+        // A restore only below freeze.
+        assert!(agrees(&restore, Some(&at(Level::Notify))).is_ok());
+        assert!(agrees(&restore, None).is_ok());
+        assert!(agrees(&restore, Some(&at(Level::Freeze))).is_err());
+    }
     use crate::core::facts::Millis;
 
     fn entry(action: EnforcementAction, at: i64, dry_run: bool) -> EnforcementRecorded {

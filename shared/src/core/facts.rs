@@ -411,6 +411,11 @@ pub enum EnforcementAction {
         job_id: String,
         queue: String,
     },
+    /// A freeze, stop or restore asked for (by an alarm, by hand) that the ledger did not
+    /// agree with: nothing was done. `request` is the step asked for.
+    Refused {
+        request: String,
+    },
 }
 
 impl EnforcementAction {
@@ -423,6 +428,7 @@ impl EnforcementAction {
             Self::QueueReleased { .. } => "QueueReleased",
             Self::JobCancelled { .. } => "JobCancelled",
             Self::JobTerminated { .. } => "JobTerminated",
+            Self::Refused { .. } => "Refused",
         }
     }
 
@@ -434,6 +440,7 @@ impl EnforcementAction {
             | Self::QueueEnabled { queue }
             | Self::QueueReleased { queue } => queue,
             Self::JobCancelled { job_id, .. } | Self::JobTerminated { job_id, .. } => job_id,
+            Self::Refused { request } => request,
         }
     }
 }

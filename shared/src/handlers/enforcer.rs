@@ -4,6 +4,9 @@
 //! - a person: `{"action": "restore"}` re-enables what batchguard disabled;
 //! - a CloudWatch alarm (the alarm → Lambda action payload): acts only in state `ALARM`, at the
 //!   level the alarm's description names as `batchguard:level=<notify|freeze|stop>`.
+//!
+//! Whoever asks, a freeze, stop or restore is carried out only if the ledger agrees
+//! (`app::verify`); otherwise it is refused, recorded and notified.
 
 use std::collections::BTreeMap;
 
@@ -13,10 +16,13 @@ use serde_json::{Value, json};
 
 use super::HandlerError;
 use crate::app::enforcer::{EnforceError, EnforcementReport, Enforcer};
-use crate::core::enforcement::EnforcerRequest;
+use crate::app::verify::LedgerCheck;
+use crate::core::enforcement::{EnforcerRequest, Step};
 use crate::core::policy::Level;
 use crate::metrics::{self, Metric, MetricDocument, Unit};
-use crate::ports::{AuditTrail, BatchControl, EventLog, MetricSink, Notifier};
+use crate::ports::{
+    AuditTrail, BaselineStore, BatchControl, EventLog, MetricSink, Notifier, SpendReader,
+};
 
 /// The marker in an alarm's description that says which level it enforces.
 pub const ALARM_LEVEL_MARKER: &str = "batchguard:level=";
@@ -98,9 +104,11 @@ pub fn action_documents(report: &EnforcementReport, now_ms: i64) -> Vec<MetricDo
 }
 
 /// Handles one invocation at Unix milliseconds `now_ms`; the actions taken are counted in
-/// `sink`.
-pub async fn handle<B, L, N>(
+/// `sink`. A freeze, stop or restore the ledger does not agree with (`check`) is refused:
+/// recorded, notified once, and nothing else done.
+pub async fn handle<B, L, N, R, M>(
     enforcer: &Enforcer<B, L, N>,
+    check: &LedgerCheck<R, M>,
     sink: &impl MetricSink,
     payload: Value,
     now_ms: i64,
@@ -109,13 +117,34 @@ where
     B: BatchControl + Sync,
     L: EventLog + AuditTrail + Sync,
     N: Notifier + Sync,
+    R: SpendReader + Sync,
+    M: BaselineStore + Sync,
 {
-    let report = match read_request(payload)? {
-        None => return Ok(None),
-        Some(EnforcerRequest::Enforce { level, reason }) => {
+    let Some(request) = read_request(payload)? else {
+        return Ok(None);
+    };
+    let verdict = check.check(&request, now_ms).await.map_err(|e| {
+        HandlerError::Retryable(format!("reading the ledger to check the request: {e}"))
+    })?;
+    let report = match (verdict, request) {
+        (Err(why), EnforcerRequest::Enforce { level, reason }) => {
+            tracing::warn!(%why, %reason, "request refused");
+            enforcer
+                .refuse(
+                    level.into(),
+                    &format!("{why}; the request said: {reason}"),
+                    now_ms,
+                )
+                .await?
+        }
+        (Err(why), EnforcerRequest::Restore { reason }) => {
+            tracing::warn!(%why, %reason, "request refused");
+            enforcer.refuse(Step::Restore, &why, now_ms).await?
+        }
+        (Ok(()), EnforcerRequest::Enforce { level, reason }) => {
             enforcer.enforce(level, &reason, now_ms).await?
         }
-        Some(EnforcerRequest::Restore { reason }) => {
+        (Ok(()), EnforcerRequest::Restore { reason }) => {
             let reason = if reason.is_empty() {
                 "restore requested".to_owned()
             } else {
