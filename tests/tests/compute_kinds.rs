@@ -96,33 +96,31 @@ fn a_gpu_job_is_charged_its_gpus_share_of_the_instance() {
     );
     // A type the price table does not know is split by what its instance registered, and
     // says so.
-    let prices = PriceTable::builtin_with_overrides(
+    let split_of_x9 = |prices: PriceTable| {
+        let mut ledger = Ledger::new(prices, BudgetPeriod::Month);
+        ledger.apply(&fact_of(&instance_event(
+            "i2",
+            "x9.huge",
+            8 * 1024,
+            32 * 1024,
+        )));
+        StatusReport::build(&ledger, T / 1000 + 3_600, None, IngestCounts::default()).ec2_instances
+            [0]
+        .split_by
+        .clone()
+    };
+    let priced = PriceTable::builtin_with_overrides(
         "[[ec2]]\nregion = \"us-east-1\"\ninstance_type = \"x9.huge\"\non_demand_hour = \"1.5\"\n",
     )
     .unwrap();
-    let mut ledger = Ledger::new(prices, BudgetPeriod::Month);
-    ledger.apply(&fact_of(&instance_event(
-        "i2",
-        "x9.huge",
-        8 * 1024,
-        32 * 1024,
-    )));
-    let report = StatusReport::build(&ledger, T / 1000 + 3_600, None, IngestCounts::default());
     assert_eq!(
-        report.ec2_instances[0].split_by.as_deref(),
+        split_of_x9(priced).as_deref(),
         Some("8 vCPU, 32 GiB split vCPU 9 : GiB 1 (registered)")
     );
     // Unpriced, it names no split.
-    let mut ledger = Ledger::new(PriceTable::builtin(), BudgetPeriod::Month);
-    ledger.apply(&fact_of(&instance_event(
-        "i2",
-        "x9.huge",
-        8 * 1024,
-        32 * 1024,
-    )));
-    let report = StatusReport::build(&ledger, T / 1000 + 3_600, None, IngestCounts::default());
     assert_eq!(
-        report.ec2_instances[0].split_by, None,
+        split_of_x9(PriceTable::builtin()),
+        None,
         "x9.huge has no price"
     );
 }

@@ -134,18 +134,45 @@ impl<S: BudgetSource + Sync, M: BaselineStore + Sync> AwsBaseline<S, M> {
                 configured: settings.period,
             });
         }
-        let before = self
-            .store
-            .mark_at_or_before(period_start, from_aws.baseline.as_of)
-            .await?;
-        let fused = Fused::of(
-            from_aws.baseline,
-            before,
+        let fused = join_stored(
+            &self.store,
+            &from_aws,
             period_start,
             budget_spend.period_spend_usd,
-        );
+        )
+        .await?;
         Ok(Some((from_aws, fused)))
     }
+}
+
+/// AWS's figure joined with the ledger's spend in the period (`Fused::of`), cut at the last
+/// stored mark at or before AWS's instant.
+async fn join_stored<M: BaselineStore + Sync>(
+    store: &M,
+    from_aws: &AwsBudget,
+    period_start: i64,
+    ledger_period_spend_usd: Decimal,
+) -> Result<Fused, StoreError> {
+    let before = store
+        .mark_at_or_before(period_start, from_aws.baseline.as_of)
+        .await?;
+    Ok(Fused::of(
+        from_aws.baseline,
+        before,
+        period_start,
+        ledger_period_spend_usd,
+    ))
+}
+
+/// A scope's start-of-run corrections among the recent starts: `(anchor, rate)`.
+fn corrections_of<'a>(
+    recent: &'a [(Scope, i64, Decimal)],
+    scope: &'a Scope,
+) -> impl Iterator<Item = (i64, Decimal)> + 'a {
+    recent
+        .iter()
+        .filter(move |(s, _, _)| s == scope)
+        .map(|(_, anchor, rate)| (*anchor, *rate))
 }
 
 /// What one tick found and did.
@@ -273,11 +300,7 @@ async fn read_spend(
     let mut budget_recent = Vec::new();
     let all_totals = reader.scopes_totals(&scopes).await?;
     for (scope, totals) in &all_totals {
-        let corrections: Vec<(i64, Decimal)> = recent
-            .iter()
-            .filter(|(s, _, _)| s == scope)
-            .map(|(_, anchor, rate)| (*anchor, *rate))
-            .collect();
+        let corrections: Vec<(i64, Decimal)> = corrections_of(&recent, scope).collect();
         if in_budget.contains(scope) {
             budget_totals.merge(totals);
             budget_recent.extend(corrections.iter().copied());
@@ -317,12 +340,7 @@ where
     let mut budget_recent = Vec::new();
     for (scope, scope_totals) in &totals {
         budget_totals.merge(scope_totals);
-        budget_recent.extend(
-            recent
-                .iter()
-                .filter(|(s, _, _)| s == scope)
-                .map(|(_, anchor, rate)| (*anchor, *rate)),
-        );
+        budget_recent.extend(corrections_of(&recent, scope));
     }
     let mut spend = budget_totals.spend_at(at, settings.period, budget_recent);
     let mut budget = settings.budget;
@@ -331,15 +349,8 @@ where
         && cached.budget.period == settings.period
     {
         let (period_start, _) = settings.period.bounds(at);
-        let before = store
-            .mark_at_or_before(period_start, cached.budget.baseline.as_of)
-            .await?;
-        let fused = Fused::of(
-            cached.budget.baseline,
-            before,
-            period_start,
-            spend.period_spend_usd,
-        );
+        let fused =
+            join_stored(store, &cached.budget, period_start, spend.period_spend_usd).await?;
         budget = Some(cached.budget.budget());
         spend.period_spend_usd = fused.spend_usd;
     }
