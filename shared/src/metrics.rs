@@ -176,6 +176,9 @@ pub const INSTANCE_STATE_CHANGES: &str = "InstanceStateChanges";
 pub const QUARANTINED_EVENTS: &str = "QuarantinedEvents";
 /// From the enforcer, per action.
 pub const ENFORCEMENT_ACTIONS: &str = "EnforcementActions";
+/// From the ticker, per silent-job check: jobs AWS Batch no longer knew, closed at the last
+/// instant they were heard of.
+pub const JOBS_UNKNOWN_TO_BATCH: &str = "JobsUnknownToBatch";
 
 const SCOPE: &[&str] = &[DIMENSION_SCOPE_KIND, DIMENSION_SCOPE];
 const QUEUE: &[&str] = &[DIMENSION_QUEUE];
@@ -190,7 +193,7 @@ pub struct MetricSpec {
 }
 
 /// Every metric batchguard emits.
-pub const CATALOGUE: [MetricSpec; 25] = [
+pub const CATALOGUE: [MetricSpec; 26] = [
     MetricSpec {
         name: SPEND_USD,
         dimension_sets: &[SCOPE],
@@ -314,6 +317,11 @@ pub const CATALOGUE: [MetricSpec; 25] = [
         name: QUARANTINED_EVENTS,
         dimension_sets: &[&[]],
         source: "collector",
+    },
+    MetricSpec {
+        name: JOBS_UNKNOWN_TO_BATCH,
+        dimension_sets: &[&[]],
+        source: "ticker",
     },
     MetricSpec {
         name: ENFORCEMENT_ACTIONS,

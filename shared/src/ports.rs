@@ -469,13 +469,21 @@ impl<T: Projector + Sync> Projector for &T {
 /// Jobs the projections still count as running but have heard nothing of for a while: the
 /// candidates for a check with AWS Batch.
 pub trait SilentJobs {
-    /// Jobs with a running unit whose latest event is older than Unix milliseconds
-    /// `before_ms`; at most `limit`.
+    /// Jobs with a running unit last heard from before Unix milliseconds `before_ms`; at
+    /// most `limit`.
     fn silent_jobs(
         &self,
         before_ms: i64,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+
+    /// AWS Batch has just told us about these jobs: they count as heard from at `now_ms`
+    /// (a job no longer running is left as it is).
+    fn heard_from(
+        &self,
+        job_ids: &[String],
+        now_ms: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 impl<T: SilentJobs + Sync> SilentJobs for &T {
@@ -485,6 +493,14 @@ impl<T: SilentJobs + Sync> SilentJobs for &T {
         limit: usize,
     ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send {
         (**self).silent_jobs(before_ms, limit)
+    }
+
+    fn heard_from(
+        &self,
+        job_ids: &[String],
+        now_ms: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).heard_from(job_ids, now_ms)
     }
 }
 

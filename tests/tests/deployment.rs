@@ -736,6 +736,7 @@ async fn the_functions_emit_exactly_the_catalogue() {
     use shared::core::facts::{JobStatus, Millis};
     use shared::core::policy::BudgetPolicy;
     use shared::core::prices::PriceTable;
+    use shared::handlers::ticker::TickerFunction;
     use shared::handlers::{collector, enforcer};
 
     let sink = EmfMemory::default();
@@ -780,9 +781,19 @@ async fn the_functions_emit_exactly_the_catalogue() {
         scope_queues: vec![],
     };
     let trigger = shared::adapters::memory::RecordingTrigger::default();
-    ticker::tick(&projector, &log, &trigger, &sink, &settings, at * 1000)
-        .await
-        .unwrap();
+    // The ticker function: the tick, then the silent-job check (no job silent for a year).
+    let function: TickerFunction<_, _, _, _, _> = TickerFunction {
+        batch: MemoryBatch::default(),
+        projector: &projector,
+        collector: Collector::new(&log, &projector),
+        audit: &log,
+        trigger: &trigger,
+        sink: &sink,
+        settings: settings.clone(),
+        aws_budget: None,
+        silent: shared::app::silent_jobs::SilentCheck::after(365 * 86_400_000),
+    };
+    function.invoke(at * 1000).await.unwrap();
     // Again with a budget kept in AWS Budgets (the emulator's): the baseline metrics.
     let budgets = aws_sdk_budgets::Client::new(&batchguard_tests::emulator_config().await);
     let name = batchguard_tests::unique_prefix("catalogue");

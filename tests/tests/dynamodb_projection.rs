@@ -450,6 +450,16 @@ async fn the_reconciler_closes_a_job_whose_terminal_event_was_lost() {
         .collect(running.to_string().as_bytes(), "test")
         .await
         .unwrap();
+    // … and a job the emulator's Batch has never heard of, running as long
+    let mut forgotten = running.clone();
+    forgotten["id"] = "forgotten-last-seen".into();
+    forgotten["detail"]["jobId"] = "forgotten-0000".into();
+    forgotten["detail"]["container"]["taskArn"] =
+        "arn:aws:ecs:us-east-1:1:task/AWSBatch-ce-0a95f22d-7108-3c4e-99f7-2fd92e1a8941/t2".into();
+    collector
+        .collect(forgotten.to_string().as_bytes(), "test")
+        .await
+        .unwrap();
     let before = projector.scope_totals(&Scope::Total).await.unwrap();
     assert_eq!(
         before
@@ -457,7 +467,7 @@ async fn the_reconciler_closes_a_job_whose_terminal_event_was_lost() {
             .values()
             .map(|b| b.units)
             .sum::<i64>(),
-        1
+        2
     );
 
     // WHEN the reconciler runs
@@ -465,16 +475,17 @@ async fn the_reconciler_closes_a_job_whose_terminal_event_was_lost() {
         &AwsBatch::from_config(&config),
         &projector,
         &collector,
-        60_000,
+        &silent_jobs::SilentCheck::after(60_000),
         now_ms,
     )
     .await
     .unwrap();
 
-    // THEN it asked Batch, recorded the job's real state, and the job stops accruing
-    assert_eq!(report.checked, 1);
+    // THEN it asked Batch, recorded the job's real state, and the job stops accruing; the job
+    // Batch does not know is closed at the last instant it was heard of
+    assert_eq!(report.checked, 2);
     assert_eq!(report.updated, 1, "{report:?}");
-    assert!(report.unknown_to_batch.is_empty());
+    assert_eq!(report.unknown_to_batch, vec!["forgotten-0000".to_owned()]);
     let after = projector.scope_totals(&Scope::Total).await.unwrap();
     assert_eq!(
         after
@@ -489,7 +500,7 @@ async fn the_reconciler_closes_a_job_whose_terminal_event_was_lost() {
         &AwsBatch::from_config(&config),
         &projector,
         &collector,
-        60_000,
+        &silent_jobs::SilentCheck::after(60_000),
         now_ms + 60_000,
     )
     .await
@@ -525,4 +536,52 @@ async fn ec2_instances_and_shares_project_exactly_the_ledger_in_any_order() {
         batchguard_tests::assert_projected_spend_is(&projector, &expected, workload.at, period)
             .await;
     }
+}
+
+/// GIVEN a job running for two hours in the projections on the emulator WHEN AWS Batch says it
+/// is still running (`heard_from`) THEN it leaves the silent jobs until a whole window has
+/// passed again; a job no longer open is left alone.
+#[tokio::test]
+async fn a_job_batch_answered_for_is_not_silent_again_for_a_window() {
+    use shared::ports::SilentJobs;
+    let log = emulator_event_log("heard-from").await;
+    let projector = DynamoProjector::new(log.clone(), PriceTable::builtin(), BudgetPeriod::Month);
+    let collector = Collector::new(log, projector.clone());
+    let now_ms = batchguard_tests::T0 + 10 * 3_600_000;
+    let running = serde_json::json!({
+        "id": "heard-running", "detail-type": "Batch Job State Change", "source": "aws.batch", "region": "us-east-1",
+        "detail": {
+            "jobId": "heard-1", "jobQueue": "q", "jobDefinition": "def", "status": "RUNNING",
+            "platformCapabilities": ["FARGATE"], "startedAt": now_ms - 7_200_000, "attempts": [],
+            "container": {"resourceRequirements": [{"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "2048"}]}
+        }
+    });
+    collector
+        .collect(running.to_string().as_bytes(), "test")
+        .await
+        .unwrap();
+    let window = 3_600_000;
+    let silent = projector.silent_jobs(now_ms - window, 500).await.unwrap();
+    assert_eq!(silent, vec!["heard-1".to_owned()]);
+    projector
+        .heard_from(
+            &["heard-1".to_owned(), "never-projected".to_owned()],
+            now_ms,
+        )
+        .await
+        .unwrap();
+    assert!(
+        projector
+            .silent_jobs(now_ms + 60_000 - window, 500)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        projector
+            .silent_jobs(now_ms + window + 1 - window, 500)
+            .await
+            .unwrap(),
+        vec!["heard-1".to_owned()]
+    );
 }

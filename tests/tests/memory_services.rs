@@ -4,11 +4,12 @@
 
 use rust_decimal::Decimal;
 use shared::adapters::emf::EmfMemory;
+use shared::adapters::memory::Fault;
 use shared::adapters::memory::{
     MemoryBaseline, MemoryBatch, MemoryEventLog, MemoryProjector, RecordingTrigger,
 };
 use shared::app::collector::Collector;
-use shared::app::silent_jobs;
+use shared::app::silent_jobs::{self, SilentCheck};
 use shared::app::ticker::{self, AwsBaseline, TickerSettings};
 use shared::core::budget::{AwsBudget, Baseline, Budget, BudgetPeriod, BudgetStatus};
 use shared::core::enforcement::EnforcerRequest;
@@ -16,6 +17,7 @@ use shared::core::facts::Millis;
 use shared::core::policy::{BudgetPolicy, Level, decide};
 use shared::core::prices::PriceTable;
 use shared::core::scope::Scope;
+use shared::handlers::ticker::TickerFunction;
 use shared::ports::{BudgetSource, ControlError, SpendReader};
 
 async fn collected(
@@ -217,16 +219,169 @@ async fn the_silent_job_check_runs_on_the_in_memory_batch() {
         .unwrap()
         .insert("ended".into(), ended);
 
-    let report = silent_jobs::check(&batch, collector.projector(), &collector, 60_000, now_ms)
+    let limits = SilentCheck::after(60_000);
+    let report = silent_jobs::check(&batch, collector.projector(), &collector, &limits, now_ms)
         .await
         .unwrap();
     assert_eq!(report.checked, 2);
     assert_eq!(report.updated, 1);
     assert_eq!(report.unknown_to_batch, vec!["forgotten".to_owned()]);
+    // The job Batch no longer knows is closed at the last instant it was heard of (its start,
+    // two hours ago): nothing runs on, and its spend no longer grows.
     let still_running = collector
         .projector()
         .with_ledger(|ledger| ledger.running_jobs().join(","));
-    assert_eq!(still_running, "forgotten");
+    assert_eq!(still_running, "");
+    let spend_at = |at_ms: i64| {
+        collector.projector().with_ledger(|ledger| {
+            ledger
+                .scope_spend(&Scope::Total, Millis(at_ms).ceil_seconds())
+                .period_spend_usd
+        })
+    };
+    assert_eq!(spend_at(now_ms), spend_at(now_ms + 3_600_000));
+    // Counted in the run's metric, and written to the event log once, however often the
+    // check runs.
+    let documents = report.documents(now_ms);
+    assert_eq!(documents[0].metrics[0].value, Decimal::ONE);
+    assert_eq!(documents[0].metrics[0].name, "JobsUnknownToBatch");
+    let again = silent_jobs::check(&batch, collector.projector(), &collector, &limits, now_ms)
+        .await
+        .unwrap();
+    assert_eq!(again.checked, 0, "{again:?}");
+    assert_eq!(again.documents(now_ms)[0].metrics[0].value, Decimal::ZERO);
+}
+
+/// `count` Fargate jobs, each running since two hours before `now_ms`, collected in memory;
+/// and an AWS Batch that says each of them is still running.
+async fn long_running(
+    count: usize,
+    now_ms: i64,
+) -> (Collector<MemoryEventLog, MemoryProjector>, MemoryBatch) {
+    let collector = Collector::new(
+        MemoryEventLog::new(),
+        MemoryProjector::new(PriceTable::builtin(), BudgetPeriod::Month),
+    );
+    let batch = MemoryBatch::default();
+    for index in 0..count {
+        let job = format!("long-{index:04}");
+        let event = serde_json::json!({
+            "id": format!("running-{job}"), "detail-type": "Batch Job State Change", "source": "aws.batch", "region": "us-east-1",
+            "detail": {
+                "jobId": job, "jobQueue": "q", "jobDefinition": "def", "status": "RUNNING",
+                "platformCapabilities": ["FARGATE"], "startedAt": now_ms - 7_200_000, "attempts": [],
+                "container": {"resourceRequirements": [{"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "2048"}]}
+            }
+        });
+        collector
+            .collect(event.to_string().as_bytes(), "test")
+            .await
+            .unwrap();
+        batch.current_state.lock().unwrap().insert(job, event);
+    }
+    (collector, batch)
+}
+
+/// GIVEN 1,000 jobs running longer than the silence window (an hour) WHEN the check runs every
+/// minute THEN each job is asked about within ⌈1000 / 500⌉ = 2 runs, five `DescribeJobs` calls
+/// a run, and not again until it has been silent for a whole window (before, the same 500 were
+/// asked about on every tick and the other 500 never).
+#[tokio::test]
+async fn a_thousand_long_running_jobs_are_each_checked_within_two_runs() {
+    let now_ms = batchguard_tests::T0 + 10 * 3_600_000;
+    let (collector, batch) = long_running(1_000, now_ms).await;
+    let limits = SilentCheck::after(3_600_000);
+    let mut checked = std::collections::BTreeSet::new();
+    for run in 0..3 {
+        let calls_before = batch.described.lock().unwrap().len();
+        let at = now_ms + run * 60_000;
+        let report = silent_jobs::check(&batch, collector.projector(), &collector, &limits, at)
+            .await
+            .unwrap();
+        let described = batch.described.lock().unwrap()[calls_before..].to_vec();
+        assert!(described.len() <= 5, "run {run}: {} calls", described.len());
+        assert!(described.iter().all(|ids| ids.len() <= 100));
+        let expected = if run < 2 { 500 } else { 0 };
+        assert_eq!(report.checked, expected, "run {run}: {report:?}");
+        assert_eq!(report.updated, 0, "Batch said nothing new");
+        assert!(report.unknown_to_batch.is_empty());
+        for id in described.into_iter().flatten() {
+            assert!(
+                checked.insert(id.clone()),
+                "{id} asked about twice in a window"
+            );
+        }
+    }
+    assert_eq!(checked.len(), 1_000);
+    // A window after the first run, its jobs are silent again: asked about once more.
+    let report = silent_jobs::check(
+        &batch,
+        collector.projector(),
+        &collector,
+        &limits,
+        now_ms + 3_600_000 + 1,
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.checked, 500);
+    let running = collector
+        .projector()
+        .with_ledger(|ledger| ledger.running_jobs().len());
+    assert_eq!(running, 1_000, "jobs Batch says are running stay running");
+}
+
+/// GIVEN 1,000 silent jobs and an AWS Batch that never answers WHEN the ticker function runs
+/// THEN the tick's metrics and decision are out first, and the check gives up at its time
+/// budget, leaving its 500 jobs for the next run; the function returns.
+#[tokio::test]
+async fn a_hung_describe_jobs_costs_the_check_its_budget_and_not_the_tick() {
+    let now_ms = batchguard_tests::T0 + 10 * 3_600_000;
+    let (collector, batch) = long_running(1_000, now_ms).await;
+    batch.inject("DescribeJobs", Fault::Hangs);
+    let period = BudgetPeriod::Month;
+    let spend = collector
+        .projector()
+        .scopes_totals(&[Scope::Total])
+        .await
+        .unwrap()[&Scope::Total]
+        .spend_at(Millis(now_ms).ceil_seconds(), period, vec![])
+        .period_spend_usd;
+    let sink = EmfMemory::default();
+    let trigger = RecordingTrigger::default();
+    let function: TickerFunction<_, _, _, _, _> = TickerFunction {
+        batch: &batch,
+        projector: collector.projector(),
+        collector: Collector::new(collector.log(), collector.projector()),
+        audit: collector.log(),
+        trigger: &trigger,
+        sink: &sink,
+        settings: TickerSettings {
+            budget: Some(Budget {
+                amount_usd: spend / Decimal::TWO,
+                period,
+            }),
+            policy: BudgetPolicy::default(),
+            period,
+            scope_queues: vec![],
+        },
+        aws_budget: None,
+        silent: SilentCheck {
+            time_budget: std::time::Duration::from_millis(200),
+            ..SilentCheck::after(3_600_000)
+        },
+    };
+    let answer = function.invoke(now_ms).await.unwrap();
+    assert_eq!(answer["reconciled"]["checked"], 0, "{answer}");
+    assert_eq!(answer["reconciled"]["left_for_next_run"], 500, "{answer}");
+    let requests = trigger.0.lock().unwrap();
+    assert_eq!(requests.len(), 1, "the stop was triggered");
+    let objects = sink.objects.lock().unwrap();
+    assert!(
+        objects
+            .iter()
+            .any(|o| o["ScopeKind"] == "budget" && o["BudgetUsedPercent"].as_f64() >= Some(200.0))
+    );
+    assert!(objects.iter().any(|o| o["JobsUnknownToBatch"] == 0));
 }
 
 /// An enforcer trigger that always fails (Lambda throttled, the function deleted).

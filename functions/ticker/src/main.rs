@@ -13,6 +13,7 @@ use shared::adapters::dynamodb::{DynamoEventLog, DynamoProjector, client};
 use shared::adapters::emf::EmfStdout;
 use shared::adapters::lambda::LambdaTrigger;
 use shared::app::collector::Collector;
+use shared::app::silent_jobs::SilentCheck;
 use shared::app::ticker::AwsBaseline;
 use shared::config::{Config, ConfigError};
 use shared::handlers::{self, ticker::TickerFunction};
@@ -43,7 +44,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         sink: EmfStdout::new(config.metrics_namespace.clone()),
         settings: config.ticker_settings(),
         aws_budget,
-        silent_for_ms: config.reconcile_after_seconds.saturating_mul(1000),
+        silent: SilentCheck::after(config.reconcile_after_seconds.saturating_mul(1000)),
     };
     let function = &function;
     lambda_runtime::run(service_fn(move |_tick: LambdaEvent<Value>| async move {

@@ -110,6 +110,12 @@ where
         }
     }
 
+    /// Appends a fact batchguard wrote itself (not read from an event) and re-projects its
+    /// billing group.
+    pub async fn record(&self, fact: Fact) -> Result<Collected, StoreError> {
+        self.store(fact).await
+    }
+
     /// Appends a fact and re-projects its billing group.
     async fn store(&self, fact: Fact) -> Result<Collected, StoreError> {
         let appended = self.log.append(&[Record::new(fact.clone())]).await?;

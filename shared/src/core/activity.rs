@@ -296,7 +296,7 @@ impl Activity {
                     acc.compute_environment
                         .offer(&rank, task.compute_environment.as_ref());
                 }
-                FactBody::Instance(_) | FactBody::Enforcement(_) => {}
+                FactBody::Instance(_) | FactBody::Enforcement(_) | FactBody::Abandoned(_) => {}
             }
         }
 

@@ -383,6 +383,30 @@ pub enum FactBody {
     /// What the enforcer did (or, in a dry run, would have done): the audit trail.
     #[serde(rename = "EnforcementRecorded.v1")]
     Enforcement(EnforcementRecorded),
+    /// Written by the silent-job check, not observed: AWS Batch no longer knows a job the
+    /// projections still show running.
+    #[serde(rename = "JobAbandoned.v1")]
+    Abandoned(JobAbandoned),
+}
+
+/// A job still running in the projections that AWS Batch no longer knows (`DescribeJobs`
+/// leaves it out: its end was never seen and is past Batch's retention). Its billing is closed
+/// at the last instant anything said about the job; a stop AWS reports later wins.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct JobAbandoned {
+    pub job_id: String,
+    pub reason: String,
+}
+
+impl JobAbandoned {
+    /// The fact, with an event id of its own: writing it twice stores it once.
+    pub fn into_fact(self) -> Fact {
+        Fact {
+            event_id: format!("batchguard-abandoned-{}", self.job_id),
+            observed_at: None,
+            body: FactBody::Abandoned(self),
+        }
+    }
 }
 
 /// One enforcement action on AWS Batch (or a notification).
@@ -593,7 +617,7 @@ impl Fact {
                     None => Ok(()),
                 }
             }
-            FactBody::Enforcement(_) => Ok(()),
+            FactBody::Abandoned(_) | FactBody::Enforcement(_) => Ok(()),
         }
     }
 
@@ -622,9 +646,9 @@ impl Fact {
                 see(instance.registered_at);
                 see(instance.updated_at);
             }
-            // An audit entry is not an observation of a job: it must not move the
-            // evaluation time.
-            FactBody::Enforcement(_) => return None,
+            // An audit entry or an abandonment is not an observation of a job: neither moves
+            // the evaluation time.
+            FactBody::Enforcement(_) | FactBody::Abandoned(_) => return None,
         }
         latest
     }

@@ -260,7 +260,7 @@ fn fact_documents(fact: &Fact, now_ms: i64) -> Vec<MetricDocument> {
                 ),
             ]),
         }],
-        FactBody::Task(_) | FactBody::Enforcement(_) => Vec::new(),
+        FactBody::Task(_) | FactBody::Enforcement(_) | FactBody::Abandoned(_) => Vec::new(),
     }
 }
 

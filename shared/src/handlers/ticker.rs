@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::HandlerError;
 use crate::app::collector::Collector;
-use crate::app::silent_jobs;
+use crate::app::silent_jobs::{self, SilentCheck};
 use crate::app::ticker::{self, AwsBaseline, NoAwsBudget, TickError, TickerSettings};
 use crate::ports::{
     AuditTrail, BaselineStore, BatchControl, BudgetSource, EnforcerTrigger, EventLog, MetricSink,
@@ -42,8 +42,8 @@ pub struct TickerFunction<B, P, L, T, K, S = NoAwsBudget, M = NoAwsBudget> {
     pub settings: TickerSettings,
     /// With `BUDGET_NAME`: AWS Budgets and where the marks are kept.
     pub aws_budget: Option<AwsBaseline<S, M>>,
-    /// Jobs open this long (milliseconds) with no new event are checked with AWS Batch.
-    pub silent_for_ms: i64,
+    /// Which running jobs are checked with AWS Batch, and how many a run.
+    pub silent: SilentCheck,
 }
 
 impl<B, P, L, T, K, S, M> TickerFunction<B, P, L, T, K, S, M>
@@ -75,12 +75,17 @@ where
             &self.batch,
             &self.projector,
             &self.collector,
-            self.silent_for_ms,
+            &self.silent,
             now_ms,
         )
         .await
         {
-            Ok(report) => serde_json::to_value(report).unwrap_or(Value::Null),
+            Ok(report) => {
+                if let Err(error) = self.sink.emit(&report.documents(now_ms)) {
+                    tracing::warn!(%error, "the silent-job check's metric was not written");
+                }
+                serde_json::to_value(report).unwrap_or(Value::Null)
+            }
             Err(error) => {
                 tracing::warn!(%error, "the silent-job check failed");
                 Value::String(error.to_string())

@@ -99,7 +99,7 @@ impl DynamoEventLog {
             message: e.to_string(),
         })?;
         let kind = match record.fact.body {
-            FactBody::Job(_) => "job",
+            FactBody::Job(_) | FactBody::Abandoned(_) => "job",
             FactBody::Task(_) => "task",
             FactBody::Instance(_) => "instance",
             FactBody::Enforcement(_) => "audit",

@@ -77,6 +77,7 @@ pub(super) async fn partition_items(
 pub fn partition_key(fact: &Fact) -> String {
     match &fact.body {
         FactBody::Job(job) => format!("JOB#{}", job.job_id),
+        FactBody::Abandoned(abandoned) => format!("JOB#{}", abandoned.job_id),
         FactBody::Task(task) => format!("TASK#{}", task.task_arn),
         FactBody::Instance(instance) => format!("INSTANCE#{}", instance.container_instance_arn),
         // The audit trail is one partition per budget period: small, and read whole.

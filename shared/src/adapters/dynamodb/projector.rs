@@ -248,6 +248,10 @@ impl DynamoProjector {
         };
         let (group, job_id) = match &fact.body {
             FactBody::Job(job) => (format!("JOB#{}", job.job_id), Some(job.job_id.clone())),
+            FactBody::Abandoned(abandoned) => (
+                format!("JOB#{}", abandoned.job_id),
+                Some(abandoned.job_id.clone()),
+            ),
             FactBody::Task(task) => match self.link_of(&task.task_arn).await? {
                 Some(job_id) => (format!("JOB#{job_id}"), Some(job_id)),
                 None => (format!("TASK#{}", task.task_arn), None),
@@ -291,7 +295,10 @@ impl DynamoProjector {
                     FactBody::Job(job) => {
                         Some(job.attempts.iter().filter_map(|a| a.task_arn.clone()))
                     }
-                    FactBody::Task(_) | FactBody::Instance(_) | FactBody::Enforcement(_) => None,
+                    FactBody::Task(_)
+                    | FactBody::Instance(_)
+                    | FactBody::Enforcement(_)
+                    | FactBody::Abandoned(_) => None,
                 })
                 .flatten()
                 .collect();
@@ -316,7 +323,9 @@ impl DynamoProjector {
                     .filter_map(|a| a.container_instance_arn.clone())
                     .collect(),
                 FactBody::Task(task) => task.container_instance_arn.clone().into_iter().collect(),
-                FactBody::Instance(_) | FactBody::Enforcement(_) => Vec::new(),
+                FactBody::Instance(_) | FactBody::Enforcement(_) | FactBody::Abandoned(_) => {
+                    Vec::new()
+                }
             })
             .collect();
         if !is_instance_group {
@@ -460,7 +469,7 @@ impl DynamoProjector {
             .max();
         if let Some(anchor) = latest_running {
             put = put.item("recent_minute", s(minute_of(anchor)));
-            // Open groups, by when they last heard anything: the reconciler's index.
+            // Open groups, by when they were last heard from: the silent-job check's index.
             if let Some(last) = last_event_ms {
                 let shard = xxhash_rust::xxh3::xxh3_64(group.as_bytes()) % u64::from(OPEN_SHARDS);
                 put = put
@@ -731,8 +740,9 @@ impl crate::ports::SpendReader for DynamoProjector {
 }
 
 impl DynamoProjector {
-    /// Jobs with a running unit whose latest event is older than `before_ms` (from the open
-    /// index; at most `limit`).
+    /// Jobs with a running unit last heard from before `before_ms` (from the open index, whose
+    /// `last_event_ms` is the latest instant the group's facts name, moved on by
+    /// [`crate::ports::SilentJobs::heard_from`]; at most `limit`).
     pub async fn silent_jobs(
         &self,
         before_ms: i64,
@@ -780,5 +790,30 @@ impl crate::ports::Projector for DynamoProjector {
 impl crate::ports::SilentJobs for DynamoProjector {
     async fn silent_jobs(&self, before_ms: i64, limit: usize) -> Result<Vec<String>, StoreError> {
         DynamoProjector::silent_jobs(self, before_ms, limit).await
+    }
+
+    /// One conditional `UpdateItem` per job (1 write unit): moves the job's place in the open
+    /// index to `now_ms`; a job no longer open (or heard from later) is left alone.
+    async fn heard_from(&self, job_ids: &[String], now_ms: i64) -> Result<(), StoreError> {
+        for job in job_ids {
+            let updated = self
+                .client()
+                .update_item()
+                .table_name(self.state_table())
+                .key("pk", s(format!("PROJ#JOB#{job}")))
+                .key("sk", s("PROJ"))
+                .update_expression("SET last_event_ms = :now")
+                .condition_expression("attribute_exists(open_shard) AND last_event_ms < :now")
+                .expression_attribute_values(":now", n(now_ms))
+                .send()
+                .await;
+            match updated {
+                Ok(_) => {}
+                Err(SdkError::ServiceError(error))
+                    if error.err().is_conditional_check_failed_exception() => {}
+                Err(error) => return Err(backend(self.state_table(), error)),
+            }
+        }
+        Ok(())
     }
 }

@@ -18,8 +18,10 @@ pub struct MemoryBatch {
     /// What `current_state_events` answers for a job id (a *Batch Job State Change* event);
     /// ids without an entry are jobs Batch no longer knows.
     pub current_state: Mutex<BTreeMap<String, serde_json::Value>>,
+    /// The job ids of each `DescribeJobs` call, in order.
+    pub described: Mutex<Vec<Vec<String>>>,
     /// Calls that go wrong, by their text in [`MemoryBatch::calls`] (`TerminateJob j1`,
-    /// `UpdateJobQueue etl true`, `ListJobs etl`).
+    /// `UpdateJobQueue etl true`, `ListJobs etl`, `DescribeJobs`).
     pub faults: Mutex<BTreeMap<String, Fault>>,
 }
 
@@ -145,6 +147,8 @@ impl BatchControl for MemoryBatch {
         &self,
         job_ids: &[String],
     ) -> Result<Vec<serde_json::Value>, ControlError> {
+        self.check("DescribeJobs").await?;
+        lock(&self.described).push(job_ids.to_vec());
         let known = lock(&self.current_state);
         Ok(job_ids
             .iter()

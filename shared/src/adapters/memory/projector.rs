@@ -32,7 +32,8 @@ impl Projector for NoProjection {
 struct Inner {
     ledger: Ledger,
     facts: Vec<Fact>,
-    /// Per job: the latest instant any of its facts (or its tasks') names, Unix milliseconds.
+    /// Per job: when it was last heard from — the latest instant any of its facts (or its
+    /// tasks') names, or a later answer from AWS Batch — Unix milliseconds.
     last_event_ms: HashMap<String, i64>,
 }
 
@@ -72,6 +73,7 @@ impl Projector for MemoryProjector {
         // The job a fact belongs to: its own, or the one whose attempt claims the task.
         let job_id = match &fact.body {
             FactBody::Job(job) => Some(job.job_id.clone()),
+            FactBody::Abandoned(abandoned) => Some(abandoned.job_id.clone()),
             FactBody::Task(task) => inner.ledger.job_of_task(&task.task_arn).map(str::to_owned),
             FactBody::Instance(_) | FactBody::Enforcement(_) => None,
         };
@@ -136,5 +138,15 @@ impl SilentJobs for MemoryProjector {
             .take(limit)
             .map(str::to_owned)
             .collect())
+    }
+
+    async fn heard_from(&self, job_ids: &[String], now_ms: i64) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        for job in job_ids {
+            if let Some(last) = inner.last_event_ms.get_mut(job) {
+                *last = (*last).max(now_ms);
+            }
+        }
+        Ok(())
     }
 }

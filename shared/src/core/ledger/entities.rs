@@ -5,8 +5,8 @@ use rustc_hash::FxHashMap;
 
 use super::join::{Lww, Rank, join_max, join_min, sorted_entry};
 use crate::core::facts::{
-    Architecture, Capacity, Fact, InstanceObserved, InstanceSize, JobObserved, JobStatus, Millis,
-    OperatingSystem, Platform, TaskObserved, TaskSize,
+    Architecture, Capacity, Fact, InstanceObserved, InstanceSize, JobAbandoned, JobObserved,
+    JobStatus, Millis, OperatingSystem, Platform, TaskObserved, TaskSize,
 };
 use crate::core::prices::PriceTable;
 
@@ -45,6 +45,10 @@ pub(super) struct JobState {
     /// By attempt index, sorted; a job has a handful, so a vector beats a tree (whose first
     /// node alone is over a kilobyte).
     pub(super) attempts: Vec<(u32, AttemptState)>,
+    /// The latest instant the job's own facts name (their envelope time included).
+    pub(super) last_seen: Option<Millis>,
+    /// AWS Batch no longer knew the job when the silent-job check asked.
+    pub(super) abandoned: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -148,13 +152,14 @@ impl State {
         }
     }
 
-    pub(super) fn merge_job(&mut self, fact: &Fact, observed: &JobObserved) -> Vec<UnitId> {
-        let job_idx = match self.job_index.get(&observed.job_id) {
+    /// The job's index, a new empty job if it is not known yet.
+    fn job_idx(&mut self, job_id: &str) -> u32 {
+        match self.job_index.get(job_id) {
             Some(&idx) => idx,
             None => {
                 let idx = index_u32(self.jobs.len());
                 self.jobs.push(JobState {
-                    job_id: observed.job_id.clone(),
+                    job_id: job_id.to_owned(),
                     head: Lww::default(),
                     created_at: None,
                     platform: Lww::default(),
@@ -166,11 +171,32 @@ impl State {
                     node_index: Lww::default(),
                     region: Lww::default(),
                     attempts: Vec::new(),
+                    last_seen: None,
+                    abandoned: false,
                 });
-                self.job_index.insert(observed.job_id.clone(), idx);
+                self.job_index.insert(job_id.to_owned(), idx);
                 idx
             }
-        };
+        }
+    }
+
+    /// AWS Batch no longer knows the job: every attempt still open ends at the last instant
+    /// anything said about it (unless a stop is known). Returns the units that changed.
+    pub(super) fn abandon_job(&mut self, abandoned: &JobAbandoned) -> Vec<UnitId> {
+        let job_idx = self.job_idx(&abandoned.job_id);
+        let job = &mut self.jobs[job_idx as usize];
+        job.abandoned = true;
+        job.attempts
+            .iter()
+            .map(|&(attempt, _)| UnitId::Attempt {
+                job: job_idx,
+                attempt,
+            })
+            .collect()
+    }
+
+    pub(super) fn merge_job(&mut self, fact: &Fact, observed: &JobObserved) -> Vec<UnitId> {
+        let job_idx = self.job_idx(&observed.job_id);
         let attempts_seen = u64::try_from(observed.attempts.len())
             .unwrap_or(u64::MAX)
             .min(0xFFFF_FFFF);
@@ -189,6 +215,7 @@ impl State {
             status_reason: observed.status_reason.clone(),
         });
         join_min(&mut job.created_at, observed.created_at);
+        join_max(&mut job.last_seen, fact.latest_instant());
         job.platform.offer(rank, observed.platform);
         job.size.offer(rank, observed.size);
         job.architecture.offer(rank, observed.architecture);

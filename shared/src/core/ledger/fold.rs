@@ -103,6 +103,7 @@ impl Ledger {
             FactBody::Job(job) => self.state.merge_job(fact, job),
             FactBody::Task(task) => self.state.merge_task(fact, task),
             FactBody::Instance(instance) => self.state.merge_instance(fact, instance),
+            FactBody::Abandoned(abandoned) => self.state.abandon_job(abandoned),
             // The audit trail does not change what anything cost.
             FactBody::Enforcement(_) => return,
         };

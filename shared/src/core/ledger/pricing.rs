@@ -52,7 +52,20 @@ impl State {
             .or(attempt.started_at);
         estimated |= exact_start.is_none() && start.is_some();
         let exact_stop = task.and_then(|t| t.stopped_at);
-        let stop = exact_stop.or(attempt.stopped_at);
+        // A job AWS Batch no longer knows ends at the last instant anything said about it
+        // (its facts, its task's); any stop AWS reported wins.
+        let abandoned = job.abandoned.then(|| {
+            [
+                job.last_seen,
+                start,
+                task.and_then(|t| t.pull_stopped_at),
+                task.and_then(|t| t.started_at),
+            ]
+            .into_iter()
+            .flatten()
+            .max()
+        });
+        let stop = exact_stop.or(attempt.stopped_at).or(abandoned.flatten());
         estimated |= exact_stop.is_none() && stop.is_some();
 
         let task_size = task.and_then(|t| t.size.get()).copied();
