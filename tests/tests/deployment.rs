@@ -398,6 +398,56 @@ fn the_enforcer_runs_alone_and_the_rules_take_only_this_accounts_events() {
     }
 }
 
+/// The collector takes events only through the stack's two rules: its resource policy, as the
+/// template writes it and judged by IAM's rules (`shared::analysis::entry_policy`, which
+/// `doctor` applies to a deployed stack), lets EventBridge invoke it from those rules and keeps
+/// out another rule and the account's own users and roles; no AWS::Lambda::Permission adds to
+/// it (a resource policy replaces what AddPermission writes).
+#[test]
+fn the_collector_takes_events_only_through_the_stacks_rules() {
+    use shared::analysis::entry_policy::admits_only_rules;
+    let stack = default_stack();
+    let policies: Vec<String> = stack
+        .resources_of("AWS::Lambda::ResourcePolicy")
+        .into_iter()
+        .filter(|id| {
+            stack.eval(&stack.resource(id)["Properties"]["ResourceArn"])
+                == json!("CollectorFunction.Arn")
+        })
+        .collect();
+    assert_eq!(policies, vec!["CollectorEntryPolicy".to_owned()]);
+    let document = stack.eval(&stack.resource(&policies[0])["Properties"]["PolicyDocument"]);
+    let rules: Vec<String> = ["BatchJobStateRule", "EcsTaskStateRule"]
+        .iter()
+        .map(|rule| format!("{rule}.Arn"))
+        .collect();
+    assert_eq!(
+        admits_only_rules(&document.to_string(), &rules, "123456789012"),
+        Ok(())
+    );
+    // Every rule that targets the collector is one the policy admits.
+    for id in stack.resources_of("AWS::Events::Rule") {
+        let targets = stack.eval(&stack.resource(&id)["Properties"]["Targets"]);
+        let to_collector = targets
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["Arn"] == json!("CollectorFunction.Arn"));
+        assert_eq!(to_collector, rules.contains(&format!("{id}.Arn")), "{id}");
+    }
+    for id in stack.resources_of("AWS::Lambda::Permission") {
+        let function = stack.eval(&stack.resource(&id)["Properties"]["FunctionName"]);
+        assert_ne!(function, json!("CollectorFunction"), "{id}");
+    }
+    // The check fails on the policy without its Deny (what Permissions alone give).
+    let mut allow_only = document.clone();
+    allow_only["Statement"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|s| s["Effect"] == "Allow");
+    assert!(admits_only_rules(&allow_only.to_string(), &rules, "123456789012").is_err());
+}
+
 #[test]
 fn the_functions_run_with_the_configuration_the_template_gives_them() {
     // Each function's environment, as deployed, is a valid configuration.

@@ -117,6 +117,7 @@ pub async fn gather(clients: &Clients, stack: &str, now: i64) -> Result<StackFac
 
     let mut rules = Vec::new();
     let mut rule_accounts = Vec::new();
+    let mut collector_rules = Vec::new();
     for resource in resources
         .iter()
         .filter(|r| r.resource_type() == Some("AWS::Events::Rule"))
@@ -145,6 +146,7 @@ pub async fn gather(clients: &Clients, stack: &str, now: i64) -> Result<StackFac
             Ok(rule) => {
                 if let Some(pattern) = rule.event_pattern() {
                     rule_accounts.push((logical.clone(), name.clone(), pattern_accounts(pattern)));
+                    collector_rules.extend(rule.arn().map(str::to_owned));
                 }
             }
             Err(error) if logical != "TickRule" => {
@@ -201,6 +203,26 @@ pub async fn gather(clients: &Clients, stack: &str, now: i64) -> Result<StackFac
             .await
             .map(|c| c.reserved_concurrent_executions())
             .map_err(|e| summary(&e)),
+    };
+    let collector_policy = match output("CollectorFunctionName") {
+        Err(e) => Err(e),
+        Ok(name) => match clients
+            .lambda
+            .get_policy()
+            .function_name(&name)
+            .send()
+            .await
+        {
+            Ok(answer) => Ok(answer.policy().map(str::to_owned)),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_resource_not_found_exception()) =>
+            {
+                Ok(None)
+            }
+            Err(error) => Err(summary(&error)),
+        },
     };
     let enforcer_arn = enforcer.as_ref().map_err(Clone::clone).and_then(|f| {
         f.function_arn()
@@ -266,6 +288,8 @@ pub async fn gather(clients: &Clients, stack: &str, now: i64) -> Result<StackFac
             .map(str::to_owned),
         rule_accounts,
         enforcer_concurrency,
+        collector_rules,
+        collector_policy,
         dead_letter_queues,
         quarantined,
         enforcer_arn,
@@ -502,6 +526,17 @@ mod tests {
                         "Code": {"ZipFile": "bootstrap"},
                         "Environment": {"Variables": {"DRY_RUN": "true"}}
                     }
+                },
+                // No resource policy: the emulator's CloudFormation has no
+                // AWS::Lambda::ResourcePolicy (the test writes the statements itself).
+                "CollectorFunction": {
+                    "Type": "AWS::Lambda::Function",
+                    "Properties": {
+                        "Runtime": "provided.al2023",
+                        "Handler": "bootstrap",
+                        "Role": role,
+                        "Code": {"ZipFile": "bootstrap"}
+                    }
                 }
             },
             "Outputs": {
@@ -510,6 +545,7 @@ mod tests {
                 "EventDeadLetterQueueUrl": {"Value": {"Ref": "EventDeadLetterQueue"}},
                 "ControlDeadLetterQueueUrl": {"Value": {"Ref": "ControlDeadLetterQueue"}},
                 "EnforcerFunctionName": {"Value": {"Ref": "EnforcerFunction"}},
+                "CollectorFunctionName": {"Value": {"Ref": "CollectorFunction"}},
                 "MetricsNamespace": {"Value": format!("batchguard/{stack}")}
             }
         });
@@ -697,6 +733,8 @@ mod tests {
             ("rule-account:BatchJobStateRule", Status::Ok),
             // The emulator's CloudFormation sets no reserved concurrency.
             ("enforcer-concurrency", Status::Fail),
+            // Nor any resource policy: EventBridge could not invoke the collector.
+            ("collector-entry", Status::Fail),
             ("dlq:EventDeadLetterQueueUrl", Status::Fail),
             ("dlq:ControlDeadLetterQueueUrl", Status::Ok),
             ("quarantine", Status::Fail),
@@ -756,6 +794,37 @@ mod tests {
             .send()
             .await
             .unwrap();
+        // The collector: EventBridge allowed from the stack's rule (what AddPermission
+        // writes) is not enough — a role of the account still gets in …
+        let collector = output("CollectorFunctionName");
+        let rule_arn = facts.collector_rules[0].clone();
+        clients
+            .lambda
+            .add_permission()
+            .function_name(&collector)
+            .statement_id("ThisStacksRules")
+            .action("lambda:InvokeFunction")
+            .principal("events.amazonaws.com")
+            .source_arn(&rule_arn)
+            .send()
+            .await
+            .unwrap();
+        let half = checklist(&gather(&clients, &stack, now).await.unwrap());
+        let entry = half.iter().find(|c| c.id == "collector-entry").unwrap();
+        assert_eq!(entry.status, Status::Fail);
+        assert!(entry.detail.contains("any user or role"), "{entry:?}");
+        // … until a Deny keeps out every other caller. The emulator can hold no Deny (it has
+        // no PutResourcePolicy, and its AddPermission writes Allow statements only), so the
+        // policy the template deploys stands in for the one read back.
+        let template_policy = serde_json::json!({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"},
+             "Action": "lambda:InvokeFunction",
+             "Condition": {"ArnEquals": {"aws:SourceArn": [&rule_arn]},
+                           "StringEquals": {"aws:SourceAccount": "123456789012"}}},
+            {"Effect": "Deny", "Principal": "*", "Action": "lambda:InvokeFunction",
+             "Condition": {"ArnNotEquals": {"aws:SourceArn": [&rule_arn]}}}
+        ]})
+        .to_string();
         batch
             .update_job_queue()
             .job_queue(&queue)
@@ -801,7 +870,10 @@ mod tests {
             .await
             .unwrap();
         clients.cloudwatch = cloudwatch(&stack, &enforcer, now, false);
-        let checks = checklist(&gather(&clients, &stack, now).await.unwrap());
+        let mut mended = gather(&clients, &stack, now).await.unwrap();
+        assert!(mended.collector_policy.as_ref().unwrap().is_some());
+        mended.collector_policy = Ok(Some(template_policy));
+        let checks = checklist(&mended);
         assert!(healthy(&checks), "{checks:#?}");
         assert_eq!(status(&checks, &format!("job-queue:{queue}")), Status::Ok);
         assert_eq!(status(&checks, "aws-budget"), Status::Ok);

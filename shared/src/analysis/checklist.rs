@@ -19,12 +19,13 @@ pub const ALARMS: [&str; 7] = [
 ];
 
 /// The stack outputs doctor reads (a deployment test checks the template has them).
-pub const OUTPUTS: [&str; 6] = [
+pub const OUTPUTS: [&str; 7] = [
     "EventsTableName",
     "StateTableName",
     "EventDeadLetterQueueUrl",
     "ControlDeadLetterQueueUrl",
     "EnforcerFunctionName",
+    "CollectorFunctionName",
     "MetricsNamespace",
 ];
 
@@ -82,6 +83,10 @@ pub struct StackFacts {
     pub rule_accounts: Vec<(String, String, Probe<Vec<String>>)>,
     /// The enforcer's reserved concurrency (`None`: not set, runs may overlap).
     pub enforcer_concurrency: Probe<Option<i32>>,
+    /// The ARNs of the rules in `rule_accounts`: the collector's only callers.
+    pub collector_rules: Vec<String>,
+    /// The collector's resource policy as `GetPolicy` returns it (`None`: it has none).
+    pub collector_policy: Probe<Option<String>>,
     /// (output key, queue URL, messages waiting or in flight).
     pub dead_letter_queues: Vec<(String, String, Probe<u64>)>,
     pub quarantined: Probe<usize>,
@@ -141,6 +146,36 @@ impl Check {
 
 /// Prefix of the reason a stack output is missing.
 pub const NO_OUTPUT: &str = "the stack has no output";
+
+/// The collector takes events only through the stack's rules (ADR 0010).
+fn collector_entry(facts: &StackFacts) -> Check {
+    const ID: &str = "collector-entry";
+    let fix = "`sam deploy` this version's template: its CollectorEntryPolicy lets EventBridge \
+               invoke the collector from the stack's rules and denies everyone else";
+    match (&facts.collector_policy, facts.account.as_deref()) {
+        (Err(error), _) => unreadable(ID, "the collector's resource policy", error),
+        (Ok(None), _) => Check::new(
+            ID,
+            Status::Fail,
+            "the collector has no resource policy: EventBridge cannot deliver events to it",
+        )
+        .fix(fix),
+        (Ok(Some(_)), None) => unreadable(ID, "the stack's account", "no account in its ARN"),
+        (Ok(Some(policy)), Some(account)) => {
+            match super::entry_policy::admits_only_rules(policy, &facts.collector_rules, account) {
+                Ok(()) => Check::new(
+                    ID,
+                    Status::Ok,
+                    format!(
+                        "the collector takes events only through the stack's {} rules",
+                        facts.collector_rules.len()
+                    ),
+                ),
+                Err(why) => Check::new(ID, Status::Fail, format!("the collector: {why}")).fix(fix),
+            }
+        }
+    }
+}
 
 fn unreadable(id: impl Into<String>, what: &str, error: &str) -> Check {
     let fix = if error.starts_with(NO_OUTPUT) {
@@ -239,6 +274,8 @@ pub fn checklist(facts: &StackFacts) -> Vec<Check> {
             Err(error) => unreadable(id, &format!("rule {name}'s pattern"), error),
         });
     }
+
+    checks.push(collector_entry(facts));
 
     checks.push(match &facts.enforcer_concurrency {
         Ok(Some(1)) => Check::new(
@@ -508,6 +545,27 @@ mod tests {
 
     const ENFORCER: &str = "arn:aws:lambda:us-east-1:123456789012:function:s-EnforcerFunction-1";
 
+    const RULE: &str = "arn:aws:events:us-east-1:123456789012:rule/s-BatchJobStateRule";
+
+    /// The template's collector policy for [`RULE`]; without the Deny when `deny` is false.
+    fn entry_policy(deny: bool) -> String {
+        let allow = serde_json::json!({
+            "Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"},
+            "Action": "lambda:InvokeFunction",
+            "Condition": {"ArnEquals": {"aws:SourceArn": [RULE]}}
+        });
+        let refuse = serde_json::json!({
+            "Effect": "Deny", "Principal": "*", "Action": "lambda:InvokeFunction",
+            "Condition": {"ArnNotEquals": {"aws:SourceArn": [RULE]}}
+        });
+        let statements = if deny {
+            vec![allow, refuse]
+        } else {
+            vec![allow]
+        };
+        serde_json::json!({"Version": "2012-10-17", "Statement": statements}).to_string()
+    }
+
     fn healthy_facts() -> StackFacts {
         let alarms = ALARMS
             .iter()
@@ -544,6 +602,8 @@ mod tests {
                 Ok(vec!["123456789012".into()]),
             )],
             enforcer_concurrency: Ok(Some(1)),
+            collector_rules: vec![RULE.into()],
+            collector_policy: Ok(Some(entry_policy(true))),
             dead_letter_queues: vec![("EventDeadLetterQueueUrl".into(), "u".into(), Ok(0))],
             quarantined: Ok(0),
             enforcer_arn: Ok(ENFORCER.into()),
@@ -576,14 +636,14 @@ mod tests {
         );
         assert_eq!(
             checks.len(),
-            1 + 1 + 1 + 1 + 1 + 1 + 1 + ALARMS.len() + 1 + 1 + 1
+            1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + ALARMS.len() + 1 + 1 + 1
         );
     }
 
     #[test]
     fn each_fault_fails_its_own_check_with_a_fix() {
         type Break = fn(&mut StackFacts);
-        let cases: [(&str, Break); 12] = [
+        let cases: [(&str, Break); 14] = [
             ("stack", |f| {
                 f.stack_status = "UPDATE_ROLLBACK_FAILED".into()
             }),
@@ -597,6 +657,10 @@ mod tests {
             ("enforcer-concurrency", |f| {
                 f.enforcer_concurrency = Ok(None)
             }),
+            ("collector-entry", |f| {
+                f.collector_policy = Ok(Some(entry_policy(false)))
+            }),
+            ("collector-entry", |f| f.collector_policy = Ok(None)),
             ("dlq:EventDeadLetterQueueUrl", |f| {
                 f.dead_letter_queues[0].2 = Ok(3)
             }),

@@ -10,6 +10,7 @@
 
 pub mod bill;
 pub mod checklist;
+pub mod entry_policy;
 pub mod pricelist;
 pub mod report;
 pub mod sim;
