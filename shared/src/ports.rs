@@ -154,6 +154,22 @@ pub struct JobSummary {
     /// `None` when the tags could not be read (`DescribeJobs` failed or left the job out): the
     /// enforcer then cannot tell whether the job is protected, and leaves it alone.
     pub tags: Option<std::collections::BTreeMap<String, String>>,
+    /// What kind of job it is: its children or nodes are listed apart (`ListJobs` with
+    /// `arrayJobId` / `multiNodeJobId`).
+    pub kind: JobKind,
+}
+
+/// Array parents and multi-node parallel jobs have work of their own to stop.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum JobKind {
+    #[default]
+    Single,
+    /// An array parent (`arrayProperties.size`): never RUNNING itself, PENDING while its
+    /// children (`<id>:<index>`) run.
+    ArrayParent,
+    /// A multi-node parallel job (`nodeProperties.numNodes`, no node index): its nodes are
+    /// `<id>#<index>`.
+    MultiNode,
 }
 
 /// A failure of the Batch or notification API, translated so the core never sees `SdkError`.
@@ -186,6 +202,13 @@ pub trait BatchControl {
         queue: &str,
         statuses: &[crate::core::facts::JobStatus],
     ) -> impl Future<Output = Result<Vec<JobSummary>, ControlError>> + Send;
+    /// An array parent's children or a multi-node job's nodes in one of these states
+    /// (`ListJobs` with `arrayJobId` or `multiNodeJobId`); their protection is their parent's.
+    fn children(
+        &self,
+        parent: &JobSummary,
+        statuses: &[crate::core::facts::JobStatus],
+    ) -> impl Future<Output = Result<Vec<String>, ControlError>> + Send;
     /// CancelJob: for jobs that have not started (SUBMITTED, PENDING, RUNNABLE).
     fn cancel_job(
         &self,
@@ -302,6 +325,14 @@ impl<T: BatchControl + Sync> BatchControl for &T {
         statuses: &[crate::core::facts::JobStatus],
     ) -> impl Future<Output = Result<Vec<JobSummary>, ControlError>> + Send {
         (**self).jobs(queue, statuses)
+    }
+
+    fn children(
+        &self,
+        parent: &JobSummary,
+        statuses: &[crate::core::facts::JobStatus],
+    ) -> impl Future<Output = Result<Vec<String>, ControlError>> + Send {
+        (**self).children(parent, statuses)
     }
 
     fn cancel_job(

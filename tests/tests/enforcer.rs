@@ -688,3 +688,201 @@ fn a_forged_stop_is_refused_when_the_ledger_does_not_agree() {
         "{report:?}"
     );
 }
+
+/// The shapes AWS documents: an array parent is PENDING while its children (`<id>:<n>`) run;
+/// a multi-node parallel job is RUNNING with nodes `<id>#<n>`; ListJobs names children and
+/// nodes through `arrayJobId` / `multiNodeJobId`
+/// (<https://docs.aws.amazon.com/batch/latest/APIReference/API_ListJobs.html>,
+/// <https://docs.aws.amazon.com/batch/latest/userguide/array_jobs.html>,
+/// <https://docs.aws.amazon.com/batch/latest/userguide/multi-node-parallel-jobs.html>).
+fn arrays_and_nodes() -> MemoryBatch {
+    let batch = MemoryBatch::with(
+        &[("hpc", true)],
+        &[
+            ("arr", "hpc", JobStatus::Pending, false),
+            ("arr:0", "hpc", JobStatus::Running, false),
+            ("arr:1", "hpc", JobStatus::Starting, false),
+            ("arr:2", "hpc", JobStatus::Runnable, false),
+            ("mnp", "hpc", JobStatus::Running, false),
+            ("mnp#0", "hpc", JobStatus::Running, false),
+            ("mnp#1", "hpc", JobStatus::Running, false),
+            ("kept", "hpc", JobStatus::Pending, true),
+            ("kept:0", "hpc", JobStatus::Running, false),
+            ("solo", "hpc", JobStatus::Running, false),
+        ],
+    );
+    batch.set_kind("arr", shared::ports::JobKind::ArrayParent);
+    batch.set_kind("kept", shared::ports::JobKind::ArrayParent);
+    batch.set_kind("mnp", shared::ports::JobKind::MultiNode);
+    batch
+}
+
+/// GIVEN an array whose children run and a multi-node job WHEN the budget is exhausted THEN
+/// stop terminates every running child and node, the array parent (taking its waiting child
+/// with it) and the multi-node job; a protected array's children are left alone. (Before, the
+/// PENDING parent was only cancelled, which leaves running children running.)
+#[test]
+fn stop_reaches_every_running_array_child_and_node() {
+    let batch = arrays_and_nodes();
+    let log = MemoryEventLog::new();
+    let enforcer = Enforcer::new(&batch, &log, Outbox::default(), settings(&["hpc"], false));
+    let report = block_on(enforcer.enforce(Level::Stop, "budget exhausted", AT_MS)).unwrap();
+    let mut terminated: Vec<String> = batch
+        .calls()
+        .iter()
+        .filter_map(|c| c.strip_prefix("TerminateJob ").map(str::to_owned))
+        .collect();
+    terminated.sort();
+    assert_eq!(
+        terminated,
+        ["arr", "arr:0", "arr:1", "mnp", "mnp#0", "mnp#1", "solo"]
+    );
+    assert!(!batch.calls().iter().any(|c| c.starts_with("CancelJob arr")));
+    assert_eq!(report.protected_jobs, vec!["kept"]);
+    assert!(report.failures.is_empty(), "{report:?}");
+    let still_running: Vec<String> = batch
+        .jobs
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|j| matches!(j.status, JobStatus::Running | JobStatus::Starting))
+        .map(|j| j.job_id.clone())
+        .collect();
+    assert_eq!(still_running, vec!["kept:0"]);
+    let period_start = BudgetPeriod::Month.bounds(AT_MS / 1000).0;
+    let recorded = block_on(log.audit_entries(period_start)).unwrap();
+    for job in ["arr:0", "mnp#1", "arr"] {
+        assert!(
+            recorded.iter().any(|e| matches!(&e.action,
+                EnforcementAction::JobTerminated { job_id, .. } if job_id == job)),
+            "{job} not in the audit trail"
+        );
+    }
+}
+
+/// GIVEN the same jobs WHEN the budget reaches freeze THEN the array parent is cancelled
+/// (its waiting child goes with it) and running children and nodes keep running.
+#[test]
+fn freeze_lets_running_children_and_nodes_finish() {
+    let batch = arrays_and_nodes();
+    let enforcer = Enforcer::new(
+        &batch,
+        MemoryEventLog::new(),
+        Outbox::default(),
+        settings(&["hpc"], false),
+    );
+    block_on(enforcer.enforce(Level::Freeze, "90% used", AT_MS)).unwrap();
+    assert_eq!(
+        batch.calls(),
+        vec!["UpdateJobQueue hpc false", "CancelJob arr"]
+    );
+    let status = |id: &str| {
+        batch
+            .jobs
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|j| j.job_id == id)
+            .unwrap()
+            .status
+    };
+    assert_eq!(status("arr:2"), JobStatus::Failed);
+    assert_eq!(status("arr:0"), JobStatus::Running);
+    assert_eq!(status("mnp#0"), JobStatus::Running);
+}
+
+/// GIVEN jobs that stay RUNNING for a while after TerminateJob (their containers are
+/// stopping) WHEN the ticker asks for a stop every minute, and two invocations run back to
+/// back (as reserved concurrency 1 makes overlapping ones) THEN each job is terminated once;
+/// ten minutes on, a job Batch still lists is asked again.
+#[test]
+fn each_job_is_terminated_once_while_batch_stops_it() {
+    let batch = workload();
+    *batch.lagging.lock().unwrap() = true;
+    let log = MemoryEventLog::new();
+    let enforcer = Enforcer::new(&batch, &log, Outbox::default(), settings(&["etl"], false));
+    let terminations = || {
+        batch
+            .calls()
+            .iter()
+            .filter(|c| c.starts_with("TerminateJob "))
+            .count()
+    };
+    block_on(enforcer.enforce(Level::Stop, "budget exhausted", AT_MS)).unwrap();
+    assert_eq!(terminations(), 2, "{:?}", batch.calls());
+    let again = block_on(enforcer.enforce(Level::Stop, "budget exhausted", AT_MS + 1)).unwrap();
+    let later =
+        block_on(enforcer.enforce(Level::Stop, "budget exhausted", AT_MS + 60_000)).unwrap();
+    assert_eq!(terminations(), 2, "{:?}", batch.calls());
+    let mut stopping = later.stopping_jobs.clone();
+    stopping.sort();
+    assert_eq!(stopping, ["queued-1", "running-1", "starting-1"]);
+    assert_eq!(again.stopping_jobs.len(), 3);
+    block_on(enforcer.enforce(Level::Stop, "budget exhausted", AT_MS + 600_000)).unwrap();
+    assert_eq!(terminations(), 4, "asked again after ten minutes");
+}
+
+/// GIVEN an array job of two children submitted to the emulator's Batch WHEN the AWS adapter
+/// lists the queue and then the parent's children THEN the parent is known as an array parent
+/// (its `arrayProperties.size`) and its children are listed through `arrayJobId`, named
+/// `<parent>:<index>` as AWS names them.
+#[test]
+fn on_the_emulator_an_array_parent_lists_its_children() {
+    use shared::ports::{BatchControl, JobKind};
+    block_on(async {
+        let config = emulator_config().await;
+        let client = aws_sdk_batch::Client::new(&config);
+        let queue = unique_prefix("array");
+        emulator_queue(&client, &queue).await;
+        let definition = client
+            .register_job_definition()
+            .job_definition_name(format!("{queue}-def"))
+            .r#type(aws_sdk_batch::types::JobDefinitionType::Container)
+            .container_properties(
+                aws_sdk_batch::types::ContainerProperties::builder()
+                    .image("busybox")
+                    .command("true")
+                    .vcpus(1)
+                    .memory(512)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let parent = client
+            .submit_job()
+            .job_name("array")
+            .job_queue(&queue)
+            .job_definition(definition.job_definition_arn().unwrap())
+            .array_properties(
+                aws_sdk_batch::types::ArrayProperties::builder()
+                    .size(2)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap()
+            .job_id()
+            .unwrap()
+            .to_owned();
+        let batch = AwsBatch::from_config(&config);
+        let every = [
+            JobStatus::Submitted,
+            JobStatus::Pending,
+            JobStatus::Runnable,
+            JobStatus::Starting,
+            JobStatus::Running,
+            JobStatus::Succeeded,
+            JobStatus::Failed,
+        ];
+        let listed = batch.jobs(&queue, &every).await.unwrap();
+        let summary = listed
+            .iter()
+            .find(|j| j.job_id == parent)
+            .unwrap_or_else(|| panic!("{parent} not in {listed:?}"));
+        assert_eq!(summary.kind, JobKind::ArrayParent);
+        let mut children = batch.children(summary, &every).await.unwrap();
+        children.sort();
+        assert_eq!(children, [format!("{parent}:0"), format!("{parent}:1")]);
+    });
+}

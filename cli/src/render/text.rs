@@ -339,6 +339,13 @@ pub fn enforcement(report: &shared::app::enforcer::EnforcementReport) -> String 
             report.unverified_jobs.join(", ")
         );
     }
+    if !report.stopping_jobs.is_empty() {
+        let _ = writeln!(
+            out,
+            "Still stopping (asked less than 10 minutes ago, not asked again yet): {}",
+            report.stopping_jobs.join(", ")
+        );
+    }
     for failure in &report.failures {
         let _ = writeln!(
             out,

@@ -16,7 +16,7 @@ use serde_json::{Map, Value, json};
 
 use crate::core::facts::JobStatus;
 use crate::core::names;
-use crate::ports::{BatchControl, ControlError, JobSummary, QueueState};
+use crate::ports::{BatchControl, ControlError, JobKind, JobSummary, QueueState};
 
 /// `DescribeJobs` takes at most this many job ids.
 pub const DESCRIBE_JOBS_LIMIT: usize = 100;
@@ -122,20 +122,31 @@ impl BatchControl for AwsBatch {
                 .collect::<Result<Vec<_>, _>>()
                 .await
                 .map_err(|e| api("ListJobs", e))?;
-            listed.extend(
-                summaries
-                    .into_iter()
-                    .filter_map(|s| s.job_id().map(|id| (id.to_owned(), status))),
-            );
+            listed.extend(summaries.into_iter().filter_map(|s| {
+                // An array parent carries `arrayProperties.size`; a multi-node job
+                // `nodeProperties.numNodes` without a node index (its nodes have one).
+                let kind = if s.array_properties().and_then(|a| a.size()).is_some() {
+                    JobKind::ArrayParent
+                } else if s
+                    .node_properties()
+                    .is_some_and(|n| n.num_nodes().is_some() && n.node_index().is_none())
+                {
+                    JobKind::MultiNode
+                } else {
+                    JobKind::Single
+                };
+                s.job_id().map(|id| (id.to_owned(), status, kind))
+            }));
         }
         // Tags decide protection: a job whose tags cannot be read (a failed `DescribeJobs`, a
         // job it leaves out) gets `None`, and the enforcer leaves it alone.
         let mut tags: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+        let mut described_kinds: BTreeMap<String, JobKind> = BTreeMap::new();
         for chunk in listed.chunks(DESCRIBE_JOBS_LIMIT) {
             let described = match self
                 .client
                 .describe_jobs()
-                .set_jobs(Some(chunk.iter().map(|(id, _)| id.clone()).collect()))
+                .set_jobs(Some(chunk.iter().map(|(id, _, _)| id.clone()).collect()))
                 .send()
                 .await
             {
@@ -152,18 +163,57 @@ impl BatchControl for AwsBatch {
                     .unwrap_or_default();
                 if let Some(id) = job.job_id() {
                     tags.insert(id.to_owned(), job_tags);
+                    // The job's own description says what it is too (a listing may leave
+                    // `arrayProperties` out).
+                    if job.array_properties().and_then(|a| a.size()).is_some() {
+                        described_kinds.insert(id.to_owned(), JobKind::ArrayParent);
+                    } else if job.node_properties().is_some() && job.node_details().is_none() {
+                        described_kinds.insert(id.to_owned(), JobKind::MultiNode);
+                    }
                 }
             }
         }
         Ok(listed
             .into_iter()
-            .map(|(job_id, status)| JobSummary {
+            .map(|(job_id, status, kind)| JobSummary {
                 tags: tags.remove(&job_id),
+                kind: described_kinds.remove(&job_id).unwrap_or(kind),
                 job_id,
                 queue: queue.to_owned(),
                 status,
             })
             .collect())
+    }
+
+    /// `ListJobs` with `arrayJobId` (an array's children) or `multiNodeJobId` (a multi-node
+    /// job's nodes), once per status: <https://docs.aws.amazon.com/batch/latest/APIReference/API_ListJobs.html>.
+    async fn children(
+        &self,
+        parent: &JobSummary,
+        statuses: &[JobStatus],
+    ) -> Result<Vec<String>, ControlError> {
+        let mut children = Vec::new();
+        for &status in statuses {
+            let request = self.client.list_jobs().job_status(batch_status(status));
+            let request = match parent.kind {
+                JobKind::Single => return Ok(Vec::new()),
+                JobKind::ArrayParent => request.array_job_id(&parent.job_id),
+                JobKind::MultiNode => request.multi_node_job_id(&parent.job_id),
+            };
+            let summaries: Vec<_> = request
+                .into_paginator()
+                .items()
+                .send()
+                .collect::<Result<Vec<_>, _>>()
+                .await
+                .map_err(|e| api("ListJobs", e))?;
+            children.extend(
+                summaries
+                    .iter()
+                    .filter_map(|s| s.job_id().map(str::to_owned)),
+            );
+        }
+        Ok(children)
     }
 
     async fn cancel_job(&self, job_id: &str, reason: &str) -> Result<(), ControlError> {

@@ -4,7 +4,11 @@
 //! - **freeze**: disable the scope's enabled job queues (`UpdateJobQueue`) and cancel jobs that
 //!   have not started (SUBMITTED, PENDING, RUNNABLE; `CancelJob`).
 //! - **stop**: also terminate STARTING and RUNNING jobs (`TerminateJob`, which moves them to
-//!   FAILED).
+//!   FAILED): every running child of an array and node of a multi-node job (listed with
+//!   `arrayJobId` / `multiNodeJobId`), then the array parent itself — PENDING while its
+//!   children run, and terminated, not cancelled, so its waiting children go with it — and the
+//!   multi-node job. A job stopped less than ten minutes ago that Batch still lists is not asked
+//!   again (its containers are exiting): each job is terminated once.
 //! - **restore**: re-enable exactly the queues batchguard disabled (from its own audit trail),
 //!   nothing else.
 //!
@@ -16,7 +20,7 @@
 //! outcome records nothing new, and what is already done is not done again. One failed action
 //! is reported and the run goes on.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
@@ -27,7 +31,7 @@ use crate::core::facts::{
 };
 use crate::core::policy::Level;
 use crate::ports::{
-    AuditTrail, BatchControl, ControlError, EventLog, Notifier, Record, StoreError,
+    AuditTrail, BatchControl, ControlError, EventLog, JobKind, Notifier, Record, StoreError,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +76,29 @@ pub struct EnforcementReport {
     /// What could not be done (nothing recorded for it, so a later run tries again).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub failures: Vec<ActionFailed>,
+    /// Jobs cancelled or terminated less than [`ASK_AGAIN_AFTER_MS`] ago and still listed:
+    /// Batch is stopping them (a terminated container gets time to exit), so they are not
+    /// asked again yet.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stopping_jobs: Vec<String>,
+}
+
+/// A job batchguard cancelled or terminated that Batch still lists this long after (ten
+/// minutes) is asked again: the first request may not have taken.
+pub const ASK_AGAIN_AFTER_MS: i64 = 600_000;
+
+/// One run's view of what it has done, for the jobs it stops.
+struct Run<'a> {
+    level: Level,
+    reason: &'a str,
+    at_ms: i64,
+    dry_run: bool,
+    /// This period's audit trail: each action, whether it was a dry run.
+    done: BTreeSet<(EnforcementAction, bool)>,
+    /// When each action was first carried out (not in a dry run) this period.
+    carried_out_at: BTreeMap<EnforcementAction, i64>,
+    /// Jobs this run already acted on (a child may be listed twice).
+    seen: BTreeSet<String>,
 }
 
 /// Who to act on, and how.
@@ -173,10 +200,15 @@ where
         }
         let period_start = self.settings.period.bounds(Millis(at_ms).floor_seconds()).0;
         // What this period's audit trail already records, and whether it was a dry run.
-        let done: BTreeSet<(EnforcementAction, bool)> = self
-            .log
-            .audit_entries(period_start)
-            .await?
+        let entries = self.log.audit_entries(period_start).await?;
+        let mut carried_out_at = BTreeMap::new();
+        for entry in entries.iter().filter(|entry| !entry.dry_run) {
+            let at = carried_out_at
+                .entry(entry.action.clone())
+                .or_insert(entry.at.0);
+            *at = (*at).min(entry.at.0);
+        }
+        let done: BTreeSet<(EnforcementAction, bool)> = entries
             .into_iter()
             .map(|entry| (entry.action, entry.dry_run))
             .collect();
@@ -233,6 +265,15 @@ where
             if level >= Level::Stop {
                 targets.push((&STARTED, true));
             }
+            let mut run = Run {
+                level,
+                reason,
+                at_ms,
+                dry_run,
+                done,
+                carried_out_at,
+                seen: BTreeSet::new(),
+            };
             for queue in &queues {
                 for (statuses, terminate) in &targets {
                     let jobs = match self.batch.jobs(&queue.name, statuses).await {
@@ -248,6 +289,7 @@ where
                     };
                     for job in jobs {
                         // Protection fails closed: a job whose tags are unknown is not touched.
+                        // An array's children and a multi-node job's nodes share its verdict.
                         match &job.tags {
                             None => {
                                 report.unverified_jobs.push(job.job_id);
@@ -259,39 +301,106 @@ where
                             }
                             Some(_) => {}
                         }
-                        let action = if *terminate {
-                            EnforcementAction::JobTerminated {
-                                job_id: job.job_id.clone(),
-                                queue: queue.name.clone(),
+                        if level >= Level::Stop && job.kind != JobKind::Single {
+                            // Every running child or node, listed apart (ListJobs with
+                            // arrayJobId / multiNodeJobId): AWS's pages do not say a queue's
+                            // listing names them, nor what TerminateJob on a multi-node job
+                            // does to its nodes.
+                            match self.batch.children(&job, &STARTED).await {
+                                Ok(children) => {
+                                    for child in children {
+                                        self.stop_job(
+                                            &child,
+                                            &queue.name,
+                                            true,
+                                            &mut run,
+                                            &mut report,
+                                        )
+                                        .await?;
+                                    }
+                                }
+                                Err(error) => report.failures.push(ActionFailed {
+                                    action: "ListJobs",
+                                    target: job.job_id.clone(),
+                                    error: error.to_string(),
+                                }),
                             }
-                        } else {
-                            EnforcementAction::JobCancelled {
-                                job_id: job.job_id.clone(),
-                                queue: queue.name.clone(),
-                            }
-                        };
-                        if dry_run && done.contains(&(action.clone(), true)) {
-                            continue;
                         }
-                        if !dry_run {
-                            let why = format!("batchguard {}: {reason}", level.as_str());
-                            let result = if *terminate {
-                                self.batch.terminate_job(&job.job_id, &why).await
-                            } else {
-                                self.batch.cancel_job(&job.job_id, &why).await
-                            };
-                            if let Err(error) = result {
-                                failed(&mut report, &action, &error);
-                                continue;
-                            }
-                        }
-                        self.record(action, !dry_run, level.as_str(), reason, at_ms, &mut report)
+                        // An array parent is PENDING while its children run. At stop it is
+                        // terminated, which takes its children with it; at freeze cancelled,
+                        // which cancels the children that have not started (AWS's array-job
+                        // guide and CancelJob reference).
+                        let terminate = *terminate
+                            || (level >= Level::Stop && job.kind == JobKind::ArrayParent);
+                        self.stop_job(&job.job_id, &queue.name, terminate, &mut run, &mut report)
                             .await?;
                     }
                 }
             }
         }
         Ok(report)
+    }
+
+    /// Cancels or terminates one job and records it as done; a failed call is reported. A job
+    /// this run already acted on is skipped, and so is one this period's trail says was
+    /// stopped less than [`ASK_AGAIN_AFTER_MS`] ago (Batch is still stopping it): each job is
+    /// terminated once, however often the ticker asks while its containers exit.
+    async fn stop_job(
+        &self,
+        job_id: &str,
+        queue: &str,
+        terminate: bool,
+        run: &mut Run<'_>,
+        report: &mut EnforcementReport,
+    ) -> Result<(), EnforceError> {
+        if !run.seen.insert(job_id.to_owned()) {
+            return Ok(());
+        }
+        let action = if terminate {
+            EnforcementAction::JobTerminated {
+                job_id: job_id.to_owned(),
+                queue: queue.to_owned(),
+            }
+        } else {
+            EnforcementAction::JobCancelled {
+                job_id: job_id.to_owned(),
+                queue: queue.to_owned(),
+            }
+        };
+        if run.dry_run && run.done.contains(&(action.clone(), true)) {
+            return Ok(());
+        }
+        if !run.dry_run {
+            if let Some(&at) = run.carried_out_at.get(&action)
+                && run.at_ms - at < ASK_AGAIN_AFTER_MS
+            {
+                report.stopping_jobs.push(job_id.to_owned());
+                return Ok(());
+            }
+            let why = format!("batchguard {}: {}", run.level.as_str(), run.reason);
+            let result = if terminate {
+                self.batch.terminate_job(job_id, &why).await
+            } else {
+                self.batch.cancel_job(job_id, &why).await
+            };
+            if let Err(error) = result {
+                report.failures.push(ActionFailed {
+                    action: action.name(),
+                    target: action.target().to_owned(),
+                    error: error.to_string(),
+                });
+                return Ok(());
+            }
+        }
+        self.record(
+            action,
+            !run.dry_run,
+            run.level.as_str(),
+            run.reason,
+            run.at_ms,
+            report,
+        )
+        .await
     }
 
     /// Records a request the ledger did not agree with (`core::enforcement::agrees`) and does

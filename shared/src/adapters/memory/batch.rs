@@ -5,9 +5,9 @@
 use std::collections::BTreeMap;
 use std::sync::{Mutex, PoisonError};
 
-use crate::core::enforcement::PROTECT_TAG;
+use crate::core::enforcement::{PROTECT_TAG, STARTED};
 use crate::core::facts::JobStatus;
-use crate::ports::{BatchControl, ControlError, JobSummary, QueueState};
+use crate::ports::{BatchControl, ControlError, JobKind, JobSummary, QueueState};
 
 /// Queues, jobs and the mutating calls made.
 #[derive(Debug, Default)]
@@ -18,6 +18,8 @@ pub struct MemoryBatch {
     /// What `current_state_events` answers for a job id (a *Batch Job State Change* event);
     /// ids without an entry are jobs Batch no longer knows.
     pub current_state: Mutex<BTreeMap<String, serde_json::Value>>,
+    /// TerminateJob and CancelJob leave the job's status as it was (see `fail_job`).
+    pub lagging: Mutex<bool>,
     /// The job ids of each `DescribeJobs` call, in order.
     pub described: Mutex<Vec<Vec<String>>>,
     /// Calls that go wrong, by their text in [`MemoryBatch::calls`] (`TerminateJob j1`,
@@ -54,10 +56,19 @@ impl MemoryBatch {
                         } else {
                             BTreeMap::new()
                         }),
+                        kind: JobKind::Single,
                     })
                     .collect(),
             ),
             ..Self::default()
+        }
+    }
+
+    /// Makes `job_id` an array parent or a multi-node job; its children are the jobs named
+    /// `<id>:<index>` or `<id>#<index>`, as AWS names them.
+    pub fn set_kind(&self, job_id: &str, kind: JobKind) {
+        for job in lock(&self.jobs).iter_mut().filter(|j| j.job_id == job_id) {
+            job.kind = kind;
         }
     }
 
@@ -85,13 +96,39 @@ impl MemoryBatch {
         }
     }
 
-    /// Records the call and moves the job to FAILED, as CancelJob and TerminateJob do.
+    /// Records the call and moves the job to FAILED, as CancelJob and TerminateJob do — at
+    /// once, unless [`MemoryBatch::lagging`] (a terminated job stays RUNNING while its
+    /// containers stop). As AWS's array-job guide says, a parent's children go with it:
+    /// all of them on TerminateJob, those not yet started on CancelJob (which leaves the
+    /// parent PENDING until its running children end). A multi-node job's nodes are left as
+    /// they are: AWS's pages do not say what TerminateJob does to them.
     async fn fail_job(&self, call: &str, job_id: &str) -> Result<(), ControlError> {
+        let terminate = call == "TerminateJob";
         let call = format!("{call} {job_id}");
         self.check(&call).await?;
         lock(&self.mutating_calls).push(call);
-        for job in lock(&self.jobs).iter_mut().filter(|j| j.job_id == job_id) {
-            job.status = JobStatus::Failed;
+        if *lock(&self.lagging) {
+            return Ok(());
+        }
+        let mut jobs = lock(&self.jobs);
+        let is_parent = jobs
+            .iter()
+            .any(|j| j.job_id == job_id && j.kind == JobKind::ArrayParent);
+        let child = format!("{job_id}:");
+        let mut running_children = false;
+        for job in jobs.iter_mut() {
+            if is_parent && job.job_id.starts_with(&child) {
+                if terminate || !STARTED.contains(&job.status) {
+                    job.status = JobStatus::Failed;
+                } else {
+                    running_children = true;
+                }
+            }
+        }
+        for job in jobs.iter_mut().filter(|j| j.job_id == job_id) {
+            if !running_children {
+                job.status = JobStatus::Failed;
+            }
         }
         Ok(())
     }
@@ -130,8 +167,29 @@ impl BatchControl for MemoryBatch {
         self.check(&format!("ListJobs {queue}")).await?;
         Ok(lock(&self.jobs)
             .iter()
+            // A queue's listing names no array children or nodes: AWS's pages promise them
+            // only through `arrayJobId` / `multiNodeJobId`.
+            .filter(|job| !job.job_id.contains([':', '#']))
             .filter(|job| job.queue == queue && statuses.contains(&job.status))
             .cloned()
+            .collect())
+    }
+
+    async fn children(
+        &self,
+        parent: &JobSummary,
+        statuses: &[JobStatus],
+    ) -> Result<Vec<String>, ControlError> {
+        self.check(&format!("ListJobs {}", parent.job_id)).await?;
+        let prefix = match parent.kind {
+            JobKind::Single => return Ok(Vec::new()),
+            JobKind::ArrayParent => format!("{}:", parent.job_id),
+            JobKind::MultiNode => format!("{}#", parent.job_id),
+        };
+        Ok(lock(&self.jobs)
+            .iter()
+            .filter(|job| job.job_id.starts_with(&prefix) && statuses.contains(&job.status))
+            .map(|job| job.job_id.clone())
             .collect())
     }
 
