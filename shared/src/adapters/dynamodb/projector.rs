@@ -56,6 +56,10 @@ pub struct Projected {
     pub changed: bool,
     /// The job's cost when this change left it settled (see `Ledger::settled_job`).
     pub settled: Option<SettledJob>,
+    /// An EC2 instance's group: whether what its shares are priced from changed (its type,
+    /// region, compute environment, registered resources), so the groups placed on it must
+    /// be re-priced.
+    pub instance_changed: bool,
 }
 
 /// Maintains projections and scope sums for one deployment.
@@ -73,6 +77,25 @@ struct StoredProjection {
     version: u64,
     projection: GroupProjection,
     claimed_by: Option<String>,
+    /// An instance group's `Ledger::instance_summary`, as JSON: what the jobs placed on it
+    /// read instead of its whole history.
+    instance_summary: Option<String>,
+}
+
+/// What of an instance summary the shares of the jobs placed on it depend on.
+fn pricing_identity(summary: Option<&str>) -> Option<serde_json::Value> {
+    let fact: Fact = serde_json::from_str(summary?).ok()?;
+    match fact.body {
+        FactBody::Instance(instance) => Some(serde_json::json!([
+            instance.ec2_instance_id,
+            instance.compute_environment,
+            instance.instance_type,
+            instance.availability_zone,
+            instance.registered,
+            instance.region,
+        ])),
+        _ => None,
+    }
 }
 
 /// What to re-project: the group of a fact just appended, or a group by name.
@@ -135,6 +158,7 @@ impl DynamoProjector {
                 version: 0,
                 projection: GroupProjection::default(),
                 claimed_by: None,
+                instance_summary: None,
             });
         };
         let version = item
@@ -147,10 +171,15 @@ impl DynamoProjector {
             None => GroupProjection::default(),
         };
         let claimed_by = item.get("claimed_by").and_then(|v| v.as_s().ok()).cloned();
+        let instance_summary = item
+            .get("instance_summary")
+            .and_then(|v| v.as_s().ok())
+            .cloned();
         Ok(StoredProjection {
             version,
             projection,
             claimed_by,
+            instance_summary,
         })
     }
 
@@ -162,11 +191,15 @@ impl DynamoProjector {
     }
 
     /// Re-projects the billing group the fact belongs to. Call after appending the fact.
-    /// An EC2 instance's facts also re-project the groups placed on it: their shares are
-    /// priced from the instance, whichever arrived first.
+    /// An EC2 instance's fact also re-projects the groups placed on it when it changed what
+    /// their shares are priced from (the instance's type, region, compute environment or
+    /// registered resources: its registration, not the version bumps ECS sends on every
+    /// placement), whichever arrived first.
     pub async fn project(&self, fact: &Fact) -> Result<Projected, StoreError> {
         let projected = self.project_target(Target::Fact(fact)).await?;
-        if let FactBody::Instance(instance) = &fact.body {
+        if let FactBody::Instance(instance) = &fact.body
+            && projected.instance_changed
+        {
             for group in self.placed_on(&instance.container_instance_arn).await? {
                 self.project_target(Target::Group(&group)).await?;
             }
@@ -178,11 +211,12 @@ impl DynamoProjector {
         let mut retries = 0;
         loop {
             match self.try_project(target).await? {
-                Some((changed, settled)) => {
+                Some((changed, settled, instance_changed)) => {
                     return Ok(Projected {
                         retries,
                         changed,
                         settled,
+                        instance_changed,
                     });
                 }
                 None if retries + 1 >= MAX_PROJECTION_ATTEMPTS => {
@@ -241,7 +275,7 @@ impl DynamoProjector {
     async fn try_project(
         &self,
         target: Target<'_>,
-    ) -> Result<Option<(bool, Option<SettledJob>)>, StoreError> {
+    ) -> Result<Option<(bool, Option<SettledJob>, bool)>, StoreError> {
         let fact = match target {
             Target::Fact(fact) => fact,
             Target::Group(group) => return self.try_project_group(group.to_owned(), true).await,
@@ -261,7 +295,7 @@ impl DynamoProjector {
                 None,
             ),
             // Audit entries cost nothing: no projection to change.
-            FactBody::Enforcement(_) => return Ok(Some((false, None))),
+            FactBody::Enforcement(_) => return Ok(Some((false, None, false))),
         };
         debug_assert_eq!(group.strip_prefix("JOB#"), job_id.as_deref());
         self.try_project_group(group, false).await
@@ -274,7 +308,7 @@ impl DynamoProjector {
         &self,
         group: String,
         revisit: bool,
-    ) -> Result<Option<(bool, Option<SettledJob>)>, StoreError> {
+    ) -> Result<Option<(bool, Option<SettledJob>, bool)>, StoreError> {
         let job_id = group.strip_prefix("JOB#").map(str::to_owned);
         let is_instance_group = group.starts_with("INSTANCE#");
 
@@ -330,9 +364,23 @@ impl DynamoProjector {
             .collect();
         if !is_instance_group {
             for arn in instance_arns {
+                // Placed first, then the instance read: an instance change projected after
+                // this read finds the group placed and re-projects it.
                 self.place(&arn, &group).await?;
-                let history = self.log.entity_history(&format!("INSTANCE#{arn}")).await?;
-                facts.extend(history.into_iter().map(|record| record.fact));
+                // The instance's summary (one read of a small item), not its history, which
+                // grows with every placement; the history until the instance was projected.
+                let instance = self.stored_projection(&format!("INSTANCE#{arn}")).await?;
+                match instance
+                    .instance_summary
+                    .as_deref()
+                    .and_then(|text| serde_json::from_str::<Fact>(text).ok())
+                {
+                    Some(summary) => facts.push(summary),
+                    None => {
+                        let history = self.log.entity_history(&format!("INSTANCE#{arn}")).await?;
+                        facts.extend(history.into_iter().map(|record| record.fact));
+                    }
+                }
             }
         }
         let mut ledger = Ledger::new(self.prices.clone(), self.period);
@@ -345,11 +393,19 @@ impl DynamoProjector {
             GroupProjection::without_instances(&ledger)
         };
         let last_event_ms = ledger.latest_instant().map(|m| m.0);
+        let instance_summary = group
+            .strip_prefix("INSTANCE#")
+            .and_then(|arn| ledger.instance_summary(arn))
+            .map(|summary| serde_json::to_string(&summary).map_err(|e| corrupt(&group, e)))
+            .transpose()?;
 
         let current = self.stored_projection(&group).await?;
+        let instance_changed = is_instance_group
+            && pricing_identity(instance_summary.as_deref())
+                != pricing_identity(current.instance_summary.as_deref());
         if current.claimed_by.is_some() {
             if revisit {
-                return Ok(Some((false, None)));
+                return Ok(Some((false, None, false)));
             }
             // An orphan task claimed since we read its link: start again from the link.
             return Ok(None);
@@ -370,6 +426,7 @@ impl DynamoProjector {
                 orphan.version,
                 &GroupProjection::default(),
                 job_id.as_deref(),
+                None,
                 None,
             )?);
             items.push(
@@ -393,10 +450,18 @@ impl DynamoProjector {
         let settled = job_id
             .as_deref()
             .and_then(|id| SettledJob::of(&ledger, &facts, id));
-        if delta.is_empty() && claims.is_empty() && current.projection == next {
-            return Ok(Some((false, settled)));
+        if delta.is_empty() && claims.is_empty() && current.projection == next && !instance_changed
+        {
+            return Ok(Some((false, settled, false)));
         }
-        items.push(self.put_projection(&group, current.version, &next, None, last_event_ms)?);
+        items.push(self.put_projection(
+            &group,
+            current.version,
+            &next,
+            None,
+            last_event_ms,
+            instance_summary.as_deref(),
+        )?);
         let shard = xxhash_rust::xxh3::xxh3_64(group.as_bytes()) % u64::from(self.shards);
         for (scope, totals) in &delta {
             items.push(self.add_to_scope(scope, shard, totals)?);
@@ -421,7 +486,7 @@ impl DynamoProjector {
             .send()
             .await;
         match result {
-            Ok(_) => Ok(Some((true, settled))),
+            Ok(_) => Ok(Some((true, settled, instance_changed))),
             Err(SdkError::ServiceError(error)) => match error.err() {
                 // Lost a race (a condition on a version, or a conflicting transaction): retry.
                 // Anything else in the reasons is a real failure.
@@ -448,6 +513,7 @@ impl DynamoProjector {
         projection: &GroupProjection,
         claimed_by: Option<&str>,
         last_event_ms: Option<i64>,
+        instance_summary: Option<&str>,
     ) -> Result<TransactWriteItem, StoreError> {
         let units = serde_json::to_string(projection).map_err(|e| corrupt(group, e))?;
         let mut put = Put::builder()
@@ -458,6 +524,9 @@ impl DynamoProjector {
             .item("units", s(units));
         if let Some(job) = claimed_by {
             put = put.item("claimed_by", s(job));
+        }
+        if let Some(summary) = instance_summary {
+            put = put.item("instance_summary", s(summary));
         }
         let latest_running = projection
             .units

@@ -269,6 +269,39 @@ impl Ledger {
     }
 
     /// Jobs with an attempt still running, by id.
+    /// What a share of the EC2 container instance `arn` is priced from, as one fact: the
+    /// winning value of each field the shares read (type, region, compute environment,
+    /// registered resources, zone, instance id), with the ledger's latest instant as its time.
+    /// A ledger of a job placed on the instance, given this fact instead of the instance's
+    /// whole history, prices the job's share exactly the same (the instance's own bill is not
+    /// in a job's projection). `None` when the ledger has no such instance.
+    pub fn instance_summary(&self, arn: &str) -> Option<Fact> {
+        let &idx = self.state.instance_index.get(arn)?;
+        let instance = &self.state.instances[idx as usize];
+        Some(Fact {
+            event_id: format!("batchguard-instance-summary-{arn}"),
+            observed_at: self.latest_instant,
+            body: FactBody::Instance(crate::core::facts::InstanceObserved {
+                container_instance_arn: arn.to_owned(),
+                ec2_instance_id: instance.ec2_instance_id.get().cloned(),
+                compute_environment: instance.compute_environment.get().cloned(),
+                instance_type: instance.instance_type.get().cloned(),
+                availability_zone: instance.availability_zone.get().cloned(),
+                architecture: None,
+                registered: instance.registered.get().copied(),
+                status: instance
+                    .head
+                    .get()
+                    .map(|head| head.status.clone())
+                    .unwrap_or_default(),
+                version: 0,
+                registered_at: instance.registered_at,
+                updated_at: instance.first_seen,
+                region: instance.region.get().cloned(),
+            }),
+        })
+    }
+
     pub fn running_jobs(&self) -> Vec<&str> {
         let mut jobs: Vec<&str> = self
             .contributions

@@ -1,0 +1,210 @@
+//! The cost of an event as an EC2 instance's life grows: the collector's own path (append and
+//! project, `Collector::record`) against the emulator's DynamoDB, every request counted by an
+//! SDK interceptor with the bytes DynamoDB answered. Counts are deterministic; no timing here.
+//!
+//! `cargo test -p batchguard-tests --test scale -- --nocapture` prints the table;
+//! `BATCHGUARD_SCALE_JOBS=4,40,400` sweeps further than CI's default.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use batchguard_tests::{at, attempt, fact, instance_fact, job, unique_prefix};
+use rust_decimal::Decimal;
+use shared::adapters::dynamodb::{DynamoEventLog, DynamoProjector, TableNames};
+use shared::app::collector::Collector;
+use shared::core::budget::BudgetPeriod;
+use shared::core::facts::{Fact, FactBody, JobStatus, Platform, TaskSize};
+use shared::core::prices::PriceTable;
+
+/// Requests sent, and the bytes of their answers.
+#[derive(Clone, Debug, Default)]
+struct Meter(Arc<Mutex<(u64, u64)>>);
+
+impl Meter {
+    fn totals(&self) -> (u64, u64) {
+        *self.0.lock().unwrap()
+    }
+}
+
+impl aws_sdk_dynamodb::config::Intercept for Meter {
+    fn name(&self) -> &'static str {
+        "Meter"
+    }
+
+    fn read_after_transmit(
+        &self,
+        context: &aws_sdk_dynamodb::config::interceptors::BeforeDeserializationInterceptorContextRef<'_>,
+        _components: &aws_sdk_dynamodb::config::RuntimeComponents,
+        _cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        // The answer's length (its body is not buffered yet at this point).
+        let bytes = context
+            .response()
+            .headers()
+            .get("content-length")
+            .and_then(|length| length.parse::<u64>().ok())
+            .unwrap_or(0);
+        let mut totals = self.0.lock().unwrap();
+        totals.0 += 1;
+        totals.1 += bytes;
+        Ok(())
+    }
+}
+
+const INSTANCE: &str = "arn:aws:ecs:us-east-1:123456789012:container-instance/AWSBatch-ec2-od-0a95f22d-7108-3c4e-99f7-2fd92e1a8941/scale";
+
+/// One m5.xlarge's life with `jobs` jobs placed on it one after another: its registration,
+/// then per job its RUNNING and SUCCEEDED events and the two container-instance events ECS
+/// sends as the task is placed and stops (the instance's version moving on each time).
+fn instance_life(jobs: usize) -> Vec<Fact> {
+    let mut facts = vec![instance_fact(
+        "register",
+        INSTANCE,
+        "ec2-od",
+        "m5.xlarge",
+        (4096, 15_580),
+        "ACTIVE",
+        1,
+        at(0),
+        at(0),
+    )];
+    for index in 0..jobs {
+        let start = 60_000 * (index as i64 + 1);
+        let job_id = format!("scale-{index}");
+        let ec2_job = |status, stopped| {
+            let mut running = attempt(0, None, Some(at(start)), stopped);
+            running.container_instance_arn = Some(INSTANCE.to_owned());
+            let mut observed = job(&job_id, status, vec![running]);
+            observed.platform = Some(Platform::Ec2);
+            observed.size = Some(TaskSize {
+                vcpu: Decimal::ONE,
+                memory_gib: Decimal::TWO,
+                storage_gib: None,
+                gpus: None,
+            });
+            observed
+        };
+        let version = 2 * index as u64 + 2;
+        facts.push(fact(
+            &format!("{job_id}-running"),
+            FactBody::Job(ec2_job(JobStatus::Running, None)),
+        ));
+        facts.push(instance_fact(
+            &format!("{job_id}-placed"),
+            INSTANCE,
+            "ec2-od",
+            "m5.xlarge",
+            (4096, 15_580),
+            "ACTIVE",
+            version,
+            at(0),
+            at(start),
+        ));
+        facts.push(fact(
+            &format!("{job_id}-succeeded"),
+            FactBody::Job(ec2_job(JobStatus::Succeeded, Some(at(start + 30_000)))),
+        ));
+        facts.push(instance_fact(
+            &format!("{job_id}-stopped"),
+            INSTANCE,
+            "ec2-od",
+            "m5.xlarge",
+            (4096, 15_580),
+            "ACTIVE",
+            version + 1,
+            at(0),
+            at(start + 30_000),
+        ));
+    }
+    facts
+}
+
+/// Per event kind: (events, requests, response bytes) through the collector.
+async fn measure(jobs: usize) -> BTreeMap<&'static str, (u64, u64, u64)> {
+    let config = batchguard_tests::emulator_config().await;
+    let meter = Meter::default();
+    let client = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&config)
+            .interceptor(meter.clone())
+            .build(),
+    );
+    let log = DynamoEventLog::new(client, TableNames::from_prefix(&unique_prefix("scale")));
+    log.create_tables().await.unwrap();
+    let projector = DynamoProjector::new(log.clone(), PriceTable::builtin(), BudgetPeriod::Month);
+    let collector = Collector::new(log, projector);
+    let mut per_kind: BTreeMap<&'static str, (u64, u64, u64)> = BTreeMap::new();
+    for fact in instance_life(jobs) {
+        let kind = match fact.body {
+            FactBody::Job(_) => "job",
+            FactBody::Instance(_) => "instance",
+            _ => "other",
+        };
+        let (requests, bytes) = meter.totals();
+        collector.record(fact).await.unwrap();
+        let (requests_after, bytes_after) = meter.totals();
+        let entry = per_kind.entry(kind).or_default();
+        entry.0 += 1;
+        entry.1 += requests_after - requests;
+        entry.2 += bytes_after - bytes;
+    }
+    per_kind
+}
+
+fn sweep() -> Vec<usize> {
+    std::env::var("BATCHGUARD_SCALE_JOBS")
+        .ok()
+        .map(|list| {
+            list.split(',')
+                .filter_map(|n| n.trim().parse().ok())
+                .collect()
+        })
+        .unwrap_or_else(|| vec![4, 40])
+}
+
+/// GIVEN one EC2 instance running 4, then 40 jobs (a wider sweep by the variable above) WHEN
+/// every event goes through the collector THEN the DynamoDB requests per event of each kind
+/// stay flat (the largest mean over the smallest at most 1.2): an instance event no longer
+/// re-projects every job ever placed on the instance (before: 13.2 → 85.0 requests per
+/// instance event from 4 to 40 jobs), and a job event reads the instance's summary instead of
+/// its history (before: 4.9 → 33.5 KB read per job event).
+#[tokio::test]
+async fn requests_per_event_stay_flat_as_an_instance_takes_more_jobs() {
+    let mut rows = Vec::new();
+    for jobs in sweep() {
+        let measured = measure(jobs).await;
+        eprintln!("jobs on the instance: {jobs}");
+        for (kind, (events, requests, bytes)) in &measured {
+            eprintln!(
+                "  {kind:>8}: {events:>5} events, {:>6.1} requests and {:>8.0} bytes read per event",
+                *requests as f64 / *events as f64,
+                *bytes as f64 / *events as f64,
+            );
+        }
+        rows.push(measured);
+    }
+    for kind in ["job", "instance"] {
+        let means: Vec<f64> = rows
+            .iter()
+            .map(|row| row[kind].1 as f64 / row[kind].0 as f64)
+            .collect();
+        let (low, high) = means
+            .iter()
+            .fold((f64::MAX, 0.0_f64), |(l, h), m| (l.min(*m), h.max(*m)));
+        eprintln!(
+            "{kind}: requests per event {means:?}, largest / smallest {:.2}",
+            high / low
+        );
+        assert!(high / low <= 1.2, "{kind}: {means:?}");
+    }
+    // A job event reads the instance's summary, not its history: the bytes stay flat too.
+    // (An instance event still reads its own instance's history: not asserted here.)
+    let bytes: Vec<f64> = rows
+        .iter()
+        .map(|row| row["job"].2 as f64 / row["job"].0 as f64)
+        .collect();
+    let (low, high) = bytes
+        .iter()
+        .fold((f64::MAX, 0.0_f64), |(l, h), b| (l.min(*b), h.max(*b)));
+    assert!(high / low <= 1.2, "job bytes read per event: {bytes:?}");
+}
