@@ -842,8 +842,18 @@ fn on_the_emulator_an_array_parent_lists_its_children() {
                 aws_sdk_batch::types::ContainerProperties::builder()
                     .image("busybox")
                     .command("true")
-                    .vcpus(1)
-                    .memory(512)
+                    .resource_requirements(
+                        aws_sdk_batch::types::ResourceRequirement::builder()
+                            .r#type(aws_sdk_batch::types::ResourceType::Vcpu)
+                            .value("1")
+                            .build(),
+                    )
+                    .resource_requirements(
+                        aws_sdk_batch::types::ResourceRequirement::builder()
+                            .r#type(aws_sdk_batch::types::ResourceType::Memory)
+                            .value("512")
+                            .build(),
+                    )
                     .build(),
             )
             .send()
