@@ -46,6 +46,9 @@ pub struct Config {
     pub reconcile_after_seconds: i64,
     /// CloudWatch namespace of the EMF metrics (`METRICS_NAMESPACE`, default `batchguard`).
     pub metrics_namespace: String,
+    /// Which job tag keys are scopes (`SCOPE_TAG_KEYS`: comma-separated, `*` for all, `-` for
+    /// none; default `team,project`).
+    pub tag_scopes: crate::core::scope::TagScopes,
     /// A budget kept in AWS Budgets (`BUDGET_NAME`, `BUDGET_ACCOUNT_ID`): the ticker takes its
     /// limit and AWS's actual spend from it.
     pub aws_budget: Option<AwsBudgetName>,
@@ -255,6 +258,10 @@ impl Config {
                     name.to_owned()
                 }
             },
+            tag_scopes: get("SCOPE_TAG_KEYS").map_or_else(
+                crate::core::scope::TagScopes::default_keys,
+                crate::core::scope::TagScopes::parse,
+            ),
         })
     }
 }
@@ -270,6 +277,23 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect()
+    }
+
+    #[test]
+    fn tag_scopes_default_to_team_and_project_and_follow_scope_tag_keys() {
+        use crate::core::scope::TagScopes;
+        let base = [("EVENTS_TABLE", "ev"), ("STATE_TABLE", "st")];
+        let config = Config::from_vars(vars(&base)).unwrap();
+        assert_eq!(config.tag_scopes, TagScopes::default_keys());
+        for (text, expected) in [
+            ("cost-center", TagScopes::parse("cost-center")),
+            ("*", TagScopes::All),
+            ("-", TagScopes::Keys(Default::default())),
+        ] {
+            let mut with = base.to_vec();
+            with.push(("SCOPE_TAG_KEYS", text));
+            assert_eq!(Config::from_vars(vars(&with)).unwrap().tag_scopes, expected);
+        }
     }
 
     #[test]

@@ -208,3 +208,68 @@ async fn requests_per_event_stay_flat_as_an_instance_takes_more_jobs() {
         .fold((f64::MAX, 0.0_f64), |(l, h), b| (l.min(*b), h.max(*b)));
     assert!(high / low <= 1.2, "job bytes read per event: {bytes:?}");
 }
+
+/// GIVEN jobs tagged with a team (two values) and a run id (one value per job) WHEN they are
+/// collected with the stack's default tag keys (`team,project`) THEN the scopes are the same
+/// handful however many jobs ran: the run ids make none (before: one scope, summed on every
+/// event and published every tick, per job). A registry written with every key listed earlier
+/// is read with the keys configured now.
+#[tokio::test]
+async fn a_tag_with_a_value_per_run_makes_no_scopes() {
+    use shared::core::scope::{Scope, TagScopes};
+    let config = batchguard_tests::emulator_config().await;
+    let log = DynamoEventLog::new(
+        aws_sdk_dynamodb::Client::new(&config),
+        TableNames::from_prefix(&unique_prefix("tags")),
+    );
+    log.create_tables().await.unwrap();
+    let tagged = |index: usize| {
+        let mut observed = job(
+            &format!("tagged-{index}"),
+            JobStatus::Running,
+            vec![attempt(0, None, Some(at(60_000)), None)],
+        );
+        observed.tags = BTreeMap::from([
+            ("team".to_owned(), ["a", "b"][index % 2].to_owned()),
+            ("run".to_owned(), format!("run-{index}")),
+        ]);
+        fact(&format!("tagged-{index}"), FactBody::Job(observed))
+    };
+    let mut counts = Vec::new();
+    let projector = DynamoProjector::new(log.clone(), PriceTable::builtin(), BudgetPeriod::Month)
+        .with_tag_scopes(TagScopes::default_keys());
+    let collector = Collector::new(log.clone(), projector.clone());
+    for index in 0..20 {
+        collector.record(tagged(index)).await.unwrap();
+        if index == 1 || index == 19 {
+            counts.push(projector.scopes().await.unwrap().len());
+        }
+    }
+    assert_eq!(
+        counts[0], counts[1],
+        "scopes grew with the jobs: {counts:?}"
+    );
+    let scopes = projector.scopes().await.unwrap();
+    assert!(scopes.contains(&Scope::Tag("team".into(), "a".into())));
+    assert!(
+        !scopes
+            .iter()
+            .any(|s| matches!(s, Scope::Tag(key, _) if &**key == "run"))
+    );
+
+    // Every key, as before: one scope per run.
+    let everything = DynamoProjector::new(log.clone(), PriceTable::builtin(), BudgetPeriod::Month);
+    Collector::new(log.clone(), everything.clone())
+        .record(tagged(20))
+        .await
+        .unwrap();
+    assert!(
+        everything
+            .scopes()
+            .await
+            .unwrap()
+            .iter()
+            .any(|s| matches!(s, Scope::Tag(key, _) if &**key == "run"))
+    );
+    assert_eq!(projector.scopes().await.unwrap().len(), counts[1]);
+}

@@ -29,7 +29,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         log = log.with_retention(std::time::Duration::from_secs(u64::from(days) * 86_400));
     }
     let projector = DynamoProjector::new(log.clone(), config.prices.clone(), config.period())
-        .with_shards(config.shards);
+        .with_shards(config.shards)
+        .with_tag_scopes(config.tag_scopes.clone());
     let collector = Collector::new(log, projector);
     let sink = EmfStdout::new(config.metrics_namespace.clone());
     let (collector, sink) = (&collector, &sink);

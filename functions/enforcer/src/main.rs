@@ -25,7 +25,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     // A freeze, stop or restore is checked against the ledger, read as the ticker reads it.
     let check = LedgerCheck {
         reader: DynamoProjector::new(log.clone(), config.prices.clone(), config.period())
-            .with_shards(config.shards),
+            .with_shards(config.shards)
+            .with_tag_scopes(config.tag_scopes.clone()),
         settings: config.ticker_settings(),
         baseline: config.aws_budget.as_ref().map(|_| log.clone()),
     };

@@ -27,7 +27,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let log = DynamoEventLog::new(client(&aws), config.tables.clone());
     let projector = DynamoProjector::new(log.clone(), config.prices.clone(), config.period())
-        .with_shards(config.shards);
+        .with_shards(config.shards)
+        .with_tag_scopes(config.tag_scopes.clone());
     // With BUDGET_NAME, the limit and AWS's own spend come from AWS Budgets.
     let budgets = aws_sdk_budgets::Client::new(&aws);
     let aws_budget = config.aws_budget.as_ref().map(|named| AwsBaseline {

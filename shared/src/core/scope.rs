@@ -42,6 +42,49 @@ impl Scope {
     }
 }
 
+/// Which job tags become scopes. Every distinct `key=value` of a listed key is a scope summed
+/// on every event and published every tick, so a tag with a value per run (a run id, a
+/// commit) would make one scope per job; the deployed stack lists the keys it sums by
+/// (`SCOPE_TAG_KEYS`, default `team,project`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum TagScopes {
+    /// Every tag key (the CLI's local analysis).
+    #[default]
+    All,
+    /// Only these keys (none: no tag scopes).
+    Keys(std::collections::BTreeSet<String>),
+}
+
+impl TagScopes {
+    /// The stack's default: `team` and `project`.
+    pub fn default_keys() -> Self {
+        Self::parse("team,project")
+    }
+
+    /// A comma-separated list of keys; `*` for every key; `-` (or nothing) for none.
+    pub fn parse(text: &str) -> Self {
+        match text.trim() {
+            "*" => return Self::All,
+            "-" => return Self::Keys(std::collections::BTreeSet::new()),
+            _ => {}
+        }
+        Self::Keys(
+            text.split(',')
+                .map(str::trim)
+                .filter(|key| !key.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        )
+    }
+
+    pub fn allows(&self, key: &str) -> bool {
+        match self {
+            Self::All => true,
+            Self::Keys(keys) => keys.contains(key),
+        }
+    }
+}
+
 /// Spend figures of one scope at an instant.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ScopeSpend {
@@ -58,4 +101,20 @@ pub struct ScopeSpend {
     pub unpriced_tasks: u64,
     /// Tasks priced from Batch data alone (no ECS task event yet).
     pub estimated_tasks: u64,
+}
+
+#[cfg(test)]
+mod tag_scope_tests {
+    use super::TagScopes;
+
+    #[test]
+    fn tag_keys_parse_as_listed() {
+        let keys = TagScopes::parse(" team , project,,");
+        assert!(keys.allows("team") && keys.allows("project"));
+        assert!(!keys.allows("run-id"));
+        assert!(TagScopes::parse("*").allows("anything"));
+        assert!(!TagScopes::parse("").allows("team"));
+        assert!(!TagScopes::parse("-").allows("team"));
+        assert_eq!(TagScopes::default_keys(), TagScopes::parse("project,team"));
+    }
 }

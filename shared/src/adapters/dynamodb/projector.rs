@@ -33,7 +33,7 @@ use crate::core::facts::{Fact, FactBody};
 use crate::core::ledger::Ledger;
 use crate::core::prices::PriceTable;
 use crate::core::projection::GroupProjection;
-use crate::core::scope::Scope;
+use crate::core::scope::{Scope, TagScopes};
 use crate::core::sums::{RunningBucket, ScopeTotals};
 use crate::ports::StoreError;
 
@@ -69,6 +69,8 @@ pub struct DynamoProjector {
     prices: PriceTable,
     period: BudgetPeriod,
     shards: u32,
+    /// Which job tags are scopes.
+    tag_scopes: TagScopes,
     /// Scopes this process has put in the registry already.
     registered: Arc<Mutex<HashSet<Scope>>>,
 }
@@ -112,8 +114,16 @@ impl DynamoProjector {
             prices,
             period,
             shards: DEFAULT_SHARDS,
+            tag_scopes: TagScopes::All,
             registered: Arc::default(),
         }
+    }
+
+    /// Sums tag scopes of these keys only, and lists no other tag scope (a registry written
+    /// with other keys before keeps them, unread).
+    pub fn with_tag_scopes(mut self, tag_scopes: TagScopes) -> Self {
+        self.tag_scopes = tag_scopes;
+        self
     }
 
     pub fn with_shards(mut self, shards: u32) -> Self {
@@ -383,7 +393,8 @@ impl DynamoProjector {
                 }
             }
         }
-        let mut ledger = Ledger::new(self.prices.clone(), self.period);
+        let mut ledger =
+            Ledger::new(self.prices.clone(), self.period).with_tag_scopes(self.tag_scopes.clone());
         for fact in &facts {
             ledger.apply(fact);
         }
@@ -642,16 +653,19 @@ impl DynamoProjector {
     /// Every scope that has had spend.
     pub async fn scopes(&self) -> Result<Vec<Scope>, StoreError> {
         let items = partition_items(self.client(), self.state_table(), "SCOPES").await?;
-        items
-            .iter()
-            .map(|item| {
-                let text = item
-                    .get("scope")
-                    .and_then(|v| v.as_s().ok())
-                    .map_or("", String::as_str);
-                serde_json::from_str(text).map_err(|e| corrupt("SCOPES", e))
-            })
-            .collect()
+        let mut scopes = Vec::with_capacity(items.len());
+        for item in &items {
+            let text = item
+                .get("scope")
+                .and_then(|v| v.as_s().ok())
+                .map_or("", String::as_str);
+            let scope: Scope = serde_json::from_str(text).map_err(|e| corrupt("SCOPES", e))?;
+            match &scope {
+                Scope::Tag(key, _) if !self.tag_scopes.allows(key) => {}
+                _ => scopes.push(scope),
+            }
+        }
+        Ok(scopes)
     }
 
     /// A scope's sums: its shards read and added.

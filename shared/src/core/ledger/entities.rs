@@ -130,6 +130,8 @@ pub(super) struct State {
     pub(super) instance_index: FxHashMap<String, u32>,
     /// Container instance ARN → the tasks and attempts placed on it.
     pub(super) placements: FxHashMap<String, Vec<Placed>>,
+    /// Which job tags are scopes.
+    pub(super) tag_scopes: crate::core::scope::TagScopes,
 }
 
 impl UnitId {
@@ -149,6 +151,7 @@ impl State {
             instances: Vec::new(),
             instance_index: FxHashMap::default(),
             placements: FxHashMap::default(),
+            tag_scopes: crate::core::scope::TagScopes::All,
         }
     }
 

@@ -269,6 +269,12 @@ impl Ledger {
     }
 
     /// Jobs with an attempt still running, by id.
+    /// Sums tag scopes of these keys only (before any fact is applied).
+    pub fn with_tag_scopes(mut self, tag_scopes: crate::core::scope::TagScopes) -> Self {
+        self.state.tag_scopes = tag_scopes;
+        self
+    }
+
     /// What a share of the EC2 container instance `arn` is priced from, as one fact: the
     /// winning value of each field the shares read (type, region, compute environment,
     /// registered resources, zone, instance id), with the ledger's latest instant as its time.

@@ -128,6 +128,7 @@ impl State {
         if let Some(tags) = job.tags.get() {
             scopes.extend(
                 tags.iter()
+                    .filter(|(k, _)| self.tag_scopes.allows(k))
                     .map(|(k, v)| ScopeKey::Tag(k.as_str(), v.as_str())),
             );
         }
