@@ -176,6 +176,9 @@ pub const INSTANCE_STATE_CHANGES: &str = "InstanceStateChanges";
 pub const QUARANTINED_EVENTS: &str = "QuarantinedEvents";
 /// From the enforcer, per action.
 pub const ENFORCEMENT_ACTIONS: &str = "EnforcementActions";
+/// From the ticker, every tick: active scopes left out by the cap on scopes published a tick
+/// (`app::ticker::MAX_SCOPES_PUBLISHED`; zero too).
+pub const SCOPES_NOT_PUBLISHED: &str = "ScopesNotPublished";
 /// From the ticker, per silent-job check: jobs AWS Batch no longer knew, closed at the last
 /// instant they were heard of.
 pub const JOBS_UNKNOWN_TO_BATCH: &str = "JobsUnknownToBatch";
@@ -193,7 +196,7 @@ pub struct MetricSpec {
 }
 
 /// Every metric batchguard emits.
-pub const CATALOGUE: [MetricSpec; 26] = [
+pub const CATALOGUE: [MetricSpec; 27] = [
     MetricSpec {
         name: SPEND_USD,
         dimension_sets: &[SCOPE],
@@ -320,6 +323,11 @@ pub const CATALOGUE: [MetricSpec; 26] = [
     },
     MetricSpec {
         name: JOBS_UNKNOWN_TO_BATCH,
+        dimension_sets: &[&[]],
+        source: "ticker",
+    },
+    MetricSpec {
+        name: SCOPES_NOT_PUBLISHED,
         dimension_sets: &[&[]],
         source: "ticker",
     },

@@ -355,9 +355,10 @@ async fn the_ticker_reports_every_scope_and_triggers_a_stop_before_the_budget_ru
     let objects = sink.objects.lock().unwrap();
     assert_eq!(
         objects.len(),
-        local.all_scope_spend(at).len() + 1,
-        "one document per scope, plus the budget's"
+        local.all_scope_spend(at).len() + 2,
+        "one document per scope, plus the budget's and the count of scopes over the cap"
     );
+    assert!(objects.iter().any(|o| o["ScopesNotPublished"] == 0));
     let budget_doc = objects.iter().find(|o| o["ScopeKind"] == "budget").unwrap();
     assert!(budget_doc["SecondsToExhaustion"].as_f64().unwrap() <= 45.0);
     // Every scope's figure (shards read 100 keys a call, across scopes) is the replay's.

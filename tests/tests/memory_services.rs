@@ -91,7 +91,10 @@ async fn the_ticker_runs_on_the_in_memory_projections() {
         }]
     ));
     let objects = sink.objects.lock().unwrap();
-    assert_eq!(objects.len(), local.all_scope_spend(at).len() + 1);
+    // Every scope (all active: the workload ends with tasks running), the budget's document,
+    // and the count of scopes over the cap (none).
+    assert_eq!(objects.len(), local.all_scope_spend(at).len() + 2);
+    assert!(objects.iter().any(|o| o["ScopesNotPublished"] == 0));
     for (scope, spend) in local.all_scope_spend(at) {
         let document = objects
             .iter()
@@ -440,4 +443,84 @@ async fn a_failed_trigger_still_publishes_every_metric() {
         .expect("the budget's document was published");
     assert!(budget["BudgetUsedPercent"].as_f64().unwrap() >= 200.0);
     assert!(objects.len() > 1, "the scopes' documents too");
+}
+
+/// GIVEN 250 jobs running under 250 job definitions, and one that ran last month under its own
+/// WHEN the ticker runs THEN it publishes the total and the 199 costliest other scopes (the
+/// cap of 200), counts the rest in `ScopesNotPublished`, and says nothing of last month's
+/// idle scope.
+#[tokio::test]
+async fn a_tick_publishes_at_most_the_cap_of_scopes_and_counts_the_rest() {
+    use batchguard_tests::{attempt, fact, job};
+    use shared::core::facts::{FactBody, JobStatus};
+    let projector = MemoryProjector::new(PriceTable::builtin(), BudgetPeriod::Month);
+    let now_ms = batchguard_tests::T0 + 3_600_000;
+    for index in 0..250 {
+        let mut running = job(
+            &format!("many-{index}"),
+            JobStatus::Running,
+            vec![attempt(
+                0,
+                None,
+                Some(Millis(now_ms - 60_000 * (index + 1))),
+                None,
+            )],
+        );
+        running.job_definition = format!("def-{index:03}");
+        shared::ports::Projector::project(
+            &projector,
+            &fact(&running.job_id.clone(), FactBody::Job(running)),
+        )
+        .await
+        .unwrap();
+    }
+    let last_month = now_ms - 40 * 86_400_000;
+    let mut old = job(
+        "old",
+        JobStatus::Succeeded,
+        vec![attempt(
+            0,
+            None,
+            Some(Millis(last_month)),
+            Some(Millis(last_month + 600_000)),
+        )],
+    );
+    old.job_definition = "def-last-month".into();
+    shared::ports::Projector::project(&projector, &fact("old", FactBody::Job(old)))
+        .await
+        .unwrap();
+    let sink = EmfMemory::default();
+    let settings = TickerSettings {
+        budget: None,
+        policy: BudgetPolicy::default(),
+        period: BudgetPeriod::Month,
+        scope_queues: vec![],
+    };
+    ticker::tick(
+        &projector,
+        &MemoryEventLog::new(),
+        &RecordingTrigger::default(),
+        &sink,
+        &settings,
+        Millis(now_ms).ceil_seconds() * 1000,
+    )
+    .await
+    .unwrap();
+    let objects = sink.objects.lock().unwrap();
+    let scopes: Vec<&serde_json::Value> = objects
+        .iter()
+        .filter(|o| o.get("ScopeKind").is_some() && o["ScopeKind"] != "budget")
+        .collect();
+    assert_eq!(scopes.len(), ticker::MAX_SCOPES_PUBLISHED);
+    assert!(scopes.iter().any(|o| o["ScopeKind"] == "total"));
+    assert!(!scopes.iter().any(|o| o["Scope"] == "def-last-month"));
+    // 253 active (250 definitions, the queue, the compute environment, the total): 53 left out,
+    // the cheapest (the jobs that started last).
+    let over = objects
+        .iter()
+        .find(|o| o.get("ScopesNotPublished").is_some())
+        .unwrap();
+    assert_eq!(over["ScopesNotPublished"], 53);
+    assert!(scopes.iter().any(|o| o["Scope"] == "def-249"));
+    assert!(!scopes.iter().any(|o| o["Scope"] == "def-000"));
 }

@@ -299,6 +299,7 @@ async fn read_spend(
     let mut budget_totals = ScopeTotals::default();
     let mut budget_recent = Vec::new();
     let all_totals = reader.scopes_totals(&scopes).await?;
+    let mut active: Vec<(&Scope, ScopeSpend)> = Vec::new();
     for (scope, totals) in &all_totals {
         let corrections: Vec<(i64, Decimal)> = corrections_of(&recent, scope).collect();
         if in_budget.contains(scope) {
@@ -309,14 +310,54 @@ async fn read_spend(
             continue; // a scope whose units all moved elsewhere
         }
         let spend = totals.spend_at(at, settings.period, corrections);
+        // A scope with nothing running and nothing spent this period has nothing to say; the
+        // total always speaks (the dashboards and the silent-ticker alarm read it).
+        let idle = spend.period_spend_usd.is_zero()
+            && spend.running_tasks == 0
+            && spend.unpriced_tasks == 0;
+        if idle && *scope != Scope::Total {
+            continue;
+        }
+        active.push((scope, spend));
+    }
+    // At most MAX_SCOPES_PUBLISHED scopes a tick, the total first and then the costliest
+    // this period: each is about six custom metrics, and CloudWatch bills every one.
+    active.sort_by(|(a, a_spend), (b, b_spend)| {
+        (**b == Scope::Total)
+            .cmp(&(**a == Scope::Total))
+            .then(b_spend.period_spend_usd.cmp(&a_spend.period_spend_usd))
+            .then(a.cmp(b))
+    });
+    let not_published = active.len().saturating_sub(MAX_SCOPES_PUBLISHED);
+    for (scope, spend) in active.into_iter().take(MAX_SCOPES_PUBLISHED) {
         documents.push(
             scope_document(scope.kind(), dimension_value(scope), &spend, now_ms)
                 .with_acceptable_dimensions(),
         );
     }
+    if not_published > 0 {
+        tracing::warn!(
+            not_published,
+            cap = MAX_SCOPES_PUBLISHED,
+            "more active scopes than a tick publishes: the cheapest were left out"
+        );
+    }
+    documents.push(MetricDocument {
+        timestamp_ms: now_ms,
+        metrics: vec![Metric {
+            name: metrics::SCOPES_NOT_PUBLISHED,
+            unit: Unit::Count,
+            value: Decimal::from(not_published),
+        }],
+        ..MetricDocument::default()
+    });
     let budget_spend = budget_totals.spend_at(at, settings.period, budget_recent);
     Ok((documents, budget_spend))
 }
+
+/// Scopes a tick publishes at most (about six custom metrics each, so about 1,200 metrics); the
+/// ones left out are counted in `ScopesNotPublished`.
+pub const MAX_SCOPES_PUBLISHED: usize = 200;
 
 /// The budget's status and the policy's decision at `at`, from the projections alone: no
 /// metric, no spend mark, no call to AWS. With `baseline` (where the ticker keeps AWS
