@@ -273,3 +273,52 @@ async fn a_tag_with_a_value_per_run_makes_no_scopes() {
     );
     assert_eq!(projector.scopes().await.unwrap().len(), counts[1]);
 }
+
+/// GIVEN 64 jobs starting in the same minute (an array's children) WHEN they are collected THEN
+/// their projections spread over the recent index's shards for that minute (before: one key,
+/// one partition, for a burst of any size) and the ticker still reads every start.
+#[tokio::test]
+async fn a_burst_of_starts_in_one_minute_spreads_over_the_recent_index() {
+    use shared::adapters::dynamodb::RECENT_SHARDS;
+    let config = batchguard_tests::emulator_config().await;
+    let client = aws_sdk_dynamodb::Client::new(&config);
+    let tables = TableNames::from_prefix(&unique_prefix("burst"));
+    let log = DynamoEventLog::new(client.clone(), tables.clone());
+    log.create_tables().await.unwrap();
+    let projector = DynamoProjector::new(log.clone(), PriceTable::builtin(), BudgetPeriod::Month);
+    let collector = Collector::new(log, projector.clone());
+    let start = at(600_000);
+    for index in 0..64 {
+        let child = job(
+            &format!("burst:{index}"),
+            JobStatus::Running,
+            vec![attempt(0, None, Some(start), None)],
+        );
+        collector
+            .record(fact(&format!("burst-{index}"), FactBody::Job(child)))
+            .await
+            .unwrap();
+    }
+    let items = client
+        .scan()
+        .table_name(&tables.state)
+        .projection_expression("recent_minute")
+        .send()
+        .await
+        .unwrap();
+    let keys: std::collections::BTreeSet<String> = items
+        .items()
+        .iter()
+        .filter_map(|item| item.get("recent_minute")?.as_s().ok().cloned())
+        .collect();
+    assert_eq!(keys.len(), RECENT_SHARDS as usize, "{keys:?}");
+    let starts = projector
+        .recent_starts(start.ceil_seconds() + 30)
+        .await
+        .unwrap();
+    let total_starts = starts
+        .iter()
+        .filter(|(scope, _, _)| *scope == shared::core::scope::Scope::Total)
+        .count();
+    assert_eq!(total_starts, 64, "{starts:?}");
+}

@@ -45,5 +45,7 @@ pub use projector::{
     MAX_TRANSACTION_ITEMS, Projected,
 };
 #[cfg(feature = "aws")]
-pub use schema::{OPEN_INDEX, OPEN_SHARDS, RECENT_INDEX, TTL_ATTRIBUTE, create_tables};
+pub use schema::{
+    OPEN_INDEX, OPEN_SHARDS, RECENT_INDEX, RECENT_SHARDS, TTL_ATTRIBUTE, create_tables,
+};
 pub use tables::TableNames;

@@ -4,7 +4,7 @@
 //!
 //! | `pk` | `sk` | attributes |
 //! | --- | --- | --- |
-//! | `PROJ#JOB#<id>` / `PROJ#TASK#<arn>` | `PROJ` | `version`, `units` (JSON [`GroupProjection`]), `claimed_by` (a task's, once a job names it), `recent_minute` (GSI `recent`) |
+//! | `PROJ#JOB#<id>` / `PROJ#TASK#<arn>` | `PROJ` | `version`, `units` (JSON [`GroupProjection`]), `claimed_by` (a task's, once a job names it), `recent_minute` (`<minute>#<shard>`, GSI `recent`) |
 //! | `LINK#<task arn>` | `LINK` | `job_id`: the job that claimed the task |
 //! | `SCOPE#<kind>#<name>#<shard>` | `SUM` | the [`ScopeTotals`] as numbers: `units`, `unpriced`, `estimated`, `closed`, `vcpu`, `gib`, `c_<period>`, `rn_<period>`, `rr_<period>`, `ro_<period>` |
 //! | `SCOPES` | `<kind>#<name>` | `scope` (JSON): the registry of scopes, for readers |
@@ -26,7 +26,7 @@ use super::keys::{
     backend, corrupt, from_fixed, minute_of, n, partition_items, partition_key, s, scope_key,
     to_fixed,
 };
-use super::schema::{OPEN_INDEX, OPEN_SHARDS, RECENT_INDEX};
+use super::schema::{OPEN_INDEX, OPEN_SHARDS, RECENT_INDEX, RECENT_SHARDS};
 use crate::core::activity::SettledJob;
 use crate::core::budget::BudgetPeriod;
 use crate::core::facts::{Fact, FactBody};
@@ -548,7 +548,9 @@ impl DynamoProjector {
             })
             .max();
         if let Some(anchor) = latest_running {
-            put = put.item("recent_minute", s(minute_of(anchor)));
+            // By minute and shard: a burst of starts in one minute spreads over the shards.
+            let shard = xxhash_rust::xxh3::xxh3_64(group.as_bytes()) % u64::from(RECENT_SHARDS);
+            put = put.item("recent_minute", s(format!("{}#{shard}", minute_of(anchor))));
             // Open groups, by when they were last heard from: the silent-job check's index.
             if let Some(last) = last_event_ms {
                 let shard = xxhash_rust::xxh3::xxh3_64(group.as_bytes()) % u64::from(OPEN_SHARDS);
@@ -735,7 +737,11 @@ impl DynamoProjector {
     /// the one-minute-minimum correction (see `ScopeTotals::spend_at`).
     pub async fn recent_starts(&self, at: i64) -> Result<Vec<(Scope, i64, Decimal)>, StoreError> {
         let mut starts = Vec::new();
-        for minute in [minute_of(at - 60), minute_of(at)] {
+        let mut seen = HashSet::new();
+        let keys = [minute_of(at - 60), minute_of(at)]
+            .into_iter()
+            .flat_map(|minute| (0..RECENT_SHARDS).map(move |shard| format!("{minute}#{shard}")));
+        for minute in keys {
             let items: Vec<HashMap<String, AttributeValue>> = self
                 .client()
                 .query()
@@ -750,6 +756,12 @@ impl DynamoProjector {
                 .await
                 .map_err(|e| backend(self.state_table(), e))?;
             for item in items {
+                // A group moved from one minute's key to the next between the queries is read
+                // once. (Two groups' starts can be equal: both count.)
+                let group = item.get("pk").and_then(|v| v.as_s().ok()).cloned();
+                if !seen.insert(group) {
+                    continue;
+                }
                 let text = item
                     .get("units")
                     .and_then(|v| v.as_s().ok())
@@ -764,7 +776,6 @@ impl DynamoProjector {
             }
         }
         starts.sort();
-        starts.dedup();
         Ok(starts)
     }
 }

@@ -24,6 +24,10 @@ pub const RECENT_INDEX: &str = "recent";
 pub const OPEN_INDEX: &str = "open";
 /// Partitions of the open index (its writes spread over this many keys).
 pub const OPEN_SHARDS: u32 = 8;
+/// Partitions of the recent index per minute: a 10,000-child array starting in one minute
+/// writes this many index keys instead of one (DynamoDB takes 1,000 write units a second per
+/// partition, an index's included).
+pub const RECENT_SHARDS: u32 = 8;
 
 /// Creates both tables (on-demand, TTL on both) if they do not exist, and waits until they are
 /// active. For development and the CLI's `init`; deployments get theirs from the SAM template.
