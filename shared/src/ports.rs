@@ -399,6 +399,18 @@ pub trait SpendReader {
     ) -> impl Future<
         Output = Result<Vec<(crate::core::scope::Scope, i64, rust_decimal::Decimal)>, StoreError>,
     > + Send;
+    /// Drops what the scopes' sums keep of periods before `period_start` that no figure reads
+    /// any more (closed spend of past periods; running buckets of past periods whose units all
+    /// ended), so a sum does not grow with every period. Returns the items changed. A store
+    /// whose sums do not grow (in memory) has nothing to do.
+    fn prune_before(
+        &self,
+        scopes: &[crate::core::scope::Scope],
+        period_start: i64,
+    ) -> impl Future<Output = Result<usize, StoreError>> + Send {
+        let _ = (scopes, period_start);
+        async { Ok(0) }
+    }
 }
 
 /// A budget kept in AWS Budgets (`DescribeBudget` in a deployment).
@@ -570,5 +582,12 @@ impl<T: SpendReader + Sync> SpendReader for &T {
         Output = Result<Vec<(crate::core::scope::Scope, i64, rust_decimal::Decimal)>, StoreError>,
     > + Send {
         (**self).recent_starts(at)
+    }
+    fn prune_before(
+        &self,
+        scopes: &[crate::core::scope::Scope],
+        period_start: i64,
+    ) -> impl Future<Output = Result<usize, StoreError>> + Send {
+        (**self).prune_before(scopes, period_start)
     }
 }

@@ -322,3 +322,85 @@ async fn a_burst_of_starts_in_one_minute_spreads_over_the_recent_index() {
         .count();
     assert_eq!(total_starts, 64, "{starts:?}");
 }
+
+/// GIVEN a daily budget and jobs that ran on each of the last six days, one of them still
+/// running since two days ago WHEN the sums are pruned THEN the scopes' sum items keep only
+/// what today's figures read (before: four attributes more per item for every day gone by,
+/// for ever), every figure is unchanged, and a second prune finds nothing to do.
+#[tokio::test]
+async fn a_scopes_sum_does_not_grow_with_every_period() {
+    let config = batchguard_tests::emulator_config().await;
+    let client = aws_sdk_dynamodb::Client::new(&config);
+    let tables = TableNames::from_prefix(&unique_prefix("periods"));
+    let log = DynamoEventLog::new(client.clone(), tables.clone());
+    log.create_tables().await.unwrap();
+    let period = BudgetPeriod::Day;
+    let projector = DynamoProjector::new(log.clone(), PriceTable::builtin(), period).with_shards(1);
+    let collector = Collector::new(log, projector.clone());
+    let day = 86_400_000;
+    for index in 0..6_i64 {
+        let start = at(index * day + 3_600_000);
+        let stop = (index != 3).then(|| at(index * day + 4_200_000));
+        let running = job(
+            &format!("day-{index}"),
+            JobStatus::Running,
+            vec![attempt(0, None, Some(start), None)],
+        );
+        collector
+            .record(fact(
+                &format!("day-{index}-running"),
+                FactBody::Job(running),
+            ))
+            .await
+            .unwrap();
+        if stop.is_some() {
+            let ended = job(
+                &format!("day-{index}"),
+                JobStatus::Succeeded,
+                vec![attempt(0, None, Some(start), stop)],
+            );
+            collector
+                .record(fact(&format!("day-{index}-ended"), FactBody::Job(ended)))
+                .await
+                .unwrap();
+        }
+    }
+    let attributes = || async {
+        let items = client
+            .scan()
+            .table_name(&tables.state)
+            .send()
+            .await
+            .unwrap();
+        items
+            .items()
+            .iter()
+            .filter(|item| item["pk"].as_s().unwrap().starts_with("SCOPE#total"))
+            .map(|item| item.len())
+            .sum::<usize>()
+    };
+    let now = at(5 * day + 7_200_000).ceil_seconds();
+    let scopes = projector.scopes().await.unwrap();
+    let before = projector.scopes_totals(&scopes).await.unwrap();
+    let size_before = attributes().await;
+    let (period_start, _) = period.bounds(now);
+    let pruned = projector.prune_before(&scopes, period_start).await.unwrap();
+    assert!(pruned > 0);
+    let after = projector.scopes_totals(&scopes).await.unwrap();
+    for scope in &scopes {
+        assert_eq!(
+            before[scope].spend_at(now, period, vec![]),
+            after[scope].spend_at(now, period, vec![]),
+            "{scope:?}"
+        );
+    }
+    let size_after = attributes().await;
+    eprintln!("the total's sum item: {size_before} attributes before pruning, {size_after} after");
+    // Gone: the closed spend of days 0, 1, 2 and 4, and their running buckets (count, rate,
+    // offset), all ended. Kept: the counters, today's, and day 3's bucket (its job runs on).
+    assert_eq!(size_after + 16, size_before, "{size_before} → {size_after}");
+    assert_eq!(
+        projector.prune_before(&scopes, period_start).await.unwrap(),
+        0
+    );
+}

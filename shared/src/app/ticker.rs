@@ -355,6 +355,18 @@ async fn read_spend(
     Ok((documents, budget_spend))
 }
 
+/// Drops what the scopes' sums keep of periods before the one containing `at` that no figure
+/// reads any more (`SpendReader::prune_before`), so a sum item does not grow with every period.
+pub async fn prune_sums(
+    reader: &(impl SpendReader + Sync),
+    settings: &TickerSettings,
+    at: i64,
+) -> Result<usize, StoreError> {
+    let scopes = reader.scopes().await?;
+    let (period_start, _) = settings.period.bounds(at);
+    reader.prune_before(&scopes, period_start).await
+}
+
 /// Scopes a tick publishes at most (about six custom metrics each, so about 1,200 metrics); the
 /// ones left out are counted in `ScopesNotPublished`.
 pub const MAX_SCOPES_PUBLISHED: usize = 200;

@@ -71,6 +71,20 @@ where
             now_ms,
         )
         .await;
+        // Once an hour (the run in an hour's first minute), after the tick: the scopes' sums
+        // drop what past periods left that nothing reads.
+        let at = now_ms.div_euclid(1000);
+        let pruned = if at.rem_euclid(3600) < 60 {
+            match ticker::prune_sums(&self.projector, &self.settings, at).await {
+                Ok(items) => Value::from(items),
+                Err(error) => {
+                    tracing::warn!(%error, "pruning past periods from the scopes' sums failed");
+                    Value::String(error.to_string())
+                }
+            }
+        } else {
+            Value::Null
+        };
         let checked = match silent_jobs::check(
             &self.batch,
             &self.projector,
@@ -92,6 +106,6 @@ where
             }
         };
         let tick = tick?;
-        Ok(serde_json::json!({ "tick": tick, "reconciled": checked }))
+        Ok(serde_json::json!({ "tick": tick, "reconciled": checked, "pruned": pruned }))
     }
 }

@@ -676,6 +676,93 @@ impl DynamoProjector {
         Ok(all.remove(scope).unwrap_or_default())
     }
 
+    /// Removes the attributes of the scopes' sum items that no figure at or after
+    /// `period_start` reads ([`stale_attributes`]): one read of the items and one conditional
+    /// `UpdateItem` per item that has any. A running bucket is removed only if it is still all
+    /// zero when the update lands; closed spend of a past period is read by nothing.
+    pub async fn prune_before(
+        &self,
+        scopes: &[Scope],
+        period_start: i64,
+    ) -> Result<usize, StoreError> {
+        let keys: Vec<String> = scopes
+            .iter()
+            .flat_map(|scope| {
+                (0..self.shards).map(move |shard| format!("SCOPE#{}#{shard}", scope_key(scope)))
+            })
+            .collect();
+        let mut pruned = 0;
+        for chunk in keys.chunks(BATCH_GET_LIMIT) {
+            let mut batch = KeysAndAttributes::builder().consistent_read(true);
+            for pk in chunk {
+                batch = batch.keys(HashMap::from([
+                    ("pk".to_owned(), s(pk.as_str())),
+                    ("sk".to_owned(), s("SUM")),
+                ]));
+            }
+            let batch = batch.build().map_err(|e| corrupt("SCOPE", e))?;
+            let mut request = HashMap::from([(self.state_table().to_owned(), batch)]);
+            while !request.is_empty() {
+                let output = self
+                    .client()
+                    .batch_get_item()
+                    .set_request_items(Some(request))
+                    .send()
+                    .await
+                    .map_err(|e| backend(self.state_table(), e))?;
+                for item in output
+                    .responses
+                    .unwrap_or_default()
+                    .remove(self.state_table())
+                    .unwrap_or_default()
+                {
+                    let stale = stale_attributes(&item, period_start);
+                    if stale.is_empty() {
+                        continue;
+                    }
+                    let Some(pk) = item.get("pk").cloned() else {
+                        continue;
+                    };
+                    let mut update = self
+                        .client()
+                        .update_item()
+                        .table_name(self.state_table())
+                        .key("pk", pk)
+                        .key("sk", s("SUM"));
+                    let mut removed = Vec::new();
+                    let mut conditions = Vec::new();
+                    for (i, (name, must_be)) in stale.iter().enumerate() {
+                        update = update.expression_attribute_names(format!("#p{i}"), name);
+                        removed.push(format!("#p{i}"));
+                        if !must_be.is_empty() {
+                            conditions.push(format!("#p{i} = :zero"));
+                        }
+                    }
+                    update = update.update_expression(format!("REMOVE {}", removed.join(", ")));
+                    if !conditions.is_empty() {
+                        update = update
+                            .condition_expression(conditions.join(" AND "))
+                            .expression_attribute_values(":zero", n(0));
+                    }
+                    match update.send().await {
+                        Ok(_) => pruned += 1,
+                        // A unit started in that bucket meanwhile: next time.
+                        Err(SdkError::ServiceError(error))
+                            if error.err().is_conditional_check_failed_exception() => {}
+                        Err(error) => return Err(backend(self.state_table(), error)),
+                    }
+                }
+                request = output
+                    .unprocessed_keys
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|(_, keys)| !keys.keys().is_empty())
+                    .collect();
+            }
+        }
+        Ok(pruned)
+    }
+
     /// Several scopes' sums, their shards read `BATCH_GET_LIMIT` keys a call.
     pub async fn scopes_totals(
         &self,
@@ -831,6 +918,50 @@ impl crate::ports::SpendReader for DynamoProjector {
     async fn recent_starts(&self, at: i64) -> Result<Vec<(Scope, i64, Decimal)>, StoreError> {
         DynamoProjector::recent_starts(self, at).await
     }
+
+    async fn prune_before(&self, scopes: &[Scope], period_start: i64) -> Result<usize, StoreError> {
+        DynamoProjector::prune_before(self, scopes, period_start).await
+    }
+}
+
+/// The attributes of a scope's sum item that no figure at or after `period_start` reads:
+/// closed spend of earlier periods, and running buckets of earlier periods whose units have
+/// all ended (count, rate and offset all zero).
+fn stale_attributes(
+    item: &HashMap<String, AttributeValue>,
+    period_start: i64,
+) -> Vec<(String, String)> {
+    let zero = |name: &str| {
+        item.get(name)
+            .and_then(|v| v.as_n().ok())
+            .is_none_or(|text| {
+                text.trim_start_matches('-')
+                    .chars()
+                    .all(|c| c == '0' || c == '.')
+            })
+    };
+    let mut stale = Vec::new();
+    for name in item.keys() {
+        if let Some(start) = name.strip_prefix("c_").and_then(|t| t.parse::<i64>().ok())
+            && start < period_start
+        {
+            stale.push((name.clone(), String::new()));
+        }
+        if let Some(start) = name.strip_prefix("rn_").and_then(|t| t.parse::<i64>().ok())
+            && start < period_start
+        {
+            let bucket = [
+                format!("rn_{start}"),
+                format!("rr_{start}"),
+                format!("ro_{start}"),
+            ];
+            if bucket.iter().all(|name| zero(name)) {
+                stale.extend(bucket.into_iter().map(|name| (name, "0".to_owned())));
+            }
+        }
+    }
+    stale.sort();
+    stale
 }
 
 impl DynamoProjector {
