@@ -48,9 +48,19 @@ pub(super) fn n(value: impl ToString) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
-/// The key of a scope in item keys and the registry: `<kind>#<name>`.
+/// The key of a scope in item keys and the registry: `<kind>#<name>`. A tag's is
+/// `tag#<key>=<value>` with `%` and `=` in the key written `%25` and `%3D`: AWS allows `=` in
+/// tag keys, and `a=b` = `c` must not share its sums with `a` = `b=c`. (Keys without either
+/// character keep the key they always had.)
 pub(super) fn scope_key(scope: &Scope) -> String {
-    format!("{}#{}", scope.kind(), scope.value())
+    match scope {
+        Scope::Tag(key, value) => format!(
+            "{}#{}={value}",
+            scope.kind(),
+            key.replace('%', "%25").replace('=', "%3D")
+        ),
+        _ => format!("{}#{}", scope.kind(), scope.value()),
+    }
 }
 
 /// Every item of one partition, read consistently, all pages.
@@ -144,4 +154,18 @@ pub(super) fn json_attribute<T: serde::de::DeserializeOwned>(
         key,
         message: e.to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tag_scope_keys_are_unambiguous_and_unchanged_for_plain_keys() {
+        let key = |k: &str, v: &str| scope_key(&Scope::Tag(k.into(), v.into()));
+        assert_ne!(key("a=b", "c"), key("a", "b=c"));
+        assert_ne!(key("a%3D", "c"), key("a=", "c"));
+        assert_eq!(key("team", "ml=gpu"), "tag#team=ml=gpu");
+        assert_eq!(scope_key(&Scope::Queue("etl".into())), "queue#etl");
+    }
 }
