@@ -243,6 +243,16 @@ async fn the_silent_job_check_runs_on_the_in_memory_batch() {
         })
     };
     assert_eq!(spend_at(now_ms), spend_at(now_ms + 3_600_000));
+    let flagged: Vec<String> = collector.projector().with_ledger(|ledger| {
+        ledger
+            .walk(Millis(now_ms).ceil_seconds())
+            .jobs
+            .into_iter()
+            .filter(|job| job.closed_unknown_to_batch)
+            .map(|job| job.job_id)
+            .collect()
+    });
+    assert_eq!(flagged, vec!["forgotten".to_owned()]);
     // Counted in the run's metric, and written to the event log once, however often the
     // check runs.
     let documents = report.documents(now_ms);

@@ -63,6 +63,9 @@ pub struct JobLine {
     pub estimated: bool,
     pub running: bool,
     pub array_parent: bool,
+    /// Closed by batchguard at its last known instant: AWS Batch no longer knew it.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub closed_unknown_to_batch: bool,
     pub unpriced: Option<String>,
 }
 
@@ -80,6 +83,7 @@ impl From<JobCost> for JobLine {
             estimated: job.estimated,
             running: job.running,
             array_parent: job.array_parent,
+            closed_unknown_to_batch: job.closed_unknown_to_batch,
             unpriced: job.unpriced.map(|reason| reason.to_string()),
         }
     }

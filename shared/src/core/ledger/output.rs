@@ -31,6 +31,9 @@ pub struct JobCost {
     pub estimated: bool,
     pub running: bool,
     pub array_parent: bool,
+    /// AWS Batch no longer knew the job when the silent-job check asked: its billing was
+    /// closed at the last instant anything said about it.
+    pub closed_unknown_to_batch: bool,
     /// Why (part of) the job has no price.
     pub unpriced: Option<Unpriced>,
     /// Where its (last) attempt ran; `None` before one started.

@@ -64,6 +64,7 @@ impl Ledger {
                     estimated: false,
                     running: false,
                     array_parent: job.array_size.get().is_some(),
+                    closed_unknown_to_batch: job.abandoned,
                     unpriced: None,
                     platform: None,
                     on_demand_usd: None,
