@@ -264,3 +264,35 @@ pub fn cfn_pk_sk_table() -> serde_json::Value {
         }
     })
 }
+
+/// A container job definition named `name` on the emulator (1 vCPU, 2 GiB of `busybox true`);
+/// its ARN.
+pub async fn emulator_job_definition(batch: &aws_sdk_batch::Client, name: &str) -> String {
+    let requirement = |kind, value: &str| {
+        aws_sdk_batch::types::ResourceRequirement::builder()
+            .r#type(kind)
+            .value(value)
+            .build()
+    };
+    batch
+        .register_job_definition()
+        .job_definition_name(name)
+        .r#type(aws_sdk_batch::types::JobDefinitionType::Container)
+        .container_properties(
+            aws_sdk_batch::types::ContainerProperties::builder()
+                .image("busybox")
+                .command("true")
+                .resource_requirements(requirement(aws_sdk_batch::types::ResourceType::Vcpu, "1"))
+                .resource_requirements(requirement(
+                    aws_sdk_batch::types::ResourceType::Memory,
+                    "2048",
+                ))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("registering {name} on the emulator: {e}"))
+        .job_definition_arn()
+        .expect("RegisterJobDefinition answers with an ARN")
+        .to_owned()
+}

@@ -395,36 +395,13 @@ async fn the_reconciler_closes_a_job_whose_terminal_event_was_lost() {
     let batch = aws_sdk_batch::Client::new(&config);
     let queue = batchguard_tests::unique_prefix("recon");
     emulator_queue(&batch, &queue).await;
-    let definition = batch
-        .register_job_definition()
-        .job_definition_name(format!("{queue}-def"))
-        .r#type(aws_sdk_batch::types::JobDefinitionType::Container)
-        .container_properties(
-            aws_sdk_batch::types::ContainerProperties::builder()
-                .image("busybox")
-                .command("true")
-                .resource_requirements(
-                    aws_sdk_batch::types::ResourceRequirement::builder()
-                        .r#type(aws_sdk_batch::types::ResourceType::Vcpu)
-                        .value("1")
-                        .build(),
-                )
-                .resource_requirements(
-                    aws_sdk_batch::types::ResourceRequirement::builder()
-                        .r#type(aws_sdk_batch::types::ResourceType::Memory)
-                        .value("2048")
-                        .build(),
-                )
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    let definition =
+        batchguard_tests::emulator_job_definition(&batch, &format!("{queue}-def")).await;
     let submitted = batch
         .submit_job()
         .job_name("lost-terminal-event")
         .job_queue(&queue)
-        .job_definition(definition.job_definition_arn().unwrap())
+        .job_definition(&definition)
         .send()
         .await
         .unwrap();

@@ -834,36 +834,13 @@ fn on_the_emulator_an_array_parent_lists_its_children() {
         let client = aws_sdk_batch::Client::new(&config);
         let queue = unique_prefix("array");
         emulator_queue(&client, &queue).await;
-        let definition = client
-            .register_job_definition()
-            .job_definition_name(format!("{queue}-def"))
-            .r#type(aws_sdk_batch::types::JobDefinitionType::Container)
-            .container_properties(
-                aws_sdk_batch::types::ContainerProperties::builder()
-                    .image("busybox")
-                    .command("true")
-                    .resource_requirements(
-                        aws_sdk_batch::types::ResourceRequirement::builder()
-                            .r#type(aws_sdk_batch::types::ResourceType::Vcpu)
-                            .value("1")
-                            .build(),
-                    )
-                    .resource_requirements(
-                        aws_sdk_batch::types::ResourceRequirement::builder()
-                            .r#type(aws_sdk_batch::types::ResourceType::Memory)
-                            .value("512")
-                            .build(),
-                    )
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
+        let definition =
+            batchguard_tests::emulator_job_definition(&client, &format!("{queue}-def")).await;
         let parent = client
             .submit_job()
             .job_name("array")
             .job_queue(&queue)
-            .job_definition(definition.job_definition_arn().unwrap())
+            .job_definition(&definition)
             .array_properties(
                 aws_sdk_batch::types::ArrayProperties::builder()
                     .size(2)

@@ -67,6 +67,19 @@ impl AwsBatch {
     }
 }
 
+/// Every page of a `ListJobs` request.
+async fn list_all(
+    request: aws_sdk_batch::operation::list_jobs::builders::ListJobsFluentBuilder,
+) -> Result<Vec<aws_sdk_batch::types::JobSummary>, ControlError> {
+    request
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .map_err(|e| api("ListJobs", e))
+}
+
 impl BatchControl for AwsBatch {
     async fn queues(&self, names: &[String]) -> Result<Vec<QueueState>, ControlError> {
         let mut request = self.client.describe_job_queues();
@@ -111,17 +124,13 @@ impl BatchControl for AwsBatch {
     ) -> Result<Vec<JobSummary>, ControlError> {
         let mut listed = Vec::new();
         for &status in statuses {
-            let summaries: Vec<_> = self
-                .client
-                .list_jobs()
-                .job_queue(queue)
-                .job_status(batch_status(status))
-                .into_paginator()
-                .items()
-                .send()
-                .collect::<Result<Vec<_>, _>>()
-                .await
-                .map_err(|e| api("ListJobs", e))?;
+            let summaries = list_all(
+                self.client
+                    .list_jobs()
+                    .job_queue(queue)
+                    .job_status(batch_status(status)),
+            )
+            .await?;
             listed.extend(summaries.into_iter().filter_map(|s| {
                 // An array parent carries `arrayProperties.size`; a multi-node job
                 // `nodeProperties.numNodes` without a node index (its nodes have one).
@@ -200,13 +209,7 @@ impl BatchControl for AwsBatch {
                 JobKind::ArrayParent => request.array_job_id(&parent.job_id),
                 JobKind::MultiNode => request.multi_node_job_id(&parent.job_id),
             };
-            let summaries: Vec<_> = request
-                .into_paginator()
-                .items()
-                .send()
-                .collect::<Result<Vec<_>, _>>()
-                .await
-                .map_err(|e| api("ListJobs", e))?;
+            let summaries = list_all(request).await?;
             children.extend(
                 summaries
                     .iter()

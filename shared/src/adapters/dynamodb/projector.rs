@@ -692,6 +692,53 @@ impl DynamoProjector {
             })
             .collect();
         let mut pruned = 0;
+        for item in self.sum_items(&keys).await? {
+            let stale = stale_attributes(&item, period_start);
+            if stale.is_empty() {
+                continue;
+            }
+            let Some(pk) = item.get("pk").cloned() else {
+                continue;
+            };
+            let mut update = self
+                .client()
+                .update_item()
+                .table_name(self.state_table())
+                .key("pk", pk)
+                .key("sk", s("SUM"));
+            let mut removed = Vec::new();
+            let mut conditions = Vec::new();
+            for (i, (name, still_zero)) in stale.iter().enumerate() {
+                update = update.expression_attribute_names(format!("#p{i}"), name);
+                removed.push(format!("#p{i}"));
+                if *still_zero {
+                    conditions.push(format!("#p{i} = :zero"));
+                }
+            }
+            update = update.update_expression(format!("REMOVE {}", removed.join(", ")));
+            if !conditions.is_empty() {
+                update = update
+                    .condition_expression(conditions.join(" AND "))
+                    .expression_attribute_values(":zero", n(0));
+            }
+            match update.send().await {
+                Ok(_) => pruned += 1,
+                // A unit started in that bucket meanwhile: next time.
+                Err(SdkError::ServiceError(error))
+                    if error.err().is_conditional_check_failed_exception() => {}
+                Err(error) => return Err(backend(self.state_table(), error)),
+            }
+        }
+        Ok(pruned)
+    }
+
+    /// The scope sum items (`<pk>`, `SUM`) of these partition keys that exist, read
+    /// consistently `BATCH_GET_LIMIT` keys a call; keys DynamoDB did not get to are asked again.
+    async fn sum_items(
+        &self,
+        keys: &[String],
+    ) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
+        let mut items = Vec::new();
         for chunk in keys.chunks(BATCH_GET_LIMIT) {
             let mut batch = KeysAndAttributes::builder().consistent_read(true);
             for pk in chunk {
@@ -701,66 +748,22 @@ impl DynamoProjector {
                 ]));
             }
             let batch = batch.build().map_err(|e| corrupt("SCOPE", e))?;
-            let mut request = HashMap::from([(self.state_table().to_owned(), batch)]);
-            while !request.is_empty() {
+            let mut request = Some(HashMap::from([(self.state_table().to_owned(), batch)]));
+            while let Some(pending) = request.take().filter(|r| !r.is_empty()) {
                 let output = self
                     .client()
                     .batch_get_item()
-                    .set_request_items(Some(request))
+                    .set_request_items(Some(pending))
                     .send()
                     .await
                     .map_err(|e| backend(self.state_table(), e))?;
-                for item in output
-                    .responses
-                    .unwrap_or_default()
-                    .remove(self.state_table())
-                    .unwrap_or_default()
-                {
-                    let stale = stale_attributes(&item, period_start);
-                    if stale.is_empty() {
-                        continue;
-                    }
-                    let Some(pk) = item.get("pk").cloned() else {
-                        continue;
-                    };
-                    let mut update = self
-                        .client()
-                        .update_item()
-                        .table_name(self.state_table())
-                        .key("pk", pk)
-                        .key("sk", s("SUM"));
-                    let mut removed = Vec::new();
-                    let mut conditions = Vec::new();
-                    for (i, (name, must_be)) in stale.iter().enumerate() {
-                        update = update.expression_attribute_names(format!("#p{i}"), name);
-                        removed.push(format!("#p{i}"));
-                        if !must_be.is_empty() {
-                            conditions.push(format!("#p{i} = :zero"));
-                        }
-                    }
-                    update = update.update_expression(format!("REMOVE {}", removed.join(", ")));
-                    if !conditions.is_empty() {
-                        update = update
-                            .condition_expression(conditions.join(" AND "))
-                            .expression_attribute_values(":zero", n(0));
-                    }
-                    match update.send().await {
-                        Ok(_) => pruned += 1,
-                        // A unit started in that bucket meanwhile: next time.
-                        Err(SdkError::ServiceError(error))
-                            if error.err().is_conditional_check_failed_exception() => {}
-                        Err(error) => return Err(backend(self.state_table(), error)),
-                    }
+                if let Some(mut responses) = output.responses {
+                    items.extend(responses.remove(self.state_table()).unwrap_or_default());
                 }
-                request = output
-                    .unprocessed_keys
-                    .unwrap_or_default()
-                    .into_iter()
-                    .filter(|(_, keys)| !keys.keys().is_empty())
-                    .collect();
+                request = output.unprocessed_keys;
             }
         }
-        Ok(pruned)
+        Ok(items)
     }
 
     /// Several scopes' sums, their shards read `BATCH_GET_LIMIT` keys a call.
@@ -778,43 +781,16 @@ impl DynamoProjector {
             .iter()
             .map(|scope| (scope.clone(), ScopeTotals::default()))
             .collect();
-        let keys: Vec<&String> = owner.keys().collect();
-        for chunk in keys.chunks(BATCH_GET_LIMIT) {
-            let mut batch = KeysAndAttributes::builder().consistent_read(true);
-            for pk in chunk {
-                batch = batch.keys(HashMap::from([
-                    ("pk".to_owned(), s((*pk).clone())),
-                    ("sk".to_owned(), s("SUM")),
-                ]));
-            }
-            let batch = batch.build().map_err(|e| corrupt("SCOPE", e))?;
-            let mut request = Some(HashMap::from([(self.state_table().to_owned(), batch)]));
-            while let Some(pending) = request.take().filter(|r| !r.is_empty()) {
-                let output = self
-                    .client()
-                    .batch_get_item()
-                    .set_request_items(Some(pending))
-                    .send()
-                    .await
-                    .map_err(|e| backend(self.state_table(), e))?;
-                for item in output
-                    .responses()
-                    .and_then(|r| r.get(self.state_table()))
-                    .into_iter()
-                    .flatten()
-                {
-                    let pk = item
-                        .get("pk")
-                        .and_then(|v| v.as_s().ok())
-                        .map_or("", String::as_str);
-                    if let Some(scope) = owner.get(pk)
-                        && let Some(sums) = totals.get_mut(*scope)
-                    {
-                        sums.merge(&totals_of(item)?);
-                    }
-                }
-                // Keys DynamoDB did not get to (throughput): asked again.
-                request = output.unprocessed_keys;
+        let keys: Vec<String> = owner.keys().cloned().collect();
+        for item in self.sum_items(&keys).await? {
+            let pk = item
+                .get("pk")
+                .and_then(|v| v.as_s().ok())
+                .map_or("", String::as_str);
+            if let Some(scope) = owner.get(pk)
+                && let Some(sums) = totals.get_mut(*scope)
+            {
+                sums.merge(&totals_of(&item)?);
             }
         }
         Ok(totals)
@@ -927,10 +903,11 @@ impl crate::ports::SpendReader for DynamoProjector {
 /// The attributes of a scope's sum item that no figure at or after `period_start` reads:
 /// closed spend of earlier periods, and running buckets of earlier periods whose units have
 /// all ended (count, rate and offset all zero).
+/// Each with whether its removal must check it is still zero (a running bucket's parts).
 fn stale_attributes(
     item: &HashMap<String, AttributeValue>,
     period_start: i64,
-) -> Vec<(String, String)> {
+) -> Vec<(String, bool)> {
     let zero = |name: &str| {
         item.get(name)
             .and_then(|v| v.as_n().ok())
@@ -945,7 +922,7 @@ fn stale_attributes(
         if let Some(start) = name.strip_prefix("c_").and_then(|t| t.parse::<i64>().ok())
             && start < period_start
         {
-            stale.push((name.clone(), String::new()));
+            stale.push((name.clone(), false));
         }
         if let Some(start) = name.strip_prefix("rn_").and_then(|t| t.parse::<i64>().ok())
             && start < period_start
@@ -956,7 +933,7 @@ fn stale_attributes(
                 format!("ro_{start}"),
             ];
             if bucket.iter().all(|name| zero(name)) {
-                stale.extend(bucket.into_iter().map(|name| (name, "0".to_owned())));
+                stale.extend(bucket.into_iter().map(|name| (name, true)));
             }
         }
     }
