@@ -853,15 +853,7 @@ fn on_the_emulator_an_array_parent_lists_its_children() {
             .unwrap()
             .to_owned();
         let batch = AwsBatch::from_config(&config);
-        let every = [
-            JobStatus::Submitted,
-            JobStatus::Pending,
-            JobStatus::Runnable,
-            JobStatus::Starting,
-            JobStatus::Running,
-            JobStatus::Succeeded,
-            JobStatus::Failed,
-        ];
+        let every = JobStatus::ALL;
         let listed = batch.jobs(&queue, &every).await.unwrap();
         let summary = listed
             .iter()

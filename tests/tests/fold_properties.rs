@@ -19,15 +19,7 @@ use shared::core::sums::ScopeTotals;
 use shared::events::{Parsed, parse_event};
 use std::collections::BTreeMap;
 
-const STATUSES: [JobStatus; 7] = [
-    JobStatus::Submitted,
-    JobStatus::Pending,
-    JobStatus::Runnable,
-    JobStatus::Starting,
-    JobStatus::Running,
-    JobStatus::Succeeded,
-    JobStatus::Failed,
-];
+const STATUSES: [JobStatus; 7] = JobStatus::ALL;
 
 fn arn(n: u8) -> String {
     format!(

@@ -261,15 +261,7 @@ fn bar_chart(
 /// Columns of the state-transition chart, at most.
 const TRANSITION_BUCKETS: i64 = 48;
 
-const STATES: [JobStatus; 7] = [
-    JobStatus::Submitted,
-    JobStatus::Pending,
-    JobStatus::Runnable,
-    JobStatus::Starting,
-    JobStatus::Running,
-    JobStatus::Succeeded,
-    JobStatus::Failed,
-];
+const STATES: [JobStatus; 7] = JobStatus::ALL;
 
 fn state_class(status: JobStatus) -> &'static str {
     match status {

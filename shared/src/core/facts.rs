@@ -153,6 +153,17 @@ pub enum JobStatus {
 }
 
 impl JobStatus {
+    /// Every status, in the order a job moves through them.
+    pub const ALL: [JobStatus; 7] = [
+        JobStatus::Submitted,
+        JobStatus::Pending,
+        JobStatus::Runnable,
+        JobStatus::Starting,
+        JobStatus::Running,
+        JobStatus::Succeeded,
+        JobStatus::Failed,
+    ];
+
     pub fn parse(text: &str) -> Option<Self> {
         Some(match text {
             "SUBMITTED" => Self::Submitted,
