@@ -509,6 +509,15 @@ impl<T: Projector + Sync> Projector for &T {
     }
 }
 
+/// A job still running in the projections that has been silent for a while.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SilentJob {
+    pub job_id: String,
+    /// When it was last heard from (Unix milliseconds): the latest instant its facts name, or
+    /// the last time AWS Batch said it was still running.
+    pub heard_ms: i64,
+}
+
 /// Jobs the projections still count as running but have heard nothing of for a while: the
 /// candidates for a check with AWS Batch.
 pub trait SilentJobs {
@@ -518,7 +527,7 @@ pub trait SilentJobs {
         &self,
         before_ms: i64,
         limit: usize,
-    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Vec<SilentJob>, StoreError>> + Send;
 
     /// AWS Batch has just told us about these jobs: they count as heard from at `now_ms`
     /// (a job no longer running is left as it is).
@@ -534,7 +543,7 @@ impl<T: SilentJobs + Sync> SilentJobs for &T {
         &self,
         before_ms: i64,
         limit: usize,
-    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send {
+    ) -> impl Future<Output = Result<Vec<SilentJob>, StoreError>> + Send {
         (**self).silent_jobs(before_ms, limit)
     }
 

@@ -422,7 +422,12 @@ fn the_collector_takes_events_only_through_the_stacks_rules() {
         .map(|rule| format!("{rule}.Arn"))
         .collect();
     assert_eq!(
-        admits_only_rules(&document.to_string(), &rules, "123456789012"),
+        admits_only_rules(
+            &document.to_string(),
+            "CollectorFunction.Arn",
+            &rules,
+            "123456789012"
+        ),
         Ok(())
     );
     // Every rule that targets the collector is one the policy admits.
@@ -445,7 +450,15 @@ fn the_collector_takes_events_only_through_the_stacks_rules() {
         .as_array_mut()
         .unwrap()
         .retain(|s| s["Effect"] == "Allow");
-    assert!(admits_only_rules(&allow_only.to_string(), &rules, "123456789012").is_err());
+    assert!(
+        admits_only_rules(
+            &allow_only.to_string(),
+            "CollectorFunction.Arn",
+            &rules,
+            "123456789012"
+        )
+        .is_err()
+    );
 }
 
 #[test]

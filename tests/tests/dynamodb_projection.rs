@@ -540,7 +540,13 @@ async fn a_job_batch_answered_for_is_not_silent_again_for_a_window() {
         .unwrap();
     let window = 3_600_000;
     let silent = projector.silent_jobs(now_ms - window, 500).await.unwrap();
-    assert_eq!(silent, vec!["heard-1".to_owned()]);
+    assert_eq!(
+        silent,
+        vec![shared::ports::SilentJob {
+            job_id: "heard-1".to_owned(),
+            heard_ms: now_ms - 7_200_000,
+        }]
+    );
     projector
         .heard_from(
             &["heard-1".to_owned(), "never-projected".to_owned()],
@@ -560,6 +566,9 @@ async fn a_job_batch_answered_for_is_not_silent_again_for_a_window() {
             .silent_jobs(now_ms + window + 1 - window, 500)
             .await
             .unwrap(),
-        vec!["heard-1".to_owned()]
+        vec![shared::ports::SilentJob {
+            job_id: "heard-1".to_owned(),
+            heard_ms: now_ms,
+        }]
     );
 }

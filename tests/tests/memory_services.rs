@@ -295,6 +295,49 @@ async fn long_running(
     (collector, batch)
 }
 
+/// GIVEN a job AWS Batch said was still running an hour after its start WHEN Batch no longer
+/// knows it at the next check THEN it is closed at that answer, not at its start: the hour it
+/// was confirmed running is billed.
+#[tokio::test]
+async fn a_job_batch_forgets_is_closed_at_its_last_still_running_answer() {
+    let now_ms = batchguard_tests::T0 + 10 * 3_600_000;
+    let (collector, batch) = long_running(1, now_ms).await;
+    let limits = SilentCheck::after(1_800_000);
+    let confirmed_at = now_ms - 3_600_000;
+    let report = silent_jobs::check(
+        &batch,
+        collector.projector(),
+        &collector,
+        &limits,
+        confirmed_at,
+    )
+    .await
+    .unwrap();
+    assert_eq!((report.checked, report.unknown_to_batch.len()), (1, 0));
+    batch.current_state.lock().unwrap().clear();
+    let report = silent_jobs::check(
+        &batch,
+        collector.projector(),
+        &collector,
+        &limits,
+        now_ms + 1,
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.unknown_to_batch, vec!["long-0000".to_owned()]);
+    let billed = collector.projector().with_ledger(|ledger| {
+        ledger
+            .walk(Millis(now_ms).ceil_seconds())
+            .jobs
+            .into_iter()
+            .find(|job| job.job_id == "long-0000")
+            .unwrap()
+            .billed_seconds
+    });
+    // Started two hours before `now_ms`, confirmed running one hour before it.
+    assert_eq!(billed, 3_600);
+}
+
 /// GIVEN 1,000 jobs running longer than the silence window (an hour) WHEN the check runs every
 /// minute THEN each job is asked about within ⌈1000 / 500⌉ = 2 runs, five `DescribeJobs` calls
 /// a run, and not again until it has been silent for a whole window (before, the same 500 were

@@ -289,6 +289,7 @@ pub async fn gather(clients: &Clients, stack: &str, now: i64) -> Result<StackFac
         rule_accounts,
         enforcer_concurrency,
         collector_rules,
+        collector_function: output("CollectorFunctionName").unwrap_or_default(),
         collector_policy,
         dead_letter_queues,
         quarantined,

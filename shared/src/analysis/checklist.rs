@@ -85,6 +85,8 @@ pub struct StackFacts {
     pub enforcer_concurrency: Probe<Option<i32>>,
     /// The ARNs of the rules in `rule_accounts`: the collector's only callers.
     pub collector_rules: Vec<String>,
+    /// The collector function's name (its policy's statements must name it).
+    pub collector_function: String,
     /// The collector's resource policy as `GetPolicy` returns it (`None`: it has none).
     pub collector_policy: Probe<Option<String>>,
     /// (output key, queue URL, messages waiting or in flight).
@@ -162,7 +164,12 @@ fn collector_entry(facts: &StackFacts) -> Check {
         .fix(fix),
         (Ok(Some(_)), None) => unreadable(ID, "the stack's account", "no account in its ARN"),
         (Ok(Some(policy)), Some(account)) => {
-            match super::entry_policy::admits_only_rules(policy, &facts.collector_rules, account) {
+            match super::entry_policy::admits_only_rules(
+                policy,
+                &facts.collector_function,
+                &facts.collector_rules,
+                account,
+            ) {
                 Ok(()) => Check::new(
                     ID,
                     Status::Ok,
@@ -603,6 +610,7 @@ mod tests {
             )],
             enforcer_concurrency: Ok(Some(1)),
             collector_rules: vec![RULE.into()],
+            collector_function: "s-collector".into(),
             collector_policy: Ok(Some(entry_policy(true))),
             dead_letter_queues: vec![("EventDeadLetterQueueUrl".into(), "u".into(), Ok(0))],
             quarantined: Ok(0),

@@ -12,9 +12,11 @@
 //! holds when the request has no such key ("Condition operators", same guide), which is what
 //! makes a Deny on "any source ARN but the rules'" cover callers that have none.
 //!
-//! A judgement, not an emulation: statements with `NotAction`, `NotPrincipal` or condition
-//! operators this module does not know are taken to match nobody. That can only make a Deny
-//! weaker, so an unusual policy is reported as not guarding the entry rather than as guarding it.
+//! A judgement, not an emulation: a statement with `NotAction`, `NotPrincipal` or
+//! `NotResource`, a `Resource` that is not the function, or a condition on an operator or key
+//! this module does not model (only `aws:SourceArn` and `aws:SourceAccount` are) is taken to
+//! match nobody. That can only make a Deny weaker, so an unusual policy is reported as not
+//! guarding the entry rather than as guarding it.
 
 use serde_json::Value;
 
@@ -32,8 +34,9 @@ pub enum Caller<'a> {
     SameAccountPrincipal { account: &'a str },
 }
 
-/// Whether the resource policy `policy` lets `caller` invoke the function, by IAM's rules.
-pub fn may_invoke(policy: &Value, caller: Caller<'_>) -> bool {
+/// Whether the resource policy `policy` lets `caller` invoke `function` (its ARN, or its name),
+/// by IAM's rules.
+pub fn may_invoke(policy: &Value, function: &str, caller: Caller<'_>) -> bool {
     let statements: Vec<&Value> = match &policy["Statement"] {
         Value::Array(list) => list.iter().collect(),
         Value::Null => Vec::new(),
@@ -42,7 +45,7 @@ pub fn may_invoke(policy: &Value, caller: Caller<'_>) -> bool {
     let applies = |effect: &str| {
         statements
             .iter()
-            .any(|s| s["Effect"].as_str() == Some(effect) && statement_matches(s, caller))
+            .any(|s| s["Effect"].as_str() == Some(effect) && statement_matches(s, function, caller))
     };
     if applies("Deny") {
         return false;
@@ -50,10 +53,15 @@ pub fn may_invoke(policy: &Value, caller: Caller<'_>) -> bool {
     applies("Allow") || matches!(caller, Caller::SameAccountPrincipal { .. })
 }
 
-/// `Ok` when the policy (the JSON text `GetPolicy` returns) lets EventBridge invoke the
-/// function from each of `rules` and nobody else of `account` — neither another rule nor a
-/// user or role; otherwise what is wrong, in a sentence.
-pub fn admits_only_rules(policy: &str, rules: &[String], account: &str) -> Result<(), String> {
+/// `Ok` when the policy (the JSON text `GetPolicy` returns) lets EventBridge invoke `function`
+/// (its ARN, or its name) from each of `rules` and nobody else of `account` — neither another
+/// rule nor a user or role; otherwise what is wrong, in a sentence.
+pub fn admits_only_rules(
+    policy: &str,
+    function: &str,
+    rules: &[String],
+    account: &str,
+) -> Result<(), String> {
     let policy: Value = serde_json::from_str(policy)
         .map_err(|e| format!("its resource policy is not JSON ({e})"))?;
     for rule in rules {
@@ -62,13 +70,13 @@ pub fn admits_only_rules(policy: &str, rules: &[String], account: &str) -> Resul
             source_arn: rule,
             source_account: account,
         };
-        if !may_invoke(&policy, eventbridge) {
+        if !may_invoke(&policy, function, eventbridge) {
             return Err(format!(
                 "EventBridge may not invoke it for rule {rule}: those events are lost"
             ));
         }
     }
-    if may_invoke(&policy, Caller::SameAccountPrincipal { account }) {
+    if may_invoke(&policy, function, Caller::SameAccountPrincipal { account }) {
         return Err(format!(
             "any user or role of account {account} allowed lambda:InvokeFunction can invoke it \
              with forged events: no Deny keeps out callers other than the stack's rules"
@@ -84,7 +92,7 @@ pub fn admits_only_rules(policy: &str, rules: &[String], account: &str) -> Resul
         source_arn: &other_rule,
         source_account: account,
     };
-    if may_invoke(&policy, other) {
+    if may_invoke(&policy, function, other) {
         return Err(format!(
             "any EventBridge rule of account {account} can invoke it, not only the stack's"
         ));
@@ -100,8 +108,14 @@ fn one_or_many(value: &Value) -> Vec<&str> {
     }
 }
 
-fn statement_matches(statement: &Value, caller: Caller<'_>) -> bool {
-    if statement.get("NotAction").is_some() || statement.get("NotPrincipal").is_some() {
+fn statement_matches(statement: &Value, function: &str, caller: Caller<'_>) -> bool {
+    if ["NotAction", "NotPrincipal", "NotResource"]
+        .iter()
+        .any(|key| statement.get(*key).is_some())
+    {
+        return false;
+    }
+    if statement.get("Resource").is_some() && !resource_matches(&statement["Resource"], function) {
         return false;
     }
     let action = one_or_many(&statement["Action"])
@@ -110,6 +124,18 @@ fn statement_matches(statement: &Value, caller: Caller<'_>) -> bool {
     action
         && principal_matches(&statement["Principal"], caller)
         && conditions_hold(statement, caller)
+}
+
+/// `Resource` names the function: `*`, its ARN (a pattern matching it), or an ARN ending in
+/// its name when only the name is known.
+fn resource_matches(resource: &Value, function: &str) -> bool {
+    one_or_many(resource).into_iter().any(|pattern| {
+        pattern == "*"
+            || glob(pattern, function)
+            || pattern
+                .rsplit_once(":function:")
+                .is_some_and(|(_, name)| glob(name, function))
+    })
 }
 
 fn principal_matches(principal: &Value, caller: Caller<'_>) -> bool {
@@ -148,7 +174,13 @@ fn condition_holds(operator: &str, key: &str, values: &[&str], caller: Caller<'_
         Some(base) => (base, true),
         None => (operator, false),
     };
-    let present = match (caller, key.to_ascii_lowercase().as_str()) {
+    let key = key.to_ascii_lowercase();
+    if key != "aws:sourcearn" && key != "aws:sourceaccount" {
+        // A key not modelled here (aws:PrincipalArn, aws:PrincipalAccount, …) may well be in
+        // the request: nothing can be said of the condition, so the statement matches nobody.
+        return false;
+    }
+    let present = match (caller, key.as_str()) {
         (Caller::Service { source_arn, .. }, "aws:sourcearn") => Some(source_arn),
         (Caller::Service { source_account, .. }, "aws:sourceaccount") => Some(source_account),
         _ => None,
@@ -234,6 +266,8 @@ mod tests {
         })
     }
 
+    const FUNCTION: &str = "arn:aws:lambda:us-east-1:123456789012:function:c";
+
     fn policy(statements: Vec<Value>) -> String {
         json!({"Version": "2012-10-17", "Statement": statements}).to_string()
     }
@@ -243,6 +277,7 @@ mod tests {
         assert_eq!(
             admits_only_rules(
                 &policy(vec![allow_rules(), deny_others()]),
+                FUNCTION,
                 &rules(),
                 ACCOUNT
             ),
@@ -254,7 +289,8 @@ mod tests {
     /// role of the account with its own Allow still gets in (IAM's same-account union).
     #[test]
     fn allows_alone_do_not_keep_out_the_accounts_own_roles() {
-        let error = admits_only_rules(&policy(vec![allow_rules()]), &rules(), ACCOUNT).unwrap_err();
+        let error = admits_only_rules(&policy(vec![allow_rules()]), FUNCTION, &rules(), ACCOUNT)
+            .unwrap_err();
         assert!(error.contains("any user or role"), "{error}");
     }
 
@@ -262,8 +298,13 @@ mod tests {
     fn a_deny_without_its_condition_shuts_out_eventbridge_too() {
         let mut deny = deny_others();
         deny.as_object_mut().unwrap().remove("Condition");
-        let error =
-            admits_only_rules(&policy(vec![allow_rules(), deny]), &rules(), ACCOUNT).unwrap_err();
+        let error = admits_only_rules(
+            &policy(vec![allow_rules(), deny]),
+            FUNCTION,
+            &rules(),
+            ACCOUNT,
+        )
+        .unwrap_err();
         assert!(error.contains("EventBridge may not invoke it"), "{error}");
     }
 
@@ -274,7 +315,8 @@ mod tests {
             json!(format!("arn:aws:events:us-east-1:{ACCOUNT}:rule/*"));
         let mut deny = deny_others();
         deny["Condition"] = json!({"ArnNotLike": {"aws:SourceArn": format!("arn:aws:events:us-east-1:{ACCOUNT}:rule/*")}});
-        let error = admits_only_rules(&policy(vec![allow, deny]), &rules(), ACCOUNT).unwrap_err();
+        let error =
+            admits_only_rules(&policy(vec![allow, deny]), FUNCTION, &rules(), ACCOUNT).unwrap_err();
         assert!(error.contains("any EventBridge rule"), "{error}");
     }
 
@@ -282,12 +324,78 @@ mod tests {
     fn unknown_operators_and_not_principal_never_count_as_a_deny() {
         let mut deny = deny_others();
         deny["Condition"] = json!({"ArnNotEqualsSomething": {"aws:SourceArn": rules()}});
-        assert!(admits_only_rules(&policy(vec![allow_rules(), deny]), &rules(), ACCOUNT).is_err());
+        assert!(
+            admits_only_rules(
+                &policy(vec![allow_rules(), deny]),
+                FUNCTION,
+                &rules(),
+                ACCOUNT
+            )
+            .is_err()
+        );
         let mut deny = deny_others();
         deny.as_object_mut().unwrap().remove("Principal");
         deny["NotPrincipal"] = json!({"Service": "events.amazonaws.com"});
-        assert!(admits_only_rules(&policy(vec![allow_rules(), deny]), &rules(), ACCOUNT).is_err());
-        assert!(admits_only_rules("not json", &rules(), ACCOUNT).is_err());
+        assert!(
+            admits_only_rules(
+                &policy(vec![allow_rules(), deny]),
+                FUNCTION,
+                &rules(),
+                ACCOUNT
+            )
+            .is_err()
+        );
+        assert!(admits_only_rules("not json", FUNCTION, &rules(), ACCOUNT).is_err());
+    }
+
+    /// A Deny that spares the account's own principals (a key this module does not model)
+    /// or that names another resource guards nothing here.
+    #[test]
+    fn a_deny_on_other_keys_or_resources_is_no_guard() {
+        let mut spares = deny_others();
+        spares["Condition"] = json!({"StringNotEquals": {"aws:PrincipalAccount": ACCOUNT}});
+        assert!(
+            admits_only_rules(
+                &policy(vec![allow_rules(), spares]),
+                FUNCTION,
+                &rules(),
+                ACCOUNT
+            )
+            .is_err()
+        );
+        let mut elsewhere = deny_others();
+        elsewhere["Resource"] = json!("arn:aws:lambda:us-east-1:123456789012:function:other");
+        assert!(
+            admits_only_rules(
+                &policy(vec![allow_rules(), elsewhere]),
+                FUNCTION,
+                &rules(),
+                ACCOUNT
+            )
+            .is_err()
+        );
+        let mut not_resource = deny_others();
+        not_resource.as_object_mut().unwrap().remove("Resource");
+        not_resource["NotResource"] = json!("arn:aws:lambda:us-east-1:123456789012:function:x");
+        assert!(
+            admits_only_rules(
+                &policy(vec![allow_rules(), not_resource]),
+                FUNCTION,
+                &rules(),
+                ACCOUNT
+            )
+            .is_err()
+        );
+        // By name, as doctor knows the function.
+        assert_eq!(
+            admits_only_rules(
+                &policy(vec![allow_rules(), deny_others()]),
+                "c",
+                &rules(),
+                ACCOUNT
+            ),
+            Ok(())
+        );
     }
 
     #[test]

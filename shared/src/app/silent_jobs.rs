@@ -14,8 +14,9 @@
 //! - `DescribeJobs` a hundred ids at a time, and no new call once the time budget is spent.
 //!
 //! A job Batch no longer knows (`DescribeJobs` leaves it out: its end was lost and is past
-//! Batch's retention) is closed at the last instant anything said about it, by a
-//! [`JobAbandoned`] fact in the event log, and reported.
+//! Batch's retention) is closed at the last instant anything said about it — its facts, or
+//! Batch's last "still running" answer — by a [`JobAbandoned`] fact in the event log, and
+//! reported. A failure part way keeps what was done (reported and counted) and ends the run.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -24,10 +25,10 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 
 use super::collector::{Collected, Collector};
-use crate::core::facts::JobAbandoned;
+use crate::core::facts::{JobAbandoned, Millis};
 use crate::metrics::{self, Metric, MetricDocument, Unit};
 use crate::ports::{
-    BatchControl, ControlError, EventLog, Projector, Quarantine, SilentJobs, StoreError,
+    BatchControl, ControlError, EventLog, Projector, Quarantine, SilentJob, SilentJobs, StoreError,
 };
 
 /// Job ids per `DescribeJobs` call (the API's maximum).
@@ -67,6 +68,9 @@ pub struct SilentJobReport {
     pub unknown_to_batch: Vec<String>,
     /// Silent jobs left for the next run because the time budget was spent.
     pub left_for_next_run: usize,
+    /// What stopped the run early (the jobs after it are the next run's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 impl SilentJobReport {
@@ -117,7 +121,9 @@ where
         .await?;
     let mut report = SilentJobReport::default();
     for (done, chunk) in silent.chunks(DESCRIBE_JOBS_MAX_IDS).enumerate() {
-        let answered = tokio::time::timeout_at(deadline, batch.current_state_events(chunk)).await;
+        // No chunk starts after the budget, and a call under way is given up at it.
+        let ids: Vec<String> = chunk.iter().map(|job| job.job_id.clone()).collect();
+        let answered = tokio::time::timeout_at(deadline, batch.current_state_events(&ids)).await;
         let Ok(events) = answered else {
             report.left_for_next_run = silent.len() - done * DESCRIBE_JOBS_MAX_IDS;
             tracing::warn!(
@@ -126,32 +132,61 @@ where
             );
             break;
         };
-        let events = events?;
-        report.checked += chunk.len();
-        let mut known = Vec::with_capacity(events.len());
-        for event in &events {
-            if let Some(id) = event["detail"]["jobId"].as_str() {
-                known.push(id.to_owned());
+        // A failure keeps what the run did so far (reported and counted), and ends it.
+        let outcome = match events {
+            Ok(events) => {
+                check_chunk(projector, collector, chunk, &events, now_ms, &mut report).await
             }
-            let bytes = serde_json::to_vec(event).unwrap_or_default();
-            if let Collected::Stored { new: true, .. } =
-                collector.collect(&bytes, "reconciler").await?
-            {
-                report.updated += 1;
-            }
-        }
-        // Batch answered for these: heard from now (those that ended have left the index).
-        projector.heard_from(&known, now_ms).await?;
-        for job_id in chunk.iter().filter(|id| !known.contains(id)) {
-            let abandoned = JobAbandoned {
-                job_id: job_id.clone(),
-                reason: "AWS Batch no longer knows this job (DescribeJobs left it out): \
-                         closed at the last instant it was heard of"
-                    .to_owned(),
-            };
-            collector.record(abandoned.into_fact()).await?;
-            report.unknown_to_batch.push(job_id.clone());
+            Err(error) => Err(SilentJobError::from(error)),
+        };
+        if let Err(error) = outcome {
+            tracing::warn!(%error, "the silent-job check stopped");
+            report.error = Some(error.to_string());
+            break;
         }
     }
     Ok(report)
+}
+
+/// One `DescribeJobs` answer: each job's current state through the collector, those Batch
+/// answered for heard from now, and those it left out closed.
+async fn check_chunk<S, L, P>(
+    projector: &S,
+    collector: &Collector<L, P>,
+    chunk: &[SilentJob],
+    events: &[serde_json::Value],
+    now_ms: i64,
+    report: &mut SilentJobReport,
+) -> Result<(), SilentJobError>
+where
+    S: SilentJobs + Sync,
+    L: EventLog + Quarantine + Sync,
+    P: Projector + Sync,
+{
+    report.checked += chunk.len();
+    let mut known = Vec::with_capacity(events.len());
+    for event in events {
+        if let Some(id) = event["detail"]["jobId"].as_str() {
+            known.push(id.to_owned());
+        }
+        let bytes = serde_json::to_vec(event).unwrap_or_default();
+        if let Collected::Stored { new: true, .. } = collector.collect(&bytes, "reconciler").await?
+        {
+            report.updated += 1;
+        }
+    }
+    // Batch answered for these: heard from now (those that ended have left the index).
+    projector.heard_from(&known, now_ms).await?;
+    for job in chunk.iter().filter(|job| !known.contains(&job.job_id)) {
+        let abandoned = JobAbandoned {
+            job_id: job.job_id.clone(),
+            reason: "AWS Batch no longer knows this job (DescribeJobs left it out): closed at \
+                     the last instant it was heard of"
+                .to_owned(),
+            heard_at: Some(Millis(job.heard_ms)),
+        };
+        collector.record(abandoned.into_fact()).await?;
+        report.unknown_to_batch.push(job.job_id.clone());
+    }
+    Ok(())
 }

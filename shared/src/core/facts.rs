@@ -407,13 +407,21 @@ pub enum FactBody {
 pub struct JobAbandoned {
     pub job_id: String,
     pub reason: String,
+    /// When batchguard last heard of the job, AWS Batch's own "still running" answers
+    /// included (which are not facts): its attempts end no earlier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heard_at: Option<Millis>,
 }
 
 impl JobAbandoned {
     /// The fact, with an event id of its own: writing it twice stores it once.
     pub fn into_fact(self) -> Fact {
         Fact {
-            event_id: format!("batchguard-abandoned-{}", self.job_id),
+            event_id: format!(
+                "batchguard-abandoned-{}-{}",
+                self.job_id,
+                self.heard_at.map_or(0, |at| at.0)
+            ),
             observed_at: None,
             body: FactBody::Abandoned(self),
         }
@@ -628,7 +636,8 @@ impl Fact {
                     None => Ok(()),
                 }
             }
-            FactBody::Abandoned(_) | FactBody::Enforcement(_) => Ok(()),
+            FactBody::Abandoned(abandoned) => instant_in_range("heard_at", abandoned.heard_at),
+            FactBody::Enforcement(_) => Ok(()),
         }
     }
 

@@ -71,10 +71,12 @@ where
             now_ms,
         )
         .await;
-        // Once an hour (the run in an hour's first minute), after the tick: the scopes' sums
-        // drop what past periods left that nothing reads.
+        // Once an hour (the run in an hour's first tick interval: a schedule of N minutes is
+        // not aligned to the clock), after the tick: the scopes' sums drop what past periods
+        // left that nothing reads.
         let at = now_ms.div_euclid(1000);
-        let pruned = if at.rem_euclid(3600) < 60 {
+        let interval = self.settings.policy.tick_seconds.max(60);
+        let pruned = if at.rem_euclid(3600) < interval {
             match ticker::prune_sums(&self.projector, &self.settings, at).await {
                 Ok(items) => Value::from(items),
                 Err(error) => {

@@ -35,7 +35,7 @@ use crate::core::prices::PriceTable;
 use crate::core::projection::GroupProjection;
 use crate::core::scope::{Scope, TagScopes};
 use crate::core::sums::{RunningBucket, ScopeTotals};
-use crate::ports::StoreError;
+use crate::ports::{SilentJob, StoreError};
 
 /// Shards per scope: one busy scope spreads its writes over this many partitions
 /// (DynamoDB allows 1,000 write units per second per partition).
@@ -56,10 +56,9 @@ pub struct Projected {
     pub changed: bool,
     /// The job's cost when this change left it settled (see `Ledger::settled_job`).
     pub settled: Option<SettledJob>,
-    /// An EC2 instance's group: whether what its shares are priced from changed (its type,
-    /// region, compute environment, registered resources), so the groups placed on it must
-    /// be re-priced.
-    pub instance_changed: bool,
+    /// An EC2 instance's group: what the shares of the groups placed on it are priced from
+    /// (its type, region, compute environment, registered resources, …), after this fact.
+    pub instance_identity: Option<serde_json::Value>,
 }
 
 /// Maintains projections and scope sums for one deployment.
@@ -208,25 +207,58 @@ impl DynamoProjector {
     pub async fn project(&self, fact: &Fact) -> Result<Projected, StoreError> {
         let projected = self.project_target(Target::Fact(fact)).await?;
         if let FactBody::Instance(instance) = &fact.body
-            && projected.instance_changed
+            && let Some(identity) = &projected.instance_identity
         {
-            for group in self.placed_on(&instance.container_instance_arn).await? {
-                self.project_target(Target::Group(&group)).await?;
+            // Compared with the identity the placed groups were last re-priced at, written
+            // only once all of them are: a run that dies part way is completed by the
+            // redelivered event.
+            let arn = &instance.container_instance_arn;
+            if self.repriced_identity(arn).await?.as_ref() != Some(identity) {
+                for group in self.placed_on(arn).await? {
+                    self.project_target(Target::Group(&group)).await?;
+                }
+                self.set_repriced_identity(arn, identity).await?;
             }
         }
         Ok(projected)
+    }
+
+    /// The instance identity its placed groups were last re-priced at.
+    async fn repriced_identity(&self, arn: &str) -> Result<Option<serde_json::Value>, StoreError> {
+        Ok(self
+            .get(&format!("REPRICED#{arn}"), "REPRICED")
+            .await?
+            .and_then(|item| item.get("identity").and_then(|v| v.as_s().ok()).cloned())
+            .and_then(|text| serde_json::from_str(&text).ok()))
+    }
+
+    async fn set_repriced_identity(
+        &self,
+        arn: &str,
+        identity: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        self.client()
+            .put_item()
+            .table_name(self.state_table())
+            .item("pk", s(format!("REPRICED#{arn}")))
+            .item("sk", s("REPRICED"))
+            .item("identity", s(identity.to_string()))
+            .send()
+            .await
+            .map_err(|e| backend(self.state_table(), e))?;
+        Ok(())
     }
 
     async fn project_target(&self, target: Target<'_>) -> Result<Projected, StoreError> {
         let mut retries = 0;
         loop {
             match self.try_project(target).await? {
-                Some((changed, settled, instance_changed)) => {
+                Some((changed, settled, instance_identity)) => {
                     return Ok(Projected {
                         retries,
                         changed,
                         settled,
-                        instance_changed,
+                        instance_identity,
                     });
                 }
                 None if retries + 1 >= MAX_PROJECTION_ATTEMPTS => {
@@ -285,7 +317,7 @@ impl DynamoProjector {
     async fn try_project(
         &self,
         target: Target<'_>,
-    ) -> Result<Option<(bool, Option<SettledJob>, bool)>, StoreError> {
+    ) -> Result<Option<(bool, Option<SettledJob>, Option<serde_json::Value>)>, StoreError> {
         let fact = match target {
             Target::Fact(fact) => fact,
             Target::Group(group) => return self.try_project_group(group.to_owned(), true).await,
@@ -305,7 +337,7 @@ impl DynamoProjector {
                 None,
             ),
             // Audit entries cost nothing: no projection to change.
-            FactBody::Enforcement(_) => return Ok(Some((false, None, false))),
+            FactBody::Enforcement(_) => return Ok(Some((false, None, None))),
         };
         debug_assert_eq!(group.strip_prefix("JOB#"), job_id.as_deref());
         self.try_project_group(group, false).await
@@ -318,7 +350,7 @@ impl DynamoProjector {
         &self,
         group: String,
         revisit: bool,
-    ) -> Result<Option<(bool, Option<SettledJob>, bool)>, StoreError> {
+    ) -> Result<Option<(bool, Option<SettledJob>, Option<serde_json::Value>)>, StoreError> {
         let job_id = group.strip_prefix("JOB#").map(str::to_owned);
         let is_instance_group = group.starts_with("INSTANCE#");
 
@@ -411,12 +443,12 @@ impl DynamoProjector {
             .transpose()?;
 
         let current = self.stored_projection(&group).await?;
-        let instance_changed = is_instance_group
-            && pricing_identity(instance_summary.as_deref())
-                != pricing_identity(current.instance_summary.as_deref());
+        let identity = pricing_identity(instance_summary.as_deref());
+        let instance_changed =
+            is_instance_group && identity != pricing_identity(current.instance_summary.as_deref());
         if current.claimed_by.is_some() {
             if revisit {
-                return Ok(Some((false, None, false)));
+                return Ok(Some((false, None, None)));
             }
             // An orphan task claimed since we read its link: start again from the link.
             return Ok(None);
@@ -463,7 +495,7 @@ impl DynamoProjector {
             .and_then(|id| SettledJob::of(&ledger, &facts, id));
         if delta.is_empty() && claims.is_empty() && current.projection == next && !instance_changed
         {
-            return Ok(Some((false, settled, false)));
+            return Ok(Some((false, settled, identity)));
         }
         items.push(self.put_projection(
             &group,
@@ -497,7 +529,7 @@ impl DynamoProjector {
             .send()
             .await;
         match result {
-            Ok(_) => Ok(Some((true, settled, instance_changed))),
+            Ok(_) => Ok(Some((true, settled, identity))),
             Err(SdkError::ServiceError(error)) => match error.err() {
                 // Lost a race (a condition on a version, or a conflicting transaction): retry.
                 // Anything else in the reasons is a real failure.
@@ -712,7 +744,8 @@ impl DynamoProjector {
                 update = update.expression_attribute_names(format!("#p{i}"), name);
                 removed.push(format!("#p{i}"));
                 if *still_zero {
-                    conditions.push(format!("#p{i} = :zero"));
+                    // `ADD` writes no zero, so a part may be missing: missing is zero too.
+                    conditions.push(format!("(attribute_not_exists(#p{i}) OR #p{i} = :zero)"));
                 }
             }
             update = update.update_expression(format!("REMOVE {}", removed.join(", ")));
@@ -949,7 +982,7 @@ impl DynamoProjector {
         &self,
         before_ms: i64,
         limit: usize,
-    ) -> Result<Vec<String>, StoreError> {
+    ) -> Result<Vec<SilentJob>, StoreError> {
         let mut jobs = Vec::new();
         for shard in 0..OPEN_SHARDS {
             let mut pages = self
@@ -970,7 +1003,15 @@ impl DynamoProjector {
                     .and_then(|v| v.as_s().ok())
                     .and_then(|pk| pk.strip_prefix("PROJ#JOB#"))
                 {
-                    jobs.push(job.to_owned());
+                    let heard_ms = item
+                        .get("last_event_ms")
+                        .and_then(|v| v.as_n().ok())
+                        .and_then(|n| n.parse().ok())
+                        .unwrap_or(before_ms);
+                    jobs.push(SilentJob {
+                        job_id: job.to_owned(),
+                        heard_ms,
+                    });
                     if jobs.len() >= limit {
                         return Ok(jobs);
                     }
@@ -990,7 +1031,11 @@ impl crate::ports::Projector for DynamoProjector {
 }
 
 impl crate::ports::SilentJobs for DynamoProjector {
-    async fn silent_jobs(&self, before_ms: i64, limit: usize) -> Result<Vec<String>, StoreError> {
+    async fn silent_jobs(
+        &self,
+        before_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<SilentJob>, StoreError> {
         DynamoProjector::silent_jobs(self, before_ms, limit).await
     }
 

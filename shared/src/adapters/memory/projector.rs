@@ -16,7 +16,7 @@ use crate::core::prices::PriceTable;
 use crate::core::projection::GroupProjection;
 use crate::core::scope::Scope;
 use crate::core::sums::ScopeTotals;
-use crate::ports::{Projector, SilentJobs, SpendReader, StoreError};
+use crate::ports::{Projector, SilentJob, SilentJobs, SpendReader, StoreError};
 
 /// For stores that keep no projections (SQLite: `status` folds the log).
 #[derive(Clone, Copy, Debug, Default)]
@@ -123,20 +123,24 @@ impl SpendReader for MemoryProjector {
 }
 
 impl SilentJobs for MemoryProjector {
-    async fn silent_jobs(&self, before_ms: i64, limit: usize) -> Result<Vec<String>, StoreError> {
+    async fn silent_jobs(
+        &self,
+        before_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<SilentJob>, StoreError> {
         let inner = self.lock();
         Ok(inner
             .ledger
             .running_jobs()
             .into_iter()
-            .filter(|job| {
-                inner
-                    .last_event_ms
-                    .get(*job)
-                    .is_some_and(|&last| last < before_ms)
+            .filter_map(|job| {
+                let &heard_ms = inner.last_event_ms.get(job)?;
+                (heard_ms < before_ms).then(|| SilentJob {
+                    job_id: job.to_owned(),
+                    heard_ms,
+                })
             })
             .take(limit)
-            .map(str::to_owned)
             .collect())
     }
 

@@ -45,7 +45,8 @@ pub(super) struct JobState {
     /// By attempt index, sorted; a job has a handful, so a vector beats a tree (whose first
     /// node alone is over a kilobyte).
     pub(super) attempts: Vec<(u32, AttemptState)>,
-    /// The latest instant the job's own facts name (their envelope time included).
+    /// The latest instant the job's own facts name (their envelope time included), or an
+    /// abandonment says it was last heard of (AWS Batch's "still running" answers).
     pub(super) last_seen: Option<Millis>,
     /// AWS Batch no longer knew the job when the silent-job check asked.
     pub(super) abandoned: bool,
@@ -189,6 +190,7 @@ impl State {
         let job_idx = self.job_idx(&abandoned.job_id);
         let job = &mut self.jobs[job_idx as usize];
         job.abandoned = true;
+        join_max(&mut job.last_seen, abandoned.heard_at);
         job.attempts
             .iter()
             .map(|&(attempt, _)| UnitId::Attempt {
