@@ -144,7 +144,11 @@ impl BatchControl for AwsBatch {
                 } else {
                     JobKind::Single
                 };
-                s.job_id().map(|id| (id.to_owned(), status, kind))
+                // An array's children and a multi-node job's nodes are reached through their
+                // parent (and judged by its protection), should a queue's listing name them.
+                s.job_id()
+                    .filter(|id| !id.contains([':', '#']))
+                    .map(|id| (id.to_owned(), status, kind))
             }));
         }
         // Tags decide protection: a job whose tags cannot be read (a failed `DescribeJobs`, a
