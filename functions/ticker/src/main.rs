@@ -50,7 +50,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let function = &function;
     lambda_runtime::run(service_fn(move |_tick: LambdaEvent<Value>| async move {
         let now = handlers::now_ms();
-        function.invoke(now).await.map_err(Diagnostic::from)
+        // Boxed: unboxed, the function's future is too deep for the compiler to lay out.
+        Box::pin(function.invoke(now))
+            .await
+            .map_err(Diagnostic::from)
     }))
     .await
 }

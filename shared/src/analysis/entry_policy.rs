@@ -272,17 +272,19 @@ mod tests {
         json!({"Version": "2012-10-17", "Statement": statements}).to_string()
     }
 
+    /// The judgement of the template's Allow beside this `deny`.
+    fn with_deny(deny: Value) -> Result<(), String> {
+        admits_only_rules(
+            &policy(vec![allow_rules(), deny]),
+            FUNCTION,
+            &rules(),
+            ACCOUNT,
+        )
+    }
+
     #[test]
     fn the_rules_alone_get_in_when_a_deny_keeps_out_the_rest() {
-        assert_eq!(
-            admits_only_rules(
-                &policy(vec![allow_rules(), deny_others()]),
-                FUNCTION,
-                &rules(),
-                ACCOUNT
-            ),
-            Ok(())
-        );
+        assert_eq!(with_deny(deny_others()), Ok(()));
     }
 
     /// What `AWS::Lambda::Permission` resources write: an Allow per rule and nothing else. A
@@ -298,13 +300,7 @@ mod tests {
     fn a_deny_without_its_condition_shuts_out_eventbridge_too() {
         let mut deny = deny_others();
         deny.as_object_mut().unwrap().remove("Condition");
-        let error = admits_only_rules(
-            &policy(vec![allow_rules(), deny]),
-            FUNCTION,
-            &rules(),
-            ACCOUNT,
-        )
-        .unwrap_err();
+        let error = with_deny(deny).unwrap_err();
         assert!(error.contains("EventBridge may not invoke it"), "{error}");
     }
 
@@ -324,27 +320,11 @@ mod tests {
     fn unknown_operators_and_not_principal_never_count_as_a_deny() {
         let mut deny = deny_others();
         deny["Condition"] = json!({"ArnNotEqualsSomething": {"aws:SourceArn": rules()}});
-        assert!(
-            admits_only_rules(
-                &policy(vec![allow_rules(), deny]),
-                FUNCTION,
-                &rules(),
-                ACCOUNT
-            )
-            .is_err()
-        );
+        assert!(with_deny(deny).is_err());
         let mut deny = deny_others();
         deny.as_object_mut().unwrap().remove("Principal");
         deny["NotPrincipal"] = json!({"Service": "events.amazonaws.com"});
-        assert!(
-            admits_only_rules(
-                &policy(vec![allow_rules(), deny]),
-                FUNCTION,
-                &rules(),
-                ACCOUNT
-            )
-            .is_err()
-        );
+        assert!(with_deny(deny).is_err());
         assert!(admits_only_rules("not json", FUNCTION, &rules(), ACCOUNT).is_err());
     }
 
@@ -354,38 +334,14 @@ mod tests {
     fn a_deny_on_other_keys_or_resources_is_no_guard() {
         let mut spares = deny_others();
         spares["Condition"] = json!({"StringNotEquals": {"aws:PrincipalAccount": ACCOUNT}});
-        assert!(
-            admits_only_rules(
-                &policy(vec![allow_rules(), spares]),
-                FUNCTION,
-                &rules(),
-                ACCOUNT
-            )
-            .is_err()
-        );
+        assert!(with_deny(spares).is_err());
         let mut elsewhere = deny_others();
         elsewhere["Resource"] = json!("arn:aws:lambda:us-east-1:123456789012:function:other");
-        assert!(
-            admits_only_rules(
-                &policy(vec![allow_rules(), elsewhere]),
-                FUNCTION,
-                &rules(),
-                ACCOUNT
-            )
-            .is_err()
-        );
+        assert!(with_deny(elsewhere).is_err());
         let mut not_resource = deny_others();
         not_resource.as_object_mut().unwrap().remove("Resource");
         not_resource["NotResource"] = json!("arn:aws:lambda:us-east-1:123456789012:function:x");
-        assert!(
-            admits_only_rules(
-                &policy(vec![allow_rules(), not_resource]),
-                FUNCTION,
-                &rules(),
-                ACCOUNT
-            )
-            .is_err()
-        );
+        assert!(with_deny(not_resource).is_err());
         // By name, as doctor knows the function.
         assert_eq!(
             admits_only_rules(
