@@ -3,6 +3,9 @@
 //! stop or restore only when the ledger (the projections, read as the ticker reads them) agrees.
 //! All of it lives in `shared::app::enforcer` and `shared::handlers::enforcer`.
 #![forbid(unsafe_code)]
+// The handler's future nests the enforcer, the ledger check and the SDK's: its layout is deeper than rustc's
+// default query depth of 128.
+#![recursion_limit = "256"]
 
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::Value;
@@ -39,9 +42,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let sink = EmfStdout::new(config.metrics_namespace.clone());
     let (enforcer, check, sink) = (&enforcer, &check, &sink);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        let report = enforcer::handle(enforcer, check, sink, event.payload, handlers::now_ms())
-            .await
-            .map_err(Diagnostic::from)?;
+        let handled = enforcer::handle(enforcer, check, sink, event.payload, handlers::now_ms());
+        let report = Box::pin(handled).await.map_err(Diagnostic::from)?;
         Ok::<_, Diagnostic>(serde_json::to_value(report).unwrap_or(Value::Null))
     }))
     .await

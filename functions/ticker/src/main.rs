@@ -4,6 +4,9 @@
 //! With `BUDGET_NAME`, the limit and AWS's own actual spend come from AWS Budgets. All of it
 //! lives in `shared::handlers::ticker` and `shared::app`; this file wires the adapters in.
 #![forbid(unsafe_code)]
+// The handler's future nests the tick, the silent-job check and the SDK's (boxed below): its
+// layout is deeper than rustc's default query depth of 128.
+#![recursion_limit = "256"]
 
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::Value;
@@ -49,11 +52,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     };
     let function = &function;
     lambda_runtime::run(service_fn(move |_tick: LambdaEvent<Value>| async move {
-        let now = handlers::now_ms();
-        // Boxed: unboxed, the function's future is too deep for the compiler to lay out.
-        Box::pin(function.invoke(now))
-            .await
-            .map_err(Diagnostic::from)
+        let invoked = Box::pin(function.invoke(handlers::now_ms())).await;
+        invoked.map_err(Diagnostic::from)
     }))
     .await
 }
