@@ -12,7 +12,7 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
 use crate::core::facts::Fact;
 use crate::ports::{
@@ -129,14 +129,18 @@ impl SqliteEventLog {
     fn init(path: String, mut connection: Connection) -> Result<Self, StoreError> {
         // WAL keeps readers and the writer apart; NORMAL sync is durable across application
         // crashes, which is what a local replay store needs.
+        use_write_ahead_log(&connection).map_err(|e| backend(&path, e))?;
         connection
-            .pragma_update(None, "journal_mode", "WAL")
-            .and_then(|()| connection.pragma_update(None, "synchronous", "NORMAL"))
-            .and_then(|()| connection.execute_batch(SCHEMA))
+            .pragma_update(None, "synchronous", "NORMAL")
             .map_err(|e| backend(&path, e))?;
-        // One writer at a time settles the schema version (two first `ingest`s at once).
+        // One writer at a time makes the tables and settles the schema version (two first
+        // `ingest`s at once): an immediate transaction takes the write lock first, waiting
+        // on the busy timeout, instead of reading and then finding another writer ahead.
         let transaction = connection
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| backend(&path, e))?;
+        transaction
+            .execute_batch(SCHEMA)
             .map_err(|e| backend(&path, e))?;
         let version = schema_version(&transaction).map_err(|e| backend(&path, e))?;
         match version {
@@ -188,6 +192,41 @@ impl SqliteEventLog {
     }
 }
 
+/// Puts the file in WAL mode. Turning a new file to WAL needs it to itself, and SQLite
+/// answers "database is locked" at once, without waiting on the busy timeout, while another
+/// connection holds it (two `ingest`s making one new store: CI saw it). So the change is
+/// retried until [`BUSY_TIMEOUT`]; a file already in WAL mode is left as it is.
+fn use_write_ahead_log(connection: &Connection) -> rusqlite::Result<()> {
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        let mode = connection
+            .query_row("PRAGMA journal_mode", [], |row| row.get::<_, String>(0))
+            .and_then(|mode| {
+                if mode.eq_ignore_ascii_case("wal") {
+                    Ok(mode)
+                } else {
+                    connection.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+                }
+            });
+        match mode {
+            Ok(_) => return Ok(()),
+            Err(error) if is_busy(&error) && std::time::Instant::now() < deadline => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
+
+fn is_busy(error: &rusqlite::Error) -> bool {
+    matches!(
+        error.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
 fn schema_version(connection: &Connection) -> rusqlite::Result<Option<i64>> {
     connection
         .query_row(
@@ -221,7 +260,7 @@ impl EventLog for SqliteEventLog {
     async fn append(&self, records: &[Record]) -> Result<Appended, StoreError> {
         let mut connection = self.lock();
         let transaction = connection
-            .transaction()
+            .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| backend(&self.path, e))?;
         let mut appended = Appended::default();
         {
@@ -287,7 +326,7 @@ impl Quarantine for SqliteEventLog {
     async fn quarantine(&self, events: &[Quarantined]) -> Result<(), StoreError> {
         let mut connection = self.lock();
         let transaction = connection
-            .transaction()
+            .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| backend(&self.path, e))?;
         {
             let mut insert = transaction
@@ -325,7 +364,11 @@ const COUNT_NAMES: [&str; 4] = ["read", "duplicates", "skipped", "rejected"];
 
 impl IngestLedger for SqliteEventLog {
     async fn add_counts(&self, counts: IngestCounts) -> Result<(), StoreError> {
-        let connection = self.lock();
+        let mut connection = self.lock();
+        // The four counters move together or not at all.
+        let transaction = connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| backend(&self.path, e))?;
         let values = [
             counts.read,
             counts.duplicates,
@@ -333,7 +376,7 @@ impl IngestLedger for SqliteEventLog {
             counts.rejected,
         ];
         for (name, value) in COUNT_NAMES.iter().zip(values) {
-            connection
+            transaction
                 .execute(
                     "INSERT INTO meta (name, value) VALUES (?1, ?2)
                      ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
@@ -344,7 +387,7 @@ impl IngestLedger for SqliteEventLog {
                 )
                 .map_err(|e| backend(&self.path, e))?;
         }
-        Ok(())
+        transaction.commit().map_err(|e| backend(&self.path, e))
     }
 
     async fn counts(&self) -> Result<IngestCounts, StoreError> {
@@ -395,5 +438,64 @@ impl crate::ports::AuditTrail for SqliteEventLog {
             }
         }
         Ok(entries)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    /// Several writers making one new store at once, as several `batchguard ingest`s do: each
+    /// opens it (creating the file, turning it to WAL, making the tables) and writes to it.
+    /// SQLite answers the journal-mode change with "database is locked" without waiting on
+    /// the busy timeout; no such answer may reach the user, and every write must land.
+    #[test]
+    fn writers_opening_one_new_store_at_once_all_land() {
+        const WRITERS: usize = 6;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let directory = tempfile::tempdir().unwrap();
+        for round in 0..40 {
+            let path = directory.path().join(format!("round-{round}.db"));
+            let barrier = std::sync::Barrier::new(WRITERS);
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = (0..WRITERS)
+                    .map(|writer| {
+                        let (path, barrier) = (&path, &barrier);
+                        scope.spawn(move || -> Result<(), StoreError> {
+                            barrier.wait();
+                            let log = SqliteEventLog::open(path)?;
+                            let runtime = tokio::runtime::Builder::new_current_thread()
+                                .build()
+                                .unwrap();
+                            runtime.block_on(async {
+                                log.quarantine(&[Quarantined {
+                                    origin: format!("writer {writer}"),
+                                    reason: "test".into(),
+                                    body: "{}".into(),
+                                }])
+                                .await?;
+                                log.add_counts(IngestCounts {
+                                    read: 1,
+                                    ..IngestCounts::default()
+                                })
+                                .await
+                            })
+                        })
+                    })
+                    .collect();
+                for handle in handles {
+                    if let Err(error) = handle.join().unwrap() {
+                        panic!("round {round}: {error}");
+                    }
+                }
+            });
+            let log = SqliteEventLog::open_read_only(&path).unwrap();
+            let counts = runtime.block_on(log.counts()).unwrap();
+            assert_eq!(counts.read, WRITERS as u64, "round {round}");
+            assert_eq!(log.quarantined().unwrap().len(), WRITERS, "round {round}");
+        }
     }
 }
