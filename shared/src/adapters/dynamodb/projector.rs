@@ -83,6 +83,46 @@ struct StoredProjection {
     instance_summary: Option<String>,
 }
 
+/// A group's stored projection from its item (`PROJ#<group>`, `PROJ`), empty if none.
+fn projection_of(
+    pk: &str,
+    item: Option<HashMap<String, AttributeValue>>,
+) -> Result<StoredProjection, StoreError> {
+    let Some(item) = item else {
+        return Ok(StoredProjection {
+            version: 0,
+            projection: GroupProjection::default(),
+            claimed_by: None,
+            instance_summary: None,
+        });
+    };
+    let version = item
+        .get("version")
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| corrupt(pk, "no version"))?;
+    let projection = match item.get("units").and_then(|v| v.as_s().ok()) {
+        Some(text) => serde_json::from_str(text).map_err(|e| corrupt(pk, e))?,
+        None => GroupProjection::default(),
+    };
+    let claimed_by = item.get("claimed_by").and_then(|v| v.as_s().ok()).cloned();
+    let instance_summary = item
+        .get("instance_summary")
+        .and_then(|v| v.as_s().ok())
+        .cloned();
+    Ok(StoredProjection {
+        version,
+        projection,
+        claimed_by,
+        instance_summary,
+    })
+}
+
+/// The job a task belongs to, from its link item (`LINK#<arn>`, `LINK`).
+fn link_in(item: Option<&HashMap<String, AttributeValue>>) -> Option<String> {
+    item.and_then(|item| item.get("job_id").and_then(|v| v.as_s().ok()).cloned())
+}
+
 /// What of an instance summary the shares of the jobs placed on it depend on.
 fn pricing_identity(summary: Option<&str>) -> Option<serde_json::Value> {
     let fact: Fact = serde_json::from_str(summary?).ok()?;
@@ -162,41 +202,15 @@ impl DynamoProjector {
 
     async fn stored_projection(&self, group: &str) -> Result<StoredProjection, StoreError> {
         let pk = format!("PROJ#{group}");
-        let Some(item) = self.get(&pk, "PROJ").await? else {
-            return Ok(StoredProjection {
-                version: 0,
-                projection: GroupProjection::default(),
-                claimed_by: None,
-                instance_summary: None,
-            });
-        };
-        let version = item
-            .get("version")
-            .and_then(|v| v.as_n().ok())
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| corrupt(&pk, "no version"))?;
-        let projection = match item.get("units").and_then(|v| v.as_s().ok()) {
-            Some(text) => serde_json::from_str(text).map_err(|e| corrupt(&pk, e))?,
-            None => GroupProjection::default(),
-        };
-        let claimed_by = item.get("claimed_by").and_then(|v| v.as_s().ok()).cloned();
-        let instance_summary = item
-            .get("instance_summary")
-            .and_then(|v| v.as_s().ok())
-            .cloned();
-        Ok(StoredProjection {
-            version,
-            projection,
-            claimed_by,
-            instance_summary,
-        })
+        projection_of(&pk, self.get(&pk, "PROJ").await?)
     }
 
     async fn link_of(&self, task_arn: &str) -> Result<Option<String>, StoreError> {
-        Ok(self
-            .get(&format!("LINK#{task_arn}"), "LINK")
-            .await?
-            .and_then(|item| item.get("job_id").and_then(|v| v.as_s().ok()).cloned()))
+        Ok(link_in(
+            self.get(&format!("LINK#{task_arn}"), "LINK")
+                .await?
+                .as_ref(),
+        ))
     }
 
     /// Re-projects the billing group the fact belongs to. Call after appending the fact.
@@ -320,7 +334,9 @@ impl DynamoProjector {
     ) -> Result<Option<(bool, Option<SettledJob>, Option<serde_json::Value>)>, StoreError> {
         let fact = match target {
             Target::Fact(fact) => fact,
-            Target::Group(group) => return self.try_project_group(group.to_owned(), true).await,
+            Target::Group(group) => {
+                return self.try_project_group(group.to_owned(), true, None).await;
+            }
         };
         let (group, job_id) = match &fact.body {
             FactBody::Job(job) => (format!("JOB#{}", job.job_id), Some(job.job_id.clone())),
@@ -329,7 +345,11 @@ impl DynamoProjector {
                 Some(abandoned.job_id.clone()),
             ),
             FactBody::Task(task) => match self.link_of(&task.task_arn).await? {
-                Some(job_id) => (format!("JOB#{job_id}"), Some(job_id)),
+                Some(job_id) => {
+                    let group = format!("JOB#{job_id}");
+                    let known = (task.task_arn.as_str(), job_id.as_str());
+                    return self.try_project_group(group, false, Some(known)).await;
+                }
                 None => (format!("TASK#{}", task.task_arn), None),
             },
             FactBody::Instance(instance) => (
@@ -340,16 +360,18 @@ impl DynamoProjector {
             FactBody::Enforcement(_) => return Ok(Some((false, None, None))),
         };
         debug_assert_eq!(group.strip_prefix("JOB#"), job_id.as_deref());
-        self.try_project_group(group, false).await
+        self.try_project_group(group, false, None).await
     }
 
     /// One attempt at one group. `revisit`: the group is re-projected because an instance it
     /// is placed on changed; a task group since claimed by a job is then left alone (the job's
     /// group holds it).
+    /// `known_link`: a task's link to this job, read by the caller (not read again).
     async fn try_project_group(
         &self,
         group: String,
         revisit: bool,
+        known_link: Option<(&str, &str)>,
     ) -> Result<Option<(bool, Option<SettledJob>, Option<serde_json::Value>)>, StoreError> {
         let job_id = group.strip_prefix("JOB#").map(str::to_owned);
         let is_instance_group = group.starts_with("INSTANCE#");
@@ -364,7 +386,8 @@ impl DynamoProjector {
             .map(|record| record.fact)
             .collect();
         let mut claims = Vec::new();
-        if let Some(job_id) = &job_id {
+        let projection_pk = format!("PROJ#{group}");
+        let current = if let Some(job_id) = &job_id {
             let task_arns: BTreeSet<String> = facts
                 .iter()
                 .filter_map(|f| match &f.body {
@@ -378,16 +401,62 @@ impl DynamoProjector {
                 })
                 .flatten()
                 .collect();
+            // A job no fact has yet given an attempt (SUBMITTED, PENDING, RUNNABLE) has no
+            // unit now and had none in any projection of fewer of its facts: its projection
+            // is not read (nor written) unless the fold below finds a unit after all.
+            let attemptless = facts
+                .iter()
+                .all(|f| matches!(&f.body, FactBody::Job(job) if job.attempts.is_empty()));
+            // Else the group's projection and its tasks' links in one consistent batch read.
+            let mut keys = Vec::new();
+            if !attemptless {
+                keys.push((projection_pk.clone(), "PROJ"));
+            }
+            keys.extend(
+                task_arns
+                    .iter()
+                    .filter(|arn| known_link.is_none_or(|(known, _)| known != arn.as_str()))
+                    .map(|arn| (format!("LINK#{arn}"), "LINK")),
+            );
+            let mut read: HashMap<String, HashMap<String, AttributeValue>> = if keys.is_empty() {
+                Vec::new()
+            } else {
+                self.items(&keys).await?
+            }
+            .into_iter()
+            .filter_map(|item| {
+                let pk = item.get("pk").and_then(|v| v.as_s().ok()).cloned()?;
+                Some((pk, item))
+            })
+            .collect();
             for arn in task_arns {
-                match self.link_of(&arn).await? {
+                let owner = match known_link {
+                    Some((known, owner)) if known == arn => Some(owner.to_owned()),
+                    _ => link_in(read.get(&format!("LINK#{arn}"))),
+                };
+                let claim = match owner {
                     Some(owner) if &owner != job_id => continue,
-                    Some(_) => {}
-                    None => claims.push(arn.clone()),
-                }
+                    Some(_) => false,
+                    None => true,
+                };
                 let history = self.log.entity_history(&format!("TASK#{arn}")).await?;
+                if claim {
+                    // A task with no fact yet has no projection to read: none is made before
+                    // its first fact is appended, and the claim's conditional put settles a
+                    // race with one appended since (see `put_projection`).
+                    claims.push((arn.clone(), !history.is_empty()));
+                }
                 facts.extend(history.into_iter().map(|record| record.fact));
             }
-        }
+            (!attemptless)
+                .then(|| projection_of(&projection_pk, read.remove(&projection_pk)))
+                .transpose()?
+        } else {
+            Some(projection_of(
+                &projection_pk,
+                self.get(&projection_pk, "PROJ").await?,
+            )?)
+        };
         // A share of an EC2 instance is priced from the instance's facts: read them too. The
         // instance's own bill is its group's (`INSTANCE#…`), not counted again here.
         let instance_arns: BTreeSet<String> = facts
@@ -442,7 +511,16 @@ impl DynamoProjector {
             .map(|summary| serde_json::to_string(&summary).map_err(|e| corrupt(&group, e)))
             .transpose()?;
 
-        let current = self.stored_projection(&group).await?;
+        let current = match current {
+            Some(current) => current,
+            None if next.units.is_empty() => {
+                let settled = job_id
+                    .as_deref()
+                    .and_then(|id| SettledJob::of(&ledger, &facts, id));
+                return Ok(Some((false, settled, None)));
+            }
+            None => projection_of(&projection_pk, self.get(&projection_pk, "PROJ").await?)?,
+        };
         let identity = pricing_identity(instance_summary.as_deref());
         let instance_changed =
             is_instance_group && identity != pricing_identity(current.instance_summary.as_deref());
@@ -455,9 +533,13 @@ impl DynamoProjector {
         }
         let mut delta = current.projection.delta_to(&next, self.period);
         let mut items = Vec::new();
-        for arn in &claims {
+        for (arn, seen) in &claims {
             let orphan_group = format!("TASK#{arn}");
-            let orphan = self.stored_projection(&orphan_group).await?;
+            let orphan = if *seen {
+                self.stored_projection(&orphan_group).await?
+            } else {
+                projection_of(&orphan_group, None)?
+            };
             for (scope, part) in orphan
                 .projection
                 .delta_to(&GroupProjection::default(), self.period)
@@ -765,22 +847,31 @@ impl DynamoProjector {
         Ok(pruned)
     }
 
-    /// The scope sum items (`<pk>`, `SUM`) of these partition keys that exist, read
-    /// consistently `BATCH_GET_LIMIT` keys a call; keys DynamoDB did not get to are asked again.
+    /// The scope sum items (`<pk>`, `SUM`) of these partition keys that exist.
     async fn sum_items(
         &self,
         keys: &[String],
     ) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
+        let keys: Vec<(String, &str)> = keys.iter().map(|pk| (pk.clone(), "SUM")).collect();
+        self.items(&keys).await
+    }
+
+    /// The items of these (`pk`, `sk`) keys that exist, in no particular order, read
+    /// consistently `BATCH_GET_LIMIT` keys a call; keys DynamoDB did not get to are asked again.
+    async fn items(
+        &self,
+        keys: &[(String, &str)],
+    ) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
         let mut items = Vec::new();
         for chunk in keys.chunks(BATCH_GET_LIMIT) {
             let mut batch = KeysAndAttributes::builder().consistent_read(true);
-            for pk in chunk {
+            for (pk, sk) in chunk {
                 batch = batch.keys(HashMap::from([
                     ("pk".to_owned(), s(pk.as_str())),
-                    ("sk".to_owned(), s("SUM")),
+                    ("sk".to_owned(), s(*sk)),
                 ]));
             }
-            let batch = batch.build().map_err(|e| corrupt("SCOPE", e))?;
+            let batch = batch.build().map_err(|e| corrupt("batch read", e))?;
             let mut request = Some(HashMap::from([(self.state_table().to_owned(), batch)]));
             while let Some(pending) = request.take().filter(|r| !r.is_empty()) {
                 let output = self
