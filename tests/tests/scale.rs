@@ -754,3 +754,119 @@ async fn a_fargate_job_life_costs_at_most_40_requests_and_60_write_units() {
         }
     }
 }
+
+/// The running jobs the tick sweep starts with: `BATCHGUARD_SCALE_RUNNING=10,1000,100000`
+/// sweeps further than CI's default.
+fn running_sweep() -> Vec<usize> {
+    std::env::var("BATCHGUARD_SCALE_RUNNING")
+        .ok()
+        .map(|list| {
+            list.split(',')
+                .filter_map(|n| n.trim().parse().ok())
+                .collect()
+        })
+        .unwrap_or_else(|| vec![10, 100])
+}
+
+/// GIVEN 10, then 100 Fargate jobs running for hours (more by the variable above), each heard
+/// as its job's RUNNING and its task's RUNNING event WHEN the ticker function runs (the tick,
+/// then the silent-job check with no job yet silent) THEN it sends as many DynamoDB requests and
+/// publishes as many metrics for 100 running jobs as for 10 (30 requests, 35 metric values):
+/// the tick reads the scopes' running sums and the recent-start index, neither of which holds
+/// an item per running job. (The silent-job check asks Batch about at most 500 jobs a run:
+/// `a_thousand_long_running_jobs_are_each_checked_within_two_runs` in
+/// `tests/tests/memory_services.rs` bounds it.)
+#[tokio::test]
+async fn a_tick_costs_the_same_for_ten_running_jobs_as_for_a_hundred() {
+    use shared::adapters::emf::EmfMemory;
+    use shared::adapters::memory::{MemoryBatch, RecordingTrigger};
+    use shared::app::silent_jobs::SilentCheck;
+    use shared::app::ticker::TickerSettings;
+    use shared::core::budget::Budget;
+    use shared::core::policy::BudgetPolicy;
+    use shared::handlers::ticker::TickerFunction;
+
+    let mut rows = Vec::new();
+    for running in running_sweep() {
+        let config = batchguard_tests::emulator_config().await;
+        let meter = Meter::default();
+        let client = aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::config::Builder::from(&config)
+                .interceptor(meter.clone())
+                .build(),
+        );
+        let log = DynamoEventLog::new(client, TableNames::from_prefix(&unique_prefix("tick")));
+        log.create_tables().await.unwrap();
+        let period = BudgetPeriod::Month;
+        let projector = DynamoProjector::new(log.clone(), PriceTable::builtin(), period);
+        let collector = Collector::new(log.clone(), projector.clone());
+        for index in 0..running {
+            let job_id = format!("running-{index}");
+            let task_arn =
+                format!("arn:aws:ecs:us-east-1:123456789012:task/AWSBatch-fargate-ce/{job_id}");
+            let start = 1_000 * index as i64;
+            let mut task = batchguard_tests::task(&task_arn, 4);
+            task.pull_started_at = Some(at(start));
+            task.started_at = Some(at(start + 5_000));
+            for fact in [
+                fact(
+                    &format!("{job_id}-running"),
+                    FactBody::Job(job(
+                        &job_id,
+                        JobStatus::Running,
+                        vec![attempt(0, Some(&task_arn), Some(at(start + 5_000)), None)],
+                    )),
+                ),
+                fact(&format!("{job_id}-task"), FactBody::Task(task)),
+            ] {
+                collector.record(fact).await.unwrap();
+            }
+        }
+        let sink = EmfMemory::default();
+        let trigger = RecordingTrigger::default();
+        let function: TickerFunction<_, _, _, _, _> = TickerFunction {
+            batch: MemoryBatch::default(),
+            projector: &projector,
+            collector: Collector::new(&log, &projector),
+            audit: &log,
+            trigger: &trigger,
+            sink: &sink,
+            settings: TickerSettings {
+                budget: Some(Budget {
+                    amount_usd: Decimal::from(1_000_000),
+                    period,
+                }),
+                policy: BudgetPolicy::default(),
+                period,
+                scope_queues: vec![],
+            },
+            aws_budget: None,
+            silent: SilentCheck::after(365 * 86_400_000),
+        };
+        // Three hours after the first start, in a minute of no start.
+        let now_ms = at(3 * 3_600_000 + 30_000).0;
+        let (before, _) = meter.totals();
+        function.invoke(now_ms).await.unwrap();
+        let (after, _) = meter.totals();
+        let metrics: usize = sink
+            .objects
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|document| {
+                document["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+                    .as_array()
+                    .map_or(0, Vec::len)
+            })
+            .sum();
+        eprintln!(
+            "{running} running jobs: a run of the ticker function sends {} DynamoDB requests and publishes {metrics} metric values",
+            after - before
+        );
+        rows.push((running, after - before, metrics));
+    }
+    for row in &rows {
+        assert!(row.2 > 0, "the tick published: {rows:?}");
+        assert_eq!((row.1, row.2), (rows[0].1, rows[0].2), "flat: {rows:?}");
+    }
+}
