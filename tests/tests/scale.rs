@@ -4,7 +4,8 @@
 //! Counts are deterministic; no timing here.
 //!
 //! `cargo test -p batchguard-tests --test scale -- --nocapture` prints the table;
-//! `BATCHGUARD_SCALE_JOBS=4,40,400` sweeps further than CI's default.
+//! `BATCHGUARD_SCALE_JOBS=4,40,400` (jobs on one instance) and `BATCHGUARD_SCALE_RUNNING=10,1000`
+//! (running jobs at a tick) sweep further than CI's defaults.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
@@ -152,15 +153,16 @@ async fn measure(jobs: usize) -> BTreeMap<&'static str, (u64, u64, u64)> {
     per_kind
 }
 
-fn sweep() -> Vec<usize> {
-    std::env::var("BATCHGUARD_SCALE_JOBS")
+/// The sizes a sweep takes: the comma-separated list in `variable`, else CI's `default`.
+fn sweep(variable: &str, default: &[usize]) -> Vec<usize> {
+    std::env::var(variable)
         .ok()
         .map(|list| {
             list.split(',')
                 .filter_map(|n| n.trim().parse().ok())
                 .collect()
         })
-        .unwrap_or_else(|| vec![4, 40])
+        .unwrap_or_else(|| default.to_vec())
 }
 
 /// GIVEN one EC2 instance running 4, then 40 jobs (a wider sweep by the variable above) WHEN
@@ -172,7 +174,7 @@ fn sweep() -> Vec<usize> {
 #[tokio::test]
 async fn requests_per_event_stay_flat_as_an_instance_takes_more_jobs() {
     let mut rows = Vec::new();
-    for jobs in sweep() {
+    for jobs in sweep("BATCHGUARD_SCALE_JOBS", &[4, 40]) {
         let measured = measure(jobs).await;
         eprintln!("jobs on the instance: {jobs}");
         for (kind, (events, requests, bytes)) in &measured {
@@ -755,21 +757,8 @@ async fn a_fargate_job_life_costs_at_most_40_requests_and_60_write_units() {
     }
 }
 
-/// The running jobs the tick sweep starts with: `BATCHGUARD_SCALE_RUNNING=10,1000,100000`
-/// sweeps further than CI's default.
-fn running_sweep() -> Vec<usize> {
-    std::env::var("BATCHGUARD_SCALE_RUNNING")
-        .ok()
-        .map(|list| {
-            list.split(',')
-                .filter_map(|n| n.trim().parse().ok())
-                .collect()
-        })
-        .unwrap_or_else(|| vec![10, 100])
-}
-
-/// GIVEN 10, then 100 Fargate jobs running for hours (more by the variable above), each heard
-/// as its job's RUNNING and its task's RUNNING event WHEN the ticker function runs (the tick,
+/// GIVEN 10, then 100 Fargate jobs running for hours (more by `BATCHGUARD_SCALE_RUNNING`),
+/// each heard as its job's RUNNING and its task's RUNNING event WHEN the ticker function runs (the tick,
 /// then the silent-job check with no job yet silent) THEN it sends as many DynamoDB requests and
 /// publishes as many metrics for 100 running jobs as for 10 (30 requests, 35 metric values):
 /// the tick reads the scopes' running sums and the recent-start index, neither of which holds
@@ -787,7 +776,8 @@ async fn a_tick_costs_the_same_for_ten_running_jobs_as_for_a_hundred() {
     use shared::handlers::ticker::TickerFunction;
 
     let mut rows = Vec::new();
-    for running in running_sweep() {
+    // `BATCHGUARD_SCALE_RUNNING=10,1000,100000` sweeps further than CI.
+    for running in sweep("BATCHGUARD_SCALE_RUNNING", &[10, 100]) {
         let config = batchguard_tests::emulator_config().await;
         let meter = Meter::default();
         let client = aws_sdk_dynamodb::Client::from_conf(
