@@ -19,41 +19,6 @@ use shared::core::budget::BudgetPeriod;
 use shared::core::facts::{Fact, FactBody, JobStatus, Platform, TaskSize};
 use shared::core::prices::PriceTable;
 
-/// Requests sent, and the bytes of their answers.
-#[derive(Clone, Debug, Default)]
-struct Meter(Arc<Mutex<(u64, u64)>>);
-
-impl Meter {
-    fn totals(&self) -> (u64, u64) {
-        *self.0.lock().unwrap()
-    }
-}
-
-impl aws_sdk_dynamodb::config::Intercept for Meter {
-    fn name(&self) -> &'static str {
-        "Meter"
-    }
-
-    fn read_after_transmit(
-        &self,
-        context: &aws_sdk_dynamodb::config::interceptors::BeforeDeserializationInterceptorContextRef<'_>,
-        _components: &aws_sdk_dynamodb::config::RuntimeComponents,
-        _cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
-    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        // The answer's length (its body is not buffered yet at this point).
-        let bytes = context
-            .response()
-            .headers()
-            .get("content-length")
-            .and_then(|length| length.parse::<u64>().ok())
-            .unwrap_or(0);
-        let mut totals = self.0.lock().unwrap();
-        totals.0 += 1;
-        totals.1 += bytes;
-        Ok(())
-    }
-}
-
 const INSTANCE: &str = "arn:aws:ecs:us-east-1:123456789012:container-instance/AWSBatch-ec2-od-0a95f22d-7108-3c4e-99f7-2fd92e1a8941/scale";
 
 /// One m5.xlarge's life with `jobs` jobs placed on it one after another: its registration,
@@ -125,7 +90,7 @@ fn instance_life(jobs: usize) -> Vec<Fact> {
 /// Per event kind: (events, requests, response bytes) through the collector.
 async fn measure(jobs: usize) -> BTreeMap<&'static str, (u64, u64, u64)> {
     let config = batchguard_tests::emulator_config().await;
-    let meter = Meter::default();
+    let meter = Recorder::default();
     let client = aws_sdk_dynamodb::Client::from_conf(
         aws_sdk_dynamodb::config::Builder::from(&config)
             .interceptor(meter.clone())
@@ -419,6 +384,15 @@ type Sent = (String, Vec<u8>, u64);
 impl Recorder {
     fn taken(&self) -> Vec<Sent> {
         std::mem::take(&mut *self.0.lock().unwrap())
+    }
+
+    /// Requests sent so far, and the bytes of their answers.
+    fn totals(&self) -> (u64, u64) {
+        let sent = self.0.lock().unwrap();
+        (
+            sent.len() as u64,
+            sent.iter().map(|(_, _, answered)| answered).sum(),
+        )
     }
 }
 
@@ -779,7 +753,7 @@ async fn a_tick_costs_the_same_for_ten_running_jobs_as_for_a_hundred() {
     // `BATCHGUARD_SCALE_RUNNING=10,1000,100000` sweeps further than CI.
     for running in sweep("BATCHGUARD_SCALE_RUNNING", &[10, 100]) {
         let config = batchguard_tests::emulator_config().await;
-        let meter = Meter::default();
+        let meter = Recorder::default();
         let client = aws_sdk_dynamodb::Client::from_conf(
             aws_sdk_dynamodb::config::Builder::from(&config)
                 .interceptor(meter.clone())
