@@ -223,3 +223,84 @@ proptest! {
         }
     }
 }
+
+/// An EC2 container instance's facts, in any order: registrations and updates with random
+/// versions, statuses (some gone), types, times and fields left out.
+fn instance_facts() -> impl Strategy<Value = Vec<Fact>> {
+    let one = (
+        0_u64..6,
+        prop::sample::select(vec!["ACTIVE", "DRAINING", "INACTIVE", "DEREGISTERING"]),
+        prop::sample::select(vec!["m5.xlarge", "c5.2xlarge"]),
+        0_i64..3_600_000,
+        0_i64..600_000,
+        any::<bool>(),
+        any::<bool>(),
+        prop::option::of(0_i64..3_600_000),
+    );
+    prop::collection::vec(one, 1..10).prop_map(|facts| {
+        facts
+            .into_iter()
+            .enumerate()
+            .map(
+                |(i, (version, status, kind, updated, registered, drop_type, drop_zone, seen))| {
+                    let mut fact = batchguard_tests::instance_fact(
+                        &format!("instance-{i}"),
+                        "arn:aws:ecs:us-east-1:123456789012:container-instance/AWSBatch-ce-1/i",
+                        "ce",
+                        kind,
+                        (4096, 15_580),
+                        status,
+                        version,
+                        at(registered),
+                        at(updated),
+                    );
+                    fact.observed_at = seen.map(at);
+                    if let FactBody::Instance(observed) = &mut fact.body {
+                        if drop_type {
+                            observed.instance_type = None;
+                        }
+                        if drop_zone {
+                            observed.availability_zone = None;
+                            observed.registered_at = None;
+                        }
+                    }
+                    fact
+                },
+            )
+            .collect()
+    })
+}
+
+proptest! {
+    /// GIVEN an instance's facts split anywhere into those already projected and those still
+    /// to come WHEN a ledger folds the first part's witnesses (`Ledger::instance_witnesses`),
+    /// then the rest THEN it holds what a ledger of every fact holds: the same instance bill
+    /// and summary. So the instance's projection can keep its witnesses instead of reading
+    /// its whole history (issue 16).
+    #[test]
+    fn an_instances_witnesses_stand_for_its_history(facts in instance_facts(), split in 0_usize..10) {
+        let arn = "arn:aws:ecs:us-east-1:123456789012:container-instance/AWSBatch-ce-1/i";
+        let fold = |facts: &[Fact]| {
+            let mut ledger = Ledger::new(PriceTable::builtin(), BudgetPeriod::Month);
+            for fact in facts {
+                ledger.apply(fact);
+            }
+            ledger
+        };
+        let split = split.min(facts.len());
+        let (before, after) = facts.split_at(split);
+        let whole = fold(&facts);
+        let earlier = fold(before);
+        let mut kept: Vec<Fact> = earlier
+            .instance_witnesses(arn, before)
+            .into_iter()
+            .cloned()
+            .collect();
+        prop_assert!(kept.len() <= before.len());
+        kept.extend(after.iter().cloned());
+        let resumed = fold(&kept);
+        prop_assert_eq!(GroupProjection::of(&resumed), GroupProjection::of(&whole));
+        prop_assert_eq!(resumed.instance_summary(arn), whole.instance_summary(arn));
+        prop_assert_eq!(resumed.latest_instant(), whole.latest_instant());
+    }
+}

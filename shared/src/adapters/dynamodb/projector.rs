@@ -81,6 +81,9 @@ struct StoredProjection {
     /// An instance group's `Ledger::instance_summary`, as JSON: what the jobs placed on it
     /// read instead of its whole history.
     instance_summary: Option<String>,
+    /// An instance group's witnesses (`Ledger::instance_witnesses`), as a JSON list of facts:
+    /// what its next event folds with itself instead of the instance's whole history.
+    witnesses: Option<String>,
 }
 
 /// A group's stored projection from its item (`PROJ#<group>`, `PROJ`), empty if none.
@@ -94,6 +97,7 @@ fn projection_of(
             projection: GroupProjection::default(),
             claimed_by: None,
             instance_summary: None,
+            witnesses: None,
         });
     };
     let version = item
@@ -110,11 +114,13 @@ fn projection_of(
         .get("instance_summary")
         .and_then(|v| v.as_s().ok())
         .cloned();
+    let witnesses = item.get("witnesses").and_then(|v| v.as_s().ok()).cloned();
     Ok(StoredProjection {
         version,
         projection,
         claimed_by,
         instance_summary,
+        witnesses,
     })
 }
 
@@ -237,6 +243,25 @@ impl DynamoProjector {
         Ok(projected)
     }
 
+    /// The summary an instance's projection keeps (that attribute alone: the item also holds
+    /// the instance's units and witnesses, which a job placed on it does not read).
+    async fn instance_summary(&self, arn: &str) -> Result<Option<String>, StoreError> {
+        let output = self
+            .client()
+            .get_item()
+            .table_name(self.state_table())
+            .key("pk", s(format!("PROJ#INSTANCE#{arn}")))
+            .key("sk", s("PROJ"))
+            .projection_expression("instance_summary")
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| backend(self.state_table(), e))?;
+        Ok(output
+            .item
+            .and_then(|item| item.get("instance_summary")?.as_s().ok().cloned()))
+    }
+
     /// The instance identity its placed groups were last re-priced at.
     async fn repriced_identity(&self, arn: &str) -> Result<Option<serde_json::Value>, StoreError> {
         Ok(self
@@ -335,7 +360,9 @@ impl DynamoProjector {
         let fact = match target {
             Target::Fact(fact) => fact,
             Target::Group(group) => {
-                return self.try_project_group(group.to_owned(), true, None).await;
+                return self
+                    .try_project_group(group.to_owned(), true, None, None)
+                    .await;
             }
         };
         let (group, job_id) = match &fact.body {
@@ -348,7 +375,9 @@ impl DynamoProjector {
                 Some(job_id) => {
                     let group = format!("JOB#{job_id}");
                     let known = (task.task_arn.as_str(), job_id.as_str());
-                    return self.try_project_group(group, false, Some(known)).await;
+                    return self
+                        .try_project_group(group, false, Some(known), None)
+                        .await;
                 }
                 None => (format!("TASK#{}", task.task_arn), None),
             },
@@ -360,33 +389,56 @@ impl DynamoProjector {
             FactBody::Enforcement(_) => return Ok(Some((false, None, None))),
         };
         debug_assert_eq!(group.strip_prefix("JOB#"), job_id.as_deref());
-        self.try_project_group(group, false, None).await
+        self.try_project_group(group, false, None, Some(fact)).await
     }
 
     /// One attempt at one group. `revisit`: the group is re-projected because an instance it
     /// is placed on changed; a task group since claimed by a job is then left alone (the job's
     /// group holds it).
-    /// `known_link`: a task's link to this job, read by the caller (not read again).
+    /// `known_link`: a task's link to this job, read by the caller (not read again). `fact`:
+    /// the fact just appended that the group is projected for.
     async fn try_project_group(
         &self,
         group: String,
         revisit: bool,
         known_link: Option<(&str, &str)>,
+        fact: Option<&Fact>,
     ) -> Result<Option<(bool, Option<SettledJob>, Option<serde_json::Value>)>, StoreError> {
         let job_id = group.strip_prefix("JOB#").map(str::to_owned);
         let is_instance_group = group.starts_with("INSTANCE#");
+        let projection_pk = format!("PROJ#{group}");
 
+        // An instance's projection keeps the facts that hold what is known of it (its
+        // witnesses): its event folds those and itself, not the instance's whole history,
+        // which grows with every placement. Without them (its first event, or a projection
+        // from before they were kept), the history.
+        let mut instance_current = None;
+        let mut witnessed = None;
+        if is_instance_group && let Some(fact) = fact {
+            let current = projection_of(&projection_pk, self.get(&projection_pk, "PROJ").await?)?;
+            if let Some(text) = &current.witnesses {
+                let mut kept: Vec<Fact> =
+                    serde_json::from_str(text).map_err(|e| corrupt(&projection_pk, e))?;
+                if !kept.iter().any(|k| k.event_id == fact.event_id) {
+                    kept.push(fact.clone());
+                }
+                witnessed = Some(kept);
+            }
+            instance_current = Some(current);
+        }
         // Fold the group's facts: the job's own, and those of each task it names that is not
         // another job's.
-        let mut facts: Vec<Fact> = self
-            .log
-            .entity_history(&group)
-            .await?
-            .into_iter()
-            .map(|record| record.fact)
-            .collect();
+        let mut facts: Vec<Fact> = match witnessed {
+            Some(kept) => kept,
+            None => self
+                .log
+                .entity_history(&group)
+                .await?
+                .into_iter()
+                .map(|record| record.fact)
+                .collect(),
+        };
         let mut claims = Vec::new();
-        let projection_pk = format!("PROJ#{group}");
         let current = if let Some(job_id) = &job_id {
             let task_arns: BTreeSet<String> = facts
                 .iter()
@@ -451,6 +503,8 @@ impl DynamoProjector {
             (!attemptless)
                 .then(|| projection_of(&projection_pk, read.remove(&projection_pk)))
                 .transpose()?
+        } else if let Some(current) = instance_current {
+            Some(current)
         } else {
             Some(projection_of(
                 &projection_pk,
@@ -480,11 +534,10 @@ impl DynamoProjector {
                 self.place(&arn, &group).await?;
                 // The instance's summary (one read of a small item), not its history, which
                 // grows with every placement; the history until the instance was projected.
-                let instance = self.stored_projection(&format!("INSTANCE#{arn}")).await?;
-                match instance
-                    .instance_summary
-                    .as_deref()
-                    .and_then(|text| serde_json::from_str::<Fact>(text).ok())
+                match self
+                    .instance_summary(&arn)
+                    .await?
+                    .and_then(|text| serde_json::from_str::<Fact>(&text).ok())
                 {
                     Some(summary) => facts.push(summary),
                     None => {
@@ -509,6 +562,13 @@ impl DynamoProjector {
             .strip_prefix("INSTANCE#")
             .and_then(|arn| ledger.instance_summary(arn))
             .map(|summary| serde_json::to_string(&summary).map_err(|e| corrupt(&group, e)))
+            .transpose()?;
+        let witnesses = group
+            .strip_prefix("INSTANCE#")
+            .map(|arn| {
+                serde_json::to_string(&ledger.instance_witnesses(arn, &facts))
+                    .map_err(|e| corrupt(&group, e))
+            })
             .transpose()?;
 
         let current = match current {
@@ -575,7 +635,11 @@ impl DynamoProjector {
         let settled = job_id
             .as_deref()
             .and_then(|id| SettledJob::of(&ledger, &facts, id));
-        if delta.is_empty() && claims.is_empty() && current.projection == next && !instance_changed
+        if delta.is_empty()
+            && claims.is_empty()
+            && current.projection == next
+            && !instance_changed
+            && witnesses == current.witnesses
         {
             return Ok(Some((false, settled, identity)));
         }
@@ -585,7 +649,7 @@ impl DynamoProjector {
             &next,
             None,
             last_event_ms,
-            instance_summary.as_deref(),
+            instance_summary.as_deref().zip(witnesses.as_deref()),
         )?);
         let shard = xxhash_rust::xxh3::xxh3_64(group.as_bytes()) % u64::from(self.shards);
         for (scope, totals) in &delta {
@@ -604,6 +668,31 @@ impl DynamoProjector {
         // Registered first: a scope listed before its first sum is harmless, one with sums but
         // not listed would be invisible to readers.
         self.register_scopes(delta.keys()).await?;
+        // One write (the projection alone: nothing summed, nothing claimed) needs no
+        // transaction, which would bill it twice.
+        if let [only] = items.as_slice()
+            && let Some(put) = only.put()
+        {
+            let result = self
+                .client()
+                .put_item()
+                .table_name(put.table_name())
+                .set_item(Some(put.item().clone()))
+                .set_condition_expression(put.condition_expression().map(str::to_owned))
+                .set_expression_attribute_values(put.expression_attribute_values().cloned())
+                .send()
+                .await;
+            return match result {
+                Ok(_) => Ok(Some((true, settled, identity))),
+                // Lost a race on the version: retry.
+                Err(SdkError::ServiceError(error))
+                    if error.err().is_conditional_check_failed_exception() =>
+                {
+                    Ok(None)
+                }
+                Err(error) => Err(backend(self.state_table(), error)),
+            };
+        }
         let result = self
             .client()
             .transact_write_items()
@@ -638,7 +727,7 @@ impl DynamoProjector {
         projection: &GroupProjection,
         claimed_by: Option<&str>,
         last_event_ms: Option<i64>,
-        instance_summary: Option<&str>,
+        instance: Option<(&str, &str)>,
     ) -> Result<TransactWriteItem, StoreError> {
         let units = serde_json::to_string(projection).map_err(|e| corrupt(group, e))?;
         let mut put = Put::builder()
@@ -650,8 +739,10 @@ impl DynamoProjector {
         if let Some(job) = claimed_by {
             put = put.item("claimed_by", s(job));
         }
-        if let Some(summary) = instance_summary {
-            put = put.item("instance_summary", s(summary));
+        if let Some((summary, witnesses)) = instance {
+            put = put
+                .item("instance_summary", s(summary))
+                .item("witnesses", s(witnesses));
         }
         let latest_running = projection
             .units

@@ -275,6 +275,87 @@ impl Ledger {
         self
     }
 
+    /// The facts among `facts` that hold what the ledger knows of the EC2 container instance
+    /// `arn`: for each field, the facts offering a value at its winning rank (ties in version
+    /// and instant kept whatever the hash that breaks them); the facts giving its earliest
+    /// registration, first sighting and departure; and one with the latest instant. Every
+    /// field of an instance is a join (a last-writer-wins register, or a min), so a ledger
+    /// given these facts, then any others, holds the same instance as one given all of
+    /// `facts`, then those: the instance's projection keeps these instead of reading its
+    /// whole history on every event. Empty when the ledger has no such instance.
+    pub fn instance_witnesses<'a>(&self, arn: &str, facts: &'a [Fact]) -> Vec<&'a Fact> {
+        use super::join::{Lww, Rank};
+        fn at_rank<T>(register: &Lww<T>, rank: Rank, offered: bool) -> bool {
+            offered
+                && register.slot.as_ref().is_some_and(|(held, _)| {
+                    (held.major, held.observed_at) == (rank.major, rank.observed_at)
+                })
+        }
+        let Some(&idx) = self.state.instance_index.get(arn) else {
+            return Vec::new();
+        };
+        let instance = &self.state.instances[idx as usize];
+        let (mut registered_at, mut first_seen, mut gone_at, mut latest) =
+            (false, false, false, false);
+        let mut kept = Vec::new();
+        for fact in facts {
+            let FactBody::Instance(observed) = &fact.body else {
+                continue;
+            };
+            if observed.container_instance_arn != arn {
+                continue;
+            }
+            let rank = Rank::new(observed.version, fact);
+            let mut keep = at_rank(&instance.head, rank, true)
+                || at_rank(
+                    &instance.ec2_instance_id,
+                    rank,
+                    observed.ec2_instance_id.is_some(),
+                )
+                || at_rank(
+                    &instance.compute_environment,
+                    rank,
+                    observed.compute_environment.is_some(),
+                )
+                || at_rank(
+                    &instance.instance_type,
+                    rank,
+                    observed.instance_type.is_some(),
+                )
+                || at_rank(
+                    &instance.availability_zone,
+                    rank,
+                    observed.availability_zone.is_some(),
+                )
+                || at_rank(&instance.registered, rank, observed.registered.is_some())
+                || at_rank(&instance.region, rank, observed.region.is_some());
+            let seen = observed.updated_at.or(fact.observed_at);
+            for (done, held, offered) in [
+                (
+                    &mut registered_at,
+                    instance.registered_at,
+                    observed.registered_at,
+                ),
+                (&mut first_seen, instance.first_seen, seen),
+                (
+                    &mut gone_at,
+                    instance.gone_at,
+                    seen.filter(|_| observed.is_gone()),
+                ),
+                (&mut latest, self.latest_instant, fact.latest_instant()),
+            ] {
+                if !*done && offered.is_some() && offered == held {
+                    *done = true;
+                    keep = true;
+                }
+            }
+            if keep {
+                kept.push(fact);
+            }
+        }
+        kept
+    }
+
     /// What a share of the EC2 container instance `arn` is priced from, as one fact: the
     /// winning value of each field the shares read (type, region, compute environment,
     /// registered resources, zone, instance id), with the ledger's latest instant as its time.
