@@ -382,6 +382,27 @@ pub trait SpendReader {
     fn scopes(
         &self,
     ) -> impl Future<Output = Result<Vec<crate::core::scope::Scope>, StoreError>> + Send;
+    /// The scopes that can have something to say at `at`: those with spend or running units
+    /// in its budget period or the one before (a store that keeps no such index: every
+    /// scope). The total is always among them.
+    fn active_scopes(
+        &self,
+        at: i64,
+    ) -> impl Future<Output = Result<Vec<crate::core::scope::Scope>, StoreError>> + Send {
+        let _ = at;
+        self.scopes()
+    }
+    /// Keeps `running` (scopes with units running at `at`) among the active scopes of `at`'s
+    /// period and the next: a unit running since an earlier period changes no sum, so no
+    /// event would list its scope again. A store that keeps no such index has nothing to do.
+    fn keep_active(
+        &self,
+        running: &[crate::core::scope::Scope],
+        at: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let _ = (running, at);
+        async { Ok(()) }
+    }
     /// The sums of each scope asked for (an empty sum for one never written).
     fn scopes_totals(
         &self,
@@ -572,6 +593,19 @@ impl<T: SpendReader + Sync> SpendReader for &T {
         &self,
     ) -> impl Future<Output = Result<Vec<crate::core::scope::Scope>, StoreError>> + Send {
         (**self).scopes()
+    }
+    fn active_scopes(
+        &self,
+        at: i64,
+    ) -> impl Future<Output = Result<Vec<crate::core::scope::Scope>, StoreError>> + Send {
+        (**self).active_scopes(at)
+    }
+    fn keep_active(
+        &self,
+        running: &[crate::core::scope::Scope],
+        at: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).keep_active(running, at)
     }
     fn scopes_totals(
         &self,

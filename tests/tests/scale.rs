@@ -710,7 +710,8 @@ async fn measure_lives(full: bool) -> Vec<(usize, u64, u64, BTreeMap<String, u64
 /// GIVEN Fargate jobs, each heard as its short life (9 events) WHEN every event goes through
 /// the collector THEN a job's life costs at most 40 DynamoDB requests and 60 write units
 /// (issue 16's goal; before: 50 requests), the same for the sixth job as for the second. The
-/// first job costs one `PutItem` more per scope it is the first to name (the registry).
+/// first job costs two `PutItem`s more per scope it is the first to name (the registry and
+/// the period's active index).
 /// The full life (14 events) is measured and held flat, not held to the goal: each event is
 /// appended and its group folded from its history, which no fewer requests can do.
 #[tokio::test]
@@ -727,7 +728,8 @@ async fn a_fargate_job_life_costs_at_most_40_requests_and_60_write_units() {
         }
         let registered = first.3.get("PutItem").unwrap() - rest[0].3.get("PutItem").unwrap();
         assert_eq!(first.1, rest[0].1 + registered, "{lives:?}");
-        assert!(registered <= 4, "the first job names 4 scopes: {lives:?}");
+        // 4 scopes, each in the registry and in the period's active index.
+        assert!(registered <= 8, "the first job names 4 scopes: {lives:?}");
         if !full {
             assert!(rest[0].1 <= 40, "requests per short life: {lives:?}");
             assert!(rest[0].2 <= 60, "write units per short life: {lives:?}");
@@ -837,4 +839,183 @@ async fn a_tick_costs_the_same_for_ten_running_jobs_as_for_a_hundred() {
         assert!(row.2 > 0, "the tick published: {rows:?}");
         assert_eq!((row.1, row.2), (rows[0].1, rows[0].2), "flat: {rows:?}");
     }
+}
+
+/// A Fargate job of definition `definition` that ran from `start` (ms after `T0`), stopping
+/// at `stop` if given: its job's and its task's events.
+fn fargate_job(id: &str, definition: &str, start: i64, stop: Option<i64>) -> Vec<Fact> {
+    let task_arn = format!("arn:aws:ecs:us-east-1:123456789012:task/AWSBatch-fargate-ce/{id}");
+    let mut observed = job(
+        id,
+        if stop.is_some() {
+            JobStatus::Succeeded
+        } else {
+            JobStatus::Running
+        },
+        vec![attempt(
+            0,
+            Some(&task_arn),
+            Some(at(start + 5_000)),
+            stop.map(at),
+        )],
+    );
+    observed.job_definition = definition.to_owned();
+    let mut task = batchguard_tests::task(&task_arn, 4);
+    task.family = Some(definition.to_owned());
+    task.pull_started_at = Some(at(start));
+    task.started_at = Some(at(start + 5_000));
+    task.stopped_at = stop.map(at);
+    if stop.is_some() {
+        task.last_status = "STOPPED".into();
+    }
+    vec![
+        fact(&format!("{id}-job"), FactBody::Job(observed)),
+        fact(&format!("{id}-task"), FactBody::Task(task)),
+    ]
+}
+
+/// GIVEN 5, then 50 job definitions whose jobs all ran two months ago (each a scope in the
+/// registry), and one job running since then WHEN the tick runs now (after a tick last month)
+/// THEN it sends as many DynamoDB requests either way: it reads the scopes active this period
+/// or the last, not every scope ever seen (before: 8 sum items per registered scope, every
+/// tick). The job running since two months ago is still read and published: the tick keeps
+/// its scopes active from period to period.
+#[tokio::test]
+async fn a_tick_reads_the_scopes_active_now_not_every_scope_ever_seen() {
+    use shared::adapters::emf::EmfMemory;
+    use shared::adapters::memory::RecordingTrigger;
+    use shared::app::ticker::{self, TickerSettings};
+    use shared::core::policy::BudgetPolicy;
+
+    let day = 86_400_000_i64;
+    let mut rows = Vec::new();
+    for definitions in [5, 50] {
+        let config = batchguard_tests::emulator_config().await;
+        let meter = Recorder::default();
+        let client = aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::config::Builder::from(&config)
+                .interceptor(meter.clone())
+                .build(),
+        );
+        let log = DynamoEventLog::new(client, TableNames::from_prefix(&unique_prefix("active")));
+        log.create_tables().await.unwrap();
+        let period = BudgetPeriod::Month;
+        let projector = DynamoProjector::new(log.clone(), PriceTable::builtin(), period);
+        let collector = Collector::new(log.clone(), projector.clone());
+        let settings = TickerSettings {
+            budget: None,
+            policy: BudgetPolicy::default(),
+            period,
+            scope_queues: vec![],
+        };
+        let tick = |now_ms: i64| {
+            let (projector, log, settings) = (&projector, &log, &settings);
+            async move {
+                let sink = EmfMemory::default();
+                ticker::tick(
+                    projector,
+                    log,
+                    &RecordingTrigger::default(),
+                    &sink,
+                    settings,
+                    now_ms,
+                )
+                .await
+                .unwrap();
+                let published: Vec<String> = sink
+                    .objects
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .map(|document| document.to_string())
+                    .collect();
+                published
+            }
+        };
+        // The stack ticks from the start (its first tick finds the index new and complete).
+        tick(at(-61 * day).0).await;
+        // T0 is 2026-11-02: these ran in September.
+        for index in 0..definitions {
+            let start = -60 * day + 60_000 * index as i64;
+            for fact in fargate_job(
+                &format!("old-{index}"),
+                &format!("old-definition-{index}"),
+                start,
+                Some(start + 600_000),
+            ) {
+                collector.record(fact).await.unwrap();
+            }
+        }
+        for fact in fargate_job("long", "long-definition", -60 * day, None) {
+            collector.record(fact).await.unwrap();
+        }
+        // A tick in October, then the one measured, in November.
+        tick(at(-20 * day).0).await;
+        let (before, _) = meter.totals();
+        let published = tick(at(day).0).await;
+        let (after, _) = meter.totals();
+        assert!(
+            published
+                .iter()
+                .any(|document| document.contains("long-definition")),
+            "the job running since September is published: {published:?}"
+        );
+        assert!(
+            !published
+                .iter()
+                .any(|document| document.contains("old-definition")),
+            "{published:?}"
+        );
+        eprintln!(
+            "{definitions} definitions seen in September: a tick in November sends {} DynamoDB requests",
+            after - before
+        );
+        rows.push(after - before);
+    }
+    assert_eq!(rows[0], rows[1], "flat: {rows:?}");
+}
+
+/// GIVEN a table written before the active-scope index (scopes in the registry, no index, no
+/// marker) WHEN the first tick asks for the active scopes THEN it gets every registered scope
+/// (nothing running is lost to an upgrade), and the index is complete from then on.
+#[tokio::test]
+async fn a_table_from_before_the_active_index_lists_every_scope_once() {
+    use shared::core::scope::Scope;
+    let config = batchguard_tests::emulator_config().await;
+    let client = aws_sdk_dynamodb::Client::new(&config);
+    let tables = TableNames::from_prefix(&unique_prefix("upgrade"));
+    let log = DynamoEventLog::new(client.clone(), tables.clone());
+    log.create_tables().await.unwrap();
+    let scope = Scope::Queue("from-before".into());
+    client
+        .put_item()
+        .table_name(&tables.state)
+        .item(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S("SCOPES".into()),
+        )
+        .item(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S("queue#from-before".into()),
+        )
+        .item(
+            "scope",
+            aws_sdk_dynamodb::types::AttributeValue::S(serde_json::to_string(&scope).unwrap()),
+        )
+        .send()
+        .await
+        .unwrap();
+    let now = at(0).0 / 1000;
+    let projector = DynamoProjector::new(log.clone(), PriceTable::builtin(), BudgetPeriod::Month);
+    assert!(projector.active_scopes(now).await.unwrap().contains(&scope));
+    // A new process (no memory of the first) finds the index complete: the scope is listed
+    // from the index this period, and not at all two periods on.
+    let fresh = DynamoProjector::new(log, PriceTable::builtin(), BudgetPeriod::Month);
+    assert!(fresh.active_scopes(now).await.unwrap().contains(&scope));
+    let later = now + 70 * 86_400;
+    assert_eq!(
+        fresh.active_scopes(later).await.unwrap(),
+        vec![Scope::Total],
+        "idle two periods on"
+    );
 }

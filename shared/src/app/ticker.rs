@@ -292,13 +292,23 @@ async fn read_spend(
     at: i64,
     now_ms: i64,
 ) -> Result<(Vec<MetricDocument>, ScopeSpend), TickError> {
-    let scopes = reader.scopes().await?;
+    // The scopes with spend or running units this period or the last, not every scope ever
+    // seen: a tick's reads do not grow with the fleet's history.
+    let scopes = reader.active_scopes(at).await?;
     let recent = reader.recent_starts(at).await?;
     let in_budget: BTreeSet<Scope> = budget_scopes(&settings.scope_queues).into_iter().collect();
     let mut documents = Vec::with_capacity(scopes.len() + 1);
     let mut budget_totals = ScopeTotals::default();
     let mut budget_recent = Vec::new();
     let all_totals = reader.scopes_totals(&scopes).await?;
+    // A unit running since an earlier period changes no sum this period: its scopes are kept
+    // active by hand, or they would drop out of the index a period on.
+    let running: Vec<Scope> = all_totals
+        .iter()
+        .filter(|(_, totals)| totals.running_by_period.values().any(|b| b.units > 0))
+        .map(|(scope, _)| scope.clone())
+        .collect();
+    reader.keep_active(&running, at).await?;
     let mut active: Vec<(&Scope, ScopeSpend)> = Vec::new();
     for (scope, totals) in &all_totals {
         let corrections: Vec<(i64, Decimal)> = corrections_of(&recent, scope).collect();
@@ -362,7 +372,9 @@ pub async fn prune_sums(
     settings: &TickerSettings,
     at: i64,
 ) -> Result<usize, StoreError> {
-    let scopes = reader.scopes().await?;
+    // A scope with attributes of a past period was active in it: pruned in the hours after,
+    // while it is still among the scopes of this period or the last.
+    let scopes = reader.active_scopes(at).await?;
     let (period_start, _) = settings.period.bounds(at);
     reader.prune_before(&scopes, period_start).await
 }

@@ -72,6 +72,10 @@ pub struct DynamoProjector {
     tag_scopes: TagScopes,
     /// Scopes this process has put in the registry already.
     registered: Arc<Mutex<HashSet<Scope>>>,
+    /// (period start, scope) pairs this process has listed among a period's active scopes.
+    active: Arc<Mutex<HashSet<(i64, Scope)>>>,
+    /// Whether the active-scope index is known to be complete (see `active_scopes`).
+    active_index: Arc<Mutex<bool>>,
 }
 
 struct StoredProjection {
@@ -161,6 +165,8 @@ impl DynamoProjector {
             shards: DEFAULT_SHARDS,
             tag_scopes: TagScopes::All,
             registered: Arc::default(),
+            active: Arc::default(),
+            active_index: Arc::default(),
         }
     }
 
@@ -667,7 +673,7 @@ impl DynamoProjector {
         }
         // Registered first: a scope listed before its first sum is harmless, one with sums but
         // not listed would be invisible to readers.
-        self.register_scopes(delta.keys()).await?;
+        self.register_scopes(&delta).await?;
         // One write (the projection alone: nothing summed, nothing claimed) needs no
         // transaction, which would bill it twice.
         if let [only] = items.as_slice()
@@ -828,9 +834,20 @@ impl DynamoProjector {
     /// Records scopes in the registry (idempotent puts), once per scope per process.
     async fn register_scopes(
         &self,
-        scopes: impl Iterator<Item = &Scope>,
+        delta: &BTreeMap<Scope, ScopeTotals>,
     ) -> Result<(), StoreError> {
-        for scope in scopes {
+        for (scope, totals) in delta {
+            // Active in every period the change touches (a unit's closing spreads its spend
+            // over the periods it ran in).
+            let periods: BTreeSet<i64> = totals
+                .closed_by_period
+                .keys()
+                .chain(totals.running_by_period.keys())
+                .copied()
+                .collect();
+            for period_start in periods {
+                self.mark_active(scope, period_start).await?;
+            }
             if self
                 .registered
                 .lock()
@@ -853,6 +870,101 @@ impl DynamoProjector {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .insert(scope.clone());
+        }
+        Ok(())
+    }
+
+    /// Lists `scope` among the active scopes of the period starting at `period_start`
+    /// (`SCOPES#<start>`), once per process.
+    async fn mark_active(&self, scope: &Scope, period_start: i64) -> Result<(), StoreError> {
+        let key = (period_start, scope.clone());
+        if self
+            .active
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(&key)
+        {
+            return Ok(());
+        }
+        let text = serde_json::to_string(scope).map_err(|e| corrupt(&scope_key(scope), e))?;
+        self.client()
+            .put_item()
+            .table_name(self.state_table())
+            .item("pk", s(format!("SCOPES#{period_start}")))
+            .item("sk", s(scope_key(scope)))
+            .item("scope", s(text))
+            .send()
+            .await
+            .map_err(|e| backend(self.state_table(), e))?;
+        self.active
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key);
+        Ok(())
+    }
+
+    /// The scopes active in the budget period of `at` or the one before, and the total. A
+    /// table written before this index was kept has no complete index: the first call lists
+    /// every registered scope in this period's, then writes a marker (`SCOPES_ACTIVE`) that
+    /// says the index is complete from here on.
+    pub async fn active_scopes(&self, at: i64) -> Result<Vec<Scope>, StoreError> {
+        let (period_start, _) = self.period.bounds(at);
+        let (previous, _) = self.period.bounds(period_start - 1);
+        let complete = *self
+            .active_index
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if !complete {
+            if self.get("SCOPES_ACTIVE", "MARKER").await?.is_none() {
+                for scope in self.scopes().await? {
+                    self.mark_active(&scope, period_start).await?;
+                }
+                self.client()
+                    .put_item()
+                    .table_name(self.state_table())
+                    .item("pk", s("SCOPES_ACTIVE"))
+                    .item("sk", s("MARKER"))
+                    .item("since", n(period_start))
+                    .send()
+                    .await
+                    .map_err(|e| backend(self.state_table(), e))?;
+            }
+            *self
+                .active_index
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = true;
+        }
+        let mut scopes = BTreeSet::from([Scope::Total]);
+        for start in [previous, period_start] {
+            let items = partition_items(
+                self.client(),
+                self.state_table(),
+                &format!("SCOPES#{start}"),
+            )
+            .await?;
+            for item in &items {
+                let text = item
+                    .get("scope")
+                    .and_then(|v| v.as_s().ok())
+                    .map_or("", String::as_str);
+                let scope: Scope = serde_json::from_str(text).map_err(|e| corrupt("SCOPES#", e))?;
+                match &scope {
+                    Scope::Tag(key, _) if !self.tag_scopes.allows(key) => {}
+                    _ => {
+                        scopes.insert(scope);
+                    }
+                }
+            }
+        }
+        Ok(scopes.into_iter().collect())
+    }
+
+    /// Keeps the scopes of units still running in this period's index (see
+    /// `SpendReader::keep_active`).
+    pub async fn keep_active(&self, running: &[Scope], at: i64) -> Result<(), StoreError> {
+        let (period_start, _) = self.period.bounds(at);
+        for scope in running {
+            self.mark_active(scope, period_start).await?;
         }
         Ok(())
     }
@@ -1097,6 +1209,14 @@ fn totals_of(item: &HashMap<String, AttributeValue>) -> Result<ScopeTotals, Stor
 impl crate::ports::SpendReader for DynamoProjector {
     async fn scopes(&self) -> Result<Vec<Scope>, StoreError> {
         DynamoProjector::scopes(self).await
+    }
+
+    async fn active_scopes(&self, at: i64) -> Result<Vec<Scope>, StoreError> {
+        DynamoProjector::active_scopes(self, at).await
+    }
+
+    async fn keep_active(&self, running: &[Scope], at: i64) -> Result<(), StoreError> {
+        DynamoProjector::keep_active(self, running, at).await
     }
 
     async fn scopes_totals(
