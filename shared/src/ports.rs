@@ -393,8 +393,8 @@ pub trait SpendReader {
         self.scopes()
     }
     /// Keeps `running` (scopes with units running at `at`) among the active scopes of `at`'s
-    /// period and the next: a unit running since an earlier period changes no sum, so no
-    /// event would list its scope again. A store that keeps no such index has nothing to do.
+    /// period: a unit running since an earlier period changes no sum, so no event would list
+    /// its scope again. A store that keeps no such index has nothing to do.
     fn keep_active(
         &self,
         running: &[crate::core::scope::Scope],

@@ -228,27 +228,39 @@ proptest! {
 /// versions, statuses (some gone), types, times and fields left out.
 fn instance_facts() -> impl Strategy<Value = Vec<Fact>> {
     let one = (
-        0_u64..6,
-        prop::sample::select(vec!["ACTIVE", "DRAINING", "INACTIVE", "DEREGISTERING"]),
-        prop::sample::select(vec!["m5.xlarge", "c5.2xlarge"]),
-        0_i64..3_600_000,
-        0_i64..600_000,
-        any::<bool>(),
-        any::<bool>(),
-        prop::option::of(0_i64..3_600_000),
+        (
+            0_u64..6,
+            prop::sample::select(vec!["ACTIVE", "DRAINING", "INACTIVE", "DEREGISTERING"]),
+            prop::sample::select(vec!["m5.xlarge", "c5.2xlarge"]),
+            0_i64..3_600_000,
+            0_i64..600_000,
+        ),
+        (
+            any::<bool>(),
+            any::<bool>(),
+            prop::option::of(0_i64..3_600_000),
+            prop::sample::select(vec![(4096, 15_580), (8192, 15_580), (4096, 7_680)]),
+            any::<bool>(),
+        ),
     );
     prop::collection::vec(one, 1..10).prop_map(|facts| {
         facts
             .into_iter()
             .enumerate()
             .map(
-                |(i, (version, status, kind, updated, registered, drop_type, drop_zone, seen))| {
+                |(
+                    i,
+                    (
+                        (version, status, kind, updated, registered),
+                        (drop_type, drop_zone, seen, resources, other_region),
+                    ),
+                )| {
                     let mut fact = batchguard_tests::instance_fact(
                         &format!("instance-{i}"),
                         "arn:aws:ecs:us-east-1:123456789012:container-instance/AWSBatch-ce-1/i",
                         "ce",
                         kind,
-                        (4096, 15_580),
+                        resources,
                         status,
                         version,
                         at(registered),
@@ -256,6 +268,10 @@ fn instance_facts() -> impl Strategy<Value = Vec<Fact>> {
                     );
                     fact.observed_at = seen.map(at);
                     if let FactBody::Instance(observed) = &mut fact.body {
+                        if other_region {
+                            observed.region = Some("eu-west-1".into());
+                            observed.ec2_instance_id = Some(format!("i-{i}"));
+                        }
                         if drop_type {
                             observed.instance_type = None;
                         }
@@ -302,5 +318,16 @@ proptest! {
         prop_assert_eq!(GroupProjection::of(&resumed), GroupProjection::of(&whole));
         prop_assert_eq!(resumed.instance_summary(arn), whole.instance_summary(arn));
         prop_assert_eq!(resumed.latest_instant(), whole.latest_instant());
+        // As the projector does it: the witnesses re-taken after every fact.
+        let mut kept: Vec<Fact> = Vec::new();
+        for fact in &facts {
+            kept.push(fact.clone());
+            let ledger = fold(&kept);
+            kept = ledger.instance_witnesses(arn, &kept).into_iter().cloned().collect();
+        }
+        let stepped = fold(&kept);
+        prop_assert_eq!(GroupProjection::of(&stepped), GroupProjection::of(&whole));
+        prop_assert_eq!(stepped.instance_summary(arn), whole.instance_summary(arn));
+        prop_assert_eq!(stepped.latest_instant(), whole.latest_instant());
     }
 }

@@ -98,7 +98,8 @@ async fn measure(jobs: usize) -> BTreeMap<&'static str, (u64, u64, u64)> {
     );
     let log = DynamoEventLog::new(client, TableNames::from_prefix(&unique_prefix("scale")));
     log.create_tables().await.unwrap();
-    let projector = DynamoProjector::new(log.clone(), PriceTable::builtin(), BudgetPeriod::Month);
+    let projector = DynamoProjector::new(log.clone(), PriceTable::builtin(), BudgetPeriod::Month)
+        .with_clock(|| batchguard_tests::T0 / 1000);
     let collector = Collector::new(log, projector);
     let mut per_kind: BTreeMap<&'static str, (u64, u64, u64)> = BTreeMap::new();
     for fact in instance_life(jobs) {
@@ -230,7 +231,8 @@ async fn a_tag_with_a_value_per_run_makes_no_scopes() {
     );
 
     // Every key, as before: one scope per run.
-    let everything = DynamoProjector::new(log.clone(), PriceTable::builtin(), BudgetPeriod::Month);
+    let everything = DynamoProjector::new(log.clone(), PriceTable::builtin(), BudgetPeriod::Month)
+        .with_clock(|| batchguard_tests::T0 / 1000);
     Collector::new(log.clone(), everything.clone())
         .record(tagged(20))
         .await
@@ -257,7 +259,8 @@ async fn a_burst_of_starts_in_one_minute_spreads_over_the_recent_index() {
     let tables = TableNames::from_prefix(&unique_prefix("burst"));
     let log = DynamoEventLog::new(client.clone(), tables.clone());
     log.create_tables().await.unwrap();
-    let projector = DynamoProjector::new(log.clone(), PriceTable::builtin(), BudgetPeriod::Month);
+    let projector = DynamoProjector::new(log.clone(), PriceTable::builtin(), BudgetPeriod::Month)
+        .with_clock(|| batchguard_tests::T0 / 1000);
     let collector = Collector::new(log, projector.clone());
     let start = at(600_000);
     for index in 0..64 {
@@ -678,7 +681,8 @@ async fn measure_lives(full: bool) -> Vec<(usize, u64, u64, BTreeMap<String, u64
     let reader = aws_sdk_dynamodb::Client::new(&config);
     let log = DynamoEventLog::new(client, TableNames::from_prefix(&unique_prefix("life")));
     log.create_tables().await.unwrap();
-    let projector = DynamoProjector::new(log.clone(), PriceTable::builtin(), BudgetPeriod::Month);
+    let projector = DynamoProjector::new(log.clone(), PriceTable::builtin(), BudgetPeriod::Month)
+        .with_clock(|| batchguard_tests::T0 / 1000);
     let collector = Collector::new(log, projector);
     recorder.taken();
     let mut lives = Vec::new();
@@ -740,7 +744,7 @@ async fn a_fargate_job_life_costs_at_most_40_requests_and_60_write_units() {
 /// GIVEN 10, then 100 Fargate jobs running for hours (more by `BATCHGUARD_SCALE_RUNNING`),
 /// each heard as its job's RUNNING and its task's RUNNING event WHEN the ticker function runs (the tick,
 /// then the silent-job check with no job yet silent) THEN it sends as many DynamoDB requests and
-/// publishes as many metrics for 100 running jobs as for 10 (30 requests, 35 metric values):
+/// publishes as many metrics for 100 running jobs as for 10 (35 requests, 35 metric values):
 /// the tick reads the scopes' running sums and the recent-start index, neither of which holds
 /// an item per running job. (The silent-job check asks Batch about at most 500 jobs a run:
 /// `a_thousand_long_running_jobs_are_each_checked_within_two_runs` in
@@ -768,7 +772,8 @@ async fn a_tick_costs_the_same_for_ten_running_jobs_as_for_a_hundred() {
         let log = DynamoEventLog::new(client, TableNames::from_prefix(&unique_prefix("tick")));
         log.create_tables().await.unwrap();
         let period = BudgetPeriod::Month;
-        let projector = DynamoProjector::new(log.clone(), PriceTable::builtin(), period);
+        let projector = DynamoProjector::new(log.clone(), PriceTable::builtin(), period)
+            .with_clock(|| batchguard_tests::T0 / 1000);
         let collector = Collector::new(log.clone(), projector.clone());
         for index in 0..running {
             let job_id = format!("running-{index}");
@@ -900,7 +905,8 @@ async fn a_tick_reads_the_scopes_active_now_not_every_scope_ever_seen() {
         let log = DynamoEventLog::new(client, TableNames::from_prefix(&unique_prefix("active")));
         log.create_tables().await.unwrap();
         let period = BudgetPeriod::Month;
-        let projector = DynamoProjector::new(log.clone(), PriceTable::builtin(), period);
+        let projector = DynamoProjector::new(log.clone(), PriceTable::builtin(), period)
+            .with_clock(|| batchguard_tests::T0 / 1000);
         let collector = Collector::new(log.clone(), projector.clone());
         let settings = TickerSettings {
             budget: None,
@@ -1006,7 +1012,8 @@ async fn a_table_from_before_the_active_index_lists_every_scope_once() {
         .await
         .unwrap();
     let now = at(0).0 / 1000;
-    let projector = DynamoProjector::new(log.clone(), PriceTable::builtin(), BudgetPeriod::Month);
+    let projector = DynamoProjector::new(log.clone(), PriceTable::builtin(), BudgetPeriod::Month)
+        .with_clock(|| batchguard_tests::T0 / 1000);
     assert!(projector.active_scopes(now).await.unwrap().contains(&scope));
     // A new process (no memory of the first) finds the index complete: the scope is listed
     // from the index this period, and not at all two periods on.
@@ -1017,5 +1024,68 @@ async fn a_table_from_before_the_active_index_lists_every_scope_once() {
         fresh.active_scopes(later).await.unwrap(),
         vec![Scope::Total],
         "idle two periods on"
+    );
+}
+
+/// GIVEN a job running since two months ago whose news arrives only now (a backlog or a
+/// redrive), no tick having run since WHEN the tick runs THEN its scopes are published: a
+/// change to a unit running since before the last period lists its scopes under today's
+/// period too, not only under its start's, which the tick no longer reads.
+#[tokio::test]
+async fn a_running_job_heard_of_a_period_late_is_still_published() {
+    use shared::adapters::emf::EmfMemory;
+    use shared::adapters::memory::RecordingTrigger;
+    use shared::app::ticker::{self, TickerSettings};
+    use shared::core::policy::BudgetPolicy;
+
+    let day = 86_400_000_i64;
+    let config = batchguard_tests::emulator_config().await;
+    let log = DynamoEventLog::new(
+        aws_sdk_dynamodb::Client::new(&config),
+        TableNames::from_prefix(&unique_prefix("late")),
+    );
+    log.create_tables().await.unwrap();
+    let period = BudgetPeriod::Month;
+    // Now is 2026-11-03; the job started in September.
+    let projector = DynamoProjector::new(log.clone(), PriceTable::builtin(), period)
+        .with_clock(|| batchguard_tests::T0 / 1000 + 86_400);
+    let collector = Collector::new(log.clone(), projector.clone());
+    let settings = TickerSettings {
+        budget: None,
+        policy: BudgetPolicy::default(),
+        period,
+        scope_queues: vec![],
+    };
+    let sink = EmfMemory::default();
+    let trigger = RecordingTrigger::default();
+    ticker::tick(&projector, &log, &trigger, &sink, &settings, at(day).0)
+        .await
+        .unwrap();
+    for fact in fargate_job("late", "late-definition", -60 * day, None) {
+        collector.record(fact).await.unwrap();
+    }
+    let sink = EmfMemory::default();
+    ticker::tick(
+        &projector,
+        &log,
+        &trigger,
+        &sink,
+        &settings,
+        at(day + 60_000).0,
+    )
+    .await
+    .unwrap();
+    let published: Vec<String> = sink
+        .objects
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|document| document.to_string())
+        .collect();
+    assert!(
+        published
+            .iter()
+            .any(|document| document.contains("late-definition")),
+        "{published:?}"
     );
 }

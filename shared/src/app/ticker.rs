@@ -294,9 +294,16 @@ async fn read_spend(
 ) -> Result<(Vec<MetricDocument>, ScopeSpend), TickError> {
     // The scopes with spend or running units this period or the last, not every scope ever
     // seen: a tick's reads do not grow with the fleet's history.
-    let scopes = reader.active_scopes(at).await?;
+    let mut scopes = reader.active_scopes(at).await?;
     let recent = reader.recent_starts(at).await?;
     let in_budget: BTreeSet<Scope> = budget_scopes(&settings.scope_queues).into_iter().collect();
+    // The budget's own scopes are read whatever the index says, as `assess` reads them: the
+    // budget figure the tick publishes is the one the enforcer checks.
+    for scope in &in_budget {
+        if !scopes.contains(scope) {
+            scopes.push(scope.clone());
+        }
+    }
     let mut documents = Vec::with_capacity(scopes.len() + 1);
     let mut budget_totals = ScopeTotals::default();
     let mut budget_recent = Vec::new();

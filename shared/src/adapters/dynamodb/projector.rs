@@ -4,13 +4,17 @@
 //!
 //! | `pk` | `sk` | attributes |
 //! | --- | --- | --- |
-//! | `PROJ#JOB#<id>` / `PROJ#TASK#<arn>` | `PROJ` | `version`, `units` (JSON [`GroupProjection`]), `claimed_by` (a task's, once a job names it), `recent_minute` (`<minute>#<shard>`, GSI `recent`) |
+//! | `PROJ#JOB#<id>` / `PROJ#TASK#<arn>` / `PROJ#INSTANCE#<arn>` | `PROJ` | `version`, `units` (JSON [`GroupProjection`]), `own_facts` (facts of the group's own partition folded), `claimed_by` (a task's, once a job names it), `recent_minute` (`<minute>#<shard>`, GSI `recent`); an instance's `instance_summary` and `witnesses` (JSON) |
 //! | `LINK#<task arn>` | `LINK` | `job_id`: the job that claimed the task |
 //! | `SCOPE#<kind>#<name>#<shard>` | `SUM` | the [`ScopeTotals`] as numbers: `units`, `unpriced`, `estimated`, `closed`, `vcpu`, `gib`, `c_<period>`, `rn_<period>`, `rr_<period>`, `ro_<period>` |
 //! | `SCOPES` | `<kind>#<name>` | `scope` (JSON): the registry of scopes, for readers |
+//! | `SCOPES#<period start>` | `<kind>#<name>` | `scope` (JSON): the scopes active in that budget period, for the tick |
+//! | `SCOPES_ACTIVE` | `MARKER` | `since`: the period the active-scope index is complete from |
+//! | `PLACED#<instance arn>` / `REPRICED#<instance arn>` | group / `REPRICED` | the groups placed on an instance; the identity they were last re-priced at |
 //!
-//! Every change is one `TransactWriteItems` conditioned on the group's projection version; a
-//! cancelled transaction is recomputed from the log and retried.
+//! Every change is one `TransactWriteItems` conditioned on the group's projection version (a
+//! change to the projection alone, one conditional `PutItem`); a cancelled write is recomputed
+//! from the log and retried.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -76,6 +80,8 @@ pub struct DynamoProjector {
     active: Arc<Mutex<HashSet<(i64, Scope)>>>,
     /// Whether the active-scope index is known to be complete (see `active_scopes`).
     active_index: Arc<Mutex<bool>>,
+    /// Now, in Unix seconds (the wall clock; tests set their own).
+    clock: fn() -> i64,
 }
 
 struct StoredProjection {
@@ -88,6 +94,27 @@ struct StoredProjection {
     /// An instance group's witnesses (`Ledger::instance_witnesses`), as a JSON list of facts:
     /// what its next event folds with itself instead of the instance's whole history.
     witnesses: Option<String>,
+    /// How many facts of the group's own partition the projection folded: a reader whose
+    /// history read found fewer raced a projection of a fact appended since, and starts again.
+    own_facts: u64,
+}
+
+/// What a group's projection item records besides its units.
+#[derive(Clone, Copy, Debug, Default)]
+struct Written<'a> {
+    last_event_ms: Option<i64>,
+    /// An instance group's summary and witnesses, as JSON.
+    instance: Option<(&'a str, &'a str)>,
+    own_facts: u64,
+}
+
+/// Now, in Unix seconds.
+fn wall_clock_seconds() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX)
+        })
 }
 
 /// A group's stored projection from its item (`PROJ#<group>`, `PROJ`), empty if none.
@@ -102,6 +129,7 @@ fn projection_of(
             claimed_by: None,
             instance_summary: None,
             witnesses: None,
+            own_facts: 0,
         });
     };
     let version = item
@@ -119,12 +147,18 @@ fn projection_of(
         .and_then(|v| v.as_s().ok())
         .cloned();
     let witnesses = item.get("witnesses").and_then(|v| v.as_s().ok()).cloned();
+    let own_facts = item
+        .get("own_facts")
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     Ok(StoredProjection {
         version,
         projection,
         claimed_by,
         instance_summary,
         witnesses,
+        own_facts,
     })
 }
 
@@ -167,7 +201,15 @@ impl DynamoProjector {
             registered: Arc::default(),
             active: Arc::default(),
             active_index: Arc::default(),
+            clock: wall_clock_seconds,
         }
+    }
+
+    /// Reads "now" from `clock` (Unix seconds) instead of the wall clock: where a unit that
+    /// arrives late is listed among the active scopes depends on it.
+    pub fn with_clock(mut self, clock: fn() -> i64) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Sums tag scopes of these keys only, and lists no other tag scope (a registry written
@@ -425,24 +467,38 @@ impl DynamoProjector {
             if let Some(text) = &current.witnesses {
                 let mut kept: Vec<Fact> =
                     serde_json::from_str(text).map_err(|e| corrupt(&projection_pk, e))?;
-                if !kept.iter().any(|k| k.event_id == fact.event_id) {
-                    kept.push(fact.clone());
+                // ECS moves an instance's version by one per change: a gap means a fact in
+                // the log the witnesses never took in (its own projection failed, or it is
+                // still on its way), so the history is read, as it was before witnesses.
+                let version = |f: &Fact| match &f.body {
+                    FactBody::Instance(instance) => instance.version,
+                    _ => 0,
+                };
+                let highest = kept.iter().map(version).max().unwrap_or(0);
+                if version(fact) <= highest + 1 {
+                    if !kept.iter().any(|k| k.event_id == fact.event_id) {
+                        kept.push(fact.clone());
+                    }
+                    witnessed = Some(kept);
                 }
-                witnessed = Some(kept);
             }
             instance_current = Some(current);
         }
         // Fold the group's facts: the job's own, and those of each task it names that is not
         // another job's.
-        let mut facts: Vec<Fact> = match witnessed {
-            Some(kept) => kept,
-            None => self
-                .log
-                .entity_history(&group)
-                .await?
-                .into_iter()
-                .map(|record| record.fact)
-                .collect(),
+        let (mut facts, own_read): (Vec<Fact>, Option<u64>) = match witnessed {
+            Some(kept) => (kept, None),
+            None => {
+                let history: Vec<Fact> = self
+                    .log
+                    .entity_history(&group)
+                    .await?
+                    .into_iter()
+                    .map(|record| record.fact)
+                    .collect();
+                let read = history.len() as u64;
+                (history, Some(read))
+            }
         };
         let mut claims = Vec::new();
         let current = if let Some(job_id) = &job_id {
@@ -502,7 +558,7 @@ impl DynamoProjector {
                     // A task with no fact yet has no projection to read: none is made before
                     // its first fact is appended, and the claim's conditional put settles a
                     // race with one appended since (see `put_projection`).
-                    claims.push((arn.clone(), !history.is_empty()));
+                    claims.push((arn.clone(), history.len() as u64));
                 }
                 facts.extend(history.into_iter().map(|record| record.fact));
             }
@@ -587,6 +643,13 @@ impl DynamoProjector {
             }
             None => projection_of(&projection_pk, self.get(&projection_pk, "PROJ").await?)?,
         };
+        if let Some(read) = own_read
+            && current.own_facts > read
+        {
+            // A projection committed since our history read folded a fact that read missed
+            // (appended after it): start again, or this write would drop that fact.
+            return Ok(None);
+        }
         let identity = pricing_identity(instance_summary.as_deref());
         let instance_changed =
             is_instance_group && identity != pricing_identity(current.instance_summary.as_deref());
@@ -599,13 +662,17 @@ impl DynamoProjector {
         }
         let mut delta = current.projection.delta_to(&next, self.period);
         let mut items = Vec::new();
-        for (arn, seen) in &claims {
+        for (arn, read) in &claims {
             let orphan_group = format!("TASK#{arn}");
-            let orphan = if *seen {
+            let orphan = if *read > 0 {
                 self.stored_projection(&orphan_group).await?
             } else {
                 projection_of(&orphan_group, None)?
             };
+            if orphan.own_facts > *read {
+                // The orphan took in a fact our read of its history missed: start again.
+                return Ok(None);
+            }
             for (scope, part) in orphan
                 .projection
                 .delta_to(&GroupProjection::default(), self.period)
@@ -617,8 +684,7 @@ impl DynamoProjector {
                 orphan.version,
                 &GroupProjection::default(),
                 job_id.as_deref(),
-                None,
-                None,
+                Written::default(),
             )?);
             items.push(
                 TransactWriteItem::builder()
@@ -654,8 +720,11 @@ impl DynamoProjector {
             current.version,
             &next,
             None,
-            last_event_ms,
-            instance_summary.as_deref().zip(witnesses.as_deref()),
+            Written {
+                last_event_ms,
+                instance: instance_summary.as_deref().zip(witnesses.as_deref()),
+                own_facts: own_read.unwrap_or(0),
+            },
         )?);
         let shard = xxhash_rust::xxh3::xxh3_64(group.as_bytes()) % u64::from(self.shards);
         for (scope, totals) in &delta {
@@ -690,9 +759,11 @@ impl DynamoProjector {
                 .await;
             return match result {
                 Ok(_) => Ok(Some((true, settled, identity))),
-                // Lost a race on the version: retry.
+                // Lost a race on the version, or the item is in another writer's transaction
+                // (which the SDK does not retry): recompute and retry, as for a transaction.
                 Err(SdkError::ServiceError(error))
-                    if error.err().is_conditional_check_failed_exception() =>
+                    if error.err().is_conditional_check_failed_exception()
+                        || error.err().is_transaction_conflict_exception() =>
                 {
                     Ok(None)
                 }
@@ -732,9 +803,13 @@ impl DynamoProjector {
         version: u64,
         projection: &GroupProjection,
         claimed_by: Option<&str>,
-        last_event_ms: Option<i64>,
-        instance: Option<(&str, &str)>,
+        written: Written<'_>,
     ) -> Result<TransactWriteItem, StoreError> {
+        let Written {
+            last_event_ms,
+            instance,
+            own_facts,
+        } = written;
         let units = serde_json::to_string(projection).map_err(|e| corrupt(group, e))?;
         let mut put = Put::builder()
             .table_name(self.state_table())
@@ -744,6 +819,9 @@ impl DynamoProjector {
             .item("units", s(units));
         if let Some(job) = claimed_by {
             put = put.item("claimed_by", s(job));
+        }
+        if own_facts > 0 {
+            put = put.item("own_facts", n(own_facts));
         }
         if let Some((summary, witnesses)) = instance {
             put = put
@@ -831,7 +909,8 @@ impl DynamoProjector {
         Ok(TransactWriteItem::builder().update(update).build())
     }
 
-    /// Records scopes in the registry (idempotent puts), once per scope per process.
+    /// Lists the scopes of a change in the registry (once per process) and among the active
+    /// scopes of every period the change touches (see `active_scopes`).
     async fn register_scopes(
         &self,
         delta: &BTreeMap<Scope, ScopeTotals>,
@@ -845,8 +924,20 @@ impl DynamoProjector {
                 .chain(totals.running_by_period.keys())
                 .copied()
                 .collect();
-            for period_start in periods {
-                self.mark_active(scope, period_start).await?;
+            for period_start in &periods {
+                self.mark_active(scope, *period_start).await?;
+            }
+            // A unit still running whose news arrives more than a period late (a backlog, a
+            // redrive) is listed under its start's period, which the tick no longer reads:
+            // list it under today's too.
+            let (now, _) = self.period.bounds((self.clock)());
+            let (previous, _) = self.period.bounds(now - 1);
+            if totals
+                .running_by_period
+                .keys()
+                .any(|start| *start < previous)
+            {
+                self.mark_active(scope, now).await?;
             }
             if self
                 .registered
@@ -903,7 +994,10 @@ impl DynamoProjector {
         Ok(())
     }
 
-    /// The scopes active in the budget period of `at` or the one before, and the total. A
+    /// The scopes active in the budget period of `at` or the one before, and the total: a
+    /// change lists its scopes under every period it touches (and under the clock's period
+    /// when it is to a unit running since before the last), and the tick lists the scopes of
+    /// running units under its own period (`keep_active`), as long as it runs once a period. A
     /// table written before this index was kept has no complete index: the first call lists
     /// every registered scope in this period's, then writes a marker (`SCOPES_ACTIVE`) that
     /// says the index is complete from here on.

@@ -302,7 +302,9 @@ impl Ledger {
             let FactBody::Instance(observed) = &fact.body else {
                 continue;
             };
-            if observed.container_instance_arn != arn {
+            // A fact the fold refuses (out of range) holds nothing; it must not stand in for
+            // the one that does.
+            if observed.container_instance_arn != arn || fact.check_ranges().is_err() {
                 continue;
             }
             let rank = Rank::new(observed.version, fact);
