@@ -87,19 +87,27 @@ fn instance_life(jobs: usize) -> Vec<Fact> {
     facts
 }
 
-/// Per event kind: (events, requests, response bytes) through the collector.
-async fn measure(jobs: usize) -> BTreeMap<&'static str, (u64, u64, u64)> {
+/// New tables on the emulator, a client whose every request `Recorder` records, and a monthly
+/// projector on them whose clock reads `T0` (where late news is listed does not depend on
+/// the day the tests run).
+async fn metered(test: &str) -> (Recorder, DynamoEventLog, DynamoProjector) {
     let config = batchguard_tests::emulator_config().await;
-    let meter = Recorder::default();
+    let recorder = Recorder::default();
     let client = aws_sdk_dynamodb::Client::from_conf(
         aws_sdk_dynamodb::config::Builder::from(&config)
-            .interceptor(meter.clone())
+            .interceptor(recorder.clone())
             .build(),
     );
-    let log = DynamoEventLog::new(client, TableNames::from_prefix(&unique_prefix("scale")));
+    let log = DynamoEventLog::new(client, TableNames::from_prefix(&unique_prefix(test)));
     log.create_tables().await.unwrap();
     let projector = DynamoProjector::new(log.clone(), PriceTable::builtin(), BudgetPeriod::Month)
         .with_clock(|| batchguard_tests::T0 / 1000);
+    (recorder, log, projector)
+}
+
+/// Per event kind: (events, requests, response bytes) through the collector.
+async fn measure(jobs: usize) -> BTreeMap<&'static str, (u64, u64, u64)> {
+    let (meter, log, projector) = metered("scale").await;
     let collector = Collector::new(log, projector);
     let mut per_kind: BTreeMap<&'static str, (u64, u64, u64)> = BTreeMap::new();
     for fact in instance_life(jobs) {
@@ -152,33 +160,27 @@ async fn requests_per_event_stay_flat_as_an_instance_takes_more_jobs() {
         }
         rows.push(measured);
     }
-    for kind in ["job", "instance"] {
-        let means: Vec<f64> = rows
-            .iter()
-            .map(|row| row[kind].1 as f64 / row[kind].0 as f64)
-            .collect();
-        let (low, high) = means
-            .iter()
-            .fold((f64::MAX, 0.0_f64), |(l, h), m| (l.min(*m), h.max(*m)));
-        eprintln!(
-            "{kind}: requests per event {means:?}, largest / smallest {:.2}",
-            high / low
-        );
-        assert!(high / low <= 1.2, "{kind}: {means:?}");
-    }
     // A job event reads the instance's summary, not its history, and an instance event its
     // witnesses, not its history: the bytes read stay flat too (before the witnesses: 5 → 34
     // KB per instance event from 4 to 40 jobs).
     for kind in ["job", "instance"] {
-        let bytes: Vec<f64> = rows
-            .iter()
-            .map(|row| row[kind].2 as f64 / row[kind].0 as f64)
-            .collect();
-        let (low, high) = bytes
-            .iter()
-            .fold((f64::MAX, 0.0_f64), |(l, h), b| (l.min(*b), h.max(*b)));
-        eprintln!("{kind}: bytes read per event {bytes:?}");
-        assert!(high / low <= 1.2, "{kind} bytes read per event: {bytes:?}");
+        for (what, column) in [("requests", 1), ("bytes read", 2)] {
+            let means: Vec<f64> = rows
+                .iter()
+                .map(|row| {
+                    let (events, requests, bytes) = row[kind];
+                    [0, requests, bytes][column] as f64 / events as f64
+                })
+                .collect();
+            let (low, high) = means
+                .iter()
+                .fold((f64::MAX, 0.0_f64), |(l, h), m| (l.min(*m), h.max(*m)));
+            eprintln!(
+                "{kind}: {what} per event {means:?}, largest / smallest {:.2}",
+                high / low
+            );
+            assert!(high / low <= 1.2, "{kind} {what} per event: {means:?}");
+        }
     }
 }
 
@@ -671,18 +673,8 @@ fn fargate_life(index: usize, full: bool) -> Vec<Fact> {
 /// Per job, through the collector against the emulator: (events, requests, write units), and
 /// the requests by operation.
 async fn measure_lives(full: bool) -> Vec<(usize, u64, u64, BTreeMap<String, u64>)> {
-    let config = batchguard_tests::emulator_config().await;
-    let recorder = Recorder::default();
-    let client = aws_sdk_dynamodb::Client::from_conf(
-        aws_sdk_dynamodb::config::Builder::from(&config)
-            .interceptor(recorder.clone())
-            .build(),
-    );
-    let reader = aws_sdk_dynamodb::Client::new(&config);
-    let log = DynamoEventLog::new(client, TableNames::from_prefix(&unique_prefix("life")));
-    log.create_tables().await.unwrap();
-    let projector = DynamoProjector::new(log.clone(), PriceTable::builtin(), BudgetPeriod::Month)
-        .with_clock(|| batchguard_tests::T0 / 1000);
+    let (recorder, log, projector) = metered("life").await;
+    let reader = aws_sdk_dynamodb::Client::new(&batchguard_tests::emulator_config().await);
     let collector = Collector::new(log, projector);
     recorder.taken();
     let mut lives = Vec::new();
@@ -762,18 +754,8 @@ async fn a_tick_costs_the_same_for_ten_running_jobs_as_for_a_hundred() {
     let mut rows = Vec::new();
     // `BATCHGUARD_SCALE_RUNNING=10,1000,100000` sweeps further than CI.
     for running in sweep("BATCHGUARD_SCALE_RUNNING", &[10, 100]) {
-        let config = batchguard_tests::emulator_config().await;
-        let meter = Recorder::default();
-        let client = aws_sdk_dynamodb::Client::from_conf(
-            aws_sdk_dynamodb::config::Builder::from(&config)
-                .interceptor(meter.clone())
-                .build(),
-        );
-        let log = DynamoEventLog::new(client, TableNames::from_prefix(&unique_prefix("tick")));
-        log.create_tables().await.unwrap();
-        let period = BudgetPeriod::Month;
-        let projector = DynamoProjector::new(log.clone(), PriceTable::builtin(), period)
-            .with_clock(|| batchguard_tests::T0 / 1000);
+        let (meter, log, projector) = metered("tick").await;
+        let period = projector.period();
         let collector = Collector::new(log.clone(), projector.clone());
         for index in 0..running {
             let job_id = format!("running-{index}");
@@ -879,6 +861,31 @@ fn fargate_job(id: &str, definition: &str, start: i64, stop: Option<i64>) -> Vec
     ]
 }
 
+/// A tick at `now_ms` on the emulator's tables: the metric documents it published, as text.
+async fn tick_publishing(
+    projector: &DynamoProjector,
+    log: &DynamoEventLog,
+    settings: &shared::app::ticker::TickerSettings,
+    now_ms: i64,
+) -> Vec<String> {
+    let sink = shared::adapters::emf::EmfMemory::default();
+    shared::app::ticker::tick(
+        projector,
+        log,
+        &shared::adapters::memory::RecordingTrigger::default(),
+        &sink,
+        settings,
+        now_ms,
+    )
+    .await
+    .unwrap();
+    let documents = sink.objects.lock().unwrap();
+    documents
+        .iter()
+        .map(|document| document.to_string())
+        .collect()
+}
+
 /// GIVEN 5, then 50 job definitions whose jobs all ran two months ago (each a scope in the
 /// registry), and one job running since then WHEN the tick runs now (after a tick last month)
 /// THEN it sends as many DynamoDB requests either way: it reads the scopes active this period
@@ -887,26 +894,14 @@ fn fargate_job(id: &str, definition: &str, start: i64, stop: Option<i64>) -> Vec
 /// its scopes active from period to period.
 #[tokio::test]
 async fn a_tick_reads_the_scopes_active_now_not_every_scope_ever_seen() {
-    use shared::adapters::emf::EmfMemory;
-    use shared::adapters::memory::RecordingTrigger;
-    use shared::app::ticker::{self, TickerSettings};
+    use shared::app::ticker::TickerSettings;
     use shared::core::policy::BudgetPolicy;
 
     let day = 86_400_000_i64;
     let mut rows = Vec::new();
     for definitions in [5, 50] {
-        let config = batchguard_tests::emulator_config().await;
-        let meter = Recorder::default();
-        let client = aws_sdk_dynamodb::Client::from_conf(
-            aws_sdk_dynamodb::config::Builder::from(&config)
-                .interceptor(meter.clone())
-                .build(),
-        );
-        let log = DynamoEventLog::new(client, TableNames::from_prefix(&unique_prefix("active")));
-        log.create_tables().await.unwrap();
-        let period = BudgetPeriod::Month;
-        let projector = DynamoProjector::new(log.clone(), PriceTable::builtin(), period)
-            .with_clock(|| batchguard_tests::T0 / 1000);
+        let (meter, log, projector) = metered("active").await;
+        let period = projector.period();
         let collector = Collector::new(log.clone(), projector.clone());
         let settings = TickerSettings {
             budget: None,
@@ -914,30 +909,7 @@ async fn a_tick_reads_the_scopes_active_now_not_every_scope_ever_seen() {
             period,
             scope_queues: vec![],
         };
-        let tick = |now_ms: i64| {
-            let (projector, log, settings) = (&projector, &log, &settings);
-            async move {
-                let sink = EmfMemory::default();
-                ticker::tick(
-                    projector,
-                    log,
-                    &RecordingTrigger::default(),
-                    &sink,
-                    settings,
-                    now_ms,
-                )
-                .await
-                .unwrap();
-                let published: Vec<String> = sink
-                    .objects
-                    .lock()
-                    .unwrap()
-                    .iter()
-                    .map(|document| document.to_string())
-                    .collect();
-                published
-            }
-        };
+        let tick = |now_ms: i64| tick_publishing(&projector, &log, &settings, now_ms);
         // The stack ticks from the start (its first tick finds the index new and complete).
         tick(at(-61 * day).0).await;
         // T0 is 2026-11-02: these ran in September.
@@ -1033,9 +1005,7 @@ async fn a_table_from_before_the_active_index_lists_every_scope_once() {
 /// period too, not only under its start's, which the tick no longer reads.
 #[tokio::test]
 async fn a_running_job_heard_of_a_period_late_is_still_published() {
-    use shared::adapters::emf::EmfMemory;
-    use shared::adapters::memory::RecordingTrigger;
-    use shared::app::ticker::{self, TickerSettings};
+    use shared::app::ticker::TickerSettings;
     use shared::core::policy::BudgetPolicy;
 
     let day = 86_400_000_i64;
@@ -1056,32 +1026,11 @@ async fn a_running_job_heard_of_a_period_late_is_still_published() {
         period,
         scope_queues: vec![],
     };
-    let sink = EmfMemory::default();
-    let trigger = RecordingTrigger::default();
-    ticker::tick(&projector, &log, &trigger, &sink, &settings, at(day).0)
-        .await
-        .unwrap();
+    tick_publishing(&projector, &log, &settings, at(day).0).await;
     for fact in fargate_job("late", "late-definition", -60 * day, None) {
         collector.record(fact).await.unwrap();
     }
-    let sink = EmfMemory::default();
-    ticker::tick(
-        &projector,
-        &log,
-        &trigger,
-        &sink,
-        &settings,
-        at(day + 60_000).0,
-    )
-    .await
-    .unwrap();
-    let published: Vec<String> = sink
-        .objects
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|document| document.to_string())
-        .collect();
+    let published = tick_publishing(&projector, &log, &settings, at(day + 60_000).0).await;
     assert!(
         published
             .iter()
