@@ -577,3 +577,85 @@ async fn a_tick_publishes_at_most_the_cap_of_scopes_and_counts_the_rest() {
     assert!(scopes.iter().any(|o| o["Scope"] == "def-249"));
     assert!(!scopes.iter().any(|o| o["Scope"] == "def-000"));
 }
+
+/// Projections whose active-scope index refuses every write (a throttled or failing
+/// `PutItem`); everything else is the in-memory projector's.
+struct IndexWritesFail<'a>(&'a MemoryProjector);
+
+impl SpendReader for IndexWritesFail<'_> {
+    async fn scopes(&self) -> Result<Vec<Scope>, shared::ports::StoreError> {
+        self.0.scopes().await
+    }
+
+    async fn scopes_totals(
+        &self,
+        scopes: &[Scope],
+    ) -> Result<
+        std::collections::BTreeMap<Scope, shared::core::sums::ScopeTotals>,
+        shared::ports::StoreError,
+    > {
+        self.0.scopes_totals(scopes).await
+    }
+
+    async fn recent_starts(
+        &self,
+        at: i64,
+    ) -> Result<Vec<(Scope, i64, Decimal)>, shared::ports::StoreError> {
+        self.0.recent_starts(at).await
+    }
+
+    async fn keep_active(&self, _: &[Scope], _: i64) -> Result<(), shared::ports::StoreError> {
+        Err(shared::ports::StoreError::Backend {
+            location: "the active-scope index".into(),
+            message: "throttled".into(),
+            source: None,
+        })
+    }
+}
+
+/// GIVEN running work and an active-scope index that cannot be written WHEN the ticker runs
+/// THEN it still publishes the budget's figures and triggers the stop: keeping the index is
+/// bookkeeping, and its failure is logged, never the reason a tick goes blind.
+#[tokio::test]
+async fn a_failing_active_scope_index_does_not_blind_the_tick() {
+    let (config, events, collector) = collected(99_002, 12).await;
+    let period = BudgetPeriod::Month;
+    let local = batchguard_tests::replay_ledger(&events, period);
+    let at = Millis(config.end_ms).ceil_seconds();
+    let total = local.scope_spend(&Scope::Total, at);
+    let settings = TickerSettings {
+        budget: Some(Budget {
+            amount_usd: total.period_spend_usd / Decimal::TWO,
+            period,
+        }),
+        policy: BudgetPolicy::default(),
+        period,
+        scope_queues: vec![],
+    };
+    let reader = IndexWritesFail(collector.projector());
+    assert!(reader.keep_active(&[Scope::Total], at).await.is_err());
+    let (trigger, sink) = (RecordingTrigger::default(), EmfMemory::default());
+    let report = ticker::tick(
+        &reader,
+        collector.log(),
+        &trigger,
+        &sink,
+        &settings,
+        at * 1000,
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.budget_spend_usd, total.period_spend_usd);
+    assert!(
+        sink.objects
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|o| o["BudgetUsedPercent"].is_number()),
+        "the budget's figures are published"
+    );
+    assert!(
+        !trigger.0.lock().unwrap().is_empty(),
+        "the stop is triggered"
+    );
+}

@@ -315,7 +315,11 @@ async fn read_spend(
         .filter(|(_, totals)| totals.running_by_period.values().any(|b| b.units > 0))
         .map(|(scope, _)| scope.clone())
         .collect();
-    reader.keep_active(&running, at).await?;
+    // Bookkeeping for the ticks to come: its failure is logged (the next tick tries again),
+    // never a reason for this tick to publish nothing.
+    if let Err(error) = reader.keep_active(&running, at).await {
+        tracing::warn!(%error, "could not keep running scopes in the active-scope index");
+    }
     let mut active: Vec<(&Scope, ScopeSpend)> = Vec::new();
     for (scope, totals) in &all_totals {
         let corrections: Vec<(i64, Decimal)> = corrections_of(&recent, scope).collect();

@@ -947,21 +947,27 @@ impl DynamoProjector {
             {
                 continue;
             }
-            let text = serde_json::to_string(scope).map_err(|e| corrupt(&scope_key(scope), e))?;
-            self.client()
-                .put_item()
-                .table_name(self.state_table())
-                .item("pk", s("SCOPES"))
-                .item("sk", s(scope_key(scope)))
-                .item("scope", s(text))
-                .send()
-                .await
-                .map_err(|e| backend(self.state_table(), e))?;
+            self.list_scope("SCOPES", scope).await?;
             self.registered
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .insert(scope.clone());
         }
+        Ok(())
+    }
+
+    /// Puts `scope` in the list `pk` (the registry, or a period's active scopes): idempotent.
+    async fn list_scope(&self, pk: &str, scope: &Scope) -> Result<(), StoreError> {
+        let text = serde_json::to_string(scope).map_err(|e| corrupt(&scope_key(scope), e))?;
+        self.client()
+            .put_item()
+            .table_name(self.state_table())
+            .item("pk", s(pk))
+            .item("sk", s(scope_key(scope)))
+            .item("scope", s(text))
+            .send()
+            .await
+            .map_err(|e| backend(self.state_table(), e))?;
         Ok(())
     }
 
@@ -977,16 +983,8 @@ impl DynamoProjector {
         {
             return Ok(());
         }
-        let text = serde_json::to_string(scope).map_err(|e| corrupt(&scope_key(scope), e))?;
-        self.client()
-            .put_item()
-            .table_name(self.state_table())
-            .item("pk", s(format!("SCOPES#{period_start}")))
-            .item("sk", s(scope_key(scope)))
-            .item("scope", s(text))
-            .send()
-            .await
-            .map_err(|e| backend(self.state_table(), e))?;
+        self.list_scope(&format!("SCOPES#{period_start}"), scope)
+            .await?;
         self.active
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
