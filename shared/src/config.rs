@@ -8,7 +8,7 @@ use rust_decimal::Decimal;
 
 use crate::adapters::dynamodb::TableNames;
 use crate::app::enforcer::EnforcerSettings;
-use crate::app::ticker::TickerSettings;
+use crate::app::ticker::{MAX_SCOPES_READ, TickerSettings};
 use crate::core::budget::{Budget, BudgetPeriod};
 use crate::core::policy::BudgetPolicy;
 use crate::core::prices::{PriceError, PriceTable};
@@ -109,6 +109,7 @@ impl Config {
             policy: self.policy,
             period: self.period(),
             scope_queues: self.scope_queues.clone(),
+            max_scopes_read: MAX_SCOPES_READ,
         }
     }
 

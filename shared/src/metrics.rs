@@ -176,8 +176,9 @@ pub const INSTANCE_STATE_CHANGES: &str = "InstanceStateChanges";
 pub const QUARANTINED_EVENTS: &str = "QuarantinedEvents";
 /// From the enforcer, per action.
 pub const ENFORCEMENT_ACTIONS: &str = "EnforcementActions";
-/// From the ticker, every tick: active scopes left out by the cap on scopes published a tick
-/// (`app::ticker::MAX_SCOPES_PUBLISHED`; zero too).
+/// From the ticker, every tick: active scopes not published this tick, over the cap on scopes
+/// published (`app::ticker::MAX_SCOPES_PUBLISHED`) or not read this minute (past
+/// `app::ticker::MAX_SCOPES_READ`; zero too).
 pub const SCOPES_NOT_PUBLISHED: &str = "ScopesNotPublished";
 /// From the ticker, per silent-job check: jobs AWS Batch no longer knew, closed at the last
 /// instant they were heard of.

@@ -842,6 +842,7 @@ async fn the_functions_emit_exactly_the_catalogue() {
         policy: BudgetPolicy::default(),
         period,
         scope_queues: vec![],
+        max_scopes_read: shared::app::ticker::MAX_SCOPES_READ,
     };
     let trigger = shared::adapters::memory::RecordingTrigger::default();
     // The ticker function: the tick, then the silent-job check (no job silent for a year).

@@ -59,6 +59,7 @@ async fn the_ticker_runs_on_the_in_memory_projections() {
         policy: BudgetPolicy::default(),
         period,
         scope_queues: vec![],
+        max_scopes_read: shared::app::ticker::MAX_SCOPES_READ,
     };
     let (trigger, sink) = (RecordingTrigger::default(), EmfMemory::default());
     let report = ticker::tick(
@@ -129,6 +130,7 @@ async fn the_ticker_fuses_an_aws_baseline_in_memory() {
         policy: BudgetPolicy::default(),
         period: BudgetPeriod::Month,
         scope_queues: vec![],
+        max_scopes_read: shared::app::ticker::MAX_SCOPES_READ,
     };
     let store = MemoryBaseline::default();
     let aws = AwsBaseline {
@@ -419,6 +421,7 @@ async fn a_hung_describe_jobs_costs_the_check_its_budget_and_not_the_tick() {
             policy: BudgetPolicy::default(),
             period,
             scope_queues: vec![],
+            max_scopes_read: shared::app::ticker::MAX_SCOPES_READ,
         },
         aws_budget: None,
         silent: SilentCheck {
@@ -476,6 +479,7 @@ async fn a_failed_trigger_still_publishes_every_metric() {
         policy: BudgetPolicy::default(),
         period,
         scope_queues: vec![],
+        max_scopes_read: shared::app::ticker::MAX_SCOPES_READ,
     };
     let sink = EmfMemory::default();
     let error = ticker::tick(
@@ -548,6 +552,7 @@ async fn a_tick_publishes_at_most_the_cap_of_scopes_and_counts_the_rest() {
         policy: BudgetPolicy::default(),
         period: BudgetPeriod::Month,
         scope_queues: vec![],
+        max_scopes_read: shared::app::ticker::MAX_SCOPES_READ,
     };
     ticker::tick(
         &projector,
@@ -631,6 +636,7 @@ async fn a_failing_active_scope_index_does_not_blind_the_tick() {
         policy: BudgetPolicy::default(),
         period,
         scope_queues: vec![],
+        max_scopes_read: shared::app::ticker::MAX_SCOPES_READ,
     };
     let reader = IndexWritesFail(collector.projector());
     assert!(reader.keep_active(&[Scope::Total], at).await.is_err());

@@ -8,7 +8,7 @@
 //! (running jobs at a tick) sweep further than CI's defaults.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
 use batchguard_tests::{at, attempt, fact, instance_fact, job, unique_prefix};
@@ -283,7 +283,7 @@ async fn a_burst_of_starts_in_one_minute_spreads_over_the_recent_index() {
         .send()
         .await
         .unwrap();
-    let keys: std::collections::BTreeSet<String> = items
+    let keys: BTreeSet<String> = items
         .items()
         .iter()
         .filter_map(|item| item.get("recent_minute")?.as_s().ok().cloned())
@@ -796,6 +796,7 @@ async fn a_tick_costs_the_same_for_ten_running_jobs_as_for_a_hundred() {
                 policy: BudgetPolicy::default(),
                 period,
                 scope_queues: vec![],
+                max_scopes_read: shared::app::ticker::MAX_SCOPES_READ,
             },
             aws_budget: None,
             silent: SilentCheck::after(365 * 86_400_000),
@@ -908,6 +909,7 @@ async fn a_tick_reads_the_scopes_active_now_not_every_scope_ever_seen() {
             policy: BudgetPolicy::default(),
             period,
             scope_queues: vec![],
+            max_scopes_read: shared::app::ticker::MAX_SCOPES_READ,
         };
         let tick = |now_ms: i64| tick_publishing(&projector, &log, &settings, now_ms);
         // The stack ticks from the start (its first tick finds the index new and complete).
@@ -1025,6 +1027,7 @@ async fn a_running_job_heard_of_a_period_late_is_still_published() {
         policy: BudgetPolicy::default(),
         period,
         scope_queues: vec![],
+        max_scopes_read: shared::app::ticker::MAX_SCOPES_READ,
     };
     tick_publishing(&projector, &log, &settings, at(day).0).await;
     for fact in fargate_job("late", "late-definition", -60 * day, None) {
@@ -1037,4 +1040,252 @@ async fn a_running_job_heard_of_a_period_late_is_still_published() {
             .any(|document| document.contains("late-definition")),
         "{published:?}"
     );
+}
+
+/// GIVEN 1, then 45, then 90 values of a `team` tag (more by `BATCHGUARD_SCALE_TAG_VALUES`),
+/// each on a job running now, so as many active scopes, and a tick that reads at most 20
+/// active scopes (the stack's `MAX_SCOPES_READ` is 400; 20 keeps the test quick) WHEN the tick
+/// runs THEN past its cap it sends as many DynamoDB requests for 90 teams as for 45 (before:
+/// the 8 sum items of every active scope, every tick), and in turn, a minute apart, every team
+/// is published.
+#[tokio::test]
+async fn a_tick_reads_as_much_for_90_tag_values_as_for_45() {
+    use shared::app::ticker::TickerSettings;
+    use shared::core::policy::BudgetPolicy;
+
+    let cap = 20;
+    let mut rows = Vec::new();
+    for teams in sweep("BATCHGUARD_SCALE_TAG_VALUES", &[1, 45, 90]) {
+        let (meter, log, projector) = metered("teams").await;
+        let period = projector.period();
+        let collector = Collector::new(log.clone(), projector.clone());
+        for index in 0..teams {
+            let mut facts = fargate_job(&format!("team-job-{index}"), "shared", 0, None);
+            if let FactBody::Job(job) = &mut facts[0].body {
+                job.tags.insert("team".into(), format!("team-{index:05}"));
+            }
+            for fact in facts {
+                collector.record(fact).await.unwrap();
+            }
+        }
+        let settings = TickerSettings {
+            budget: None,
+            policy: BudgetPolicy::default(),
+            period,
+            scope_queues: vec![],
+            max_scopes_read: cap,
+        };
+        let first_tick = at(3_600_000 + 30_000).0;
+        meter.taken();
+        let mut published = tick_publishing(&projector, &log, &settings, first_tick).await;
+        let sent = meter.taken();
+        let read: u64 = sent
+            .iter()
+            .map(|(operation, body, answered)| {
+                read_units(operation, &serde_json::from_slice(body).unwrap(), *answered)
+            })
+            .sum();
+        eprintln!(
+            "{teams} teams running: a tick sends {} DynamoDB requests, at most {read} read units",
+            sent.len()
+        );
+        rows.push((teams, sent.len() as u64, read));
+        // The teams, and the job definition, queue and compute environment they share.
+        for turn in 1..(teams + 3).div_ceil(cap) {
+            let now_ms = first_tick + 60_000 * turn as i64;
+            published.extend(tick_publishing(&projector, &log, &settings, now_ms).await);
+        }
+        let seen: BTreeSet<String> = published
+            .iter()
+            .filter_map(|document| {
+                let document: serde_json::Value = serde_json::from_str(document).ok()?;
+                (document["ScopeKind"] == "tag").then(|| document["Scope"].to_string())
+            })
+            .collect();
+        assert_eq!(seen.len(), teams, "every team published within a turn");
+    }
+    let beyond: Vec<&(usize, u64, u64)> = rows.iter().filter(|row| row.0 > cap).collect();
+    for row in &beyond {
+        let first = beyond[0];
+        assert!(
+            row.1 * 10 <= first.1 * 12 && row.2 * 10 <= first.2 * 12,
+            "requests and read units flat past the read cap: {rows:?}"
+        );
+    }
+}
+
+/// GIVEN a daily budget, one job a day, and the sums pruned as the ticker prunes them (after
+/// each day) WHEN 3, then 30 days have gone by (more by `BATCHGUARD_SCALE_PERIODS`, e.g.
+/// `3,400`) THEN the last day's job costs as many write units, and the total's sum item holds
+/// as many attributes, after 30 days as after 3 (before pruning: four attributes more per day,
+/// and every update billed on the grown item).
+#[tokio::test]
+async fn a_job_costs_as_much_after_30_daily_periods_as_after_3() {
+    let day = 86_400_000;
+    let mut rows = Vec::new();
+    for days in sweep("BATCHGUARD_SCALE_PERIODS", &[3, 30]) {
+        let (meter, log, _) = metered("days").await;
+        let period = BudgetPeriod::Day;
+        let projector = DynamoProjector::new(log.clone(), PriceTable::builtin(), period)
+            .with_shards(1)
+            .with_clock(|| batchguard_tests::T0 / 1000);
+        let reader = aws_sdk_dynamodb::Client::new(&batchguard_tests::emulator_config().await);
+        let collector = Collector::new(log.clone(), projector.clone());
+        let mut last = (0, 0);
+        for index in 0..days as i64 {
+            let start = at(index * day + 3_600_000);
+            let stop = at(index * day + 4_200_000);
+            meter.taken();
+            for (id, status, stopped) in [
+                ("running", JobStatus::Running, None),
+                ("ended", JobStatus::Succeeded, Some(stop)),
+            ] {
+                let observed = job(
+                    &format!("day-{index}"),
+                    status,
+                    vec![attempt(0, None, Some(start), stopped)],
+                );
+                collector
+                    .record(fact(&format!("day-{index}-{id}"), FactBody::Job(observed)))
+                    .await
+                    .unwrap();
+            }
+            let mut units = 0;
+            for (operation, body, _) in meter.taken() {
+                let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                units += write_units(&operation, &body, &reader).await;
+            }
+            // The ticker's hourly prune, an hour after the job ended.
+            let now = at(index * day + 7_200_000).ceil_seconds();
+            let scopes = projector.active_scopes(now).await.unwrap();
+            let (period_start, _) = period.bounds(now);
+            projector.prune_before(&scopes, period_start).await.unwrap();
+            let state = reader
+                .scan()
+                .table_name(log.tables().state.clone())
+                .send()
+                .await
+                .unwrap();
+            let total: usize = state
+                .items()
+                .iter()
+                .filter(|item| item["pk"].as_s().unwrap().starts_with("SCOPE#total"))
+                .map(|item| item.len())
+                .sum();
+            last = (units, total);
+        }
+        eprintln!(
+            "after {days} daily periods: the day's job costs {} write units; the total's sum item holds {} attributes",
+            last.0, last.1
+        );
+        rows.push(last);
+    }
+    assert!(rows[0].1 > 0, "{rows:?}");
+    for row in &rows {
+        assert_eq!(*row, rows[0], "flat: {rows:?}");
+    }
+}
+
+/// One Fargate job that fails `attempts - 1` times and succeeds on the last (AWS Batch allows
+/// 1 to 10 attempts: `RetryStrategy.attempts`, AWS Batch API Reference): per attempt the job's
+/// RUNNING event, its task's RUNNING and STOPPED, and the job's RUNNABLE (retry) or SUCCEEDED.
+fn retried_life(attempts: u32) -> Vec<Fact> {
+    let job_id = format!("retried-{attempts}");
+    let task = |index: u32| {
+        format!("arn:aws:ecs:us-east-1:123456789012:task/AWSBatch-fargate-ce/{job_id}-{index}")
+    };
+    let window = |index: u32| {
+        let start = 600_000 * i64::from(index);
+        (at(start), at(start + 300_000))
+    };
+    let history = |upto: u32, last_running: bool| {
+        (0..=upto)
+            .map(|index| {
+                let (start, stop) = window(index);
+                let stopped = !(last_running && index == upto);
+                attempt(
+                    index,
+                    Some(&task(index)),
+                    Some(start),
+                    stopped.then_some(stop),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let mut life = Vec::new();
+    for index in 0..attempts {
+        let (start, stop) = window(index);
+        let mut running = batchguard_tests::task(&task(index), 4);
+        running.pull_started_at = Some(start);
+        running.started_at = Some(start);
+        let mut stopped = running.clone();
+        stopped.version = 8;
+        stopped.last_status = "STOPPED".into();
+        stopped.stopped_at = Some(stop);
+        let last = index + 1 == attempts;
+        life.extend([
+            fact(
+                &format!("{job_id}-{index}-running"),
+                FactBody::Job(job(&job_id, JobStatus::Running, history(index, true))),
+            ),
+            fact(
+                &format!("{job_id}-{index}-task-running"),
+                FactBody::Task(running),
+            ),
+            fact(
+                &format!("{job_id}-{index}-task-stopped"),
+                FactBody::Task(stopped),
+            ),
+            fact(
+                &format!("{job_id}-{index}-ended"),
+                FactBody::Job(job(
+                    &job_id,
+                    if last {
+                        JobStatus::Succeeded
+                    } else {
+                        JobStatus::Runnable
+                    },
+                    history(index, false),
+                )),
+            ),
+        ]);
+    }
+    life
+}
+
+/// GIVEN one Fargate job with 1, then 3, then 10 attempts (AWS Batch's most) WHEN each of
+/// its events goes through the collector THEN what its last event costs is printed: requests
+/// and read units. A job's events re-read its history (its own partition and each of its
+/// tasks'), so this grows with attempts, up to Batch's bound of 10; the test holds it to
+/// 3 requests plus one query per attempt.
+#[tokio::test]
+async fn a_jobs_last_event_costs_what_its_attempts_make_it() {
+    let mut rows = Vec::new();
+    for attempts in [1, 3, 10] {
+        let (meter, log, projector) = metered("retried").await;
+        let collector = Collector::new(log, projector);
+        let life = retried_life(attempts);
+        let events = life.len();
+        let mut last = (0, 0, BTreeMap::new());
+        for fact in life {
+            meter.taken();
+            collector.record(fact).await.unwrap();
+            let sent = meter.taken();
+            let mut operations: BTreeMap<String, u64> = BTreeMap::new();
+            let mut read = 0;
+            for (operation, body, answered) in &sent {
+                read += read_units(operation, &serde_json::from_slice(body).unwrap(), *answered);
+                *operations.entry(operation.clone()).or_default() += 1;
+            }
+            last = (sent.len(), read, operations);
+        }
+        eprintln!(
+            "{attempts} attempts, {events} events: the last costs {} requests, at most {} read units: {:?}",
+            last.0, last.1, last.2
+        );
+        rows.push((attempts, last.0, last.1));
+    }
+    for (attempts, requests, _) in &rows {
+        assert!(*requests <= 3 + *attempts as usize, "{rows:?}");
+    }
 }

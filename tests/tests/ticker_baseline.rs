@@ -65,6 +65,7 @@ fn settings(period: BudgetPeriod) -> TickerSettings {
         policy: BudgetPolicy::default(),
         period,
         scope_queues: vec![],
+        max_scopes_read: shared::app::ticker::MAX_SCOPES_READ,
     }
 }
 

@@ -41,6 +41,9 @@ pub struct TickerSettings {
     pub period: BudgetPeriod,
     /// Queues the budget covers; empty: everything (the `total` scope).
     pub scope_queues: Vec<String>,
+    /// Active scopes a tick reads at most besides the total and the budget's own
+    /// ([`MAX_SCOPES_READ`] in the stack; smaller in tests).
+    pub max_scopes_read: usize,
 }
 
 /// Spend marks outlive their budget period by this long (DynamoDB TTL), so a baseline AWS
@@ -294,16 +297,18 @@ async fn read_spend(
 ) -> Result<(Vec<MetricDocument>, ScopeSpend), TickError> {
     // The scopes with spend or running units this period or the last, not every scope ever
     // seen: a tick's reads do not grow with the fleet's history.
-    let mut scopes = reader.active_scopes(at).await?;
+    let listed = reader.active_scopes(at).await?;
     let recent = reader.recent_starts(at).await?;
     let in_budget: BTreeSet<Scope> = budget_scopes(&settings.scope_queues).into_iter().collect();
     // The budget's own scopes are read whatever the index says, as `assess` reads them: the
-    // budget figure the tick publishes is the one the enforcer checks.
-    for scope in &in_budget {
-        if !scopes.contains(scope) {
-            scopes.push(scope.clone());
-        }
-    }
+    // budget figure the tick publishes is the one the enforcer checks. Of the others, at most
+    // MAX_SCOPES_READ, in turn by the minute: what a tick reads does not grow with tag values.
+    let (scopes, unread) = scopes_to_read(
+        listed,
+        &in_budget,
+        at.div_euclid(60),
+        settings.max_scopes_read,
+    );
     let mut documents = Vec::with_capacity(scopes.len() + 1);
     let mut budget_totals = ScopeTotals::default();
     let mut budget_recent = Vec::new();
@@ -349,18 +354,26 @@ async fn read_spend(
             .then(b_spend.period_spend_usd.cmp(&a_spend.period_spend_usd))
             .then(a.cmp(b))
     });
-    let not_published = active.len().saturating_sub(MAX_SCOPES_PUBLISHED);
+    let over_cap = active.len().saturating_sub(MAX_SCOPES_PUBLISHED);
+    let not_published = over_cap + unread;
     for (scope, spend) in active.into_iter().take(MAX_SCOPES_PUBLISHED) {
         documents.push(
             scope_document(scope.kind(), dimension_value(scope), &spend, now_ms)
                 .with_acceptable_dimensions(),
         );
     }
-    if not_published > 0 {
+    if over_cap > 0 {
         tracing::warn!(
-            not_published,
+            over_cap,
             cap = MAX_SCOPES_PUBLISHED,
             "more active scopes than a tick publishes: the cheapest were left out"
+        );
+    }
+    if unread > 0 {
+        tracing::warn!(
+            unread,
+            cap = settings.max_scopes_read,
+            "more active scopes than a tick reads: the others are read in the next minutes"
         );
     }
     documents.push(MetricDocument {
@@ -385,7 +398,14 @@ pub async fn prune_sums(
 ) -> Result<usize, StoreError> {
     // A scope with attributes of a past period was active in it: pruned in the hours after,
     // while it is still among the scopes of this period or the last.
-    let scopes = reader.active_scopes(at).await?;
+    // Past MAX_SCOPES_READ active scopes, a window of them in turn by the hour (this runs in
+    // an hour's first minute).
+    let (scopes, _) = scopes_to_read(
+        reader.active_scopes(at).await?,
+        &BTreeSet::new(),
+        at.div_euclid(3_600),
+        settings.max_scopes_read,
+    );
     let (period_start, _) = settings.period.bounds(at);
     reader.prune_before(&scopes, period_start).await
 }
@@ -393,6 +413,40 @@ pub async fn prune_sums(
 /// Scopes a tick publishes at most (about six custom metrics each, so about 1,200 metrics); the
 /// ones left out are counted in `ScopesNotPublished`.
 pub const MAX_SCOPES_PUBLISHED: usize = 200;
+
+/// Active scopes a tick reads at most besides the total and the budget's own (8 sum items
+/// each): twice the scopes it publishes, so up to this many the costliest are published.
+pub const MAX_SCOPES_READ: usize = 400;
+
+/// The scopes a tick reads at `turn` (its minute): the total and `always` (the budget's own)
+/// every time and, of the other `listed` scopes, all of them when there are at most `cap`,
+/// else the `turn`-th window of `cap` of them in their order, so that each is read once every
+/// ceil(others / `cap`) turns. Returns the scopes to read and how many of the others were
+/// left for other turns.
+pub fn scopes_to_read(
+    listed: Vec<Scope>,
+    always: &BTreeSet<Scope>,
+    turn: i64,
+    cap: usize,
+) -> (Vec<Scope>, usize) {
+    let cap = cap.max(1);
+    let mut read: BTreeSet<Scope> = always.clone();
+    read.insert(Scope::Total);
+    let others: Vec<Scope> = listed
+        .into_iter()
+        .filter(|scope| !read.contains(scope))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let windows = others.len().div_ceil(cap).max(1);
+    let window =
+        usize::try_from(turn.rem_euclid(i64::try_from(windows).unwrap_or(i64::MAX))).unwrap_or(0);
+    let total = others.len();
+    let before = read.len();
+    read.extend(others.into_iter().skip(window * cap).take(cap));
+    let taken = read.len() - before;
+    (read.into_iter().collect(), total - taken)
+}
 
 /// The budget's status and the policy's decision at `at`, from the projections alone: no
 /// metric, no spend mark, no call to AWS. With `baseline` (where the ticker keeps AWS
@@ -658,4 +712,47 @@ where
     }
     sink.emit(&documents)?;
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tags(count: usize) -> Vec<Scope> {
+        (0..count)
+            .map(|index| Scope::Tag("team".into(), format!("team-{index:04}").into()))
+            .collect()
+    }
+
+    #[test]
+    fn up_to_the_cap_every_active_scope_is_read_every_turn() {
+        let budget = BTreeSet::from([Scope::Queue("q".into())]);
+        let (read, unread) = scopes_to_read(tags(MAX_SCOPES_READ), &budget, 7, MAX_SCOPES_READ);
+        assert_eq!((read.len(), unread), (MAX_SCOPES_READ + 2, 0));
+        assert!(read.contains(&Scope::Total) && read.contains(&Scope::Queue("q".into())));
+    }
+
+    #[test]
+    fn past_the_cap_each_scope_is_read_once_in_a_round_of_turns() {
+        let budget = BTreeSet::from([Scope::Queue("q".into())]);
+        let listed = tags(2 * MAX_SCOPES_READ + 100);
+        let mut seen: BTreeMap<Scope, usize> = BTreeMap::new();
+        for turn in 30..33 {
+            // The listing's order does not matter.
+            let mut shuffled = listed.clone();
+            shuffled.reverse();
+            let (read, unread) = scopes_to_read(shuffled, &budget, turn, MAX_SCOPES_READ);
+            assert!(read.contains(&Scope::Total) && read.contains(&Scope::Queue("q".into())));
+            let others = read.len() - 2;
+            assert!(others <= MAX_SCOPES_READ, "{others}");
+            assert_eq!(others + unread, listed.len());
+            for scope in read {
+                *seen.entry(scope).or_default() += 1;
+            }
+        }
+        for scope in &listed {
+            assert_eq!(seen.get(scope), Some(&1), "{scope:?}");
+        }
+        assert_eq!(seen[&Scope::Total], 3);
+    }
 }
