@@ -9,6 +9,7 @@
 pub mod activity;
 pub mod billing;
 pub mod budget;
+pub mod budgets;
 pub mod enforcement;
 pub mod facts;
 pub mod ledger;

@@ -1,0 +1,1066 @@
+//! Budgets as data (issue 17, ADR 0012): a file of named budgets, each with its scope, amount,
+//! period, thresholds and actions, read and validated whole; which budgets a job counts in;
+//! the action a budget's spend calls for; and the strictest action when several budgets act
+//! on one job.
+//!
+//! The file, in TOML (kept in version control):
+//!
+//! ```toml
+//! [[budget]]
+//! name = "research"
+//! amount_usd = "50000"
+//! period = "month"
+//!
+//! [[budget]]
+//! name = "genomics"
+//! parent = "research"
+//! amount_usd = "12000.50"
+//! period = "month"
+//! dry_run = false
+//! admission = "safe"
+//! scope = { queues = ["genomics-spot", "genomics-od"], tags = ["team=genomics"] }
+//! thresholds = [
+//!   { at_percent = "80", action = "notify" },
+//!   { at_percent = "95", action = "drain" },
+//!   { at_percent = "110", action = "terminate" },
+//! ]
+//! ```
+//!
+//! A scope matches a job when the job matches every dimension the scope names (queues,
+//! compute environments, job definitions, tags), and a dimension when the job has any of the
+//! values listed for it; a scope that names nothing matches every job. A budget with a
+//! `parent` counts a job only if its parent does too, so a job in a child budget is always in
+//! its parent's, and a parent's action reaches its children's jobs.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::str::FromStr;
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use super::budget::BudgetPeriod;
+use super::policy::Level;
+
+/// Budgets one file may hold. Each budget is published as about six custom metrics every
+/// tick, so 100 budgets are about 600 metrics (~$180 a month at CloudWatch's list price).
+pub const MAX_BUDGETS: usize = 100;
+/// The longest budget name (it is a metric dimension value and part of item keys).
+pub const MAX_NAME_LEN: usize = 64;
+/// The highest threshold, in percent of the amount (a grace of up to 10×).
+pub const MAX_PERCENT: u32 = 1_000;
+/// The largest amount a budget may have, in USD.
+pub const MAX_AMOUNT_USD: u64 = 1_000_000_000_000;
+
+/// What a budget does when its spend crosses a threshold, from the mildest to the strictest:
+/// each does what the ones before it do, and more.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    /// Tell people (one message per threshold per period).
+    Notify,
+    /// Stop new work of the scope; running jobs finish.
+    Drain,
+    /// Also cancel the scope's jobs that are waiting (SUBMITTED, PENDING, RUNNABLE).
+    CancelQueued,
+    /// Also terminate the fewest running jobs of the scope that bring the forecast inside the
+    /// budget.
+    Shed,
+    /// Also terminate every running job of the scope.
+    Terminate,
+}
+
+impl Action {
+    pub const ALL: [Self; 5] = [
+        Self::Notify,
+        Self::Drain,
+        Self::CancelQueued,
+        Self::Shed,
+        Self::Terminate,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Notify => "notify",
+            Self::Drain => "drain",
+            Self::CancelQueued => "cancel-queued",
+            Self::Shed => "shed",
+            Self::Terminate => "terminate",
+        }
+    }
+
+    /// The enforcement level of the single-budget ladder this action reaches: notify; freeze
+    /// (no new work starts); stop (running work is terminated).
+    pub fn level(self) -> Level {
+        match self {
+            Self::Notify => Level::Notify,
+            Self::Drain | Self::CancelQueued => Level::Freeze,
+            Self::Shed | Self::Terminate => Level::Stop,
+        }
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Whether a budget starts a queued job whose worst case does not fit in what is left.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Admission {
+    /// Every job is admitted; thresholds alone act.
+    #[default]
+    Open,
+    /// A job whose worst-case cost (its size × its timeout × its price) does not fit in the
+    /// amount less the committed spend is cancelled on arrival.
+    Safe,
+}
+
+/// One threshold: at `percent` of the amount, `action`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Threshold {
+    pub percent: Decimal,
+    pub action: Action,
+}
+
+/// The jobs a budget counts.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BudgetScope {
+    pub queues: BTreeSet<String>,
+    pub compute_environments: BTreeSet<String>,
+    /// Job definition names (every revision: events name the definition without it).
+    pub job_definitions: BTreeSet<String>,
+    /// Tag key → the values that match.
+    pub tags: BTreeMap<String, BTreeSet<String>>,
+}
+
+/// What a job is matched on.
+#[derive(Clone, Copy, Debug)]
+pub struct JobFacets<'a> {
+    pub queue: &'a str,
+    pub compute_environment: Option<&'a str>,
+    /// Without its revision.
+    pub job_definition: &'a str,
+    pub tags: &'a BTreeMap<String, String>,
+}
+
+impl BudgetScope {
+    /// Whether the scope names nothing (every job).
+    pub fn is_everything(&self) -> bool {
+        self.queues.is_empty()
+            && self.compute_environments.is_empty()
+            && self.job_definitions.is_empty()
+            && self.tags.is_empty()
+    }
+
+    /// Whether `job` matches every dimension the scope names.
+    pub fn matches(&self, job: &JobFacets<'_>) -> bool {
+        let dimension = |listed: &BTreeSet<String>, value: Option<&str>| {
+            listed.is_empty() || value.is_some_and(|value| listed.contains(value))
+        };
+        dimension(&self.queues, Some(job.queue))
+            && dimension(&self.compute_environments, job.compute_environment)
+            && dimension(&self.job_definitions, Some(job.job_definition))
+            && self.tags.iter().all(|(key, values)| {
+                job.tags
+                    .get(key)
+                    .is_some_and(|value| values.contains(value))
+            })
+    }
+}
+
+/// One budget, validated.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BudgetSpec {
+    pub name: String,
+    pub parent: Option<String>,
+    pub amount_usd: Decimal,
+    pub period: BudgetPeriod,
+    pub scope: BudgetScope,
+    /// In rising order of percent and of action.
+    pub thresholds: Vec<Threshold>,
+    /// Decide and record, but change nothing on AWS Batch.
+    pub dry_run: bool,
+    pub admission: Admission,
+}
+
+impl BudgetSpec {
+    /// The action the spend calls for: that of the highest threshold `used_percent` has
+    /// reached, if any.
+    pub fn action_at(&self, used_percent: Decimal) -> Option<Action> {
+        self.thresholds
+            .iter()
+            .rev()
+            .find(|threshold| used_percent >= threshold.percent)
+            .map(|threshold| threshold.action)
+    }
+}
+
+/// A whole file of budgets, validated: names unique, parents known and without cycles. Made
+/// only by [`BudgetBook::parse`] or [`BudgetBook::new`], which validate.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct BudgetBook {
+    budgets: BTreeMap<String, BudgetSpec>,
+}
+
+/// One thing wrong in a budgets file: the budget (its name, or its place in the file when it
+/// has no usable name), the field and what is wrong with it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BudgetError {
+    pub budget: String,
+    pub field: String,
+    pub message: String,
+}
+
+impl fmt::Display for BudgetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.budget.is_empty() {
+            write!(f, "{}: {}", self.field, self.message)
+        } else {
+            write!(
+                f,
+                "budget {}: {}: {}",
+                self.budget, self.field, self.message
+            )
+        }
+    }
+}
+
+/// Everything wrong in a budgets file (an apply takes all of a file or none of it).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{}", self.0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+pub struct BudgetFileError(pub Vec<BudgetError>);
+
+/// A change an apply makes, by budget name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BudgetChange<'a> {
+    Added(&'a BudgetSpec),
+    Changed {
+        before: &'a BudgetSpec,
+        after: &'a BudgetSpec,
+    },
+    Removed(&'a BudgetSpec),
+}
+
+impl BudgetBook {
+    /// Reads and validates a budgets file; every error in it, or none.
+    pub fn parse(text: &str) -> Result<Self, BudgetFileError> {
+        let file: RawFile = toml::from_str(text).map_err(|error| {
+            BudgetFileError(vec![BudgetError {
+                budget: String::new(),
+                field: "file".into(),
+                message: error.to_string().trim_end().to_owned(),
+            }])
+        })?;
+        Self::from_raw(file.budget)
+    }
+
+    /// Validated budgets as a book; every error found, or none.
+    pub fn new(budgets: Vec<BudgetSpec>) -> Result<Self, BudgetFileError> {
+        let raw = budgets.into_iter().map(RawBudget::from).collect();
+        Self::from_raw(raw)
+    }
+
+    fn from_raw(raw: Vec<RawBudget>) -> Result<Self, BudgetFileError> {
+        let mut errors = Vec::new();
+        if raw.is_empty() {
+            errors.push(BudgetError {
+                budget: String::new(),
+                field: "budget".into(),
+                message: "the file declares no budget ([[budget]] tables)".into(),
+            });
+        }
+        if raw.len() > MAX_BUDGETS {
+            errors.push(BudgetError {
+                budget: String::new(),
+                field: "budget".into(),
+                message: format!(
+                    "{} budgets; at most {MAX_BUDGETS} (each is about six custom metrics a tick)",
+                    raw.len()
+                ),
+            });
+        }
+        let mut budgets = BTreeMap::new();
+        for (index, budget) in raw.into_iter().enumerate() {
+            let label = if valid_name(&budget.name) {
+                budget.name.clone()
+            } else {
+                format!("#{} in the file", index + 1)
+            };
+            let mut fail = |field: &str, message: String| {
+                errors.push(BudgetError {
+                    budget: label.clone(),
+                    field: field.to_owned(),
+                    message,
+                });
+            };
+            if let Some(spec) = budget.validate(&mut fail) {
+                if budgets.contains_key(&spec.name) {
+                    fail("name", "another budget has this name".into());
+                } else {
+                    budgets.insert(spec.name.clone(), spec);
+                }
+            }
+        }
+        for spec in budgets.values() {
+            let mut fail = |message: String| {
+                errors.push(BudgetError {
+                    budget: spec.name.clone(),
+                    field: "parent".into(),
+                    message,
+                });
+            };
+            let Some(parent) = &spec.parent else { continue };
+            if !budgets.contains_key(parent) {
+                fail(format!("no budget named {parent:?} in the file"));
+                continue;
+            }
+            // A chain longer than the book has budgets has gone round.
+            let mut at = parent;
+            for _ in 0..=budgets.len() {
+                if at == &spec.name {
+                    fail("the parents form a cycle".into());
+                    break;
+                }
+                match budgets.get(at).and_then(|b| b.parent.as_ref()) {
+                    Some(next) => at = next,
+                    None => break,
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(Self { budgets })
+        } else {
+            Err(BudgetFileError(errors))
+        }
+    }
+
+    /// Every budget, by name.
+    pub fn budgets(&self) -> impl Iterator<Item = &BudgetSpec> {
+        self.budgets.values()
+    }
+
+    pub fn get(&self, name: &str) -> Option<&BudgetSpec> {
+        self.budgets.get(name)
+    }
+
+    pub fn len(&self) -> usize {
+        self.budgets.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.budgets.is_empty()
+    }
+
+    /// The budget and its ancestors, nearest first.
+    fn lineage<'a>(&'a self, spec: &'a BudgetSpec) -> impl Iterator<Item = &'a BudgetSpec> {
+        let mut next = Some(spec);
+        let mut steps = 0;
+        std::iter::from_fn(move || {
+            let current = next?;
+            steps += 1;
+            // Validation refuses cycles; the bound keeps a hand-built book finite anyway.
+            next = current
+                .parent
+                .as_deref()
+                .and_then(|parent| self.budgets.get(parent))
+                .filter(|_| steps <= self.budgets.len());
+            Some(current)
+        })
+    }
+
+    /// The names of the budgets `job` counts in: those whose scope, and every ancestor's,
+    /// matches it.
+    pub fn budgets_of(&self, job: &JobFacets<'_>) -> Vec<&str> {
+        self.budgets
+            .values()
+            .filter(|spec| self.lineage(spec).all(|b| b.scope.matches(job)))
+            .map(|spec| spec.name.as_str())
+            .collect()
+    }
+
+    /// The strictest of the actions `acting` (budget name → its action now) that reach `job`,
+    /// with the budget taking it (the first by name among equals); `None` when none does.
+    pub fn strictest<'a>(
+        &'a self,
+        job: &JobFacets<'_>,
+        acting: &BTreeMap<String, Action>,
+    ) -> Option<(Action, &'a str)> {
+        let mut best: Option<(Action, &str)> = None;
+        for name in self.budgets_of(job) {
+            if let Some(&action) = acting.get(name)
+                && best.is_none_or(|(held, _)| action > held)
+            {
+                best = Some((action, name));
+            }
+        }
+        best
+    }
+
+    /// What an apply of `next` over `self` changes, by name.
+    pub fn diff<'a>(&'a self, next: &'a Self) -> Vec<BudgetChange<'a>> {
+        let names: BTreeSet<&String> = self.budgets.keys().chain(next.budgets.keys()).collect();
+        names
+            .into_iter()
+            .filter_map(
+                |name| match (self.budgets.get(name), next.budgets.get(name)) {
+                    (None, Some(after)) => Some(BudgetChange::Added(after)),
+                    (Some(before), None) => Some(BudgetChange::Removed(before)),
+                    (Some(before), Some(after)) if before != after => {
+                        Some(BudgetChange::Changed { before, after })
+                    }
+                    _ => None,
+                },
+            )
+            .collect()
+    }
+}
+
+/// Letters, digits, `-`, `_` and `.`, 1 to 64 of them.
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_NAME_LEN
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    budget: Vec<RawBudget>,
+}
+
+/// A budget as written: amounts and percents as TOML strings or integers (a TOML float is
+/// binary and refused, as money is exact), names not yet checked.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBudget {
+    name: String,
+    #[serde(default)]
+    parent: Option<String>,
+    amount_usd: toml::Value,
+    period: String,
+    #[serde(default)]
+    scope: RawScope,
+    thresholds: Vec<RawThreshold>,
+    #[serde(default)]
+    dry_run: bool,
+    #[serde(default)]
+    admission: Option<String>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScope {
+    #[serde(default)]
+    queues: Vec<String>,
+    #[serde(default)]
+    compute_environments: Vec<String>,
+    #[serde(default)]
+    job_definitions: Vec<String>,
+    /// `key=value`.
+    #[serde(default)]
+    tags: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawThreshold {
+    at_percent: toml::Value,
+    action: String,
+}
+
+impl From<BudgetSpec> for RawBudget {
+    fn from(spec: BudgetSpec) -> Self {
+        let tags = spec
+            .scope
+            .tags
+            .iter()
+            .flat_map(|(key, values)| values.iter().map(move |value| format!("{key}={value}")))
+            .collect();
+        Self {
+            name: spec.name,
+            parent: spec.parent,
+            amount_usd: toml::Value::String(spec.amount_usd.to_string()),
+            period: period_name(spec.period).to_owned(),
+            scope: RawScope {
+                queues: spec.scope.queues.into_iter().collect(),
+                compute_environments: spec.scope.compute_environments.into_iter().collect(),
+                job_definitions: spec.scope.job_definitions.into_iter().collect(),
+                tags,
+            },
+            thresholds: spec
+                .thresholds
+                .into_iter()
+                .map(|threshold| RawThreshold {
+                    at_percent: toml::Value::String(threshold.percent.to_string()),
+                    action: threshold.action.as_str().to_owned(),
+                })
+                .collect(),
+            dry_run: spec.dry_run,
+            admission: Some(
+                match spec.admission {
+                    Admission::Open => "open",
+                    Admission::Safe => "safe",
+                }
+                .to_owned(),
+            ),
+        }
+    }
+}
+
+/// The name a budgets file uses for a period.
+pub fn period_name(period: BudgetPeriod) -> &'static str {
+    match period {
+        BudgetPeriod::Day => "day",
+        BudgetPeriod::Week => "week",
+        BudgetPeriod::Month => "month",
+    }
+}
+
+/// A decimal written as a TOML string or integer.
+fn decimal_of(value: &toml::Value) -> Result<Decimal, String> {
+    match value {
+        toml::Value::String(text) => {
+            Decimal::from_str(text.trim()).map_err(|_| format!("{text:?} is not a decimal number"))
+        }
+        toml::Value::Integer(number) => Ok(Decimal::from(*number)),
+        toml::Value::Float(number) => Err(format!(
+            "{number} is a TOML float, which is binary: write it as a string, e.g. \"{number}\""
+        )),
+        other => Err(format!(
+            "expected a decimal string, got {}",
+            other.type_str()
+        )),
+    }
+}
+
+impl RawBudget {
+    /// The budget, or `None` after reporting each thing wrong with it to `fail`.
+    fn validate(self, fail: &mut impl FnMut(&str, String)) -> Option<BudgetSpec> {
+        let mut wrong = 0_usize;
+        let mut fail = |field: &str, message: String| {
+            wrong += 1;
+            fail(field, message);
+        };
+        if !valid_name(&self.name) {
+            fail(
+                "name",
+                format!(
+                    "{:?}: 1 to {MAX_NAME_LEN} letters, digits, '-', '_' or '.'",
+                    self.name
+                ),
+            );
+        }
+        if let Some(parent) = &self.parent
+            && parent == &self.name
+        {
+            fail("parent", "a budget cannot be its own parent".into());
+        }
+        let amount = match decimal_of(&self.amount_usd) {
+            Ok(amount) if amount <= Decimal::ZERO => {
+                fail("amount_usd", format!("{amount}: must be more than 0"));
+                None
+            }
+            Ok(amount) if amount > Decimal::from(MAX_AMOUNT_USD) => {
+                fail(
+                    "amount_usd",
+                    format!("{amount}: at most {MAX_AMOUNT_USD} USD"),
+                );
+                None
+            }
+            Ok(amount) => Some(amount),
+            Err(message) => {
+                fail("amount_usd", message);
+                None
+            }
+        };
+        let period = BudgetPeriod::parse(&self.period);
+        if period.is_none() {
+            fail(
+                "period",
+                format!("{:?}: one of day, week, month", self.period),
+            );
+        }
+        let admission = match self.admission.as_deref() {
+            None | Some("open") => Admission::Open,
+            Some("safe") => Admission::Safe,
+            Some(other) => {
+                fail("admission", format!("{other:?}: one of open, safe"));
+                Admission::Open
+            }
+        };
+        let scope = self.scope.validate(&mut fail);
+        let mut thresholds: Vec<Threshold> = Vec::new();
+        if self.thresholds.is_empty() {
+            fail(
+                "thresholds",
+                "at least one, e.g. { at_percent = \"100\", action = \"drain\" }".into(),
+            );
+        }
+        for (index, raw) in self.thresholds.iter().enumerate() {
+            let field = |name: &str| format!("thresholds[{index}].{name}");
+            let percent = match decimal_of(&raw.at_percent) {
+                Ok(percent) if percent <= Decimal::ZERO || percent > Decimal::from(MAX_PERCENT) => {
+                    fail(
+                        &field("at_percent"),
+                        format!("{percent}: more than 0 and at most {MAX_PERCENT}"),
+                    );
+                    None
+                }
+                Ok(percent) => Some(percent),
+                Err(message) => {
+                    fail(&field("at_percent"), message);
+                    None
+                }
+            };
+            let action = Action::ALL
+                .into_iter()
+                .find(|action| action.as_str() == raw.action);
+            if action.is_none() {
+                fail(
+                    &field("action"),
+                    format!(
+                        "{:?}: one of notify, drain, cancel-queued, shed, terminate",
+                        raw.action
+                    ),
+                );
+            }
+            let (Some(percent), Some(action)) = (percent, action) else {
+                continue;
+            };
+            if let Some(last) = thresholds.last() {
+                if percent <= last.percent {
+                    fail(
+                        &field("at_percent"),
+                        format!(
+                            "{percent}: thresholds must rise (the one before is at {})",
+                            last.percent
+                        ),
+                    );
+                }
+                if action <= last.action {
+                    fail(
+                        &field("action"),
+                        format!(
+                            "{action}: each threshold must do more than the one before ({})",
+                            last.action
+                        ),
+                    );
+                }
+            }
+            thresholds.push(Threshold { percent, action });
+        }
+        if wrong > 0 {
+            return None;
+        }
+        Some(BudgetSpec {
+            name: self.name,
+            parent: self.parent,
+            amount_usd: amount?,
+            period: period?,
+            scope,
+            thresholds,
+            dry_run: self.dry_run,
+            admission,
+        })
+    }
+}
+
+impl RawScope {
+    fn validate(self, fail: &mut impl FnMut(&str, String)) -> BudgetScope {
+        let mut scope = BudgetScope::default();
+        // AWS Batch: queue and compute environment names are up to 128 letters, digits,
+        // hyphens and underscores; job definition names likewise.
+        let batch_name = |name: &str| {
+            !name.is_empty()
+                && name.len() <= 128
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
+        };
+        for (field, names, into) in [
+            ("scope.queues", self.queues, &mut scope.queues),
+            (
+                "scope.compute_environments",
+                self.compute_environments,
+                &mut scope.compute_environments,
+            ),
+        ] {
+            for name in names {
+                if batch_name(&name) {
+                    into.insert(name);
+                } else {
+                    fail(
+                        field,
+                        format!(
+                            "{name:?}: a name (1 to 128 letters, digits, '-' or '_'), not an ARN"
+                        ),
+                    );
+                }
+            }
+        }
+        for name in self.job_definitions {
+            let base = name.strip_suffix(":*").unwrap_or(&name);
+            if batch_name(base) {
+                scope.job_definitions.insert(base.to_owned());
+            } else if base.rsplit_once(':').is_some_and(|(_, revision)| {
+                !revision.is_empty() && revision.bytes().all(|b| b.is_ascii_digit())
+            }) {
+                fail(
+                    "scope.job_definitions",
+                    format!(
+                        "{name:?}: a revision cannot be matched (events name the definition without it); write the name, or name:*"
+                    ),
+                );
+            } else {
+                fail(
+                    "scope.job_definitions",
+                    format!("{name:?}: a job definition name, or name:*"),
+                );
+            }
+        }
+        for tag in self.tags {
+            match tag.split_once('=') {
+                // AWS tags: keys up to 128 characters, values up to 256.
+                Some((key, value))
+                    if !key.is_empty()
+                        && key.chars().count() <= 128
+                        && value.chars().count() <= 256 =>
+                {
+                    scope
+                        .tags
+                        .entry(key.to_owned())
+                        .or_default()
+                        .insert(value.to_owned());
+                }
+                _ => fail(
+                    "scope.tags",
+                    format!("{tag:?}: key=value, the key 1 to 128 characters, the value up to 256"),
+                ),
+            }
+        }
+        scope
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = r#"
+[[budget]]
+name = "research"
+amount_usd = "50000"
+period = "month"
+thresholds = [{ at_percent = 90, action = "notify" }, { at_percent = "100", action = "drain" }]
+
+[[budget]]
+name = "genomics"
+parent = "research"
+amount_usd = "12000.50"
+period = "month"
+admission = "safe"
+scope = { queues = ["genomics-spot", "genomics-od"], tags = ["team=genomics"] }
+thresholds = [
+  { at_percent = "80", action = "notify" },
+  { at_percent = "95", action = "drain" },
+  { at_percent = "110", action = "terminate" },
+]
+"#;
+
+    fn facets<'a>(queue: &'a str, tags: &'a BTreeMap<String, String>) -> JobFacets<'a> {
+        JobFacets {
+            queue,
+            compute_environment: Some("ce"),
+            job_definition: "def",
+            tags,
+        }
+    }
+
+    #[test]
+    fn the_example_reads_as_written() {
+        let book = BudgetBook::parse(EXAMPLE).unwrap();
+        assert_eq!(book.len(), 2);
+        let genomics = book.get("genomics").unwrap();
+        assert_eq!(genomics.amount_usd, Decimal::new(1_200_050, 2));
+        assert_eq!(genomics.admission, Admission::Safe);
+        assert_eq!(genomics.parent.as_deref(), Some("research"));
+        assert_eq!(
+            genomics
+                .thresholds
+                .iter()
+                .map(|t| t.action)
+                .collect::<Vec<_>>(),
+            [Action::Notify, Action::Drain, Action::Terminate]
+        );
+        assert!(book.get("research").unwrap().scope.is_everything());
+        // Written back and read again: the same book.
+        let again = BudgetBook::new(book.budgets().cloned().collect()).unwrap();
+        assert_eq!(again, book);
+    }
+
+    #[test]
+    fn a_job_counts_in_a_child_only_where_its_parent_counts_it_too() {
+        let book = BudgetBook::parse(EXAMPLE).unwrap();
+        let team = BTreeMap::from([("team".to_owned(), "genomics".to_owned())]);
+        let other = BTreeMap::from([("team".to_owned(), "physics".to_owned())]);
+        assert_eq!(
+            book.budgets_of(&facets("genomics-spot", &team)),
+            ["genomics", "research"]
+        );
+        assert_eq!(
+            book.budgets_of(&facets("genomics-spot", &other)),
+            ["research"]
+        );
+        assert_eq!(book.budgets_of(&facets("physics", &team)), ["research"]);
+    }
+
+    #[test]
+    fn the_strictest_action_wins_and_a_parents_reaches_its_children() {
+        let book = BudgetBook::parse(EXAMPLE).unwrap();
+        let team = BTreeMap::from([("team".to_owned(), "genomics".to_owned())]);
+        let job = facets("genomics-od", &team);
+        let acting = BTreeMap::from([
+            ("genomics".to_owned(), Action::Notify),
+            ("research".to_owned(), Action::Drain),
+        ]);
+        assert_eq!(
+            book.strictest(&job, &acting),
+            Some((Action::Drain, "research"))
+        );
+        let acting = BTreeMap::from([("genomics".to_owned(), Action::Terminate)]);
+        assert_eq!(
+            book.strictest(&job, &acting),
+            Some((Action::Terminate, "genomics"))
+        );
+        let outsider = facets("physics", &team);
+        assert_eq!(book.strictest(&outsider, &acting), None);
+    }
+
+    #[test]
+    fn the_highest_threshold_reached_decides() {
+        let book = BudgetBook::parse(EXAMPLE).unwrap();
+        let genomics = book.get("genomics").unwrap();
+        assert_eq!(genomics.action_at(Decimal::from(79)), None);
+        assert_eq!(genomics.action_at(Decimal::from(80)), Some(Action::Notify));
+        assert_eq!(genomics.action_at(Decimal::from(100)), Some(Action::Drain));
+        assert_eq!(
+            genomics.action_at(Decimal::from(110)),
+            Some(Action::Terminate)
+        );
+    }
+
+    #[test]
+    fn a_bad_file_is_refused_whole_with_every_error_named() {
+        let text = r#"
+[[budget]]
+name = "ok"
+amount_usd = "10"
+period = "month"
+thresholds = [{ at_percent = "100", action = "drain" }]
+
+[[budget]]
+name = "team a"
+amount_usd = 12.5
+period = "fortnight"
+scope = { job_definitions = ["scan:3"], tags = ["team"] }
+thresholds = [{ at_percent = "100", action = "terminate" }, { at_percent = "90", action = "notify" }]
+
+[[budget]]
+name = "orphan"
+parent = "nobody"
+amount_usd = "-1"
+period = "day"
+thresholds = [{ at_percent = "100", action = "stop" }]
+"#;
+        let errors = BudgetBook::parse(text).unwrap_err().0;
+        let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        let has = |budget: &str, field: &str| {
+            errors
+                .iter()
+                .any(|e| e.budget == budget && e.field == field)
+        };
+        assert!(has("#2 in the file", "name"), "{text:#?}");
+        assert!(has("#2 in the file", "amount_usd"), "{text:#?}");
+        assert!(text.iter().any(|t| t.contains("TOML float")), "{text:#?}");
+        assert!(has("#2 in the file", "period"), "{text:#?}");
+        assert!(has("#2 in the file", "scope.job_definitions"), "{text:#?}");
+        assert!(text.iter().any(|t| t.contains("revision")), "{text:#?}");
+        assert!(has("#2 in the file", "scope.tags"), "{text:#?}");
+        assert!(
+            has("#2 in the file", "thresholds[1].at_percent"),
+            "{text:#?}"
+        );
+        assert!(has("#2 in the file", "thresholds[1].action"), "{text:#?}");
+        assert!(has("orphan", "amount_usd"), "{text:#?}");
+        assert!(has("orphan", "thresholds[0].action"), "{text:#?}");
+        assert_eq!(errors.len(), 9, "{text:#?}");
+    }
+
+    #[test]
+    fn unknown_parents_cycles_and_twins_are_named() {
+        let budget = |name: &str, parent: Option<&str>| {
+            format!(
+                "[[budget]]\nname = \"{name}\"\n{}amount_usd = \"1\"\nperiod = \"day\"\nthresholds = [{{ at_percent = \"100\", action = \"drain\" }}]\n",
+                parent.map_or(String::new(), |p| format!("parent = \"{p}\"\n"))
+            )
+        };
+        let text = [
+            budget("a", Some("b")),
+            budget("b", Some("a")),
+            budget("c", Some("missing")),
+            budget("c", None),
+        ]
+        .concat();
+        let errors = BudgetBook::parse(&text).unwrap_err().0;
+        let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert!(
+            text.contains(&"budget a: parent: the parents form a cycle".to_owned()),
+            "{text:#?}"
+        );
+        assert!(
+            text.contains(&"budget b: parent: the parents form a cycle".to_owned()),
+            "{text:#?}"
+        );
+        assert!(
+            text.contains(&"budget c: name: another budget has this name".to_owned()),
+            "{text:#?}"
+        );
+        assert!(
+            text.contains(&"budget c: parent: no budget named \"missing\" in the file".to_owned()),
+            "{text:#?}"
+        );
+        let syntax = BudgetBook::parse("[[budget]\n").unwrap_err().0;
+        assert_eq!(syntax[0].field, "file");
+        let unknown = BudgetBook::parse(
+            "[[budget]]\nname = \"x\"\namount = \"1\"\nperiod = \"day\"\nthresholds = []\n",
+        )
+        .unwrap_err();
+        assert!(unknown.to_string().contains("amount"), "{unknown}");
+    }
+
+    #[test]
+    fn an_apply_lists_what_it_adds_changes_and_removes() {
+        let before = BudgetBook::parse(EXAMPLE).unwrap();
+        let mut budgets: Vec<BudgetSpec> = before.budgets().cloned().collect();
+        budgets.retain(|b| b.name != "genomics");
+        budgets[0].amount_usd = Decimal::from(60_000);
+        let mut new = budgets[0].clone();
+        new.name = "physics".into();
+        budgets.push(new);
+        let after = BudgetBook::new(budgets).unwrap();
+        let changes: Vec<String> = before
+            .diff(&after)
+            .into_iter()
+            .map(|change| match change {
+                BudgetChange::Added(b) => format!("+{}", b.name),
+                BudgetChange::Removed(b) => format!("-{}", b.name),
+                BudgetChange::Changed { after, .. } => format!("~{}", after.name),
+            })
+            .collect();
+        assert_eq!(changes, ["-genomics", "+physics", "~research"]);
+        assert!(before.diff(&before).is_empty());
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// Up to 6 budgets over small pools of queues and teams, each maybe the child of an
+        /// earlier one (so no cycles), with a random action now.
+        fn book_and_actions() -> impl Strategy<Value = (BudgetBook, BTreeMap<String, Action>)> {
+            let budget = (
+                prop::option::of(0_usize..6),
+                prop::collection::btree_set(0_u8..3, 0..3),
+                prop::collection::btree_set(0_u8..3, 0..3),
+                prop::option::of(0_usize..5),
+            );
+            prop::collection::vec(budget, 1..7).prop_map(|drawn| {
+                let mut acting = BTreeMap::new();
+                let budgets = drawn
+                    .iter()
+                    .enumerate()
+                    .map(|(index, (parent, queues, teams, action))| {
+                        let name = format!("b{index}");
+                        if let Some(action) = action {
+                            acting.insert(name.clone(), Action::ALL[*action]);
+                        }
+                        let mut scope = BudgetScope {
+                            queues: queues.iter().map(|q| format!("q{q}")).collect(),
+                            ..BudgetScope::default()
+                        };
+                        if !teams.is_empty() {
+                            scope.tags.insert(
+                                "team".into(),
+                                teams.iter().map(|t| format!("t{t}")).collect(),
+                            );
+                        }
+                        BudgetSpec {
+                            name,
+                            parent: parent.filter(|p| *p < index).map(|p| format!("b{p}")),
+                            amount_usd: Decimal::from(100),
+                            period: BudgetPeriod::Month,
+                            scope,
+                            thresholds: vec![Threshold {
+                                percent: Decimal::from(100),
+                                action: Action::Drain,
+                            }],
+                            dry_run: false,
+                            admission: Admission::Open,
+                        }
+                    })
+                    .collect();
+                (BudgetBook::new(budgets).unwrap(), acting)
+            })
+        }
+
+        proptest! {
+            /// GIVEN any book of nested budgets and a job WHEN it is matched THEN it counts in
+            /// every ancestor of each budget it counts in, and the strictest action reaching
+            /// it is taken by one of those budgets and is at least each of theirs.
+            #[test]
+            fn nesting_and_the_strictest_action_hold(
+                (book, acting) in book_and_actions(),
+                queue in 0_u8..4,
+                team in prop::option::of(0_u8..4),
+            ) {
+                let tags: BTreeMap<String, String> =
+                    team.map(|t| ("team".to_owned(), format!("t{t}"))).into_iter().collect();
+                let queue = format!("q{queue}");
+                let job = JobFacets {
+                    queue: &queue,
+                    compute_environment: None,
+                    job_definition: "def",
+                    tags: &tags,
+                };
+                let counted = book.budgets_of(&job);
+                for name in &counted {
+                    let spec = book.get(name).unwrap();
+                    prop_assert!(spec.scope.matches(&job));
+                    if let Some(parent) = &spec.parent {
+                        prop_assert!(counted.contains(&parent.as_str()), "{name} in, {parent} out");
+                    }
+                }
+                let reaching: Vec<Action> =
+                    counted.iter().filter_map(|name| acting.get(*name).copied()).collect();
+                match book.strictest(&job, &acting) {
+                    None => prop_assert!(reaching.is_empty()),
+                    Some((action, by)) => {
+                        prop_assert!(counted.contains(&by));
+                        prop_assert_eq!(Some(&action), acting.get(by));
+                        prop_assert!(reaching.iter().all(|other| *other <= action));
+                    }
+                }
+                // A book rebuilt from its budgets is the same book.
+                prop_assert_eq!(BudgetBook::new(book.budgets().cloned().collect()).unwrap(), book.clone());
+            }
+        }
+    }
+}
