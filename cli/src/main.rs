@@ -18,8 +18,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::commands::{
-    doctor, enforce, generate, ingest, init, prices, reconcile, redrive, replay, report, simulate,
-    status,
+    budgets, doctor, enforce, generate, ingest, init, prices, reconcile, redrive, replay, report,
+    simulate, status,
 };
 use crate::error::CliError;
 
@@ -103,6 +103,15 @@ enum Command {
     /// tasks by task ARN, and reports the drift per task and per queue, tasks either side
     /// lacks, and the Spot prices actually paid.
     Reconcile(reconcile::Args),
+    /// Budgets files: check one (validate it and show its budgets).
+    ///
+    /// A budgets file declares named budgets, each with its scope, amount, period and
+    /// thresholds (README, "Budgets"); `replay`, `status` and `report` take one with
+    /// `--budgets`.
+    Budgets {
+        #[command(subcommand)]
+        command: budgets::Command,
+    },
 }
 
 async fn run(command: Command) -> Result<(), CliError> {
@@ -119,6 +128,7 @@ async fn run(command: Command) -> Result<(), CliError> {
         Command::Simulate(args) => simulate::run(&args),
         Command::Prices { command } => prices::run(command).await,
         Command::Reconcile(args) => reconcile::run(args).await,
+        Command::Budgets { command } => budgets::run(&command),
     }
 }
 

@@ -333,7 +333,7 @@ fn an_instant_far_past_the_events_is_warned_about() {
 /// without help).
 #[test]
 fn every_flag_has_help_text() {
-    let commands: [&[&str]; 13] = [
+    let commands: [&[&str]; 14] = [
         &["replay"],
         &["init"],
         &["ingest"],
@@ -346,6 +346,7 @@ fn every_flag_has_help_text() {
         &["simulate"],
         &["prices", "fetch"],
         &["reconcile"],
+        &["budgets", "check"],
         &[],
     ];
     for command in commands {

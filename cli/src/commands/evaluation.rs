@@ -55,6 +55,10 @@ pub struct Evaluation {
     /// A price file laid over the built-in prices (format: README, "Prices").
     #[arg(long)]
     pub prices: Option<PathBuf>,
+    /// A budgets file (README, "Budgets"): each budget's spend, share used, forecast and the
+    /// action its thresholds call for now, in a budgets table.
+    #[arg(long)]
+    pub budgets: Option<PathBuf>,
     /// Print one JSON document instead of tables.
     #[arg(long)]
     pub json: bool,
@@ -150,6 +154,42 @@ impl Evaluation {
         self.baseline = Some(aws.baseline);
         Ok(self)
     }
+}
+
+/// Reads and validates `--budgets`: every error in the file, each naming its budget and field.
+pub fn load_budgets(
+    path: Option<&std::path::Path>,
+) -> Result<Option<std::sync::Arc<shared::core::budgets::BudgetBook>>, CliError> {
+    let Some(path) = path else { return Ok(None) };
+    let text = std::fs::read_to_string(path)
+        .map_err(|error| CliError::Usage(format!("budgets file {}: {error}", path.display())))?;
+    shared::core::budgets::BudgetBook::parse(&text)
+        .map(|book| Some(std::sync::Arc::new(book)))
+        .map_err(|error| CliError::Usage(format!("budgets file {}:\n{error}", path.display())))
+}
+
+/// The ledger of `period` and, with a budgets file, one more for each other period its
+/// budgets use; each sums the file's budgets (`Ledger::with_budgets`).
+pub fn ledgers(
+    prices: shared::core::prices::PriceTable,
+    period: BudgetPeriod,
+    budgets: Option<&std::sync::Arc<shared::core::budgets::BudgetBook>>,
+) -> (Ledger, Vec<Ledger>) {
+    let make = |period| {
+        let ledger = Ledger::new(prices.clone(), period);
+        match budgets {
+            Some(book) => ledger.with_budgets(book.clone()),
+            None => ledger,
+        }
+    };
+    let others = budgets
+        .map(|book| shared::analysis::budgets::periods(book))
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|other| *other != period)
+        .map(make)
+        .collect();
+    (make(period), others)
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! One file per command: its arguments (clap) and what it does. Shared here: the price file,
 //! the budget period argument and printing the status report.
 
+pub mod budgets;
 pub mod doctor;
 pub mod enforce;
 pub mod evaluation;

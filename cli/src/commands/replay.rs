@@ -5,13 +5,13 @@ use std::path::PathBuf;
 use clap::Args as ClapArgs;
 use shared::analysis::report::StatusReport;
 use shared::app::intake::Intake;
-use shared::core::ledger::Ledger;
 
-use super::evaluation::Evaluation;
+use super::evaluation::{Evaluation, ledgers, load_budgets};
 use super::{load_prices, print_report};
 use crate::error::CliError;
 use crate::input::read_all;
 use crate::render::text::EventsCounted;
+use shared::analysis::budgets::budget_lines;
 
 #[derive(Debug, ClapArgs)]
 pub struct Args {
@@ -24,20 +24,37 @@ pub struct Args {
 
 pub async fn run(args: Args) -> Result<(), CliError> {
     let evaluation = args.evaluation.with_aws_budget().await?;
-    let mut ledger = Ledger::new(
+    let budgets = load_budgets(evaluation.budgets.as_deref())?;
+    let (mut ledger, mut others) = ledgers(
         load_prices(evaluation.prices.as_deref())?,
         evaluation.period,
+        budgets.as_ref(),
     );
     let mut intake = Intake::new(true);
-    read_all(&args.paths, &mut intake, |fact| ledger.apply(&fact), |_| {})?;
+    read_all(
+        &args.paths,
+        &mut intake,
+        |fact| {
+            ledger.apply(&fact);
+            for other in &mut others {
+                other.apply(&fact);
+            }
+        },
+        |_| {},
+    )?;
     let at = evaluation.instant(&ledger);
-    let report = StatusReport::build_with_baseline(
+    let mut report = StatusReport::build_with_baseline(
         &ledger,
         at,
         evaluation.budget,
         evaluation.baseline,
         intake.counts,
     );
+    if let Some(book) = &budgets {
+        let mut all = vec![&ledger];
+        all.extend(others.iter());
+        report.budgets = budget_lines(book, &all, at);
+    }
     print_report(&report, evaluation.json, EventsCounted::ThisRead);
     Ok(())
 }

@@ -7,16 +7,16 @@ use clap::Args as ClapArgs;
 use shared::analysis::report::{StatusReport, timeline};
 use shared::app::intake::Intake;
 use shared::core::activity::Activity;
-use shared::core::ledger::Ledger;
 use shared::ports::IngestLedger;
 
-use super::evaluation::Evaluation;
+use super::evaluation::{Evaluation, ledgers, load_budgets};
 use super::{load_prices, print_report};
 use crate::error::CliError;
 use crate::input::read_all;
 use crate::render::html;
 use crate::render::text::EventsCounted;
 use crate::store::{Store, StoreSpec, parse_store};
+use shared::analysis::budgets::budget_lines;
 
 /// Points on the report's time axes.
 const TIMELINE_POINTS: usize = 240;
@@ -43,9 +43,11 @@ pub async fn run(args: Args) -> Result<(), CliError> {
         ));
     }
     let evaluation = args.evaluation.with_aws_budget().await?;
-    let mut ledger = Ledger::new(
+    let budgets = load_budgets(evaluation.budgets.as_deref())?;
+    let (mut ledger, mut others) = ledgers(
         load_prices(evaluation.prices.as_deref())?,
         evaluation.period,
+        budgets.as_ref(),
     );
     // The monitoring view needs the facts themselves, not only the fold.
     let (facts, counts) = match &args.store {
@@ -62,15 +64,23 @@ pub async fn run(args: Args) -> Result<(), CliError> {
     };
     for fact in &facts {
         ledger.apply(fact);
+        for other in &mut others {
+            other.apply(fact);
+        }
     }
     let at = evaluation.instant(&ledger);
-    let status = StatusReport::build_with_baseline(
+    let mut status = StatusReport::build_with_baseline(
         &ledger,
         at,
         evaluation.budget,
         evaluation.baseline,
         counts,
     );
+    if let Some(book) = &budgets {
+        let mut all = vec![&ledger];
+        all.extend(others.iter());
+        status.budgets = budget_lines(book, &all, at);
+    }
     let timeline = timeline(&ledger, at, TIMELINE_POINTS);
     let activity = Activity::build(&facts, &ledger.walk(at));
     let page = html::render(&status, &timeline, &activity, at);

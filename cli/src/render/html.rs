@@ -677,6 +677,9 @@ pub fn render(
         &queues,
         &|v| usd(v),
     ));
+    if !report.budgets.is_empty() {
+        page.push_str(&budgets_section(report));
+    }
     page.push_str("<h2>Running vCPU</h2>");
     page.push_str(&vcpu_chart(timeline));
     page.push_str("<h2>Jobs by state</h2>");
@@ -732,6 +735,47 @@ pub fn render(
         report.events.read, report.events.duplicates, report.events.skipped, report.events.rejected
     );
     page
+}
+
+/// The budgets of `--budgets`: a table of each one's figures and action, and a chart of the
+/// share of its amount each has used.
+fn budgets_section(report: &StatusReport) -> String {
+    let mut out = String::from(
+        r#"<h2>Budgets</h2><table id="budgets"><thead><tr><th>budget</th><th>parent</th><th>counts</th><th>period</th><th class="num">amount</th><th class="num">this period</th><th class="num">used</th><th class="num">forecast</th><th>action now</th></tr></thead><tbody>"#,
+    );
+    for line in &report.budgets {
+        let action = match line.action {
+            Some(action) if line.dry_run => format!("{action} (dry run)"),
+            Some(action) => action.to_string(),
+            None => "-".to_owned(),
+        };
+        let _ = write!(
+            out,
+            r#"<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{} %</td><td class="num">{}</td><td>{}</td></tr>"#,
+            escape(&line.name),
+            escape(line.parent.as_deref().unwrap_or("-")),
+            line.counts,
+            shared::core::budgets::period_name(line.period),
+            usd(line.amount_usd),
+            usd(line.period_spend_usd),
+            line.used_percent.round_dp(1),
+            usd(line.forecast_usd),
+            escape(&action),
+        );
+    }
+    out.push_str("</tbody></table>");
+    let used: Vec<(String, Decimal)> = report
+        .budgets
+        .iter()
+        .map(|line| (line.name.clone(), line.used_percent))
+        .collect();
+    out.push_str(&bar_chart(
+        "chart-budgets",
+        "Share of each budget used this period",
+        &used,
+        &|v| format!("{} %", v.round_dp(1)),
+    ));
+    out
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! adapter, no AWS SDK. The Lambda functions use none of them.
 //!
 //! - [`report`]: the status report `replay`, `status` and `report` print;
+//! - [`budgets`]: each budget of a budgets file against the spend (`--budgets`);
 //! - [`bill`]: a day of the Cost and Usage Report checked against the ledger (`reconcile`);
 //! - [`checklist`]: a deployed stack's facts judged, with a fix per failure (`doctor`);
 //! - [`pricelist`]: AWS Price List documents → a price file (`prices fetch`);
@@ -9,8 +10,10 @@
 //! - [`synth`]: a realistic generated workload with its ground truth (`generate`).
 
 pub mod bill;
+pub mod budgets;
 pub mod checklist;
 pub mod entry_policy;
+pub mod figures;
 pub mod pricelist;
 pub mod report;
 pub mod sim;

@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, SecondsFormat, Utc};
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::Serialize;
@@ -13,23 +12,9 @@ use crate::core::ledger::{InstanceCost, JobCost, Ledger, UnattributedTask};
 use crate::core::scope::{Scope, ScopeSpend};
 use crate::ports::IngestCounts;
 
-/// Money is reported to 10 decimal places (a ten-billionth of a dollar): far below any bill's
-/// rounding, so sums of reported figures still agree with the totals.
-pub const MONEY_DECIMAL_PLACES: u32 = 10;
+pub use super::figures::{MONEY_DECIMAL_PLACES, instant, money};
+
 const PERCENT_DECIMAL_PLACES: u32 = 4;
-
-pub fn money(value: Decimal) -> Decimal {
-    value
-        .round_dp_with_strategy(MONEY_DECIMAL_PLACES, RoundingStrategy::MidpointNearestEven)
-        .normalize()
-}
-
-/// An instant as RFC 3339, whole seconds, `Z`.
-pub fn instant(unix_seconds: i64) -> String {
-    DateTime::<Utc>::from_timestamp(unix_seconds, 0)
-        .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
-        .unwrap_or_else(|| unix_seconds.to_string())
-}
 
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct EventCounts {
@@ -221,6 +206,9 @@ pub struct StatusReport {
     /// `status` only: what the enforcer recorded in this budget period (the audit trail).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub audit: Vec<AuditLine>,
+    /// With `--budgets`: each budget of the file (`analysis::budgets`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub budgets: Vec<super::budgets::BudgetLine>,
 }
 
 fn is_zero(count: &u64) -> bool {
@@ -403,6 +391,7 @@ impl StatusReport {
             baseline,
             refused_facts: ledger.refused(),
             audit: Vec::new(),
+            budgets: Vec::new(),
         }
     }
 }

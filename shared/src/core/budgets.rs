@@ -143,7 +143,8 @@ pub struct JobFacets<'a> {
     pub compute_environment: Option<&'a str>,
     /// Without its revision.
     pub job_definition: &'a str,
-    pub tags: &'a BTreeMap<String, String>,
+    /// `(key, value)`, each key once.
+    pub tags: &'a [(String, String)],
 }
 
 impl BudgetScope {
@@ -165,8 +166,9 @@ impl BudgetScope {
             && dimension(&self.job_definitions, Some(job.job_definition))
             && self.tags.iter().all(|(key, values)| {
                 job.tags
-                    .get(key)
-                    .is_some_and(|value| values.contains(value))
+                    .iter()
+                    .find(|(k, _)| k == key)
+                    .is_some_and(|(_, value)| values.contains(value))
             })
     }
 }
@@ -187,6 +189,14 @@ pub struct BudgetSpec {
 }
 
 impl BudgetSpec {
+    /// Whether the budget counts the account's whole bill: no parent, and a scope that names
+    /// nothing. Its spend is the total (EC2 instances whole, idle time included), as AWS bills
+    /// it; any other budget counts its jobs (an EC2 job its share of its instance, as AWS's
+    /// split cost allocation data splits it).
+    pub fn counts_the_bill(&self) -> bool {
+        self.parent.is_none() && self.scope.is_everything()
+    }
+
     /// The action the spend calls for: that of the highest threshold `used_percent` has
     /// reached, if any.
     pub fn action_at(&self, used_percent: Decimal) -> Option<Action> {
@@ -774,7 +784,7 @@ thresholds = [
 ]
 "#;
 
-    fn facets<'a>(queue: &'a str, tags: &'a BTreeMap<String, String>) -> JobFacets<'a> {
+    fn facets<'a>(queue: &'a str, tags: &'a [(String, String)]) -> JobFacets<'a> {
         JobFacets {
             queue,
             compute_environment: Some("ce"),
@@ -808,8 +818,8 @@ thresholds = [
     #[test]
     fn a_job_counts_in_a_child_only_where_its_parent_counts_it_too() {
         let book = BudgetBook::parse(EXAMPLE).unwrap();
-        let team = BTreeMap::from([("team".to_owned(), "genomics".to_owned())]);
-        let other = BTreeMap::from([("team".to_owned(), "physics".to_owned())]);
+        let team = [("team".to_owned(), "genomics".to_owned())];
+        let other = [("team".to_owned(), "physics".to_owned())];
         assert_eq!(
             book.budgets_of(&facets("genomics-spot", &team)),
             ["genomics", "research"]
@@ -824,7 +834,7 @@ thresholds = [
     #[test]
     fn the_strictest_action_wins_and_a_parents_reaches_its_children() {
         let book = BudgetBook::parse(EXAMPLE).unwrap();
-        let team = BTreeMap::from([("team".to_owned(), "genomics".to_owned())]);
+        let team = [("team".to_owned(), "genomics".to_owned())];
         let job = facets("genomics-od", &team);
         let acting = BTreeMap::from([
             ("genomics".to_owned(), Action::Notify),
@@ -1031,7 +1041,7 @@ thresholds = [{ at_percent = "100", action = "stop" }]
                 queue in 0_u8..4,
                 team in prop::option::of(0_u8..4),
             ) {
-                let tags: BTreeMap<String, String> =
+                let tags: Vec<(String, String)> =
                     team.map(|t| ("team".to_owned(), format!("t{t}"))).into_iter().collect();
                 let queue = format!("q{queue}");
                 let job = JobFacets {

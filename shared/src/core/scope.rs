@@ -16,6 +16,8 @@ pub enum Scope {
     JobDefinition(Arc<str>),
     /// A job tag `key=value`.
     Tag(Arc<str>, Arc<str>),
+    /// The jobs a budget of a budgets file counts (`core::budgets`), by its name.
+    Budget(Arc<str>),
 }
 
 impl Scope {
@@ -27,6 +29,7 @@ impl Scope {
             Self::ComputeEnvironment(_) => "compute_environment",
             Self::JobDefinition(_) => "job_definition",
             Self::Tag(..) => "tag",
+            Self::Budget(_) => "budget",
         }
     }
 
@@ -34,9 +37,10 @@ impl Scope {
     pub fn value(&self) -> String {
         match self {
             Self::Total => String::new(),
-            Self::Queue(name) | Self::ComputeEnvironment(name) | Self::JobDefinition(name) => {
-                name.to_string()
-            }
+            Self::Queue(name)
+            | Self::ComputeEnvironment(name)
+            | Self::JobDefinition(name)
+            | Self::Budget(name) => name.to_string(),
             Self::Tag(key, value) => format!("{key}={value}"),
         }
     }

@@ -133,6 +133,8 @@ pub(super) struct State {
     pub(super) placements: FxHashMap<String, Vec<Placed>>,
     /// Which job tags are scopes.
     pub(super) tag_scopes: crate::core::scope::TagScopes,
+    /// Budgets whose jobs are summed under `Scope::Budget` (none: no budget scopes).
+    pub(super) budgets: Option<std::sync::Arc<crate::core::budgets::BudgetBook>>,
 }
 
 impl UnitId {
@@ -153,6 +155,7 @@ impl State {
             instance_index: FxHashMap::default(),
             placements: FxHashMap::default(),
             tag_scopes: crate::core::scope::TagScopes::All,
+            budgets: None,
         }
     }
 

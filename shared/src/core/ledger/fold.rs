@@ -275,6 +275,14 @@ impl Ledger {
         self
     }
 
+    /// Sums each job's units under `Scope::Budget(name)` for every budget of `book` it counts
+    /// in (`BudgetBook::budgets_of`), except a budget that counts the account's whole bill
+    /// (no parent, a scope naming nothing: it reads the total). Before any fact is applied.
+    pub fn with_budgets(mut self, book: std::sync::Arc<crate::core::budgets::BudgetBook>) -> Self {
+        self.state.budgets = Some(book);
+        self
+    }
+
     /// The facts among `facts` that hold what the ledger knows of the EC2 container instance
     /// `arn`: for each field, the facts offering a value at its winning rank (ties in version
     /// and instant kept whatever the hash that breaks them); the facts giving its earliest

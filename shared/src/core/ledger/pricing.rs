@@ -8,6 +8,7 @@ use super::output::UNATTRIBUTED;
 use super::output::UNKNOWN;
 use super::scopes::ScopeKey;
 use crate::core::billing::{self, Billing};
+use crate::core::budgets::JobFacets;
 use crate::core::facts::{Architecture, Capacity, Millis, OperatingSystem, Platform, TaskSize};
 use crate::core::names;
 use crate::core::prices::Unpriced;
@@ -130,6 +131,20 @@ impl State {
                 tags.iter()
                     .filter(|(k, _)| self.tag_scopes.allows(k))
                     .map(|(k, v)| ScopeKey::Tag(k.as_str(), v.as_str())),
+            );
+        }
+        if let Some(book) = &self.budgets {
+            let facets = JobFacets {
+                queue: head.map_or(UNKNOWN, |h| h.queue.as_str()),
+                compute_environment: Some(compute_environment),
+                job_definition: head.map_or(UNKNOWN, |h| h.job_definition.as_str()),
+                tags: job.tags.get().map_or(&[], Vec::as_slice),
+            };
+            scopes.extend(
+                book.budgets_of(&facets)
+                    .into_iter()
+                    .filter(|name| book.get(name).is_some_and(|b| !b.counts_the_bill()))
+                    .map(ScopeKey::Budget),
             );
         }
         // The total and the compute environment count what AWS bills: Fargate tasks and EC2

@@ -29,6 +29,7 @@ pub(super) struct ScopeTable {
     pub(super) compute_environments: FxHashMap<String, ScopeId>,
     pub(super) job_definitions: FxHashMap<String, ScopeId>,
     pub(super) tags: FxHashMap<String, FxHashMap<String, ScopeId>>,
+    pub(super) budgets: FxHashMap<String, ScopeId>,
 }
 
 /// A scope named by borrowed strings, as a unit's input states it.
@@ -39,6 +40,7 @@ pub(super) enum ScopeKey<'a> {
     ComputeEnvironment(&'a str),
     JobDefinition(&'a str),
     Tag(&'a str, &'a str),
+    Budget(&'a str),
 }
 
 impl ScopeTable {
@@ -49,6 +51,7 @@ impl ScopeTable {
             ScopeKey::ComputeEnvironment(name) => self.compute_environments.get(name).copied(),
             ScopeKey::JobDefinition(name) => self.job_definitions.get(name).copied(),
             ScopeKey::Tag(k, v) => self.tags.get(k).and_then(|values| values.get(v)).copied(),
+            ScopeKey::Budget(name) => self.budgets.get(name).copied(),
         };
         if let Some(id) = known {
             return id;
@@ -74,6 +77,10 @@ impl ScopeTable {
                     .or_default()
                     .insert(v.to_owned(), id);
                 Scope::Tag(k.into(), v.into())
+            }
+            ScopeKey::Budget(name) => {
+                self.budgets.insert(name.to_owned(), id);
+                Scope::Budget(name.into())
             }
         };
         self.sums.push(ScopeSums::default());

@@ -1,0 +1,295 @@
+//! Budgets files through the real binary (issue 17): `budgets check`, and `--budgets` on
+//! `replay` and `status`, each budget's figures checked against the report's own scopes.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::str::FromStr;
+
+use rust_decimal::Decimal;
+use serde_json::Value;
+
+fn batchguard(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_batchguard"))
+        .args(args)
+        .output()
+        .expect("batchguard runs")
+}
+
+fn example(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples")
+        .join(name)
+}
+
+fn decimal(value: &Value) -> Decimal {
+    Decimal::from_str(
+        value
+            .as_str()
+            .unwrap_or_else(|| panic!("a decimal string: {value}")),
+    )
+    .unwrap()
+}
+
+/// `replay` of the sample day with `budgets`, as JSON.
+fn replay_with(budgets: &Path) -> Value {
+    let output = batchguard(&[
+        "replay",
+        example("sample-day.jsonl").to_str().unwrap(),
+        "--budgets",
+        budgets.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+fn budget<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["budgets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|line| line["name"] == name)
+        .unwrap_or_else(|| panic!("budget {name} in {}", report["budgets"]))
+}
+
+#[test]
+fn the_example_file_checks_and_a_bad_one_is_refused_with_every_error_named() {
+    let good = batchguard(&[
+        "budgets",
+        "check",
+        example("budgets.toml").to_str().unwrap(),
+    ]);
+    assert!(good.status.success());
+    let text = String::from_utf8_lossy(&good.stdout);
+    assert!(text.starts_with("4 budgets, valid"), "{text}");
+    for name in ["org", "genomics", "etl-daily", "data-etl"] {
+        assert!(text.contains(name), "{name}: {text}");
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[[budget]]\nname = \"ok\"\namount_usd = \"10\"\nperiod = \"day\"\nthresholds = [{ at_percent = \"100\", action = \"drain\" }]\n\n\
+         [[budget]]\nname = \"team\"\nparent = \"nobody\"\namount_usd = 12.5\nperiod = \"month\"\n\
+         scope = { queues = [\"arn:aws:batch:us-east-1:1:job-queue/q\"] }\n\
+         thresholds = [{ at_percent = \"100\", action = \"terminate\" }, { at_percent = \"120\", action = \"notify\" }]\n",
+    )
+    .unwrap();
+    let refused = batchguard(&["budgets", "check", bad.to_str().unwrap()]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(refused.stdout.is_empty(), "nothing is shown of a bad file");
+    let errors = String::from_utf8_lossy(&refused.stderr);
+    for expected in [
+        "budget team: amount_usd: 12.5 is a TOML float",
+        "budget team: scope.queues: \"arn:aws:batch:us-east-1:1:job-queue/q\": a name",
+        "budget team: thresholds[1].action: notify: each threshold must do more",
+    ] {
+        assert!(errors.contains(expected), "{expected:?} in {errors}");
+    }
+    // A replay given the bad file stops before reading any event.
+    let replay = batchguard(&[
+        "replay",
+        example("sample-day.jsonl").to_str().unwrap(),
+        "--budgets",
+        bad.to_str().unwrap(),
+    ]);
+    assert_eq!(replay.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&replay.stderr).contains("budget team:"));
+}
+
+/// GIVEN the sample day and the example budgets WHEN replayed THEN the whole-bill budget is
+/// the total, a tag's budget is that tag's scope, a queue's daily budget is the queue's
+/// spend (the sample is one day), each child is within its parent, and the actions are the
+/// thresholds' (a dry-run budget's included).
+#[test]
+fn each_budget_is_the_spend_of_the_jobs_it_counts() {
+    let report = replay_with(&example("budgets.toml"));
+    let org = budget(&report, "org");
+    assert_eq!(org["counts"], "bill");
+    assert_eq!(
+        decimal(&org["period_spend_usd"]),
+        decimal(&report["period_spend_usd"])
+    );
+    let genomics = budget(&report, "genomics");
+    assert_eq!(
+        decimal(&genomics["period_spend_usd"]),
+        decimal(&report["by_tag"]["team=genomics"])
+    );
+    let etl = budget(&report, "etl-daily");
+    assert_eq!(
+        decimal(&etl["period_spend_usd"]),
+        decimal(&report["by_queue"]["etl-spot"])
+    );
+    assert_eq!(etl["dry_run"], true);
+    for line in report["budgets"].as_array().unwrap() {
+        let spend = decimal(&line["period_spend_usd"]);
+        let used = decimal(&line["used_percent"]);
+        let amount = decimal(&line["amount_usd"]);
+        assert_eq!(
+            (spend * Decimal::ONE_HUNDRED / amount).round_dp(2),
+            used.round_dp(2),
+            "{line}"
+        );
+        if line["name"] != "org" {
+            assert!(spend <= decimal(&org["period_spend_usd"]), "{line}");
+        }
+    }
+    // 148 % of etl-daily's $5: past cancel-queued (90 %) and shed (120 %).
+    assert_eq!(etl["action"], "shed");
+    assert_eq!(org["action"], Value::Null);
+}
+
+/// GIVEN budgets that split one queue by team (every job of the sample day has a team tag)
+/// WHEN replayed THEN the teams' budgets add up to the queue's spend: a budget naming two
+/// dimensions counts exactly the jobs matching both.
+#[test]
+fn budgets_on_a_queue_and_a_team_each_partition_the_queue() {
+    let report = replay_with(&example("budgets.toml"));
+    let teams: Vec<String> = report["by_tag"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter_map(|tag| tag.strip_prefix("team=").map(str::to_owned))
+        .collect();
+    assert!(teams.len() >= 3, "{teams:?}");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("split.toml");
+    let mut text = String::new();
+    for team in &teams {
+        text.push_str(&format!(
+            "[[budget]]\nname = \"etl-{team}\"\namount_usd = \"100\"\nperiod = \"month\"\n\
+             scope = {{ queues = [\"etl-spot\"], tags = [\"team={team}\"] }}\n\
+             thresholds = [{{ at_percent = \"100\", action = \"drain\" }}]\n\n"
+        ));
+    }
+    std::fs::write(&file, text).unwrap();
+    let split = replay_with(&file);
+    let sum: Decimal = teams
+        .iter()
+        .map(|team| decimal(&budget(&split, &format!("etl-{team}"))["period_spend_usd"]))
+        .sum();
+    let queue = decimal(&split["by_queue"]["etl-spot"]);
+    assert!(queue > Decimal::ZERO);
+    // Each figure is rounded to 10 places: the sum is the queue's within their rounding.
+    assert!(
+        (sum - queue).abs() <= Decimal::new(teams.len() as i64, 10),
+        "{sum} vs {queue}"
+    );
+    let with_tags: Vec<Decimal> = teams
+        .iter()
+        .map(|team| decimal(&budget(&split, &format!("etl-{team}"))["period_spend_usd"]))
+        .collect();
+    assert!(
+        with_tags
+            .iter()
+            .filter(|spend| **spend > Decimal::ZERO)
+            .count()
+            >= 2,
+        "the queue's spend is spread over teams: {with_tags:?}"
+    );
+}
+
+/// GIVEN the sample day ingested into a store WHEN `status --budgets` reads it THEN each
+/// budget shows the same figures as `replay --budgets` of the same events.
+#[test]
+fn status_shows_the_budgets_replay_shows() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store.db");
+    let store = store.to_str().unwrap();
+    let ingest = batchguard(&[
+        "ingest",
+        "--store",
+        store,
+        example("sample-day.jsonl").to_str().unwrap(),
+    ]);
+    assert!(
+        ingest.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ingest.stderr)
+    );
+    let status = batchguard(&[
+        "status",
+        "--store",
+        store,
+        "--budgets",
+        example("budgets.toml").to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let status: Value = serde_json::from_slice(&status.stdout).unwrap();
+    let replay = replay_with(&example("budgets.toml"));
+    assert_eq!(status["budgets"], replay["budgets"]);
+    assert_eq!(status["budgets"].as_array().unwrap().len(), 4);
+}
+
+/// GIVEN the sample day and the example budgets WHEN `report --html` writes the page THEN it
+/// has a budgets table with each budget and its action, and a chart of the share used.
+#[test]
+fn the_html_report_has_a_budgets_table_and_chart() {
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("report.html");
+    let output = batchguard(&[
+        "report",
+        "--html",
+        page.to_str().unwrap(),
+        example("sample-day.jsonl").to_str().unwrap(),
+        "--budgets",
+        example("budgets.toml").to_str().unwrap(),
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let html = std::fs::read_to_string(&page).unwrap();
+    let table = html
+        .split(r#"<table id="budgets">"#)
+        .nth(1)
+        .and_then(|rest| rest.split("</table>").next())
+        .expect("a budgets table");
+    for name in ["org", "genomics", "etl-daily", "data-etl"] {
+        assert!(
+            table.contains(&format!("<td>{name}</td>")),
+            "{name}: {table}"
+        );
+    }
+    assert!(table.contains("shed (dry run)"), "{table}");
+    assert!(html.contains(r#"id="chart-budgets""#));
+}
+
+/// The README's example budgets file is one `budgets check` takes.
+#[test]
+fn the_readmes_example_checks() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
+            .unwrap();
+    let section = readme
+        .split("### Budgets")
+        .nth(1)
+        .expect("a Budgets section");
+    let example = section
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("a toml block");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("readme.toml");
+    std::fs::write(&file, example).unwrap();
+    let output = batchguard(&["budgets", "check", file.to_str().unwrap()]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).starts_with("2 budgets, valid"));
+}
