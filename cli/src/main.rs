@@ -103,7 +103,7 @@ enum Command {
     /// tasks by task ARN, and reports the drift per task and per queue, tasks either side
     /// lacks, and the Spot prices actually paid.
     Reconcile(reconcile::Args),
-    /// Budgets files: check one (validate it and show its budgets).
+    /// Budgets files: check one, apply one to a store, list a store's budgets.
     ///
     /// A budgets file declares named budgets, each with its scope, amount, period and
     /// thresholds (README, "Budgets"); `replay`, `status` and `report` take one with
@@ -128,7 +128,7 @@ async fn run(command: Command) -> Result<(), CliError> {
         Command::Simulate(args) => simulate::run(&args),
         Command::Prices { command } => prices::run(command).await,
         Command::Reconcile(args) => reconcile::run(args).await,
-        Command::Budgets { command } => budgets::run(&command),
+        Command::Budgets { command } => budgets::run(command).await,
     }
 }
 

@@ -217,3 +217,19 @@ impl AuditTrail for Store {
         on_store!(self, log => log.audit_entries(period_start).await)
     }
 }
+
+impl shared::ports::BudgetStore for Store {
+    async fn budgets(
+        &self,
+    ) -> Result<(u64, Option<shared::core::budgets::BudgetBook>), StoreError> {
+        on_store!(self, log => log.budgets().await)
+    }
+
+    async fn replace_budgets(
+        &self,
+        book: &shared::core::budgets::BudgetBook,
+        expected: u64,
+    ) -> Result<bool, StoreError> {
+        on_store!(self, log => log.replace_budgets(book, expected).await)
+    }
+}

@@ -33,9 +33,14 @@ fn decimal(value: &Value) -> Decimal {
 
 /// `replay` of the sample day with `budgets`, as JSON.
 fn replay_with(budgets: &Path) -> Value {
+    replay_of(&example("sample-day.jsonl"), budgets)
+}
+
+/// `replay` of `events` with `budgets`, as JSON.
+fn replay_of(events: &Path, budgets: &Path) -> Value {
     let output = batchguard(&[
         "replay",
-        example("sample-day.jsonl").to_str().unwrap(),
+        events.to_str().unwrap(),
         "--budgets",
         budgets.to_str().unwrap(),
         "--json",
@@ -292,4 +297,125 @@ fn the_readmes_example_checks() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(String::from_utf8_lossy(&output.stdout).starts_with("2 budgets, valid"));
+}
+
+/// `budgets apply` then `budgets list` on `store` holding `events`, as a user runs them: the
+/// difference shown, the budgets replaced whole, a bad file changing nothing.
+fn apply_and_list(store: &str, events: &Path) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = example("budgets.toml");
+    let file = file.to_str().unwrap();
+    let ingest = batchguard(&["ingest", "--store", store, events.to_str().unwrap()]);
+    assert!(
+        ingest.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ingest.stderr)
+    );
+    let none = batchguard(&["budgets", "list", "--store", store]);
+    assert_eq!(none.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&none.stderr).contains("no budgets applied"));
+
+    let dry = batchguard(&["budgets", "apply", file, "--store", store, "--dry-run"]);
+    let text = String::from_utf8_lossy(&dry.stdout);
+    assert!(text.contains("+ genomics: added"), "{text}");
+    assert!(text.contains("dry run: nothing written"), "{text}");
+    let applied = batchguard(&["budgets", "apply", file, "--store", store]);
+    assert!(
+        String::from_utf8_lossy(&applied.stdout).contains("4 budgets, version 1"),
+        "{}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
+    let list = batchguard(&["budgets", "list", "--store", store, "--json"]);
+    assert!(
+        list.status.success(),
+        "{}",
+        String::from_utf8_lossy(&list.stderr)
+    );
+    let list: Value = serde_json::from_slice(&list.stdout).unwrap();
+    assert_eq!(list["version"], 1);
+    assert_eq!(
+        list["budgets"],
+        replay_of(events, &example("budgets.toml"))["budgets"]
+    );
+
+    // A new file: genomics gone, org's amount changed, physics new.
+    let edited = std::fs::read_to_string(example("budgets.toml"))
+        .unwrap()
+        .replace("amount_usd = \"1000\"", "amount_usd = \"1200\"")
+        .replace("name = \"genomics\"", "name = \"physics\"")
+        .replace("team=genomics", "team=physics");
+    let edited_path = dir.path().join("edited.toml");
+    std::fs::write(&edited_path, &edited).unwrap();
+    let edited_path = edited_path.to_str().unwrap();
+    let changes = batchguard(&["budgets", "apply", edited_path, "--store", store, "--json"]);
+    let changes: Value = serde_json::from_slice(&changes.stdout).unwrap();
+    assert_eq!(changes["version_before"], 1);
+    assert_eq!(changes["version"], 2);
+    let lines: Vec<String> = changes["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| format!("{} {} {}", c["budget"], c["change"], c["fields"]))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            r#""genomics" "removed" []"#,
+            r#""org" "changed" ["amount_usd"]"#,
+            r#""physics" "added" []"#,
+        ]
+    );
+
+    // A bad file is refused whole: the store keeps version 2.
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        edited.replace("period = \"week\"", "period = \"fortnight\""),
+    )
+    .unwrap();
+    let refused = batchguard(&["budgets", "apply", bad.to_str().unwrap(), "--store", store]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("budget data-etl: period"));
+    let list = batchguard(&["budgets", "list", "--store", store, "--json"]);
+    let list: Value = serde_json::from_slice(&list.stdout).unwrap();
+    assert_eq!(list["version"], 2);
+    let names: Vec<&str> = list["budgets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|line| line["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["data-etl", "etl-daily", "org", "physics"]);
+}
+
+#[test]
+fn budgets_apply_and_list_on_a_sqlite_store() {
+    let dir = tempfile::tempdir().unwrap();
+    apply_and_list(
+        dir.path().join("store.db").to_str().unwrap(),
+        &example("sample-day.jsonl"),
+    );
+}
+
+/// The same on DynamoDB tables of the local emulator (the test command starts it), with the
+/// sample day's first 400 events (the emulator projects each ingested event, slowly).
+#[test]
+fn budgets_apply_and_list_on_dynamodb_tables() {
+    if std::env::var_os("AWS_ENDPOINT_URL").is_none() {
+        panic!("the emulator is not running: run the tests with scripts/test.sh");
+    }
+    let prefix = format!("budgets-cli-{}", std::process::id());
+    let store = format!("dynamodb:{prefix}");
+    let init = batchguard(&["init", "--store", &store]);
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("morning.jsonl");
+    let day = std::fs::read_to_string(example("sample-day.jsonl")).unwrap();
+    let morning: Vec<&str> = day.lines().take(400).collect();
+    std::fs::write(&events, morning.join("\n")).unwrap();
+    apply_and_list(&store, &events);
 }

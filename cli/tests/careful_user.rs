@@ -333,7 +333,7 @@ fn an_instant_far_past_the_events_is_warned_about() {
 /// without help).
 #[test]
 fn every_flag_has_help_text() {
-    let commands: [&[&str]; 14] = [
+    let commands: [&[&str]; 16] = [
         &["replay"],
         &["init"],
         &["ingest"],
@@ -347,6 +347,8 @@ fn every_flag_has_help_text() {
         &["prices", "fetch"],
         &["reconcile"],
         &["budgets", "check"],
+        &["budgets", "apply"],
+        &["budgets", "list"],
         &[],
     ];
     for command in commands {

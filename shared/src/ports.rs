@@ -456,6 +456,48 @@ pub struct CachedBudget {
     pub fetched_at: i64,
 }
 
+/// Where a store keeps its budgets file (issue 17, ADR 0012): the whole book as one record,
+/// replaced whole, so an apply takes all of a file or none of it.
+pub trait BudgetStore {
+    /// The stored book and its version (`(0, None)`: none was ever applied). A stored book that
+    /// no longer validates is `StoreError::Corrupt`, naming each error.
+    fn budgets(
+        &self,
+    ) -> impl Future<Output = Result<(u64, Option<crate::core::budgets::BudgetBook>), StoreError>> + Send;
+    /// Replaces the book, as version `expected + 1`, if the stored version is still
+    /// `expected`; `Ok(false)` when another apply came first (nothing is written).
+    fn replace_budgets(
+        &self,
+        book: &crate::core::budgets::BudgetBook,
+        expected: u64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
+/// The book as stored: its budgets as JSON (re-validated when read).
+pub fn budgets_to_json(book: &crate::core::budgets::BudgetBook) -> Result<String, StoreError> {
+    let budgets: Vec<&crate::core::budgets::BudgetSpec> = book.budgets().collect();
+    serde_json::to_string(&budgets).map_err(|error| StoreError::Corrupt {
+        key: "budgets".into(),
+        message: error.to_string(),
+    })
+}
+
+/// A stored book read back: `key` names where it was kept.
+pub fn budgets_from_json(
+    key: &str,
+    text: &str,
+) -> Result<crate::core::budgets::BudgetBook, StoreError> {
+    let budgets: Vec<crate::core::budgets::BudgetSpec> =
+        serde_json::from_str(text).map_err(|error| StoreError::Corrupt {
+            key: key.to_owned(),
+            message: error.to_string(),
+        })?;
+    crate::core::budgets::BudgetBook::new(budgets).map_err(|error| StoreError::Corrupt {
+        key: key.to_owned(),
+        message: error.to_string(),
+    })
+}
+
 /// What the ticker keeps to fuse an AWS baseline with the ledger: one spend mark per tick and
 /// the AWS budget as last read.
 pub trait BaselineStore {

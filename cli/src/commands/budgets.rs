@@ -1,15 +1,24 @@
-//! `batchguard budgets check`: read and validate a budgets file and show what it declares.
+//! `batchguard budgets`: check a budgets file, apply it to a store, and list a store's budgets
+//! with their figures.
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use chrono::{DateTime, Utc};
 use clap::Subcommand;
 use comfy_table::Table;
 use comfy_table::presets::UTF8_FULL_CONDENSED;
-use shared::core::budgets::{Admission, BudgetBook, BudgetSpec, period_name};
+use serde::Serialize;
+use shared::analysis::budgets::budget_lines;
+use shared::core::budgets::{Admission, BudgetBook, BudgetChange, BudgetSpec, period_name};
+use shared::core::facts::Millis;
+use shared::ports::BudgetStore;
 
-use super::evaluation::load_budgets;
+use super::evaluation::{ledgers, load_budgets, warn_if_far_past_the_events};
+use super::load_prices;
 use crate::error::CliError;
+use crate::render::text::budgets_table;
+use crate::store::{Store, StoreSpec, parse_store};
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -24,20 +33,239 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Apply a budgets file to a store: show what changes, then replace its budgets whole.
+    ///
+    /// The file is validated first; a bad file changes nothing. The budgets are replaced only
+    /// if nobody applied others since this command read them (else run it again).
+    Apply {
+        /// The budgets file (TOML).
+        file: PathBuf,
+        /// A SQLite file, or `dynamodb:<table-prefix>` or `dynamodb:<events table>,<state
+        /// table>` (a stack's tables).
+        #[arg(long, value_parser = parse_store)]
+        store: StoreSpec,
+        /// Show what would change and write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print what changes as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the budgets applied to a store, each with its spend, share used, forecast and
+    /// the action its thresholds call for now (from the store's events).
+    List {
+        /// A SQLite file, or `dynamodb:<table-prefix>` or `dynamodb:<events table>,<state
+        /// table>`.
+        #[arg(long, value_parser = parse_store)]
+        store: StoreSpec,
+        /// Evaluate at this instant (RFC 3339; rounded down to the second). Default: the
+        /// latest instant any event mentions.
+        #[arg(long)]
+        at: Option<DateTime<Utc>>,
+        /// A price file laid over the built-in prices.
+        #[arg(long)]
+        prices: Option<PathBuf>,
+        /// Print the budgets as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
-pub fn run(command: &Command) -> Result<(), CliError> {
-    let Command::Check { file, json } = command;
+pub async fn run(command: Command) -> Result<(), CliError> {
+    match command {
+        Command::Check { file, json } => check(&file, json),
+        Command::Apply {
+            file,
+            store,
+            dry_run,
+            json,
+        } => apply(&file, &store, dry_run, json).await,
+        Command::List {
+            store,
+            at,
+            prices,
+            json,
+        } => list(&store, at, prices.as_deref(), json).await,
+    }
+}
+
+fn check(file: &Path, json: bool) -> Result<(), CliError> {
     let Some(book) = load_budgets(Some(file))? else {
         return Ok(());
     };
-    if *json {
+    if json {
         let budgets: Vec<&BudgetSpec> = book.budgets().collect();
         let text = serde_json::to_string_pretty(&budgets)
             .map_err(|error| CliError::Usage(format!("cannot write JSON: {error}")))?;
         println!("{text}");
     } else {
         print!("{}", render(&book));
+    }
+    Ok(())
+}
+
+/// One line of what an apply changes.
+#[derive(Debug, Serialize)]
+struct ChangeLine {
+    budget: String,
+    /// `added`, `changed` or `removed`.
+    change: &'static str,
+    /// For `changed`: the fields that differ.
+    fields: Vec<&'static str>,
+}
+
+/// The fields of a budget that differ between two versions of it.
+fn changed_fields(before: &BudgetSpec, after: &BudgetSpec) -> Vec<&'static str> {
+    let mut fields = Vec::new();
+    for (name, differs) in [
+        ("parent", before.parent != after.parent),
+        ("amount_usd", before.amount_usd != after.amount_usd),
+        ("period", before.period != after.period),
+        ("scope", before.scope != after.scope),
+        ("thresholds", before.thresholds != after.thresholds),
+        ("dry_run", before.dry_run != after.dry_run),
+        ("admission", before.admission != after.admission),
+    ] {
+        if differs {
+            fields.push(name);
+        }
+    }
+    fields
+}
+
+async fn apply(file: &Path, spec: &StoreSpec, dry_run: bool, json: bool) -> Result<(), CliError> {
+    let Some(next) = load_budgets(Some(file))? else {
+        return Ok(());
+    };
+    let store = Store::open(spec, None).await?;
+    let (version, stored) = store.budgets().await?;
+    let stored = stored.unwrap_or_default();
+    let changes: Vec<ChangeLine> = stored
+        .diff(&next)
+        .into_iter()
+        .map(|change| match change {
+            BudgetChange::Added(b) => ChangeLine {
+                budget: b.name.clone(),
+                change: "added",
+                fields: Vec::new(),
+            },
+            BudgetChange::Removed(b) => ChangeLine {
+                budget: b.name.clone(),
+                change: "removed",
+                fields: Vec::new(),
+            },
+            BudgetChange::Changed { before, after } => ChangeLine {
+                budget: after.name.clone(),
+                change: "changed",
+                fields: changed_fields(before, after),
+            },
+        })
+        .collect();
+    let written = if changes.is_empty() || dry_run {
+        None
+    } else if store.replace_budgets(&next, version).await? {
+        Some(version + 1)
+    } else {
+        return Err(CliError::Usage(format!(
+            "another apply changed the budgets of {spec} since this one read them (version {version}): run it again to see the difference"
+        )));
+    };
+    if json {
+        let document = serde_json::json!({
+            "store": spec.to_string(),
+            "version_before": version,
+            "version": written.unwrap_or(version),
+            "dry_run": dry_run,
+            "changes": changes,
+        });
+        println!("{document}");
+        return Ok(());
+    }
+    if changes.is_empty() {
+        println!(
+            "no change: {spec} already holds these {} budgets (version {version})",
+            next.len()
+        );
+        return Ok(());
+    }
+    for line in &changes {
+        let mark = match line.change {
+            "added" => '+',
+            "removed" => '-',
+            _ => '~',
+        };
+        if line.fields.is_empty() {
+            println!("{mark} {}: {}", line.budget, line.change);
+        } else {
+            println!(
+                "{mark} {}: {} ({})",
+                line.budget,
+                line.change,
+                line.fields.join(", ")
+            );
+        }
+    }
+    match written {
+        Some(version) => println!(
+            "applied to {spec}: {} budgets, version {version}",
+            next.len()
+        ),
+        None => println!("dry run: nothing written to {spec} (version {version})"),
+    }
+    Ok(())
+}
+
+async fn list(
+    spec: &StoreSpec,
+    at: Option<DateTime<Utc>>,
+    prices: Option<&Path>,
+    json: bool,
+) -> Result<(), CliError> {
+    let store = Store::open_to_read(spec).await?;
+    let (version, book) = store.budgets().await?;
+    let Some(book) = book else {
+        return Err(CliError::Usage(format!(
+            "no budgets applied to {spec}: `batchguard budgets apply FILE --store {spec}`"
+        )));
+    };
+    let book = std::sync::Arc::new(book);
+    let (mut ledger, mut others) = ledgers(
+        load_prices(prices)?,
+        book.budgets()
+            .next()
+            .map_or_else(Default::default, |b| b.period),
+        Some(&book),
+    );
+    store.fold_into(&mut ledger).await?;
+    for other in &mut others {
+        store.fold_into(other).await?;
+    }
+    let at = match at {
+        Some(at) => {
+            let at = Millis::from_datetime(at).floor_seconds();
+            warn_if_far_past_the_events(at, &ledger);
+            at
+        }
+        None => ledger.latest_instant().map_or(0, Millis::ceil_seconds),
+    };
+    let mut all = vec![&ledger];
+    all.extend(others.iter());
+    let lines = budget_lines(&book, &all, at);
+    if json {
+        let document = serde_json::json!({
+            "store": spec.to_string(),
+            "version": version,
+            "as_of": shared::analysis::figures::instant(at),
+            "budgets": lines,
+        });
+        println!("{document}");
+    } else {
+        println!(
+            "{spec}: {} budgets (version {version}), as of {}\n{}",
+            lines.len(),
+            shared::analysis::figures::instant(at),
+            budgets_table(&lines)
+        );
     }
     Ok(())
 }

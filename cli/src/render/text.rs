@@ -133,40 +133,11 @@ pub fn human(report: &StatusReport, counted: EventsCounted) -> String {
     let _ = writeln!(out, "\nSpend by queue\n{queues}");
 
     if !report.budgets.is_empty() {
-        let mut budgets = table(&[
-            "budget",
-            "counts",
-            "amount",
-            "period",
-            "this period",
-            "used",
-            "forecast",
-            "burn/hour",
-            "action now",
-        ]);
-        for line in &report.budgets {
-            let name = match &line.parent {
-                Some(parent) => format!("{} (in {parent})", line.name),
-                None => line.name.clone(),
-            };
-            let action = match line.action {
-                Some(action) if line.dry_run => format!("{action} (dry run)"),
-                Some(action) => action.to_string(),
-                None => "-".to_owned(),
-            };
-            budgets.add_row(vec![
-                name,
-                line.counts.to_owned(),
-                usd(line.amount_usd),
-                shared::core::budgets::period_name(line.period).to_owned(),
-                usd(line.period_spend_usd),
-                format!("{}%", line.used_percent.round_dp(1)),
-                usd(line.forecast_usd),
-                usd_precise(line.burn_rate_usd_per_hour),
-                action,
-            ]);
-        }
-        let _ = writeln!(out, "\nBudgets (--budgets)\n{budgets}");
+        let _ = writeln!(
+            out,
+            "\nBudgets (--budgets)\n{}",
+            budgets_table(&report.budgets)
+        );
     }
 
     let mut environments = table(&[
@@ -564,4 +535,42 @@ pub fn doctor_checklist(checks: &[shared::analysis::checklist::Check]) -> String
         }
     }
     text
+}
+
+/// Each budget's figures and its action now, as a table.
+pub fn budgets_table(lines: &[shared::analysis::budgets::BudgetLine]) -> Table {
+    let mut budgets = table(&[
+        "budget",
+        "counts",
+        "amount",
+        "period",
+        "this period",
+        "used",
+        "forecast",
+        "burn/hour",
+        "action now",
+    ]);
+    for line in lines {
+        let name = match &line.parent {
+            Some(parent) => format!("{} (in {parent})", line.name),
+            None => line.name.clone(),
+        };
+        let action = match line.action {
+            Some(action) if line.dry_run => format!("{action} (dry run)"),
+            Some(action) => action.to_string(),
+            None => "-".to_owned(),
+        };
+        budgets.add_row(vec![
+            name,
+            line.counts.to_owned(),
+            usd(line.amount_usd),
+            shared::core::budgets::period_name(line.period).to_owned(),
+            usd(line.period_spend_usd),
+            format!("{}%", line.used_percent.round_dp(1)),
+            usd(line.forecast_usd),
+            usd_precise(line.burn_rate_usd_per_hour),
+            action,
+        ]);
+    }
+    budgets
 }

@@ -39,6 +39,11 @@ const SCHEMA: &str = "
         reason TEXT NOT NULL,
         body   TEXT NOT NULL
     );
+    CREATE TABLE IF NOT EXISTS budgets (
+        id      INTEGER PRIMARY KEY CHECK (id = 1),
+        version INTEGER NOT NULL,
+        book    TEXT NOT NULL
+    );
 ";
 
 /// From schema 1: the quarantine's duplicates (same origin and body) go, the latest reason
@@ -438,6 +443,76 @@ impl crate::ports::AuditTrail for SqliteEventLog {
             }
         }
         Ok(entries)
+    }
+}
+
+/// The budgets file applied to this store: one row (`budgets`, id 1) holding the book as JSON
+/// and its version. A file from before the table has none (it is made at the next writable
+/// open).
+impl crate::ports::BudgetStore for SqliteEventLog {
+    async fn budgets(&self) -> Result<(u64, Option<crate::core::budgets::BudgetBook>), StoreError> {
+        let connection = self.lock();
+        let has_table: bool = connection
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'budgets'",
+                [],
+                |row| row.get::<_, i64>(0),
+            )
+            .map_err(|e| backend(&self.path, e))?
+            > 0;
+        if !has_table {
+            return Ok((0, None));
+        }
+        let row: Option<(i64, String)> = connection
+            .query_row(
+                "SELECT version, book FROM budgets WHERE id = 1",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .optional()
+            .map_err(|e| backend(&self.path, e))?;
+        match row {
+            None => Ok((0, None)),
+            Some((version, text)) => {
+                let book =
+                    crate::ports::budgets_from_json(&format!("{}: budgets", self.path), &text)?;
+                Ok((u64::try_from(version).unwrap_or(0), Some(book)))
+            }
+        }
+    }
+
+    async fn replace_budgets(
+        &self,
+        book: &crate::core::budgets::BudgetBook,
+        expected: u64,
+    ) -> Result<bool, StoreError> {
+        let text = crate::ports::budgets_to_json(book)?;
+        let next = i64::try_from(expected.saturating_add(1)).map_err(|_| StoreError::Corrupt {
+            key: format!("{}: budgets", self.path),
+            message: format!("version {expected} out of range"),
+        })?;
+        let mut connection = self.lock();
+        let transaction = connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| backend(&self.path, e))?;
+        let stored: i64 = transaction
+            .query_row("SELECT version FROM budgets WHERE id = 1", [], |row| {
+                row.get(0)
+            })
+            .optional()
+            .map_err(|e| backend(&self.path, e))?
+            .unwrap_or(0);
+        if u64::try_from(stored).ok() != Some(expected) {
+            return Ok(false);
+        }
+        transaction
+            .execute(
+                "INSERT OR REPLACE INTO budgets (id, version, book) VALUES (1, ?1, ?2)",
+                params![next, text],
+            )
+            .map_err(|e| backend(&self.path, e))?;
+        transaction.commit().map_err(|e| backend(&self.path, e))?;
+        Ok(true)
     }
 }
 

@@ -18,11 +18,13 @@
 //!
 //! The rooms: `tables` (the tables' names, in every build), `schema` (tables, indexes, TTL), `keys` (keys, attribute values, errors),
 //! `event_log` ([`DynamoEventLog`]: facts, quarantine, counters, audit trail), `baseline` (the
-//! ticker's marks and AWS budget reading) and `projector` ([`DynamoProjector`]). The projector
+//! ticker's marks and AWS budget reading), `budget_book` (the budgets file applied) and `projector` ([`DynamoProjector`]). The projector
 //! reads the log; nothing here reads the projector.
 
 #[cfg(feature = "aws")]
 mod baseline;
+#[cfg(feature = "aws")]
+mod budget_book;
 #[cfg(feature = "aws")]
 mod event_log;
 #[cfg(feature = "aws")]

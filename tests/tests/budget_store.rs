@@ -1,0 +1,93 @@
+//! The budgets a store keeps (issue 17): the same contract on SQLite and, through the real
+//! SDK, on DynamoDB against the local emulator. A book is replaced whole, only over the
+//! version it was read at, and read back re-validated.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use batchguard_tests::emulator_event_log;
+use shared::adapters::sqlite::SqliteEventLog;
+use shared::core::budgets::BudgetBook;
+use shared::ports::{BudgetStore, StoreError};
+
+fn book(amount: &str, names: &[&str]) -> BudgetBook {
+    let text: String = names
+        .iter()
+        .map(|name| {
+            format!(
+                "[[budget]]\nname = \"{name}\"\namount_usd = \"{amount}\"\nperiod = \"month\"\n\
+                 scope = {{ tags = [\"team={name}\"] }}\n\
+                 thresholds = [{{ at_percent = \"90\", action = \"notify\" }}, {{ at_percent = \"100\", action = \"drain\" }}]\n"
+            )
+        })
+        .collect();
+    BudgetBook::parse(&text).unwrap()
+}
+
+/// GIVEN an empty store WHEN books are applied THEN each is read back as written, with its
+/// version; an apply over a version another apply moved past writes nothing.
+async fn the_contract(store: &impl BudgetStore) {
+    assert_eq!(store.budgets().await.unwrap(), (0, None));
+    let first = book("100", &["a", "b"]);
+    assert!(store.replace_budgets(&first, 0).await.unwrap());
+    assert_eq!(store.budgets().await.unwrap(), (1, Some(first.clone())));
+    // A second apply that read version 0 (before the first landed) is refused.
+    let late = book("200", &["c"]);
+    assert!(!store.replace_budgets(&late, 0).await.unwrap());
+    assert_eq!(store.budgets().await.unwrap(), (1, Some(first)));
+    assert!(store.replace_budgets(&late, 1).await.unwrap());
+    assert_eq!(store.budgets().await.unwrap(), (2, Some(late.clone())));
+    assert!(
+        !store
+            .replace_budgets(&book("300", &["d"]), 1)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.budgets().await.unwrap(), (2, Some(late)));
+}
+
+#[tokio::test]
+async fn a_sqlite_store_keeps_one_book_replaced_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteEventLog::open(&dir.path().join("store.db")).unwrap();
+    the_contract(&store).await;
+}
+
+#[tokio::test]
+async fn a_dynamodb_store_keeps_one_book_replaced_whole() {
+    let log = emulator_event_log("budgets").await;
+    the_contract(&log).await;
+}
+
+/// GIVEN a stored book edited by hand into one that does not validate (a threshold above the
+/// limit) WHEN it is read THEN the read fails as corrupt, naming the budget and field.
+#[tokio::test]
+async fn a_stored_book_that_no_longer_validates_is_named_not_used() {
+    let log = emulator_event_log("budgets-corrupt").await;
+    let good = book("100", &["a"]);
+    assert!(log.replace_budgets(&good, 0).await.unwrap());
+    let client = aws_sdk_dynamodb::Client::new(&batchguard_tests::emulator_config().await);
+    let stored = shared::ports::budgets_to_json(&good).unwrap().replace(
+        "\"100\",\"action\":\"drain\"",
+        "\"5000\",\"action\":\"drain\"",
+    );
+    use aws_sdk_dynamodb::types::AttributeValue;
+    client
+        .put_item()
+        .table_name(&log.tables().state)
+        .item("pk", AttributeValue::S("BUDGETS".into()))
+        .item("sk", AttributeValue::S("BOOK".into()))
+        .item("version", AttributeValue::N("1".into()))
+        .item("book", AttributeValue::S(stored))
+        .send()
+        .await
+        .unwrap();
+    match log.budgets().await {
+        Err(StoreError::Corrupt { key, message }) => {
+            assert!(key.contains("BUDGETS/BOOK"), "{key}");
+            assert!(
+                message.contains("budget a: thresholds[1].at_percent"),
+                "{message}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
