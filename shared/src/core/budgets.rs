@@ -428,6 +428,143 @@ impl BudgetBook {
     }
 }
 
+/// Where a job stands, for what a budget's action does to it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobStage {
+    /// Its SUBMITTED, PENDING or RUNNABLE event has just arrived (admission).
+    Arriving,
+    /// Already waiting in a queue (SUBMITTED, PENDING, RUNNABLE).
+    Waiting,
+    /// STARTING or RUNNING: billed.
+    Running,
+}
+
+/// A job as the plan sees it.
+#[derive(Clone, Copy, Debug)]
+pub struct JobView<'a> {
+    pub job_id: &'a str,
+    pub facets: JobFacets<'a>,
+    pub stage: JobStage,
+    /// What it costs an hour while it runs (zero when waiting).
+    pub burn_usd_per_hour: Decimal,
+}
+
+/// What a plan does to one job, and the budget it does it for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Cancel a job that has not started.
+    Cancel { job_id: String, budget: String },
+    /// Terminate a running job.
+    Terminate { job_id: String, budget: String },
+}
+
+/// A shedding budget's figures: spend so far this period and hours left in it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShedFigures {
+    pub spend_usd: Decimal,
+    pub hours_left: Decimal,
+}
+
+/// The fewest of `burns` (the running jobs' costs an hour) to stop so that the forecast,
+/// `spend + Σ burn of the others × hours_left`, is at most `amount`: the costliest first,
+/// which no smaller set can beat (any k jobs remove at most the k largest burns). All of them
+/// when even that does not fit (the spend alone is over). Returns their indexes, costliest
+/// first (ties: the lower index first). Checked arithmetic; an overflow stops them all.
+pub fn shed(burns: &[Decimal], spend: Decimal, hours_left: Decimal, amount: Decimal) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..burns.len()).collect();
+    order.sort_by(|&a, &b| burns[b].cmp(&burns[a]).then(a.cmp(&b)));
+    let forecast = |kept: Decimal| {
+        kept.checked_mul(hours_left)
+            .and_then(|accrual| spend.checked_add(accrual))
+    };
+    let mut kept = burns
+        .iter()
+        .try_fold(Decimal::ZERO, |sum, burn| sum.checked_add(*burn));
+    let mut stopped = Vec::new();
+    for index in order {
+        match kept.and_then(forecast) {
+            Some(forecast) if forecast <= amount => break,
+            _ => {}
+        }
+        stopped.push(index);
+        kept = kept.and_then(|sum| sum.checked_sub(burns[index]));
+    }
+    stopped
+}
+
+impl BudgetBook {
+    /// What the budgets acting now (`acting`: budget name → its action) do to `jobs`: a job
+    /// arriving is cancelled when a budget it counts in drains or more; a waiting one when
+    /// one cancels queued work or more; a running one is terminated when one terminates, or
+    /// when a shedding one picks it ([`shed`], over that budget's running jobs, with `figures`
+    /// for each shedding budget; without them, it terminates all of them, the safe side). Each
+    /// step names the budget of the strictest action that reaches the job.
+    pub fn plan(
+        &self,
+        acting: &BTreeMap<String, Action>,
+        figures: &BTreeMap<String, ShedFigures>,
+        jobs: &[JobView<'_>],
+    ) -> Vec<Step> {
+        // The running jobs each shedding budget picks.
+        let mut shed_by: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+        for (name, action) in acting {
+            let (Action::Shed, Some(spec)) = (action, self.budgets.get(name)) else {
+                continue;
+            };
+            let running: Vec<&JobView<'_>> = jobs
+                .iter()
+                .filter(|job| {
+                    job.stage == JobStage::Running
+                        && self.budgets_of(&job.facets).contains(&name.as_str())
+                })
+                .collect();
+            let picked: BTreeSet<&str> = match figures.get(name) {
+                Some(f) => {
+                    let burns: Vec<Decimal> =
+                        running.iter().map(|job| job.burn_usd_per_hour).collect();
+                    shed(&burns, f.spend_usd, f.hours_left, spec.amount_usd)
+                        .into_iter()
+                        .map(|index| running[index].job_id)
+                        .collect()
+                }
+                None => running.iter().map(|job| job.job_id).collect(),
+            };
+            shed_by.insert(spec.name.as_str(), picked);
+        }
+        let mut steps = Vec::new();
+        for job in jobs {
+            let Some((action, budget)) = self.strictest(&job.facets, acting) else {
+                continue;
+            };
+            let step = |budget: &str| match job.stage {
+                JobStage::Running => Step::Terminate {
+                    job_id: job.job_id.to_owned(),
+                    budget: budget.to_owned(),
+                },
+                JobStage::Arriving | JobStage::Waiting => Step::Cancel {
+                    job_id: job.job_id.to_owned(),
+                    budget: budget.to_owned(),
+                },
+            };
+            let acts = match job.stage {
+                JobStage::Arriving => action >= Action::Drain,
+                JobStage::Waiting => action >= Action::CancelQueued,
+                JobStage::Running => action == Action::Terminate,
+            };
+            if acts {
+                steps.push(step(budget));
+            } else if job.stage == JobStage::Running
+                && let Some((shedder, _)) = shed_by
+                    .iter()
+                    .find(|(_, picked)| picked.contains(job.job_id))
+            {
+                steps.push(step(shedder));
+            }
+        }
+        steps
+    }
+}
+
 /// Letters, digits, `-`, `_` and `.`, 1 to 64 of them.
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
@@ -978,6 +1115,67 @@ thresholds = [{ at_percent = "100", action = "stop" }]
         assert!(before.diff(&before).is_empty());
     }
 
+    #[test]
+    fn shedding_stops_the_costliest_until_the_forecast_fits() {
+        let burns = [2, 10, 1, 5].map(Decimal::from);
+        // 50 spent, 10 hours left, 100 allowed: 18/h × 10 = 180 → over; without 10/h: 80 → 130;
+        // without 5/h too: 30 → 80, which fits.
+        let stopped = shed(
+            &burns,
+            Decimal::from(50),
+            Decimal::from(10),
+            Decimal::from(100),
+        );
+        assert_eq!(stopped, [1, 3]);
+        // Already over: all of them.
+        let all = shed(
+            &burns,
+            Decimal::from(120),
+            Decimal::from(10),
+            Decimal::from(100),
+        );
+        assert_eq!(all, [1, 3, 0, 2]);
+        // Fits already: none.
+        assert!(shed(&burns, Decimal::ZERO, Decimal::ONE, Decimal::from(100)).is_empty());
+    }
+
+    #[test]
+    fn a_plan_cancels_arrivals_on_drain_and_terminates_only_the_runaway_scope() {
+        let book = BudgetBook::parse(EXAMPLE).unwrap();
+        let genomics = [("team".to_owned(), "genomics".to_owned())];
+        let physics = [("team".to_owned(), "physics".to_owned())];
+        let view = |job_id, tags, stage| JobView {
+            job_id,
+            facets: facets("genomics-spot", tags),
+            stage,
+            burn_usd_per_hour: Decimal::ONE,
+        };
+        let jobs = [
+            view("g-new", &genomics[..], JobStage::Arriving),
+            view("g-waiting", &genomics[..], JobStage::Waiting),
+            view("g-running", &genomics[..], JobStage::Running),
+            view("p-new", &physics[..], JobStage::Arriving),
+            view("p-running", &physics[..], JobStage::Running),
+        ];
+        let drain = BTreeMap::from([("genomics".to_owned(), Action::Drain)]);
+        assert_eq!(
+            book.plan(&drain, &BTreeMap::new(), &jobs),
+            [Step::Cancel {
+                job_id: "g-new".into(),
+                budget: "genomics".into()
+            }]
+        );
+        let terminate = BTreeMap::from([("genomics".to_owned(), Action::Terminate)]);
+        let steps = book.plan(&terminate, &BTreeMap::new(), &jobs);
+        assert_eq!(steps.len(), 3, "{steps:?}");
+        assert!(
+            steps
+                .iter()
+                .all(|step| !format!("{step:?}").contains("\"p-")),
+            "{steps:?}"
+        );
+    }
+
     mod properties {
         use proptest::prelude::*;
 
@@ -1070,6 +1268,42 @@ thresholds = [{ at_percent = "100", action = "stop" }]
                 }
                 // A book rebuilt from its budgets is the same book.
                 prop_assert_eq!(BudgetBook::new(book.budgets().cloned().collect()).unwrap(), book.clone());
+            }
+
+            /// GIVEN any running burns (up to 10), spend, hours left and amount WHEN shedding
+            /// THEN the forecast without the stopped jobs fits (or every job is stopped), and
+            /// no set of fewer jobs makes it fit (every subset tried).
+            #[test]
+            fn shedding_stops_the_fewest_jobs_that_make_the_forecast_fit(
+                burns in prop::collection::vec(0_i64..10_000, 0..10),
+                spend in 0_i64..100_000,
+                hours in 0_i64..800,
+                amount in 1_i64..200_000,
+            ) {
+                let burns: Vec<Decimal> = burns.into_iter().map(|b| Decimal::new(b, 2)).collect();
+                let (spend, hours, amount) =
+                    (Decimal::from(spend), Decimal::from(hours), Decimal::from(amount));
+                let stopped = shed(&burns, spend, hours, amount);
+                let fits = |stopped: &dyn Fn(usize) -> bool| {
+                    let kept: Decimal = burns
+                        .iter()
+                        .enumerate()
+                        .filter(|(index, _)| !stopped(*index))
+                        .map(|(_, burn)| *burn)
+                        .sum();
+                    spend + kept * hours <= amount
+                };
+                prop_assert!(
+                    fits(&|index| stopped.contains(&index)) || stopped.len() == burns.len()
+                );
+                for subset in 0_u32..(1 << burns.len()) {
+                    if (subset.count_ones() as usize) < stopped.len() {
+                        prop_assert!(
+                            !fits(&|index| subset & (1 << index) != 0),
+                            "{subset:b} stops fewer than {stopped:?} and fits"
+                        );
+                    }
+                }
             }
         }
     }
