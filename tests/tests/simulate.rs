@@ -170,3 +170,73 @@ proptest! {
         prop_assert!(guard.overshoot_usd <= bound, "{} > {}", guard.overshoot_usd, bound);
     }
 }
+
+/// GIVEN three teams sharing one queue, each with a daily budget, the last running away (seeds
+/// 1 to 3) WHEN the day runs under one budget for the queue, a budget per team that
+/// terminates, and a budget per team that sheds THEN under one budget the other teams lose
+/// jobs; per team they complete every job; the runaway team ends within a tick and a stop
+/// delay of its burn over its budget when terminating, and inside it when shedding, which
+/// stops no more of its jobs than terminating does.
+#[test]
+fn only_the_runaway_team_is_stopped_and_shedding_stops_fewer() {
+    use shared::analysis::teams::{TEAM_BUDGET_USD, TEAMS, simulate_teams};
+    for seed in 1..=3 {
+        let report = simulate_teams(seed, &PriceTable::builtin(), 60, 30);
+        let guard = |name: &str| {
+            report
+                .guards
+                .iter()
+                .find(|g| g.guard.starts_with(name))
+                .unwrap()
+        };
+        let (one, terminate, shed) = (
+            guard("one budget"),
+            guard("per team, terminate"),
+            guard("per team, shed"),
+        );
+        let others = 0..TEAMS.len() - 1;
+        let lost: u64 = others
+            .clone()
+            .map(|team| one.teams[team].cancelled + one.teams[team].terminated)
+            .sum();
+        assert!(
+            lost > 0,
+            "seed {seed}: one budget stops the other teams too: {one:?}"
+        );
+        for per_team in [terminate, shed] {
+            for team in others.clone() {
+                let outcome = &per_team.teams[team];
+                assert_eq!(outcome.completed, outcome.jobs, "seed {seed}: {per_team:?}");
+                assert_eq!(outcome.overshoot_usd, Decimal::ZERO);
+            }
+        }
+        let runaway = TEAMS.len() - 1;
+        // Its burn when stopped is at most its 12 runaway jobs' (16 vCPU, 64 GiB) and a
+        // steady job's: well under $20 an hour; a tick and a stop delay are 90 s of it.
+        let bound = Decimal::from(20) * Decimal::from(90) / Decimal::from(3_600);
+        assert!(
+            terminate.teams[runaway].overshoot_usd <= bound,
+            "seed {seed}: {terminate:?}"
+        );
+        assert_eq!(
+            shed.teams[runaway].overshoot_usd,
+            Decimal::ZERO,
+            "seed {seed}: {shed:?}"
+        );
+        assert!(shed.teams[runaway].spend_usd <= Decimal::from(TEAM_BUDGET_USD));
+        assert!(
+            shed.teams[runaway].terminated <= terminate.teams[runaway].terminated,
+            "seed {seed}: {shed:?} {terminate:?}"
+        );
+    }
+}
+
+/// The guards' budgets files are valid (each is parsed at run time; an invalid one would be an
+/// empty book guarding nothing).
+#[test]
+fn the_teams_guards_budgets_files_are_valid() {
+    use shared::analysis::teams::{Guard, TEAMS};
+    assert_eq!(Guard::OneBudget.book().len(), 1);
+    assert_eq!(Guard::PerTeamTerminate.book().len(), TEAMS.len());
+    assert_eq!(Guard::PerTeamShed.book().len(), TEAMS.len());
+}

@@ -11,9 +11,11 @@ use crate::render::text;
 
 #[derive(Debug, ClapArgs)]
 pub struct Args {
-    /// steady (a month under budget), runaway (70 % spent, then 500 tasks of 4 vCPU for 6 h)
-    /// or burst (85 % spent, a burst of 200 tasks every 4 h).
-    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(sim::SCENARIOS))]
+    /// steady (a month under budget), runaway (70 % spent, then 500 tasks of 4 vCPU for 6 h),
+    /// burst (85 % spent, a burst of 200 tasks every 4 h), or teams (three teams share a queue,
+    /// each with a daily budget, and one runs away: one budget for the queue against a budget
+    /// per team, terminating or shedding).
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(SCENARIOS))]
     pub scenario: String,
     /// Seed of the scenario's random parts.
     #[arg(long, default_value_t = 1)]
@@ -30,7 +32,26 @@ pub struct Args {
     pub json: bool,
 }
 
+/// Every scenario `--scenario` takes.
+const SCENARIOS: [&str; 4] = ["steady", "runaway", "burst", "teams"];
+
 pub fn run(args: &Args) -> Result<(), CliError> {
+    if args.scenario == "teams" {
+        let report = shared::analysis::teams::simulate_teams(
+            args.seed,
+            &PriceTable::builtin(),
+            args.tick_seconds,
+            args.stop_delay_seconds,
+        );
+        if args.json {
+            let text = serde_json::to_string_pretty(&report)
+                .map_err(|error| CliError::Usage(format!("cannot write JSON: {error}")))?;
+            println!("{text}");
+        } else {
+            print!("{}", text::teams_human(&report));
+        }
+        return Ok(());
+    }
     let scenario = sim::scenario(&args.scenario, args.seed)
         .ok_or_else(|| CliError::Usage(format!("no scenario {:?}", args.scenario)))?;
     let settings = sim::Settings {

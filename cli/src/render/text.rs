@@ -574,3 +574,46 @@ pub fn budgets_table(lines: &[shared::analysis::budgets::BudgetLine]) -> Table {
     }
     budgets
 }
+
+/// `simulate --scenario teams` for people: per guard, each team's spend against its budget and
+/// what happened to its jobs.
+pub fn teams_human(report: &shared::analysis::teams::TeamsReport) -> String {
+    let mut out = format!(
+        "Three teams share one job queue, each with a daily budget of {}; the last runs away from 06:00 (seed {}).\n",
+        usd(report.team_budget_usd),
+        report.seed
+    );
+    for guard in &report.guards {
+        let mut teams = table(&[
+            "team",
+            "spend",
+            "over its budget",
+            "jobs",
+            "completed",
+            "cancelled",
+            "terminated",
+            "running at 24:00",
+        ]);
+        for team in &guard.teams {
+            teams.add_row(vec![
+                team.team.to_owned(),
+                usd(team.spend_usd),
+                usd(team.overshoot_usd),
+                team.jobs.to_string(),
+                team.completed.to_string(),
+                team.cancelled.to_string(),
+                team.terminated.to_string(),
+                team.running_at_end.to_string(),
+            ]);
+        }
+        let _ = writeln!(out, "\n{}\n{teams}", guard.guard);
+        for (at, budget, action) in &guard.actions {
+            let _ = writeln!(
+                out,
+                "  {} {budget}: {action}",
+                shared::analysis::figures::instant(*at)
+            );
+        }
+    }
+    out
+}

@@ -18,3 +18,4 @@ pub mod pricelist;
 pub mod report;
 pub mod sim;
 pub mod synth;
+pub mod teams;
