@@ -419,3 +419,32 @@ fn budgets_apply_and_list_on_dynamodb_tables() {
     std::fs::write(&events, morning.join("\n")).unwrap();
     apply_and_list(&store, &events);
 }
+
+/// GIVEN a SQLite path with no store there (a typo) WHEN a budgets file is applied, or dry-run
+/// THEN it is refused with the way to make one, and no file is created.
+#[test]
+fn an_apply_to_a_store_that_is_not_there_is_refused_and_makes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("typo.db");
+    let file = example("budgets.toml");
+    for dry_run in [false, true] {
+        let mut args = vec![
+            "budgets",
+            "apply",
+            file.to_str().unwrap(),
+            "--store",
+            missing.to_str().unwrap(),
+        ];
+        if dry_run {
+            args.push("--dry-run");
+        }
+        let output = batchguard(&args);
+        assert_eq!(output.status.code(), Some(1));
+        assert!(
+            String::from_utf8_lossy(&output.stderr).contains("no such store"),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(!missing.exists(), "nothing is created");
+    }
+}

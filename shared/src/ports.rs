@@ -476,11 +476,25 @@ pub trait BudgetStore {
 /// The book as stored: its budgets as JSON (re-validated when read).
 pub fn budgets_to_json(book: &crate::core::budgets::BudgetBook) -> Result<String, StoreError> {
     let budgets: Vec<&crate::core::budgets::BudgetSpec> = book.budgets().collect();
-    serde_json::to_string(&budgets).map_err(|error| StoreError::Corrupt {
+    let text = serde_json::to_string(&budgets).map_err(|error| StoreError::Corrupt {
         key: "budgets".into(),
         message: error.to_string(),
-    })
+    })?;
+    if text.len() > MAX_BOOK_BYTES {
+        return Err(StoreError::Corrupt {
+            key: "budgets".into(),
+            message: format!(
+                "the budgets take {} bytes stored, more than the {MAX_BOOK_BYTES} a store keeps (DynamoDB's items hold 400 KB): list fewer queues, tags or budgets",
+                text.len()
+            ),
+        });
+    }
+    Ok(text)
 }
+
+/// The most a stored budgets file may take, as JSON: under DynamoDB's 400 KB item limit with
+/// room for the item's key and version.
+pub const MAX_BOOK_BYTES: usize = 350_000;
 
 /// A stored book read back: `key` names where it was kept.
 pub fn budgets_from_json(

@@ -231,6 +231,25 @@ fn only_the_runaway_team_is_stopped_and_shedding_stops_fewer() {
     }
 }
 
+/// GIVEN ticks an hour apart (longer than the shortest job) WHEN the teams' day runs THEN
+/// every job that started ends by midnight, none runs on unbilled or billed past its end (a
+/// job starting and ending between two ticks was once never ended).
+#[test]
+fn jobs_shorter_than_a_tick_still_end() {
+    use shared::analysis::teams::simulate_teams;
+    let report = simulate_teams(1, &PriceTable::builtin(), 3_600, 30);
+    for guard in &report.guards {
+        for team in &guard.teams {
+            assert_eq!(team.running_at_end, 0, "{guard:?}");
+            assert_eq!(
+                team.completed + team.cancelled + team.terminated,
+                team.jobs,
+                "{guard:?}"
+            );
+        }
+    }
+}
+
 /// The guards' budgets files are valid (each is parsed at run time; an invalid one would be an
 /// empty book guarding nothing).
 #[test]

@@ -137,7 +137,17 @@ async fn apply(file: &Path, spec: &StoreSpec, dry_run: bool, json: bool) -> Resu
     let Some(next) = load_budgets(Some(file))? else {
         return Ok(());
     };
-    let store = Store::open(spec, None).await?;
+    // A dry run only reads; an apply writes to a store that exists (a mistyped SQLite path
+    // is an error, not a new empty store).
+    let store = match spec {
+        StoreSpec::File(path) if !path.exists() => {
+            return Err(CliError::Usage(format!(
+                "no such store {spec}: create it with `batchguard init --store {spec}` or `batchguard ingest --store {spec} …`"
+            )));
+        }
+        _ if dry_run => Store::open_to_read(spec).await?,
+        _ => Store::open(spec, None).await?,
+    };
     let (version, stored) = store.budgets().await?;
     let stored = stored.unwrap_or_default();
     let changes: Vec<ChangeLine> = stored

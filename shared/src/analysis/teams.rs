@@ -58,7 +58,7 @@ pub fn workload(seed: u64) -> Vec<TeamJob> {
     };
     let mut jobs = Vec::new();
     for team in 0..TEAMS.len() {
-        // A job every 20 minutes or so, 20 to 60 minutes of 2 vCPU / 8 GiB: about $10 a day.
+        // A job every 20 minutes or so, 20 to 60 minutes of 2 vCPU / 8 GiB: about $5 a day.
         let mut t = START + rng.i64(0..1_200);
         while t < START + 20 * HOUR {
             jobs.push(TeamJob {
@@ -279,8 +279,11 @@ fn run(
     let mut fates = vec![Fate::Waiting; jobs.len()];
     let mut acting: BTreeMap<String, Action> = BTreeMap::new();
     let mut actions = Vec::new();
-    // Terminations ordered, by the second they take effect.
+    // Terminations ordered, by the second they take effect; attempts' natural ends, by the
+    // second they end (entered when they start).
     let mut stopping: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
+    let mut ending: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
+    let mut arrivals = jobs.iter().enumerate().peekable();
     let tags: Vec<Vec<(String, String)>> = jobs
         .iter()
         .map(|job| vec![("team".to_owned(), TEAMS[job.team].to_owned())])
@@ -292,26 +295,29 @@ fn run(
         tags: &tags[index],
     };
     let end = START + 24 * HOUR;
+    // Each tick at `t` first takes in everything up to and including `t` (terminations, ends,
+    // arrivals, in time order; at one second, in that order), then decides: a job ending at
+    // the tick's second is over before the tick looks.
     let mut t = START;
-    while t < end {
-        let next = t + tick;
-        // The window's events in time order: terminations, ends, arrivals.
+    loop {
         let mut events: Vec<(i64, u8, usize)> = Vec::new();
-        for (&at, indexes) in stopping.range(t..next) {
-            events.extend(indexes.iter().map(|&i| (at, 0, i)));
+        while let Some((&at, _)) = stopping.first_key_value().filter(|(at, _)| **at <= t) {
+            let indexes = stopping.remove(&at).unwrap_or_default();
+            events.extend(indexes.into_iter().map(|i| (at, 0, i)));
         }
-        for (index, job) in jobs.iter().enumerate() {
-            if let Fate::Running { started } = fates[index]
-                && (t..next).contains(&(started + job.duration))
-            {
-                events.push((started + job.duration, 1, index));
-            }
-            if (t..next).contains(&job.submit) {
-                events.push((job.submit, 2, index));
-            }
+        while let Some((index, job)) = arrivals.next_if(|(_, job)| job.submit <= t) {
+            events.push((job.submit, 2, index));
         }
         events.sort_unstable();
-        for (at, kind, index) in events {
+        // Arrivals can start jobs that end before `t`: ends are taken as they come due.
+        let mut queue: std::collections::BinaryHeap<std::cmp::Reverse<(i64, u8, usize)>> =
+            events.into_iter().map(std::cmp::Reverse).collect();
+        while let Some((&at, _)) = ending.first_key_value().filter(|(at, _)| **at <= t) {
+            for index in ending.remove(&at).unwrap_or_default() {
+                queue.push(std::cmp::Reverse((at, 1, index)));
+            }
+        }
+        while let Some(std::cmp::Reverse((at, kind, index))) = queue.pop() {
             match (kind, fates[index]) {
                 (0, Fate::Running { started }) => {
                     ledger.apply(&job_fact(
@@ -343,6 +349,12 @@ fn run(
                     if book.plan(&acting, &BTreeMap::new(), &[view]).is_empty() {
                         ledger.apply(&job_fact(index, &jobs[index], JobStatus::Running, at, None));
                         fates[index] = Fate::Running { started: at };
+                        let done = at + jobs[index].duration;
+                        if done <= t {
+                            queue.push(std::cmp::Reverse((done, 1, index)));
+                        } else {
+                            ending.entry(done).or_default().push(index);
+                        }
                     } else {
                         fates[index] = Fate::Cancelled;
                     }
@@ -350,7 +362,9 @@ fn run(
                 _ => {}
             }
         }
-        t = next;
+        if t >= end {
+            break;
+        }
         // The tick: each budget's action, then what it does to the running jobs.
         let lines = budget_lines(&book, &[&ledger], t);
         let mut figures = BTreeMap::new();
@@ -397,6 +411,7 @@ fn run(
                 stopping.entry(t + stop_delay).or_default().push(index);
             }
         }
+        t += tick;
     }
     // The day is over: what still runs is billed to its last second.
     let spend_at_end = ledger.all_scope_spend(end - 1);

@@ -302,11 +302,13 @@ async fn read_spend(
     let in_budget: BTreeSet<Scope> = budget_scopes(&settings.scope_queues).into_iter().collect();
     // The budget's own scopes are read whatever the index says, as `assess` reads them: the
     // budget figure the tick publishes is the one the enforcer checks. Of the others, at most
-    // MAX_SCOPES_READ, in turn by the minute: what a tick reads does not grow with tag values.
+    // MAX_SCOPES_READ, in turn by the tick: what a tick reads does not grow with tag values.
+    // The turn counts ticks, not minutes: ticks 2, 5 or 10 minutes apart would otherwise
+    // step over windows and leave some scopes never read.
     let (scopes, unread) = scopes_to_read(
         listed,
         &in_budget,
-        at.div_euclid(60),
+        at.div_euclid(settings.policy.tick_seconds.max(1)),
         settings.max_scopes_read,
     );
     let mut documents = Vec::with_capacity(scopes.len() + 1);
@@ -418,7 +420,8 @@ pub const MAX_SCOPES_PUBLISHED: usize = 200;
 /// each): twice the scopes it publishes, so up to this many the costliest are published.
 pub const MAX_SCOPES_READ: usize = 400;
 
-/// The scopes a tick reads at `turn` (its minute): the total and `always` (the budget's own)
+/// The scopes a tick reads at `turn` (its tick's number: consecutive ticks, consecutive turns):
+/// the total and `always` (the budget's own)
 /// every time and, of the other `listed` scopes, all of them when there are at most `cap`,
 /// else the `turn`-th window of `cap` of them in their order, so that each is read once every
 /// ceil(others / `cap`) turns. Returns the scopes to read and how many of the others were
@@ -730,6 +733,27 @@ mod tests {
         let (read, unread) = scopes_to_read(tags(MAX_SCOPES_READ), &budget, 7, MAX_SCOPES_READ);
         assert_eq!((read.len(), unread), (MAX_SCOPES_READ + 2, 0));
         assert!(read.contains(&Scope::Total) && read.contains(&Scope::Queue("q".into())));
+    }
+
+    /// GIVEN ticks 2 minutes apart and two windows of active scopes WHEN the turn is taken
+    /// as the tick does THEN consecutive ticks read both windows (by the minute, the turn
+    /// stepped by two and read one window only).
+    #[test]
+    fn ticks_minutes_apart_still_visit_every_window() {
+        let listed = tags(MAX_SCOPES_READ + 1);
+        let tick_seconds = 120;
+        let mut seen = BTreeSet::new();
+        for tick in 0..2_i64 {
+            let at = 1_793_491_200 + tick * tick_seconds;
+            let (read, _) = scopes_to_read(
+                listed.clone(),
+                &BTreeSet::new(),
+                at.div_euclid(tick_seconds),
+                MAX_SCOPES_READ,
+            );
+            seen.extend(read);
+        }
+        assert_eq!(seen.len(), listed.len() + 1, "every scope and the total");
     }
 
     #[test]

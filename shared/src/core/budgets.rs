@@ -264,7 +264,33 @@ impl BudgetBook {
                 message: error.to_string().trim_end().to_owned(),
             }])
         })?;
-        Self::from_raw(file.budget)
+        // Each budget read on its own, so a misspelt or missing field is named with its budget
+        // and the others are still checked.
+        let mut errors = Vec::new();
+        let mut raw = Vec::with_capacity(file.budget.len());
+        for (index, table) in file.budget.into_iter().enumerate() {
+            let label = table
+                .get("name")
+                .and_then(toml::Value::as_str)
+                .filter(|name| valid_name(name))
+                .map_or_else(|| format!("#{} in the file", index + 1), str::to_owned);
+            match toml::Value::Table(table).try_into::<RawBudget>() {
+                Ok(budget) => raw.push(budget),
+                Err(error) => errors.push(BudgetError {
+                    budget: label,
+                    field: "budget".into(),
+                    message: error.to_string().trim_end().to_owned(),
+                }),
+            }
+        }
+        match Self::from_raw(raw) {
+            Ok(book) if errors.is_empty() => Ok(book),
+            Ok(_) => Err(BudgetFileError(errors)),
+            Err(BudgetFileError(more)) => {
+                errors.extend(more);
+                Err(BudgetFileError(errors))
+            }
+        }
     }
 
     /// Validated budgets as a book; every error found, or none.
@@ -578,7 +604,7 @@ fn valid_name(name: &str) -> bool {
 #[serde(deny_unknown_fields)]
 struct RawFile {
     #[serde(default)]
-    budget: Vec<RawBudget>,
+    budget: Vec<toml::Table>,
 }
 
 /// A budget as written: amounts and percents as TOML strings or integers (a TOML float is
@@ -709,8 +735,8 @@ impl RawBudget {
             fail("parent", "a budget cannot be its own parent".into());
         }
         let amount = match decimal_of(&self.amount_usd) {
-            Ok(amount) if amount <= Decimal::ZERO => {
-                fail("amount_usd", format!("{amount}: must be more than 0"));
+            Ok(amount) if amount < Decimal::new(1, 2) => {
+                fail("amount_usd", format!("{amount}: at least 0.01 USD"));
                 None
             }
             Ok(amount) if amount > Decimal::from(MAX_AMOUNT_USD) => {
@@ -1086,10 +1112,17 @@ thresholds = [{ at_percent = "100", action = "stop" }]
         let syntax = BudgetBook::parse("[[budget]\n").unwrap_err().0;
         assert_eq!(syntax[0].field, "file");
         let unknown = BudgetBook::parse(
-            "[[budget]]\nname = \"x\"\namount = \"1\"\nperiod = \"day\"\nthresholds = []\n",
+            "[[budget]]\nname = \"x\"\namount = \"1\"\nperiod = \"day\"\nthresholds = []\n\n\
+             [[budget]]\nname = \"y\"\namount_usd = 5.5\nperiod = \"day\"\nthresholds = []\n",
         )
         .unwrap_err();
-        assert!(unknown.to_string().contains("amount"), "{unknown}");
+        // Both budgets' errors, each named: the unknown field, and the other's float.
+        assert_eq!(unknown.0[0].budget, "x", "{unknown}");
+        assert!(unknown.0[0].message.contains("amount"), "{unknown}");
+        assert!(
+            unknown.to_string().contains("budget y: amount_usd"),
+            "{unknown}"
+        );
     }
 
     #[test]
