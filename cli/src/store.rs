@@ -225,6 +225,10 @@ impl shared::ports::BudgetStore for Store {
         on_store!(self, log => log.budgets().await)
     }
 
+    async fn budgets_version(&self) -> Result<u64, StoreError> {
+        on_store!(self, log => log.budgets_version().await)
+    }
+
     async fn replace_budgets(
         &self,
         book: &shared::core::budgets::BudgetBook,

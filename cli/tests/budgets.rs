@@ -448,3 +448,72 @@ fn an_apply_to_a_store_that_is_not_there_is_refused_and_makes_nothing() {
         assert!(!missing.exists(), "nothing is created");
     }
 }
+
+/// GIVEN a SQLite store whose applied budgets were edited by hand into a book that no longer
+/// validates WHEN a good file is applied THEN the apply says the stored budgets are corrupt
+/// and why, and replaces them whole (each budget of the file added): a corrupt book never
+/// locks a store out of its budgets.
+#[test]
+fn an_apply_replaces_a_stored_book_that_no_longer_validates() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store.db");
+    let store_arg = store.to_str().unwrap();
+    let events = example("sample-day.jsonl");
+    let ingest = batchguard(&["ingest", "--store", store_arg, events.to_str().unwrap()]);
+    assert!(
+        ingest.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ingest.stderr)
+    );
+    let file = example("budgets.toml");
+    let file = file.to_str().unwrap();
+    let applied = batchguard(&["budgets", "apply", file, "--store", store_arg]);
+    assert!(
+        applied.status.success(),
+        "{}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
+    // A threshold above the 1,000 % limit, written past batchguard.
+    let connection = rusqlite::Connection::open(&store).unwrap();
+    let changed = connection
+        .execute(
+            "UPDATE budgets SET book = replace(book, '\"110\"', '\"5000\"') WHERE id = 1",
+            [],
+        )
+        .unwrap();
+    assert_eq!(changed, 1);
+    drop(connection);
+    let list = batchguard(&["budgets", "list", "--store", store_arg]);
+    assert_eq!(list.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&list.stderr).contains("budget genomics"),
+        "{}",
+        String::from_utf8_lossy(&list.stderr)
+    );
+
+    let again = batchguard(&["budgets", "apply", file, "--store", store_arg, "--json"]);
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let again: Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(again["version_before"], 1);
+    assert_eq!(again["version"], 2);
+    assert!(
+        again["replaces_corrupt"]
+            .as_str()
+            .unwrap()
+            .contains("budget genomics"),
+        "{again}"
+    );
+    assert_eq!(again["changes"].as_array().unwrap().len(), 4);
+    let list = batchguard(&["budgets", "list", "--store", store_arg, "--json"]);
+    assert!(
+        list.status.success(),
+        "{}",
+        String::from_utf8_lossy(&list.stderr)
+    );
+    let list: Value = serde_json::from_slice(&list.stdout).unwrap();
+    assert_eq!(list["version"], 2);
+}

@@ -110,6 +110,7 @@ impl Config {
             period: self.period(),
             scope_queues: self.scope_queues.clone(),
             max_scopes_read: MAX_SCOPES_READ,
+            budgets: Default::default(),
         }
     }
 

@@ -148,6 +148,9 @@ pub const BUDGET_USED_PERCENT: &str = "BudgetUsedPercent";
 pub const BUDGET_LIMIT_USD: &str = "BudgetLimitUSD";
 pub const SECONDS_TO_EXHAUSTION: &str = "SecondsToExhaustion";
 pub const FORECAST_PERIOD_SPEND_USD: &str = "ForecastPeriodSpendUSD";
+/// For each budget applied to the stack (`ScopeKind=budget`, `Scope=<name>`): the step of the
+/// action its thresholds call for, 0 (none) to 5 (terminate).
+pub const BUDGET_ACTION_LEVEL: &str = "BudgetActionLevel";
 /// For the budget scope, with a budget from AWS Budgets: AWS's figure, what the ledger adds
 /// after it, and how old AWS's figure is. `PeriodSpendUSD` is then their sum.
 pub const BASELINE_SPEND_USD: &str = "BaselineSpendUSD";
@@ -197,7 +200,7 @@ pub struct MetricSpec {
 }
 
 /// Every metric batchguard emits.
-pub const CATALOGUE: [MetricSpec; 27] = [
+pub const CATALOGUE: [MetricSpec; 28] = [
     MetricSpec {
         name: SPEND_USD,
         dimension_sets: &[SCOPE],
@@ -245,6 +248,11 @@ pub const CATALOGUE: [MetricSpec; 27] = [
     },
     MetricSpec {
         name: FORECAST_PERIOD_SPEND_USD,
+        dimension_sets: &[SCOPE],
+        source: "ticker",
+    },
+    MetricSpec {
+        name: BUDGET_ACTION_LEVEL,
         dimension_sets: &[SCOPE],
         source: "ticker",
     },

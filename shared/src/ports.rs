@@ -464,6 +464,9 @@ pub trait BudgetStore {
     fn budgets(
         &self,
     ) -> impl Future<Output = Result<(u64, Option<crate::core::budgets::BudgetBook>), StoreError>> + Send;
+    /// The stored book's version alone (0: none), read even when the book no longer
+    /// validates, so an apply can replace a corrupt one.
+    fn budgets_version(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
     /// Replaces the book, as version `expected + 1`, if the stored version is still
     /// `expected`; `Ok(false)` when another apply came first (nothing is written).
     fn replace_budgets(
@@ -471,6 +474,27 @@ pub trait BudgetStore {
         book: &crate::core::budgets::BudgetBook,
         expected: u64,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
+impl<T: BudgetStore + Sync> BudgetStore for &T {
+    fn budgets(
+        &self,
+    ) -> impl Future<Output = Result<(u64, Option<crate::core::budgets::BudgetBook>), StoreError>> + Send
+    {
+        (**self).budgets()
+    }
+
+    fn budgets_version(&self) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        (**self).budgets_version()
+    }
+
+    fn replace_budgets(
+        &self,
+        book: &crate::core::budgets::BudgetBook,
+        expected: u64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        (**self).replace_budgets(book, expected)
+    }
 }
 
 /// The book as stored: its budgets as JSON (re-validated when read).

@@ -58,7 +58,8 @@ async fn a_dynamodb_store_keeps_one_book_replaced_whole() {
 }
 
 /// GIVEN a stored book edited by hand into one that does not validate (a threshold above the
-/// limit) WHEN it is read THEN the read fails as corrupt, naming the budget and field.
+/// limit) WHEN it is read THEN the read fails as corrupt, naming the budget and field; its
+/// version alone can still be read, and an apply over it replaces it.
 #[tokio::test]
 async fn a_stored_book_that_no_longer_validates_is_named_not_used() {
     let log = emulator_event_log("budgets-corrupt").await;
@@ -90,4 +91,14 @@ async fn a_stored_book_that_no_longer_validates_is_named_not_used() {
         }
         other => panic!("{other:?}"),
     }
+    // Its version is still read, so an apply replaces it whole over that version.
+    assert_eq!(log.budgets_version().await.unwrap(), 1);
+    assert!(!log.replace_budgets(&good, 0).await.unwrap());
+    assert!(log.replace_budgets(&good, 1).await.unwrap());
+    assert_eq!(log.budgets().await.unwrap(), (2, Some(good)));
+}
+
+#[tokio::test]
+async fn a_memory_store_keeps_one_book_replaced_whole() {
+    the_contract(&shared::adapters::memory::MemoryEventLog::new()).await;
 }

@@ -188,9 +188,12 @@ fn check_ref(stack: &Stack, metric: &MetricRef, context: &str) {
             .map(String::as_str)
             == Some(metrics::BUDGET_SCOPE_KIND)
         {
-            assert_eq!(
-                metric.dimensions[metrics::DIMENSION_SCOPE],
-                metrics::BUDGET_SCOPE
+            // The template's own budget, or a search over every budget (applied budgets are
+            // named by the user, so a widget can only list them).
+            let scope = &metric.dimensions[metrics::DIMENSION_SCOPE];
+            assert!(
+                scope == metrics::BUDGET_SCOPE || scope == "*",
+                "{context}: budget scope {scope:?}"
             );
         }
         return;
@@ -843,6 +846,7 @@ async fn the_functions_emit_exactly_the_catalogue() {
         period,
         scope_queues: vec![],
         max_scopes_read: shared::app::ticker::MAX_SCOPES_READ,
+        budgets: Default::default(),
     };
     let trigger = shared::adapters::memory::RecordingTrigger::default();
     // The ticker function: the tick, then the silent-job check (no job silent for a year).
@@ -856,7 +860,20 @@ async fn the_functions_emit_exactly_the_catalogue() {
         settings: settings.clone(),
         aws_budget: None,
         silent: shared::app::silent_jobs::SilentCheck::after(365 * 86_400_000),
+        last_budgets: Default::default(),
     };
+    // A budget applied to the stack, which the tick judges (`BudgetActionLevel`).
+    let book = shared::core::budgets::BudgetBook::parse(&format!(
+        "[[budget]]\nname = \"everything\"\namount_usd = \"1000\"\nperiod = \"{}\"\n\
+         thresholds = [{{ at_percent = \"80\", action = \"notify\" }}]\n",
+        shared::core::budgets::period_name(period)
+    ))
+    .unwrap();
+    assert!(
+        shared::ports::BudgetStore::replace_budgets(&log, &book, 0)
+            .await
+            .unwrap()
+    );
     function.invoke(at * 1000).await.unwrap();
     // Again with a budget kept in AWS Budgets (the emulator's): the baseline metrics.
     let budgets = aws_sdk_budgets::Client::new(&batchguard_tests::emulator_config().await);

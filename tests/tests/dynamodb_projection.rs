@@ -325,6 +325,7 @@ async fn the_ticker_reports_every_scope_and_triggers_a_stop_before_the_budget_ru
         period,
         scope_queues: vec![],
         max_scopes_read: shared::app::ticker::MAX_SCOPES_READ,
+        budgets: Default::default(),
     };
     let trigger = RecordingTrigger::default();
     let sink = EmfMemory::default();

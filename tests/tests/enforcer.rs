@@ -618,6 +618,7 @@ fn a_forged_stop_is_refused_when_the_ledger_does_not_agree() {
             period: BudgetPeriod::Month,
             scope_queues: vec![],
             max_scopes_read: shared::app::ticker::MAX_SCOPES_READ,
+            budgets: Default::default(),
         },
         baseline: None::<NoAwsBudget>,
     };

@@ -60,6 +60,7 @@ async fn the_ticker_runs_on_the_in_memory_projections() {
         period,
         scope_queues: vec![],
         max_scopes_read: shared::app::ticker::MAX_SCOPES_READ,
+        budgets: Default::default(),
     };
     let (trigger, sink) = (RecordingTrigger::default(), EmfMemory::default());
     let report = ticker::tick(
@@ -131,6 +132,7 @@ async fn the_ticker_fuses_an_aws_baseline_in_memory() {
         period: BudgetPeriod::Month,
         scope_queues: vec![],
         max_scopes_read: shared::app::ticker::MAX_SCOPES_READ,
+        budgets: Default::default(),
     };
     let store = MemoryBaseline::default();
     let aws = AwsBaseline {
@@ -422,12 +424,14 @@ async fn a_hung_describe_jobs_costs_the_check_its_budget_and_not_the_tick() {
             period,
             scope_queues: vec![],
             max_scopes_read: shared::app::ticker::MAX_SCOPES_READ,
+            budgets: Default::default(),
         },
         aws_budget: None,
         silent: SilentCheck {
             time_budget: std::time::Duration::from_millis(200),
             ..SilentCheck::after(3_600_000)
         },
+        last_budgets: Default::default(),
     };
     let answer = function.invoke(now_ms).await.unwrap();
     assert_eq!(answer["reconciled"]["checked"], 0, "{answer}");
@@ -480,6 +484,7 @@ async fn a_failed_trigger_still_publishes_every_metric() {
         period,
         scope_queues: vec![],
         max_scopes_read: shared::app::ticker::MAX_SCOPES_READ,
+        budgets: Default::default(),
     };
     let sink = EmfMemory::default();
     let error = ticker::tick(
@@ -553,6 +558,7 @@ async fn a_tick_publishes_at_most_the_cap_of_scopes_and_counts_the_rest() {
         period: BudgetPeriod::Month,
         scope_queues: vec![],
         max_scopes_read: shared::app::ticker::MAX_SCOPES_READ,
+        budgets: Default::default(),
     };
     ticker::tick(
         &projector,
@@ -637,6 +643,7 @@ async fn a_failing_active_scope_index_does_not_blind_the_tick() {
         period,
         scope_queues: vec![],
         max_scopes_read: shared::app::ticker::MAX_SCOPES_READ,
+        budgets: Default::default(),
     };
     let reader = IndexWritesFail(collector.projector());
     assert!(reader.keep_active(&[Scope::Total], at).await.is_err());

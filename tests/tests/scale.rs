@@ -797,9 +797,11 @@ async fn a_tick_costs_the_same_for_ten_running_jobs_as_for_a_hundred() {
                 period,
                 scope_queues: vec![],
                 max_scopes_read: shared::app::ticker::MAX_SCOPES_READ,
+                budgets: Default::default(),
             },
             aws_budget: None,
             silent: SilentCheck::after(365 * 86_400_000),
+            last_budgets: Default::default(),
         };
         // Three hours after the first start, in a minute of no start.
         let now_ms = at(3 * 3_600_000 + 30_000).0;
@@ -910,6 +912,7 @@ async fn a_tick_reads_the_scopes_active_now_not_every_scope_ever_seen() {
             period,
             scope_queues: vec![],
             max_scopes_read: shared::app::ticker::MAX_SCOPES_READ,
+            budgets: Default::default(),
         };
         let tick = |now_ms: i64| tick_publishing(&projector, &log, &settings, now_ms);
         // The stack ticks from the start (its first tick finds the index new and complete).
@@ -1028,6 +1031,7 @@ async fn a_running_job_heard_of_a_period_late_is_still_published() {
         period,
         scope_queues: vec![],
         max_scopes_read: shared::app::ticker::MAX_SCOPES_READ,
+        budgets: Default::default(),
     };
     tick_publishing(&projector, &log, &settings, at(day).0).await;
     for fact in fargate_job("late", "late-definition", -60 * day, None) {
@@ -1074,6 +1078,7 @@ async fn a_tick_reads_as_much_for_90_tag_values_as_for_45() {
             period,
             scope_queues: vec![],
             max_scopes_read: cap,
+            budgets: Default::default(),
         };
         let first_tick = at(3_600_000 + 30_000).0;
         meter.taken();

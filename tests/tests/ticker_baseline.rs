@@ -66,6 +66,7 @@ fn settings(period: BudgetPeriod) -> TickerSettings {
         period,
         scope_queues: vec![],
         max_scopes_read: shared::app::ticker::MAX_SCOPES_READ,
+        budgets: Default::default(),
     }
 }
 

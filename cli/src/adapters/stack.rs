@@ -304,6 +304,14 @@ pub async fn gather(clients: &Clients, stack: &str, now: i64) -> Result<StackFac
             Err(_) => format!("dynamodb:<{stack} events table>,<state table>"),
         },
         aws_budget,
+        period,
+        applied_budgets: match &store {
+            Err(e) => Err(e.clone()),
+            Ok(log) => shared::ports::BudgetStore::budgets(log)
+                .await
+                .map(|(_, book)| book)
+                .map_err(|e| e.to_string()),
+        },
     })
 }
 
@@ -870,6 +878,18 @@ mod tests {
         shared::ports::BaselineStore::put_cached_budget(&log, &reading)
             .await
             .unwrap();
+        // Budgets applied to the stack's state table: read, and one of another period than
+        // the stack's (month) named.
+        let book = shared::core::budgets::BudgetBook::parse(
+            "[[budget]]\nname = \"m\"\namount_usd = \"5\"\nperiod = \"month\"\nthresholds = [{ at_percent = \"90\", action = \"notify\" }]\n\
+             [[budget]]\nname = \"w\"\namount_usd = \"5\"\nperiod = \"week\"\nthresholds = [{ at_percent = \"90\", action = \"notify\" }]\n",
+        )
+        .unwrap();
+        assert!(
+            shared::ports::BudgetStore::replace_budgets(&log, &book, 0)
+                .await
+                .unwrap()
+        );
         clients.cloudwatch = cloudwatch(&stack, &enforcer, now, false);
         let mut mended = gather(&clients, &stack, now).await.unwrap();
         assert!(mended.collector_policy.as_ref().unwrap().is_some());
@@ -878,6 +898,8 @@ mod tests {
         assert!(healthy(&checks), "{checks:#?}");
         assert_eq!(status(&checks, &format!("job-queue:{queue}")), Status::Ok);
         assert_eq!(status(&checks, "aws-budget"), Status::Ok);
+        assert_eq!(status(&checks, "budgets"), Status::Ok);
+        assert_eq!(status(&checks, "budget:w"), Status::Warn);
     }
 
     #[tokio::test]

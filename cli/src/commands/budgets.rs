@@ -12,7 +12,7 @@ use serde::Serialize;
 use shared::analysis::budgets::budget_lines;
 use shared::core::budgets::{Admission, BudgetBook, BudgetChange, BudgetSpec, period_name};
 use shared::core::facts::Millis;
-use shared::ports::BudgetStore;
+use shared::ports::{BudgetStore, StoreError};
 
 use super::evaluation::{ledgers, load_budgets, warn_if_far_past_the_events};
 use super::load_prices;
@@ -148,8 +148,17 @@ async fn apply(file: &Path, spec: &StoreSpec, dry_run: bool, json: bool) -> Resu
         _ if dry_run => Store::open_to_read(spec).await?,
         _ => Store::open(spec, None).await?,
     };
-    let (version, stored) = store.budgets().await?;
-    let stored = stored.unwrap_or_default();
+    // A stored book that no longer validates (edited by hand, or by an older version) is
+    // replaced whole: every budget of the file is then added.
+    let (version, stored, corrupt) = match store.budgets().await {
+        Ok((version, stored)) => (version, stored.unwrap_or_default(), None),
+        Err(error @ StoreError::Corrupt { .. }) => (
+            store.budgets_version().await?,
+            BudgetBook::default(),
+            Some(error.to_string()),
+        ),
+        Err(error) => return Err(error.into()),
+    };
     let changes: Vec<ChangeLine> = stored
         .diff(&next)
         .into_iter()
@@ -187,9 +196,15 @@ async fn apply(file: &Path, spec: &StoreSpec, dry_run: bool, json: bool) -> Resu
             "version": written.unwrap_or(version),
             "dry_run": dry_run,
             "changes": changes,
+            "replaces_corrupt": corrupt,
         });
         println!("{document}");
         return Ok(());
+    }
+    if let Some(error) = &corrupt {
+        println!(
+            "the stored budgets (version {version}) do not validate ({error}): this apply replaces them whole"
+        );
     }
     if changes.is_empty() {
         println!(

@@ -30,7 +30,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     }
     let projector = DynamoProjector::new(log.clone(), config.prices.clone(), config.period())
         .with_shards(config.shards)
-        .with_tag_scopes(config.tag_scopes.clone());
+        .with_tag_scopes(config.tag_scopes.clone())
+        .with_applied_budgets();
     let collector = Collector::new(log, projector);
     let sink = EmfStdout::new(config.metrics_namespace.clone());
     let (collector, sink) = (&collector, &sink);

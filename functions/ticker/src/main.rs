@@ -1,8 +1,8 @@
 //! ticker — every minute (EventBridge schedule): jobs silent for too long checked with
-//! `DescribeJobs`, each scope's spend as EMF, the budget policy, and the enforcer invoked when a
-//! threshold is crossed or the forecast says the budget runs out before the next tick can act.
-//! With `BUDGET_NAME`, the limit and AWS's own actual spend come from AWS Budgets. All of it
-//! lives in `shared::handlers::ticker` and `shared::app`; this file wires the adapters in.
+//! `DescribeJobs`, each scope's and applied budget's spend as EMF, the budget policy, and the
+//! enforcer invoked when a threshold is crossed or the forecast says the budget runs out before
+//! the next tick can act; with `BUDGET_NAME`, the limit and AWS's spend from AWS Budgets. All
+//! of it lives in `shared::handlers::ticker` and `shared::app`; this file wires the adapters.
 #![forbid(unsafe_code)]
 // The handler's future nests the tick, the silent-job check and the SDK's (boxed below): its
 // layout is deeper than rustc's default query depth of 128.
@@ -32,7 +32,6 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let projector = DynamoProjector::new(log.clone(), config.prices.clone(), config.period())
         .with_shards(config.shards)
         .with_tag_scopes(config.tag_scopes.clone());
-    // With BUDGET_NAME, the limit and AWS's own spend come from AWS Budgets.
     let budgets = aws_sdk_budgets::Client::new(&aws);
     let aws_budget = config.aws_budget.as_ref().map(|named| AwsBaseline {
         source: AwsBudgets::new(budgets, &named.account_id, &named.name),
@@ -49,6 +48,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         settings: config.ticker_settings(),
         aws_budget,
         silent: SilentCheck::after(config.reconcile_after_seconds.saturating_mul(1000)),
+        last_budgets: Default::default(),
     };
     let function = &function;
     lambda_runtime::run(service_fn(move |_tick: LambdaEvent<Value>| async move {

@@ -481,6 +481,28 @@ impl crate::ports::BudgetStore for SqliteEventLog {
         }
     }
 
+    async fn budgets_version(&self) -> Result<u64, StoreError> {
+        let connection = self.lock();
+        let has_table: bool = connection
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'budgets'",
+                [],
+                |row| row.get::<_, i64>(0),
+            )
+            .map_err(|e| backend(&self.path, e))?
+            > 0;
+        if !has_table {
+            return Ok(0);
+        }
+        let version: Option<i64> = connection
+            .query_row("SELECT version FROM budgets WHERE id = 1", [], |row| {
+                row.get(0)
+            })
+            .optional()
+            .map_err(|e| backend(&self.path, e))?;
+        Ok(version.and_then(|v| u64::try_from(v).ok()).unwrap_or(0))
+    }
+
     async fn replace_budgets(
         &self,
         book: &crate::core::budgets::BudgetBook,

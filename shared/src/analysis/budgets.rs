@@ -6,10 +6,9 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 
 use super::figures::{instant, money};
-use crate::core::budget::{Budget, BudgetPeriod, BudgetStatus, Outlook};
+use crate::core::budget::{BudgetPeriod, Outlook};
 use crate::core::budgets::{Action, Admission, BudgetBook};
 use crate::core::ledger::Ledger;
-use crate::core::scope::Scope;
 
 /// One budget's figures at an instant. Field names are the JSON contract; add, never rename.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -52,21 +51,8 @@ pub fn budget_lines(book: &BudgetBook, ledgers: &[&Ledger], at: i64) -> Vec<Budg
         let Some((_, spend)) = spends.iter().find(|(period, _)| *period == spec.period) else {
             continue;
         };
-        let scope = if spec.counts_the_bill() {
-            Scope::Total
-        } else {
-            Scope::Budget(spec.name.as_str().into())
-        };
-        let spend = spend.get(&scope).copied().unwrap_or_default();
-        let status = BudgetStatus::evaluate(
-            Budget {
-                amount_usd: spec.amount_usd,
-                period: spec.period,
-            },
-            at,
-            spend.period_spend_usd,
-            spend.burn_rate_usd_per_hour,
-        );
+        let spend = spend.get(&spec.spend_scope()).copied().unwrap_or_default();
+        let (status, action) = spec.judge(at, spend.period_spend_usd, spend.burn_rate_usd_per_hour);
         let (outlook, projected_exhaustion) = match status.outlook {
             Outlook::RunsOut { at } => ("runs_out", Some(instant(at))),
             Outlook::LastsThePeriod => ("lasts_the_period", None),
@@ -93,7 +79,7 @@ pub fn budget_lines(book: &BudgetBook, ledgers: &[&Ledger], at: i64) -> Vec<Budg
             projected_exhaustion,
             running_tasks: spend.running_tasks,
             unpriced_tasks: spend.unpriced_tasks,
-            action: spec.action_at(status.used_percent),
+            action,
             dry_run: spec.dry_run,
             admission: spec.admission,
         });

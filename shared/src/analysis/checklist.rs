@@ -105,6 +105,10 @@ pub struct StackFacts {
     pub store: String,
     /// With a `BudgetName`: its name and the ticker's last reading of it.
     pub aws_budget: Option<(String, Probe<Option<crate::ports::CachedBudget>>)>,
+    /// The stack's `BudgetPeriod`: what its sums are bucketed by.
+    pub period: crate::core::budget::BudgetPeriod,
+    /// The budgets applied with `budgets apply` (`None`: none), as the functions read them.
+    pub applied_budgets: Probe<Option<crate::core::budgets::BudgetBook>>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -523,6 +527,8 @@ pub fn checklist(facts: &StackFacts) -> Vec<Check> {
         });
     }
 
+    checks.extend(applied_budgets(facts));
+
     checks.push(match facts.dry_run {
         Ok(true) => Check::new(
             "dry-run",
@@ -537,6 +543,63 @@ pub fn checklist(facts: &StackFacts) -> Vec<Check> {
         ),
         Err(ref error) => unreadable("dry-run", "the enforcer's configuration", error),
     });
+    checks
+}
+
+/// The budgets applied to the stack: readable (the functions read the same item), and each
+/// of the stack's period (the others are not judged on the stack).
+fn applied_budgets(facts: &StackFacts) -> Vec<Check> {
+    let apply = format!("batchguard budgets apply FILE --store {}", facts.store);
+    let book = match &facts.applied_budgets {
+        Ok(Some(book)) => book,
+        Ok(None) => {
+            return vec![
+                Check::new(
+                    "budgets",
+                    Status::Info,
+                    "no budgets applied: the stack guards its template budget alone",
+                )
+                .fix(format!("to give each team its own: `{apply}`")),
+            ];
+        }
+        Err(error) => {
+            return vec![
+                Check::new(
+                    "budgets",
+                    Status::Fail,
+                    format!("cannot read the applied budgets: {error}"),
+                )
+                .fix(format!(
+                    "`{apply}` replaces them whole (collectors project without a book that does \
+                     not validate; the ticker judges the last one it read)"
+                )),
+            ];
+        }
+    };
+    let names: Vec<&str> = book.budgets().map(|b| b.name.as_str()).collect();
+    let mut checks = vec![Check::new(
+        "budgets",
+        Status::Ok,
+        format!("{} budgets applied: {}", names.len(), names.join(", ")),
+    )];
+    let stack_period = crate::core::budgets::period_name(facts.period);
+    for spec in book.budgets().filter(|b| b.period != facts.period) {
+        checks.push(
+            Check::new(
+                format!("budget:{}", spec.name),
+                Status::Warn,
+                format!(
+                    "budget {} is per {} but the stack sums by {stack_period}: the ticker does not judge or publish it",
+                    spec.name,
+                    crate::core::budgets::period_name(spec.period),
+                ),
+            )
+            .fix(format!(
+                "give it `period = \"{stack_period}\"`, or see it with `batchguard budgets list --store {}`",
+                facts.store
+            )),
+        );
+    }
     checks
 }
 
@@ -626,7 +689,45 @@ mod tests {
             }]),
             store: "dynamodb:e,s".into(),
             aws_budget: None,
+            period: crate::core::budget::BudgetPeriod::Month,
+            applied_budgets: Ok(None),
         }
+    }
+
+    /// GIVEN applied budgets WHEN doctor runs THEN it names them; one of another period than
+    /// the stack's is a warning (the ticker does not judge it); an unreadable book fails with
+    /// the apply that replaces it; none applied is information.
+    #[test]
+    fn applied_budgets_are_read_and_those_of_another_period_are_named() {
+        let book = crate::core::budgets::BudgetBook::parse(
+            "[[budget]]\nname = \"a\"\namount_usd = \"5\"\nperiod = \"month\"\nthresholds = [{ at_percent = \"90\", action = \"notify\" }]\n\
+             [[budget]]\nname = \"b\"\namount_usd = \"5\"\nperiod = \"week\"\nthresholds = [{ at_percent = \"90\", action = \"notify\" }]\n",
+        )
+        .unwrap();
+        let facts = StackFacts {
+            applied_budgets: Ok(Some(book)),
+            ..healthy_facts()
+        };
+        let checks = checklist(&facts);
+        assert_eq!(status_of(&checks, "budgets"), Status::Ok);
+        assert_eq!(status_of(&checks, "budget:b"), Status::Warn);
+        assert!(checks.iter().all(|c| c.id != "budget:a"));
+        assert!(healthy(&checks));
+
+        let facts = StackFacts {
+            applied_budgets: Err("budget b: thresholds[0].at_percent: above 1000".into()),
+            ..healthy_facts()
+        };
+        let checks = checklist(&facts);
+        assert_eq!(status_of(&checks, "budgets"), Status::Fail);
+        let check = checks.iter().find(|c| c.id == "budgets").unwrap();
+        assert!(check.fix.as_deref().unwrap().contains("budgets apply"));
+        assert!(!healthy(&checks));
+
+        assert_eq!(
+            status_of(&checklist(&healthy_facts()), "budgets"),
+            Status::Info
+        );
     }
 
     fn status_of(checks: &[Check], id: &str) -> Status {
@@ -644,14 +745,14 @@ mod tests {
         );
         assert_eq!(
             checks.len(),
-            1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + ALARMS.len() + 1 + 1 + 1
+            1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + ALARMS.len() + 1 + 1 + 1 + 1
         );
     }
 
     #[test]
     fn each_fault_fails_its_own_check_with_a_fix() {
         type Break = fn(&mut StackFacts);
-        let cases: [(&str, Break); 14] = [
+        let cases: [(&str, Break); 15] = [
             ("stack", |f| {
                 f.stack_status = "UPDATE_ROLLBACK_FAILED".into()
             }),
@@ -693,6 +794,9 @@ mod tests {
             }),
             ("table:EventsTableName", |f| {
                 f.tables[0].2 = Err("AccessDenied".into())
+            }),
+            ("budgets", |f| {
+                f.applied_budgets = Err("budget a: period: \"fortnight\"".into())
             }),
         ];
         for (id, breaking) in cases {

@@ -23,6 +23,7 @@ use serde_json::json;
 use crate::core::budget::{
     AwsBudget, Budget, BudgetPeriod, BudgetStatus, Fused, Outlook, SpendMark,
 };
+use crate::core::budgets::{Action, BudgetBook, BudgetSpec};
 use crate::core::enforcement::{EnforcerRequest, budget_scopes, queues_disabled_by_us};
 use crate::core::policy::{BudgetPolicy, Decision, Level, decide};
 use crate::core::scope::{Scope, ScopeSpend};
@@ -44,6 +45,21 @@ pub struct TickerSettings {
     /// Active scopes a tick reads at most besides the total and the budget's own
     /// ([`MAX_SCOPES_READ`] in the stack; smaller in tests).
     pub max_scopes_read: usize,
+    /// The budgets applied to the stack (`batchguard budgets apply`), read by the handler each
+    /// tick; empty: the template's budget alone.
+    pub budgets: std::sync::Arc<BudgetBook>,
+}
+
+/// One applied budget as a tick judged it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct BudgetReading {
+    pub name: String,
+    pub period_spend_usd: Decimal,
+    pub used_percent: Decimal,
+    pub forecast_usd: Decimal,
+    /// What its thresholds call for now (`None`: below the first).
+    pub action: Option<Action>,
+    pub dry_run: bool,
 }
 
 /// Spend marks outlive their budget period by this long (DynamoDB TTL), so a baseline AWS
@@ -193,6 +209,13 @@ pub struct TickReport {
     /// Why the AWS budget could not be read this tick (the last reading was used, if any).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub baseline_error: Option<String>,
+    /// Each applied budget the tick judged, by name.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub budgets: Vec<BudgetReading>,
+    /// Applied budgets whose period is not the stack's: its sums are bucketed by the stack's
+    /// period, so their spend is not known here (the command line's `budgets list` shows it).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub budgets_not_judged: Vec<String>,
 }
 
 /// Stands in for [`AwsBaseline`]'s ports when there is no AWS budget; it has no values.
@@ -287,27 +310,54 @@ pub fn dimension_value(scope: &Scope) -> String {
     }
 }
 
-/// Every scope's spend at `at` as a document, and the budget's spend (the scopes it covers,
-/// merged).
+/// What [`read_spend`] found: every scope's document, the template budget's spend (the
+/// scopes it covers, merged), and each applied budget's spend.
+struct SpendRead {
+    documents: Vec<MetricDocument>,
+    budget_spend: ScopeSpend,
+    applied: BTreeMap<Scope, ScopeSpend>,
+}
+
+/// The applied budgets a tick judges: those whose period is the stack's (the sums are
+/// bucketed by it), and the names of the others.
+fn judged_budgets(settings: &TickerSettings) -> (Vec<&BudgetSpec>, Vec<String>) {
+    let (judged, skipped): (Vec<&BudgetSpec>, Vec<&BudgetSpec>) = settings
+        .budgets
+        .budgets()
+        .partition(|spec| spec.period == settings.period);
+    (
+        judged,
+        skipped.into_iter().map(|spec| spec.name.clone()).collect(),
+    )
+}
+
+/// Every scope's spend at `at` as a document, the template budget's spend and each applied
+/// budget's.
 async fn read_spend(
     reader: &(impl SpendReader + Sync),
     settings: &TickerSettings,
     at: i64,
     now_ms: i64,
-) -> Result<(Vec<MetricDocument>, ScopeSpend), TickError> {
+) -> Result<SpendRead, TickError> {
     // The scopes with spend or running units this period or the last, not every scope ever
     // seen: a tick's reads do not grow with the fleet's history.
     let listed = reader.active_scopes(at).await?;
     let recent = reader.recent_starts(at).await?;
     let in_budget: BTreeSet<Scope> = budget_scopes(&settings.scope_queues).into_iter().collect();
-    // The budget's own scopes are read whatever the index says, as `assess` reads them: the
+    let applied: BTreeSet<Scope> = judged_budgets(settings)
+        .0
+        .into_iter()
+        .map(BudgetSpec::spend_scope)
+        .collect();
+    let always: BTreeSet<Scope> = in_budget.union(&applied).cloned().collect();
+    // The budget's own scopes and the applied budgets' (at most MAX_BUDGETS) are read whatever the index says, as `assess` reads them: the
     // budget figure the tick publishes is the one the enforcer checks. Of the others, at most
     // MAX_SCOPES_READ, in turn by the tick: what a tick reads does not grow with tag values.
     // The turn counts ticks, not minutes: ticks 2, 5 or 10 minutes apart would otherwise
     // step over windows and leave some scopes never read.
     let (scopes, unread) = scopes_to_read(
         listed,
-        &in_budget,
+        &always,
         at.div_euclid(settings.policy.tick_seconds.max(1)),
         settings.max_scopes_read,
     );
@@ -328,11 +378,23 @@ async fn read_spend(
         tracing::warn!(%error, "could not keep running scopes in the active-scope index");
     }
     let mut active: Vec<(&Scope, ScopeSpend)> = Vec::new();
+    let mut applied_spend = BTreeMap::new();
     for (scope, totals) in &all_totals {
         let corrections: Vec<(i64, Decimal)> = corrections_of(&recent, scope).collect();
         if in_budget.contains(scope) {
             budget_totals.merge(totals);
             budget_recent.extend(corrections.iter().copied());
+        }
+        if applied.contains(scope) {
+            applied_spend.insert(
+                scope.clone(),
+                totals.spend_at(at, settings.period, corrections.iter().copied()),
+            );
+        }
+        if matches!(scope, Scope::Budget(_)) {
+            // An applied budget has a document of its own (`budget_document`); one no
+            // longer applied is not published.
+            continue;
         }
         if totals.units == 0 {
             continue; // a scope whose units all moved elsewhere
@@ -388,7 +450,11 @@ async fn read_spend(
         ..MetricDocument::default()
     });
     let budget_spend = budget_totals.spend_at(at, settings.period, budget_recent);
-    Ok((documents, budget_spend))
+    Ok(SpendRead {
+        documents,
+        budget_spend,
+        applied: applied_spend,
+    })
 }
 
 /// Drops what the scopes' sums keep of periods before the one containing `at` that no figure
@@ -547,10 +613,21 @@ fn budget_document(
         ]);
         document.properties.insert("baseline".into(), json!(fused));
     }
+    push_budget_metrics(&mut document, budget.amount_usd, status, at);
+    document
+}
+
+/// A budget's limit, percent used, forecast and (when it runs out) seconds to exhaustion.
+fn push_budget_metrics(
+    document: &mut MetricDocument,
+    amount_usd: Decimal,
+    status: &BudgetStatus,
+    at: i64,
+) {
     document.metrics.push(Metric {
         name: metrics::BUDGET_LIMIT_USD,
         unit: Unit::None,
-        value: budget.amount_usd,
+        value: amount_usd,
     });
     document.metrics.push(Metric {
         name: metrics::BUDGET_USED_PERCENT,
@@ -574,6 +651,35 @@ fn budget_document(
             value: seconds,
         });
     }
+}
+
+/// An applied budget's document, dimensioned `ScopeKind=budget`, `Scope=<name>`: its spend,
+/// limit, percent used, forecast, and the step of the action its thresholds call for
+/// (`BudgetActionLevel`: 0 none, 1 notify … 5 terminate, so an alarm can watch one number).
+fn applied_budget_document(
+    spec: &BudgetSpec,
+    spend: &ScopeSpend,
+    status: &BudgetStatus,
+    action: Option<Action>,
+    at: i64,
+    now_ms: i64,
+) -> MetricDocument {
+    let mut document = scope_document(metrics::BUDGET_SCOPE_KIND, spec.name.clone(), spend, now_ms);
+    push_budget_metrics(&mut document, spec.amount_usd, status, at);
+    document.metrics.push(Metric {
+        name: metrics::BUDGET_ACTION_LEVEL,
+        unit: Unit::None,
+        value: Decimal::from(action.map_or(0, Action::rank)),
+    });
+    document
+        .properties
+        .insert("action".into(), json!(action.map(Action::as_str)));
+    document
+        .properties
+        .insert("dry_run".into(), json!(spec.dry_run));
+    document
+        .properties
+        .insert("budget_usd".into(), json!(spec.amount_usd.to_string()));
     document
 }
 
@@ -647,7 +753,39 @@ where
     M: BaselineStore + Sync,
 {
     let at = now_ms.div_euclid(1000);
-    let (mut documents, mut budget_spend) = read_spend(reader, settings, at, now_ms).await?;
+    let SpendRead {
+        mut documents,
+        mut budget_spend,
+        applied,
+    } = read_spend(reader, settings, at, now_ms).await?;
+    let (judged, budgets_not_judged) = judged_budgets(settings);
+    if !budgets_not_judged.is_empty() {
+        tracing::warn!(
+            budgets = ?budgets_not_judged,
+            period = ?settings.period,
+            "applied budgets whose period is not the stack's are not judged on the stack"
+        );
+    }
+    let mut readings = Vec::with_capacity(judged.len());
+    for spec in judged {
+        let spend = applied
+            .get(&spec.spend_scope())
+            .copied()
+            .unwrap_or_default();
+        let (status, action) = spec.judge(at, spend.period_spend_usd, spend.burn_rate_usd_per_hour);
+        documents.push(
+            applied_budget_document(spec, &spend, &status, action, at, now_ms)
+                .with_acceptable_dimensions(),
+        );
+        readings.push(BudgetReading {
+            name: spec.name.clone(),
+            period_spend_usd: spend.period_spend_usd,
+            used_percent: status.used_percent,
+            forecast_usd: status.forecast_usd,
+            action,
+            dry_run: spec.dry_run,
+        });
+    }
     let mut report = TickReport {
         at,
         scopes: documents.len(),
@@ -657,6 +795,8 @@ where
         triggered: None,
         baseline: None,
         baseline_error: None,
+        budgets: readings,
+        budgets_not_judged,
     };
     let mut budget = settings.budget;
     if let Some(aws) = aws {

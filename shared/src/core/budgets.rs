@@ -39,14 +39,20 @@ use std::str::FromStr;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use super::budget::BudgetPeriod;
+use super::budget::{Budget, BudgetPeriod, BudgetStatus};
 use super::policy::Level;
+use super::scope::Scope;
 
 /// Budgets one file may hold. Each budget is published as about six custom metrics every
 /// tick, so 100 budgets are about 600 metrics (~$180 a month at CloudWatch's list price).
 pub const MAX_BUDGETS: usize = 100;
 /// The longest budget name (it is a metric dimension value and part of item keys).
 pub const MAX_NAME_LEN: usize = 64;
+
+/// The name no file budget may take: the stack's own budget (the template's parameters)
+/// publishes its metrics as `ScopeKind=budget`, `Scope=budget`, which a file budget of that
+/// name would share.
+pub const RESERVED_NAME: &str = "budget";
 /// The highest threshold, in percent of the amount (a grace of up to 10×).
 pub const MAX_PERCENT: u32 = 1_000;
 /// The largest amount a budget may have, in USD.
@@ -86,6 +92,18 @@ impl Action {
             Self::CancelQueued => "cancel-queued",
             Self::Shed => "shed",
             Self::Terminate => "terminate",
+        }
+    }
+
+    /// Its step on the ladder: 1 for notify … 5 for terminate (0 is no action), as the
+    /// `BudgetActionLevel` metric publishes it.
+    pub fn rank(self) -> u8 {
+        match self {
+            Self::Notify => 1,
+            Self::Drain => 2,
+            Self::CancelQueued => 3,
+            Self::Shed => 4,
+            Self::Terminate => 5,
         }
     }
 
@@ -195,6 +213,37 @@ impl BudgetSpec {
     /// split cost allocation data splits it).
     pub fn counts_the_bill(&self) -> bool {
         self.parent.is_none() && self.scope.is_everything()
+    }
+
+    /// The scope its spend is summed under: the total for a budget that counts the bill,
+    /// else `Scope::Budget(name)`.
+    pub fn spend_scope(&self) -> Scope {
+        if self.counts_the_bill() {
+            Scope::Total
+        } else {
+            Scope::Budget(self.name.as_str().into())
+        }
+    }
+
+    /// Its status at whole second `at` with this period's spend and burn rate, and the
+    /// action its thresholds call for.
+    pub fn judge(
+        &self,
+        at: i64,
+        period_spend_usd: Decimal,
+        burn_rate_usd_per_hour: Decimal,
+    ) -> (BudgetStatus, Option<Action>) {
+        let status = BudgetStatus::evaluate(
+            Budget {
+                amount_usd: self.amount_usd,
+                period: self.period,
+            },
+            at,
+            period_spend_usd,
+            burn_rate_usd_per_hour,
+        );
+        let action = self.action_at(status.used_percent);
+        (status, action)
     }
 
     /// The action the spend calls for: that of the highest threshold `used_percent` has
@@ -726,6 +775,13 @@ impl RawBudget {
                 format!(
                     "{:?}: 1 to {MAX_NAME_LEN} letters, digits, '-', '_' or '.'",
                     self.name
+                ),
+            );
+        } else if self.name == RESERVED_NAME {
+            fail(
+                "name",
+                format!(
+                    "{RESERVED_NAME:?} is the stack's own budget (the template's BudgetAmountUSD), whose metrics carry Scope={RESERVED_NAME}: choose another name"
                 ),
             );
         }

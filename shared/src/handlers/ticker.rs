@@ -10,9 +10,10 @@ use super::HandlerError;
 use crate::app::collector::Collector;
 use crate::app::silent_jobs::{self, SilentCheck};
 use crate::app::ticker::{self, AwsBaseline, NoAwsBudget, TickError, TickerSettings};
+use crate::core::budgets::BudgetBook;
 use crate::ports::{
-    AuditTrail, BaselineStore, BatchControl, BudgetSource, EnforcerTrigger, EventLog, MetricSink,
-    Projector, Quarantine, SilentJobs, SpendReader,
+    AuditTrail, BaselineStore, BatchControl, BudgetSource, BudgetStore, EnforcerTrigger, EventLog,
+    MetricSink, Projector, Quarantine, SilentJobs, SpendReader,
 };
 
 impl From<TickError> for HandlerError {
@@ -44,13 +45,16 @@ pub struct TickerFunction<B, P, L, T, K, S = NoAwsBudget, M = NoAwsBudget> {
     pub aws_budget: Option<AwsBaseline<S, M>>,
     /// Which running jobs are checked with AWS Batch, and how many a run.
     pub silent: SilentCheck,
+    /// The applied budgets as last read (`Default::default()` to start): a tick whose read
+    /// fails judges these rather than none.
+    pub last_budgets: std::sync::Mutex<Option<std::sync::Arc<BudgetBook>>>,
 }
 
 impl<B, P, L, T, K, S, M> TickerFunction<B, P, L, T, K, S, M>
 where
     B: BatchControl + Sync,
     P: SpendReader + SilentJobs + Projector + Sync,
-    L: EventLog + Quarantine + AuditTrail + Sync,
+    L: EventLog + Quarantine + AuditTrail + BudgetStore + Sync,
     T: EnforcerTrigger + Sync,
     K: MetricSink + Sync,
     S: BudgetSource + Sync,
@@ -61,12 +65,13 @@ where
         // The budget decision first, so no number of silent jobs can delay it; the silent
         // jobs' corrections reach the spend on the next tick. The check runs even when the
         // tick failed (it is independent), and its own failure is reported, not raised.
+        let (settings, budgets_error) = self.settings_with_budgets().await;
         let tick = ticker::tick_with_aws_budget(
             &self.projector,
             &self.audit,
             &self.trigger,
             &self.sink,
-            &self.settings,
+            &settings,
             self.aws_budget.as_ref(),
             now_ms,
         )
@@ -108,6 +113,38 @@ where
             }
         };
         let tick = tick?;
-        Ok(serde_json::json!({ "tick": tick, "reconciled": checked, "pruned": pruned }))
+        let mut answer =
+            serde_json::json!({ "tick": tick, "reconciled": checked, "pruned": pruned });
+        if let Some(error) = budgets_error {
+            answer["budgets_error"] = Value::String(error);
+        }
+        Ok(answer)
+    }
+
+    /// The settings with the applied budgets read now (one consistent `GetItem`). When the
+    /// read fails, the last reading is used and the error returned, so a store that fails
+    /// for a minute leaves no budget unjudged; a stored book that no longer validates is
+    /// the same (`budgets apply` refuses to store one; the error names the budget and field).
+    async fn settings_with_budgets(&self) -> (TickerSettings, Option<String>) {
+        let mut settings = self.settings.clone();
+        let read = self.audit.budgets().await;
+        let mut last = self
+            .last_budgets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let error = match read {
+            Ok((_, book)) => {
+                *last = Some(std::sync::Arc::new(book.unwrap_or_default()));
+                None
+            }
+            Err(error) => {
+                tracing::error!(%error, "could not read the applied budgets: judging the last reading");
+                Some(error.to_string())
+            }
+        };
+        if let Some(book) = last.as_ref() {
+            settings.budgets = book.clone();
+        }
+        (settings, error)
     }
 }

@@ -46,6 +46,26 @@ impl crate::ports::BudgetStore for DynamoEventLog {
         Ok((version, Some(crate::ports::budgets_from_json(&key, text)?)))
     }
 
+    async fn budgets_version(&self) -> Result<u64, StoreError> {
+        let output = self
+            .client()
+            .get_item()
+            .table_name(&self.tables().state)
+            .key("pk", AttributeValue::S(PK.into()))
+            .key("sk", AttributeValue::S(SK.into()))
+            .projection_expression("version")
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| backend(&self.tables().state, e))?;
+        Ok(output
+            .item()
+            .and_then(|item| item.get("version"))
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0))
+    }
+
     async fn replace_budgets(
         &self,
         book: &crate::core::budgets::BudgetBook,

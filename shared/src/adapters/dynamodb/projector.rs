@@ -9,6 +9,7 @@
 //! | `SCOPE#<kind>#<name>#<shard>` | `SUM` | the [`ScopeTotals`] as numbers: `units`, `unpriced`, `estimated`, `closed`, `vcpu`, `gib`, `c_<period>`, `rn_<period>`, `rr_<period>`, `ro_<period>` |
 //! | `SCOPES` | `<kind>#<name>` | `scope` (JSON): the registry of scopes, for readers |
 //! | `SCOPES#<period start>` | `<kind>#<name>` | `scope` (JSON): the scopes active in that budget period, for the tick |
+//! | `BUDGETS` | `BOOK` | the applied budgets (`budget_book`): read, never written, here |
 //! | `SCOPES_ACTIVE` | `MARKER` | `since`: the period the active-scope index is complete from |
 //! | `PLACED#<instance arn>` / `REPRICED#<instance arn>` | group / `REPRICED` | the groups placed on an instance; the identity they were last re-priced at |
 //!
@@ -33,13 +34,14 @@ use super::keys::{
 use super::schema::{OPEN_INDEX, OPEN_SHARDS, RECENT_INDEX, RECENT_SHARDS};
 use crate::core::activity::SettledJob;
 use crate::core::budget::BudgetPeriod;
+use crate::core::budgets::BudgetBook;
 use crate::core::facts::{Fact, FactBody};
 use crate::core::ledger::Ledger;
 use crate::core::prices::PriceTable;
 use crate::core::projection::GroupProjection;
 use crate::core::scope::{Scope, TagScopes};
 use crate::core::sums::{RunningBucket, ScopeTotals};
-use crate::ports::{SilentJob, StoreError};
+use crate::ports::{BudgetStore, SilentJob, StoreError};
 
 /// Shards per scope: one busy scope spreads its writes over this many partitions
 /// (DynamoDB allows 1,000 write units per second per partition).
@@ -82,7 +84,22 @@ pub struct DynamoProjector {
     active_index: Arc<Mutex<bool>>,
     /// Now, in Unix seconds (the wall clock; tests set their own).
     clock: fn() -> i64,
+    /// The budgets applied to the stack, when it sums them (`with_applied_budgets`).
+    budgets: Option<Arc<Mutex<BookCache>>>,
 }
+
+/// The applied budgets as last read, and when (Unix seconds).
+#[derive(Debug, Default)]
+struct BookCache {
+    book: Option<Arc<BudgetBook>>,
+    version: u64,
+    read_at: Option<i64>,
+}
+
+/// How long a process uses the budgets it read before reading them again: an apply reaches
+/// every collector within this, and a busy collector reads the item once a minute, not once
+/// an event.
+pub const BUDGETS_REFRESH_SECONDS: i64 = 60;
 
 struct StoredProjection {
     version: u64,
@@ -202,7 +219,60 @@ impl DynamoProjector {
             active: Arc::default(),
             active_index: Arc::default(),
             clock: wall_clock_seconds,
+            budgets: None,
         }
+    }
+
+    /// Sums each job under `Scope::Budget(name)` for every budget applied to the stack it
+    /// counts in (`batchguard budgets apply`: the state table's `BUDGETS`/`BOOK` item), read
+    /// again once it is [`BUDGETS_REFRESH_SECONDS`] old. A job counts in the budgets of the
+    /// book read when it was last projected: after an apply, a job's budgets change at its
+    /// next event (ADR 0012).
+    pub fn with_applied_budgets(mut self) -> Self {
+        self.budgets = Some(Arc::default());
+        self
+    }
+
+    /// The applied budgets to fold with, read again when the last reading is old. A read
+    /// that fails is retried as any store error (the event is redelivered); the reading before
+    /// it is used meanwhile if there is one. A stored book that no longer validates is logged
+    /// and not used, so the bill is still projected.
+    async fn applied_budgets(&self) -> Result<Option<Arc<BudgetBook>>, StoreError> {
+        let Some(cache) = &self.budgets else {
+            return Ok(None);
+        };
+        let now = (self.clock)();
+        {
+            let cache = cache.lock().unwrap_or_else(PoisonError::into_inner);
+            if cache
+                .read_at
+                .is_some_and(|read_at| now - read_at < BUDGETS_REFRESH_SECONDS)
+            {
+                return Ok(cache.book.clone());
+            }
+        }
+        let read = self.log.budgets().await;
+        let mut cache = cache.lock().unwrap_or_else(PoisonError::into_inner);
+        match read {
+            Ok((version, book)) => {
+                if version != cache.version {
+                    tracing::info!(version, "read the applied budgets");
+                }
+                cache.book = book.map(Arc::new);
+                cache.version = version;
+                cache.read_at = Some(now);
+            }
+            Err(error @ StoreError::Corrupt { .. }) => {
+                tracing::error!(%error, "the applied budgets are corrupt: projecting without them");
+                cache.book = None;
+                cache.read_at = Some(now);
+            }
+            Err(error) if cache.read_at.is_some() => {
+                tracing::warn!(%error, "could not read the applied budgets: using the last reading");
+            }
+            Err(error) => return Err(error),
+        }
+        Ok(cache.book.clone())
     }
 
     /// Reads "now" from `clock` (Unix seconds) instead of the wall clock: where a unit that
@@ -611,6 +681,9 @@ impl DynamoProjector {
         }
         let mut ledger =
             Ledger::new(self.prices.clone(), self.period).with_tag_scopes(self.tag_scopes.clone());
+        if let Some(book) = self.applied_budgets().await? {
+            ledger = ledger.with_budgets(book);
+        }
         for fact in &facts {
             ledger.apply(fact);
         }

@@ -14,6 +14,8 @@ struct Inner {
     keys: HashMap<String, usize>,
     quarantined: Vec<Quarantined>,
     counts: IngestCounts,
+    /// The applied budgets and their version.
+    budgets: (u64, Option<crate::core::budgets::BudgetBook>),
 }
 
 /// Holds everything in a `Vec` behind a mutex.
@@ -132,5 +134,28 @@ impl crate::ports::AuditTrail for MemoryEventLog {
                 _ => None,
             })
             .collect())
+    }
+}
+
+impl crate::ports::BudgetStore for MemoryEventLog {
+    async fn budgets(&self) -> Result<(u64, Option<crate::core::budgets::BudgetBook>), StoreError> {
+        Ok(self.lock().budgets.clone())
+    }
+
+    async fn budgets_version(&self) -> Result<u64, StoreError> {
+        Ok(self.lock().budgets.0)
+    }
+
+    async fn replace_budgets(
+        &self,
+        book: &crate::core::budgets::BudgetBook,
+        expected: u64,
+    ) -> Result<bool, StoreError> {
+        let mut inner = self.lock();
+        if inner.budgets.0 != expected {
+            return Ok(false);
+        }
+        inner.budgets = (expected.saturating_add(1), Some(book.clone()));
+        Ok(true)
     }
 }

@@ -1,0 +1,294 @@
+//! Budgets applied to a stack (issue 17, ADR 0012), on the emulator's DynamoDB through the
+//! real SDK: the collector sums each job under every applied budget it counts in, and the
+//! ticker publishes each budget's figures and the action its thresholds call for — the same
+//! figures a local replay of the same events gives. The events are the first lines of the
+//! sample day (`examples/sample-day.jsonl`).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+
+use batchguard_tests::emulator_event_log;
+use rust_decimal::Decimal;
+use serde_json::Value;
+use shared::adapters::dynamodb::DynamoProjector;
+use shared::adapters::emf::EmfMemory;
+use shared::adapters::memory::{MemoryBatch, RecordingTrigger};
+use shared::app::collector::Collector;
+use shared::app::silent_jobs::SilentCheck;
+use shared::app::ticker::{self, TickerSettings};
+use shared::core::budget::BudgetPeriod;
+use shared::core::budgets::{BudgetBook, RESERVED_NAME};
+use shared::core::facts::Millis;
+use shared::core::ledger::Ledger;
+use shared::core::policy::BudgetPolicy;
+use shared::core::prices::PriceTable;
+use shared::handlers::ticker::TickerFunction;
+use shared::ports::BudgetStore;
+
+/// Lines of the sample day the emulator ingests (the whole day takes it over ten minutes).
+const LINES: usize = 400;
+
+fn sample_events() -> Vec<String> {
+    let text =
+        std::fs::read_to_string(batchguard_tests::cfn::root().join("examples/sample-day.jsonl"))
+            .unwrap();
+    text.lines().take(LINES).map(str::to_owned).collect()
+}
+
+/// A book over the sample day: the whole bill, the genomics team, its jobs on one queue
+/// (nested), and a weekly budget (not the stack's period). `genomics` is the amount of the
+/// genomics team's budget.
+fn book(genomics: Decimal) -> BudgetBook {
+    BudgetBook::parse(&format!(
+        r#"
+[[budget]]
+name = "everything"
+amount_usd = "100000"
+period = "day"
+thresholds = [{{ at_percent = "80", action = "notify" }}]
+
+[[budget]]
+name = "genomics"
+parent = "everything"
+amount_usd = "{genomics}"
+period = "day"
+scope = {{ tags = ["team=genomics"] }}
+thresholds = [
+  {{ at_percent = "50", action = "notify" }},
+  {{ at_percent = "100", action = "terminate" }},
+]
+
+[[budget]]
+name = "genomics-high"
+parent = "genomics"
+amount_usd = "100000"
+period = "day"
+dry_run = true
+scope = {{ queues = ["genomics-high"] }}
+thresholds = [{{ at_percent = "90", action = "drain" }}]
+
+[[budget]]
+name = "weekly"
+amount_usd = "10"
+period = "week"
+scope = {{ queues = ["genomics-high"] }}
+thresholds = [{{ at_percent = "90", action = "drain" }}]
+"#
+    ))
+    .unwrap()
+}
+
+fn replay(events: &[String], book: &BudgetBook) -> Ledger {
+    let mut ledger =
+        Ledger::new(PriceTable::builtin(), BudgetPeriod::Day).with_budgets(Arc::new(book.clone()));
+    for event in events {
+        if let Ok(shared::events::Parsed::Fact(fact)) =
+            shared::events::parse_event(event.as_bytes())
+        {
+            ledger.apply(&fact);
+        }
+    }
+    ledger
+}
+
+fn settings() -> TickerSettings {
+    TickerSettings {
+        budget: None,
+        policy: BudgetPolicy::default(),
+        period: BudgetPeriod::Day,
+        scope_queues: vec![],
+        max_scopes_read: ticker::MAX_SCOPES_READ,
+        budgets: Default::default(),
+    }
+}
+
+fn budget_document<'a>(objects: &'a [Value], name: &str) -> &'a Value {
+    objects
+        .iter()
+        .rev()
+        .find(|o| o["ScopeKind"] == "budget" && o["Scope"] == name)
+        .unwrap_or_else(|| panic!("no document for budget {name}"))
+}
+
+/// GIVEN a budgets file applied to the stack's state table, and the first 400 events of the
+/// sample day collected WHEN the ticker function runs THEN each applied budget of the stack's
+/// period is published with the spend a local replay gives it (the bill for the root, the
+/// team's tag, the team's jobs on one queue), the nested budget is inside its parent, and its
+/// action level is what its thresholds call for (genomics over its amount: terminate, 5); the
+/// weekly budget is reported as not judged.
+#[tokio::test]
+async fn the_stack_sums_each_applied_budget_and_the_ticker_judges_it_as_a_replay_does() {
+    let events = sample_events();
+    // The genomics team's spend on these events, to set its amount just under it.
+    let probe = replay(&events, &book(Decimal::ONE));
+    let at = probe.latest_instant().unwrap().ceil_seconds();
+    let genomics_spend = probe
+        .scope_spend(&shared::core::scope::Scope::Budget("genomics".into()), at)
+        .period_spend_usd;
+    assert!(genomics_spend > Decimal::ZERO, "{genomics_spend}");
+    let amount = (genomics_spend * Decimal::new(9, 1)).round_dp(2);
+    let book = book(amount);
+    let local = replay(&events, &book);
+
+    let log = emulator_event_log("applied-budgets").await;
+    assert!(log.replace_budgets(&book, 0).await.unwrap());
+    let projector = DynamoProjector::new(log.clone(), PriceTable::builtin(), BudgetPeriod::Day)
+        .with_applied_budgets();
+    let collector = Collector::new(log.clone(), projector.clone());
+    for event in &events {
+        collector.collect(event.as_bytes(), "test").await.unwrap();
+    }
+
+    let sink = EmfMemory::default();
+    let trigger = RecordingTrigger::default();
+    let function: TickerFunction<_, _, _, _, _> = TickerFunction {
+        batch: MemoryBatch::default(),
+        projector: &projector,
+        collector: Collector::new(&log, &projector),
+        audit: &log,
+        trigger: &trigger,
+        sink: &sink,
+        settings: settings(),
+        aws_budget: None,
+        silent: SilentCheck::after(365 * 86_400_000),
+        last_budgets: Default::default(),
+    };
+    let answer = function.invoke(at * 1000).await.unwrap();
+    assert_eq!(
+        answer["tick"]["budgets_not_judged"],
+        serde_json::json!(["weekly"])
+    );
+    let objects = sink.objects.lock().unwrap().clone();
+    let mut spends = std::collections::BTreeMap::new();
+    for spec in book
+        .budgets()
+        .filter(|spec| spec.period == BudgetPeriod::Day)
+    {
+        let expected = local.scope_spend(&spec.spend_scope(), at);
+        let (_, action) = spec.judge(
+            at,
+            expected.period_spend_usd,
+            expected.burn_rate_usd_per_hour,
+        );
+        let document = budget_document(&objects, &spec.name);
+        assert_eq!(
+            document["period_spend_usd_exact"],
+            expected.period_spend_usd.to_string(),
+            "{}",
+            spec.name
+        );
+        assert_eq!(
+            document["BudgetActionLevel"],
+            u64::from(action.map_or(0, |a| a.rank())),
+            "{}",
+            spec.name
+        );
+        assert_eq!(document["dry_run"], spec.dry_run, "{}", spec.name);
+        spends.insert(spec.name.clone(), expected.period_spend_usd);
+    }
+    assert!(
+        objects
+            .iter()
+            .all(|o| !(o["ScopeKind"] == "budget" && o["Scope"] == "weekly")),
+        "a budget of another period is not published"
+    );
+    assert_eq!(
+        budget_document(&objects, "genomics")["BudgetActionLevel"],
+        5,
+        "genomics spent over its amount: terminate"
+    );
+    assert_eq!(
+        budget_document(&objects, "everything")["BudgetActionLevel"],
+        0
+    );
+    assert!(spends["genomics-high"] > Decimal::ZERO);
+    assert!(spends["genomics-high"] <= spends["genomics"]);
+    assert!(spends["genomics"] < spends["everything"]);
+    // The template's own budget keeps its dimensions: no file budget may take its name.
+    assert!(
+        BudgetBook::parse(&format!(
+            "[[budget]]\nname = \"{RESERVED_NAME}\"\namount_usd = \"1\"\nperiod = \"day\"\nthresholds = [{{ at_percent = \"90\", action = \"notify\" }}]\n"
+        ))
+        .unwrap_err()
+        .to_string()
+        .contains("the stack's own budget")
+    );
+}
+
+/// GIVEN a ticker that has read the applied budgets once WHEN the stored book turns unreadable
+/// (edited by hand into one that does not validate) THEN the next tick still judges and
+/// publishes every budget from the last reading, and says why in its answer: one failed read
+/// never leaves a budget unwatched.
+#[tokio::test]
+async fn a_tick_whose_budgets_read_fails_judges_the_last_reading() {
+    let events = sample_events();
+    let book = book(Decimal::from(1000));
+    let log = emulator_event_log("applied-budgets-unreadable").await;
+    assert!(log.replace_budgets(&book, 0).await.unwrap());
+    let projector = DynamoProjector::new(log.clone(), PriceTable::builtin(), BudgetPeriod::Day)
+        .with_applied_budgets();
+    let collector = Collector::new(log.clone(), projector.clone());
+    for event in events.iter().take(40) {
+        collector.collect(event.as_bytes(), "test").await.unwrap();
+    }
+    let at = Millis(1_795_420_000_000).ceil_seconds();
+    let sink = EmfMemory::default();
+    let trigger = RecordingTrigger::default();
+    let function: TickerFunction<_, _, _, _, _> = TickerFunction {
+        batch: MemoryBatch::default(),
+        projector: &projector,
+        collector: Collector::new(&log, &projector),
+        audit: &log,
+        trigger: &trigger,
+        sink: &sink,
+        settings: settings(),
+        aws_budget: None,
+        silent: SilentCheck::after(365 * 86_400_000),
+        last_budgets: Default::default(),
+    };
+    let first = function.invoke(at * 1000).await.unwrap();
+    assert!(first.get("budgets_error").is_none(), "{first}");
+    let judged = |objects: &[Value]| -> usize {
+        objects
+            .iter()
+            .filter(|o| o["ScopeKind"] == "budget" && o.get("BudgetActionLevel").is_some())
+            .count()
+    };
+    assert_eq!(judged(&sink.objects.lock().unwrap()), 3);
+
+    // The stored book, corrupted: a threshold above the 1,000 % limit.
+    let client = aws_sdk_dynamodb::Client::new(&batchguard_tests::emulator_config().await);
+    let text = shared::ports::budgets_to_json(&book)
+        .unwrap()
+        .replace("\"80\"", "\"5000\"");
+    client
+        .update_item()
+        .table_name(&log.tables().state)
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S("BUDGETS".into()),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S("BOOK".into()),
+        )
+        .update_expression("SET book = :b")
+        .expression_attribute_values(":b", aws_sdk_dynamodb::types::AttributeValue::S(text))
+        .send()
+        .await
+        .unwrap();
+    assert!(matches!(
+        log.budgets().await,
+        Err(shared::ports::StoreError::Corrupt { .. })
+    ));
+
+    sink.objects.lock().unwrap().clear();
+    let second = function.invoke(at * 1000 + 60_000).await.unwrap();
+    let error = second["budgets_error"].as_str().unwrap_or_default();
+    assert!(error.contains("everything"), "{second}");
+    assert_eq!(
+        judged(&sink.objects.lock().unwrap()),
+        3,
+        "every budget of the last reading is still judged and published"
+    );
+}
