@@ -157,6 +157,11 @@ pub struct JobSummary {
     /// What kind of job it is: its children or nodes are listed apart (`ListJobs` with
     /// `arrayJobId` / `multiNodeJobId`).
     pub kind: JobKind,
+    /// Its job definition's name, without the revision (`DescribeJobs`; `None` when it could
+    /// not be read).
+    pub job_definition: Option<String>,
+    /// When it was submitted (`ListJobs`' `createdAt`), Unix milliseconds.
+    pub created_at_ms: Option<i64>,
 }
 
 /// Array parents and multi-node parallel jobs have work of their own to stop.

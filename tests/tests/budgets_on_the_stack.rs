@@ -201,6 +201,25 @@ async fn the_stack_sums_each_applied_budget_and_the_ticker_judges_it_as_a_replay
         budget_document(&objects, "everything")["BudgetActionLevel"],
         0
     );
+    // The enforcer is sent the one order the thresholds call for.
+    let sent = trigger.0.lock().unwrap().clone();
+    match sent.as_slice() {
+        [shared::core::enforcement::EnforcerRequest::Budgets { orders }] => {
+            let named: Vec<(&str, shared::core::budgets::Action)> = orders
+                .iter()
+                .map(|o| (o.budget.as_str(), o.action))
+                .collect();
+            assert_eq!(
+                named,
+                [("genomics", shared::core::budgets::Action::Terminate)]
+            );
+            assert!(
+                orders[0].reason.contains("genomics has spent"),
+                "{orders:?}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
     assert!(spends["genomics-high"] > Decimal::ZERO);
     assert!(spends["genomics-high"] <= spends["genomics"]);
     assert!(spends["genomics"] < spends["everything"]);

@@ -1,6 +1,6 @@
 //! enforcer — invoked by the ticker, by CloudWatch alarms, or by hand: notify, freeze
-//! (disable queues, cancel queued jobs), stop (terminate running jobs), or restore; a freeze,
-//! stop or restore only when the ledger (the projections, read as the ticker reads them) agrees.
+//! (disable queues, cancel queued jobs), stop (terminate running jobs), restore, or the applied
+//! budgets' orders (each on its own budget's jobs); each only when the ledger agrees.
 //! All of it lives in `shared::app::enforcer` and `shared::handlers::enforcer`.
 #![forbid(unsafe_code)]
 // The handler's future nests the enforcer, the ledger check and the SDK's: its layout is deeper than rustc's

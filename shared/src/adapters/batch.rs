@@ -148,18 +148,19 @@ impl BatchControl for AwsBatch {
                 // parent (and judged by its protection), should a queue's listing name them.
                 s.job_id()
                     .filter(|id| !id.contains([':', '#']))
-                    .map(|id| (id.to_owned(), status, kind))
+                    .map(|id| (id.to_owned(), status, kind, s.created_at()))
             }));
         }
         // Tags decide protection: a job whose tags cannot be read (a failed `DescribeJobs`, a
         // job it leaves out) gets `None`, and the enforcer leaves it alone.
         let mut tags: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
         let mut described_kinds: BTreeMap<String, JobKind> = BTreeMap::new();
+        let mut definitions: BTreeMap<String, String> = BTreeMap::new();
         for chunk in listed.chunks(DESCRIBE_JOBS_LIMIT) {
             let described = match self
                 .client
                 .describe_jobs()
-                .set_jobs(Some(chunk.iter().map(|(id, _, _)| id.clone()).collect()))
+                .set_jobs(Some(chunk.iter().map(|(id, _, _, _)| id.clone()).collect()))
                 .send()
                 .await
             {
@@ -176,6 +177,12 @@ impl BatchControl for AwsBatch {
                     .unwrap_or_default();
                 if let Some(id) = job.job_id() {
                     tags.insert(id.to_owned(), job_tags);
+                    if let Some(definition) = job.job_definition() {
+                        definitions.insert(
+                            id.to_owned(),
+                            crate::core::names::job_definition_name(definition).to_owned(),
+                        );
+                    }
                     // The job's own description says what it is too (a listing may leave
                     // `arrayProperties` out).
                     if job.array_properties().and_then(|a| a.size()).is_some() {
@@ -188,9 +195,11 @@ impl BatchControl for AwsBatch {
         }
         Ok(listed
             .into_iter()
-            .map(|(job_id, status, kind)| JobSummary {
+            .map(|(job_id, status, kind, created_at_ms)| JobSummary {
                 tags: tags.remove(&job_id),
                 kind: described_kinds.remove(&job_id).unwrap_or(kind),
+                job_definition: definitions.remove(&job_id),
+                created_at_ms,
                 job_id,
                 queue: queue.to_owned(),
                 status,

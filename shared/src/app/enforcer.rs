@@ -11,6 +11,8 @@
 //!   again (its containers are exiting): each job is terminated once.
 //! - **restore**: re-enable exactly the queues batchguard disabled (from its own audit trail),
 //!   nothing else.
+//! - **budgets** ([`Enforcer::enforce_budgets`]): the applied budgets' orders, each on the jobs
+//!   its budget counts only (issue 17).
 //!
 //! Jobs tagged `batchguard:protect=true` are never touched, nor are jobs whose tags cannot be
 //! read (protection fails closed). In a **dry run** every action is recorded and notified, and
@@ -25,13 +27,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use crate::core::budget::BudgetPeriod;
+use crate::core::budgets::{Action, BudgetBook, JobFacets, JobStage, JobView, Step as JobStep};
+use crate::core::enforcement::BudgetOrder;
 use crate::core::enforcement::{QUEUED, STARTED, Step, is_protected, queues_disabled_by_us};
 use crate::core::facts::{
     EnforcementAction, EnforcementRecorded, Fact, FactBody, JobStatus, Millis,
 };
 use crate::core::policy::Level;
 use crate::ports::{
-    AuditTrail, BatchControl, ControlError, EventLog, JobKind, Notifier, Record, StoreError,
+    AuditTrail, BatchControl, BudgetStore, ControlError, EventLog, JobKind, JobSummary, Notifier,
+    Record, StoreError,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -87,14 +92,28 @@ pub struct EnforcementReport {
 /// minutes) is asked again: the first request may not have taken.
 pub const ASK_AGAIN_AFTER_MS: i64 = 600_000;
 
+/// This period's audit trail: each action, and whether it was a dry run.
+type Done = BTreeSet<(EnforcementAction, bool)>;
+
+/// What this period's audit trail says.
+struct Trail {
+    done: Done,
+    /// When each action was first carried out (not in a dry run).
+    carried_out_at: BTreeMap<EnforcementAction, i64>,
+    /// When each action was first recorded, in a dry run or not.
+    first_at: BTreeMap<EnforcementAction, i64>,
+}
+
 /// One run's view of what it has done, for the jobs it stops.
 struct Run<'a> {
-    level: Level,
+    /// What the audit trail and the job's status reason name: the level (`stop`), or the
+    /// budget and its action (`budget genomics: terminate`).
+    label: String,
     reason: &'a str,
     at_ms: i64,
     dry_run: bool,
     /// This period's audit trail: each action, whether it was a dry run.
-    done: BTreeSet<(EnforcementAction, bool)>,
+    done: Done,
     /// When each action was first carried out (not in a dry run) this period.
     carried_out_at: BTreeMap<EnforcementAction, i64>,
     /// Jobs this run already acted on (a child may be listed twice).
@@ -134,9 +153,16 @@ where
         }
     }
 
-    fn entry(&self, action: EnforcementAction, level: &str, reason: &str, at_ms: i64) -> Fact {
+    /// The audit entry of `action`; `dry_run`: the stack's, or an applied budget's.
+    fn entry(
+        &self,
+        action: EnforcementAction,
+        dry_run: bool,
+        level: &str,
+        reason: &str,
+        at_ms: i64,
+    ) -> Fact {
         let period_start = self.settings.period.bounds(Millis(at_ms).floor_seconds()).0;
-        let dry_run = self.settings.dry_run;
         Fact {
             // Same period, action, target and mode: same id, so the log keeps it once.
             event_id: format!(
@@ -160,22 +186,83 @@ where
 
     /// Records one action in the audit trail as soon as it is done, so a run killed or failed
     /// later keeps it (a `restore` then re-enables a queue disabled just before the end).
+    #[allow(clippy::too_many_arguments)]
     async fn record(
         &self,
         action: EnforcementAction,
         carried_out: bool,
+        dry_run: bool,
         level: &str,
         reason: &str,
         at_ms: i64,
         report: &mut EnforcementReport,
     ) -> Result<(), EnforceError> {
-        let fact = self.entry(action.clone(), level, reason, at_ms);
+        let fact = self.entry(action.clone(), dry_run, level, reason, at_ms);
         self.log.append(&[Record::new(fact)]).await?;
         report.actions.push(ActionTaken {
             action,
             carried_out,
         });
         Ok(())
+    }
+
+    /// This period's audit trail.
+    async fn trail(&self, at_ms: i64) -> Result<Trail, EnforceError> {
+        let period_start = self.settings.period.bounds(Millis(at_ms).floor_seconds()).0;
+        let entries = self.log.audit_entries(period_start).await?;
+        let mut first_at: BTreeMap<EnforcementAction, i64> = BTreeMap::new();
+        for entry in &entries {
+            let at = first_at.entry(entry.action.clone()).or_insert(entry.at.0);
+            *at = (*at).min(entry.at.0);
+        }
+        let mut carried_out_at = BTreeMap::new();
+        for entry in entries.iter().filter(|entry| !entry.dry_run) {
+            let at = carried_out_at
+                .entry(entry.action.clone())
+                .or_insert(entry.at.0);
+            *at = (*at).min(entry.at.0);
+        }
+        let done = entries
+            .into_iter()
+            .map(|entry| (entry.action, entry.dry_run))
+            .collect();
+        Ok(Trail {
+            done,
+            carried_out_at,
+            first_at,
+        })
+    }
+
+    /// Stops one listed job and, when running work is being stopped (`stops_running`) and it
+    /// is an array parent or a multi-node job, every running child or node first (listed apart: `ListJobs` with
+    /// `arrayJobId` / `multiNodeJobId`). An array parent is terminated, not cancelled, when
+    /// running work is stopped, which takes its waiting children with it (AWS's array-job
+    /// guide and CancelJob reference).
+    async fn stop_listed(
+        &self,
+        job: &JobSummary,
+        terminate: bool,
+        stops_running: bool,
+        run: &mut Run<'_>,
+        report: &mut EnforcementReport,
+    ) -> Result<(), EnforceError> {
+        if stops_running && job.kind != JobKind::Single {
+            match self.batch.children(job, &STARTED).await {
+                Ok(children) => {
+                    for child in children {
+                        self.stop_job(&child, &job.queue, true, run, report).await?;
+                    }
+                }
+                Err(error) => report.failures.push(ActionFailed {
+                    action: "ListJobs",
+                    target: job.job_id.clone(),
+                    error: error.to_string(),
+                }),
+            }
+        }
+        let terminate = terminate || (stops_running && job.kind == JobKind::ArrayParent);
+        self.stop_job(&job.job_id, &job.queue, terminate, run, report)
+            .await
     }
 
     /// Carries out `level` at Unix milliseconds `at_ms`. Each action is recorded as it is
@@ -198,20 +285,11 @@ where
         if level == Level::Ok {
             return Ok(report);
         }
-        let period_start = self.settings.period.bounds(Millis(at_ms).floor_seconds()).0;
-        // What this period's audit trail already records, and whether it was a dry run.
-        let entries = self.log.audit_entries(period_start).await?;
-        let mut carried_out_at = BTreeMap::new();
-        for entry in entries.iter().filter(|entry| !entry.dry_run) {
-            let at = carried_out_at
-                .entry(entry.action.clone())
-                .or_insert(entry.at.0);
-            *at = (*at).min(entry.at.0);
-        }
-        let done: BTreeSet<(EnforcementAction, bool)> = entries
-            .into_iter()
-            .map(|entry| (entry.action, entry.dry_run))
-            .collect();
+        let Trail {
+            done,
+            carried_out_at,
+            ..
+        } = self.trail(at_ms).await?;
         let failed = |report: &mut EnforcementReport,
                       action: &EnforcementAction,
                       error: &dyn std::fmt::Display| {
@@ -236,8 +314,16 @@ where
             // the stop: it is reported, and not recorded, so the next run sends it.
             match self.notifier.notify(&subject, reason).await {
                 Ok(()) => {
-                    self.record(notice, true, level.as_str(), reason, at_ms, &mut report)
-                        .await?;
+                    self.record(
+                        notice,
+                        true,
+                        dry_run,
+                        level.as_str(),
+                        reason,
+                        at_ms,
+                        &mut report,
+                    )
+                    .await?;
                 }
                 Err(error) => failed(&mut report, &notice, &error),
             }
@@ -257,8 +343,16 @@ where
                         failed(&mut report, &action, &error);
                         continue;
                     }
-                    self.record(action, !dry_run, level.as_str(), reason, at_ms, &mut report)
-                        .await?;
+                    self.record(
+                        action,
+                        !dry_run,
+                        dry_run,
+                        level.as_str(),
+                        reason,
+                        at_ms,
+                        &mut report,
+                    )
+                    .await?;
                 }
             }
             let mut targets: Vec<(&[JobStatus], bool)> = vec![(&QUEUED, false)];
@@ -266,7 +360,7 @@ where
                 targets.push((&STARTED, true));
             }
             let mut run = Run {
-                level,
+                label: level.as_str().to_owned(),
                 reason,
                 at_ms,
                 dry_run,
@@ -301,39 +395,14 @@ where
                             }
                             Some(_) => {}
                         }
-                        if level >= Level::Stop && job.kind != JobKind::Single {
-                            // Every running child or node, listed apart (ListJobs with
-                            // arrayJobId / multiNodeJobId): AWS's pages do not say a queue's
-                            // listing names them, nor what TerminateJob on a multi-node job
-                            // does to its nodes.
-                            match self.batch.children(&job, &STARTED).await {
-                                Ok(children) => {
-                                    for child in children {
-                                        self.stop_job(
-                                            &child,
-                                            &queue.name,
-                                            true,
-                                            &mut run,
-                                            &mut report,
-                                        )
-                                        .await?;
-                                    }
-                                }
-                                Err(error) => report.failures.push(ActionFailed {
-                                    action: "ListJobs",
-                                    target: job.job_id.clone(),
-                                    error: error.to_string(),
-                                }),
-                            }
-                        }
-                        // An array parent is PENDING while its children run. At stop it is
-                        // terminated, which takes its children with it; at freeze cancelled,
-                        // which cancels the children that have not started (AWS's array-job
-                        // guide and CancelJob reference).
-                        let terminate = *terminate
-                            || (level >= Level::Stop && job.kind == JobKind::ArrayParent);
-                        self.stop_job(&job.job_id, &queue.name, terminate, &mut run, &mut report)
-                            .await?;
+                        self.stop_listed(
+                            &job,
+                            *terminate,
+                            level >= Level::Stop,
+                            &mut run,
+                            &mut report,
+                        )
+                        .await?;
                     }
                 }
             }
@@ -377,7 +446,7 @@ where
                 report.stopping_jobs.push(job_id.to_owned());
                 return Ok(());
             }
-            let why = format!("batchguard {}: {}", run.level.as_str(), run.reason);
+            let why = format!("batchguard {}: {}", run.label, run.reason);
             let result = if terminate {
                 self.batch.terminate_job(job_id, &why).await
             } else {
@@ -392,15 +461,269 @@ where
                 return Ok(());
             }
         }
+        let label = run.label.clone();
         self.record(
             action,
             !run.dry_run,
-            run.level.as_str(),
+            run.dry_run,
+            &label,
             run.reason,
             run.at_ms,
             report,
         )
         .await
+    }
+
+    /// Carries out the applied budgets' orders (already checked against the ledger) at Unix
+    /// milliseconds `at_ms` (issue 17, ADR 0012):
+    /// - every order is notified once per budget and action per period;
+    /// - at `drain` and above, the jobs each acting budget counts are listed (its queues, or
+    ///   every queue when its scope names none) and `BudgetBook::plan` says what to do to each,
+    ///   naming the strictest budget reaching it: a waiting job submitted since the budget
+    ///   first drained this period is cancelled (admission on the tick: a shared queue stays
+    ///   open for the other budgets' jobs), every waiting job at `cancel-queued`, every running
+    ///   job at `terminate` or `shed` (without the running jobs' burn rates here, a shedding
+    ///   budget stops all of its running jobs: the safe side);
+    /// - a budget's `dry_run` (or the stack's) records what it would do and changes nothing;
+    /// - protected jobs and jobs whose tags cannot be read are left alone, as at every level.
+    ///
+    /// Batch's listing does not name a job's compute environment, so a budget whose scope
+    /// names compute environments reaches no job here (it is still summed and notified).
+    pub async fn enforce_budgets(
+        &self,
+        book: &BudgetBook,
+        orders: &[BudgetOrder],
+        at_ms: i64,
+    ) -> Result<EnforcementReport, EnforceError> {
+        let strictest = orders.iter().map(|order| order.action).max();
+        let mut report = EnforcementReport {
+            level: strictest.map_or(Step::Ok, |action| action.level().into()),
+            dry_run: self.settings.dry_run,
+            reason: orders
+                .iter()
+                .map(|order| order.reason.as_str())
+                .collect::<Vec<_>>()
+                .join("; "),
+            ..EnforcementReport::default()
+        };
+        let Trail {
+            done,
+            carried_out_at,
+            first_at,
+        } = self.trail(at_ms).await?;
+        let dry_run_of = |budget: &str| {
+            self.settings.dry_run || book.get(budget).is_none_or(|spec| spec.dry_run)
+        };
+        for order in orders {
+            let dry_run = dry_run_of(&order.budget);
+            let notice = EnforcementAction::Notified {
+                notice: format!("budget {}: {}", order.budget, order.action),
+            };
+            if done.contains(&(notice.clone(), dry_run)) {
+                continue;
+            }
+            let subject = format!(
+                "batchguard: budget {} at {}{}",
+                order.budget,
+                order.action,
+                if dry_run { " (dry run)" } else { "" }
+            );
+            match self.notifier.notify(&subject, &order.reason).await {
+                Ok(()) => {
+                    let label = format!("budget {}", order.budget);
+                    self.record(
+                        notice,
+                        true,
+                        dry_run,
+                        &label,
+                        &order.reason,
+                        at_ms,
+                        &mut report,
+                    )
+                    .await?;
+                }
+                Err(error) => report.failures.push(ActionFailed {
+                    action: notice.name(),
+                    target: notice.target().to_owned(),
+                    error: error.to_string(),
+                }),
+            }
+        }
+        let acting: BTreeMap<String, Action> = orders
+            .iter()
+            .filter(|order| order.action >= Action::Drain && book.get(&order.budget).is_some())
+            .map(|order| (order.budget.clone(), order.action))
+            .collect();
+        if acting.is_empty() {
+            return Ok(report);
+        }
+        // When each budget first drained (or more) this period: the jobs submitted since are
+        // the ones it turns away.
+        let drained_since: BTreeMap<&str, i64> = acting
+            .keys()
+            .map(|name| {
+                let since = first_at
+                    .iter()
+                    .filter_map(|(action, at)| match action {
+                        EnforcementAction::Notified { notice } => notice
+                            .strip_prefix(&format!("budget {name}: "))
+                            .and_then(|word| serde_json::from_value::<Action>(word.into()).ok())
+                            .filter(|action| *action >= Action::Drain)
+                            .map(|_| *at),
+                        _ => None,
+                    })
+                    .min()
+                    .unwrap_or(at_ms);
+                (name.as_str(), since)
+            })
+            .collect();
+        let jobs = self.budget_jobs(book, &acting, &mut report).await?;
+        let tag_lists: Vec<Vec<(String, String)>> = jobs
+            .iter()
+            .map(|job| {
+                job.tags
+                    .iter()
+                    .flatten()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            })
+            .collect();
+        let views: Vec<JobView<'_>> = jobs
+            .iter()
+            .zip(&tag_lists)
+            .map(|(job, tags)| {
+                let facets = JobFacets {
+                    queue: &job.queue,
+                    compute_environment: None,
+                    job_definition: job.job_definition.as_deref().unwrap_or_default(),
+                    tags,
+                };
+                let stage = if STARTED.contains(&job.status) {
+                    JobStage::Running
+                } else {
+                    let since = book
+                        .budgets_of(&facets)
+                        .into_iter()
+                        .filter_map(|name| drained_since.get(name).copied())
+                        .min();
+                    match (job.created_at_ms, since) {
+                        (Some(created), Some(since)) if created >= since => JobStage::Arriving,
+                        _ => JobStage::Waiting,
+                    }
+                };
+                JobView {
+                    job_id: &job.job_id,
+                    facets,
+                    stage,
+                    burn_usd_per_hour: rust_decimal::Decimal::ZERO,
+                }
+            })
+            .collect();
+        let steps = book.plan(&acting, &BTreeMap::new(), &views);
+        let mut run = Run {
+            label: String::new(),
+            reason: "",
+            at_ms,
+            dry_run: self.settings.dry_run,
+            done,
+            carried_out_at,
+            seen: BTreeSet::new(),
+        };
+        let reasons: BTreeMap<&str, &str> = orders
+            .iter()
+            .map(|order| (order.budget.as_str(), order.reason.as_str()))
+            .collect();
+        for step in &steps {
+            let (job_id, budget, terminate) = match step {
+                JobStep::Cancel { job_id, budget } => (job_id, budget, false),
+                JobStep::Terminate { job_id, budget } => (job_id, budget, true),
+            };
+            let Some(job) = jobs.iter().find(|job| &job.job_id == job_id) else {
+                continue;
+            };
+            let action = acting.get(budget).copied().unwrap_or(Action::Terminate);
+            run.label = format!("budget {budget}: {action}");
+            run.reason = reasons.get(budget.as_str()).copied().unwrap_or_default();
+            run.dry_run = dry_run_of(budget);
+            self.stop_listed(
+                job,
+                terminate,
+                action >= Action::Shed,
+                &mut run,
+                &mut report,
+            )
+            .await?;
+        }
+        Ok(report)
+    }
+
+    /// The jobs the acting budgets may reach, tags read: waiting ones, and running ones when
+    /// one of them sheds or terminates; from the queues their scopes (or their ancestors')
+    /// name, or every queue when one names none. Protected jobs and jobs whose tags cannot be
+    /// read are reported and left out.
+    async fn budget_jobs(
+        &self,
+        book: &BudgetBook,
+        acting: &BTreeMap<String, Action>,
+        report: &mut EnforcementReport,
+    ) -> Result<Vec<JobSummary>, EnforceError> {
+        let mut named: BTreeSet<String> = BTreeSet::new();
+        let mut every_queue = false;
+        for name in acting.keys() {
+            // The nearest of the budget and its ancestors that names queues bounds its jobs.
+            let mut at = book.get(name);
+            let mut found = false;
+            while let Some(spec) = at {
+                if !spec.scope.queues.is_empty() {
+                    named.extend(spec.scope.queues.iter().cloned());
+                    found = true;
+                    break;
+                }
+                at = spec.parent.as_deref().and_then(|parent| book.get(parent));
+            }
+            every_queue |= !found;
+        }
+        let names: Vec<String> = if every_queue {
+            Vec::new()
+        } else {
+            named.into_iter().collect()
+        };
+        let queues = self.batch.queues(&names).await?;
+        let mut statuses: Vec<JobStatus> = QUEUED.to_vec();
+        if acting.values().any(|action| *action >= Action::Shed) {
+            statuses.extend(STARTED);
+        }
+        let mut jobs = Vec::new();
+        for queue in &queues {
+            match self.batch.jobs(&queue.name, &statuses).await {
+                Ok(listed) => {
+                    for job in listed {
+                        match &job.tags {
+                            None => report.unverified_jobs.push(job.job_id),
+                            Some(tags) if is_protected(tags) => {
+                                report.protected_jobs.push(job.job_id);
+                            }
+                            Some(_) => jobs.push(job),
+                        }
+                    }
+                }
+                Err(error) => report.failures.push(ActionFailed {
+                    action: "ListJobs",
+                    target: queue.name.clone(),
+                    error: error.to_string(),
+                }),
+            }
+        }
+        Ok(jobs)
+    }
+
+    /// The budgets applied to the stack, as stored (`budgets apply`): what the enforcer checks
+    /// and acts on, whatever a request says of them.
+    pub async fn applied_budgets(&self) -> Result<BudgetBook, EnforceError>
+    where
+        L: BudgetStore,
+    {
+        Ok(self.log.budgets().await?.1.unwrap_or_default())
     }
 
     /// Records a request the ledger did not agree with (`core::enforcement::agrees`) and does
@@ -422,7 +745,13 @@ where
             .await?
             .iter()
             .any(|entry| entry.action == action);
-        let fact = self.entry(action.clone(), request.as_str(), why, at_ms);
+        let fact = self.entry(
+            action.clone(),
+            self.settings.dry_run,
+            request.as_str(),
+            why,
+            at_ms,
+        );
         self.log.append(&[Record::new(fact)]).await?;
         let mut report = EnforcementReport {
             level: request,
@@ -506,8 +835,16 @@ where
             };
             let carried_out =
                 !self.settings.dry_run && matches!(action, EnforcementAction::QueueEnabled { .. });
-            self.record(action, carried_out, "restore", reason, at_ms, &mut report)
-                .await?;
+            self.record(
+                action,
+                carried_out,
+                self.settings.dry_run,
+                "restore",
+                reason,
+                at_ms,
+                &mut report,
+            )
+            .await?;
         }
         Ok(report)
     }

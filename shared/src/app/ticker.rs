@@ -24,7 +24,9 @@ use crate::core::budget::{
     AwsBudget, Budget, BudgetPeriod, BudgetStatus, Fused, Outlook, SpendMark,
 };
 use crate::core::budgets::{Action, BudgetBook, BudgetSpec};
-use crate::core::enforcement::{EnforcerRequest, budget_scopes, queues_disabled_by_us};
+use crate::core::enforcement::{
+    BudgetOrder, EnforcerRequest, budget_scopes, queues_disabled_by_us,
+};
 use crate::core::policy::{BudgetPolicy, Decision, Level, decide};
 use crate::core::scope::{Scope, ScopeSpend};
 use crate::core::sums::ScopeTotals;
@@ -54,6 +56,7 @@ pub struct TickerSettings {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct BudgetReading {
     pub name: String,
+    pub amount_usd: Decimal,
     pub period_spend_usd: Decimal,
     pub used_percent: Decimal,
     pub forecast_usd: Decimal,
@@ -184,7 +187,7 @@ async fn join_stored<M: BaselineStore + Sync>(
 }
 
 /// A scope's start-of-run corrections among the recent starts: `(anchor, rate)`.
-fn corrections_of<'a>(
+pub(crate) fn corrections_of<'a>(
     recent: &'a [(Scope, i64, Decimal)],
     scope: &'a Scope,
 ) -> impl Iterator<Item = (i64, Decimal)> + 'a {
@@ -216,6 +219,46 @@ pub struct TickReport {
     /// period, so their spend is not known here (the command line's `budgets list` shows it).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub budgets_not_judged: Vec<String>,
+    /// The applied budgets' orders sent to the enforcer this tick, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub triggered_budgets: Option<EnforcerRequest>,
+}
+
+/// Sends the enforcer what the applied budgets' thresholds call for (every budget at a
+/// threshold, each tick: the enforcer notifies once per budget and action per period, and
+/// acts on the jobs that arrived since).
+async fn trigger_budgets(
+    trigger: &(impl EnforcerTrigger + Sync),
+    report: &mut TickReport,
+) -> Result<(), TickError> {
+    let orders: Vec<BudgetOrder> = report
+        .budgets
+        .iter()
+        .filter_map(|reading| {
+            reading.action.map(|action| BudgetOrder {
+                budget: reading.name.clone(),
+                action,
+                reason: format!(
+                    "budget {} has spent {} of {} USD this period ({}%): its thresholds call for {action}{}",
+                    reading.name,
+                    reading.period_spend_usd.round_dp(2),
+                    reading.amount_usd,
+                    reading.used_percent.round_dp(1),
+                    if reading.dry_run { " (dry run)" } else { "" }
+                ),
+            })
+        })
+        .collect();
+    if orders.is_empty() {
+        return Ok(());
+    }
+    let request = EnforcerRequest::Budgets { orders };
+    trigger
+        .trigger(&request)
+        .await
+        .map_err(TickError::Trigger)?;
+    report.triggered_budgets = Some(request);
+    Ok(())
 }
 
 /// Stands in for [`AwsBaseline`]'s ports when there is no AWS budget; it has no values.
@@ -779,6 +822,7 @@ where
         );
         readings.push(BudgetReading {
             name: spec.name.clone(),
+            amount_usd: spec.amount_usd,
             period_spend_usd: spend.period_spend_usd,
             used_percent: status.used_percent,
             forecast_usd: status.forecast_usd,
@@ -797,6 +841,7 @@ where
         baseline_error: None,
         budgets: readings,
         budgets_not_judged,
+        triggered_budgets: None,
     };
     let mut budget = settings.budget;
     if let Some(aws) = aws {
@@ -848,12 +893,17 @@ where
             Ok(None) => Ok(()),
             Err(error) => Err(error),
         };
+        let budgets_triggered = trigger_budgets(trigger, &mut report).await;
         report.decision = Some(decision);
         emitted?;
         triggered?;
+        budgets_triggered?;
         return Ok(report);
     }
-    sink.emit(&documents)?;
+    let emitted = sink.emit(&documents);
+    let budgets_triggered = trigger_budgets(trigger, &mut report).await;
+    emitted?;
+    budgets_triggered?;
     Ok(report)
 }
 

@@ -4,9 +4,11 @@
 //! `cloudwatch:PutMetricData` or `lambda:InvokeFunction` in the account can send; the
 //! projections are written only from AWS Batch's and ECS's own events.
 
-use crate::app::ticker::{NoAwsBudget, TickerSettings, assess};
-use crate::core::enforcement::{EnforcerRequest, agrees};
+use crate::app::ticker::{NoAwsBudget, TickerSettings, assess, corrections_of};
+use crate::core::budgets::{BudgetBook, BudgetSpec};
+use crate::core::enforcement::{BudgetOrder, EnforcerRequest, agrees, budget_agrees};
 use crate::core::policy::Level;
+use crate::core::scope::Scope;
 use crate::ports::{BaselineStore, SpendReader, StoreError};
 
 /// Where the enforcer reads the ledger: the projections, the budget and its policy, and (with
@@ -34,6 +36,8 @@ where
         let checked = match request {
             EnforcerRequest::Enforce { level, .. } => *level >= Level::Freeze,
             EnforcerRequest::Restore { .. } => true,
+            // Each order is checked against its own budget (`check_budgets`).
+            EnforcerRequest::Budgets { .. } => false,
         };
         if !checked {
             return Ok(Ok(()));
@@ -44,5 +48,60 @@ where
             request,
             ledger.as_ref().map(|(_, decision)| decision),
         ))
+    }
+
+    /// Each order checked against the ledger: its budget, as `book` (the applied budgets the
+    /// enforcer read itself, not the request's word) defines it, judged on the projections'
+    /// spend as the ticker judges it (`BudgetSpec::judge`). An order for a budget the book
+    /// does not have, or of another period than the stack's, is refused. One read of the
+    /// budgets' sums and one of the recent starts, whatever the number of orders.
+    pub async fn check_budgets(
+        &self,
+        book: &BudgetBook,
+        orders: &[BudgetOrder],
+        at_ms: i64,
+    ) -> Result<Vec<Result<(), String>>, StoreError> {
+        let at = at_ms.div_euclid(1000);
+        let period = self.settings.period;
+        let scopes: Vec<Scope> = orders
+            .iter()
+            .filter_map(|order| book.get(&order.budget))
+            .map(BudgetSpec::spend_scope)
+            .collect();
+        let (totals, recent) = if scopes.is_empty() {
+            (Default::default(), Vec::new())
+        } else {
+            (
+                self.reader.scopes_totals(&scopes).await?,
+                self.reader.recent_starts(at).await?,
+            )
+        };
+        Ok(orders
+            .iter()
+            .map(|order| {
+                let Some(spec) = book.get(&order.budget) else {
+                    return Err(format!(
+                        "no budget named {} is applied to the stack",
+                        order.budget
+                    ));
+                };
+                if spec.period != period {
+                    return Err(format!(
+                        "budget {} is per {} but the stack sums by {}: it is not judged here",
+                        spec.name,
+                        crate::core::budgets::period_name(spec.period),
+                        crate::core::budgets::period_name(period)
+                    ));
+                }
+                let scope = spec.spend_scope();
+                let spend = totals
+                    .get(&scope)
+                    .map(|t| t.spend_at(at, period, corrections_of(&recent, &scope)))
+                    .unwrap_or_default();
+                let (_, judged) =
+                    spec.judge(at, spend.period_spend_usd, spend.burn_rate_usd_per_hour);
+                budget_agrees(order, judged)
+            })
+            .collect())
     }
 }

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use super::budgets::Action;
 use super::facts::{EnforcementAction, EnforcementRecorded, JobStatus};
 use super::policy::{Decision, Level};
 use super::scope::Scope;
@@ -41,6 +42,36 @@ pub enum EnforcerRequest {
         #[serde(default)]
         reason: String,
     },
+    /// What the applied budgets' thresholds call for (issue 17): each order is checked against
+    /// the ledger on its own ([`budget_agrees`]) and carried out on that budget's jobs.
+    Budgets { orders: Vec<BudgetOrder> },
+}
+
+/// One applied budget's action, as the ticker judged it.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+pub struct BudgetOrder {
+    pub budget: String,
+    pub action: Action,
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// Whether the ledger agrees with a budget's order: the action its thresholds call for on the
+/// ledger's figures (`judged`, `None`: below the first) reaches the order's. A notice needs no
+/// agreement. `Err` says why the order is refused.
+pub fn budget_agrees(order: &BudgetOrder, judged: Option<Action>) -> Result<(), String> {
+    match judged {
+        _ if order.action == Action::Notify => Ok(()),
+        Some(judged) if judged >= order.action => Ok(()),
+        Some(judged) => Err(format!(
+            "budget {} asked to {}, but its spend calls for {judged}",
+            order.budget, order.action
+        )),
+        None => Err(format!(
+            "budget {} asked to {}, but its spend is below its first threshold",
+            order.budget, order.action
+        )),
+    }
 }
 
 /// What one run of the enforcer carried out: a level of the policy, or a restore. Written as
@@ -115,6 +146,9 @@ pub fn agrees(request: &EnforcerRequest, ledger: Option<&Decision>) -> Result<()
             )),
             _ => Ok(()),
         },
+        EnforcerRequest::Budgets { .. } => {
+            Err("budget orders are checked each against its own budget (budget_agrees)".into())
+        }
     }
 }
 

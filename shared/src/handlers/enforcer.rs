@@ -2,6 +2,9 @@
 //!
 //! - the ticker, or a person: `{"action": "enforce", "level": "freeze", "reason": "…"}`;
 //! - a person: `{"action": "restore"}` re-enables what batchguard disabled;
+//! - the ticker, for the budgets applied with `budgets apply`:
+//!   `{"action": "budgets", "orders": [{"budget": "genomics", "action": "terminate", "reason": "…"}]}`;
+//!   each order is checked against its own budget in the stored book and the ledger;
 //! - a CloudWatch alarm (the alarm → Lambda action payload): acts only in state `ALARM`, at the
 //!   level the alarm's description names as `batchguard:level=<notify|freeze|stop>`.
 //!
@@ -17,11 +20,12 @@ use serde_json::{Value, json};
 use super::HandlerError;
 use crate::app::enforcer::{EnforceError, EnforcementReport, Enforcer};
 use crate::app::verify::LedgerCheck;
-use crate::core::enforcement::{EnforcerRequest, Step};
+use crate::core::enforcement::{BudgetOrder, EnforcerRequest, Step};
 use crate::core::policy::Level;
 use crate::metrics::{self, Metric, MetricDocument, Unit};
 use crate::ports::{
-    AuditTrail, BaselineStore, BatchControl, EventLog, MetricSink, Notifier, SpendReader,
+    AuditTrail, BaselineStore, BatchControl, BudgetStore, EventLog, MetricSink, Notifier,
+    SpendReader,
 };
 
 /// The marker in an alarm's description that says which level it enforces.
@@ -36,7 +40,7 @@ pub fn read_request(payload: Value) -> Result<Option<EnforcerRequest>, HandlerEr
     }
     if payload.get("alarmData").is_none() {
         return Err(HandlerError::NonRetryable(
-            "expected {\"action\": \"enforce\" | \"restore\"} or a CloudWatch alarm payload".into(),
+            "expected {\"action\": \"enforce\" | \"restore\" | \"budgets\"} or a CloudWatch alarm payload".into(),
         ));
     }
     let alarm: CloudWatchAlarm = serde_json::from_value(payload)
@@ -106,6 +110,56 @@ pub fn action_documents(report: &EnforcementReport, now_ms: i64) -> Vec<MetricDo
 /// Handles one invocation at Unix milliseconds `now_ms`; the actions taken are counted in
 /// `sink`. A freeze, stop or restore the ledger does not agree with (`check`) is refused:
 /// recorded, notified once, and nothing else done.
+/// The applied budgets' orders: the book read from the store (not the request's word), each
+/// order checked against the ledger on its own; those it agrees with are carried out, each of
+/// the others refused and recorded (`Enforcer::refuse`, one notice per step a period).
+async fn budget_orders<B, L, N, R, M>(
+    enforcer: &Enforcer<B, L, N>,
+    check: &LedgerCheck<R, M>,
+    orders: Vec<BudgetOrder>,
+    now_ms: i64,
+) -> Result<EnforcementReport, HandlerError>
+where
+    B: BatchControl + Sync,
+    L: EventLog + AuditTrail + BudgetStore + Sync,
+    N: Notifier + Sync,
+    R: SpendReader + Sync,
+    M: BaselineStore + Sync,
+{
+    let book = enforcer.applied_budgets().await?;
+    let verdicts = check
+        .check_budgets(&book, &orders, now_ms)
+        .await
+        .map_err(|e| {
+            HandlerError::Retryable(format!("reading the ledger to check the budgets: {e}"))
+        })?;
+    let mut agreed = Vec::new();
+    let mut refused = Vec::new();
+    for (order, verdict) in orders.into_iter().zip(verdicts) {
+        match verdict {
+            Ok(()) => agreed.push(order),
+            Err(why) => {
+                tracing::warn!(%why, reason = %order.reason, "budget order refused");
+                refused.push(
+                    enforcer
+                        .refuse(
+                            order.action.level().into(),
+                            &format!("{why}; the request said: {}", order.reason),
+                            now_ms,
+                        )
+                        .await?,
+                );
+            }
+        }
+    }
+    let mut report = enforcer.enforce_budgets(&book, &agreed, now_ms).await?;
+    for refusal in refused {
+        report.actions.extend(refusal.actions);
+        report.failures.extend(refusal.failures);
+    }
+    Ok(report)
+}
+
 pub async fn handle<B, L, N, R, M>(
     enforcer: &Enforcer<B, L, N>,
     check: &LedgerCheck<R, M>,
@@ -115,7 +169,7 @@ pub async fn handle<B, L, N, R, M>(
 ) -> Result<Option<EnforcementReport>, HandlerError>
 where
     B: BatchControl + Sync,
-    L: EventLog + AuditTrail + Sync,
+    L: EventLog + AuditTrail + BudgetStore + Sync,
     N: Notifier + Sync,
     R: SpendReader + Sync,
     M: BaselineStore + Sync,
@@ -127,6 +181,9 @@ where
         HandlerError::Retryable(format!("reading the ledger to check the request: {e}"))
     })?;
     let report = match (verdict, request) {
+        (_, EnforcerRequest::Budgets { orders }) => {
+            budget_orders(enforcer, check, orders, now_ms).await?
+        }
         (Err(why), EnforcerRequest::Enforce { level, reason }) => {
             tracing::warn!(%why, %reason, "request refused");
             enforcer

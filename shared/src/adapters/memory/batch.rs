@@ -57,6 +57,8 @@ impl MemoryBatch {
                             BTreeMap::new()
                         }),
                         kind: JobKind::Single,
+                        job_definition: None,
+                        created_at_ms: None,
                     })
                     .collect(),
             ),
@@ -69,6 +71,25 @@ impl MemoryBatch {
     pub fn set_kind(&self, job_id: &str, kind: JobKind) {
         for job in lock(&self.jobs).iter_mut().filter(|j| j.job_id == job_id) {
             job.kind = kind;
+        }
+    }
+
+    /// Gives `job_id` these tags (besides the protect tag it may have), a job definition
+    /// and a submission time.
+    pub fn describe_job(
+        &self,
+        job_id: &str,
+        tags: &[(&str, &str)],
+        job_definition: &str,
+        created_at_ms: i64,
+    ) {
+        for job in lock(&self.jobs).iter_mut().filter(|j| j.job_id == job_id) {
+            let known = job.tags.get_or_insert_with(BTreeMap::new);
+            for (key, value) in tags {
+                known.insert((*key).to_owned(), (*value).to_owned());
+            }
+            job.job_definition = Some(job_definition.to_owned());
+            job.created_at_ms = Some(created_at_ms);
         }
     }
 

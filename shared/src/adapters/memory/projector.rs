@@ -54,6 +54,22 @@ impl MemoryProjector {
         }
     }
 
+    /// As [`MemoryProjector::new`], summing each job under every budget of `book` it counts
+    /// in (`Ledger::with_budgets`), as the DynamoDB projector does with the applied budgets.
+    pub fn with_budgets(
+        prices: PriceTable,
+        period: BudgetPeriod,
+        book: std::sync::Arc<crate::core::budgets::BudgetBook>,
+    ) -> Self {
+        Self {
+            inner: Mutex::new(Inner {
+                ledger: Ledger::new(prices, period).with_budgets(book),
+                facts: Vec::new(),
+                last_event_ms: HashMap::new(),
+            }),
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }

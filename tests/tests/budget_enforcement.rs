@@ -1,0 +1,461 @@
+//! The enforcer acting on applied budgets (issue 17, ADR 0012): only the jobs a budget counts
+//! are touched, the strictest action reaching a job wins and is named, drain turns away what
+//! arrives after it while cancel-queued and terminate reach what was already there, a budget's
+//! dry run changes nothing, protection holds, and an order the ledger does not back is
+//! refused. In-memory Batch (it holds jobs in every state, as the emulator cannot without
+//! Docker); the ledger from the sample day's events.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+
+use serde_json::json;
+use shared::adapters::emf::EmfMemory;
+use shared::adapters::memory::{MemoryBatch, MemoryEventLog, MemoryProjector, Outbox};
+use shared::app::enforcer::{Enforcer, EnforcerSettings};
+use shared::app::ticker::{MAX_SCOPES_READ, TickerSettings};
+use shared::app::verify::LedgerCheck;
+use shared::core::budget::BudgetPeriod;
+use shared::core::budgets::{Action, BudgetBook};
+use shared::core::enforcement::BudgetOrder;
+use shared::core::facts::{EnforcementAction, JobStatus};
+use shared::core::policy::BudgetPolicy;
+use shared::core::prices::PriceTable;
+use shared::handlers::enforcer;
+use shared::ports::{AuditTrail, BudgetStore, Projector};
+
+const AT_MS: i64 = 1_795_413_600_000; // 2026-11-23T06:00:00Z
+const MINUTE: i64 = 60_000;
+
+/// Two teams' budgets on one shared queue; imaging's is a dry run.
+fn book() -> BudgetBook {
+    BudgetBook::parse(
+        r#"
+[[budget]]
+name = "genomics"
+amount_usd = "10"
+period = "month"
+scope = { tags = ["team=genomics"] }
+thresholds = [
+  { at_percent = "50", action = "drain" },
+  { at_percent = "80", action = "cancel-queued" },
+  { at_percent = "100", action = "terminate" },
+]
+
+[[budget]]
+name = "imaging"
+amount_usd = "10"
+period = "month"
+dry_run = true
+scope = { tags = ["team=imaging"] }
+thresholds = [{ at_percent = "100", action = "terminate" }]
+"#,
+    )
+    .unwrap()
+}
+
+/// The shared queue: each team's running and waiting jobs, submitted before `AT_MS`, and a
+/// protected genomics job.
+fn shared_queue() -> MemoryBatch {
+    let batch = MemoryBatch::with(
+        &[("shared", true)],
+        &[
+            ("g-run", "shared", JobStatus::Running, false),
+            ("g-wait", "shared", JobStatus::Runnable, false),
+            ("g-protected", "shared", JobStatus::Running, true),
+            ("i-run", "shared", JobStatus::Running, false),
+            ("i-wait", "shared", JobStatus::Runnable, false),
+        ],
+    );
+    for (id, team) in [
+        ("g-run", "genomics"),
+        ("g-wait", "genomics"),
+        ("g-protected", "genomics"),
+        ("i-run", "imaging"),
+        ("i-wait", "imaging"),
+    ] {
+        batch.describe_job(id, &[("team", team)], "pipeline", AT_MS - 3_600_000);
+    }
+    batch
+}
+
+fn settings() -> EnforcerSettings {
+    EnforcerSettings {
+        queues: vec![],
+        dry_run: false,
+        period: BudgetPeriod::Month,
+    }
+}
+
+fn order(budget: &str, action: Action) -> BudgetOrder {
+    BudgetOrder {
+        budget: budget.into(),
+        action,
+        reason: format!("{budget} at {action}"),
+    }
+}
+
+/// GIVEN two teams sharing a queue WHEN genomics' budget drains, then cancels the queue, then
+/// terminates THEN at drain only a genomics job submitted after the drain began is cancelled
+/// (the waiting one from before stays, imaging's jobs are untouched and the queue stays
+/// open); at cancel-queued the older waiting job goes too; at terminate its running job; the
+/// protected job never; every action is in the audit trail under the budget's name, and each
+/// budget is notified once per action.
+#[tokio::test]
+async fn drain_on_a_shared_queue_turns_away_only_the_runaway_teams_new_jobs() {
+    let batch = shared_queue();
+    let log = MemoryEventLog::new();
+    let outbox = Outbox::default();
+    let enforcer = Enforcer::new(&batch, &log, &outbox, settings());
+    let book = book();
+
+    // The first drain: nothing had arrived since it began.
+    let first = enforcer
+        .enforce_budgets(&book, &[order("genomics", Action::Drain)], AT_MS)
+        .await
+        .unwrap();
+    assert!(batch.calls().is_empty(), "{:?}", batch.calls());
+    assert_eq!(outbox.0.lock().unwrap().len(), 1);
+    assert!(first.failures.is_empty(), "{first:?}");
+
+    // A genomics job and an imaging job arrive after it; the next tick drains again.
+    batch.jobs.lock().unwrap().extend(
+        shared_queue()
+            .jobs
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|j| j.job_id == "g-wait" || j.job_id == "i-wait")
+            .map(|j| {
+                let mut j = j.clone();
+                j.job_id = format!("{}-new", j.job_id);
+                j.created_at_ms = Some(AT_MS + 30_000);
+                j
+            }),
+    );
+    enforcer
+        .enforce_budgets(&book, &[order("genomics", Action::Drain)], AT_MS + MINUTE)
+        .await
+        .unwrap();
+    assert_eq!(batch.calls(), ["CancelJob g-wait-new"]);
+    assert_eq!(
+        outbox.0.lock().unwrap().len(),
+        1,
+        "one notice per budget and action a period"
+    );
+    assert!(
+        batch.queues.lock().unwrap()["shared"],
+        "the queue stays open"
+    );
+
+    enforcer
+        .enforce_budgets(
+            &book,
+            &[order("genomics", Action::CancelQueued)],
+            AT_MS + 2 * MINUTE,
+        )
+        .await
+        .unwrap();
+    assert_eq!(batch.calls(), ["CancelJob g-wait-new", "CancelJob g-wait"]);
+
+    let last = enforcer
+        .enforce_budgets(
+            &book,
+            &[order("genomics", Action::Terminate)],
+            AT_MS + 3 * MINUTE,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        batch.calls(),
+        [
+            "CancelJob g-wait-new",
+            "CancelJob g-wait",
+            "TerminateJob g-run"
+        ]
+    );
+    assert!(last.protected_jobs.contains(&"g-protected".to_owned()));
+    assert_eq!(outbox.0.lock().unwrap().len(), 3);
+
+    let period_start = BudgetPeriod::Month.bounds(AT_MS / 1000).0;
+    let audit = log.audit_entries(period_start).await.unwrap();
+    let terminated = audit
+        .iter()
+        .find(|e| matches!(&e.action, EnforcementAction::JobTerminated { job_id, .. } if job_id == "g-run"))
+        .unwrap();
+    assert_eq!(terminated.level, "budget genomics: terminate");
+    assert!(!terminated.dry_run);
+    assert!(
+        audit
+            .iter()
+            .all(|e| e.action.target() != "i-run" && e.action.target() != "i-wait"),
+        "imaging's jobs are not in the trail"
+    );
+}
+
+/// GIVEN both budgets at terminate, imaging's a dry run WHEN the enforcer acts THEN genomics'
+/// running job is terminated, imaging's are recorded as what its dry run would do and no call
+/// touches them.
+#[tokio::test]
+async fn a_budgets_dry_run_records_and_changes_nothing() {
+    let batch = shared_queue();
+    let log = MemoryEventLog::new();
+    let outbox = Outbox::default();
+    let enforcer = Enforcer::new(&batch, &log, &outbox, settings());
+    let report = enforcer
+        .enforce_budgets(
+            &book(),
+            &[
+                order("genomics", Action::Terminate),
+                order("imaging", Action::Terminate),
+            ],
+            AT_MS,
+        )
+        .await
+        .unwrap();
+    let mut calls = batch.calls();
+    calls.sort();
+    assert_eq!(calls, ["CancelJob g-wait", "TerminateJob g-run"]);
+    let imaging: Vec<(&str, bool)> = report
+        .actions
+        .iter()
+        .filter(|a| a.action.target().starts_with("i-"))
+        .map(|a| (a.action.target(), a.carried_out))
+        .collect();
+    assert_eq!(imaging, [("i-run", false), ("i-wait", false)]);
+    let subjects = outbox.0.lock().unwrap().join("\n");
+    assert!(
+        subjects.contains("budget imaging at terminate (dry run)"),
+        "{subjects}"
+    );
+}
+
+/// Two budgets reaching one job: the strictest acts and is named. `team-all` counts every
+/// job of the queue and only drains; `genomics` terminates.
+#[tokio::test]
+async fn when_two_budgets_reach_a_job_the_strictest_acts_and_is_named() {
+    let book = BudgetBook::parse(
+        r#"
+[[budget]]
+name = "queue"
+amount_usd = "10"
+period = "month"
+scope = { queues = ["shared"] }
+thresholds = [{ at_percent = "50", action = "cancel-queued" }]
+
+[[budget]]
+name = "genomics"
+amount_usd = "10"
+period = "month"
+scope = { tags = ["team=genomics"] }
+thresholds = [{ at_percent = "100", action = "terminate" }]
+"#,
+    )
+    .unwrap();
+    let batch = shared_queue();
+    let log = MemoryEventLog::new();
+    let outbox = Outbox::default();
+    let enforcer = Enforcer::new(&batch, &log, &outbox, settings());
+    let report = enforcer
+        .enforce_budgets(
+            &book,
+            &[
+                order("queue", Action::CancelQueued),
+                order("genomics", Action::Terminate),
+            ],
+            AT_MS,
+        )
+        .await
+        .unwrap();
+    let mut calls = batch.calls();
+    calls.sort();
+    assert_eq!(
+        calls,
+        ["CancelJob g-wait", "CancelJob i-wait", "TerminateJob g-run"],
+        "imaging's running job is only in the queue's budget, which does not terminate"
+    );
+    let period_start = BudgetPeriod::Month.bounds(AT_MS / 1000).0;
+    let audit = log.audit_entries(period_start).await.unwrap();
+    let level_of = |id: &str| {
+        audit
+            .iter()
+            .find(|e| e.action.target() == id)
+            .map(|e| e.level.clone())
+            .unwrap()
+    };
+    assert_eq!(level_of("g-wait"), "budget genomics: terminate");
+    assert_eq!(level_of("i-wait"), "budget queue: cancel-queued");
+    assert!(report.failures.is_empty(), "{report:?}");
+}
+
+/// GIVEN the sample day's first 400 events in the ledger, with the budgets applied to the
+/// store WHEN the enforcer is asked, through its handler, to terminate for genomics (over its
+/// amount on the ledger), for imaging (under its first threshold) and for a budget nobody
+/// applied THEN the genomics order is carried out and the other two are refused and recorded,
+/// touching nothing.
+#[tokio::test]
+async fn orders_the_ledger_does_not_back_are_refused() {
+    let text =
+        std::fs::read_to_string(batchguard_tests::cfn::root().join("examples/sample-day.jsonl"))
+            .unwrap();
+    let applied = BudgetBook::parse(
+        r#"
+[[budget]]
+name = "genomics"
+amount_usd = "0.05"
+period = "month"
+scope = { tags = ["team=genomics"] }
+thresholds = [{ at_percent = "100", action = "terminate" }]
+
+[[budget]]
+name = "imaging"
+amount_usd = "100000"
+period = "month"
+scope = { tags = ["team=imaging"] }
+thresholds = [{ at_percent = "100", action = "terminate" }]
+"#,
+    )
+    .unwrap();
+    let projector = MemoryProjector::with_budgets(
+        PriceTable::builtin(),
+        BudgetPeriod::Month,
+        Arc::new(applied.clone()),
+    );
+    let mut last_ms = 0;
+    for line in text.lines().take(400) {
+        if let Ok(shared::events::Parsed::Fact(fact)) = shared::events::parse_event(line.as_bytes())
+        {
+            last_ms = last_ms.max(fact.observed_at.map_or(0, |m| m.0));
+            projector.project(&fact).await.unwrap();
+        }
+    }
+    let log = MemoryEventLog::new();
+    assert!(log.replace_budgets(&applied, 0).await.unwrap());
+    let batch = shared_queue();
+    let outbox = Outbox::default();
+    let enforcing = Enforcer::new(&batch, &log, &outbox, settings());
+    let check = LedgerCheck {
+        reader: &projector,
+        settings: TickerSettings {
+            budget: None,
+            policy: BudgetPolicy::default(),
+            period: BudgetPeriod::Month,
+            scope_queues: vec![],
+            max_scopes_read: MAX_SCOPES_READ,
+            budgets: Default::default(),
+        },
+        baseline: None::<shared::app::ticker::NoAwsBudget>,
+    };
+    let payload = json!({"action": "budgets", "orders": [
+        {"budget": "genomics", "action": "terminate", "reason": "over"},
+        {"budget": "imaging", "action": "terminate", "reason": "forged"},
+        {"budget": "nobody", "action": "drain", "reason": "forged"},
+    ]});
+    let sink = EmfMemory::default();
+    let report = enforcer::handle(&enforcing, &check, &sink, payload, last_ms + 1_000)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut calls = batch.calls();
+    calls.sort();
+    assert_eq!(calls, ["CancelJob g-wait", "TerminateJob g-run"]);
+    let refused: Vec<&str> = report
+        .actions
+        .iter()
+        .filter_map(|a| match &a.action {
+            EnforcementAction::Refused { request } => Some(request.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(refused, ["stop", "freeze"]);
+    let period_start = BudgetPeriod::Month.bounds(last_ms / 1000).0;
+    let audit = log.audit_entries(period_start).await.unwrap();
+    let reasons: Vec<&str> = audit
+        .iter()
+        .filter(|e| matches!(e.action, EnforcementAction::Refused { .. }))
+        .map(|e| e.reason.as_str())
+        .collect();
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("budget imaging asked to terminate, but its spend is below")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("no budget named nobody is applied")),
+        "{reasons:?}"
+    );
+}
+
+/// On the emulator's Batch through the real SDK: GIVEN one genomics and one imaging job on a
+/// shared queue WHEN the enforcer's listing reads them THEN each carries what a budget matches
+/// on — its queue, its definition's name without the revision, its tags (`DescribeJobs`) and
+/// when it was submitted (`ListJobs`) — and the genomics budget counts only the genomics job.
+/// (The emulator runs a job to SUCCEEDED at once without Docker, and ignores `dependsOn`, so
+/// the cancelling itself is tested on the in-memory Batch above.)
+#[tokio::test]
+async fn on_the_emulator_the_job_listing_carries_what_a_budget_matches_on() {
+    use shared::adapters::batch::AwsBatch;
+    use shared::core::budgets::JobFacets;
+    use shared::ports::BatchControl;
+    let config = batchguard_tests::emulator_config().await;
+    let client = aws_sdk_batch::Client::new(&config);
+    let queue = batchguard_tests::unique_prefix("budget-shared");
+    batchguard_tests::emulator_queue(&client, &queue).await;
+    let definition =
+        batchguard_tests::emulator_job_definition(&client, &format!("{queue}-pipeline")).await;
+    let mut ids = Vec::new();
+    for team in ["genomics", "imaging"] {
+        let id = client
+            .submit_job()
+            .job_name(team)
+            .job_queue(&queue)
+            .job_definition(&definition)
+            .tags("team", team)
+            .send()
+            .await
+            .unwrap()
+            .job_id()
+            .unwrap()
+            .to_owned();
+        ids.push(id);
+    }
+    let book = BudgetBook::parse(&format!(
+        r#"
+[[budget]]
+name = "genomics"
+amount_usd = "10"
+period = "month"
+scope = {{ queues = ["{queue}"], job_definitions = ["{queue}-pipeline"], tags = ["team=genomics"] }}
+thresholds = [{{ at_percent = "80", action = "cancel-queued" }}]
+"#
+    ))
+    .unwrap();
+    let listed = AwsBatch::from_config(&config)
+        .jobs(&queue, &JobStatus::ALL)
+        .await
+        .unwrap();
+    let mut counted = Vec::new();
+    for id in &ids {
+        let job = listed
+            .iter()
+            .find(|j| &j.job_id == id)
+            .unwrap_or_else(|| panic!("{id} not in {listed:?}"));
+        assert!(job.created_at_ms.is_some(), "{job:?}");
+        let tags: Vec<(String, String)> = job
+            .tags
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let facets = JobFacets {
+            queue: &job.queue,
+            compute_environment: None,
+            job_definition: job.job_definition.as_deref().unwrap(),
+            tags: &tags,
+        };
+        counted.push(book.budgets_of(&facets).len());
+    }
+    assert_eq!(counted, [1, 0], "{listed:?}");
+}
