@@ -287,6 +287,137 @@ thresholds = [{ at_percent = "100", action = "terminate" }]
     assert!(report.failures.is_empty(), "{report:?}");
 }
 
+/// GIVEN an enforcing budget for the whole shared queue at cancel-queued and a dry-run budget
+/// for one team inside it at terminate WHEN both act THEN the enforcing budget's cancels are
+/// carried out on every waiting job, the team's included (a dry-run budget, however strict,
+/// never takes an enforcing one's place on a job they share), and the dry run's terminate is
+/// only recorded.
+#[tokio::test]
+async fn a_dry_run_budget_never_takes_an_enforcing_ones_place() {
+    let book = BudgetBook::parse(
+        r#"
+[[budget]]
+name = "org"
+amount_usd = "10"
+period = "month"
+scope = { queues = ["shared"] }
+thresholds = [{ at_percent = "80", action = "cancel-queued" }]
+
+[[budget]]
+name = "genomics-trial"
+parent = "org"
+amount_usd = "1"
+period = "month"
+dry_run = true
+scope = { tags = ["team=genomics"] }
+thresholds = [{ at_percent = "100", action = "terminate" }]
+"#,
+    )
+    .unwrap();
+    let batch = shared_queue();
+    let log = MemoryEventLog::new();
+    let outbox = Outbox::default();
+    let enforcer = Enforcer::new(&batch, &log, &outbox, settings());
+    let report = enforcer
+        .enforce_budgets(
+            &book,
+            &[
+                order("org", Action::CancelQueued),
+                order("genomics-trial", Action::Terminate),
+            ],
+            AT_MS,
+        )
+        .await
+        .unwrap();
+    let mut calls = batch.calls();
+    calls.sort();
+    assert_eq!(calls, ["CancelJob g-wait", "CancelJob i-wait"]);
+    let g_run: Vec<bool> = report
+        .actions
+        .iter()
+        .filter(|a| a.action.target() == "g-run")
+        .map(|a| a.carried_out)
+        .collect();
+    assert_eq!(g_run, [false], "the dry run's terminate, recorded only");
+}
+
+/// GIVEN a stack scoped to other queues (`JobQueueArns`) WHEN a budget whose scope names no
+/// queue terminates THEN no job outside the stack's queues is touched; scoped to the shared
+/// queue, its jobs are.
+#[tokio::test]
+async fn budget_orders_stay_inside_the_stacks_queues() {
+    for (queues, expected) in [
+        (vec!["elsewhere".to_owned()], Vec::<&str>::new()),
+        (
+            vec!["shared".to_owned()],
+            vec!["CancelJob g-wait", "TerminateJob g-run"],
+        ),
+    ] {
+        let batch = shared_queue();
+        let log = MemoryEventLog::new();
+        let outbox = Outbox::default();
+        let enforcer = Enforcer::new(
+            &batch,
+            &log,
+            &outbox,
+            EnforcerSettings {
+                queues: queues.clone(),
+                ..settings()
+            },
+        );
+        enforcer
+            .enforce_budgets(&book(), &[order("genomics", Action::Terminate)], AT_MS)
+            .await
+            .unwrap();
+        let mut calls = batch.calls();
+        calls.sort();
+        assert_eq!(calls, expected, "stack queues {queues:?}");
+    }
+}
+
+struct BrokenNotifier;
+
+impl shared::ports::Notifier for BrokenNotifier {
+    async fn notify(&self, _: &str, _: &str) -> Result<(), shared::ports::ControlError> {
+        Err(shared::ports::ControlError::Api {
+            operation: "Publish",
+            message: "NotFound: Topic does not exist".into(),
+            source: None,
+        })
+    }
+}
+
+/// GIVEN notices that cannot be sent (a deleted topic) WHEN a budget drains on two ticks
+/// THEN the drain still begins at the first: a job submitted between them is cancelled, and
+/// the failed notices are reported.
+#[tokio::test]
+async fn a_drain_begins_when_it_is_first_ordered_whatever_the_notices_do() {
+    let batch = shared_queue();
+    let log = MemoryEventLog::new();
+    let enforcer = Enforcer::new(&batch, &log, &BrokenNotifier, settings());
+    let first = enforcer
+        .enforce_budgets(&book(), &[order("genomics", Action::Drain)], AT_MS)
+        .await
+        .unwrap();
+    assert_eq!(first.failures.len(), 1, "{first:?}");
+    let mut late = batch
+        .jobs
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|j| j.job_id == "g-wait")
+        .unwrap()
+        .clone();
+    late.job_id = "g-late".into();
+    late.created_at_ms = Some(AT_MS + 30_000);
+    batch.jobs.lock().unwrap().push(late);
+    enforcer
+        .enforce_budgets(&book(), &[order("genomics", Action::Drain)], AT_MS + MINUTE)
+        .await
+        .unwrap();
+    assert_eq!(batch.calls(), ["CancelJob g-late"]);
+}
+
 /// GIVEN the sample day's first 400 events in the ledger, with the budgets applied to the
 /// store WHEN the enforcer is asked, through its handler, to terminate for genomics (over its
 /// amount on the ledger), for imaging (under its first threshold) and for a budget nobody
@@ -366,7 +497,10 @@ thresholds = [{ at_percent = "100", action = "terminate" }]
             _ => None,
         })
         .collect();
-    assert_eq!(refused, ["stop", "freeze"]);
+    assert_eq!(
+        refused,
+        ["budget imaging: terminate", "budget nobody: drain"]
+    );
     let period_start = BudgetPeriod::Month.bounds(last_ms / 1000).0;
     let audit = log.audit_entries(period_start).await.unwrap();
     let reasons: Vec<&str> = audit

@@ -310,4 +310,45 @@ async fn a_tick_whose_budgets_read_fails_judges_the_last_reading() {
         3,
         "every budget of the last reading is still judged and published"
     );
+
+    // The enforcer, asked to act for a budget while the stored book is unreadable, refuses
+    // the order with the reason, recorded and notified, and touches nothing.
+    let batch = MemoryBatch::with(
+        &[("q", true)],
+        &[("j", "q", shared::core::facts::JobStatus::Running, false)],
+    );
+    let outbox = shared::adapters::memory::Outbox::default();
+    let enforcing = shared::app::enforcer::Enforcer::new(
+        &batch,
+        &log,
+        &outbox,
+        shared::app::enforcer::EnforcerSettings {
+            queues: vec![],
+            dry_run: false,
+            period: BudgetPeriod::Day,
+        },
+    );
+    let check = shared::app::verify::LedgerCheck {
+        reader: &projector,
+        settings: settings(),
+        baseline: None::<ticker::NoAwsBudget>,
+    };
+    let payload = serde_json::json!({"action": "budgets", "orders": [
+        {"budget": "genomics", "action": "terminate", "reason": "over"}]});
+    let report =
+        shared::handlers::enforcer::handle(&enforcing, &check, &sink, payload, at * 1000 + 120_000)
+            .await
+            .unwrap()
+            .unwrap();
+    assert!(batch.calls().is_empty(), "{:?}", batch.calls());
+    assert!(
+        report.actions.iter().any(|a| matches!(
+            &a.action,
+            shared::core::facts::EnforcementAction::Refused { request } if request == "budget genomics: terminate"
+        )),
+        "{report:?}"
+    );
+    assert!(report.reason.contains("cannot be read"), "{report:?}");
+    let notices = outbox.0.lock().unwrap().clone();
+    assert_eq!(notices, ["batchguard: refused budget genomics: terminate"]);
 }

@@ -100,8 +100,8 @@ struct Trail {
     done: Done,
     /// When each action was first carried out (not in a dry run).
     carried_out_at: BTreeMap<EnforcementAction, i64>,
-    /// When each action was first recorded, in a dry run or not.
-    first_at: BTreeMap<EnforcementAction, i64>,
+    /// When each action was first recorded, with whether it was a dry run.
+    first_at: BTreeMap<(EnforcementAction, bool), i64>,
 }
 
 /// One run's view of what it has done, for the jobs it stops.
@@ -210,9 +210,11 @@ where
     async fn trail(&self, at_ms: i64) -> Result<Trail, EnforceError> {
         let period_start = self.settings.period.bounds(Millis(at_ms).floor_seconds()).0;
         let entries = self.log.audit_entries(period_start).await?;
-        let mut first_at: BTreeMap<EnforcementAction, i64> = BTreeMap::new();
+        let mut first_at: BTreeMap<(EnforcementAction, bool), i64> = BTreeMap::new();
         for entry in &entries {
-            let at = first_at.entry(entry.action.clone()).or_insert(entry.at.0);
+            let at = first_at
+                .entry((entry.action.clone(), entry.dry_run))
+                .or_insert(entry.at.0);
             *at = (*at).min(entry.at.0);
         }
         let mut carried_out_at = BTreeMap::new();
@@ -514,6 +516,31 @@ where
         let dry_run_of = |budget: &str| {
             self.settings.dry_run || book.get(budget).is_none_or(|spec| spec.dry_run)
         };
+        // Each acting budget's action, recorded the first time this period before anything
+        // else it does: when a drain began, whatever the notices do.
+        for order in orders
+            .iter()
+            .filter(|order| order.action >= Action::Drain && book.get(&order.budget).is_some())
+        {
+            let dry_run = dry_run_of(&order.budget);
+            let reached = EnforcementAction::BudgetReached {
+                budget: order.budget.clone(),
+                reached: order.action.as_str().to_owned(),
+            };
+            if !done.contains(&(reached.clone(), dry_run)) {
+                let label = format!("budget {}: {}", order.budget, order.action);
+                self.record(
+                    reached,
+                    true,
+                    dry_run,
+                    &label,
+                    &order.reason,
+                    at_ms,
+                    &mut report,
+                )
+                .await?;
+            }
+        }
         for order in orders {
             let dry_run = dry_run_of(&order.budget);
             let notice = EnforcementAction::Notified {
@@ -559,17 +586,20 @@ where
         }
         // When each budget first drained (or more) this period: the jobs submitted since are
         // the ones it turns away.
+        // (The dry-run records of a budget since made live do not count: its drain begins
+        // when it first acts for real.)
         let drained_since: BTreeMap<&str, i64> = acting
             .keys()
             .map(|name| {
+                let dry_run = dry_run_of(name);
                 let since = first_at
                     .iter()
-                    .filter_map(|(action, at)| match action {
-                        EnforcementAction::Notified { notice } => notice
-                            .strip_prefix(&format!("budget {name}: "))
-                            .and_then(|word| serde_json::from_value::<Action>(word.into()).ok())
-                            .filter(|action| *action >= Action::Drain)
-                            .map(|_| *at),
+                    .filter_map(|((action, dry), at)| match action {
+                        EnforcementAction::BudgetReached { budget, .. }
+                            if budget == name && *dry == dry_run =>
+                        {
+                            Some(*at)
+                        }
                         _ => None,
                     })
                     .min()
@@ -619,7 +649,28 @@ where
                 }
             })
             .collect();
-        let steps = book.plan(&acting, &BTreeMap::new(), &views);
+        // The enforcing budgets' plan first, so a dry-run budget never takes the place of an
+        // enforcing one on a job they share; then the dry-run budgets' on the jobs left, to
+        // record what they would do.
+        let (live, dry): (BTreeMap<String, Action>, BTreeMap<String, Action>) = acting
+            .iter()
+            .map(|(name, action)| (name.clone(), *action))
+            .partition(|(name, _)| !dry_run_of(name));
+        let mut steps = book.plan(&live, &BTreeMap::new(), &views);
+        let stepped: BTreeSet<String> = steps
+            .iter()
+            .map(|step| match step {
+                JobStep::Cancel { job_id, .. } | JobStep::Terminate { job_id, .. } => {
+                    job_id.clone()
+                }
+            })
+            .collect();
+        let left: Vec<JobView<'_>> = views
+            .iter()
+            .filter(|view| !stepped.contains(view.job_id))
+            .copied()
+            .collect();
+        steps.extend(book.plan(&dry, &BTreeMap::new(), &left));
         let mut run = Run {
             label: String::new(),
             reason: "",
@@ -659,7 +710,8 @@ where
 
     /// The jobs the acting budgets may reach, tags read: waiting ones, and running ones when
     /// one of them sheds or terminates; from the queues their scopes (or their ancestors')
-    /// name, or every queue when one names none. Protected jobs and jobs whose tags cannot be
+    /// name, or every queue when one names none — within the stack's queues when it names
+    /// some (`EnforcerSettings::queues`). Protected jobs and jobs whose tags cannot be
     /// read are reported and left out.
     async fn budget_jobs(
         &self,
@@ -683,11 +735,16 @@ where
             }
             every_queue |= !found;
         }
-        let names: Vec<String> = if every_queue {
-            Vec::new()
-        } else {
-            named.into_iter().collect()
+        // Never outside the stack's queues (`JobQueueArns`) when it names some.
+        let scoped = &self.settings.queues;
+        let names: Vec<String> = match (every_queue, scoped.is_empty()) {
+            (true, _) => scoped.clone(),
+            (false, true) => named.into_iter().collect(),
+            (false, false) => named.into_iter().filter(|q| scoped.contains(q)).collect(),
         };
+        if names.is_empty() && !(every_queue && scoped.is_empty()) {
+            return Ok(Vec::new());
+        }
         let queues = self.batch.queues(&names).await?;
         let mut statuses: Vec<JobStatus> = QUEUED.to_vec();
         if acting.values().any(|action| *action >= Action::Shed) {
@@ -735,8 +792,21 @@ where
         why: &str,
         at_ms: i64,
     ) -> Result<EnforcementReport, EnforceError> {
+        self.refuse_as(request, request.as_str(), why, at_ms).await
+    }
+
+    /// As [`Enforcer::refuse`], the refusal recorded and notified under `label` (an applied
+    /// budget's order: `budget genomics: terminate`, so its refusals are kept apart from the
+    /// template budget's levels and from each other).
+    pub async fn refuse_as(
+        &self,
+        request: Step,
+        label: &str,
+        why: &str,
+        at_ms: i64,
+    ) -> Result<EnforcementReport, EnforceError> {
         let action = EnforcementAction::Refused {
-            request: request.as_str().to_owned(),
+            request: label.to_owned(),
         };
         let period_start = self.settings.period.bounds(Millis(at_ms).floor_seconds()).0;
         let refused_before = self
@@ -745,13 +815,7 @@ where
             .await?
             .iter()
             .any(|entry| entry.action == action);
-        let fact = self.entry(
-            action.clone(),
-            self.settings.dry_run,
-            request.as_str(),
-            why,
-            at_ms,
-        );
+        let fact = self.entry(action.clone(), self.settings.dry_run, label, why, at_ms);
         self.log.append(&[Record::new(fact)]).await?;
         let mut report = EnforcementReport {
             level: request,
@@ -764,16 +828,16 @@ where
             ..EnforcementReport::default()
         };
         if !refused_before {
-            let subject = format!("batchguard: refused {request}");
+            let subject = format!("batchguard: refused {label}");
             let message = format!(
-                "batchguard was asked to {request} and did nothing: {why}. If nobody in your \
+                "batchguard was asked to {label} and did nothing: {why}. If nobody in your \
                  team asked, something in the account is sending batchguard's alarms or \
                  invoking its enforcer."
             );
             if let Err(error) = self.notifier.notify(&subject, &message).await {
                 report.failures.push(ActionFailed {
                     action: "Notified",
-                    target: format!("refused {request}"),
+                    target: format!("refused {label}"),
                     error: error.to_string(),
                 });
             }

@@ -855,8 +855,12 @@ where
             Ok(None) => {}
             Err(error) => {
                 // The scopes' own figures are still published; the budget's are not, as
-                // without AWS's part they would understate its spend.
-                sink.emit(&documents)?;
+                // without AWS's part they would understate its spend. The applied budgets
+                // do not depend on AWS Budgets: their orders still go.
+                let emitted = sink.emit(&documents);
+                let budgets_triggered = trigger_budgets(trigger, &mut report).await;
+                emitted?;
+                budgets_triggered?;
                 return Err(error);
             }
         }

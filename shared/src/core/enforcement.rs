@@ -183,7 +183,8 @@ pub fn recorded_queue_states(entries: &[EnforcementRecorded]) -> BTreeMap<String
             EnforcementAction::Notified { .. }
             | EnforcementAction::JobCancelled { .. }
             | EnforcementAction::JobTerminated { .. }
-            | EnforcementAction::Refused { .. } => {}
+            | EnforcementAction::Refused { .. }
+            | EnforcementAction::BudgetReached { .. } => {}
         }
     }
     states

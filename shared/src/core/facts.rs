@@ -459,6 +459,13 @@ pub enum EnforcementAction {
     Refused {
         request: String,
     },
+    /// An applied budget's action carried out for the first time this period (recorded
+    /// before anything else it does): when a draining budget began turning jobs away.
+    BudgetReached {
+        budget: String,
+        /// The budget's action (`drain`, …); not `action`, the tag of this enum.
+        reached: String,
+    },
 }
 
 impl EnforcementAction {
@@ -472,6 +479,7 @@ impl EnforcementAction {
             Self::JobCancelled { .. } => "JobCancelled",
             Self::JobTerminated { .. } => "JobTerminated",
             Self::Refused { .. } => "Refused",
+            Self::BudgetReached { .. } => "BudgetReached",
         }
     }
 
@@ -484,6 +492,7 @@ impl EnforcementAction {
             | Self::QueueReleased { queue } => queue,
             Self::JobCancelled { job_id, .. } | Self::JobTerminated { job_id, .. } => job_id,
             Self::Refused { request } => request,
+            Self::BudgetReached { budget, .. } => budget,
         }
     }
 }

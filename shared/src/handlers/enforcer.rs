@@ -126,7 +126,33 @@ where
     R: SpendReader + Sync,
     M: BaselineStore + Sync,
 {
-    let book = enforcer.applied_budgets().await?;
+    // A book that cannot be read refuses every order, recorded and notified (once a period
+    // per budget and action), rather than failing each tick in silence; `budgets apply`
+    // replaces it (`doctor` names it too).
+    let book = match enforcer.applied_budgets().await {
+        Ok(book) => book,
+        Err(EnforceError::Store(error @ crate::ports::StoreError::Corrupt { .. })) => {
+            let why = format!("the applied budgets cannot be read: {error}");
+            let mut report = EnforcementReport {
+                reason: why.clone(),
+                ..EnforcementReport::default()
+            };
+            for order in &orders {
+                let refusal = enforcer
+                    .refuse_as(
+                        order.action.level().into(),
+                        &format!("budget {}: {}", order.budget, order.action),
+                        &why,
+                        now_ms,
+                    )
+                    .await?;
+                report.actions.extend(refusal.actions);
+                report.failures.extend(refusal.failures);
+            }
+            return Ok(report);
+        }
+        Err(error) => return Err(error.into()),
+    };
     let verdicts = check
         .check_budgets(&book, &orders, now_ms)
         .await
@@ -142,8 +168,9 @@ where
                 tracing::warn!(%why, reason = %order.reason, "budget order refused");
                 refused.push(
                     enforcer
-                        .refuse(
+                        .refuse_as(
                             order.action.level().into(),
+                            &format!("budget {}: {}", order.budget, order.action),
                             &format!("{why}; the request said: {}", order.reason),
                             now_ms,
                         )

@@ -233,10 +233,10 @@ impl DynamoProjector {
         self
     }
 
-    /// The applied budgets to fold with, read again when the last reading is old. A read
-    /// that fails is retried as any store error (the event is redelivered); the reading before
-    /// it is used meanwhile if there is one. A stored book that no longer validates is logged
-    /// and not used, so the bill is still projected.
+    /// The applied budgets to fold with, read again when the last reading is old. When a read
+    /// fails or finds a book that no longer validates, the last reading serves until the next
+    /// refresh; with none, a failed read is retried as any store error (the event is
+    /// redelivered) and a corrupt book leaves the bill projected without budgets.
     async fn applied_budgets(&self) -> Result<Option<Arc<BudgetBook>>, StoreError> {
         let Some(cache) = &self.budgets else {
             return Ok(None);
@@ -262,13 +262,18 @@ impl DynamoProjector {
                 cache.version = version;
                 cache.read_at = Some(now);
             }
+            // A book stored since that no longer validates: the last good reading is kept
+            // (projecting without it would take every job projected from now on out of its
+            // budgets); with none, the bill is projected without budgets.
             Err(error @ StoreError::Corrupt { .. }) => {
-                tracing::error!(%error, "the applied budgets are corrupt: projecting without them");
-                cache.book = None;
+                tracing::error!(%error, "the applied budgets are corrupt: using the last good reading, if any");
                 cache.read_at = Some(now);
             }
+            // A failed read: the last reading serves until the next refresh, so a throttled
+            // item is not asked again on every event.
             Err(error) if cache.read_at.is_some() => {
                 tracing::warn!(%error, "could not read the applied budgets: using the last reading");
+                cache.read_at = Some(now);
             }
             Err(error) => return Err(error),
         }
