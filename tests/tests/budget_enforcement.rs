@@ -94,6 +94,34 @@ fn order(budget: &str, action: Action) -> BudgetOrder {
     }
 }
 
+/// What one enforcement of `orders` on the shared queue did.
+struct Acted {
+    /// The mutating calls made to Batch, sorted.
+    calls: Vec<String>,
+    log: MemoryEventLog,
+    outbox: Outbox,
+    report: shared::app::enforcer::EnforcementReport,
+}
+
+/// Enforces `orders` once, at `AT_MS`, on a fresh shared queue.
+async fn act_once(book: &BudgetBook, orders: &[BudgetOrder], settings: EnforcerSettings) -> Acted {
+    let batch = shared_queue();
+    let log = MemoryEventLog::new();
+    let outbox = Outbox::default();
+    let report = Enforcer::new(&batch, &log, &outbox, settings)
+        .enforce_budgets(book, orders, AT_MS)
+        .await
+        .unwrap();
+    let mut calls = batch.calls();
+    calls.sort();
+    Acted {
+        calls,
+        log,
+        outbox,
+        report,
+    }
+}
+
 /// GIVEN two teams sharing a queue WHEN genomics' budget drains, then cancels the queue, then
 /// terminates THEN at drain only a genomics job submitted after the drain began is cancelled
 /// (the waiting one from before stays, imaging's jobs are untouched and the queue stays
@@ -197,23 +225,20 @@ async fn drain_on_a_shared_queue_turns_away_only_the_runaway_teams_new_jobs() {
 /// touches them.
 #[tokio::test]
 async fn a_budgets_dry_run_records_and_changes_nothing() {
-    let batch = shared_queue();
-    let log = MemoryEventLog::new();
-    let outbox = Outbox::default();
-    let enforcer = Enforcer::new(&batch, &log, &outbox, settings());
-    let report = enforcer
-        .enforce_budgets(
-            &book(),
-            &[
-                order("genomics", Action::Terminate),
-                order("imaging", Action::Terminate),
-            ],
-            AT_MS,
-        )
-        .await
-        .unwrap();
-    let mut calls = batch.calls();
-    calls.sort();
+    let Acted {
+        calls,
+        outbox,
+        report,
+        ..
+    } = act_once(
+        &book(),
+        &[
+            order("genomics", Action::Terminate),
+            order("imaging", Action::Terminate),
+        ],
+        settings(),
+    )
+    .await;
     assert_eq!(calls, ["CancelJob g-wait", "TerminateJob g-run"]);
     let imaging: Vec<(&str, bool)> = report
         .actions
@@ -251,23 +276,17 @@ thresholds = [{ at_percent = "100", action = "terminate" }]
 "#,
     )
     .unwrap();
-    let batch = shared_queue();
-    let log = MemoryEventLog::new();
-    let outbox = Outbox::default();
-    let enforcer = Enforcer::new(&batch, &log, &outbox, settings());
-    let report = enforcer
-        .enforce_budgets(
-            &book,
-            &[
-                order("queue", Action::CancelQueued),
-                order("genomics", Action::Terminate),
-            ],
-            AT_MS,
-        )
-        .await
-        .unwrap();
-    let mut calls = batch.calls();
-    calls.sort();
+    let Acted {
+        calls, log, report, ..
+    } = act_once(
+        &book,
+        &[
+            order("queue", Action::CancelQueued),
+            order("genomics", Action::Terminate),
+        ],
+        settings(),
+    )
+    .await;
     assert_eq!(
         calls,
         ["CancelJob g-wait", "CancelJob i-wait", "TerminateJob g-run"],
@@ -314,23 +333,15 @@ thresholds = [{ at_percent = "100", action = "terminate" }]
 "#,
     )
     .unwrap();
-    let batch = shared_queue();
-    let log = MemoryEventLog::new();
-    let outbox = Outbox::default();
-    let enforcer = Enforcer::new(&batch, &log, &outbox, settings());
-    let report = enforcer
-        .enforce_budgets(
-            &book,
-            &[
-                order("org", Action::CancelQueued),
-                order("genomics-trial", Action::Terminate),
-            ],
-            AT_MS,
-        )
-        .await
-        .unwrap();
-    let mut calls = batch.calls();
-    calls.sort();
+    let Acted { calls, report, .. } = act_once(
+        &book,
+        &[
+            order("org", Action::CancelQueued),
+            order("genomics-trial", Action::Terminate),
+        ],
+        settings(),
+    )
+    .await;
     assert_eq!(calls, ["CancelJob g-wait", "CancelJob i-wait"]);
     let g_run: Vec<bool> = report
         .actions
@@ -353,24 +364,15 @@ async fn budget_orders_stay_inside_the_stacks_queues() {
             vec!["CancelJob g-wait", "TerminateJob g-run"],
         ),
     ] {
-        let batch = shared_queue();
-        let log = MemoryEventLog::new();
-        let outbox = Outbox::default();
-        let enforcer = Enforcer::new(
-            &batch,
-            &log,
-            &outbox,
+        let Acted { calls, .. } = act_once(
+            &book(),
+            &[order("genomics", Action::Terminate)],
             EnforcerSettings {
                 queues: queues.clone(),
                 ..settings()
             },
-        );
-        enforcer
-            .enforce_budgets(&book(), &[order("genomics", Action::Terminate)], AT_MS)
-            .await
-            .unwrap();
-        let mut calls = batch.calls();
-        calls.sort();
+        )
+        .await;
         assert_eq!(calls, expected, "stack queues {queues:?}");
     }
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use batchguard_tests::emulator_event_log;
 use rust_decimal::Decimal;
 use serde_json::Value;
-use shared::adapters::dynamodb::DynamoProjector;
+use shared::adapters::dynamodb::{DynamoEventLog, DynamoProjector};
 use shared::adapters::emf::EmfMemory;
 use shared::adapters::memory::{MemoryBatch, RecordingTrigger};
 use shared::app::collector::Collector;
@@ -102,6 +102,33 @@ fn settings() -> TickerSettings {
     }
 }
 
+/// The ticker function on the emulator's tables, with no AWS budget and no silent-job check.
+fn ticker_function<'a>(
+    projector: &'a DynamoProjector,
+    log: &'a DynamoEventLog,
+    trigger: &'a RecordingTrigger,
+    sink: &'a EmfMemory,
+) -> TickerFunction<
+    MemoryBatch,
+    &'a DynamoProjector,
+    &'a DynamoEventLog,
+    &'a RecordingTrigger,
+    &'a EmfMemory,
+> {
+    TickerFunction {
+        batch: MemoryBatch::default(),
+        projector,
+        collector: Collector::new(log, projector),
+        audit: log,
+        trigger,
+        sink,
+        settings: settings(),
+        aws_budget: None,
+        silent: SilentCheck::after(365 * 86_400_000),
+        last_budgets: Default::default(),
+    }
+}
+
 fn budget_document<'a>(objects: &'a [Value], name: &str) -> &'a Value {
     objects
         .iter()
@@ -141,18 +168,7 @@ async fn the_stack_sums_each_applied_budget_and_the_ticker_judges_it_as_a_replay
 
     let sink = EmfMemory::default();
     let trigger = RecordingTrigger::default();
-    let function: TickerFunction<_, _, _, _, _> = TickerFunction {
-        batch: MemoryBatch::default(),
-        projector: &projector,
-        collector: Collector::new(&log, &projector),
-        audit: &log,
-        trigger: &trigger,
-        sink: &sink,
-        settings: settings(),
-        aws_budget: None,
-        silent: SilentCheck::after(365 * 86_400_000),
-        last_budgets: Default::default(),
-    };
+    let function = ticker_function(&projector, &log, &trigger, &sink);
     let answer = function.invoke(at * 1000).await.unwrap();
     assert_eq!(
         answer["tick"]["budgets_not_judged"],
@@ -253,18 +269,7 @@ async fn a_tick_whose_budgets_read_fails_judges_the_last_reading() {
     let at = Millis(1_795_420_000_000).ceil_seconds();
     let sink = EmfMemory::default();
     let trigger = RecordingTrigger::default();
-    let function: TickerFunction<_, _, _, _, _> = TickerFunction {
-        batch: MemoryBatch::default(),
-        projector: &projector,
-        collector: Collector::new(&log, &projector),
-        audit: &log,
-        trigger: &trigger,
-        sink: &sink,
-        settings: settings(),
-        aws_budget: None,
-        silent: SilentCheck::after(365 * 86_400_000),
-        last_budgets: Default::default(),
-    };
+    let function = ticker_function(&projector, &log, &trigger, &sink);
     let first = function.invoke(at * 1000).await.unwrap();
     assert!(first.get("budgets_error").is_none(), "{first}");
     let judged = |objects: &[Value]| -> usize {
@@ -351,4 +356,54 @@ async fn a_tick_whose_budgets_read_fails_judges_the_last_reading() {
     assert!(report.reason.contains("cannot be read"), "{report:?}");
     let notices = outbox.0.lock().unwrap().clone();
     assert_eq!(notices, ["batchguard: refused budget genomics: terminate"]);
+}
+
+/// The collector's clock in the test below (Unix seconds).
+static CLOCK: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(1_795_420_000);
+
+fn test_clock() -> i64 {
+    CLOCK.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// GIVEN the same 60 sample events collected twice, by a collector that does not read applied
+/// budgets and by one that does (none applied, so both sum the same scopes) WHEN their
+/// DynamoDB requests are counted THEN reading the budgets costs one request for all 60 events,
+/// and one more once its reading is a minute old: a request a minute per warm collector, not
+/// one an event.
+#[tokio::test]
+async fn the_applied_budgets_cost_a_collector_one_read_a_minute_not_one_an_event() {
+    let events = sample_events();
+    let (first_half, second_half) = events[..60].split_at(30);
+    let mut requests = Vec::new();
+    for reads_budgets in [false, true] {
+        let (log, counter) =
+            batchguard_tests::counted_emulator_event_log("budgets-read-cost").await;
+        let mut projector =
+            DynamoProjector::new(log.clone(), PriceTable::builtin(), BudgetPeriod::Day)
+                .with_clock(test_clock);
+        if reads_budgets {
+            projector = projector.with_applied_budgets();
+        }
+        let collector = Collector::new(log.clone(), projector);
+        let before = counter.count();
+        for event in first_half {
+            collector.collect(event.as_bytes(), "test").await.unwrap();
+        }
+        let first = counter.count() - before;
+        CLOCK.fetch_add(
+            shared::adapters::dynamodb::BUDGETS_REFRESH_SECONDS,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        for event in second_half {
+            collector.collect(event.as_bytes(), "test").await.unwrap();
+        }
+        requests.push((first, counter.count() - before - first));
+        CLOCK.fetch_sub(
+            shared::adapters::dynamodb::BUDGETS_REFRESH_SECONDS,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+    let (without, with) = (requests[0], requests[1]);
+    assert_eq!(with.0, without.0 + 1, "{requests:?}");
+    assert_eq!(with.1, without.1 + 1, "{requests:?}");
 }

@@ -446,21 +446,27 @@ impl crate::ports::AuditTrail for SqliteEventLog {
     }
 }
 
-/// The budgets file applied to this store: one row (`budgets`, id 1) holding the book as JSON
-/// and its version. A file from before the table has none (it is made at the next writable
-/// open).
-impl crate::ports::BudgetStore for SqliteEventLog {
-    async fn budgets(&self) -> Result<(u64, Option<crate::core::budgets::BudgetBook>), StoreError> {
-        let connection = self.lock();
-        let has_table: bool = connection
+impl SqliteEventLog {
+    /// Whether the file has the `budgets` table (a file from before it has none).
+    fn has_budgets_table(&self, connection: &rusqlite::Connection) -> Result<bool, StoreError> {
+        Ok(connection
             .query_row(
                 "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'budgets'",
                 [],
                 |row| row.get::<_, i64>(0),
             )
             .map_err(|e| backend(&self.path, e))?
-            > 0;
-        if !has_table {
+            > 0)
+    }
+}
+
+/// The budgets file applied to this store: one row (`budgets`, id 1) holding the book as JSON
+/// and its version. A file from before the table has none (it is made at the next writable
+/// open).
+impl crate::ports::BudgetStore for SqliteEventLog {
+    async fn budgets(&self) -> Result<(u64, Option<crate::core::budgets::BudgetBook>), StoreError> {
+        let connection = self.lock();
+        if !self.has_budgets_table(&connection)? {
             return Ok((0, None));
         }
         let row: Option<(i64, String)> = connection
@@ -483,15 +489,7 @@ impl crate::ports::BudgetStore for SqliteEventLog {
 
     async fn budgets_version(&self) -> Result<u64, StoreError> {
         let connection = self.lock();
-        let has_table: bool = connection
-            .query_row(
-                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'budgets'",
-                [],
-                |row| row.get::<_, i64>(0),
-            )
-            .map_err(|e| backend(&self.path, e))?
-            > 0;
-        if !has_table {
+        if !self.has_budgets_table(&connection)? {
             return Ok(0);
         }
         let version: Option<i64> = connection

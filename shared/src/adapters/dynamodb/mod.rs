@@ -43,8 +43,8 @@ pub use event_log::{
 pub use keys::{FIXED_POINT_SCALE, partition_key};
 #[cfg(feature = "aws")]
 pub use projector::{
-    BATCH_GET_LIMIT, DEFAULT_SHARDS, DynamoProjector, MAX_PROJECTION_ATTEMPTS,
-    MAX_TRANSACTION_ITEMS, Projected,
+    BATCH_GET_LIMIT, BUDGETS_REFRESH_SECONDS, DEFAULT_SHARDS, DynamoProjector,
+    MAX_PROJECTION_ATTEMPTS, MAX_TRANSACTION_ITEMS, Projected,
 };
 #[cfg(feature = "aws")]
 pub use schema::{
