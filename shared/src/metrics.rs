@@ -149,7 +149,8 @@ pub const BUDGET_LIMIT_USD: &str = "BudgetLimitUSD";
 pub const SECONDS_TO_EXHAUSTION: &str = "SecondsToExhaustion";
 pub const FORECAST_PERIOD_SPEND_USD: &str = "ForecastPeriodSpendUSD";
 /// For each budget applied to the stack (`ScopeKind=budget`, `Scope=<name>`): the step of the
-/// action its thresholds call for, 0 (none) to 5 (terminate).
+/// action its thresholds call for, 0 (none) to 5 (terminate); and the highest of them under
+/// `ScopeKind=budget` alone, for the alarms on the applied budgets.
 pub const BUDGET_ACTION_LEVEL: &str = "BudgetActionLevel";
 /// For the budget scope, with a budget from AWS Budgets: AWS's figure, what the ledger adds
 /// after it, and how old AWS's figure is. `PeriodSpendUSD` is then their sum.
@@ -253,7 +254,8 @@ pub const CATALOGUE: [MetricSpec; 28] = [
     },
     MetricSpec {
         name: BUDGET_ACTION_LEVEL,
-        dimension_sets: &[SCOPE],
+        // Per budget, and the highest of them under `ScopeKind=budget` alone (the alarms').
+        dimension_sets: &[SCOPE, &[DIMENSION_SCOPE_KIND]],
         source: "ticker",
     },
     MetricSpec {

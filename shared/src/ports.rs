@@ -662,6 +662,97 @@ impl<T: SilentJobs + Sync> SilentJobs for &T {
     }
 }
 
+/// A running job whose cost reaches its cap (`batchguard:max-usd`) by the projections.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DueCap {
+    pub job_id: String,
+    /// The whole second (Unix) its cost reaches its cap, as of its last projection.
+    pub reached_at: i64,
+}
+
+/// What the projections know of single jobs: the ones past their `batchguard:max-usd` cap
+/// (`core::caps`; the ticker's search), one job's cap and cost (the enforcer's check), and
+/// running jobs' burn rates (the enforcer's shed).
+pub trait JobProjections {
+    /// Running capped jobs whose cost reaches their cap by Unix second `at`; at most `limit`,
+    /// earliest first within each shard of the index.
+    fn due_caps(
+        &self,
+        at: i64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<DueCap>, StoreError>> + Send;
+
+    /// Job `job_id`'s cap and own cost at Unix second `at`, from its projection read now
+    /// (`None`: the job is not projected).
+    fn cap_reading(
+        &self,
+        job_id: &str,
+        at: i64,
+    ) -> impl Future<Output = Result<Option<crate::core::caps::CapReading>, StoreError>> + Send;
+
+    /// What each of `job_ids` costs an hour now (the rates of its running units, USD), from
+    /// its projection; a job not projected is left out.
+    fn job_burns(
+        &self,
+        job_ids: &[String],
+    ) -> impl Future<
+        Output = Result<std::collections::BTreeMap<String, rust_decimal::Decimal>, StoreError>,
+    > + Send;
+}
+
+/// No projections to read (an enforcer built without them): no job is due, none is known.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Unprojected;
+
+impl JobProjections for Unprojected {
+    async fn due_caps(&self, _at: i64, _limit: usize) -> Result<Vec<DueCap>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    async fn cap_reading(
+        &self,
+        _job_id: &str,
+        _at: i64,
+    ) -> Result<Option<crate::core::caps::CapReading>, StoreError> {
+        Ok(None)
+    }
+
+    async fn job_burns(
+        &self,
+        _job_ids: &[String],
+    ) -> Result<std::collections::BTreeMap<String, rust_decimal::Decimal>, StoreError> {
+        Ok(std::collections::BTreeMap::new())
+    }
+}
+
+impl<T: JobProjections + Sync> JobProjections for &T {
+    fn due_caps(
+        &self,
+        at: i64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<DueCap>, StoreError>> + Send {
+        (**self).due_caps(at, limit)
+    }
+
+    fn cap_reading(
+        &self,
+        job_id: &str,
+        at: i64,
+    ) -> impl Future<Output = Result<Option<crate::core::caps::CapReading>, StoreError>> + Send
+    {
+        (**self).cap_reading(job_id, at)
+    }
+
+    fn job_burns(
+        &self,
+        job_ids: &[String],
+    ) -> impl Future<
+        Output = Result<std::collections::BTreeMap<String, rust_decimal::Decimal>, StoreError>,
+    > + Send {
+        (**self).job_burns(job_ids)
+    }
+}
+
 /// Where metric documents go (CloudWatch, through EMF log lines, in a deployment).
 pub trait MetricSink {
     fn emit(&self, documents: &[MetricDocument]) -> Result<(), MetricError>;

@@ -6,7 +6,10 @@
 //! Docker); the ledger from the sample day's events.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
+
+use rust_decimal::Decimal;
 
 use serde_json::json;
 use shared::adapters::emf::EmfMemory;
@@ -15,13 +18,13 @@ use shared::app::enforcer::{Enforcer, EnforcerSettings};
 use shared::app::ticker::{MAX_SCOPES_READ, TickerSettings};
 use shared::app::verify::LedgerCheck;
 use shared::core::budget::BudgetPeriod;
-use shared::core::budgets::{Action, BudgetBook};
+use shared::core::budgets::{Action, BudgetBook, BudgetFigures};
 use shared::core::enforcement::BudgetOrder;
 use shared::core::facts::{EnforcementAction, JobStatus};
 use shared::core::policy::BudgetPolicy;
 use shared::core::prices::PriceTable;
 use shared::handlers::enforcer;
-use shared::ports::{AuditTrail, BudgetStore, Projector};
+use shared::ports::{AuditTrail, BudgetStore, JobProjections, Projector};
 
 const AT_MS: i64 = 1_795_413_600_000; // 2026-11-23T06:00:00Z
 const MINUTE: i64 = 60_000;
@@ -420,13 +423,35 @@ async fn a_drain_begins_when_it_is_first_ordered_whatever_the_notices_do() {
     assert_eq!(batch.calls(), ["CancelJob g-late"]);
 }
 
-/// GIVEN the sample day's first 400 events in the ledger, with the budgets applied to the
-/// store WHEN the enforcer is asked, through its handler, to terminate for genomics (over its
-/// amount on the ledger), for imaging (under its first threshold) and for a budget nobody
-/// applied THEN the genomics order is carried out and the other two are refused and recorded,
-/// touching nothing.
-#[tokio::test]
-async fn orders_the_ledger_does_not_back_are_refused() {
+/// The first 400 sample-day events in the in-memory projections, summed under genomics'
+/// budget (0.05 USD: over, at terminate) and imaging's (100,000 USD: under); the book applied
+/// to the log; the shared queue; and the last event's time.
+struct LedgerBacked {
+    projector: MemoryProjector,
+    log: MemoryEventLog,
+    batch: MemoryBatch,
+    outbox: Outbox,
+    last_ms: i64,
+}
+
+impl LedgerBacked {
+    fn check(&self) -> LedgerCheck<&MemoryProjector> {
+        LedgerCheck {
+            reader: &self.projector,
+            settings: TickerSettings {
+                budget: None,
+                policy: BudgetPolicy::default(),
+                period: BudgetPeriod::Month,
+                scope_queues: vec![],
+                max_scopes_read: MAX_SCOPES_READ,
+                budgets: Default::default(),
+            },
+            baseline: None::<shared::app::ticker::NoAwsBudget>,
+        }
+    }
+}
+
+async fn ledger_backed() -> LedgerBacked {
     let text =
         std::fs::read_to_string(batchguard_tests::cfn::root().join("examples/sample-day.jsonl"))
             .unwrap();
@@ -465,19 +490,26 @@ thresholds = [{ at_percent = "100", action = "terminate" }]
     assert!(log.replace_budgets(&applied, 0).await.unwrap());
     let batch = shared_queue();
     let outbox = Outbox::default();
-    let enforcing = Enforcer::new(&batch, &log, &outbox, settings());
-    let check = LedgerCheck {
-        reader: &projector,
-        settings: TickerSettings {
-            budget: None,
-            policy: BudgetPolicy::default(),
-            period: BudgetPeriod::Month,
-            scope_queues: vec![],
-            max_scopes_read: MAX_SCOPES_READ,
-            budgets: Default::default(),
-        },
-        baseline: None::<shared::app::ticker::NoAwsBudget>,
-    };
+    LedgerBacked {
+        projector,
+        log,
+        batch,
+        outbox,
+        last_ms,
+    }
+}
+
+/// GIVEN the sample day's first 400 events in the ledger, with the budgets applied to the
+/// store WHEN the enforcer is asked, through its handler, to terminate for genomics (over its
+/// amount on the ledger), for imaging (under its first threshold) and for a budget nobody
+/// applied THEN the genomics order is carried out and the other two are refused and recorded,
+/// touching nothing.
+#[tokio::test]
+async fn orders_the_ledger_does_not_back_are_refused() {
+    let stack = ledger_backed().await;
+    let (batch, log, last_ms) = (&stack.batch, &stack.log, stack.last_ms);
+    let enforcing = Enforcer::new(batch, log, &stack.outbox, settings());
+    let check = stack.check();
     let payload = json!({"action": "budgets", "orders": [
         {"budget": "genomics", "action": "terminate", "reason": "over"},
         {"budget": "imaging", "action": "terminate", "reason": "forged"},
@@ -521,6 +553,52 @@ thresholds = [{ at_percent = "100", action = "terminate" }]
             .iter()
             .any(|r| r.contains("no budget named nobody is applied")),
         "{reasons:?}"
+    );
+}
+
+/// GIVEN the same ledger WHEN the alarm on the applied budgets' highest action level goes to
+/// ALARM (its description says `batchguard:budgets`) THEN the enforcer judges every applied
+/// budget on the ledger itself and carries out genomics' terminate, as the ticker's order
+/// would be (imaging, under its threshold, is not touched), with the alarm named in the
+/// reason; the same alarm back to OK does nothing.
+#[tokio::test]
+async fn the_alarm_on_the_applied_budgets_has_the_enforcer_judge_them_itself() {
+    let stack = ledger_backed().await;
+    let enforcing = Enforcer::new(&stack.batch, &stack.log, &stack.outbox, settings());
+    let check = stack.check();
+    let mut alarm: serde_json::Value = serde_json::from_str(&batchguard_tests::fixture_text(
+        "cloudwatch_alarm_lambda_action_metric_aws_lambda_events_fixture.json",
+    ))
+    .unwrap();
+    alarm["alarmData"]["configuration"]["description"] =
+        json!("An applied budget calls for shed or terminate. batchguard:budgets");
+    let mut recovered = alarm.clone();
+    recovered["alarmData"]["state"]["value"] = json!("OK");
+    let sink = EmfMemory::default();
+    let nothing = enforcer::handle(&enforcing, &check, &sink, recovered, stack.last_ms + 1_000)
+        .await
+        .unwrap();
+    assert!(nothing.is_none());
+    assert!(stack.batch.calls().is_empty());
+
+    let report = enforcer::handle(&enforcing, &check, &sink, alarm, stack.last_ms + 1_000)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut calls = stack.batch.calls();
+    calls.sort();
+    assert_eq!(calls, ["CancelJob g-wait", "TerminateJob g-run"]);
+    assert!(
+        report
+            .actions
+            .iter()
+            .all(|a| !matches!(a.action, EnforcementAction::Refused { .. })),
+        "{report:?}"
+    );
+    assert!(
+        report.reason.contains("lambda-demo-metric-alarm") && report.reason.contains("genomics"),
+        "{}",
+        report.reason
     );
 }
 
@@ -594,4 +672,173 @@ thresholds = [{{ at_percent = "80", action = "cancel-queued" }}]
         counted.push(book.budgets_of(&facets).len());
     }
     assert_eq!(counted, [1, 0], "{listed:?}");
+}
+
+/// Burn rates per job, as the projections would give them (a stand-in for the projector:
+/// the in-memory Batch's job ids are not those of any events).
+struct Burns(BTreeMap<String, Decimal>);
+
+impl JobProjections for Burns {
+    async fn due_caps(
+        &self,
+        _at: i64,
+        _limit: usize,
+    ) -> Result<Vec<shared::ports::DueCap>, shared::ports::StoreError> {
+        Ok(Vec::new())
+    }
+
+    async fn cap_reading(
+        &self,
+        _job_id: &str,
+        _at: i64,
+    ) -> Result<Option<shared::core::caps::CapReading>, shared::ports::StoreError> {
+        Ok(None)
+    }
+
+    async fn job_burns(
+        &self,
+        job_ids: &[String],
+    ) -> Result<BTreeMap<String, Decimal>, shared::ports::StoreError> {
+        Ok(job_ids
+            .iter()
+            .filter_map(|job| self.0.get(job).map(|burn| (job.clone(), *burn)))
+            .collect())
+    }
+}
+
+/// Three running genomics jobs, a protected one and an imaging one on the shared queue, and
+/// genomics shedding at 100 % of 10 USD.
+fn shedding() -> (BudgetBook, MemoryBatch) {
+    let book = BudgetBook::parse(
+        r#"
+[[budget]]
+name = "genomics"
+amount_usd = "10"
+period = "month"
+scope = { tags = ["team=genomics"] }
+thresholds = [{ at_percent = "100", action = "shed" }]
+"#,
+    )
+    .unwrap();
+    let batch = MemoryBatch::with(
+        &[("shared", true)],
+        &[
+            ("g1", "shared", JobStatus::Running, false),
+            ("g2", "shared", JobStatus::Running, false),
+            ("g3", "shared", JobStatus::Running, false),
+            ("g-protected", "shared", JobStatus::Running, true),
+            ("i1", "shared", JobStatus::Running, false),
+        ],
+    );
+    for (id, team) in [
+        ("g1", "genomics"),
+        ("g2", "genomics"),
+        ("g3", "genomics"),
+        ("g-protected", "genomics"),
+        ("i1", "imaging"),
+    ] {
+        batch.describe_job(id, &[("team", team)], "pipeline", AT_MS - 3_600_000);
+    }
+    (book, batch)
+}
+
+fn burns(known: &[(&str, Decimal)]) -> Burns {
+    Burns(
+        known
+            .iter()
+            .map(|(job, burn)| ((*job).to_owned(), *burn))
+            .collect(),
+    )
+}
+
+/// GIVEN genomics at its shed threshold with 8 USD spent, 2 hours left, and running jobs
+/// burning 1, 0.5 and 0.25 USD an hour besides a protected one burning 0.5 (the ledger's burn
+/// for the budget: 2.25) WHEN the enforcer sheds THEN it terminates the costliest two, g1 and
+/// g2: keeping them all forecasts 8 + 2.25 × 2 = 12.5, stopping g1 10.5, stopping g2 too
+/// 9.5 ≤ 10 (the protected job burns on, and counts); imaging's job and g3 run on. With a
+/// running job whose burn is not known, or no projections at all, it stops every running
+/// genomics job, the safe side.
+#[tokio::test]
+async fn shed_on_the_stack_stops_the_fewest_jobs_that_bring_the_forecast_inside() {
+    let figures = BTreeMap::from([(
+        "genomics".to_owned(),
+        BudgetFigures {
+            spend_usd: Decimal::from(8),
+            burn_usd_per_hour: Decimal::new(225, 2),
+            hours_left: Decimal::TWO,
+        },
+    )]);
+    let every_burn = [
+        ("g1", Decimal::ONE),
+        ("g2", Decimal::new(5, 1)),
+        ("g3", Decimal::new(25, 2)),
+        ("g-protected", Decimal::new(5, 1)),
+        ("i1", Decimal::from(3)),
+    ];
+    let orders = [order("genomics", Action::Shed)];
+    let shed_with = |known: Burns| async {
+        let (book, batch) = shedding();
+        let log = MemoryEventLog::new();
+        let outbox = Outbox::default();
+        let report = Enforcer::new(&batch, &log, &outbox, settings())
+            .with_projections(known)
+            .enforce_budgets_with_figures(&book, &orders, &figures, AT_MS)
+            .await
+            .unwrap();
+        let mut calls = batch.calls();
+        calls.sort();
+        (calls, report, log)
+    };
+
+    let (calls, report, log) = shed_with(burns(&every_burn)).await;
+    assert_eq!(calls, ["TerminateJob g1", "TerminateJob g2"]);
+    assert_eq!(report.protected_jobs, ["g-protected"]);
+    let trail = log
+        .audit_entries(BudgetPeriod::Month.bounds(AT_MS / 1000).0)
+        .await
+        .unwrap();
+    let terminated: Vec<&str> = trail
+        .iter()
+        .filter(|entry| matches!(entry.action, EnforcementAction::JobTerminated { .. }))
+        .map(|entry| entry.level.as_str())
+        .collect();
+    assert_eq!(
+        terminated,
+        ["budget genomics: shed", "budget genomics: shed"],
+        "{trail:?}"
+    );
+
+    // Without the protected job's burn counted, stopping g1 alone would look enough.
+    let unprotected = BudgetFigures {
+        burn_usd_per_hour: Decimal::new(175, 2),
+        ..figures["genomics"]
+    };
+    assert_eq!(
+        unprotected
+            .for_shed(Decimal::new(175, 2))
+            .unwrap()
+            .spend_usd,
+        Decimal::from(8)
+    );
+
+    let (calls, _, _) = shed_with(burns(&every_burn[1..])).await;
+    assert_eq!(
+        calls,
+        ["TerminateJob g1", "TerminateJob g2", "TerminateJob g3"],
+        "g1's burn is not known: all of genomics' running jobs stop"
+    );
+    let (book, batch) = shedding();
+    let log = MemoryEventLog::new();
+    let outbox = Outbox::default();
+    Enforcer::new(&batch, &log, &outbox, settings())
+        .enforce_budgets_with_figures(&book, &orders, &figures, AT_MS)
+        .await
+        .unwrap();
+    let mut calls = batch.calls();
+    calls.sort();
+    assert_eq!(
+        calls,
+        ["TerminateJob g1", "TerminateJob g2", "TerminateJob g3"],
+        "no projections: all stop"
+    );
 }

@@ -217,6 +217,15 @@ async fn the_stack_sums_each_applied_budget_and_the_ticker_judges_it_as_a_replay
         budget_document(&objects, "everything")["BudgetActionLevel"],
         0
     );
+    // The highest of them, under ScopeKind=budget alone: what the alarms on the applied
+    // budgets watch.
+    let highest: Vec<&Value> = objects
+        .iter()
+        .filter(|o| o["ScopeKind"] == "budget" && o.get("Scope").is_none())
+        .collect();
+    assert_eq!(highest.len(), 1, "{highest:?}");
+    assert_eq!(highest[0]["BudgetActionLevel"], 5);
+    assert_eq!(highest[0]["budget"], "genomics");
     // The enforcer is sent the one order the thresholds call for.
     let sent = trigger.0.lock().unwrap().clone();
     match sent.as_slice() {
@@ -275,7 +284,11 @@ async fn a_tick_whose_budgets_read_fails_judges_the_last_reading() {
     let judged = |objects: &[Value]| -> usize {
         objects
             .iter()
-            .filter(|o| o["ScopeKind"] == "budget" && o.get("BudgetActionLevel").is_some())
+            .filter(|o| {
+                o["ScopeKind"] == "budget"
+                    && o.get("Scope").is_some()
+                    && o.get("BudgetActionLevel").is_some()
+            })
             .count()
     };
     assert_eq!(judged(&sink.objects.lock().unwrap()), 3);

@@ -188,13 +188,17 @@ fn check_ref(stack: &Stack, metric: &MetricRef, context: &str) {
             .map(String::as_str)
             == Some(metrics::BUDGET_SCOPE_KIND)
         {
-            // The template's own budget, or a search over every budget (applied budgets are
-            // named by the user, so a widget can only list them).
-            let scope = &metric.dimensions[metrics::DIMENSION_SCOPE];
-            assert!(
-                scope == metrics::BUDGET_SCOPE || scope == "*",
-                "{context}: budget scope {scope:?}"
-            );
+            // The template's own budget, a search over every budget (applied budgets are
+            // named by the user, so a widget can only list them), or all of them at once
+            // (the highest action level: no Scope).
+            if let Some(scope) = metric.dimensions.get(metrics::DIMENSION_SCOPE) {
+                assert!(
+                    scope == metrics::BUDGET_SCOPE || scope == "*",
+                    "{context}: budget scope {scope:?}"
+                );
+            } else {
+                assert_eq!(metric.name, metrics::BUDGET_ACTION_LEVEL, "{context}");
+            }
         }
         return;
     }
@@ -336,6 +340,7 @@ fn alarms_that_invoke_the_enforcer_name_a_level_it_reads_and_may_invoke_it() {
         .map(|id| stack.eval(&stack.resource(id)["Properties"]))
         .collect();
     let mut levels = BTreeSet::new();
+    let mut budget_alarms = BTreeSet::new();
     for id in stack.resources_of("AWS::CloudWatch::Alarm") {
         let properties = stack.eval(&stack.resource(&id)["Properties"]);
         let actions = properties["AlarmActions"].as_array().unwrap();
@@ -363,10 +368,15 @@ fn alarms_that_invoke_the_enforcer_name_a_level_it_reads_and_may_invoke_it() {
         let request = read_request(payload)
             .unwrap_or_else(|e| panic!("alarm {id}: {e}"))
             .unwrap();
-        let EnforcerRequest::Enforce { level, .. } = request else {
-            panic!("alarm {id} asks for {request:?}");
-        };
-        levels.insert(level);
+        match request {
+            EnforcerRequest::Enforce { level, .. } => {
+                levels.insert(level);
+            }
+            EnforcerRequest::JudgeBudgets { .. } => {
+                budget_alarms.insert(id.clone());
+            }
+            other => panic!("alarm {id} asks for {other:?}"),
+        }
         assert!(
             permissions.iter().any(|p| {
                 p["Principal"] == "lambda.alarms.cloudwatch.amazonaws.com"
@@ -381,6 +391,14 @@ fn alarms_that_invoke_the_enforcer_name_a_level_it_reads_and_may_invoke_it() {
         levels,
         BTreeSet::from([Level::Freeze, Level::Stop]),
         "the freeze and stop alarms reach the enforcer"
+    );
+    assert_eq!(
+        budget_alarms,
+        BTreeSet::from([
+            "AppliedBudgetsDrainAlarm".to_owned(),
+            "AppliedBudgetsStopAlarm".to_owned()
+        ]),
+        "the alarms on the applied budgets have the enforcer judge them"
     );
 }
 

@@ -26,10 +26,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let notifier = Notifications::for_topic(&aws, config.topic_arn.as_deref());
     let log = DynamoEventLog::new(client(&aws), config.tables.clone());
     // A freeze, stop or restore is checked against the ledger, read as the ticker reads it.
+    let projector = DynamoProjector::new(log.clone(), config.prices.clone(), config.period())
+        .with_shards(config.shards)
+        .with_tag_scopes(config.tag_scopes.clone());
     let check = LedgerCheck {
-        reader: DynamoProjector::new(log.clone(), config.prices.clone(), config.period())
-            .with_shards(config.shards)
-            .with_tag_scopes(config.tag_scopes.clone()),
+        reader: projector.clone(),
         settings: config.ticker_settings(),
         baseline: config.aws_budget.as_ref().map(|_| log.clone()),
     };
@@ -38,7 +39,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         log,
         notifier,
         config.enforcer_settings(),
-    );
+    )
+    // A shedding budget's running jobs' burn rates.
+    .with_projections(projector);
     let sink = EmfStdout::new(config.metrics_namespace.clone());
     let (enforcer, check, sink) = (&enforcer, &check, &sink);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {

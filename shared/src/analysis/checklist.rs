@@ -8,10 +8,12 @@ use serde::Serialize;
 
 /// Alarms the template defines, by logical id; CloudFormation names them
 /// `<stack>-<logical id>-<suffix>`. A deployment test keeps this list equal to the template's.
-pub const ALARMS: [&str; 7] = [
+pub const ALARMS: [&str; 9] = [
     "BudgetFreezeAlarm",
     "BudgetStopAlarm",
     "ForecastAlarm",
+    "AppliedBudgetsDrainAlarm",
+    "AppliedBudgetsStopAlarm",
     "TickerSilentAlarm",
     "QuarantineAlarm",
     "EventDeadLetterAlarm",
@@ -36,7 +38,13 @@ pub const PARAMETERS: [&str; 3] = ["JobQueueArns", "BudgetPeriod", "BudgetName"]
 pub const BUDGET_READING_FRESH_SECONDS: i64 = 2 * 3600;
 
 /// The alarms whose action is the enforcer function.
-pub const ENFORCER_ALARMS: [&str; 3] = ["BudgetFreezeAlarm", "BudgetStopAlarm", "ForecastAlarm"];
+pub const ENFORCER_ALARMS: [&str; 5] = [
+    "BudgetFreezeAlarm",
+    "BudgetStopAlarm",
+    "ForecastAlarm",
+    "AppliedBudgetsDrainAlarm",
+    "AppliedBudgetsStopAlarm",
+];
 
 /// The ticker's metrics must have arrived within this many seconds.
 pub const METRICS_FRESH_SECONDS: i64 = 15 * 60;

@@ -726,6 +726,30 @@ fn applied_budget_document(
     document
 }
 
+/// The highest `BudgetActionLevel` of the applied budgets judged this tick, under
+/// `ScopeKind=budget` alone: one metric whatever the number of budgets, watched by the
+/// template's alarms on the applied budgets (the second path to the enforcer, which then
+/// judges every budget itself). `None` when no budget was judged.
+fn highest_action_document(readings: &[BudgetReading], now_ms: i64) -> Option<MetricDocument> {
+    let highest = readings
+        .iter()
+        .max_by_key(|reading| reading.action.map_or(0, Action::rank))?;
+    Some(MetricDocument {
+        timestamp_ms: now_ms,
+        dimensions: vec![(
+            metrics::DIMENSION_SCOPE_KIND,
+            metrics::BUDGET_SCOPE_KIND.to_owned(),
+        )],
+        dimension_sets: Vec::new(),
+        metrics: vec![Metric {
+            name: metrics::BUDGET_ACTION_LEVEL,
+            unit: Unit::None,
+            value: Decimal::from(highest.action.map_or(0, Action::rank)),
+        }],
+        properties: BTreeMap::from([("budget".to_owned(), json!(highest.name))]),
+    })
+}
+
 /// What to ask of the enforcer after `decision`: the level when one is reached; otherwise a
 /// restore when batchguard disabled queues in the previous period and has not re-enabled them.
 async fn request_for(
@@ -843,6 +867,9 @@ where
         budgets_not_judged,
         triggered_budgets: None,
     };
+    if let Some(document) = highest_action_document(&report.budgets, now_ms) {
+        documents.push(document);
+    }
     let mut budget = settings.budget;
     if let Some(aws) = aws {
         match aws.fuse(settings, at, &budget_spend, &mut report).await {

@@ -5,7 +5,9 @@
 //! projections are written only from AWS Batch's and ECS's own events.
 
 use crate::app::ticker::{NoAwsBudget, TickerSettings, assess, corrections_of};
-use crate::core::budgets::{BudgetBook, BudgetSpec};
+use rust_decimal::Decimal;
+
+use crate::core::budgets::{BudgetBook, BudgetFigures, BudgetSpec};
 use crate::core::enforcement::{BudgetOrder, EnforcerRequest, agrees, budget_agrees};
 use crate::core::policy::Level;
 use crate::core::scope::Scope;
@@ -38,6 +40,10 @@ where
             EnforcerRequest::Restore { .. } => true,
             // Each order is checked against its own budget (`check_budgets`).
             EnforcerRequest::Budgets { .. } => false,
+            // Each job is checked against its own projection (`cap_agrees`).
+            EnforcerRequest::Caps { .. } => false,
+            // The enforcer judges each budget itself (`judge_budgets`).
+            EnforcerRequest::JudgeBudgets { .. } => false,
         };
         if !checked {
             return Ok(Ok(()));
@@ -54,13 +60,15 @@ where
     /// enforcer read itself, not the request's word) defines it, judged on the projections'
     /// spend as the ticker judges it (`BudgetSpec::judge`). An order for a budget the book
     /// does not have, or of another period than the stack's, is refused. One read of the
-    /// budgets' sums and one of the recent starts, whatever the number of orders.
+    /// budgets' sums and one of the recent starts, whatever the number of orders. An order
+    /// agreed with comes with its budget's figures (its spend and burn rate, the hours left
+    /// in its period), for a shed.
     pub async fn check_budgets(
         &self,
         book: &BudgetBook,
         orders: &[BudgetOrder],
         at_ms: i64,
-    ) -> Result<Vec<Result<(), String>>, StoreError> {
+    ) -> Result<Vec<Result<BudgetFigures, String>>, StoreError> {
         let at = at_ms.div_euclid(1000);
         let period = self.settings.period;
         let scopes: Vec<Scope> = orders
@@ -100,7 +108,59 @@ where
                     .unwrap_or_default();
                 let (_, judged) =
                     spec.judge(at, spend.period_spend_usd, spend.burn_rate_usd_per_hour);
-                budget_agrees(order, judged)
+                let (_, end) = spec.period.bounds(at);
+                budget_agrees(order, judged).map(|()| BudgetFigures {
+                    spend_usd: spend.period_spend_usd,
+                    burn_usd_per_hour: spend.burn_rate_usd_per_hour,
+                    hours_left: Decimal::from(end.saturating_sub(at).max(0))
+                        / Decimal::from(crate::core::billing::SECONDS_PER_HOUR),
+                })
+            })
+            .collect())
+    }
+
+    /// Every budget of `book` of the stack's period judged on the projections, as the ticker
+    /// judges it: an order for each at a threshold (the alarm path, where no order is sent).
+    /// One read of the budgets' sums and one of the recent starts.
+    pub async fn judge_budgets(
+        &self,
+        book: &BudgetBook,
+        why: &str,
+        at_ms: i64,
+    ) -> Result<Vec<BudgetOrder>, StoreError> {
+        let at = at_ms.div_euclid(1000);
+        let period = self.settings.period;
+        let specs: Vec<&BudgetSpec> = book
+            .budgets()
+            .filter(|spec| spec.period == period)
+            .collect();
+        if specs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let scopes: Vec<Scope> = specs.iter().map(|spec| spec.spend_scope()).collect();
+        let totals = self.reader.scopes_totals(&scopes).await?;
+        let recent = self.reader.recent_starts(at).await?;
+        Ok(specs
+            .into_iter()
+            .filter_map(|spec| {
+                let scope = spec.spend_scope();
+                let spend = totals
+                    .get(&scope)
+                    .map(|t| t.spend_at(at, period, corrections_of(&recent, &scope)))
+                    .unwrap_or_default();
+                let (status, action) =
+                    spec.judge(at, spend.period_spend_usd, spend.burn_rate_usd_per_hour);
+                action.map(|action| BudgetOrder {
+                    budget: spec.name.clone(),
+                    action,
+                    reason: format!(
+                        "{why}: budget {} has spent {} of {} USD this period ({}%): its thresholds call for {action}",
+                        spec.name,
+                        spend.period_spend_usd.round_dp(2),
+                        spec.amount_usd,
+                        status.used_percent.round_dp(1),
+                    ),
+                })
             })
             .collect())
     }

@@ -540,6 +540,34 @@ pub struct ShedFigures {
     pub hours_left: Decimal,
 }
 
+/// A budget's figures on the ledger at one instant: its spend this period, what all of its
+/// running jobs burn an hour (those that cannot be stopped too: protected, unreadable, or on
+/// queues outside the stack's), and the hours left in its period.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BudgetFigures {
+    pub spend_usd: Decimal,
+    pub burn_usd_per_hour: Decimal,
+    pub hours_left: Decimal,
+}
+
+impl BudgetFigures {
+    /// The figures [`shed`] plans with when the running jobs it may stop burn `candidates` an
+    /// hour: what the others burn until the period ends counts as spent already (none, when
+    /// the ledger's burn is below the candidates'). `None` on an overflow.
+    pub fn for_shed(&self, candidates: Decimal) -> Option<ShedFigures> {
+        let others = self
+            .burn_usd_per_hour
+            .checked_sub(candidates)?
+            .max(Decimal::ZERO);
+        Some(ShedFigures {
+            spend_usd: self
+                .spend_usd
+                .checked_add(others.checked_mul(self.hours_left)?)?,
+            hours_left: self.hours_left,
+        })
+    }
+}
+
 /// The fewest of `burns` (the running jobs' costs an hour) to stop so that the forecast,
 /// `spend + Σ burn of the others × hours_left`, is at most `amount`: the costliest first,
 /// which no smaller set can beat (any k jobs remove at most the k largest burns). All of them
@@ -1395,5 +1423,32 @@ thresholds = [{ at_percent = "100", action = "stop" }]
                 }
             }
         }
+    }
+
+    /// What the jobs that cannot be stopped burn until the period ends counts as spent; a
+    /// ledger burn under the candidates' (stale sums) adds nothing; an overflow gives none.
+    #[test]
+    fn the_jobs_shed_cannot_stop_count_as_spent() {
+        let figures = BudgetFigures {
+            spend_usd: Decimal::from(8),
+            burn_usd_per_hour: Decimal::new(225, 2),
+            hours_left: Decimal::TWO,
+        };
+        assert_eq!(
+            figures.for_shed(Decimal::new(175, 2)),
+            Some(ShedFigures {
+                spend_usd: Decimal::from(9),
+                hours_left: Decimal::TWO,
+            })
+        );
+        assert_eq!(
+            figures.for_shed(Decimal::from(5)).map(|f| f.spend_usd),
+            Some(Decimal::from(8))
+        );
+        let huge = BudgetFigures {
+            spend_usd: Decimal::MAX,
+            ..figures
+        };
+        assert_eq!(huge.for_shed(Decimal::ZERO), None);
     }
 }

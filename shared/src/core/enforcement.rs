@@ -45,6 +45,16 @@ pub enum EnforcerRequest {
     /// What the applied budgets' thresholds call for (issue 17): each order is checked against
     /// the ledger on its own ([`budget_agrees`]) and carried out on that budget's jobs.
     Budgets { orders: Vec<BudgetOrder> },
+    /// Jobs the projections say reached their `batchguard:max-usd` cap (`core::caps`): each is
+    /// checked against its own projection (`caps::cap_agrees`) and Batch's answer.
+    Caps { jobs: Vec<super::caps::CapOrder> },
+    /// Every applied budget, judged by the enforcer itself on the ledger (from the alarm on
+    /// the applied budgets' `BudgetActionLevel`, the second path to the enforcer): each at a
+    /// threshold is carried out as its order would be.
+    JudgeBudgets {
+        #[serde(default)]
+        reason: String,
+    },
 }
 
 /// One applied budget's action, as the ticker judged it.
@@ -149,6 +159,12 @@ pub fn agrees(request: &EnforcerRequest, ledger: Option<&Decision>) -> Result<()
         EnforcerRequest::Budgets { .. } => {
             Err("budget orders are checked each against its own budget (budget_agrees)".into())
         }
+        EnforcerRequest::Caps { .. } => {
+            Err("capped jobs are checked each against its own projection (cap_agrees)".into())
+        }
+        EnforcerRequest::JudgeBudgets { .. } => Err(
+            "the applied budgets are judged each on its own (LedgerCheck::judge_budgets)".into(),
+        ),
     }
 }
 

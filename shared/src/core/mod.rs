@@ -10,6 +10,7 @@ pub mod activity;
 pub mod billing;
 pub mod budget;
 pub mod budgets;
+pub mod caps;
 pub mod enforcement;
 pub mod facts;
 pub mod ledger;

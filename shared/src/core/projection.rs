@@ -56,6 +56,12 @@ impl GroupProjection {
         Self::from_units(ledger.units_without_instances())
     }
 
+    /// The units of one job's own attempts in a ledger that may hold others too (the
+    /// in-memory projector's one ledger).
+    pub fn of_job(ledger: &Ledger, job_id: &str) -> Self {
+        Self::from_units(ledger.job_units(job_id))
+    }
+
     fn from_units<'a>(units: impl Iterator<Item = (Vec<Scope>, &'a UnitBilling)>) -> Self {
         let mut units: Vec<ProjectedUnit> = units
             .map(|(scopes, unit)| ProjectedUnit {

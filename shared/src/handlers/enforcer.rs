@@ -5,8 +5,13 @@
 //! - the ticker, for the budgets applied with `budgets apply`:
 //!   `{"action": "budgets", "orders": [{"budget": "genomics", "action": "terminate", "reason": "…"}]}`;
 //!   each order is checked against its own budget in the stored book and the ledger;
+//! - the ticker, for jobs past their `batchguard:max-usd` cap:
+//!   `{"action": "caps", "jobs": [{"job_id": "…"}]}`; each job's own projection is read and
+//!   must show it running at or over its cap;
 //! - a CloudWatch alarm (the alarm → Lambda action payload): acts only in state `ALARM`, at the
-//!   level the alarm's description names as `batchguard:level=<notify|freeze|stop>`.
+//!   level the alarm's description names as `batchguard:level=<notify|freeze|stop>`; an alarm
+//!   whose description says `batchguard:budgets` (on the applied budgets' highest
+//!   `BudgetActionLevel`) has every applied budget judged on the ledger and acted on.
 //!
 //! Whoever asks, a freeze, stop or restore is carried out only if the ledger agrees
 //! (`app::verify`); otherwise it is refused, recorded and notified.
@@ -18,18 +23,23 @@ use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
 use super::HandlerError;
+use crate::app::enforcer::CappedJob;
 use crate::app::enforcer::{EnforceError, EnforcementReport, Enforcer};
 use crate::app::verify::LedgerCheck;
+use crate::core::caps::{CapOrder, cap_agrees};
 use crate::core::enforcement::{BudgetOrder, EnforcerRequest, Step};
 use crate::core::policy::Level;
 use crate::metrics::{self, Metric, MetricDocument, Unit};
 use crate::ports::{
-    AuditTrail, BaselineStore, BatchControl, BudgetStore, EventLog, MetricSink, Notifier,
-    SpendReader,
+    AuditTrail, BaselineStore, BatchControl, BudgetStore, EventLog, JobProjections, MetricSink,
+    Notifier, SpendReader,
 };
 
 /// The marker in an alarm's description that says which level it enforces.
 pub const ALARM_LEVEL_MARKER: &str = "batchguard:level=";
+/// The marker in the description of an alarm on the applied budgets' `BudgetActionLevel`: the
+/// enforcer judges every applied budget itself and acts on each at a threshold.
+pub const ALARM_BUDGETS_MARKER: &str = "batchguard:budgets";
 
 /// What the payload asks for; `Ok(None)` for an alarm that is not in `ALARM` (it recovered).
 pub fn read_request(payload: Value) -> Result<Option<EnforcerRequest>, HandlerError> {
@@ -40,7 +50,7 @@ pub fn read_request(payload: Value) -> Result<Option<EnforcerRequest>, HandlerEr
     }
     if payload.get("alarmData").is_none() {
         return Err(HandlerError::NonRetryable(
-            "expected {\"action\": \"enforce\" | \"restore\" | \"budgets\"} or a CloudWatch alarm payload".into(),
+            "expected {\"action\": \"enforce\" | \"restore\" | \"budgets\" | \"caps\" | \"judge_budgets\"} or a CloudWatch alarm payload".into(),
         ));
     }
     let alarm: CloudWatchAlarm = serde_json::from_value(payload)
@@ -58,6 +68,14 @@ pub fn read_request(payload: Value) -> Result<Option<EnforcerRequest>, HandlerEr
         .get("description")
         .and_then(Value::as_str)
         .unwrap_or_default();
+    if description.contains(ALARM_BUDGETS_MARKER) {
+        let reason = data
+            .state
+            .as_ref()
+            .map(|state| format!("alarm {} in ALARM: {}", data.alarm_name, state.reason))
+            .unwrap_or_else(|| format!("alarm {} in ALARM", data.alarm_name));
+        return Ok(Some(EnforcerRequest::JudgeBudgets { reason }));
+    }
     let level = description
         .split_once(ALARM_LEVEL_MARKER)
         .map(|(_, rest)| rest.split(|c: char| !c.is_ascii_alphabetic()).next().unwrap_or_default())
@@ -107,14 +125,11 @@ pub fn action_documents(report: &EnforcementReport, now_ms: i64) -> Vec<MetricDo
         .collect()
 }
 
-/// Handles one invocation at Unix milliseconds `now_ms`; the actions taken are counted in
-/// `sink`. A freeze, stop or restore the ledger does not agree with (`check`) is refused:
-/// recorded, notified once, and nothing else done.
 /// The applied budgets' orders: the book read from the store (not the request's word), each
 /// order checked against the ledger on its own; those it agrees with are carried out, each of
 /// the others refused and recorded (`Enforcer::refuse`, one notice per step a period).
-async fn budget_orders<B, L, N, R, M>(
-    enforcer: &Enforcer<B, L, N>,
+async fn budget_orders<B, L, N, P, R, M>(
+    enforcer: &Enforcer<B, L, N, P>,
     check: &LedgerCheck<R, M>,
     orders: Vec<BudgetOrder>,
     now_ms: i64,
@@ -123,6 +138,7 @@ where
     B: BatchControl + Sync,
     L: EventLog + AuditTrail + BudgetStore + Sync,
     N: Notifier + Sync,
+    P: JobProjections + Sync,
     R: SpendReader + Sync,
     M: BaselineStore + Sync,
 {
@@ -160,10 +176,14 @@ where
             HandlerError::Retryable(format!("reading the ledger to check the budgets: {e}"))
         })?;
     let mut agreed = Vec::new();
+    let mut figures = BTreeMap::new();
     let mut refused = Vec::new();
     for (order, verdict) in orders.into_iter().zip(verdicts) {
         match verdict {
-            Ok(()) => agreed.push(order),
+            Ok(shed) => {
+                figures.insert(order.budget.clone(), shed);
+                agreed.push(order);
+            }
             Err(why) => {
                 tracing::warn!(%why, reason = %order.reason, "budget order refused");
                 refused.push(
@@ -179,7 +199,9 @@ where
             }
         }
     }
-    let mut report = enforcer.enforce_budgets(&book, &agreed, now_ms).await?;
+    let mut report = enforcer
+        .enforce_budgets_with_figures(&book, &agreed, &figures, now_ms)
+        .await?;
     for refusal in refused {
         report.actions.extend(refusal.actions);
         report.failures.extend(refusal.failures);
@@ -187,8 +209,101 @@ where
     Ok(report)
 }
 
-pub async fn handle<B, L, N, R, M>(
-    enforcer: &Enforcer<B, L, N>,
+/// The alarm path for the applied budgets: the stored book (a corrupt one refuses, recorded
+/// and notified), each budget of the stack's period judged on the ledger here, and those at a
+/// threshold carried out as the ticker's orders would be (checked again on the way: the same
+/// reads).
+async fn judged_budgets<B, L, N, P, R, M>(
+    enforcer: &Enforcer<B, L, N, P>,
+    check: &LedgerCheck<R, M>,
+    reason: &str,
+    now_ms: i64,
+) -> Result<EnforcementReport, HandlerError>
+where
+    B: BatchControl + Sync,
+    L: EventLog + AuditTrail + BudgetStore + Sync,
+    N: Notifier + Sync,
+    P: JobProjections + Sync,
+    R: SpendReader + Sync,
+    M: BaselineStore + Sync,
+{
+    let book = match enforcer.applied_budgets().await {
+        Ok(book) => book,
+        Err(EnforceError::Store(error @ crate::ports::StoreError::Corrupt { .. })) => {
+            let why = format!("the applied budgets cannot be read: {error}; {reason}");
+            return Ok(enforcer
+                .refuse_as(Step::Stop, "budgets alarm", &why, now_ms)
+                .await?);
+        }
+        Err(error) => return Err(error.into()),
+    };
+    let orders = check
+        .judge_budgets(&book, reason, now_ms)
+        .await
+        .map_err(|e| {
+            HandlerError::Retryable(format!("reading the ledger to judge the budgets: {e}"))
+        })?;
+    budget_orders(enforcer, check, orders, now_ms).await
+}
+
+/// Jobs the ticker found past their cap: each one's own projection read now (not the
+/// request's word) must show it running at or over a valid cap (`cap_agrees`); those that do
+/// are terminated (`Enforcer::enforce_caps`), and each of the others is refused and recorded,
+/// except a job that has stopped meanwhile, which needs nothing.
+async fn cap_orders<B, L, N, P>(
+    enforcer: &Enforcer<B, L, N, P>,
+    caps: &(impl JobProjections + Sync),
+    jobs: Vec<CapOrder>,
+    now_ms: i64,
+) -> Result<EnforcementReport, HandlerError>
+where
+    B: BatchControl + Sync,
+    L: EventLog + AuditTrail + BudgetStore + Sync,
+    N: Notifier + Sync,
+    P: JobProjections + Sync,
+{
+    let at = now_ms.div_euclid(1000);
+    let mut agreed = Vec::new();
+    let mut refused = Vec::new();
+    for order in jobs {
+        let reading = caps.cap_reading(&order.job_id, at).await.map_err(|e| {
+            HandlerError::Retryable(format!("reading job {}'s projection: {e}", order.job_id))
+        })?;
+        match cap_agrees(reading.as_ref(), &order.job_id) {
+            Ok(cap_usd) => agreed.push(CappedJob {
+                job_id: order.job_id,
+                cap_usd,
+                cost_usd: reading.map(|r| r.cost_usd).unwrap_or_default(),
+            }),
+            Err(_) if reading.as_ref().is_some_and(|r| !r.running) => {}
+            Err(why) => {
+                tracing::warn!(%why, "cap order refused");
+                refused.push(
+                    enforcer
+                        .refuse_as(
+                            Step::Stop,
+                            &format!("job cap: {}", order.job_id),
+                            &why,
+                            now_ms,
+                        )
+                        .await?,
+                );
+            }
+        }
+    }
+    let mut report = enforcer.enforce_caps(&agreed, now_ms).await?;
+    for refusal in refused {
+        report.actions.extend(refusal.actions);
+        report.failures.extend(refusal.failures);
+    }
+    Ok(report)
+}
+
+/// Handles one invocation at Unix milliseconds `now_ms`; the actions taken are counted in
+/// `sink`. A freeze, stop or restore the ledger does not agree with (`check`) is refused:
+/// recorded, notified once, and nothing else done.
+pub async fn handle<B, L, N, P, R, M>(
+    enforcer: &Enforcer<B, L, N, P>,
     check: &LedgerCheck<R, M>,
     sink: &impl MetricSink,
     payload: Value,
@@ -198,7 +313,8 @@ where
     B: BatchControl + Sync,
     L: EventLog + AuditTrail + BudgetStore + Sync,
     N: Notifier + Sync,
-    R: SpendReader + Sync,
+    P: JobProjections + Sync,
+    R: SpendReader + JobProjections + Sync,
     M: BaselineStore + Sync,
 {
     let Some(request) = read_request(payload)? else {
@@ -210,6 +326,12 @@ where
     let report = match (verdict, request) {
         (_, EnforcerRequest::Budgets { orders }) => {
             budget_orders(enforcer, check, orders, now_ms).await?
+        }
+        (_, EnforcerRequest::JudgeBudgets { reason }) => {
+            judged_budgets(enforcer, check, &reason, now_ms).await?
+        }
+        (_, EnforcerRequest::Caps { jobs }) => {
+            cap_orders(enforcer, &check.reader, jobs, now_ms).await?
         }
         (Err(why), EnforcerRequest::Enforce { level, reason }) => {
             tracing::warn!(%why, %reason, "request refused");

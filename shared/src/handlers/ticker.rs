@@ -1,5 +1,7 @@
 //! The ticker function, on every scheduled invocation: first one tick (`app::ticker`: metrics,
-//! the budget decision, the enforcer's trigger), then the silent-job check (jobs still running
+//! the budget decision, the enforcer's trigger), then the jobs past their `batchguard:max-usd`
+//! cap sent to the enforcer (`app::job_caps`; reported, and run even when the tick failed),
+//! then the silent-job check (jobs still running
 //! in the projections but silent for too long are looked up in AWS Batch, so a lost terminal
 //! event cannot leave phantom spend growing; a failure there is reported, and the check runs
 //! even when the tick failed). The payload is ignored.
@@ -8,12 +10,13 @@ use serde_json::Value;
 
 use super::HandlerError;
 use crate::app::collector::Collector;
+use crate::app::job_caps;
 use crate::app::silent_jobs::{self, SilentCheck};
 use crate::app::ticker::{self, AwsBaseline, NoAwsBudget, TickError, TickerSettings};
 use crate::core::budgets::BudgetBook;
 use crate::ports::{
     AuditTrail, BaselineStore, BatchControl, BudgetSource, BudgetStore, EnforcerTrigger, EventLog,
-    MetricSink, Projector, Quarantine, SilentJobs, SpendReader,
+    JobProjections, MetricSink, Projector, Quarantine, SilentJobs, SpendReader,
 };
 
 impl From<TickError> for HandlerError {
@@ -53,7 +56,7 @@ pub struct TickerFunction<B, P, L, T, K, S = NoAwsBudget, M = NoAwsBudget> {
 impl<B, P, L, T, K, S, M> TickerFunction<B, P, L, T, K, S, M>
 where
     B: BatchControl + Sync,
-    P: SpendReader + SilentJobs + Projector + Sync,
+    P: SpendReader + SilentJobs + JobProjections + Projector + Sync,
     L: EventLog + Quarantine + AuditTrail + BudgetStore + Sync,
     T: EnforcerTrigger + Sync,
     K: MetricSink + Sync,
@@ -92,6 +95,14 @@ where
         } else {
             Value::Null
         };
+        // Jobs past their cap: independent of the budgets, so after the tick whatever it did.
+        let capped = match job_caps::check(&self.projector, &self.trigger, now_ms).await {
+            Ok(report) => serde_json::to_value(report).unwrap_or(Value::Null),
+            Err(error) => {
+                tracing::error!(%error, "the capped jobs were not sent to the enforcer");
+                Value::String(error.to_string())
+            }
+        };
         let checked = match silent_jobs::check(
             &self.batch,
             &self.projector,
@@ -113,8 +124,7 @@ where
             }
         };
         let tick = tick?;
-        let mut answer =
-            serde_json::json!({ "tick": tick, "reconciled": checked, "pruned": pruned });
+        let mut answer = serde_json::json!({ "tick": tick, "caps": capped, "reconciled": checked, "pruned": pruned });
         if let Some(error) = budgets_error {
             answer["budgets_error"] = Value::String(error);
         }

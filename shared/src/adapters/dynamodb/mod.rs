@@ -48,6 +48,7 @@ pub use projector::{
 };
 #[cfg(feature = "aws")]
 pub use schema::{
-    OPEN_INDEX, OPEN_SHARDS, RECENT_INDEX, RECENT_SHARDS, TTL_ATTRIBUTE, create_tables,
+    CAP_SHARDS, CAPS_INDEX, OPEN_INDEX, OPEN_SHARDS, RECENT_INDEX, RECENT_SHARDS, TTL_ATTRIBUTE,
+    create_tables,
 };
 pub use tables::TableNames;

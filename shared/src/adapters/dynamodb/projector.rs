@@ -31,7 +31,7 @@ use super::keys::{
     backend, corrupt, from_fixed, minute_of, n, partition_items, partition_key, s, scope_key,
     to_fixed,
 };
-use super::schema::{OPEN_INDEX, OPEN_SHARDS, RECENT_INDEX, RECENT_SHARDS};
+use super::schema::{CAP_SHARDS, CAPS_INDEX, OPEN_INDEX, OPEN_SHARDS, RECENT_INDEX, RECENT_SHARDS};
 use crate::core::activity::SettledJob;
 use crate::core::budget::BudgetPeriod;
 use crate::core::budgets::BudgetBook;
@@ -114,6 +114,39 @@ struct StoredProjection {
     /// How many facts of the group's own partition the projection folded: a reader whose
     /// history read found fewer raced a projection of a fact appended since, and starts again.
     own_facts: u64,
+    /// A job's cap, as last written.
+    cap: CapWritten,
+}
+
+/// What a job group's item says of its cap (`core::caps`): the `batchguard:max-usd` tag's
+/// amount (`cap_usd`) or why it is not one (`cap_error`), and while the job runs, the second
+/// its cost reaches the cap (`cap_at`, with `cap_shard`: the caps index).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct CapWritten {
+    usd: Option<Decimal>,
+    error: Option<String>,
+    at: Option<i64>,
+}
+
+impl CapWritten {
+    /// A job group's cap: from the tags its latest event named, and its projection `next`.
+    fn of(ledger: &Ledger, job_id: &str, next: &GroupProjection) -> Self {
+        match crate::core::caps::job_cap(ledger.job_tags(job_id)) {
+            None => Self::default(),
+            Some(Err(error)) => {
+                tracing::warn!(job_id, %error, "the job's cap is not an amount: it is not capped");
+                Self {
+                    error: Some(error),
+                    ..Self::default()
+                }
+            }
+            Some(Ok(cap)) => Self {
+                usd: Some(cap),
+                error: None,
+                at: crate::core::caps::cap_reached_at(next, cap),
+            },
+        }
+    }
 }
 
 /// What a group's projection item records besides its units.
@@ -123,6 +156,8 @@ struct Written<'a> {
     /// An instance group's summary and witnesses, as JSON.
     instance: Option<(&'a str, &'a str)>,
     own_facts: u64,
+    /// A job group's cap.
+    cap: Option<&'a CapWritten>,
 }
 
 /// Now, in Unix seconds.
@@ -147,6 +182,7 @@ fn projection_of(
             instance_summary: None,
             witnesses: None,
             own_facts: 0,
+            cap: CapWritten::default(),
         });
     };
     let version = item
@@ -169,6 +205,18 @@ fn projection_of(
         .and_then(|v| v.as_n().ok())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
+    let cap = CapWritten {
+        usd: item
+            .get("cap_usd")
+            .and_then(|v| v.as_n().ok())
+            .map(|v| v.parse().map_err(|e| corrupt(pk, e)))
+            .transpose()?,
+        error: item.get("cap_error").and_then(|v| v.as_s().ok()).cloned(),
+        at: item
+            .get("cap_at")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse().ok()),
+    };
     Ok(StoredProjection {
         version,
         projection,
@@ -176,6 +224,7 @@ fn projection_of(
         instance_summary,
         witnesses,
         own_facts,
+        cap,
     })
 }
 
@@ -698,6 +747,10 @@ impl DynamoProjector {
             GroupProjection::without_instances(&ledger)
         };
         let last_event_ms = ledger.latest_instant().map(|m| m.0);
+        let cap = job_id
+            .as_deref()
+            .map(|id| CapWritten::of(&ledger, id, &next))
+            .unwrap_or_default();
         let instance_summary = group
             .strip_prefix("INSTANCE#")
             .and_then(|arn| ledger.instance_summary(arn))
@@ -790,6 +843,7 @@ impl DynamoProjector {
             && current.projection == next
             && !instance_changed
             && witnesses == current.witnesses
+            && cap == current.cap
         {
             return Ok(Some((false, settled, identity)));
         }
@@ -802,6 +856,7 @@ impl DynamoProjector {
                 last_event_ms,
                 instance: instance_summary.as_deref().zip(witnesses.as_deref()),
                 own_facts: own_read.unwrap_or(0),
+                cap: Some(&cap),
             },
         )?);
         let shard = xxhash_rust::xxh3::xxh3_64(group.as_bytes()) % u64::from(self.shards);
@@ -887,6 +942,7 @@ impl DynamoProjector {
             last_event_ms,
             instance,
             own_facts,
+            cap,
         } = written;
         let units = serde_json::to_string(projection).map_err(|e| corrupt(group, e))?;
         let mut put = Put::builder()
@@ -924,6 +980,21 @@ impl DynamoProjector {
                 put = put
                     .item("open_shard", s(format!("OPEN#{shard}")))
                     .item("last_event_ms", n(last));
+            }
+        }
+        if let Some(cap) = cap {
+            if let Some(usd) = cap.usd {
+                put = put.item("cap_usd", n(usd));
+            }
+            if let Some(error) = &cap.error {
+                put = put.item("cap_error", s(error));
+            }
+            if let Some(at) = cap.at {
+                // Running and capped: the caps index, by the second the cap is reached.
+                let shard = xxhash_rust::xxh3::xxh3_64(group.as_bytes()) % u64::from(CAP_SHARDS);
+                put = put
+                    .item("cap_shard", s(format!("CAP#{shard}")))
+                    .item("cap_at", n(at));
             }
         }
         put = if version == 0 {
@@ -1491,6 +1562,99 @@ impl DynamoProjector {
             }
         }
         Ok(jobs)
+    }
+}
+
+impl crate::ports::JobProjections for DynamoProjector {
+    /// One `Query` of the caps index per shard ([`CAP_SHARDS`]), for `cap_at <= at`: the
+    /// items read are the capped jobs past their cap and still running, whatever the history.
+    async fn due_caps(
+        &self,
+        at: i64,
+        limit: usize,
+    ) -> Result<Vec<crate::ports::DueCap>, StoreError> {
+        let mut due = Vec::new();
+        for shard in 0..CAP_SHARDS {
+            let mut pages = self
+                .client()
+                .query()
+                .table_name(self.state_table())
+                .index_name(CAPS_INDEX)
+                .key_condition_expression("cap_shard = :shard AND cap_at <= :at")
+                .expression_attribute_values(":shard", s(format!("CAP#{shard}")))
+                .expression_attribute_values(":at", n(at))
+                .into_paginator()
+                .items()
+                .send();
+            while let Some(item) = pages.next().await {
+                let item = item.map_err(|e| backend(self.state_table(), e))?;
+                let job = item
+                    .get("pk")
+                    .and_then(|v| v.as_s().ok())
+                    .and_then(|pk| pk.strip_prefix("PROJ#JOB#"));
+                let reached_at = item
+                    .get("cap_at")
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|v| v.parse().ok());
+                if let (Some(job), Some(reached_at)) = (job, reached_at) {
+                    due.push(crate::ports::DueCap {
+                        job_id: job.to_owned(),
+                        reached_at,
+                    });
+                    if due.len() >= limit {
+                        return Ok(due);
+                    }
+                }
+            }
+        }
+        Ok(due)
+    }
+
+    /// One consistent `GetItem` of the job's projection.
+    async fn cap_reading(
+        &self,
+        job_id: &str,
+        at: i64,
+    ) -> Result<Option<crate::core::caps::CapReading>, StoreError> {
+        let pk = format!("PROJ#JOB#{job_id}");
+        let Some(item) = self.get(&pk, "PROJ").await? else {
+            return Ok(None);
+        };
+        let stored = projection_of(&pk, Some(item))?;
+        let cap_usd = match (stored.cap.usd, stored.cap.error) {
+            (Some(usd), _) => Some(Ok(usd)),
+            (None, Some(error)) => Some(Err(error)),
+            (None, None) => None,
+        };
+        Ok(Some(crate::core::caps::CapReading {
+            job_id: job_id.to_owned(),
+            cap_usd,
+            cost_usd: crate::core::caps::cost_at(&stored.projection, at),
+            running: crate::core::caps::is_running(&stored.projection),
+        }))
+    }
+
+    /// The jobs' projection items, read `BATCH_GET_LIMIT` a call (consistently).
+    async fn job_burns(&self, job_ids: &[String]) -> Result<BTreeMap<String, Decimal>, StoreError> {
+        let keys: Vec<(String, &str)> = job_ids
+            .iter()
+            .map(|job| (format!("PROJ#JOB#{job}"), "PROJ"))
+            .collect();
+        let mut burns = BTreeMap::new();
+        for item in self.items(&keys).await? {
+            let Some(pk) = item.get("pk").and_then(|v| v.as_s().ok()).cloned() else {
+                continue;
+            };
+            let Some(job) = pk.strip_prefix("PROJ#JOB#") else {
+                continue;
+            };
+            let stored = projection_of(&pk, Some(item.clone()))?;
+            burns.insert(
+                job.to_owned(),
+                crate::core::caps::burn_usd_per_hour(&stored.projection),
+            );
+        }
+        Ok(burns)
     }
 }
 

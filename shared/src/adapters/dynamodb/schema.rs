@@ -1,5 +1,5 @@
-//! The schema of both tables — the events table and the state table with its `open` and
-//! `recent` indexes, TTL on both — and their creation for development (`batchguard init`, the
+//! The schema of both tables — the events table and the state table with its `open`,
+//! `recent` and `caps` indexes, TTL on both — and their creation for development (`batchguard init`, the
 //! tests); a deployment gets the same from the SAM template.
 
 use std::time::Duration;
@@ -24,6 +24,10 @@ pub const RECENT_INDEX: &str = "recent";
 pub const OPEN_INDEX: &str = "open";
 /// Partitions of the open index (its writes spread over this many keys).
 pub const OPEN_SHARDS: u32 = 8;
+/// The GSI of running capped jobs by the second their cost reaches the cap (`core::caps`).
+pub const CAPS_INDEX: &str = "caps";
+/// Partitions of the caps index.
+pub const CAP_SHARDS: u32 = 8;
 /// Partitions of the recent index per minute: a 10,000-child array starting in one minute
 /// writes this many index keys instead of one (DynamoDB takes 1,000 write units a second per
 /// partition, an index's included).
@@ -97,6 +101,29 @@ pub async fn create_tables(client: &Client, tables: &TableNames) -> Result<(), S
                         .projection(
                             Projection::builder()
                                 .projection_type(ProjectionType::All)
+                                .build(),
+                        )
+                        .build()
+                        .map_err(|e| build_error(table, e))?,
+                );
+            // Running capped jobs by the second their cost reaches the cap.
+            create = create
+                .attribute_definitions(attribute("cap_shard")?)
+                .attribute_definitions(
+                    AttributeDefinition::builder()
+                        .attribute_name("cap_at")
+                        .attribute_type(ScalarAttributeType::N)
+                        .build()
+                        .map_err(|e| build_error(table, e))?,
+                )
+                .global_secondary_indexes(
+                    GlobalSecondaryIndex::builder()
+                        .index_name(CAPS_INDEX)
+                        .key_schema(key("cap_shard", KeyType::Hash)?)
+                        .key_schema(key("cap_at", KeyType::Range)?)
+                        .projection(
+                            Projection::builder()
+                                .projection_type(ProjectionType::KeysOnly)
                                 .build(),
                         )
                         .build()

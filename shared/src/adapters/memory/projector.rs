@@ -10,13 +10,18 @@ use rust_decimal::Decimal;
 
 use crate::core::activity::SettledJob;
 use crate::core::budget::BudgetPeriod;
+use crate::core::caps::{
+    CapReading, burn_usd_per_hour, cap_reached_at, cost_at, is_running, job_cap,
+};
 use crate::core::facts::{Fact, FactBody};
 use crate::core::ledger::Ledger;
 use crate::core::prices::PriceTable;
 use crate::core::projection::GroupProjection;
 use crate::core::scope::Scope;
 use crate::core::sums::ScopeTotals;
-use crate::ports::{Projector, SilentJob, SilentJobs, SpendReader, StoreError};
+use crate::ports::{
+    DueCap, JobProjections, Projector, SilentJob, SilentJobs, SpendReader, StoreError,
+};
 
 /// For stores that keep no projections (SQLite: `status` folds the log).
 #[derive(Clone, Copy, Debug, Default)]
@@ -168,5 +173,54 @@ impl SilentJobs for MemoryProjector {
             }
         }
         Ok(())
+    }
+}
+
+impl JobProjections for MemoryProjector {
+    async fn due_caps(&self, at: i64, limit: usize) -> Result<Vec<DueCap>, StoreError> {
+        let inner = self.lock();
+        let mut due: Vec<DueCap> = inner
+            .ledger
+            .running_jobs()
+            .into_iter()
+            .filter_map(|job| {
+                let Some(Ok(cap)) = job_cap(inner.ledger.job_tags(job)) else {
+                    return None;
+                };
+                let reached_at = cap_reached_at(&GroupProjection::of_job(&inner.ledger, job), cap)?;
+                (reached_at <= at).then(|| DueCap {
+                    job_id: job.to_owned(),
+                    reached_at,
+                })
+            })
+            .collect();
+        due.sort_by_key(|cap| cap.reached_at);
+        due.truncate(limit);
+        Ok(due)
+    }
+
+    async fn cap_reading(&self, job_id: &str, at: i64) -> Result<Option<CapReading>, StoreError> {
+        let inner = self.lock();
+        let projection = GroupProjection::of_job(&inner.ledger, job_id);
+        let cap_usd = job_cap(inner.ledger.job_tags(job_id));
+        if projection.units.is_empty() && cap_usd.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(CapReading {
+            job_id: job_id.to_owned(),
+            cap_usd,
+            cost_usd: cost_at(&projection, at),
+            running: is_running(&projection),
+        }))
+    }
+
+    async fn job_burns(&self, job_ids: &[String]) -> Result<BTreeMap<String, Decimal>, StoreError> {
+        let inner = self.lock();
+        Ok(job_ids
+            .iter()
+            .map(|job| (job, GroupProjection::of_job(&inner.ledger, job)))
+            .filter(|(_, projection)| !projection.units.is_empty())
+            .map(|(job, projection)| (job.clone(), burn_usd_per_hour(&projection)))
+            .collect())
     }
 }

@@ -250,6 +250,25 @@ impl Ledger {
             })
     }
 
+    /// The units of job `job_id`'s own attempts and the scopes each counts in (a job's own
+    /// cost, as its billing group's projection holds it).
+    pub fn job_units(&self, job_id: &str) -> impl Iterator<Item = (Vec<Scope>, &UnitBilling)> {
+        let job = self.state.job_index.get(job_id).copied();
+        self.contributions
+            .iter()
+            .filter(move |(unit, _)| {
+                matches!(unit, UnitId::Attempt { job: of, .. } if Some(*of) == job)
+            })
+            .map(|(_, contribution)| {
+                let scopes = contribution
+                    .scopes
+                    .iter()
+                    .map(|&id| self.table.names[id as usize].clone())
+                    .collect();
+                (scopes, &contribution.unit)
+            })
+    }
+
     /// Every scope that holds at least one unit.
     pub fn scopes(&self) -> impl Iterator<Item = &Scope> {
         self.table
@@ -436,6 +455,17 @@ impl Ledger {
     /// still revise it (an ECS task event refining times Batch reported).
     pub fn settled_job(&self, job_id: &str) -> Option<JobCost> {
         self.settled_job_and_walk(job_id).map(|(job, _)| job)
+    }
+
+    /// The tags the job's latest event named, sorted by key (empty for a job not known).
+    pub fn job_tags(&self, job_id: &str) -> impl Iterator<Item = (&str, &str)> {
+        self.state
+            .job_index
+            .get(job_id)
+            .and_then(|&idx| self.state.jobs[idx as usize].tags.get())
+            .into_iter()
+            .flatten()
+            .map(|(key, value)| (key.as_str(), value.as_str()))
     }
 
     /// The job whose attempt the task is billed to, if a Batch event names it.

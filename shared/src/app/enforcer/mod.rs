@@ -13,6 +13,8 @@
 //!   nothing else.
 //! - **budgets** ([`Enforcer::enforce_budgets`]): the applied budgets' orders, each on the jobs
 //!   its budget counts only (issue 17).
+//! - **caps** ([`Enforcer::enforce_caps`]): terminate each running job whose own cost reached
+//!   its `batchguard:max-usd` tag (`core::caps`).
 //!
 //! Jobs tagged `batchguard:protect=true` are never touched, nor are jobs whose tags cannot be
 //! read (protection fails closed). In a **dry run** every action is recorded and notified, and
@@ -22,12 +24,19 @@
 //! outcome records nothing new, and what is already done is not done again. One failed action
 //! is reported and the run goes on.
 
+mod caps;
+
 use std::collections::{BTreeMap, BTreeSet};
 
+use rust_decimal::Decimal;
 use serde::Serialize;
 
+pub use caps::CappedJob;
+
 use crate::core::budget::BudgetPeriod;
-use crate::core::budgets::{Action, BudgetBook, JobFacets, JobStage, JobView, Step as JobStep};
+use crate::core::budgets::{
+    Action, BudgetBook, BudgetFigures, JobFacets, JobStage, JobView, ShedFigures, Step as JobStep,
+};
 use crate::core::enforcement::BudgetOrder;
 use crate::core::enforcement::{QUEUED, STARTED, Step, is_protected, queues_disabled_by_us};
 use crate::core::facts::{
@@ -35,8 +44,8 @@ use crate::core::facts::{
 };
 use crate::core::policy::Level;
 use crate::ports::{
-    AuditTrail, BatchControl, BudgetStore, ControlError, EventLog, JobKind, JobSummary, Notifier,
-    Record, StoreError,
+    AuditTrail, BatchControl, BudgetStore, ControlError, EventLog, JobKind, JobProjections,
+    JobSummary, Notifier, Record, StoreError, Unprojected,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -129,30 +138,49 @@ pub struct EnforcerSettings {
     pub period: BudgetPeriod,
 }
 
-/// The enforcer over its ports.
+/// The enforcer over its ports; `P`, the projections, gives a shedding budget its running
+/// jobs' burn rates (without them, shed stops every running job of the budget).
 #[derive(Clone, Debug)]
-pub struct Enforcer<B, L, N> {
+pub struct Enforcer<B, L, N, P = Unprojected> {
     batch: B,
     log: L,
     notifier: N,
     settings: EnforcerSettings,
+    projections: P,
 }
 
-impl<B, L, N> Enforcer<B, L, N>
-where
-    B: BatchControl + Sync,
-    L: EventLog + AuditTrail + Sync,
-    N: Notifier + Sync,
-{
+impl<B, L, N> Enforcer<B, L, N> {
     pub fn new(batch: B, log: L, notifier: N, settings: EnforcerSettings) -> Self {
         Self {
             batch,
             log,
             notifier,
             settings,
+            projections: Unprojected,
         }
     }
+}
 
+impl<B, L, N, P> Enforcer<B, L, N, P> {
+    /// The same enforcer reading the jobs' projections (a shedding budget's burn rates).
+    pub fn with_projections<Q>(self, projections: Q) -> Enforcer<B, L, N, Q> {
+        Enforcer {
+            batch: self.batch,
+            log: self.log,
+            notifier: self.notifier,
+            settings: self.settings,
+            projections,
+        }
+    }
+}
+
+impl<B, L, N, P> Enforcer<B, L, N, P>
+where
+    B: BatchControl + Sync,
+    L: EventLog + AuditTrail + Sync,
+    N: Notifier + Sync,
+    P: JobProjections + Sync,
+{
     /// The audit entry of `action`; `dry_run`: the stack's, or an applied budget's.
     fn entry(
         &self,
@@ -484,8 +512,8 @@ where
     ///   naming the strictest budget reaching it: a waiting job submitted since the budget
     ///   first drained this period is cancelled (admission on the tick: a shared queue stays
     ///   open for the other budgets' jobs), every waiting job at `cancel-queued`, every running
-    ///   job at `terminate` or `shed` (without the running jobs' burn rates here, a shedding
-    ///   budget stops all of its running jobs: the safe side);
+    ///   job at `terminate`, and at `shed` every running job too (this method has no figures:
+    ///   the safe side; [`Enforcer::enforce_budgets_with_figures`] picks the fewest);
     /// - a budget's `dry_run` (or the stack's) records what it would do and changes nothing;
     /// - protected jobs and jobs whose tags cannot be read are left alone, as at every level.
     ///
@@ -495,6 +523,26 @@ where
         &self,
         book: &BudgetBook,
         orders: &[BudgetOrder],
+        at_ms: i64,
+    ) -> Result<EnforcementReport, EnforceError> {
+        self.enforce_budgets_with_figures(book, orders, &BTreeMap::new(), at_ms)
+            .await
+    }
+
+    /// As [`Enforcer::enforce_budgets`], with each budget's figures as the ledger check read
+    /// them (its spend and burn rate, the hours left in its period): for a shedding budget the
+    /// running jobs' burn rates are read from the projections, and `budgets::shed` stops the
+    /// fewest of the jobs it can stop that bring the budget's forecast inside its amount,
+    /// costliest first; what the others burn (protected jobs, jobs whose tags cannot be read,
+    /// jobs outside the stack's queues) counts as spent (`BudgetFigures::for_shed`). A
+    /// shedding budget without figures, or with a running job whose burn rate cannot be read,
+    /// stops all of its running jobs (the safe side), as does a failed read of the rates
+    /// (reported).
+    pub async fn enforce_budgets_with_figures(
+        &self,
+        book: &BudgetBook,
+        orders: &[BudgetOrder],
+        figures: &BTreeMap<String, BudgetFigures>,
         at_ms: i64,
     ) -> Result<EnforcementReport, EnforceError> {
         let strictest = orders.iter().map(|order| order.action).max();
@@ -656,7 +704,10 @@ where
             .iter()
             .map(|(name, action)| (name.clone(), *action))
             .partition(|(name, _)| !dry_run_of(name));
-        let mut steps = book.plan(&live, &BTreeMap::new(), &views);
+        let (views, figures) = self
+            .with_burns(book, &acting, figures, views, &mut report)
+            .await;
+        let mut steps = book.plan(&live, &figures, &views);
         let stepped: BTreeSet<String> = steps
             .iter()
             .map(|step| match step {
@@ -670,7 +721,7 @@ where
             .filter(|view| !stepped.contains(view.job_id))
             .copied()
             .collect();
-        steps.extend(book.plan(&dry, &BTreeMap::new(), &left));
+        steps.extend(book.plan(&dry, &figures, &left));
         let mut run = Run {
             label: String::new(),
             reason: "",
@@ -706,6 +757,71 @@ where
             .await?;
         }
         Ok(report)
+    }
+
+    /// The running jobs' burn rates, when a shedding budget has figures, and the figures of
+    /// the shedding budgets whose every running job has one (the others stop all of theirs).
+    async fn with_burns<'a>(
+        &self,
+        book: &BudgetBook,
+        acting: &BTreeMap<String, Action>,
+        figures: &BTreeMap<String, BudgetFigures>,
+        mut views: Vec<JobView<'a>>,
+        report: &mut EnforcementReport,
+    ) -> (Vec<JobView<'a>>, BTreeMap<String, ShedFigures>) {
+        let shedding: Vec<&String> = acting
+            .iter()
+            .filter(|(name, action)| **action == Action::Shed && figures.contains_key(*name))
+            .map(|(name, _)| name)
+            .collect();
+        if shedding.is_empty() {
+            return (views, BTreeMap::new());
+        }
+        let running: Vec<String> = views
+            .iter()
+            .filter(|view| view.stage == JobStage::Running)
+            .map(|view| view.job_id.to_owned())
+            .collect();
+        let burns = match self.projections.job_burns(&running).await {
+            Ok(burns) => burns,
+            Err(error) => {
+                report.failures.push(ActionFailed {
+                    action: "ReadBurnRates",
+                    target: running.join(","),
+                    error: error.to_string(),
+                });
+                return (views, BTreeMap::new());
+            }
+        };
+        for view in &mut views {
+            if let Some(burn) = burns.get(view.job_id) {
+                view.burn_usd_per_hour = *burn;
+            }
+        }
+        let mut known = BTreeMap::new();
+        for name in shedding {
+            let mine: Vec<&JobView<'_>> = views
+                .iter()
+                .filter(|view| {
+                    view.stage == JobStage::Running
+                        && book.budgets_of(&view.facets).contains(&name.as_str())
+                })
+                .collect();
+            if mine.iter().any(|view| !burns.contains_key(view.job_id)) {
+                continue;
+            }
+            let candidates = mine.iter().try_fold(Decimal::ZERO, |sum, view| {
+                sum.checked_add(view.burn_usd_per_hour)
+            });
+            if let Some(shed) = figures
+                .get(name)
+                .zip(candidates)
+                .and_then(|(f, candidates)| f.for_shed(candidates))
+            {
+                known.insert(name.clone(), shed);
+            }
+        }
+        (views, known)
     }
 
     /// The jobs the acting budgets may reach, tags read: waiting ones, and running ones when
