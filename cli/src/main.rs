@@ -72,7 +72,9 @@ enum Command {
     ///
     /// Runs the budget policy on a store's spend and carries it out: notify, freeze (disable
     /// the queues, cancel queued jobs) or stop (terminate running jobs); or restore what
-    /// batchguard disabled. Uses the usual AWS variables (AWS_ENDPOINT_URL for an emulator).
+    /// batchguard disabled; or, with --budgets FILE or --applied-budgets, what each budget's
+    /// thresholds call for on its own jobs. Uses the usual AWS variables (AWS_ENDPOINT_URL for
+    /// an emulator).
     Enforce(enforce::Args),
     /// Check a deployed stack and print a checklist with a fix per failure.
     ///

@@ -517,3 +517,110 @@ fn an_apply_replaces_a_stored_book_that_no_longer_validates() {
     let list: Value = serde_json::from_slice(&list.stdout).unwrap();
     assert_eq!(list["version"], 2);
 }
+
+/// GIVEN the sample day in a SQLite store and a budgets file in which genomics is over its
+/// amount (terminate) and imaging under its first threshold WHEN `enforce --budgets FILE` runs
+/// (a dry run, on the emulator's Batch) THEN exactly genomics is ordered, with its figures in
+/// the reason, and its action is recorded as a dry run under its name; `--applied-budgets`
+/// before any apply is refused naming the apply to run, and after `budgets apply` gives the
+/// same orders.
+#[test]
+fn enforce_acts_per_budget_from_a_file_or_the_applied_budgets() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store.sqlite");
+    let store = store.to_str().unwrap();
+    let ingested = batchguard(&[
+        "ingest",
+        "--store",
+        store,
+        example("sample-day.jsonl").to_str().unwrap(),
+    ]);
+    assert!(ingested.status.success());
+    let status = batchguard(&["status", "--json", "--store", store]);
+    let as_of = serde_json::from_slice::<Value>(&status.stdout).unwrap()["as_of"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let file = dir.path().join("budgets.toml");
+    std::fs::write(
+        &file,
+        r#"
+[[budget]]
+name = "genomics"
+amount_usd = "0.05"
+period = "day"
+scope = { tags = ["team=genomics"] }
+thresholds = [{ at_percent = "100", action = "terminate" }]
+
+[[budget]]
+name = "imaging"
+amount_usd = "100000"
+period = "day"
+scope = { tags = ["team=imaging"] }
+thresholds = [{ at_percent = "100", action = "terminate" }]
+"#,
+    )
+    .unwrap();
+    let file = file.to_str().unwrap();
+    let enforce = |source: &[&str]| {
+        let mut args = vec![
+            "enforce",
+            "--json",
+            "--dry-run",
+            "--store",
+            store,
+            "--period",
+            "day",
+            "--at",
+            &as_of,
+        ];
+        args.extend_from_slice(source);
+        batchguard(&args)
+    };
+    let output = enforce(&["--budgets", file]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let document: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let orders = document["orders"].as_array().unwrap();
+    assert_eq!(orders.len(), 1, "{orders:?}");
+    assert_eq!(orders[0]["budget"], "genomics");
+    assert_eq!(orders[0]["action"], "terminate");
+    assert!(
+        orders[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("of 0.05 USD this period"),
+        "{orders:?}"
+    );
+    let actions = document["report"]["actions"].as_array().unwrap();
+    assert!(
+        actions
+            .iter()
+            .any(|a| a["action"] == "budget_reached" && a["budget"] == "genomics"),
+        "{actions:?}"
+    );
+    assert_eq!(document["report"]["dry_run"], true);
+
+    let refused = enforce(&["--applied-budgets"]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("batchguard budgets apply"), "{stderr}");
+
+    let applied = batchguard(&["budgets", "apply", file, "--store", store]);
+    assert!(
+        applied.status.success(),
+        "{}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
+    let output = enforce(&["--applied-budgets"]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let again: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(again["orders"], document["orders"]);
+}

@@ -690,6 +690,17 @@ pub trait JobProjections {
         at: i64,
     ) -> impl Future<Output = Result<Option<crate::core::caps::CapReading>, StoreError>> + Send;
 
+    /// Takes a capped job out of the search until Unix second `until` (the enforcer judged it
+    /// and is not to be asked again before), if its projection is still at `version`: a
+    /// change of the job puts it back at the second its new figures give. `false` when the
+    /// projection moved on (or the job is not capped).
+    fn defer_cap(
+        &self,
+        job_id: &str,
+        version: u64,
+        until: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
     /// What each of `job_ids` costs an hour now (the rates of its running units, USD), from
     /// its projection; a job not projected is left out.
     fn job_burns(
@@ -717,6 +728,15 @@ impl JobProjections for Unprojected {
         Ok(None)
     }
 
+    async fn defer_cap(
+        &self,
+        _job_id: &str,
+        _version: u64,
+        _until: i64,
+    ) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+
     async fn job_burns(
         &self,
         _job_ids: &[String],
@@ -741,6 +761,15 @@ impl<T: JobProjections + Sync> JobProjections for &T {
     ) -> impl Future<Output = Result<Option<crate::core::caps::CapReading>, StoreError>> + Send
     {
         (**self).cap_reading(job_id, at)
+    }
+
+    fn defer_cap(
+        &self,
+        job_id: &str,
+        version: u64,
+        until: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        (**self).defer_cap(job_id, version, until)
     }
 
     fn job_burns(

@@ -602,6 +602,54 @@ async fn the_alarm_on_the_applied_budgets_has_the_enforcer_judge_them_itself() {
     );
 }
 
+/// GIVEN the alarm on the applied budgets in ALARM WHEN no applied budget is at a threshold on
+/// the ledger (a forged metric, or one that has fallen back) THEN nothing is done to any job,
+/// and the alarm is refused, recorded and notified.
+#[tokio::test]
+async fn an_alarm_on_the_applied_budgets_the_ledger_does_not_back_is_refused() {
+    let stack = ledger_backed().await;
+    let under = BudgetBook::parse(
+        r#"
+[[budget]]
+name = "imaging"
+amount_usd = "100000"
+period = "month"
+scope = { tags = ["team=imaging"] }
+thresholds = [{ at_percent = "100", action = "terminate" }]
+"#,
+    )
+    .unwrap();
+    let version = stack.log.budgets_version().await.unwrap();
+    assert!(stack.log.replace_budgets(&under, version).await.unwrap());
+    let enforcing = Enforcer::new(&stack.batch, &stack.log, &stack.outbox, settings());
+    let check = stack.check();
+    let mut alarm: serde_json::Value = serde_json::from_str(&batchguard_tests::fixture_text(
+        "cloudwatch_alarm_lambda_action_metric_aws_lambda_events_fixture.json",
+    ))
+    .unwrap();
+    alarm["alarmData"]["configuration"]["description"] = json!("batchguard:budgets");
+    let sink = EmfMemory::default();
+    let report = enforcer::handle(&enforcing, &check, &sink, alarm, stack.last_ms + 1_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(stack.batch.calls().is_empty(), "{:?}", stack.batch.calls());
+    assert_eq!(
+        report
+            .actions
+            .iter()
+            .map(|a| a.action.clone())
+            .collect::<Vec<_>>(),
+        [EnforcementAction::Refused {
+            request: "budgets alarm".into()
+        }]
+    );
+    assert_eq!(
+        stack.outbox.0.lock().unwrap().clone(),
+        ["batchguard: refused budgets alarm"]
+    );
+}
+
 /// On the emulator's Batch through the real SDK: GIVEN one genomics and one imaging job on a
 /// shared queue WHEN the enforcer's listing reads them THEN each carries what a budget matches
 /// on — its queue, its definition's name without the revision, its tags (`DescribeJobs`) and
@@ -693,6 +741,15 @@ impl JobProjections for Burns {
         _at: i64,
     ) -> Result<Option<shared::core::caps::CapReading>, shared::ports::StoreError> {
         Ok(None)
+    }
+
+    async fn defer_cap(
+        &self,
+        _job_id: &str,
+        _version: u64,
+        _until: i64,
+    ) -> Result<bool, shared::ports::StoreError> {
+        Ok(false)
     }
 
     async fn job_burns(

@@ -275,6 +275,18 @@ async fn a_capped_job_is_stopped_from_the_second_its_cost_reaches_the_cap() {
     .unwrap();
     assert_eq!(batch.calls().len(), 1, "{:?}", batch.calls());
     assert_eq!(outbox.0.lock().unwrap().len(), 1);
+    // Judged, it is out of the search for the ten minutes Batch is given to stop it.
+    assert!(
+        projector
+            .due_caps(crossing + 60, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        projector.due_caps(crossing + 660, 100).await.unwrap().len(),
+        1
+    );
 
     // Its terminal event: the job leaves the index.
     let mut failed = current.clone();
@@ -322,9 +334,11 @@ fn ticker_settings() -> TickerSettings {
     }
 }
 
-/// GIVEN an empty stack and one that has collected the sample day's first 400 events WHEN the
-/// ticker looks for capped jobs THEN both cost the same DynamoDB requests: one `Query` per
-/// shard of the caps index, whatever the history.
+/// GIVEN an empty stack and one that has collected the sample day's first 400 events with a
+/// cap of a cent on every job (those that ended have left the caps index; those running are
+/// past their cap) WHEN the ticker looks for capped jobs THEN both cost the same DynamoDB
+/// requests: one `Query` per shard of the caps index, whatever the history; and the search
+/// takes at most its limit, from every shard.
 #[tokio::test]
 async fn the_search_for_capped_jobs_costs_the_same_whatever_the_history() {
     let (empty_log, empty_requests) = counted_emulator_event_log("caps-empty").await;
@@ -336,23 +350,28 @@ async fn the_search_for_capped_jobs_costs_the_same_whatever_the_history() {
     let (log, requests) = counted_emulator_event_log("caps-history").await;
     let projector = DynamoProjector::new(log.clone(), PriceTable::builtin(), BudgetPeriod::Day);
     let collector = Collector::new(log, projector.clone());
-    for event in sample_events() {
+    let mut events = sample_events();
+    for event in &mut events {
+        if event["detail-type"] == "Batch Job State Change" {
+            event["detail"]["tags"][CAP_TAG] = json!("0.01");
+        }
+    }
+    let running = replay(&events).running_jobs().len();
+    for event in &events {
         collector
             .collect(event.to_string().as_bytes(), "test")
             .await
             .unwrap();
     }
     let before = requests.count();
-    assert!(
-        projector
-            .due_caps(i64::MAX / 2, 100)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    let due = projector.due_caps(i64::MAX / 2, 100).await.unwrap();
     let on_history = requests.count() - before;
     assert_eq!(on_empty, u64::from(CAP_SHARDS));
     assert_eq!(on_history, on_empty);
+    assert!(running > 8, "{running} running jobs");
+    assert_eq!(due.len(), running.min(100));
+    let few = projector.due_caps(i64::MAX / 2, 8).await.unwrap();
+    assert!(!few.is_empty() && few.len() <= 8, "{few:?}");
 }
 
 /// The sample's first events in the in-memory projections, with a cap under their cost at
@@ -482,6 +501,10 @@ async fn the_enforcer_stops_only_what_the_projections_and_batch_back() {
     .unwrap()
     .unwrap();
     assert_eq!(batch.calls(), [format!("TerminateJob {stopped}")]);
+    // The four judged are out of the search until Batch has had time to stop a job, so the
+    // ones left running do not come back every tick (or crowd out others); then back.
+    assert!(projector.due_caps(at + 599, 100).await.unwrap().is_empty());
+    assert_eq!(projector.due_caps(at + 600, 100).await.unwrap().len(), 4);
     assert_eq!(report.protected_jobs, std::slice::from_ref(protected));
     assert_eq!(report.unverified_jobs, std::slice::from_ref(unanswered));
     assert!(

@@ -1,6 +1,9 @@
 //! `batchguard enforce`: run the budget policy on a store's spend and carry it out on AWS
 //! Batch — notify, freeze (disable the queues, cancel queued jobs) or stop (terminate running
-//! jobs) — or restore what batchguard disabled. The audit trail is written to the store.
+//! jobs) — or restore what batchguard disabled; or, with `--budgets FILE` or
+//! `--applied-budgets`, judge each budget of a budgets file on the store's events and carry
+//! out what its thresholds call for on its own jobs, as the stack's enforcer does. The audit
+//! trail is written to the store.
 
 use std::path::PathBuf;
 
@@ -20,8 +23,19 @@ pub struct Args {
     #[arg(long, value_parser = parse_store)]
     pub store: StoreSpec,
     /// Budget in USD for the period (0 to a trillion).
-    #[arg(long, required_unless_present = "restore", value_parser = super::parse_budget)]
+    #[arg(
+        long,
+        required_unless_present_any = ["restore", "budgets", "applied_budgets"],
+        value_parser = super::parse_budget
+    )]
     pub budget: Option<Decimal>,
+    /// Act per budget of this budgets file instead: each budget at a threshold on the store's
+    /// events is notified, drained, cancelled, shed or terminated on its own jobs.
+    #[arg(long, conflicts_with_all = ["budget", "restore", "applied_budgets"])]
+    pub budgets: Option<PathBuf>,
+    /// As --budgets, with the budgets applied to the store (`budgets apply`).
+    #[arg(long, conflicts_with_all = ["budget", "restore"])]
+    pub applied_budgets: bool,
     /// Budget period, calendar in UTC: month, week or day.
     #[arg(long, default_value = "month", value_parser = parse_period)]
     pub period: BudgetPeriod,
@@ -127,6 +141,9 @@ pub async fn run(args: Args) -> Result<(), CliError> {
         .at
         .map_or_else(|| Utc::now().timestamp_millis(), |at| at.timestamp_millis());
     let at = Millis(now_ms).floor_seconds();
+    if args.budgets.is_some() || args.applied_budgets {
+        return per_budget(&args, &log, enforcer, now_ms).await;
+    }
     let (report, decision) = if args.restore {
         (
             enforcer
@@ -166,6 +183,110 @@ pub async fn run(args: Args) -> Result<(), CliError> {
             serde_json::to_string_pretty(&document).unwrap_or_default()
         );
     } else {
+        print!("{}", text::enforcement(&report));
+    }
+    if report.failures.is_empty() {
+        Ok(())
+    } else {
+        Err(CliError::ActionsFailed(report.failures.len()))
+    }
+}
+
+/// `--budgets FILE` / `--applied-budgets`: each budget judged on the store's events (every
+/// period its budgets use), an order for each at a threshold, carried out by the enforcer with
+/// its figures, so a shedding budget stops the fewest jobs (burn rates from the same fold).
+#[cfg(feature = "aws")]
+async fn per_budget<B, N>(
+    args: &Args,
+    log: &crate::store::Store,
+    enforcer: shared::app::enforcer::Enforcer<B, &crate::store::Store, N>,
+    now_ms: i64,
+) -> Result<(), CliError>
+where
+    B: shared::ports::BatchControl + Sync,
+    N: shared::ports::Notifier + Sync,
+{
+    use shared::adapters::memory::MemoryProjector;
+    use shared::analysis::budgets::budget_lines;
+    use shared::core::budgets::BudgetFigures;
+    use shared::core::enforcement::BudgetOrder;
+    use shared::core::facts::Millis;
+    use shared::ports::BudgetStore;
+
+    use crate::render::text;
+
+    let book = match &args.budgets {
+        Some(path) => super::evaluation::load_budgets(Some(path))?.unwrap_or_default(),
+        None => {
+            let (_, book) = log.budgets().await?;
+            let Some(book) = book else {
+                return Err(CliError::Usage(format!(
+                    "no budgets are applied to {}: `batchguard budgets apply FILE --store {}`",
+                    args.store, args.store
+                )));
+            };
+            std::sync::Arc::new(book)
+        }
+    };
+    let at = Millis(now_ms).floor_seconds();
+    let (mut ledger, mut others) = super::evaluation::ledgers(
+        super::load_prices(args.prices.as_deref())?,
+        args.period,
+        Some(&book),
+    );
+    log.fold_into(&mut ledger).await?;
+    for other in &mut others {
+        log.fold_into(other).await?;
+    }
+    if args.at.is_some() {
+        super::evaluation::warn_if_far_past_the_events(at, &ledger);
+    }
+    let mut all: Vec<&shared::core::ledger::Ledger> = vec![&ledger];
+    all.extend(others.iter());
+    let lines = budget_lines(&book, &all, at);
+    let mut orders = Vec::new();
+    let mut figures = std::collections::BTreeMap::new();
+    for line in &lines {
+        let Some(action) = line.action else { continue };
+        orders.push(BudgetOrder {
+            budget: line.name.clone(),
+            action,
+            reason: format!(
+                "budget {} has spent {} of {} USD this period ({}%): its thresholds call for {action}{}",
+                line.name,
+                line.period_spend_usd.round_dp(2),
+                line.amount_usd,
+                line.used_percent.round_dp(1),
+                if line.dry_run { " (dry run)" } else { "" }
+            ),
+        });
+        let (_, end) = line.period.bounds(at);
+        figures.insert(
+            line.name.clone(),
+            BudgetFigures {
+                spend_usd: line.period_spend_usd,
+                burn_usd_per_hour: line.burn_rate_usd_per_hour,
+                hours_left: Decimal::from(end.saturating_sub(at).max(0)) / Decimal::from(3600),
+            },
+        );
+    }
+    let enforcer = enforcer.with_projections(MemoryProjector::from_ledger(ledger.clone()));
+    let report = enforcer
+        .enforce_budgets_with_figures(&book, &orders, &figures, now_ms)
+        .await?;
+    if args.json {
+        let document = serde_json::json!({ "orders": orders, "report": report });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&document).unwrap_or_default()
+        );
+    } else {
+        if orders.is_empty() {
+            println!("no budget is at a threshold");
+        }
+        for order in &orders {
+            println!("{}", order.reason);
+        }
         print!("{}", text::enforcement(&report));
     }
     if report.failures.is_empty() {

@@ -726,14 +726,20 @@ fn applied_budget_document(
     document
 }
 
-/// The highest `BudgetActionLevel` of the applied budgets judged this tick, under
+/// The highest `BudgetActionLevel` of the enforcing applied budgets judged this tick, under
 /// `ScopeKind=budget` alone: one metric whatever the number of budgets, watched by the
 /// template's alarms on the applied budgets (the second path to the enforcer, which then
-/// judges every budget itself). `None` when no budget was judged.
+/// judges every budget itself). A dry-run budget does not count: one held at terminate all
+/// period would keep the alarms in ALARM, and an enforcing budget reaching drain later would
+/// never move them. 0 when every budget judged is a dry run; `None` when none was judged.
 fn highest_action_document(readings: &[BudgetReading], now_ms: i64) -> Option<MetricDocument> {
+    if readings.is_empty() {
+        return None;
+    }
     let highest = readings
         .iter()
-        .max_by_key(|reading| reading.action.map_or(0, Action::rank))?;
+        .filter(|reading| !reading.dry_run)
+        .max_by_key(|reading| reading.action.map_or(0, Action::rank));
     Some(MetricDocument {
         timestamp_ms: now_ms,
         dimensions: vec![(
@@ -744,9 +750,16 @@ fn highest_action_document(readings: &[BudgetReading], now_ms: i64) -> Option<Me
         metrics: vec![Metric {
             name: metrics::BUDGET_ACTION_LEVEL,
             unit: Unit::None,
-            value: Decimal::from(highest.action.map_or(0, Action::rank)),
+            value: Decimal::from(
+                highest
+                    .and_then(|reading| reading.action)
+                    .map_or(0, Action::rank),
+            ),
         }],
-        properties: BTreeMap::from([("budget".to_owned(), json!(highest.name))]),
+        properties: BTreeMap::from([(
+            "budget".to_owned(),
+            json!(highest.map(|reading| &reading.name)),
+        )]),
     })
 }
 
@@ -999,5 +1012,41 @@ mod tests {
             assert_eq!(seen.get(scope), Some(&1), "{scope:?}");
         }
         assert_eq!(seen[&Scope::Total], 3);
+    }
+
+    /// The alarms' metric is the highest level of the enforcing budgets: a dry-run budget at
+    /// terminate does not hold it up (it would keep the alarms in ALARM all period).
+    #[test]
+    fn the_highest_action_level_counts_enforcing_budgets_only() {
+        let reading = |name: &str, action: Option<Action>, dry_run: bool| BudgetReading {
+            name: name.into(),
+            amount_usd: Decimal::TEN,
+            period_spend_usd: Decimal::ONE,
+            used_percent: Decimal::TEN,
+            forecast_usd: Decimal::ONE,
+            action,
+            dry_run,
+        };
+        let level = |readings: &[BudgetReading]| {
+            highest_action_document(readings, 0).map(|document| {
+                (
+                    document.metrics[0].value,
+                    document.properties["budget"].clone(),
+                )
+            })
+        };
+        assert_eq!(level(&[]), None);
+        assert_eq!(
+            level(&[
+                reading("dry", Some(Action::Terminate), true),
+                reading("team", Some(Action::Drain), false),
+                reading("quiet", None, false),
+            ]),
+            Some((Decimal::TWO, json!("team")))
+        );
+        assert_eq!(
+            level(&[reading("dry", Some(Action::Terminate), true)]),
+            Some((Decimal::ZERO, serde_json::Value::Null))
+        );
     }
 }

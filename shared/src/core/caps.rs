@@ -2,8 +2,10 @@
 //! cost reaches N USD.
 //!
 //! A job's own cost is what its billing group's units have accrued (its attempts' tasks on
-//! Fargate, its split share of EC2 instances; an array child and a multi-node job are each a
-//! job of their own). Between two events a running unit accrues linearly (`core::billing`), so
+//! Fargate, its split share of EC2 instances; an array child and a multi-node node are each a
+//! job of their own, and a node over its cap stops its whole multi-node job). A unit without a
+//! price accrues nothing here, so a job whose running work is unpriced is not stopped by its
+//! cap (the collector logs it). Between two events a running unit accrues linearly (`core::billing`), so
 //! the instant the cost reaches the cap is known when the group is projected:
 //! [`cap_reached_at`]. The DynamoDB projector keeps that instant in a sparse index; each tick
 //! the ticker asks for the capped jobs whose instant has passed, and the enforcer re-reads each
@@ -141,6 +143,9 @@ pub struct CapReading {
     /// Its own cost at the instant read.
     pub cost_usd: Decimal,
     pub running: bool,
+    /// The projection's version when read: a deferral (`JobProjections::defer_cap`) holds
+    /// only while the projection is unchanged.
+    pub version: u64,
 }
 
 /// Whether a job's projection backs terminating it for its cap: it runs, it has a valid cap,
@@ -331,6 +336,7 @@ mod tests {
             cap_usd: cap,
             cost_usd: cost,
             running,
+            version: 1,
         };
         assert_eq!(
             cap_agrees(Some(&reading(Some(Ok(dec!(5))), dec!(5), true)), "j"),

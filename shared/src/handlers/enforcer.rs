@@ -23,8 +23,10 @@ use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
 use super::HandlerError;
-use crate::app::enforcer::CappedJob;
-use crate::app::enforcer::{EnforceError, EnforcementReport, Enforcer};
+use crate::app::enforcer::{
+    ASK_AGAIN_AFTER_MS, ActionFailed, CappedJob, EnforceError, EnforcementReport, Enforcer,
+};
+use crate::app::job_caps::MAX_CAPS_A_TICK;
 use crate::app::verify::LedgerCheck;
 use crate::core::caps::{CapOrder, cap_agrees};
 use crate::core::enforcement::{BudgetOrder, EnforcerRequest, Step};
@@ -243,6 +245,18 @@ where
         .map_err(|e| {
             HandlerError::Retryable(format!("reading the ledger to judge the budgets: {e}"))
         })?;
+    if orders.is_empty() {
+        // The alarm says a budget is at a threshold; the ledger says none is (a forged
+        // metric, or one that has since fallen back): refused, recorded, notified once.
+        return Ok(enforcer
+            .refuse_as(
+                Step::Stop,
+                "budgets alarm",
+                &format!("no applied budget is at a threshold on the ledger; {reason}"),
+                now_ms,
+            )
+            .await?);
+    }
     budget_orders(enforcer, check, orders, now_ms).await
 }
 
@@ -264,17 +278,36 @@ where
 {
     let at = now_ms.div_euclid(1000);
     let mut agreed = Vec::new();
+    let mut versions = BTreeMap::new();
     let mut refused = Vec::new();
-    for order in jobs {
-        let reading = caps.cap_reading(&order.job_id, at).await.map_err(|e| {
-            HandlerError::Retryable(format!("reading job {}'s projection: {e}", order.job_id))
-        })?;
+    let mut unread = Vec::new();
+    // At most what a tick sends: a request naming more (by hand) is cut, not run to the
+    // function's timeout.
+    for order in jobs.into_iter().take(MAX_CAPS_A_TICK) {
+        // One job's projection that cannot be read holds up no other.
+        let reading = match caps.cap_reading(&order.job_id, at).await {
+            Ok(reading) => reading,
+            Err(error) => {
+                unread.push(ActionFailed {
+                    action: "ReadProjection",
+                    target: order.job_id.clone(),
+                    error: error.to_string(),
+                });
+                continue;
+            }
+        };
         match cap_agrees(reading.as_ref(), &order.job_id) {
-            Ok(cap_usd) => agreed.push(CappedJob {
-                job_id: order.job_id,
-                cap_usd,
-                cost_usd: reading.map(|r| r.cost_usd).unwrap_or_default(),
-            }),
+            // (`cap_agrees` agrees only with a reading.)
+            Ok(cap_usd) => {
+                if let Some(reading) = reading {
+                    versions.insert(order.job_id.clone(), reading.version);
+                    agreed.push(CappedJob {
+                        job_id: order.job_id,
+                        cap_usd,
+                        cost_usd: reading.cost_usd,
+                    });
+                }
+            }
             Err(_) if reading.as_ref().is_some_and(|r| !r.running) => {}
             Err(why) => {
                 tracing::warn!(%why, "cap order refused");
@@ -292,10 +325,29 @@ where
         }
     }
     let mut report = enforcer.enforce_caps(&agreed, now_ms).await?;
+    // Each job judged is out of the search for the time Batch takes to stop a job (or, one
+    // left running — protected, a dry run, not answered for — until then): the tick does not
+    // send it again every minute, nor let it crowd out jobs that reach their cap later. A job
+    // whose stop failed stays, to be tried again; any change of a job puts it back.
+    let until = at + ASK_AGAIN_AFTER_MS / 1000;
+    for job in &agreed {
+        if report
+            .failures
+            .iter()
+            .any(|failed| failed.target == job.job_id)
+        {
+            continue;
+        }
+        let version = versions.get(&job.job_id).copied().unwrap_or_default();
+        if let Err(error) = caps.defer_cap(&job.job_id, version, until).await {
+            tracing::warn!(job_id = %job.job_id, %error, "the capped job stays in the search");
+        }
+    }
     for refusal in refused {
         report.actions.extend(refusal.actions);
         report.failures.extend(refusal.failures);
     }
+    report.failures.extend(unread);
     Ok(report)
 }
 

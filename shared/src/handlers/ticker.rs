@@ -1,6 +1,7 @@
 //! The ticker function, on every scheduled invocation: first one tick (`app::ticker`: metrics,
 //! the budget decision, the enforcer's trigger), then the jobs past their `batchguard:max-usd`
-//! cap sent to the enforcer (`app::job_caps`; reported, and run even when the tick failed),
+//! cap sent to the enforcer (`app::job_caps`; run even when the tick failed; its failure fails
+//! the invocation once the rest has run),
 //! then the silent-job check (jobs still running
 //! in the projections but silent for too long are looked up in AWS Batch, so a lost terminal
 //! event cannot leave phantom spend growing; a failure there is reported, and the check runs
@@ -96,13 +97,16 @@ where
             Value::Null
         };
         // Jobs past their cap: independent of the budgets, so after the tick whatever it did.
-        let capped = match job_caps::check(&self.projector, &self.trigger, now_ms).await {
-            Ok(report) => serde_json::to_value(report).unwrap_or(Value::Null),
-            Err(error) => {
-                tracing::error!(%error, "the capped jobs were not sent to the enforcer");
-                Value::String(error.to_string())
-            }
-        };
+        // A failure fails the invocation once the rest has run (below): retried, then in the
+        // control dead-letter queue and its alarm, so caps that stop working are not silent.
+        let (capped, caps_failed) =
+            match job_caps::check(&self.projector, &self.trigger, now_ms).await {
+                Ok(report) => (serde_json::to_value(report).unwrap_or(Value::Null), None),
+                Err(error) => {
+                    tracing::error!(%error, "the capped jobs were not sent to the enforcer");
+                    (Value::String(error.to_string()), Some(error.to_string()))
+                }
+            };
         let checked = match silent_jobs::check(
             &self.batch,
             &self.projector,
@@ -124,6 +128,11 @@ where
             }
         };
         let tick = tick?;
+        if let Some(error) = caps_failed {
+            return Err(HandlerError::Retryable(format!(
+                "{error} (the tick and the silent-job check ran)"
+            )));
+        }
         let mut answer = serde_json::json!({ "tick": tick, "caps": capped, "reconciled": checked, "pruned": pruned });
         if let Some(error) = budgets_error {
             answer["budgets_error"] = Value::String(error);

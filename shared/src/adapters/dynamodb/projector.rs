@@ -140,11 +140,22 @@ impl CapWritten {
                     ..Self::default()
                 }
             }
-            Some(Ok(cap)) => Self {
-                usd: Some(cap),
-                error: None,
-                at: crate::core::caps::cap_reached_at(next, cap),
-            },
+            Some(Ok(cap)) => {
+                if next.units.iter().any(|unit| {
+                    unit.unpriced
+                        && matches!(unit.billing, crate::core::billing::Billing::Running { .. })
+                }) {
+                    tracing::warn!(
+                        job_id,
+                        "the capped job runs work without a price: its cap counts only what is priced"
+                    );
+                }
+                Self {
+                    usd: Some(cap),
+                    error: None,
+                    at: crate::core::caps::cap_reached_at(next, cap),
+                }
+            }
         }
     }
 }
@@ -1573,8 +1584,13 @@ impl crate::ports::JobProjections for DynamoProjector {
         at: i64,
         limit: usize,
     ) -> Result<Vec<crate::ports::DueCap>, StoreError> {
+        // An equal share of the limit from each shard, the earliest first: jobs due long ago
+        // in one shard do not keep the others' from being read.
+        let per_shard = limit.div_ceil(CAP_SHARDS as usize);
+        let page = i32::try_from(per_shard).unwrap_or(i32::MAX).max(1);
         let mut due = Vec::new();
         for shard in 0..CAP_SHARDS {
+            let mut from_shard = 0;
             let mut pages = self
                 .client()
                 .query()
@@ -1583,6 +1599,7 @@ impl crate::ports::JobProjections for DynamoProjector {
                 .key_condition_expression("cap_shard = :shard AND cap_at <= :at")
                 .expression_attribute_values(":shard", s(format!("CAP#{shard}")))
                 .expression_attribute_values(":at", n(at))
+                .limit(page)
                 .into_paginator()
                 .items()
                 .send();
@@ -1601,13 +1618,41 @@ impl crate::ports::JobProjections for DynamoProjector {
                         job_id: job.to_owned(),
                         reached_at,
                     });
-                    if due.len() >= limit {
-                        return Ok(due);
+                    from_shard += 1;
+                    if from_shard >= per_shard {
+                        break;
                     }
                 }
             }
         }
+        due.truncate(limit);
         Ok(due)
+    }
+
+    /// One conditional `UpdateItem` (1 write unit): `cap_at` moves to `until` if the
+    /// projection is still at `version` and capped.
+    async fn defer_cap(&self, job_id: &str, version: u64, until: i64) -> Result<bool, StoreError> {
+        let updated = self
+            .client()
+            .update_item()
+            .table_name(self.state_table())
+            .key("pk", s(format!("PROJ#JOB#{job_id}")))
+            .key("sk", s("PROJ"))
+            .update_expression("SET cap_at = :until")
+            .condition_expression("version = :version AND attribute_exists(cap_at)")
+            .expression_attribute_values(":until", n(until))
+            .expression_attribute_values(":version", n(version))
+            .send()
+            .await;
+        match updated {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(error))
+                if error.err().is_conditional_check_failed_exception() =>
+            {
+                Ok(false)
+            }
+            Err(error) => Err(backend(self.state_table(), error)),
+        }
     }
 
     /// One consistent `GetItem` of the job's projection.
@@ -1631,6 +1676,7 @@ impl crate::ports::JobProjections for DynamoProjector {
             cap_usd,
             cost_usd: crate::core::caps::cost_at(&stored.projection, at),
             running: crate::core::caps::is_running(&stored.projection),
+            version: stored.version,
         }))
     }
 

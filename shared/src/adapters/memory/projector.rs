@@ -40,6 +40,15 @@ struct Inner {
     /// Per job: when it was last heard from — the latest instant any of its facts (or its
     /// tasks') names, or a later answer from AWS Batch — Unix milliseconds.
     last_event_ms: HashMap<String, i64>,
+    /// Capped jobs taken out of the search: until when, at which version (the number of
+    /// facts shown: any fact puts them back).
+    deferred: HashMap<String, (u64, i64)>,
+}
+
+impl Inner {
+    fn version(&self) -> u64 {
+        u64::try_from(self.facts.len()).unwrap_or(u64::MAX)
+    }
 }
 
 /// Folds every fact it is shown into one ledger.
@@ -55,6 +64,7 @@ impl MemoryProjector {
                 ledger: Ledger::new(prices, period),
                 facts: Vec::new(),
                 last_event_ms: HashMap::new(),
+                deferred: HashMap::new(),
             }),
         }
     }
@@ -71,6 +81,20 @@ impl MemoryProjector {
                 ledger: Ledger::new(prices, period).with_budgets(book),
                 facts: Vec::new(),
                 last_event_ms: HashMap::new(),
+                deferred: HashMap::new(),
+            }),
+        }
+    }
+
+    /// Projections over a ledger folded already (the command line's, from a store): its
+    /// jobs' caps and burn rates.
+    pub fn from_ledger(ledger: Ledger) -> Self {
+        Self {
+            inner: Mutex::new(Inner {
+                ledger,
+                facts: Vec::new(),
+                last_event_ms: HashMap::new(),
+                deferred: HashMap::new(),
             }),
         }
     }
@@ -188,6 +212,10 @@ impl JobProjections for MemoryProjector {
                     return None;
                 };
                 let reached_at = cap_reached_at(&GroupProjection::of_job(&inner.ledger, job), cap)?;
+                let reached_at = match inner.deferred.get(job) {
+                    Some(&(version, until)) if version == inner.version() => reached_at.max(until),
+                    _ => reached_at,
+                };
                 (reached_at <= at).then(|| DueCap {
                     job_id: job.to_owned(),
                     reached_at,
@@ -211,7 +239,17 @@ impl JobProjections for MemoryProjector {
             cap_usd,
             cost_usd: cost_at(&projection, at),
             running: is_running(&projection),
+            version: inner.version(),
         }))
+    }
+
+    async fn defer_cap(&self, job_id: &str, version: u64, until: i64) -> Result<bool, StoreError> {
+        let mut inner = self.lock();
+        if version != inner.version() {
+            return Ok(false);
+        }
+        inner.deferred.insert(job_id.to_owned(), (version, until));
+        Ok(true)
     }
 
     async fn job_burns(&self, job_ids: &[String]) -> Result<BTreeMap<String, Decimal>, StoreError> {

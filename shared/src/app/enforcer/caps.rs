@@ -124,13 +124,13 @@ where
                 // Untagged or raised since the projection was written: not past its cap now.
                 _ => continue,
             }
+            // Keyed on the job stopped: two nodes of one multi-node job send one notice.
             let notice = EnforcementAction::Notified {
-                notice: format!("job cap: {}", job.job_id),
+                notice: format!("job cap: {target}"),
             };
             if !run.done.contains(&(notice.clone(), dry_run)) {
                 let subject = format!(
-                    "batchguard: job {} reached its cap{}",
-                    job.job_id,
+                    "batchguard: job {target} reached its cap{}",
                     if dry_run { " (dry run)" } else { "" }
                 );
                 match self.notifier.notify(&subject, reason).await {
