@@ -1207,6 +1207,16 @@ async fn doctor_prints_a_checklist_and_fails_on_a_broken_stack() {
     assert_eq!(check("stack")["status"], "ok");
     assert_eq!(check("table:EventsTableName")["status"], "ok");
     assert_eq!(check("quarantine")["status"], "ok");
+    // A bare table, without the indexes the functions query: named, with the redeploy.
+    let indexes = check("indexes");
+    assert_eq!(indexes["status"], "fail");
+    assert!(
+        indexes["detail"]
+            .as_str()
+            .unwrap()
+            .contains("has no index open, recent, caps"),
+        "{indexes}"
+    );
     let dlq = check("dlq:EventDeadLetterQueueUrl");
     assert_eq!(dlq["status"], "fail");
     assert!(

@@ -95,9 +95,10 @@ pub async fn gather(clients: &Clients, stack: &str, now: i64) -> Result<StackFac
         .map_err(|e| fail(summary(&e)))?;
 
     let mut tables = Vec::new();
+    let mut state_indexes = Err("the state table was not read".to_owned());
     for key in ["EventsTableName", "StateTableName"] {
         let name = output(key).unwrap_or_default();
-        let state = match output(key) {
+        let described = match output(key) {
             Err(error) => Err(error),
             Ok(name) => clients
                 .dynamodb
@@ -105,13 +106,30 @@ pub async fn gather(clients: &Clients, stack: &str, now: i64) -> Result<StackFac
                 .table_name(&name)
                 .send()
                 .await
-                .map_err(|e| summary(&e))
-                .map(|t| {
-                    t.table()
-                        .and_then(|t| t.table_status())
-                        .map_or("UNKNOWN".to_owned(), |s| s.as_str().to_owned())
-                }),
+                .map_err(|e| summary(&e)),
         };
+        let state = described.as_ref().map_err(Clone::clone).map(|t| {
+            t.table()
+                .and_then(|t| t.table_status())
+                .map_or("UNKNOWN".to_owned(), |s| s.as_str().to_owned())
+        });
+        if key == "StateTableName" {
+            state_indexes = described.as_ref().map_err(Clone::clone).map(|t| {
+                t.table()
+                    .map(|t| t.global_secondary_indexes())
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|index| {
+                        (
+                            index.index_name().unwrap_or_default().to_owned(),
+                            index
+                                .index_status()
+                                .map_or("UNKNOWN".to_owned(), |s| s.as_str().to_owned()),
+                        )
+                    })
+                    .collect()
+            });
+        }
         tables.push((key.to_owned(), name, state));
     }
 
@@ -279,6 +297,7 @@ pub async fn gather(clients: &Clients, stack: &str, now: i64) -> Result<StackFac
             .map_or("UNKNOWN".to_owned(), |s| s.as_str().to_owned()),
         now,
         tables,
+        state_indexes,
         rules,
         // arn:aws:cloudformation:<region>:<account>:stack/<name>/<id>
         account: found

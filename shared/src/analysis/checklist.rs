@@ -46,6 +46,9 @@ pub const ENFORCER_ALARMS: [&str; 5] = [
     "AppliedBudgetsStopAlarm",
 ];
 
+/// The state table's indexes the functions query.
+pub const STATE_INDEXES: [&str; 3] = ["open", "recent", "caps"];
+
 /// The ticker's metrics must have arrived within this many seconds.
 pub const METRICS_FRESH_SECONDS: i64 = 15 * 60;
 
@@ -82,6 +85,9 @@ pub struct StackFacts {
     pub now: i64,
     /// (output key, table name, `TableStatus`).
     pub tables: Vec<(String, String, Probe<String>)>,
+    /// The state table's indexes, (name, `IndexStatus`): the collector and the ticker need
+    /// `open`, `recent` and `caps`.
+    pub state_indexes: Probe<Vec<(String, String)>>,
     /// (logical id, rule name, `State`).
     pub rules: Vec<(String, String, Probe<String>)>,
     /// The account the stack is in (from its ARN).
@@ -249,6 +255,52 @@ pub fn checklist(facts: &StackFacts) -> Vec<Check> {
             Err(error) => unreadable(id, &format!("table {}", named(name, key)), error),
         });
     }
+
+    let state_table = facts
+        .tables
+        .iter()
+        .find(|(key, _, _)| key == "StateTableName")
+        .map_or("the state table", |(_, name, _)| name.as_str());
+    checks.push(match &facts.state_indexes {
+        Err(error) => unreadable("indexes", &format!("{state_table}'s indexes"), error),
+        Ok(indexes) => {
+            let missing: Vec<&str> = STATE_INDEXES
+                .iter()
+                .filter(|wanted| !indexes.iter().any(|(name, _)| name == *wanted))
+                .copied()
+                .collect();
+            let building: Vec<&str> = indexes
+                .iter()
+                .filter(|(_, status)| status != "ACTIVE")
+                .map(|(name, _)| name.as_str())
+                .collect();
+            if !missing.is_empty() {
+                Check::new(
+                    "indexes",
+                    Status::Fail,
+                    format!(
+                        "{state_table} has no index {}: {}",
+                        missing.join(", "),
+                        "without `caps` per-job caps stop nothing, without `open` or `recent` the ticker fails"
+                    ),
+                )
+                .fix("`sam deploy` the stack again: the template adds the missing index")
+            } else if !building.is_empty() {
+                Check::new(
+                    "indexes",
+                    Status::Warn,
+                    format!("{state_table}: index {} is still building", building.join(", ")),
+                )
+                .fix("wait until DynamoDB reports it ACTIVE")
+            } else {
+                Check::new(
+                    "indexes",
+                    Status::Ok,
+                    format!("{state_table} has its indexes ({})", STATE_INDEXES.join(", ")),
+                )
+            }
+        }
+    });
 
     for (logical, name, state) in &facts.rules {
         let id = format!("rule:{logical}");
@@ -672,6 +724,10 @@ mod tests {
                 "s-events".into(),
                 Ok("ACTIVE".into()),
             )],
+            state_indexes: Ok(STATE_INDEXES
+                .iter()
+                .map(|name| ((*name).to_owned(), "ACTIVE".to_owned()))
+                .collect()),
             rules: vec![("TickRule".into(), "s-TickRule".into(), Ok("ENABLED".into()))],
             account: Some("123456789012".into()),
             rule_accounts: vec![(
@@ -753,8 +809,35 @@ mod tests {
         );
         assert_eq!(
             checks.len(),
-            1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + ALARMS.len() + 1 + 1 + 1 + 1
+            1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + ALARMS.len() + 1 + 1 + 1 + 1
         );
+    }
+
+    /// A state table without the caps index (a stack deployed before it, or tables made by
+    /// an older `init`) fails, naming the index and the redeploy; one still building warns.
+    #[test]
+    fn a_state_table_without_its_caps_index_fails() {
+        let facts = StackFacts {
+            state_indexes: Ok(vec![
+                ("open".into(), "ACTIVE".into()),
+                ("recent".into(), "ACTIVE".into()),
+            ]),
+            ..healthy_facts()
+        };
+        let checks = checklist(&facts);
+        assert_eq!(status_of(&checks, "indexes"), Status::Fail);
+        let check = checks.iter().find(|c| c.id == "indexes").unwrap();
+        assert!(check.detail.contains("no index caps"), "{check:?}");
+        assert!(!healthy(&checks));
+        let facts = StackFacts {
+            state_indexes: Ok(vec![
+                ("open".into(), "ACTIVE".into()),
+                ("recent".into(), "ACTIVE".into()),
+                ("caps".into(), "CREATING".into()),
+            ]),
+            ..healthy_facts()
+        };
+        assert_eq!(status_of(&checklist(&facts), "indexes"), Status::Warn);
     }
 
     #[test]
