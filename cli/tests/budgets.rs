@@ -624,3 +624,94 @@ thresholds = [{ at_percent = "100", action = "terminate" }]
     let again: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(again["orders"], document["orders"]);
 }
+
+/// GIVEN the sample day's first 400 events with `batchguard:max-usd` on three jobs — one that
+/// ended over its cap of a tenth of a cent, one still running with a cap a dollar over its
+/// cost, one whose tag is not an amount WHEN `replay --json` reads them THEN each is listed
+/// with its cost against its cap: the first ended over it, the second running with the second
+/// its cost reaches the cap (as a local replay works it out), the third not capped, with why.
+#[test]
+fn replay_lists_the_capped_jobs_with_their_cost_against_their_cap() {
+    use shared::core::caps::{CAP_TAG, cap_reached_at, cost_at};
+    use shared::core::projection::GroupProjection;
+
+    let text = std::fs::read_to_string(example("sample-day.jsonl")).unwrap();
+    let mut events: Vec<Value> = text
+        .lines()
+        .take(400)
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let lines: Vec<String> = events.iter().map(Value::to_string).collect();
+    let ledger = batchguard_tests::replay_ledger(&lines, shared::core::budget::BudgetPeriod::Month);
+    let at = ledger.latest_instant().unwrap().ceil_seconds();
+    let running = ledger.running_jobs()[0].to_owned();
+    let ended = events
+        .iter()
+        .filter(|e| e["detail-type"] == "Batch Job State Change")
+        .find(|e| e["detail"]["status"] == "SUCCEEDED")
+        .unwrap()["detail"]["jobId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let untyped = events
+        .iter()
+        .filter(|e| e["detail-type"] == "Batch Job State Change")
+        .map(|e| e["detail"]["jobId"].as_str().unwrap().to_owned())
+        .find(|id| *id != running && *id != ended)
+        .unwrap();
+    let running_cost = cost_at(&GroupProjection::of_job(&ledger, &running), at);
+    let running_cap = (running_cost + Decimal::ONE).round_dp(2);
+    for event in &mut events {
+        if event["detail-type"] != "Batch Job State Change" {
+            continue;
+        }
+        let id = event["detail"]["jobId"].as_str().unwrap().to_owned();
+        let value = if id == ended {
+            "0.001".to_owned()
+        } else if id == running {
+            running_cap.to_string()
+        } else if id == untyped {
+            "ten dollars".to_owned()
+        } else {
+            continue;
+        };
+        event["detail"]["tags"][CAP_TAG] = Value::String(value);
+    }
+    let lines: Vec<String> = events.iter().map(Value::to_string).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("capped.jsonl");
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let tagged = batchguard_tests::replay_ledger(&lines, shared::core::budget::BudgetPeriod::Month);
+    let crossing =
+        cap_reached_at(&GroupProjection::of_job(&tagged, &running), running_cap).unwrap();
+
+    let output = batchguard(&["replay", "--json", file.to_str().unwrap()]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let capped = report["capped_jobs"].as_array().unwrap();
+    assert_eq!(capped.len(), 3, "{capped:?}");
+    let line = |id: &str| capped.iter().find(|l| l["job_id"] == id).unwrap().clone();
+    let over = line(&ended);
+    assert_eq!(over["running"], false);
+    assert_eq!(over["over_cap"], true);
+    assert_eq!(decimal(&over["cap_usd"]), Decimal::new(1, 3));
+    let under = line(&running);
+    assert_eq!(under["running"], true);
+    assert_eq!(under["over_cap"], false);
+    assert_eq!(decimal(&under["cap_usd"]), running_cap);
+    assert_eq!(
+        under["reaches_cap_at"],
+        shared::analysis::report::instant(crossing)
+    );
+    assert_eq!(capped[0]["job_id"], running, "running jobs first");
+    let bad = line(&untyped);
+    assert!(bad["cap_usd"].is_null());
+    assert!(
+        bad["cap_error"].as_str().unwrap().contains("ten dollars"),
+        "{bad}"
+    );
+}

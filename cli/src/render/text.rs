@@ -140,6 +140,32 @@ pub fn human(report: &StatusReport, counted: EventsCounted) -> String {
         );
     }
 
+    if !report.capped_jobs.is_empty() {
+        let mut capped = table(&["capped job", "cap", "cost", "state", "reaches its cap"]);
+        for line in &report.capped_jobs {
+            capped.add_row(vec![
+                line.job_id.clone(),
+                match (&line.cap_usd, &line.cap_error) {
+                    (Some(cap), _) => usd(*cap),
+                    (None, Some(why)) => format!("not capped: {why}"),
+                    (None, None) => "-".to_owned(),
+                },
+                usd(line.cost_usd),
+                match (line.running, line.over_cap) {
+                    (true, true) => "running, over its cap",
+                    (true, false) => "running",
+                    (false, true) => "ended over its cap",
+                    (false, false) => "ended",
+                }
+                .to_owned(),
+                line.reaches_cap_at
+                    .clone()
+                    .unwrap_or_else(|| "-".to_owned()),
+            ]);
+        }
+        let _ = writeln!(out, "\nJobs capped with batchguard:max-usd\n{capped}");
+    }
+
     let mut environments = table(&[
         "compute environment",
         "spend",

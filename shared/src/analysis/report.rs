@@ -209,6 +209,66 @@ pub struct StatusReport {
     /// With `--budgets`: each budget of the file (`analysis::budgets`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub budgets: Vec<super::budgets::BudgetLine>,
+    /// Jobs tagged `batchguard:max-usd` (`core::caps`) running, ended over their cap, or with
+    /// a tag that is not an amount: each one's cost against its cap.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub capped_jobs: Vec<CappedLine>,
+}
+
+/// A job tagged `batchguard:max-usd`, as of the report's instant.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CappedLine {
+    pub job_id: String,
+    /// The cap; `None` when the tag's value is not an amount (`cap_error` says why).
+    pub cap_usd: Option<Decimal>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cap_error: Option<String>,
+    pub cost_usd: Decimal,
+    pub running: bool,
+    /// At or over its cap.
+    pub over_cap: bool,
+    /// While it runs under its cap: when its cost reaches the cap at its current rate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reaches_cap_at: Option<String>,
+}
+
+/// The jobs tagged `batchguard:max-usd` in `ledger` that are running, ended over their cap,
+/// or whose tag is not an amount: each one's cost at `at` against its cap; the running ones
+/// first, then by job id.
+pub fn capped_lines(ledger: &Ledger, at: i64) -> Vec<CappedLine> {
+    use crate::core::caps::{CAP_TAG, cap_reached_at, cost_at, is_running, job_cap};
+    use crate::core::projection::GroupProjection;
+    let mut lines: Vec<CappedLine> = ledger
+        .jobs_tagged(CAP_TAG)
+        .map(|(job_id, value)| {
+            let projection = GroupProjection::of_job(ledger, job_id);
+            let cost = cost_at(&projection, at);
+            let running = is_running(&projection);
+            let (cap_usd, cap_error) = match job_cap([(CAP_TAG, value)].into_iter()) {
+                Some(Ok(cap)) => (Some(cap), None),
+                Some(Err(why)) => (None, Some(why)),
+                None => (None, None),
+            };
+            let over_cap = cap_usd.is_some_and(|cap| cost >= cap);
+            let reaches_cap_at = cap_usd
+                .filter(|_| running && !over_cap)
+                .and_then(|cap| cap_reached_at(&projection, cap))
+                .map(instant);
+            CappedLine {
+                job_id: job_id.to_owned(),
+                cap_usd,
+                cap_error,
+                cost_usd: money(cost),
+                running,
+                over_cap,
+                reaches_cap_at,
+            }
+        })
+        // A job that ended under its cap needs no line.
+        .filter(|line| line.running || line.over_cap || line.cap_error.is_some())
+        .collect();
+    lines.sort_by(|a, b| b.running.cmp(&a.running).then(a.job_id.cmp(&b.job_id)));
+    lines
 }
 
 fn is_zero(count: &u64) -> bool {
@@ -392,6 +452,7 @@ impl StatusReport {
             refused_facts: ledger.refused(),
             audit: Vec::new(),
             budgets: Vec::new(),
+            capped_jobs: capped_lines(ledger, at),
         }
     }
 }

@@ -457,6 +457,19 @@ impl Ledger {
         self.settled_job_and_walk(job_id).map(|(job, _)| job)
     }
 
+    /// Every job whose latest tags name `key`, with the tag's value.
+    pub fn jobs_tagged<'a>(&'a self, key: &'a str) -> impl Iterator<Item = (&'a str, &'a str)> {
+        self.state.jobs.iter().filter_map(move |job| {
+            let value = job
+                .tags
+                .get()?
+                .iter()
+                .find(|(tag, _)| tag == key)
+                .map(|(_, value)| value.as_str())?;
+            Some((job.job_id.as_str(), value))
+        })
+    }
+
     /// The tags the job's latest event named, sorted by key (empty for a job not known).
     pub fn job_tags(&self, job_id: &str) -> impl Iterator<Item = (&str, &str)> {
         self.state
