@@ -56,29 +56,39 @@ thresholds = [{ at_percent = "100", action = "terminate" }]
     .unwrap()
 }
 
-/// The shared queue: each team's running and waiting jobs, submitted before `AT_MS`, and a
-/// protected genomics job.
-fn shared_queue() -> MemoryBatch {
-    let batch = MemoryBatch::with(
-        &[("shared", true)],
-        &[
-            ("g-run", "shared", JobStatus::Running, false),
-            ("g-wait", "shared", JobStatus::Runnable, false),
-            ("g-protected", "shared", JobStatus::Running, true),
-            ("i-run", "shared", JobStatus::Running, false),
-            ("i-wait", "shared", JobStatus::Runnable, false),
-        ],
-    );
-    for (id, team) in [
-        ("g-run", "genomics"),
-        ("g-wait", "genomics"),
-        ("g-protected", "genomics"),
-        ("i-run", "imaging"),
-        ("i-wait", "imaging"),
-    ] {
+/// The shared queue holding `jobs` (id, status, protected, team), each of definition
+/// `pipeline`, submitted an hour before `AT_MS`.
+fn queue_with(jobs: &[(&str, JobStatus, bool, &str)]) -> MemoryBatch {
+    let listed: Vec<(&str, &str, JobStatus, bool)> = jobs
+        .iter()
+        .map(|(id, status, protected, _)| (*id, "shared", *status, *protected))
+        .collect();
+    let batch = MemoryBatch::with(&[("shared", true)], &listed);
+    for (id, _, _, team) in jobs {
         batch.describe_job(id, &[("team", team)], "pipeline", AT_MS - 3_600_000);
     }
     batch
+}
+
+/// The shared queue: each team's running and waiting jobs, submitted before `AT_MS`, and a
+/// protected genomics job.
+fn shared_queue() -> MemoryBatch {
+    queue_with(&[
+        ("g-run", JobStatus::Running, false, "genomics"),
+        ("g-wait", JobStatus::Runnable, false, "genomics"),
+        ("g-protected", JobStatus::Running, true, "genomics"),
+        ("i-run", JobStatus::Running, false, "imaging"),
+        ("i-wait", JobStatus::Runnable, false, "imaging"),
+    ])
+}
+
+/// A monthly budget for one team's tagged jobs, acting at 100 % of `amount`.
+fn team_budget(team: &str, amount: &str, action: &str) -> String {
+    format!(
+        "[[budget]]\nname = \"{team}\"\namount_usd = \"{amount}\"\nperiod = \"month\"\n\
+         scope = {{ tags = [\"team={team}\"] }}\n\
+         thresholds = [{{ at_percent = \"100\", action = \"{action}\" }}]\n"
+    )
 }
 
 fn settings() -> EnforcerSettings {
@@ -455,23 +465,11 @@ async fn ledger_backed() -> LedgerBacked {
     let text =
         std::fs::read_to_string(batchguard_tests::cfn::root().join("examples/sample-day.jsonl"))
             .unwrap();
-    let applied = BudgetBook::parse(
-        r#"
-[[budget]]
-name = "genomics"
-amount_usd = "0.05"
-period = "month"
-scope = { tags = ["team=genomics"] }
-thresholds = [{ at_percent = "100", action = "terminate" }]
-
-[[budget]]
-name = "imaging"
-amount_usd = "100000"
-period = "month"
-scope = { tags = ["team=imaging"] }
-thresholds = [{ at_percent = "100", action = "terminate" }]
-"#,
-    )
+    let applied = BudgetBook::parse(&format!(
+        "{}\n{}",
+        team_budget("genomics", "0.05", "terminate"),
+        team_budget("imaging", "100000", "terminate")
+    ))
     .unwrap();
     let projector = MemoryProjector::with_budgets(
         PriceTable::builtin(),
@@ -608,17 +606,7 @@ async fn the_alarm_on_the_applied_budgets_has_the_enforcer_judge_them_itself() {
 #[tokio::test]
 async fn an_alarm_on_the_applied_budgets_the_ledger_does_not_back_is_refused() {
     let stack = ledger_backed().await;
-    let under = BudgetBook::parse(
-        r#"
-[[budget]]
-name = "imaging"
-amount_usd = "100000"
-period = "month"
-scope = { tags = ["team=imaging"] }
-thresholds = [{ at_percent = "100", action = "terminate" }]
-"#,
-    )
-    .unwrap();
+    let under = BudgetBook::parse(&team_budget("imaging", "100000", "terminate")).unwrap();
     let version = stack.log.budgets_version().await.unwrap();
     assert!(stack.log.replace_budgets(&under, version).await.unwrap());
     let enforcing = Enforcer::new(&stack.batch, &stack.log, &stack.outbox, settings());
@@ -766,36 +754,14 @@ impl JobProjections for Burns {
 /// Three running genomics jobs, a protected one and an imaging one on the shared queue, and
 /// genomics shedding at 100 % of 10 USD.
 fn shedding() -> (BudgetBook, MemoryBatch) {
-    let book = BudgetBook::parse(
-        r#"
-[[budget]]
-name = "genomics"
-amount_usd = "10"
-period = "month"
-scope = { tags = ["team=genomics"] }
-thresholds = [{ at_percent = "100", action = "shed" }]
-"#,
-    )
-    .unwrap();
-    let batch = MemoryBatch::with(
-        &[("shared", true)],
-        &[
-            ("g1", "shared", JobStatus::Running, false),
-            ("g2", "shared", JobStatus::Running, false),
-            ("g3", "shared", JobStatus::Running, false),
-            ("g-protected", "shared", JobStatus::Running, true),
-            ("i1", "shared", JobStatus::Running, false),
-        ],
-    );
-    for (id, team) in [
-        ("g1", "genomics"),
-        ("g2", "genomics"),
-        ("g3", "genomics"),
-        ("g-protected", "genomics"),
-        ("i1", "imaging"),
-    ] {
-        batch.describe_job(id, &[("team", team)], "pipeline", AT_MS - 3_600_000);
-    }
+    let book = BudgetBook::parse(&team_budget("genomics", "10", "shed")).unwrap();
+    let batch = queue_with(&[
+        ("g1", JobStatus::Running, false, "genomics"),
+        ("g2", JobStatus::Running, false, "genomics"),
+        ("g3", JobStatus::Running, false, "genomics"),
+        ("g-protected", JobStatus::Running, true, "genomics"),
+        ("i1", JobStatus::Running, false, "imaging"),
+    ]);
     (book, batch)
 }
 

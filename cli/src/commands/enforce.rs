@@ -248,26 +248,22 @@ where
     let mut figures = std::collections::BTreeMap::new();
     for line in &lines {
         let Some(action) = line.action else { continue };
-        orders.push(BudgetOrder {
-            budget: line.name.clone(),
+        orders.push(BudgetOrder::judged(
+            &line.name,
+            line.period_spend_usd,
+            line.amount_usd,
+            line.used_percent,
             action,
-            reason: format!(
-                "budget {} has spent {} of {} USD this period ({}%): its thresholds call for {action}{}",
-                line.name,
-                line.period_spend_usd.round_dp(2),
-                line.amount_usd,
-                line.used_percent.round_dp(1),
-                if line.dry_run { " (dry run)" } else { "" }
-            ),
-        });
-        let (_, end) = line.period.bounds(at);
+            line.dry_run,
+        ));
         figures.insert(
             line.name.clone(),
-            BudgetFigures {
-                spend_usd: line.period_spend_usd,
-                burn_usd_per_hour: line.burn_rate_usd_per_hour,
-                hours_left: Decimal::from(end.saturating_sub(at).max(0)) / Decimal::from(3600),
-            },
+            BudgetFigures::at(
+                line.period,
+                at,
+                line.period_spend_usd,
+                line.burn_rate_usd_per_hour,
+            ),
         );
     }
     let enforcer = enforcer.with_projections(MemoryProjector::from_ledger(ledger.clone()));

@@ -235,17 +235,15 @@ async fn trigger_budgets(
         .budgets
         .iter()
         .filter_map(|reading| {
-            reading.action.map(|action| BudgetOrder {
-                budget: reading.name.clone(),
-                action,
-                reason: format!(
-                    "budget {} has spent {} of {} USD this period ({}%): its thresholds call for {action}{}",
-                    reading.name,
-                    reading.period_spend_usd.round_dp(2),
+            reading.action.map(|action| {
+                BudgetOrder::judged(
+                    &reading.name,
+                    reading.period_spend_usd,
                     reading.amount_usd,
-                    reading.used_percent.round_dp(1),
-                    if reading.dry_run { " (dry run)" } else { "" }
-                ),
+                    reading.used_percent,
+                    action,
+                    reading.dry_run,
+                )
             })
         })
         .collect();

@@ -5,8 +5,6 @@
 //! projections are written only from AWS Batch's and ECS's own events.
 
 use crate::app::ticker::{NoAwsBudget, TickerSettings, assess, corrections_of};
-use rust_decimal::Decimal;
-
 use crate::core::budgets::{BudgetBook, BudgetFigures, BudgetSpec};
 use crate::core::enforcement::{BudgetOrder, EnforcerRequest, agrees, budget_agrees};
 use crate::core::policy::Level;
@@ -108,12 +106,13 @@ where
                     .unwrap_or_default();
                 let (_, judged) =
                     spec.judge(at, spend.period_spend_usd, spend.burn_rate_usd_per_hour);
-                let (_, end) = spec.period.bounds(at);
-                budget_agrees(order, judged).map(|()| BudgetFigures {
-                    spend_usd: spend.period_spend_usd,
-                    burn_usd_per_hour: spend.burn_rate_usd_per_hour,
-                    hours_left: Decimal::from(end.saturating_sub(at).max(0))
-                        / Decimal::from(crate::core::billing::SECONDS_PER_HOUR),
+                budget_agrees(order, judged).map(|()| {
+                    BudgetFigures::at(
+                        spec.period,
+                        at,
+                        spend.period_spend_usd,
+                        spend.burn_rate_usd_per_hour,
+                    )
                 })
             })
             .collect())
@@ -150,16 +149,17 @@ where
                     .unwrap_or_default();
                 let (status, action) =
                     spec.judge(at, spend.period_spend_usd, spend.burn_rate_usd_per_hour);
-                action.map(|action| BudgetOrder {
-                    budget: spec.name.clone(),
-                    action,
-                    reason: format!(
-                        "{why}: budget {} has spent {} of {} USD this period ({}%): its thresholds call for {action}",
-                        spec.name,
-                        spend.period_spend_usd.round_dp(2),
+                action.map(|action| {
+                    let mut order = BudgetOrder::judged(
+                        &spec.name,
+                        spend.period_spend_usd,
                         spec.amount_usd,
-                        status.used_percent.round_dp(1),
-                    ),
+                        status.used_percent,
+                        action,
+                        spec.dry_run,
+                    );
+                    order.reason = format!("{why}: {}", order.reason);
+                    order
                 })
             })
             .collect())

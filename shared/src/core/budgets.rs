@@ -551,6 +551,23 @@ pub struct BudgetFigures {
 }
 
 impl BudgetFigures {
+    /// A budget of `period` that has spent `spend_usd` and burns `burn_usd_per_hour` at whole
+    /// second `at`: the hours left are those to the end of its period.
+    pub fn at(
+        period: BudgetPeriod,
+        at: i64,
+        spend_usd: Decimal,
+        burn_usd_per_hour: Decimal,
+    ) -> Self {
+        let (_, end) = period.bounds(at);
+        Self {
+            spend_usd,
+            burn_usd_per_hour,
+            hours_left: Decimal::from(end.saturating_sub(at).max(0))
+                / Decimal::from(super::billing::SECONDS_PER_HOUR),
+        }
+    }
+
     /// The figures [`shed`] plans with when the running jobs it may stop burn `candidates` an
     /// hour: what the others burn until the period ends counts as spent already (none, when
     /// the ledger's burn is below the candidates'). `None` on an overflow.

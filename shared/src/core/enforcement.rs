@@ -66,6 +66,30 @@ pub struct BudgetOrder {
     pub reason: String,
 }
 
+impl BudgetOrder {
+    /// The order its figures call for: `budget` has spent `spend_usd` of `amount_usd` this
+    /// period (`used_percent`), and its thresholds call for `action`; the reason says so.
+    pub fn judged(
+        budget: &str,
+        spend_usd: rust_decimal::Decimal,
+        amount_usd: rust_decimal::Decimal,
+        used_percent: rust_decimal::Decimal,
+        action: Action,
+        dry_run: bool,
+    ) -> Self {
+        Self {
+            budget: budget.to_owned(),
+            action,
+            reason: format!(
+                "budget {budget} has spent {} of {amount_usd} USD this period ({}%): its thresholds call for {action}{}",
+                spend_usd.round_dp(2),
+                used_percent.round_dp(1),
+                if dry_run { " (dry run)" } else { "" }
+            ),
+        }
+    }
+}
+
 /// Whether the ledger agrees with a budget's order: the action its thresholds call for on the
 /// ledger's figures (`judged`, `None`: below the first) reaches the order's. A notice needs no
 /// agreement. `Err` says why the order is refused.

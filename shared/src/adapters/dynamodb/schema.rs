@@ -67,29 +67,36 @@ pub async fn create_tables(client: &Client, tables: &TableNames) -> Result<(), S
             .key_schema(key("pk", KeyType::Hash)?)
             .key_schema(key("sk", KeyType::Range)?);
         if table == &tables.state {
-            // Open projections by their latest event: the reconciler's index.
-            create = create
-                .attribute_definitions(attribute("open_shard")?)
-                .attribute_definitions(
-                    AttributeDefinition::builder()
-                        .attribute_name("last_event_ms")
-                        .attribute_type(ScalarAttributeType::N)
-                        .build()
-                        .map_err(|e| build_error(table, e))?,
-                )
-                .global_secondary_indexes(
-                    GlobalSecondaryIndex::builder()
-                        .index_name(OPEN_INDEX)
-                        .key_schema(key("open_shard", KeyType::Hash)?)
-                        .key_schema(key("last_event_ms", KeyType::Range)?)
-                        .projection(
-                            Projection::builder()
-                                .projection_type(ProjectionType::KeysOnly)
-                                .build(),
-                        )
-                        .build()
-                        .map_err(|e| build_error(table, e))?,
-                );
+            // A keys-only index of a string shard and a number: the open projections by their
+            // latest event (the reconciler's), and the running capped jobs by the second their
+            // cost reaches the cap (`core::caps`).
+            for (index, shard, number) in [
+                (OPEN_INDEX, "open_shard", "last_event_ms"),
+                (CAPS_INDEX, "cap_shard", "cap_at"),
+            ] {
+                create = create
+                    .attribute_definitions(attribute(shard)?)
+                    .attribute_definitions(
+                        AttributeDefinition::builder()
+                            .attribute_name(number)
+                            .attribute_type(ScalarAttributeType::N)
+                            .build()
+                            .map_err(|e| build_error(table, e))?,
+                    )
+                    .global_secondary_indexes(
+                        GlobalSecondaryIndex::builder()
+                            .index_name(index)
+                            .key_schema(key(shard, KeyType::Hash)?)
+                            .key_schema(key(number, KeyType::Range)?)
+                            .projection(
+                                Projection::builder()
+                                    .projection_type(ProjectionType::KeysOnly)
+                                    .build(),
+                            )
+                            .build()
+                            .map_err(|e| build_error(table, e))?,
+                    );
+            }
             // Projections by the minute of their latest running start (ADR 0004).
             create = create
                 .attribute_definitions(attribute("recent_minute")?)
@@ -101,29 +108,6 @@ pub async fn create_tables(client: &Client, tables: &TableNames) -> Result<(), S
                         .projection(
                             Projection::builder()
                                 .projection_type(ProjectionType::All)
-                                .build(),
-                        )
-                        .build()
-                        .map_err(|e| build_error(table, e))?,
-                );
-            // Running capped jobs by the second their cost reaches the cap.
-            create = create
-                .attribute_definitions(attribute("cap_shard")?)
-                .attribute_definitions(
-                    AttributeDefinition::builder()
-                        .attribute_name("cap_at")
-                        .attribute_type(ScalarAttributeType::N)
-                        .build()
-                        .map_err(|e| build_error(table, e))?,
-                )
-                .global_secondary_indexes(
-                    GlobalSecondaryIndex::builder()
-                        .index_name(CAPS_INDEX)
-                        .key_schema(key("cap_shard", KeyType::Hash)?)
-                        .key_schema(key("cap_at", KeyType::Range)?)
-                        .projection(
-                            Projection::builder()
-                                .projection_type(ProjectionType::KeysOnly)
                                 .build(),
                         )
                         .build()

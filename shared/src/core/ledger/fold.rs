@@ -225,14 +225,19 @@ impl Ledger {
 
     /// Every unit and the scopes it counts in (for projections).
     pub fn units(&self) -> impl Iterator<Item = (Vec<Scope>, &UnitBilling)> {
-        self.contributions.values().map(|contribution| {
-            let scopes = contribution
-                .scopes
-                .iter()
-                .map(|&id| self.table.names[id as usize].clone())
-                .collect();
-            (scopes, &contribution.unit)
-        })
+        self.contributions
+            .values()
+            .map(|contribution| self.named(contribution))
+    }
+
+    /// A contribution's unit and the scopes it counts in, by name.
+    fn named<'a>(&'a self, contribution: &'a Contribution) -> (Vec<Scope>, &'a UnitBilling) {
+        let scopes = contribution
+            .scopes
+            .iter()
+            .map(|&id| self.table.names[id as usize].clone())
+            .collect();
+        (scopes, &contribution.unit)
     }
 
     /// As [`Ledger::units`], without the EC2 instances' own bills.
@@ -240,14 +245,7 @@ impl Ledger {
         self.contributions
             .iter()
             .filter(|(unit, _)| !matches!(unit, UnitId::Instance { .. }))
-            .map(|(_, contribution)| {
-                let scopes = contribution
-                    .scopes
-                    .iter()
-                    .map(|&id| self.table.names[id as usize].clone())
-                    .collect();
-                (scopes, &contribution.unit)
-            })
+            .map(|(_, contribution)| self.named(contribution))
     }
 
     /// The units of job `job_id`'s own attempts and the scopes each counts in (a job's own
@@ -259,14 +257,7 @@ impl Ledger {
             .filter(move |(unit, _)| {
                 matches!(unit, UnitId::Attempt { job: of, .. } if Some(*of) == job)
             })
-            .map(|(_, contribution)| {
-                let scopes = contribution
-                    .scopes
-                    .iter()
-                    .map(|&id| self.table.names[id as usize].clone())
-                    .collect();
-                (scopes, &contribution.unit)
-            })
+            .map(|(_, contribution)| self.named(contribution))
     }
 
     /// Every scope that holds at least one unit.
