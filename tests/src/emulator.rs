@@ -265,6 +265,40 @@ pub fn cfn_pk_sk_table() -> serde_json::Value {
     })
 }
 
+/// The state table as template.yaml declares its keys and indexes (`open`, `recent`,
+/// `caps`: what `doctor` checks), for CloudFormation on the emulator.
+pub fn cfn_state_table() -> serde_json::Value {
+    let index = |name: &str, hash: &str, range: &str, projection: &str| {
+        serde_json::json!({
+            "IndexName": name,
+            "KeySchema": [
+                {"AttributeName": hash, "KeyType": "HASH"},
+                {"AttributeName": range, "KeyType": "RANGE"}
+            ],
+            "Projection": {"ProjectionType": projection}
+        })
+    };
+    let mut table = cfn_pk_sk_table();
+    let properties = &mut table["Properties"];
+    if let Some(definitions) = properties["AttributeDefinitions"].as_array_mut() {
+        for (name, kind) in [
+            ("open_shard", "S"),
+            ("last_event_ms", "N"),
+            ("recent_minute", "S"),
+            ("cap_shard", "S"),
+            ("cap_at", "N"),
+        ] {
+            definitions.push(serde_json::json!({"AttributeName": name, "AttributeType": kind}));
+        }
+    }
+    properties["GlobalSecondaryIndexes"] = serde_json::json!([
+        index("open", "open_shard", "last_event_ms", "KEYS_ONLY"),
+        index("recent", "recent_minute", "pk", "ALL"),
+        index("caps", "cap_shard", "cap_at", "KEYS_ONLY"),
+    ]);
+    table
+}
+
 /// A container job definition named `name` on the emulator (1 vCPU, 2 GiB of `busybox true`);
 /// its ARN.
 pub async fn emulator_job_definition(batch: &aws_sdk_batch::Client, name: &str) -> String {

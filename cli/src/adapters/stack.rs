@@ -540,7 +540,7 @@ mod tests {
             },
             "Resources": {
                 "EventsTable": table,
-                "StateTable": table,
+                "StateTable": batchguard_tests::cfn_state_table(),
                 "EventDeadLetterQueue": {"Type": "AWS::SQS::Queue"},
                 "ControlDeadLetterQueue": {"Type": "AWS::SQS::Queue"},
                 "BatchJobStateRule": rule("ENABLED"),
@@ -756,6 +756,7 @@ mod tests {
             ("stack", Status::Ok),
             ("table:EventsTableName", Status::Ok),
             ("table:StateTableName", Status::Ok),
+            ("indexes", Status::Ok),
             ("rule:BatchJobStateRule", Status::Ok),
             ("rule:TickRule", Status::Fail),
             ("rule-account:BatchJobStateRule", Status::Ok),
