@@ -144,7 +144,23 @@ fn each_budget_is_the_spend_of_the_jobs_it_counts() {
         if line["name"] != "org" {
             assert!(spend <= decimal(&org["period_spend_usd"]), "{line}");
         }
+        // Committed: never below the spend; what is left uncommitted is the rest.
+        let committed = decimal(&line["committed_usd"]);
+        assert!(committed >= spend, "{line}");
+        assert_eq!(
+            decimal(&line["uncommitted_usd"]),
+            amount - committed,
+            "{line}"
+        );
     }
+    // The day ends with jobs running, some with a timeout (align-reads, render-frame) and some
+    // without: the bill's budget is committed to more than it has spent, and says how many run
+    // without a bound.
+    assert!(
+        decimal(&org["committed_usd"]) > decimal(&org["period_spend_usd"]),
+        "{org}"
+    );
+    assert!(org["open_ended_tasks"].as_u64().unwrap() > 0, "{org}");
     // 148 % of etl-daily's $5: past cancel-queued (90 %) and shed (120 %).
     assert_eq!(etl["action"], "shed");
     assert_eq!(org["action"], Value::Null);

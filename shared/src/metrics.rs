@@ -152,6 +152,9 @@ pub const FORECAST_PERIOD_SPEND_USD: &str = "ForecastPeriodSpendUSD";
 /// action its thresholds call for, 0 (none) to 5 (terminate); and the highest of them under
 /// `ScopeKind=budget` alone, for the alarms on the applied budgets.
 pub const BUDGET_ACTION_LEVEL: &str = "BudgetActionLevel";
+/// For each budget applied to the stack: its period's spend and what its running jobs with a
+/// timeout may still cost before Batch stops them (committed spend).
+pub const COMMITTED_SPEND_USD: &str = "CommittedSpendUSD";
 /// For the budget scope, with a budget from AWS Budgets: AWS's figure, what the ledger adds
 /// after it, and how old AWS's figure is. `PeriodSpendUSD` is then their sum.
 pub const BASELINE_SPEND_USD: &str = "BaselineSpendUSD";
@@ -201,7 +204,7 @@ pub struct MetricSpec {
 }
 
 /// Every metric batchguard emits.
-pub const CATALOGUE: [MetricSpec; 28] = [
+pub const CATALOGUE: [MetricSpec; 29] = [
     MetricSpec {
         name: SPEND_USD,
         dimension_sets: &[SCOPE],
@@ -256,6 +259,11 @@ pub const CATALOGUE: [MetricSpec; 28] = [
         name: BUDGET_ACTION_LEVEL,
         // Per budget, and the highest of them under `ScopeKind=budget` alone (the alarms').
         dimension_sets: &[SCOPE, &[DIMENSION_SCOPE_KIND]],
+        source: "ticker",
+    },
+    MetricSpec {
+        name: COMMITTED_SPEND_USD,
+        dimension_sets: &[SCOPE],
         source: "ticker",
     },
     MetricSpec {

@@ -162,6 +162,8 @@ pub struct JobSummary {
     pub job_definition: Option<String>,
     /// When it was submitted (`ListJobs`' `createdAt`), Unix milliseconds.
     pub created_at_ms: Option<i64>,
+    /// Its platform, size and timeout (`DescribeJobs`), for safe admission.
+    pub shape: crate::core::admission::JobShape,
 }
 
 /// Array parents and multi-node parallel jobs have work of their own to stop.

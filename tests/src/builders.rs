@@ -74,6 +74,7 @@ pub fn job(job_id: &str, status: JobStatus, attempts: Vec<AttemptObserved>) -> J
         operating_system: None,
         tags: BTreeMap::new(),
         array_size: None,
+        timeout_seconds: None,
         node_index: None,
         region: Some("us-east-1".into()),
     }

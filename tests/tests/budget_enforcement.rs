@@ -641,7 +641,8 @@ async fn an_alarm_on_the_applied_budgets_the_ledger_does_not_back_is_refused() {
 /// On the emulator's Batch through the real SDK: GIVEN one genomics and one imaging job on a
 /// shared queue WHEN the enforcer's listing reads them THEN each carries what a budget matches
 /// on — its queue, its definition's name without the revision, its tags (`DescribeJobs`) and
-/// when it was submitted (`ListJobs`) — and the genomics budget counts only the genomics job.
+/// when it was submitted (`ListJobs`) — and the genomics budget counts only the genomics job;
+/// and what safe admission prices it by (its size and timeout, `DescribeJobs`).
 /// (The emulator runs a job to SUCCEEDED at once without Docker, and ignores `dependsOn`, so
 /// the cancelling itself is tested on the in-memory Batch above.)
 #[tokio::test]
@@ -657,12 +658,19 @@ async fn on_the_emulator_the_job_listing_carries_what_a_budget_matches_on() {
         batchguard_tests::emulator_job_definition(&client, &format!("{queue}-pipeline")).await;
     let mut ids = Vec::new();
     for team in ["genomics", "imaging"] {
+        // Genomics' job has a 15-minute timeout (safe admission's bound), imaging's none.
+        let timeout = (team == "genomics").then(|| {
+            aws_sdk_batch::types::JobTimeout::builder()
+                .attempt_duration_seconds(900)
+                .build()
+        });
         let id = client
             .submit_job()
             .job_name(team)
             .job_queue(&queue)
             .job_definition(&definition)
             .tags("team", team)
+            .set_timeout(timeout)
             .send()
             .await
             .unwrap()
@@ -687,6 +695,7 @@ thresholds = [{{ at_percent = "80", action = "cancel-queued" }}]
         .await
         .unwrap();
     let mut counted = Vec::new();
+    let mut shapes = Vec::new();
     for id in &ids {
         let job = listed
             .iter()
@@ -706,8 +715,22 @@ thresholds = [{{ at_percent = "80", action = "cancel-queued" }}]
             tags: &tags,
         };
         counted.push(book.budgets_of(&facets).len());
+        shapes.push(job.shape);
     }
     assert_eq!(counted, [1, 0], "{listed:?}");
+    // AND each carries its size (the definition's 1 vCPU, 2048 MiB) and its timeout, read
+    // through the event parser, for safe admission. (The emulator's DescribeJobs leaves out
+    // `platformCapabilities`, which AWS's includes: the platform is then unknown, and the
+    // job unpriced.)
+    let size = Some(shared::core::facts::TaskSize {
+        vcpu: Decimal::ONE,
+        memory_gib: Decimal::TWO,
+        storage_gib: None,
+        gpus: None,
+    });
+    assert_eq!(shapes[0].timeout_seconds, Some(900), "{:?}", shapes[0]);
+    assert_eq!(shapes[1].timeout_seconds, None, "{:?}", shapes[1]);
+    assert_eq!((shapes[0].size, shapes[1].size), (size, size));
 }
 
 /// Burn rates per job, as the projections would give them (a stand-in for the projector:

@@ -64,6 +64,7 @@ parent = "genomics"
 amount_usd = "100000"
 period = "day"
 dry_run = true
+admission = "safe"
 scope = {{ queues = ["genomics-high"] }}
 thresholds = [{{ at_percent = "90", action = "drain" }}]
 
@@ -200,6 +201,20 @@ async fn the_stack_sums_each_applied_budget_and_the_ticker_judges_it_as_a_replay
             spec.name
         );
         assert_eq!(document["dry_run"], spec.dry_run, "{}", spec.name);
+        // Committed spend: the replay's, from the sums' timed units on the emulator.
+        assert_eq!(
+            document["CommittedSpendUSD"],
+            serde_json::Value::Number(
+                expected
+                    .committed_usd
+                    .normalize()
+                    .to_string()
+                    .parse()
+                    .unwrap()
+            ),
+            "{}",
+            spec.name
+        );
         spends.insert(spec.name.clone(), expected.period_spend_usd);
     }
     assert!(
@@ -226,9 +241,21 @@ async fn the_stack_sums_each_applied_budget_and_the_ticker_judges_it_as_a_replay
     assert_eq!(highest.len(), 1, "{highest:?}");
     assert_eq!(highest[0]["BudgetActionLevel"], 5);
     assert_eq!(highest[0]["budget"], "genomics");
-    // The enforcer is sent the one order the thresholds call for.
+    // Some of the day's running jobs have a timeout: committed is above the spend.
+    let total = local.scope_spend(&shared::core::scope::Scope::Total, at);
+    assert!(total.committed_usd > total.period_spend_usd, "{total:?}");
+    // The enforcer is sent the one order the thresholds call for, then (genomics-high admits
+    // safely) safe admission.
     let sent = trigger.0.lock().unwrap().clone();
-    match sent.as_slice() {
+    assert!(
+        matches!(
+            sent.last(),
+            Some(shared::core::enforcement::EnforcerRequest::Admit { .. })
+        ),
+        "{sent:?}"
+    );
+    assert_eq!(answer["admission"], "sent");
+    match &sent[..sent.len() - 1] {
         [shared::core::enforcement::EnforcerRequest::Budgets { orders }] => {
             let named: Vec<(&str, shared::core::budgets::Action)> = orders
                 .iter()

@@ -99,6 +99,12 @@ async fn concurrent_collectors_with_redeliveries_project_exactly_the_replay_spen
         expected[&Scope::Total].running_tasks > 0,
         "the workload should end with tasks running"
     );
+    // Some of them with a timeout (committed spend above the spend) and some without.
+    assert!(
+        expected[&Scope::Total].committed_usd > expected[&Scope::Total].period_spend_usd,
+        "some running job should have a timeout"
+    );
+    assert!(expected[&Scope::Total].open_ended_tasks > 0);
     batchguard_tests::assert_projected_spend_is(&projector, &expected, at, period).await;
     // Every job that ended was reported settled (its cost and timings go out as metrics), and
     // no other.

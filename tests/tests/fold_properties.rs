@@ -74,10 +74,13 @@ fn adversarial_fact() -> impl Strategy<Value = FactBody> {
         prop::collection::vec(attempt_strategy, 0..3),
         0_u8..3,
         any::<bool>(),
+        // Timeouts short enough that some running units are past their deadline.
+        prop::option::of(60_u32..10_000),
     )
-        .prop_map(|(j, status, attempts, queue, priced_region)| {
+        .prop_map(|(j, status, attempts, queue, priced_region, timeout)| {
             let mut observed = job(&format!("job-{j}"), STATUSES[status], attempts);
             observed.queue = format!("queue-{queue}");
+            observed.timeout_seconds = timeout;
             if !priced_region {
                 observed.region = Some("eu-south-2".into());
             }

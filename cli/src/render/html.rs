@@ -741,7 +741,7 @@ pub fn render(
 /// share of its amount each has used.
 fn budgets_section(report: &StatusReport) -> String {
     let mut out = String::from(
-        r#"<h2>Budgets</h2><table id="budgets"><thead><tr><th>budget</th><th>parent</th><th>counts</th><th>period</th><th class="num">amount</th><th class="num">this period</th><th class="num">used</th><th class="num">forecast</th><th>action now</th></tr></thead><tbody>"#,
+        r#"<h2>Budgets</h2><table id="budgets"><thead><tr><th>budget</th><th>parent</th><th>counts</th><th>period</th><th class="num">amount</th><th class="num">this period</th><th class="num">used</th><th class="num">committed</th><th class="num">forecast</th><th>action now</th></tr></thead><tbody>"#,
     );
     for line in &report.budgets {
         let action = match line.action {
@@ -751,7 +751,7 @@ fn budgets_section(report: &StatusReport) -> String {
         };
         let _ = write!(
             out,
-            r#"<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{} %</td><td class="num">{}</td><td>{}</td></tr>"#,
+            r#"<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{} %</td><td class="num">{}</td><td class="num">{}</td><td>{}</td></tr>"#,
             escape(&line.name),
             escape(line.parent.as_deref().unwrap_or("-")),
             line.counts,
@@ -759,6 +759,7 @@ fn budgets_section(report: &StatusReport) -> String {
             usd(line.amount_usd),
             usd(line.period_spend_usd),
             line.used_percent.round_dp(1),
+            escape(&super::text::committed_cell(line)),
             usd(line.forecast_usd),
             escape(&action),
         );

@@ -572,6 +572,7 @@ pub fn budgets_table(lines: &[shared::analysis::budgets::BudgetLine]) -> Table {
         "period",
         "this period",
         "used",
+        "committed",
         "forecast",
         "burn/hour",
         "action now",
@@ -593,12 +594,27 @@ pub fn budgets_table(lines: &[shared::analysis::budgets::BudgetLine]) -> Table {
             shared::core::budgets::period_name(line.period).to_owned(),
             usd(line.period_spend_usd),
             format!("{}%", line.used_percent.round_dp(1)),
+            committed_cell(line),
             usd(line.forecast_usd),
             usd_precise(line.burn_rate_usd_per_hour),
             action,
         ]);
     }
     budgets
+}
+
+/// A budget's committed spend, and how many of its running tasks have no timeout (their
+/// remaining cost is not in it).
+pub fn committed_cell(line: &shared::analysis::budgets::BudgetLine) -> String {
+    if line.open_ended_tasks > 0 {
+        format!(
+            "{} (+{} without a timeout)",
+            usd(line.committed_usd),
+            line.open_ended_tasks
+        )
+    } else {
+        usd(line.committed_usd)
+    }
 }
 
 /// `simulate --scenario teams` for people: per guard, each team's spend against its budget and

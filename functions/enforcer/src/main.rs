@@ -41,7 +41,12 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         config.enforcer_settings(),
     )
     // A shedding budget's running jobs' burn rates.
-    .with_projections(projector);
+    .with_projections(projector)
+    // Safe admission prices waiting jobs in the stack's region.
+    .with_pricing(
+        config.prices.clone(),
+        aws.region().map_or("", |r| r.as_ref()),
+    );
     let sink = EmfStdout::new(config.metrics_namespace.clone());
     let (enforcer, check, sink) = (&enforcer, &check, &sink);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {

@@ -14,6 +14,7 @@ use aws_sdk_batch::types::{JobStatus as BatchStatus, JqState};
 use aws_sdk_batch::types::{JobDetail, ResourceRequirement};
 use serde_json::{Map, Value, json};
 
+use crate::core::admission::JobShape;
 use crate::core::facts::JobStatus;
 use crate::core::names;
 use crate::ports::{BatchControl, ControlError, JobKind, JobSummary, QueueState};
@@ -156,6 +157,7 @@ impl BatchControl for AwsBatch {
         let mut tags: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
         let mut described_kinds: BTreeMap<String, JobKind> = BTreeMap::new();
         let mut definitions: BTreeMap<String, String> = BTreeMap::new();
+        let mut shapes: BTreeMap<String, JobShape> = BTreeMap::new();
         for chunk in listed.chunks(DESCRIBE_JOBS_LIMIT) {
             let described = match self
                 .client
@@ -177,6 +179,7 @@ impl BatchControl for AwsBatch {
                     .unwrap_or_default();
                 if let Some(id) = job.job_id() {
                     tags.insert(id.to_owned(), job_tags);
+                    shapes.insert(id.to_owned(), job_shape(job));
                     if let Some(definition) = job.job_definition() {
                         definitions.insert(
                             id.to_owned(),
@@ -199,6 +202,7 @@ impl BatchControl for AwsBatch {
                 tags: tags.remove(&job_id),
                 kind: described_kinds.remove(&job_id).unwrap_or(kind),
                 job_definition: definitions.remove(&job_id),
+                shape: shapes.remove(&job_id).unwrap_or_default(),
                 created_at_ms,
                 job_id,
                 queue: queue.to_owned(),
@@ -279,6 +283,28 @@ fn requirements(requirements: &[ResourceRequirement]) -> Value {
     )
 }
 
+/// What safe admission needs of a job `DescribeJobs` described: read through the event
+/// parser from [`state_change_event`], so the sizes, platform and timeout are checked as an
+/// event's are; a description the parser refuses gives nothing (the job is then unpriced).
+pub fn job_shape(job: &JobDetail) -> JobShape {
+    let parsed = state_change_event(job)
+        .and_then(|event| crate::events::parse_event(event.to_string().as_bytes()).ok());
+    match parsed {
+        Some(crate::events::Parsed::Fact(fact)) => match fact.body {
+            crate::core::facts::FactBody::Job(observed) => JobShape {
+                platform: observed.platform,
+                size: observed.size,
+                architecture: observed.architecture,
+                operating_system: observed.operating_system,
+                timeout_seconds: observed.timeout_seconds,
+                array_size: observed.array_size,
+            },
+            _ => JobShape::default(),
+        },
+        _ => JobShape::default(),
+    }
+}
+
 /// A job as `DescribeJobs` gives it, written as the *Batch Job State Change* event AWS sends
 /// for its current state. No `time`: the event is a restatement, not an observation, so
 /// restating the same state twice gives the same fact (a no-op in the event log).
@@ -338,6 +364,12 @@ pub fn state_change_event(job: &JobDetail) -> Option<Value> {
                 "ephemeralStorage": container.ephemeral_storage().map(|e| json!({"sizeInGiB": e.size_in_gib()})),
                 "fargatePlatformConfiguration": container.fargate_platform_configuration().map(|f| json!({"platformVersion": f.platform_version()})),
             }),
+        );
+    }
+    if let Some(timeout) = job.timeout() {
+        put(
+            "timeout",
+            json!({"attemptDurationSeconds": timeout.attempt_duration_seconds()}),
         );
     }
     if let Some(array) = job.array_properties() {

@@ -32,6 +32,13 @@ pub struct BudgetLine {
     pub projected_exhaustion: Option<String>,
     pub running_tasks: u64,
     pub unpriced_tasks: u64,
+    /// The period's spend and what its running jobs with a timeout may still cost before
+    /// Batch stops them: the money already promised.
+    pub committed_usd: Decimal,
+    /// What is left of the amount after the committed spend (negative when over).
+    pub uncommitted_usd: Decimal,
+    /// Running tasks whose job has no timeout: their remaining cost is not in `committed_usd`.
+    pub open_ended_tasks: u64,
     /// What its thresholds call for now (`None`: below the first).
     pub action: Option<Action>,
     pub dry_run: bool,
@@ -79,6 +86,9 @@ pub fn budget_lines(book: &BudgetBook, ledgers: &[&Ledger], at: i64) -> Vec<Budg
             projected_exhaustion,
             running_tasks: spend.running_tasks,
             unpriced_tasks: spend.unpriced_tasks,
+            committed_usd: money(spend.committed_usd),
+            uncommitted_usd: money(spec.amount_usd.saturating_sub(spend.committed_usd)),
+            open_ended_tasks: spend.open_ended_tasks,
             action,
             dry_run: spec.dry_run,
             admission: spec.admission,

@@ -99,6 +99,15 @@ pub const SIZES: [(u32, u32); 12] = [
 ];
 const QUEUES: [&str; 3] = ["genomics-high", "etl-spot", "render-default"];
 const DEFINITIONS: [&str; 4] = ["align-reads", "nightly-etl", "render-frame", "score-model"];
+/// The attempt timeout each definition's jobs carry (`timeout.attemptDurationSeconds`), or
+/// none: long enough that no generated job reaches it.
+fn timeout_of(definition: &str) -> Option<u32> {
+    match definition {
+        "align-reads" => Some(12 * 3600),
+        "render-frame" => Some(6 * 3600),
+        _ => None,
+    }
+}
 const TEAMS: [&str; 3] = ["genomics", "data", "media"];
 const ACCOUNT: &str = "123456789012";
 
@@ -300,6 +309,9 @@ fn batch_detail(
     });
     if let Some(index) = plan.array_index {
         detail["arrayProperties"] = json!({"index": index});
+    }
+    if let Some(seconds) = timeout_of(plan.definition) {
+        detail["timeout"] = json!({"attemptDurationSeconds": seconds});
     }
     if let Some(object) = detail.as_object_mut() {
         for (key, value) in extra {

@@ -255,6 +255,7 @@ fn job_fact(
             operating_system: None,
             tags: BTreeMap::from([("team".to_owned(), TEAMS[job.team].to_owned())]),
             array_size: None,
+            timeout_seconds: None,
             node_index: None,
             region: Some("us-east-1".into()),
         }),

@@ -695,7 +695,7 @@ fn push_budget_metrics(
 }
 
 /// An applied budget's document, dimensioned `ScopeKind=budget`, `Scope=<name>`: its spend,
-/// limit, percent used, forecast, and the step of the action its thresholds call for
+/// limit, percent used, forecast, committed spend, and the step of the action its thresholds call for
 /// (`BudgetActionLevel`: 0 none, 1 notify … 5 terminate, so an alarm can watch one number).
 fn applied_budget_document(
     spec: &BudgetSpec,
@@ -712,9 +712,17 @@ fn applied_budget_document(
         unit: Unit::None,
         value: Decimal::from(action.map_or(0, Action::rank)),
     });
+    document.metrics.push(Metric {
+        name: metrics::COMMITTED_SPEND_USD,
+        unit: Unit::None,
+        value: spend.committed_usd,
+    });
     document
         .properties
         .insert("action".into(), json!(action.map(Action::as_str)));
+    document
+        .properties
+        .insert("open_ended_tasks".into(), json!(spend.open_ended_tasks));
     document
         .properties
         .insert("dry_run".into(), json!(spec.dry_run));

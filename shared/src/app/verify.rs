@@ -42,6 +42,8 @@ where
             EnforcerRequest::Caps { .. } => false,
             // The enforcer judges each budget itself (`judge_budgets`).
             EnforcerRequest::JudgeBudgets { .. } => false,
+            // The enforcer reads each safe budget's committed spend itself (`uncommitted`).
+            EnforcerRequest::Admit { .. } => false,
         };
         if !checked {
             return Ok(Ok(()));
@@ -114,6 +116,45 @@ where
                         spend.burn_rate_usd_per_hour,
                     )
                 })
+            })
+            .collect())
+    }
+
+    /// What each budget of `book` with `admission = "safe"` (of the stack's period) has left:
+    /// its amount less its committed spend on the projections (its period's spend and what
+    /// its running jobs with a timeout may still cost), for safe admission. One read of their
+    /// sums and one of the recent starts; none when no budget is safe.
+    pub async fn uncommitted(
+        &self,
+        book: &BudgetBook,
+        at_ms: i64,
+    ) -> Result<std::collections::BTreeMap<String, rust_decimal::Decimal>, StoreError> {
+        let at = at_ms.div_euclid(1000);
+        let period = self.settings.period;
+        let specs: Vec<&BudgetSpec> = book
+            .budgets()
+            .filter(|spec| {
+                spec.period == period && spec.admission == crate::core::budgets::Admission::Safe
+            })
+            .collect();
+        if specs.is_empty() {
+            return Ok(Default::default());
+        }
+        let scopes: Vec<Scope> = specs.iter().map(|spec| spec.spend_scope()).collect();
+        let totals = self.reader.scopes_totals(&scopes).await?;
+        let recent = self.reader.recent_starts(at).await?;
+        Ok(specs
+            .into_iter()
+            .map(|spec| {
+                let scope = spec.spend_scope();
+                let spend = totals
+                    .get(&scope)
+                    .map(|t| t.spend_at(at, period, corrections_of(&recent, &scope)))
+                    .unwrap_or_default();
+                (
+                    spec.name.clone(),
+                    spec.amount_usd.saturating_sub(spend.committed_usd),
+                )
             })
             .collect())
     }

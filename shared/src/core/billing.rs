@@ -42,6 +42,23 @@ pub fn billed_seconds_running(anchor: i64, at: i64) -> i64 {
     at.saturating_sub(anchor).max(MINIMUM_BILLED_SECONDS)
 }
 
+/// How long a container may take to stop once Batch terminates it: ECS sends `SIGTERM`,
+/// then `SIGKILL` after the container's stop timeout, 30 s unless set (Fargate's default, and
+/// the EC2 agent's `ECS_CONTAINER_STOP_TIMEOUT` default:
+/// <https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_ContainerDefinition.html>).
+pub const STOP_GRACE_SECONDS: i64 = 30;
+
+/// The last whole second an attempt started at `started` (Batch's `startedAt`) may be billed
+/// for when its job has a timeout of `timeout_seconds`: Batch terminates it `timeout` after
+/// its `startedAt` (<https://docs.aws.amazon.com/batch/latest/APIReference/API_JobTimeout.html>),
+/// and the stop may take [`STOP_GRACE_SECONDS`] more. The start is rounded up, the safe side.
+pub fn deadline(started: Millis, timeout_seconds: u32) -> i64 {
+    started
+        .ceil_seconds()
+        .saturating_add(i64::from(timeout_seconds))
+        .saturating_add(STOP_GRACE_SECONDS)
+}
+
 /// USD from a cost numerator (`hourly_rate × seconds`).
 pub fn usd(numerator: Decimal) -> Decimal {
     numerator / Decimal::from(SECONDS_PER_HOUR)

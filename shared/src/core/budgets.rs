@@ -131,8 +131,8 @@ pub enum Admission {
     /// Every job is admitted; thresholds alone act.
     #[default]
     Open,
-    /// A job whose worst-case cost (its size × its timeout × its price) does not fit in the
-    /// amount less the committed spend is cancelled on arrival.
+    /// A waiting job whose worst-case cost (its size × its timeout × its price) does not fit
+    /// in the amount less the committed spend is cancelled (on the tick: `core::admission`).
     Safe,
 }
 

@@ -203,6 +203,7 @@ mod tests {
                 gpus: None,
             },
             estimated: false,
+            deadline: None,
             unpriced: false,
         }
     }

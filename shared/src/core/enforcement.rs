@@ -55,6 +55,13 @@ pub enum EnforcerRequest {
         #[serde(default)]
         reason: String,
     },
+    /// Safe admission for the applied budgets with `admission = "safe"`: the enforcer reads
+    /// each one's committed spend itself and cancels the waiting jobs whose worst case does
+    /// not fit (`core::admission`). Sent by the ticker every tick while any budget is safe.
+    Admit {
+        #[serde(default)]
+        reason: String,
+    },
 }
 
 /// One applied budget's action, as the ticker judged it.
@@ -188,6 +195,10 @@ pub fn agrees(request: &EnforcerRequest, ledger: Option<&Decision>) -> Result<()
         }
         EnforcerRequest::JudgeBudgets { .. } => Err(
             "the applied budgets are judged each on its own (LedgerCheck::judge_budgets)".into(),
+        ),
+        EnforcerRequest::Admit { .. } => Err(
+            "safe admission reads each budget's committed spend itself (LedgerCheck::uncommitted)"
+                .into(),
         ),
     }
 }

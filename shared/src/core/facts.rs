@@ -195,6 +195,12 @@ impl JobStatus {
     }
 }
 
+/// The shortest attempt timeout AWS Batch accepts, in seconds
+/// (<https://docs.aws.amazon.com/batch/latest/APIReference/API_JobTimeout.html>).
+pub const MIN_TIMEOUT_SECONDS: u32 = 60;
+/// The longest: the API's `Integer`.
+pub const MAX_TIMEOUT_SECONDS: u32 = i32::MAX as u32;
+
 /// A task size as billed by Fargate: vCPU and memory in GiB, ephemeral storage in GiB.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct TaskSize {
@@ -263,6 +269,10 @@ pub struct JobObserved {
     /// `Some(size)` for an array parent, which is never billed itself (its children are).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub array_size: Option<u32>,
+    /// `timeout.attemptDurationSeconds`: Batch terminates an attempt this long after its
+    /// `startedAt` (an array's children each, a multi-node job as a whole).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<u32>,
     /// Multi-node parallel node index (`<id>#<n>`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_index: Option<u32>,

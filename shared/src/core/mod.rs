@@ -7,6 +7,7 @@
 //! `serde_json` or `std::fs`. Time comes in as an argument.
 
 pub mod activity;
+pub mod admission;
 pub mod billing;
 pub mod budget;
 pub mod budgets;

@@ -23,6 +23,9 @@ pub struct ProjectedUnit {
     pub size: TaskSize,
     pub estimated: bool,
     pub unpriced: bool,
+    /// The last second it may be billed for (its job's timeout), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<i64>,
 }
 
 impl ProjectedUnit {
@@ -32,6 +35,7 @@ impl ProjectedUnit {
             size: self.size,
             estimated: self.estimated,
             unpriced: self.unpriced,
+            deadline: self.deadline,
         }
     }
 }
@@ -70,12 +74,14 @@ impl GroupProjection {
                 size: unit.size,
                 estimated: unit.estimated,
                 unpriced: unit.unpriced,
+                deadline: unit.deadline,
             })
             .collect();
         units.sort_by(|a, b| {
             (&a.scopes, &a.billing, a.estimated, a.unpriced)
                 .cmp(&(&b.scopes, &b.billing, b.estimated, b.unpriced))
                 .then_with(|| a.size.cmp(&b.size))
+                .then_with(|| a.deadline.cmp(&b.deadline))
         });
         Self { units }
     }

@@ -96,6 +96,13 @@ pub struct ScopeSpend {
     pub spend_usd: Decimal,
     /// The part of it inside the budget period containing the instant.
     pub period_spend_usd: Decimal,
+    /// The period's spend and what its running work may still cost before Batch's timeouts
+    /// stop it (`Σ rate × (deadline − at)` over running units whose job has a timeout): the
+    /// money already promised. Work without a timeout adds only what it has spent.
+    pub committed_usd: Decimal,
+    /// Running units whose job has no timeout: their remaining cost is open-ended and not in
+    /// `committed_usd`.
+    pub open_ended_tasks: u64,
     /// Σ hourly price of the tasks running at the instant.
     pub burn_rate_usd_per_hour: Decimal,
     pub running_tasks: u64,

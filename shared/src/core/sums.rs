@@ -48,6 +48,9 @@ pub struct UnitBilling {
     pub size: TaskSize,
     pub estimated: bool,
     pub unpriced: bool,
+    /// The last second it may be billed for, when its job has a timeout
+    /// (`billing::deadline`): what it still runs until then is committed spend.
+    pub deadline: Option<i64>,
 }
 
 /// A unit's contribution worked out once for all its scopes.
@@ -92,6 +95,24 @@ pub struct RunningBucket {
     /// Σ rate × (anchor − bucket period start): offsets from the period start stay small, so
     /// the products keep all their digits.
     pub sum_rate_offset: Decimal,
+    /// Of those units, the ones with a deadline (their job has a timeout)…
+    pub timed_units: i64,
+    /// … Σ of their rates …
+    pub timed_rate: Decimal,
+    /// … and Σ rate × (deadline − bucket period start): what they may still cost at `at` is
+    /// `timed_rate_offset − timed_rate × (at − start)`.
+    pub timed_rate_offset: Decimal,
+}
+
+impl RunningBucket {
+    fn is_empty(&self) -> bool {
+        self.units == 0
+            && self.sum_rate.is_zero()
+            && self.sum_rate_offset.is_zero()
+            && self.timed_units == 0
+            && self.timed_rate.is_zero()
+            && self.timed_rate_offset.is_zero()
+    }
 }
 
 /// The sums of one scope. See the module docs.
@@ -134,10 +155,15 @@ impl ScopeTotals {
                     bucket.sum_rate_offset,
                     hourly_rate * Decimal::from(anchor - start),
                 );
-                if bucket.units == 0
-                    && bucket.sum_rate.is_zero()
-                    && bucket.sum_rate_offset.is_zero()
-                {
+                if let Some(deadline) = unit.deadline {
+                    bucket.timed_units = sign.count(bucket.timed_units);
+                    bucket.timed_rate = sign.apply(bucket.timed_rate, hourly_rate);
+                    bucket.timed_rate_offset = sign.apply(
+                        bucket.timed_rate_offset,
+                        hourly_rate * Decimal::from(deadline - start),
+                    );
+                }
+                if bucket.is_empty() {
                     self.running_by_period.remove(&start);
                 }
                 self.running_vcpu = sign.apply(self.running_vcpu, unit.size.vcpu);
@@ -177,6 +203,9 @@ impl ScopeTotals {
             held.units += bucket.units;
             held.sum_rate += bucket.sum_rate;
             held.sum_rate_offset += bucket.sum_rate_offset;
+            held.timed_units += bucket.timed_units;
+            held.timed_rate += bucket.timed_rate;
+            held.timed_rate_offset += bucket.timed_rate_offset;
         }
         self.running_vcpu += other.running_vcpu;
         self.running_memory_gib += other.running_memory_gib;
@@ -199,7 +228,12 @@ impl ScopeTotals {
             .unwrap_or_default();
         let mut burn = Decimal::ZERO;
         let mut running_units = 0;
+        let mut timed_units = 0;
+        let mut remaining = Decimal::ZERO;
         for (&bucket_start, bucket) in &self.running_by_period {
+            remaining +=
+                bucket.timed_rate_offset - bucket.timed_rate * Decimal::from(at - bucket_start);
+            timed_units += bucket.timed_units;
             let linear =
                 bucket.sum_rate * Decimal::from(at - bucket_start) - bucket.sum_rate_offset;
             all_time += linear;
@@ -224,6 +258,8 @@ impl ScopeTotals {
         ScopeSpend {
             spend_usd: billing::usd(all_time),
             period_spend_usd: billing::usd(in_period),
+            committed_usd: committed(in_period, remaining),
+            open_ended_tasks: u64::try_from(running_units - timed_units).unwrap_or(0),
             burn_rate_usd_per_hour: burn,
             running_tasks: u64::try_from(running_units).unwrap_or(0),
             running_vcpu: self.running_vcpu,
@@ -232,6 +268,15 @@ impl ScopeTotals {
             estimated_tasks: u64::try_from(self.estimated_units).unwrap_or(0),
         }
     }
+}
+
+/// Committed spend in USD: the period's spend numerator and what the running units with a
+/// deadline may still cost (`Σ rate × (deadline − at)`), never less than the spend. A unit past
+/// its deadline but not yet seen stopped gives back what it ran over, so the sum is linear and
+/// the same from the running sums as from a walk of the units; the floor keeps it at least
+/// the spend.
+pub fn committed(in_period_numerator: Decimal, remaining_numerator: Decimal) -> Decimal {
+    billing::usd(in_period_numerator + remaining_numerator.max(Decimal::ZERO))
 }
 
 /// Splits `[from, to)` (whole seconds) into the budget periods it touches.

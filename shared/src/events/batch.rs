@@ -8,7 +8,8 @@ use super::detail::EventDetail;
 use super::error::{self, BATCH_JOB_STATE_CHANGE, EventError};
 use super::fields::{EksResources, ResourceRequirement, millis};
 use crate::core::facts::{
-    Architecture, AttemptObserved, JobObserved, JobStatus, OperatingSystem, Platform, TaskSize,
+    Architecture, AttemptObserved, JobObserved, JobStatus, MAX_TIMEOUT_SECONDS,
+    MIN_TIMEOUT_SECONDS, OperatingSystem, Platform, TaskSize,
 };
 use crate::core::names;
 
@@ -327,6 +328,23 @@ impl EventDetail {
             .filter(|(key, _)| key != "resourceArn")
             .collect();
 
+        // AWS's `JobTimeout`: at least 60 s, an Integer
+        // (https://docs.aws.amazon.com/batch/latest/APIReference/API_JobTimeout.html).
+        let timeout_seconds = match self.timeout.and_then(|t| t.attempt_duration_seconds) {
+            None => None,
+            Some(seconds) => Some(
+                u32::try_from(seconds)
+                    .ok()
+                    .filter(|s| (MIN_TIMEOUT_SECONDS..=MAX_TIMEOUT_SECONDS).contains(s))
+                    .ok_or_else(|| {
+                        invalid(
+                            "timeout.attemptDurationSeconds",
+                            &seconds.to_string(),
+                            "AWS Batch timeouts are 60 to 2147483647 seconds",
+                        )
+                    })?,
+            ),
+        };
         let array_size = self
             .array_properties
             .as_ref()
@@ -359,6 +377,7 @@ impl EventDetail {
             operating_system,
             tags,
             array_size,
+            timeout_seconds,
             node_index: self.node_details.and_then(|n| n.node_index),
             region,
         })

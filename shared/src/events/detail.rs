@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::fields::{
     ArrayProperties, Attempt, Attribute, Container, EcsProperties, EksAttempt, EksProperties,
-    EphemeralStorage, NodeDetails, Resource, Timestamp,
+    EphemeralStorage, JobTimeout, NodeDetails, Resource, Timestamp,
 };
 
 /// Fields of *Batch Job State Change* (`job*`, `attempts`, `container`, …) and *ECS Task
@@ -38,6 +38,7 @@ pub struct EventDetail {
     pub(super) platform_capabilities: Vec<String>,
     pub(super) tags: Option<BTreeMap<String, String>>,
     pub(super) array_properties: Option<ArrayProperties>,
+    pub(super) timeout: Option<JobTimeout>,
     pub(super) node_details: Option<NodeDetails>,
     /// Jobs on Amazon EKS compute environments.
     pub(super) eks_properties: Option<EksProperties>,

@@ -140,6 +140,13 @@ pub(crate) struct RuntimePlatform {
     pub(super) operating_system_family: Option<String>,
 }
 
+/// `timeout` of a job (AWS Batch API `JobTimeout`).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct JobTimeout {
+    pub(super) attempt_duration_seconds: Option<i64>,
+}
+
 #[derive(Clone, Debug, Deserialize, Serialize)]
 pub(crate) struct ArrayProperties {
     pub(super) size: Option<u32>,

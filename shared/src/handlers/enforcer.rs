@@ -260,6 +260,48 @@ where
     budget_orders(enforcer, check, orders, now_ms).await
 }
 
+/// Safe admission: the stored book (one that cannot be read admits everything, said in the
+/// answer and the log; `doctor` and the budgets' orders report it too), each safe budget's
+/// committed spend read from the ledger here, and the waiting jobs that do not fit cancelled
+/// (`Enforcer::admit`).
+async fn admission<B, L, N, P, R, M>(
+    enforcer: &Enforcer<B, L, N, P>,
+    check: &LedgerCheck<R, M>,
+    reason: &str,
+    now_ms: i64,
+) -> Result<EnforcementReport, HandlerError>
+where
+    B: BatchControl + Sync,
+    L: EventLog + AuditTrail + BudgetStore + Sync,
+    N: Notifier + Sync,
+    P: JobProjections + Sync,
+    R: SpendReader + Sync,
+    M: BaselineStore + Sync,
+{
+    let book = match enforcer.applied_budgets().await {
+        Ok(book) => book,
+        Err(EnforceError::Store(error @ crate::ports::StoreError::Corrupt { .. })) => {
+            let why = format!(
+                "the applied budgets cannot be read: {error}; nothing is admitted or turned away"
+            );
+            tracing::warn!(%why, "safe admission");
+            return Ok(EnforcementReport {
+                reason: why,
+                ..EnforcementReport::default()
+            });
+        }
+        Err(error) => return Err(error.into()),
+    };
+    let left = check.uncommitted(&book, now_ms).await.map_err(|e| {
+        HandlerError::Retryable(format!("reading the ledger for safe admission: {e}"))
+    })?;
+    let mut report = enforcer.admit(&book, &left, now_ms).await?;
+    if !reason.is_empty() {
+        report.reason = format!("{}; {reason}", report.reason);
+    }
+    Ok(report)
+}
+
 /// Jobs the ticker found past their cap: each one's own projection read now (not the
 /// request's word) must show it running at or over a valid cap (`cap_agrees`); those that do
 /// are terminated (`Enforcer::enforce_caps`), and each of the others is refused and recorded,
@@ -384,6 +426,9 @@ where
         }
         (_, EnforcerRequest::Caps { jobs }) => {
             cap_orders(enforcer, &check.reader, jobs, now_ms).await?
+        }
+        (_, EnforcerRequest::Admit { reason }) => {
+            admission(enforcer, check, &reason, now_ms).await?
         }
         (Err(why), EnforcerRequest::Enforce { level, reason }) => {
             tracing::warn!(%why, %reason, "request refused");

@@ -1,7 +1,8 @@
 //! The ticker function, on every scheduled invocation: first one tick (`app::ticker`: metrics,
 //! the budget decision, the enforcer's trigger), then the jobs past their `batchguard:max-usd`
 //! cap sent to the enforcer (`app::job_caps`; run even when the tick failed; its failure fails
-//! the invocation once the rest has run),
+//! the invocation once the rest has run), safe admission asked of the enforcer while a budget
+//! has `admission = "safe"` (the same),
 //! then the silent-job check (jobs still running
 //! in the projections but silent for too long are looked up in AWS Batch, so a lost terminal
 //! event cannot leave phantom spend growing; a failure there is reported, and the check runs
@@ -107,6 +108,30 @@ where
                     (Value::String(error.to_string()), Some(error.to_string()))
                 }
             };
+        // Safe admission: every tick while a budget of the stack's period has
+        // `admission = "safe"`, the enforcer is asked to judge the waiting jobs (it reads the
+        // budgets' committed spend itself). A failure fails the invocation once the rest ran.
+        let safe = settings.budgets.budgets().any(|spec| {
+            spec.admission == crate::core::budgets::Admission::Safe
+                && spec.period == settings.period
+        });
+        let (admission, admission_failed) = if safe {
+            let request = crate::core::enforcement::EnforcerRequest::Admit {
+                reason: "the tick".to_owned(),
+            };
+            match self.trigger.trigger(&request).await {
+                Ok(()) => (Value::String("sent".to_owned()), None),
+                Err(error) => {
+                    tracing::error!(%error, "safe admission was not sent to the enforcer");
+                    (
+                        Value::String(error.to_string()),
+                        Some(format!("asking the enforcer for safe admission: {error}")),
+                    )
+                }
+            }
+        } else {
+            (Value::Null, None)
+        };
         let checked = match silent_jobs::check(
             &self.batch,
             &self.projector,
@@ -128,12 +153,12 @@ where
             }
         };
         let tick = tick?;
-        if let Some(error) = caps_failed {
+        if let Some(error) = caps_failed.or(admission_failed) {
             return Err(HandlerError::Retryable(format!(
                 "{error} (the tick and the silent-job check ran)"
             )));
         }
-        let mut answer = serde_json::json!({ "tick": tick, "caps": capped, "reconciled": checked, "pruned": pruned });
+        let mut answer = serde_json::json!({ "tick": tick, "caps": capped, "admission": admission, "reconciled": checked, "pruned": pruned });
         if let Some(error) = budgets_error {
             answer["budgets_error"] = Value::String(error);
         }

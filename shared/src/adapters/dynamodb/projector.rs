@@ -1040,6 +1040,9 @@ impl DynamoProjector {
             values.push((format!("rn_{start}"), Decimal::from(bucket.units)));
             values.push((format!("rr_{start}"), bucket.sum_rate));
             values.push((format!("ro_{start}"), bucket.sum_rate_offset));
+            values.push((format!("tn_{start}"), Decimal::from(bucket.timed_units)));
+            values.push((format!("tr_{start}"), bucket.timed_rate));
+            values.push((format!("to_{start}"), bucket.timed_rate_offset));
         }
         let mut expression = Vec::new();
         let mut update = Update::builder()
@@ -1451,6 +1454,9 @@ fn totals_of(item: &HashMap<String, AttributeValue>) -> Result<ScopeTotals, Stor
                 units: count(name)?,
                 sum_rate: number(&format!("rr_{start}"))?,
                 sum_rate_offset: number(&format!("ro_{start}"))?,
+                timed_units: count(&format!("tn_{start}"))?,
+                timed_rate: number(&format!("tr_{start}"))?,
+                timed_rate_offset: number(&format!("to_{start}"))?,
             };
             totals.running_by_period.insert(start, bucket);
         }

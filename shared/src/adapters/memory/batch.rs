@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Mutex, PoisonError};
 
+use crate::core::admission::JobShape;
 use crate::core::enforcement::{PROTECT_TAG, STARTED};
 use crate::core::facts::JobStatus;
 use crate::ports::{BatchControl, ControlError, JobKind, JobSummary, QueueState};
@@ -59,6 +60,7 @@ impl MemoryBatch {
                         kind: JobKind::Single,
                         job_definition: None,
                         created_at_ms: None,
+                        shape: JobShape::default(),
                     })
                     .collect(),
             ),
@@ -90,6 +92,13 @@ impl MemoryBatch {
             }
             job.job_definition = Some(job_definition.to_owned());
             job.created_at_ms = Some(created_at_ms);
+        }
+    }
+
+    /// Gives `job_id` the platform, size and timeout `DescribeJobs` would say it has.
+    pub fn shape_job(&self, job_id: &str, shape: JobShape) {
+        for job in lock(&self.jobs).iter_mut().filter(|j| j.job_id == job_id) {
+            job.shape = shape;
         }
     }
 

@@ -24,6 +24,7 @@
 //! outcome records nothing new, and what is already done is not done again. One failed action
 //! is reported and the run goes on.
 
+mod admission;
 mod caps;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -95,6 +96,10 @@ pub struct EnforcementReport {
     /// asked again yet.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub stopping_jobs: Vec<String>,
+    /// Waiting jobs of a budget with safe admission admitted without a worst case, and why
+    /// (no timeout, no price before they run).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unbounded_jobs: Vec<String>,
 }
 
 /// A job batchguard cancelled or terminated that Batch still lists this long after (ten
@@ -147,6 +152,9 @@ pub struct Enforcer<B, L, N, P = Unprojected> {
     notifier: N,
     settings: EnforcerSettings,
     projections: P,
+    /// The price table and the region safe admission prices waiting jobs with; without
+    /// them, every waiting job is unpriced (admitted, and named as such).
+    pricing: Option<(crate::core::prices::PriceTable, String)>,
 }
 
 impl<B, L, N> Enforcer<B, L, N> {
@@ -157,6 +165,7 @@ impl<B, L, N> Enforcer<B, L, N> {
             notifier,
             settings,
             projections: Unprojected,
+            pricing: None,
         }
     }
 }
@@ -170,7 +179,16 @@ impl<B, L, N, P> Enforcer<B, L, N, P> {
             notifier: self.notifier,
             settings: self.settings,
             projections,
+            pricing: self.pricing,
         }
+    }
+
+    /// The same enforcer pricing waiting jobs for safe admission with `prices` in `region`
+    /// (the stack's own: Batch jobs run in the region of their queue).
+    #[must_use]
+    pub fn with_pricing(mut self, prices: crate::core::prices::PriceTable, region: &str) -> Self {
+        self.pricing = Some((prices, region.to_owned()));
+        self
     }
 }
 

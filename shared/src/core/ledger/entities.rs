@@ -41,6 +41,8 @@ pub(super) struct JobState {
     pub(super) tags: Lww<Vec<(String, String)>>,
     pub(super) array_size: Lww<u32>,
     pub(super) node_index: Lww<u32>,
+    /// Seconds after an attempt's start at which Batch terminates it.
+    pub(super) timeout: Lww<u32>,
     pub(super) region: Lww<String>,
     /// By attempt index, sorted; a job has a handful, so a vector beats a tree (whose first
     /// node alone is over a kilobyte).
@@ -176,6 +178,7 @@ impl State {
                     tags: Lww::default(),
                     array_size: Lww::default(),
                     node_index: Lww::default(),
+                    timeout: Lww::default(),
                     region: Lww::default(),
                     attempts: Vec::new(),
                     last_seen: None,
@@ -239,6 +242,7 @@ impl State {
         }
         job.array_size.offer(rank, observed.array_size);
         job.node_index.offer(rank, observed.node_index);
+        job.timeout.offer(rank, observed.timeout_seconds);
         job.region.offer_ref(rank, observed.region.as_ref());
         let mut placed: Vec<(String, u32)> = Vec::new();
         for attempt in &observed.attempts {

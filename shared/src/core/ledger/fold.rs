@@ -177,6 +177,7 @@ impl Ledger {
                 }),
                 estimated,
                 unpriced: unpriced.is_some(),
+                deadline: input.deadline,
             },
             unpriced,
         })

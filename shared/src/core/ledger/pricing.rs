@@ -156,9 +156,17 @@ impl State {
                 ScopeKey::ComputeEnvironment(compute_environment),
             ]);
         }
+        // Batch terminates the attempt `timeout` after its `startedAt`; what it still runs is
+        // committed to at most that second and the stop's grace (`billing::deadline`).
+        let deadline = job
+            .timeout
+            .get()
+            .zip(attempt.started_at)
+            .map(|(&timeout, started)| billing::deadline(started, timeout));
         Some(UnitInput {
             scopes,
             timing: Timing { start, stop },
+            deadline,
             size,
             estimated: estimated && priced.is_ok(),
             priced,
@@ -275,6 +283,7 @@ impl State {
                 start: instance.registered_at.or(instance.first_seen),
                 stop: instance.gone_at,
             },
+            deadline: None,
             size: instance.registered.get().map(|r| TaskSize {
                 vcpu: r.vcpu,
                 memory_gib: r.memory_gib,
@@ -340,6 +349,7 @@ impl State {
                 start,
                 stop: task.stopped_at,
             },
+            deadline: None,
             size,
             estimated: estimated && priced.is_ok(),
             priced,
@@ -399,6 +409,8 @@ impl Timing {
 pub(super) struct UnitInput<'a> {
     pub(super) scopes: Vec<ScopeKey<'a>>,
     pub(super) timing: Timing,
+    /// The last second it may run, when its job has a timeout.
+    pub(super) deadline: Option<i64>,
     pub(super) size: Option<TaskSize>,
     pub(super) estimated: bool,
     pub(super) priced: Result<Priced, Unpriced>,

@@ -12,6 +12,7 @@ use super::output::{AttemptCost, InstanceCost, JobCost, UNKNOWN, UnattributedTas
 use crate::core::billing::{self, Accrued};
 use crate::core::facts::JobStatus;
 use crate::core::scope::{Scope, ScopeSpend};
+use crate::core::sums;
 
 impl Ledger {
     /// As [`Ledger::settled_job`], with the walk it was read from (for the monitoring view).
@@ -106,6 +107,14 @@ impl Ledger {
                     spend.estimated_tasks += 1;
                 }
                 if accrued.running {
+                    // What it may still cost (a numerator, made committed spend below).
+                    match contribution.unit.deadline {
+                        Some(deadline) => {
+                            spend.committed_usd += contribution.unit.billing.hourly_rate()
+                                * Decimal::from(deadline - at);
+                        }
+                        None => spend.open_ended_tasks += 1,
+                    }
                     spend.burn_rate_usd_per_hour += contribution.unit.billing.hourly_rate();
                     spend.running_tasks += 1;
                     spend.running_vcpu += contribution.unit.size.vcpu;
@@ -230,6 +239,7 @@ impl Ledger {
             }
         }
         for spend in scopes.values_mut() {
+            spend.committed_usd = sums::committed(spend.period_spend_usd, spend.committed_usd);
             spend.spend_usd = billing::usd(spend.spend_usd);
             spend.period_spend_usd = billing::usd(spend.period_spend_usd);
         }

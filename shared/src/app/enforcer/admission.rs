@@ -1,0 +1,167 @@
+//! Safe admission on the enforcer (issue 17, `core::admission`): the waiting jobs of budgets
+//! with `admission = "safe"` whose worst case does not fit in what the budget has left after
+//! its committed spend are cancelled, naming the budget and the figures.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use rust_decimal::Decimal;
+
+use super::{ActionFailed, EnforceError, EnforcementReport, Enforcer, Run, Trail};
+use crate::core::admission::{Waiting, WorstCase, worst_case};
+use crate::core::budgets::{Action, Admission, BudgetBook, JobFacets};
+use crate::core::enforcement::{QUEUED, Step};
+use crate::core::facts::EnforcementAction;
+use crate::ports::{AuditTrail, BatchControl, EventLog, JobProjections, Notifier};
+
+impl<B, L, N, P> Enforcer<B, L, N, P>
+where
+    B: BatchControl + Sync,
+    L: EventLog + AuditTrail + Sync,
+    N: Notifier + Sync,
+    P: JobProjections + Sync,
+{
+    /// Safe admission at Unix milliseconds `at_ms`: `left` is, for each budget of `book`
+    /// with `admission = "safe"`, its amount less its committed spend, as the ledger check
+    /// read it (not a request's word). The waiting jobs (SUBMITTED, PENDING, RUNNABLE) those
+    /// budgets reach are listed as for a drain (their queues, within the stack's), each one's
+    /// worst case is priced from Batch's description of it (`core::admission::worst_case`,
+    /// Fargate at the prices of [`Enforcer::with_pricing`]), and `BudgetBook::admit` says which do not fit: those
+    /// are cancelled with the budget and the figures in their status reason and the audit
+    /// trail (a budget's or the stack's dry run records only), and one message says how many.
+    /// Jobs without a bound (no timeout, no price) are admitted and listed in the report.
+    /// Protected jobs and jobs whose tags cannot be read are left alone. A waiting job is
+    /// judged at each call until it starts: one admitted now may be turned away later if the
+    /// budget's committed spend grows meanwhile.
+    pub async fn admit(
+        &self,
+        book: &BudgetBook,
+        left: &BTreeMap<String, Decimal>,
+        at_ms: i64,
+    ) -> Result<EnforcementReport, EnforceError> {
+        let safe: BTreeMap<String, Action> = left
+            .keys()
+            .filter(|name| {
+                book.get(name)
+                    .is_some_and(|spec| spec.admission == Admission::Safe)
+            })
+            .map(|name| (name.clone(), Action::Notify))
+            .collect();
+        let mut report = EnforcementReport {
+            level: Step::Ok,
+            dry_run: self.settings.dry_run,
+            reason: format!(
+                "safe admission for {}",
+                safe.keys().cloned().collect::<Vec<_>>().join(", ")
+            ),
+            ..EnforcementReport::default()
+        };
+        if safe.is_empty() {
+            return Ok(report);
+        }
+        let jobs: Vec<_> = self
+            .budget_jobs(book, &safe, &mut report)
+            .await?
+            .into_iter()
+            .filter(|job| QUEUED.contains(&job.status))
+            .collect();
+        let tag_lists: Vec<Vec<(String, String)>> = jobs
+            .iter()
+            .map(|job| {
+                job.tags
+                    .iter()
+                    .flatten()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            })
+            .collect();
+        let waiting: Vec<Waiting<'_>> = jobs
+            .iter()
+            .zip(&tag_lists)
+            .map(|(job, tags)| Waiting {
+                job_id: &job.job_id,
+                facets: JobFacets {
+                    queue: &job.queue,
+                    compute_environment: None,
+                    job_definition: job.job_definition.as_deref().unwrap_or_default(),
+                    tags,
+                },
+                created_at_ms: job.created_at_ms,
+                worst: match &self.pricing {
+                    Some((prices, region)) => worst_case(&job.shape, prices, region),
+                    None => WorstCase::Unpriced {
+                        why: "the enforcer has no price table".to_owned(),
+                    },
+                },
+            })
+            .collect();
+        let plan = book.admit(left, &waiting);
+        report.unbounded_jobs = plan
+            .unbounded
+            .iter()
+            .map(|(job, why)| format!("{job}: {why}"))
+            .collect();
+        if plan.refused.is_empty() {
+            return Ok(report);
+        }
+        let Trail {
+            done,
+            carried_out_at,
+            ..
+        } = self.trail(at_ms).await?;
+        let reasons: Vec<String> = plan.refused.iter().map(|r| r.reason()).collect();
+        let mut run = Run {
+            label: String::new(),
+            reason: "",
+            at_ms,
+            dry_run: self.settings.dry_run,
+            done,
+            carried_out_at,
+            seen: BTreeSet::new(),
+        };
+        let mut turned_away: BTreeMap<&str, (usize, bool)> = BTreeMap::new();
+        for (refusal, reason) in plan.refused.iter().zip(&reasons) {
+            let Some(job) = jobs.iter().find(|job| job.job_id == refusal.job_id) else {
+                continue;
+            };
+            let dry_run =
+                self.settings.dry_run || book.get(&refusal.budget).is_none_or(|spec| spec.dry_run);
+            run.label = format!("budget {}: admission", refusal.budget);
+            run.reason = reason;
+            run.dry_run = dry_run;
+            let before = report.actions.len();
+            self.stop_listed(job, false, false, &mut run, &mut report)
+                .await?;
+            if report.actions.len() > before {
+                let entry = turned_away
+                    .entry(refusal.budget.as_str())
+                    .or_insert((0, dry_run));
+                entry.0 += 1;
+            }
+        }
+        for (budget, (count, dry_run)) in turned_away {
+            let subject = format!(
+                "batchguard: budget {budget} turned away {count} job{}{}",
+                if count == 1 { "" } else { "s" },
+                if dry_run { " (dry run)" } else { "" }
+            );
+            let body: Vec<&str> = plan
+                .refused
+                .iter()
+                .zip(&reasons)
+                .filter(|(refusal, _)| refusal.budget == budget)
+                .map(|(_, reason)| reason.as_str())
+                .collect();
+            if let Err(error) = self.notifier.notify(&subject, &body.join("\n")).await {
+                let notice = EnforcementAction::Notified {
+                    notice: format!("budget {budget}: admission"),
+                };
+                report.failures.push(ActionFailed {
+                    action: notice.name(),
+                    target: notice.target().to_owned(),
+                    error: error.to_string(),
+                });
+            }
+        }
+        Ok(report)
+    }
+}

@@ -1,0 +1,278 @@
+//! Safe admission (issue 17, `core::admission`, `Enforcer::admit`): a budget with
+//! `admission = "safe"` cancels a waiting job whose worst case (its size × its timeout × its
+//! price) does not fit in what the budget has left after its committed spend. Through the
+//! enforcer's handler, with the committed spend read from the in-memory projections of a
+//! running job with a timeout, and the waiting jobs on the in-memory Batch (the emulator runs
+//! a job to SUCCEEDED at once without Docker; what Batch's listing says of a job's size and
+//! timeout is checked on the emulator in `budget_enforcement.rs`).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+
+use batchguard_tests::{IndependentPrices, T0, at, attempt, fact, job};
+use rust_decimal::Decimal;
+use serde_json::json;
+use shared::adapters::emf::EmfMemory;
+use shared::adapters::memory::{Fault, MemoryBatch, MemoryEventLog, MemoryProjector, Outbox};
+use shared::app::enforcer::{Enforcer, EnforcerSettings};
+use shared::app::ticker::{MAX_SCOPES_READ, TickerSettings};
+use shared::app::verify::LedgerCheck;
+use shared::core::admission::JobShape;
+use shared::core::budget::BudgetPeriod;
+use shared::core::budgets::BudgetBook;
+use shared::core::facts::{EnforcementAction, FactBody, JobStatus, Platform, TaskSize};
+use shared::core::policy::BudgetPolicy;
+use shared::core::prices::PriceTable;
+use shared::handlers::enforcer;
+use shared::ports::{AuditTrail, BudgetStore, Projector};
+
+/// Genomics may spend 1 USD a month and admits safely; imaging's budget is open.
+const BOOK: &str = r#"
+[[budget]]
+name = "genomics"
+amount_usd = "1"
+period = "month"
+admission = "safe"
+scope = { tags = ["team=genomics"] }
+thresholds = [{ at_percent = "100", action = "drain" }]
+
+[[budget]]
+name = "imaging"
+amount_usd = "1"
+period = "month"
+scope = { tags = ["team=imaging"] }
+thresholds = [{ at_percent = "100", action = "drain" }]
+"#;
+
+const NOW_MS: i64 = T0 + 600_000;
+const HOUR: u32 = 3600;
+
+/// A Fargate job of 1 vCPU / 2 GiB, x86, with `timeout`.
+fn fargate(timeout: Option<u32>) -> JobShape {
+    JobShape {
+        platform: Some(Platform::Fargate),
+        size: Some(TaskSize {
+            vcpu: Decimal::ONE,
+            memory_gib: Decimal::TWO,
+            storage_gib: None,
+            gpus: None,
+        }),
+        timeout_seconds: timeout,
+        ..JobShape::default()
+    }
+}
+
+/// The shared queue's waiting jobs (id, team, protected, shape), submitted a minute apart in
+/// this order.
+fn waiting(jobs: &[(&str, &str, bool, JobShape)]) -> MemoryBatch {
+    let listed: Vec<(&str, &str, JobStatus, bool)> = jobs
+        .iter()
+        .map(|(id, _, protected, _)| (*id, "shared", JobStatus::Runnable, *protected))
+        .collect();
+    let batch = MemoryBatch::with(&[("shared", true)], &listed);
+    for (i, (id, team, _, shape)) in jobs.iter().enumerate() {
+        batch.describe_job(id, &[("team", team)], "pipeline", T0 + 60_000 * i as i64);
+        batch.shape_job(id, *shape);
+    }
+    batch
+}
+
+/// The projections: one running genomics job of 1 vCPU / 2 GiB on Fargate, started at T0
+/// with a ten-hour timeout, so genomics has committed its whole worst case.
+async fn projections(book: &BudgetBook) -> MemoryProjector {
+    let projector = MemoryProjector::with_budgets(
+        PriceTable::builtin(),
+        BudgetPeriod::Month,
+        Arc::new(book.clone()),
+    );
+    let mut running = job(
+        "g-run",
+        JobStatus::Running,
+        vec![attempt(0, None, Some(at(0)), None)],
+    );
+    running.timeout_seconds = Some(10 * HOUR);
+    running.tags.insert("team".into(), "genomics".into());
+    projector
+        .project(&fact("g-run", FactBody::Job(running)))
+        .await
+        .unwrap();
+    projector
+}
+
+fn check(projector: &MemoryProjector) -> LedgerCheck<&MemoryProjector> {
+    LedgerCheck {
+        reader: projector,
+        settings: TickerSettings {
+            budget: None,
+            policy: BudgetPolicy::default(),
+            period: BudgetPeriod::Month,
+            scope_queues: vec![],
+            max_scopes_read: MAX_SCOPES_READ,
+            budgets: Default::default(),
+        },
+        baseline: None::<shared::app::ticker::NoAwsBudget>,
+    }
+}
+
+fn settings(dry_run: bool) -> EnforcerSettings {
+    EnforcerSettings {
+        queues: vec![],
+        dry_run,
+        period: BudgetPeriod::Month,
+    }
+}
+
+/// The worst case of a 1 vCPU / 2 GiB Fargate job with `timeout` hours, at AWS's published
+/// us-east-1 prices (written out in `IndependentPrices`), with the stop's 30 s.
+fn worst(timeout_hours: u32) -> Decimal {
+    let prices = IndependentPrices::default();
+    let rate = prices.x86_vcpu_hour + Decimal::TWO * prices.x86_gb_hour;
+    rate * Decimal::from(timeout_hours * HOUR + 30) / Decimal::from(HOUR)
+}
+
+/// GIVEN genomics (1 USD, safe) with a running job whose ten-hour timeout commits about
+/// 0.49 USD, and waiting jobs: a 3-hour one, then an 8-hour one, one without a timeout, one on
+/// EC2, a protected 8-hour one, and imaging's 20-hour one (its budget is open)
+/// WHEN the enforcer is asked for safe admission THEN the 3-hour job is admitted, and the
+/// 8-hour one — which fits in the amount, and in what the committed spend leaves, but not once
+/// the 3-hour job is admitted before it — is cancelled, naming the budget and the figures;
+/// the unbounded ones are admitted and named; the protected and imaging's jobs are untouched;
+/// one message says so; and the audit trail names the budget.
+#[tokio::test]
+async fn a_waiting_job_whose_worst_case_does_not_fit_after_the_committed_spend_is_cancelled() {
+    let book = BudgetBook::parse(BOOK).unwrap();
+    assert!(worst(10) + worst(3) + worst(8) > Decimal::ONE);
+    assert!(worst(10) + worst(8) <= Decimal::ONE && worst(3) + worst(8) <= Decimal::ONE);
+    let projector = projections(&book).await;
+    let log = MemoryEventLog::new();
+    assert!(log.replace_budgets(&book, 0).await.unwrap());
+    let mut ec2 = fargate(Some(HOUR));
+    ec2.platform = Some(Platform::Ec2);
+    let batch = waiting(&[
+        ("g-small", "genomics", false, fargate(Some(3 * HOUR))),
+        ("g-big", "genomics", false, fargate(Some(8 * HOUR))),
+        ("g-open", "genomics", false, fargate(None)),
+        ("g-ec2", "genomics", false, ec2),
+        ("g-protected", "genomics", true, fargate(Some(8 * HOUR))),
+        ("i-big", "imaging", false, fargate(Some(20 * HOUR))),
+    ]);
+    let outbox = Outbox::default();
+    let enforcing = Enforcer::new(&batch, &log, &outbox, settings(false))
+        .with_pricing(PriceTable::builtin(), "us-east-1");
+    let sink = EmfMemory::default();
+
+    let report = enforcer::handle(
+        &enforcing,
+        &check(&projector),
+        &sink,
+        json!({"action": "admit", "reason": "the tick"}),
+        NOW_MS,
+    )
+    .await
+    .unwrap()
+    .unwrap();
+
+    assert_eq!(batch.calls(), ["CancelJob g-big"]);
+    let left = Decimal::ONE - worst(10) - worst(3);
+    let audit = log
+        .audit_entries(BudgetPeriod::Month.bounds(NOW_MS / 1000).0)
+        .await
+        .unwrap();
+    let cancelled: Vec<_> = audit
+        .iter()
+        .filter(|e| matches!(&e.action, EnforcementAction::JobCancelled { job_id, .. } if job_id == "g-big"))
+        .collect();
+    assert_eq!(cancelled.len(), 1, "{audit:?}");
+    assert_eq!(cancelled[0].level, "budget genomics: admission");
+    let reason = &cancelled[0].reason;
+    assert!(
+        reason.contains(&worst(8).round_dp(6).normalize().to_string())
+            && reason.contains(&left.round_dp(6).normalize().to_string())
+            && reason.contains("budget genomics"),
+        "{reason}"
+    );
+    assert_eq!(
+        report.unbounded_jobs,
+        [
+            "g-open: it has no timeout",
+            "g-ec2: an EC2 job's price is its share of an instance not yet chosen"
+        ]
+    );
+    assert_eq!(report.protected_jobs, ["g-protected"]);
+    assert_eq!(
+        *outbox.0.lock().unwrap(),
+        ["batchguard: budget genomics turned away 1 job"]
+    );
+}
+
+/// GIVEN the same stack with the stack's dry run WHEN asked for safe admission THEN the
+/// refusal is recorded as a dry run and Batch is not called; and with no safe budget applied,
+/// nothing is listed at all.
+#[tokio::test]
+async fn a_dry_run_records_only_and_without_a_safe_budget_nothing_is_read() {
+    let book = BudgetBook::parse(BOOK).unwrap();
+    let projector = projections(&book).await;
+    let log = MemoryEventLog::new();
+    assert!(log.replace_budgets(&book, 0).await.unwrap());
+    let batch = waiting(&[("g-huge", "genomics", false, fargate(Some(100 * HOUR)))]);
+    let outbox = Outbox::default();
+    let dry = Enforcer::new(&batch, &log, &outbox, settings(true))
+        .with_pricing(PriceTable::builtin(), "us-east-1");
+    let sink = EmfMemory::default();
+    enforcer::handle(
+        &dry,
+        &check(&projector),
+        &sink,
+        json!({"action": "admit"}),
+        NOW_MS,
+    )
+    .await
+    .unwrap();
+    assert!(batch.calls().is_empty());
+    let audit = log
+        .audit_entries(BudgetPeriod::Month.bounds(NOW_MS / 1000).0)
+        .await
+        .unwrap();
+    assert!(
+        audit.iter().any(|e| e.dry_run
+            && matches!(&e.action, EnforcementAction::JobCancelled { job_id, .. } if job_id == "g-huge")),
+        "{audit:?}"
+    );
+
+    // No budget with safe admission: the queue is not even listed (a listing that fails
+    // would fail the request).
+    let open = BudgetBook::parse(&BOOK.replace("admission = \"safe\"\n", "")).unwrap();
+    let log = MemoryEventLog::new();
+    assert!(log.replace_budgets(&open, 0).await.unwrap());
+    let batch = waiting(&[("g-huge", "genomics", false, fargate(Some(100 * HOUR)))]);
+    batch.inject("ListJobs shared", Fault::Fails);
+    let enforcing = Enforcer::new(&batch, &log, &outbox, settings(false))
+        .with_pricing(PriceTable::builtin(), "us-east-1");
+    let report = enforcer::handle(
+        &enforcing,
+        &check(&projector),
+        &sink,
+        json!({"action": "admit"}),
+        NOW_MS,
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(report.failures.is_empty() && batch.calls().is_empty());
+    // The same fault with the safe budget applied fails the request, naming the listing.
+    let log = MemoryEventLog::new();
+    assert!(log.replace_budgets(&book, 0).await.unwrap());
+    let enforcing = Enforcer::new(&batch, &log, &outbox, settings(false))
+        .with_pricing(PriceTable::builtin(), "us-east-1");
+    let error = enforcer::handle(
+        &enforcing,
+        &check(&projector),
+        &sink,
+        json!({"action": "admit"}),
+        NOW_MS,
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(error.contains("ListJobs shared"), "{error}");
+}
