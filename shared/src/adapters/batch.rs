@@ -285,7 +285,8 @@ fn requirements(requirements: &[ResourceRequirement]) -> Value {
 
 /// What safe admission needs of a job `DescribeJobs` described: read through the event
 /// parser from [`state_change_event`], so the sizes, platform and timeout are checked as an
-/// event's are; a description the parser refuses gives nothing (the job is then unpriced).
+/// event's are; a description the parser refuses gives nothing (the job is then unpriced,
+/// its platform unknown). Retries and an array's progress are read from the description.
 pub fn job_shape(job: &JobDetail) -> JobShape {
     let parsed = state_change_event(job)
         .and_then(|event| crate::events::parse_event(event.to_string().as_bytes()).ok());
@@ -298,11 +299,29 @@ pub fn job_shape(job: &JobDetail) -> JobShape {
                 operating_system: observed.operating_system,
                 timeout_seconds: observed.timeout_seconds,
                 array_size: observed.array_size,
+                array_started: array_started(job),
+                attempts: job
+                    .retry_strategy()
+                    .and_then(|r| r.attempts())
+                    .and_then(|n| u32::try_from(n).ok())
+                    .filter(|n| (1..=10).contains(n)),
             },
             _ => JobShape::default(),
         },
         _ => JobShape::default(),
     }
+}
+
+/// Whether an array parent's `statusSummary` counts a child past waiting (STARTING, RUNNING,
+/// SUCCEEDED or FAILED).
+fn array_started(job: &JobDetail) -> bool {
+    job.array_properties()
+        .and_then(|a| a.status_summary())
+        .is_some_and(|summary| {
+            ["STARTING", "RUNNING", "SUCCEEDED", "FAILED"]
+                .iter()
+                .any(|status| summary.get(*status).is_some_and(|&count| count > 0))
+        })
 }
 
 /// A job as `DescribeJobs` gives it, written as the *Batch Job State Change* event AWS sends

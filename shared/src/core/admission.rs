@@ -36,6 +36,12 @@ pub struct JobShape {
     pub timeout_seconds: Option<u32>,
     /// An array parent's size: each child may run the timeout.
     pub array_size: Option<u32>,
+    /// An array parent some of whose children have started (Batch's `statusSummary`): its
+    /// running children are in the committed spend already, and cancelling the parent would
+    /// cancel the rest of a running array, so it is not judged.
+    pub array_started: bool,
+    /// `retryStrategy.attempts` (1 to 10): a timeout starts over for each new attempt.
+    pub attempts: Option<u32>,
 }
 
 /// A waiting job's worst-case cost, or why it has none.
@@ -52,11 +58,14 @@ pub enum WorstCase {
 
 /// The worst case of a job of `shape` in `region`.
 pub fn worst_case(shape: &JobShape, prices: &PriceTable, region: &str) -> WorstCase {
-    let Some(timeout) = shape.timeout_seconds else {
-        return WorstCase::NoTimeout;
-    };
     let unpriced = |why: &str| WorstCase::Unpriced {
         why: why.to_owned(),
+    };
+    if shape.array_started {
+        return unpriced("an array whose children have started (they are in the committed spend)");
+    }
+    let Some(timeout) = shape.timeout_seconds else {
+        return WorstCase::NoTimeout;
     };
     match shape.platform {
         Some(Platform::Fargate) => {}
@@ -78,7 +87,11 @@ pub fn worst_case(shape: &JobShape, prices: &PriceTable, region: &str) -> WorstC
         Err(why) => return unpriced(&why.to_string()),
     };
     let seconds = (i64::from(timeout) + STOP_GRACE_SECONDS).max(billing::MINIMUM_BILLED_SECONDS);
-    let copies = Decimal::from(shape.array_size.unwrap_or(1).max(1));
+    // Each child of an array, and each attempt a retry strategy allows: AWS's guide says the
+    // timeout starts over for a new attempt
+    // (https://docs.aws.amazon.com/batch/latest/userguide/job_timeouts.html).
+    let copies = Decimal::from(shape.array_size.unwrap_or(1).max(1))
+        * Decimal::from(shape.attempts.unwrap_or(1).clamp(1, 10));
     match rates
         .hourly(&size)
         .checked_mul(Decimal::from(seconds))
@@ -139,7 +152,9 @@ impl BudgetBook {
     /// case is more than what any safe budget it counts in has left is refused (naming the
     /// first such budget by name); one that fits is admitted and its worst case taken from
     /// every safe budget it counts in, since it will run (two waiting jobs that each fit alone
-    /// but not together are not both admitted). Jobs without a bound are admitted and named.
+    /// but not together are not both admitted). An enforcing budget names a refusal before a
+    /// dry-run one; a job refused by a dry-run budget alone will run, so its worst case is
+    /// taken too. Jobs without a bound are admitted and named.
     /// A job in no safe budget is not looked at.
     pub fn admit(&self, left: &BTreeMap<String, Decimal>, jobs: &[Waiting<'_>]) -> AdmissionPlan {
         let mut left: BTreeMap<&str, Decimal> = left
@@ -177,14 +192,26 @@ impl BudgetBook {
                     continue;
                 }
             };
-            if let Some(&budget) = safe.iter().find(|name| worst > left[**name]) {
+            // An enforcing budget names the refusal before a dry-run one, so a dry run never
+            // takes its place; a refusal only recorded (dry run) lets the job run, so its
+            // worst case is still taken from what is left.
+            let dry = |name: &str| self.get(name).is_none_or(|spec| spec.dry_run);
+            let over: Vec<&str> = safe
+                .iter()
+                .copied()
+                .filter(|name| worst > left[*name])
+                .collect();
+            let refusing = over.iter().find(|name| !dry(name)).or_else(|| over.first());
+            if let Some(&budget) = refusing {
                 plan.refused.push(Refusal {
                     job_id: job.job_id.to_owned(),
                     budget: budget.to_owned(),
                     worst_usd: worst,
                     left_usd: left[budget],
                 });
-                continue;
+                if !dry(budget) {
+                    continue;
+                }
             }
             for name in safe {
                 if let Some(held) = left.get_mut(name) {
@@ -233,7 +260,7 @@ mod tests {
                 usd: rate * dec!(3630) / dec!(3600)
             }
         );
-        // An array of 10 children: each may run the timeout.
+        // An array of 10 children: each may run the timeout; with 3 attempts, each attempt.
         let mut array = fargate(dec!(2), dec!(4), Some(3600));
         array.array_size = Some(10);
         assert_eq!(
@@ -242,6 +269,19 @@ mod tests {
                 usd: rate * dec!(3630) * dec!(10) / dec!(3600)
             }
         );
+        array.attempts = Some(3);
+        assert_eq!(
+            worst_case(&array, &PriceTable::builtin(), "us-east-1"),
+            WorstCase::Bounded {
+                usd: rate * dec!(3630) * dec!(30) / dec!(3600)
+            }
+        );
+        // An array already running is never judged (cancelling it would cancel the rest).
+        array.array_started = true;
+        assert!(matches!(
+            worst_case(&array, &PriceTable::builtin(), "us-east-1"),
+            WorstCase::Unpriced { why } if why.contains("started")
+        ));
     }
 
     #[test]
@@ -381,6 +421,39 @@ thresholds = [{ at_percent = "100", action = "drain" }]
             vec![("g4".to_owned(), "it has no timeout".to_owned())]
         );
         assert!(plan.refused[0].reason().contains("budget genomics"));
+        // A dry-run budget never takes an enforcing one's place in a refusal: genomics made a
+        // dry run, g2 is refused by org (enforcing) when both are over.
+        let dry = BudgetBook::new(
+            book.budgets()
+                .map(|spec| {
+                    let mut spec = spec.clone();
+                    spec.dry_run = spec.name == "genomics";
+                    spec
+                })
+                .collect(),
+        )
+        .unwrap();
+        let tight = BTreeMap::from([
+            ("genomics".to_owned(), dec!(1)),
+            ("org".to_owned(), dec!(1)),
+        ]);
+        let refused = dry.admit(&tight, &jobs[..1]).refused;
+        assert_eq!(refused.len(), 1);
+        assert_eq!(refused[0].budget, "org");
+        // Refused by the dry-run budget alone, a job runs: its worst case is taken from org's.
+        let only_dry = BTreeMap::from([
+            ("genomics".to_owned(), dec!(1)),
+            ("org".to_owned(), dec!(6)),
+        ]);
+        let plan = dry.admit(&only_dry, &jobs[..2]);
+        let names: Vec<(&str, &str)> = plan
+            .refused
+            .iter()
+            .map(|r| (r.job_id.as_str(), r.budget.as_str()))
+            .collect();
+        // g1 (3) fits org's 6 but not genomics' 1: recorded by genomics, taken from org (3
+        // left); g2 (5) is then over both, and org names it.
+        assert_eq!(names, [("g1", "genomics"), ("g2", "org")]);
         // With no safe budget among `left`, nothing is looked at.
         let open = BTreeMap::from([("media".to_owned(), dec!(0))]);
         assert_eq!(book.admit(&open, &jobs), AdmissionPlan::default());

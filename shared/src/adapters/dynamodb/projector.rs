@@ -1524,6 +1524,9 @@ fn stale_attributes(
                 format!("rn_{start}"),
                 format!("rr_{start}"),
                 format!("ro_{start}"),
+                format!("tn_{start}"),
+                format!("tr_{start}"),
+                format!("to_{start}"),
             ];
             if bucket.iter().all(|name| zero(name)) {
                 stale.extend(bucket.into_iter().map(|name| (name, true)));
