@@ -511,6 +511,48 @@ async fn enforce_names_unknown_queues_and_reports_a_failed_notice_after_doing_th
     let restore = batchguard(&["enforce", "--store", store, "--restore", "--at", at]);
     assert!(restore.status.success(), "{}", stderr(&restore));
     assert_eq!(queue_state(&batch, &queue).await, "ENABLED");
+
+    // A budget that owns the queue drains it: disabled for that budget, which the stack's
+    // restore leaves alone and the budget's own restore undoes.
+    let file = directory.path().join("budgets.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[[budget]]\nname = \"genomics\"\namount_usd = \"0.01\"\nperiod = \"month\"\n\
+             scope = {{ queues = [\"{queue}\"] }}\n\
+             thresholds = [{{ at_percent = \"100\", action = \"drain\" }}]\n"
+        ),
+    )
+    .unwrap();
+    let drain = batchguard(&[
+        "enforce",
+        "--store",
+        store,
+        "--budgets",
+        file.to_str().unwrap(),
+        "--at",
+        at,
+    ]);
+    assert!(drain.status.success(), "{}", stderr(&drain));
+    assert_eq!(queue_state(&batch, &queue).await, "DISABLED");
+    let restore = batchguard(&["enforce", "--store", store, "--restore", "--at", at]);
+    assert!(restore.status.success(), "{}", stderr(&restore));
+    assert_eq!(
+        queue_state(&batch, &queue).await,
+        "DISABLED",
+        "the stack's restore leaves a budget's hold"
+    );
+    let restore = batchguard(&[
+        "enforce",
+        "--store",
+        store,
+        "--restore-budget",
+        "genomics",
+        "--at",
+        at,
+    ]);
+    assert!(restore.status.success(), "{}", stderr(&restore));
+    assert_eq!(queue_state(&batch, &queue).await, "ENABLED");
 }
 
 fn arbitrary_number() -> impl Strategy<Value = String> {

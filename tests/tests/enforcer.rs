@@ -310,7 +310,7 @@ fn restore_releases_queues_others_changed_and_goes_on_past_a_failure() {
         .actions
         .iter()
         .filter_map(|a| match &a.action {
-            EnforcementAction::QueueReleased { queue } => Some(queue.as_str()),
+            EnforcementAction::QueueReleased { queue, .. } => Some(queue.as_str()),
             _ => None,
         })
         .collect();
@@ -453,7 +453,8 @@ async fn on_the_emulator_freeze_disables_only_the_scoped_queue_and_restore_undoe
     assert!(audit.iter().any(|e| !e.dry_run
         && e.action
             == EnforcementAction::QueueDisabled {
-                queue: mine.clone()
+                queue: mine.clone(),
+                budget: None,
             }));
 
     let restored = live.restore("on request", AT_MS + 120_000).await.unwrap();
@@ -510,7 +511,8 @@ fn manual_requests_parse_and_nonsense_is_refused() {
     assert_eq!(
         read_request(serde_json::json!({"action": "restore"})).unwrap(),
         Some(EnforcerRequest::Restore {
-            reason: String::new()
+            reason: String::new(),
+            budget: None,
         })
     );
     assert_eq!(

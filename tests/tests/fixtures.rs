@@ -258,8 +258,26 @@ fn every_audit_action_survives_a_round_trip_through_json() {
         EnforcementAction::Notified {
             notice: "stop".into(),
         },
-        EnforcementAction::QueueDisabled { queue: "q".into() },
-        EnforcementAction::QueueEnabled { queue: "q".into() },
+        EnforcementAction::QueueDisabled {
+            queue: "q".into(),
+            budget: None,
+        },
+        EnforcementAction::QueueDisabled {
+            queue: "q".into(),
+            budget: Some("genomics".into()),
+        },
+        EnforcementAction::QueueHeld {
+            queue: "q".into(),
+            budget: Some("genomics".into()),
+        },
+        EnforcementAction::QueueEnabled {
+            queue: "q".into(),
+            budget: None,
+        },
+        EnforcementAction::QueueReleased {
+            queue: "q".into(),
+            budget: Some("genomics".into()),
+        },
         EnforcementAction::JobCancelled {
             job_id: "j".into(),
             queue: "q".into(),
@@ -286,4 +304,17 @@ fn every_audit_action_survives_a_round_trip_through_json() {
         let back: Result<Fact, _> = serde_json::from_str(&text);
         assert_eq!(back.ok(), Some(fact), "{text}");
     }
+    // An entry written before queues had holders is the stack's own hold.
+    let before: EnforcementRecorded = serde_json::from_value(serde_json::json!({
+        "action": "queue_disabled", "queue": "q", "level": "freeze", "reason": "r",
+        "dry_run": false, "at": 1, "period_start": 0
+    }))
+    .unwrap();
+    assert_eq!(
+        before.action,
+        EnforcementAction::QueueDisabled {
+            queue: "q".into(),
+            budget: None
+        }
+    );
 }

@@ -719,6 +719,7 @@ mod tests {
             body: FactBody::Enforcement(EnforcementRecorded {
                 action: EnforcementAction::QueueDisabled {
                     queue: queue.clone(),
+                    budget: None,
                 },
                 level: "freeze".into(),
                 reason: "test".into(),

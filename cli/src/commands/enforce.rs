@@ -25,16 +25,16 @@ pub struct Args {
     /// Budget in USD for the period (0 to a trillion).
     #[arg(
         long,
-        required_unless_present_any = ["restore", "budgets", "applied_budgets"],
+        required_unless_present_any = ["restore", "restore_budget", "budgets", "applied_budgets"],
         value_parser = super::parse_budget
     )]
     pub budget: Option<Decimal>,
     /// Act per budget of this budgets file instead: each budget at a threshold on the store's
     /// events is notified, drained, cancelled, shed or terminated on its own jobs.
-    #[arg(long, conflicts_with_all = ["budget", "restore", "applied_budgets"])]
+    #[arg(long, conflicts_with_all = ["budget", "restore", "restore_budget", "applied_budgets"])]
     pub budgets: Option<PathBuf>,
     /// As --budgets, with the budgets applied to the store (`budgets apply`).
-    #[arg(long, conflicts_with_all = ["budget", "restore"])]
+    #[arg(long, conflicts_with_all = ["budget", "restore", "restore_budget"])]
     pub applied_budgets: bool,
     /// Budget period, calendar in UTC: month, week or day.
     #[arg(long, default_value = "month", value_parser = parse_period)]
@@ -55,9 +55,14 @@ pub struct Args {
     /// run).
     #[arg(long)]
     pub dry_run: bool,
-    /// Re-enable the queues batchguard disabled instead.
-    #[arg(long)]
+    /// Re-enable the queues the stack's own budget disabled instead (a queue an applied
+    /// budget's drain still holds stays disabled).
+    #[arg(long, conflicts_with = "restore_budget")]
     pub restore: bool,
+    /// Re-enable the queues this applied budget's drain disabled instead: exactly those, and
+    /// only where no other holder (the stack's budget, another budget) still holds them.
+    #[arg(long, value_name = "BUDGET", conflicts_with = "budget")]
+    pub restore_budget: Option<String>,
     /// SNS topic for notifications (default: printed to stderr).
     #[arg(long)]
     pub topic_arn: Option<String>,
@@ -113,7 +118,8 @@ pub async fn run(args: Args) -> Result<(), CliError> {
         .map_err(|e| CliError::Policy(e.to_string()))?;
     let aws = crate::adapters::sdk_config(None).await;
     let batch = AwsBatch::from_config(&aws);
-    if !args.restore && !args.queues.is_empty() {
+    let restoring = args.restore || args.restore_budget.is_some();
+    if !restoring && !args.queues.is_empty() {
         // A mistyped queue must not leave the user unprotected without a word.
         let known = batch.queues(&args.queues).await?;
         let unknown: Vec<String> = args
@@ -144,7 +150,18 @@ pub async fn run(args: Args) -> Result<(), CliError> {
     if args.budgets.is_some() || args.applied_budgets {
         return per_budget(&args, &log, enforcer, now_ms).await;
     }
-    let (report, decision) = if args.restore {
+    let (report, decision) = if let Some(budget) = &args.restore_budget {
+        (
+            enforcer
+                .restore_holder(
+                    &Some(budget.clone()),
+                    "restore requested from the command line",
+                    now_ms,
+                )
+                .await?,
+            None,
+        )
+    } else if args.restore {
         (
             enforcer
                 .restore("restore requested from the command line", now_ms)

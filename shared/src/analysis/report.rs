@@ -281,7 +281,7 @@ pub struct AuditLine {
     pub at: String,
     /// The level that led to it (`notify`, `freeze`, `stop`, `restore`).
     pub level: String,
-    /// `Notified`, `QueueDisabled`, `QueueEnabled`, `QueueReleased`, `JobCancelled`,
+    /// `Notified`, `QueueDisabled`, `QueueHeld`, `QueueEnabled`, `QueueReleased`, `JobCancelled`,
     /// `JobTerminated`.
     pub action: &'static str,
     pub target: String,

@@ -25,7 +25,7 @@ use crate::core::budget::{
 };
 use crate::core::budgets::{Action, BudgetBook, BudgetSpec};
 use crate::core::enforcement::{
-    BudgetOrder, EnforcerRequest, budget_scopes, queues_disabled_by_us,
+    BudgetOrder, EnforcerRequest, budget_scopes, budgets_holding_queues, queues_held_by,
 };
 use crate::core::policy::{BudgetPolicy, Decision, Level, decide};
 use crate::core::scope::{Scope, ScopeSpend};
@@ -788,10 +788,51 @@ async fn request_for(
     let mut entries = audit.audit_entries(previous).await?;
     entries.extend(audit.audit_entries(this_period).await?);
     Ok(
-        (!queues_disabled_by_us(&entries).is_empty()).then(|| EnforcerRequest::Restore {
+        (!queues_held_by(&entries, &None).is_empty()).then(|| EnforcerRequest::Restore {
             reason: "a new budget period began".into(),
+            budget: None,
         }),
     )
+}
+
+/// The restores of the applied budgets that hold queues disabled (their drain) and whose
+/// thresholds no longer call for `drain` or more, for real: a new period began, their spend
+/// fell back, they became dry runs, or they were removed from the book (`readings`: this
+/// tick's). One request per budget, each checked again by the enforcer
+/// (`budget_restore_agrees`), each releasing that budget's holds only. Two reads of the audit
+/// trail (this period's and the previous one's), whatever the number of budgets.
+pub async fn budget_restores(
+    audit: &(impl AuditTrail + Sync),
+    trigger: &(impl EnforcerTrigger + Sync),
+    readings: &[BudgetReading],
+    period: BudgetPeriod,
+    at: i64,
+) -> Result<Vec<String>, TickError> {
+    let (this_period, _) = period.bounds(at);
+    let (previous, _) = period.bounds(this_period - 1);
+    let mut entries = audit.audit_entries(previous).await?;
+    entries.extend(audit.audit_entries(this_period).await?);
+    let mut sent = Vec::new();
+    for budget in budgets_holding_queues(&entries) {
+        let draining = readings.iter().any(|reading| {
+            reading.name == budget
+                && !reading.dry_run
+                && reading.action.is_some_and(|action| action >= Action::Drain)
+        });
+        if draining {
+            continue;
+        }
+        let request = EnforcerRequest::Restore {
+            reason: format!("budget {budget} no longer calls for drain"),
+            budget: Some(budget.clone()),
+        };
+        trigger
+            .trigger(&request)
+            .await
+            .map_err(TickError::Trigger)?;
+        sent.push(budget);
+    }
+    Ok(sent)
 }
 
 /// One tick at Unix milliseconds `now_ms`, the budget (if any) from `settings`.

@@ -456,6 +456,35 @@ impl BudgetBook {
         })
     }
 
+    /// The queues budget `name` owns: those every job of which it counts, so that a drain
+    /// may disable them without stopping another scope's work. Only a budget whose scope, and
+    /// every ancestor's, names nothing but queues owns any: the queues every one of them that
+    /// names queues lists. `None`: every queue (nothing in its lineage names a queue, or a
+    /// dimension); `Some` of an empty set: none (a tag, a job definition or a compute
+    /// environment narrows it to part of a queue's jobs), and an unknown budget owns none.
+    pub fn owned_queues(&self, name: &str) -> Option<BTreeSet<String>> {
+        let Some(spec) = self.get(name) else {
+            return Some(BTreeSet::new());
+        };
+        let mut owned: Option<BTreeSet<String>> = None;
+        for scope in self.lineage(spec).map(|spec| &spec.scope) {
+            if !scope.compute_environments.is_empty()
+                || !scope.job_definitions.is_empty()
+                || !scope.tags.is_empty()
+            {
+                return Some(BTreeSet::new());
+            }
+            if scope.queues.is_empty() {
+                continue;
+            }
+            owned = Some(match owned {
+                None => scope.queues.clone(),
+                Some(queues) => queues.intersection(&scope.queues).cloned().collect(),
+            });
+        }
+        owned
+    }
+
     /// The names of the budgets `job` counts in: those whose scope, and every ancestor's,
     /// matches it.
     pub fn budgets_of(&self, job: &JobFacets<'_>) -> Vec<&str> {
@@ -1058,6 +1087,52 @@ thresholds = [
     }
 
     #[test]
+    fn a_budget_owns_the_queues_its_lineage_names_and_nothing_narrower() {
+        let book = BudgetBook::parse(
+            r#"
+[[budget]]
+name = "research"
+amount_usd = "100"
+period = "month"
+scope = { queues = ["genomics", "imaging", "shared"] }
+
+[[budget]]
+name = "genomics"
+parent = "research"
+amount_usd = "50"
+period = "month"
+scope = { queues = ["genomics", "elsewhere"] }
+
+[[budget]]
+name = "imaging"
+parent = "research"
+amount_usd = "50"
+period = "month"
+scope = { queues = ["shared"], tags = ["team=imaging"] }
+
+[[budget]]
+name = "everything"
+amount_usd = "500"
+period = "month"
+"#,
+        )
+        .unwrap();
+        let set = |names: &[&str]| -> BTreeSet<String> {
+            names.iter().map(|name| (*name).to_owned()).collect()
+        };
+        assert_eq!(
+            book.owned_queues("research"),
+            Some(set(&["genomics", "imaging", "shared"]))
+        );
+        // Its own queue, not the one its parent does not count.
+        assert_eq!(book.owned_queues("genomics"), Some(set(&["genomics"])));
+        // A tag narrows it to part of the shared queue's jobs: it owns none.
+        assert_eq!(book.owned_queues("imaging"), Some(set(&[])));
+        assert_eq!(book.owned_queues("everything"), None);
+        assert_eq!(book.owned_queues("nobody"), Some(set(&[])));
+    }
+
+    #[test]
     fn the_example_reads_as_written() {
         let book = BudgetBook::parse(EXAMPLE).unwrap();
         assert_eq!(book.len(), 2);
@@ -1402,6 +1477,43 @@ thresholds = [{ at_percent = "100", action = "stop" }]
                 }
                 // A book rebuilt from its budgets is the same book.
                 prop_assert_eq!(BudgetBook::new(book.budgets().cloned().collect()).unwrap(), book.clone());
+            }
+
+            /// GIVEN any book of nested budgets WHEN a budget's owned queues are read THEN
+            /// every job on one of them, whatever its tags, counts in that budget (a drain
+            /// that disables it stops only work the budget counts); and a budget owns a queue
+            /// that some job on it is not counted in by no means.
+            #[test]
+            fn a_budget_owns_only_queues_all_of_whose_jobs_it_counts(
+                (book, _) in book_and_actions(),
+            ) {
+                let queues: Vec<String> = (0..4).map(|q| format!("q{q}")).collect();
+                let teams: Vec<Vec<(String, String)>> = std::iter::once(Vec::new())
+                    .chain((0..4).map(|t| vec![("team".to_owned(), format!("t{t}"))]))
+                    .collect();
+                for spec in book.budgets() {
+                    let owned = book.owned_queues(&spec.name);
+                    for queue in &queues {
+                        let every_job_counts = teams.iter().all(|tags| {
+                            book.budgets_of(&JobFacets {
+                                queue,
+                                compute_environment: None,
+                                job_definition: "def",
+                                tags,
+                            })
+                            .contains(&spec.name.as_str())
+                        });
+                        let owns = owned.as_ref().is_none_or(|owned| owned.contains(queue));
+                        if owns {
+                            prop_assert!(every_job_counts, "{} owns {queue}", spec.name);
+                        }
+                        // Owning is exact where the lineage names queues only.
+                        let queues_only = book.lineage(spec).all(|b| b.scope.tags.is_empty());
+                        if queues_only {
+                            prop_assert_eq!(owns, every_job_counts, "{} and {}", spec.name, queue);
+                        }
+                    }
+                }
             }
 
             /// GIVEN any running burns (up to 10), spend, hours left and amount WHEN shedding

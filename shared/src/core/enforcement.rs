@@ -38,9 +38,14 @@ pub enum EnforcerRequest {
         #[serde(default)]
         reason: String,
     },
+    /// Re-enable the queues a holder disabled: the stack's own (`budget` absent), or one
+    /// applied budget's (`"budget": "genomics"`), checked against that budget alone
+    /// (`budget_restore_agrees`): the queues another holder still holds stay disabled.
     Restore {
         #[serde(default)]
         reason: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        budget: Option<String>,
     },
     /// What the applied budgets' thresholds call for (issue 17): each order is checked against
     /// the ledger on its own ([`budget_agrees`]) and carried out on that budget's jobs.
@@ -115,6 +120,19 @@ pub fn budget_agrees(order: &BudgetOrder, judged: Option<Action>) -> Result<(), 
     }
 }
 
+/// Whether an applied budget's queues may be re-enabled: `judged` is the action its spend
+/// calls for now while it acts for real (`None`: below its first threshold, in a dry run, or
+/// no longer in the book, when nothing holds its queues); at `drain` or above the restore is
+/// refused, and `Err` says why.
+pub fn budget_restore_agrees(budget: &str, judged: Option<Action>) -> Result<(), String> {
+    match judged {
+        Some(action) if action >= Action::Drain => Err(format!(
+            "asked to restore budget {budget}, but its spend still calls for {action}"
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// What one run of the enforcer carried out: a level of the policy, or a restore. Written as
 /// the lowercase word (`ok`, `notify`, `freeze`, `stop`, `restore`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -179,7 +197,13 @@ pub fn agrees(request: &EnforcerRequest, ledger: Option<&Decision>) -> Result<()
                 decision.reason
             )),
         },
-        EnforcerRequest::Restore { .. } => match ledger {
+        EnforcerRequest::Restore {
+            budget: Some(budget),
+            ..
+        } => Err(format!(
+            "a restore of budget {budget} is checked against that budget (budget_restore_agrees)"
+        )),
+        EnforcerRequest::Restore { budget: None, .. } => match ledger {
             Some(decision) if decision.level >= Level::Freeze => Err(format!(
                 "asked to restore, but the ledger is still at {} ({})",
                 decision.level.as_str(),
@@ -215,21 +239,32 @@ pub fn budget_scopes(queues: &[String]) -> Vec<Scope> {
     }
 }
 
-/// The last queue action batchguard took for real (not in a dry run), per queue, from audit
-/// entries in any order: `false` disabled, `true` re-enabled.
-pub fn recorded_queue_states(entries: &[EnforcementRecorded]) -> BTreeMap<String, bool> {
+/// Who holds a queue disabled: the stack's own budget (`None`, the template's levels) or an
+/// applied budget (its name), each released only by its own restore.
+pub type Holder = Option<String>;
+
+/// The holders of each queue batchguard disabled (not in a dry run) and has not re-enabled,
+/// from audit entries in any order: a `QueueDisabled` or `QueueHeld` adds its holder, a
+/// `QueueReleased` removes it, a `QueueEnabled` (the last holder's restore) clears the queue.
+/// A queue's set is empty once nobody holds it.
+pub fn queue_holds(entries: &[EnforcementRecorded]) -> BTreeMap<String, BTreeSet<Holder>> {
     let mut entries: Vec<&EnforcementRecorded> = entries.iter().filter(|e| !e.dry_run).collect();
     entries.sort_by_key(|e| e.at);
-    let mut states = BTreeMap::new();
+    let mut holds: BTreeMap<String, BTreeSet<Holder>> = BTreeMap::new();
     for entry in entries {
         match &entry.action {
-            EnforcementAction::QueueDisabled { queue } => {
-                states.insert(queue.clone(), false);
+            EnforcementAction::QueueDisabled { queue, budget }
+            | EnforcementAction::QueueHeld { queue, budget } => {
+                holds
+                    .entry(queue.clone())
+                    .or_default()
+                    .insert(budget.clone());
             }
-            // Released: someone else re-enabled or deleted it; batchguard holds it no more.
-            EnforcementAction::QueueEnabled { queue }
-            | EnforcementAction::QueueReleased { queue } => {
-                states.insert(queue.clone(), true);
+            EnforcementAction::QueueReleased { queue, budget } => {
+                holds.entry(queue.clone()).or_default().remove(budget);
+            }
+            EnforcementAction::QueueEnabled { queue, .. } => {
+                holds.entry(queue.clone()).or_default().clear();
             }
             EnforcementAction::Notified { .. }
             | EnforcementAction::JobCancelled { .. }
@@ -238,14 +273,40 @@ pub fn recorded_queue_states(entries: &[EnforcementRecorded]) -> BTreeMap<String
             | EnforcementAction::BudgetReached { .. } => {}
         }
     }
-    states
+    holds
 }
 
-/// The queues batchguard disabled (not in a dry run) and has not re-enabled since.
+/// Per queue batchguard acted on for real (not in a dry run): `false` while any holder holds
+/// it disabled, `true` once none does.
+pub fn recorded_queue_states(entries: &[EnforcementRecorded]) -> BTreeMap<String, bool> {
+    queue_holds(entries)
+        .into_iter()
+        .map(|(queue, holders)| (queue, holders.is_empty()))
+        .collect()
+}
+
+/// The queues batchguard disabled (not in a dry run) that some holder still holds.
 pub fn queues_disabled_by_us(entries: &[EnforcementRecorded]) -> BTreeSet<String> {
     recorded_queue_states(entries)
         .into_iter()
         .filter_map(|(queue, enabled)| (!enabled).then_some(queue))
+        .collect()
+}
+
+/// The queues `holder` holds disabled.
+pub fn queues_held_by(entries: &[EnforcementRecorded], holder: &Holder) -> BTreeSet<String> {
+    queue_holds(entries)
+        .into_iter()
+        .filter_map(|(queue, holders)| holders.contains(holder).then_some(queue))
+        .collect()
+}
+
+/// The applied budgets that hold some queue disabled, by name.
+pub fn budgets_holding_queues(entries: &[EnforcementRecorded]) -> BTreeSet<String> {
+    queue_holds(entries)
+        .into_values()
+        .flatten()
+        .flatten()
         .collect()
 }
 
@@ -262,6 +323,7 @@ mod tests {
         };
         let restore = EnforcerRequest::Restore {
             reason: String::new(),
+            budget: None,
         };
         let at = |level| Decision {
             level,
@@ -302,6 +364,7 @@ mod tests {
             entry(
                 EnforcementAction::QueueDisabled {
                     queue: queue.into(),
+                    budget: None,
                 },
                 at,
                 false,
@@ -311,6 +374,7 @@ mod tests {
             entry(
                 EnforcementAction::QueueEnabled {
                     queue: queue.into(),
+                    budget: None,
                 },
                 at,
                 false,
@@ -321,7 +385,10 @@ mod tests {
             disabled("a", 10),
             disabled("b", 5),
             entry(
-                EnforcementAction::QueueDisabled { queue: "c".into() },
+                EnforcementAction::QueueDisabled {
+                    queue: "c".into(),
+                    budget: None,
+                },
                 1,
                 true,
             ),
@@ -334,6 +401,92 @@ mod tests {
             queues_disabled_by_us(&entries),
             BTreeSet::from(["b".to_owned()])
         );
+    }
+
+    /// GIVEN the stack's levels and two budgets holding queues, in any order of entries WHEN
+    /// the holds are read THEN a release drops its holder's hold only, the last holder's
+    /// restore clears the queue, and each budget's restore is refused only while its spend
+    /// calls for drain or more.
+    #[test]
+    fn each_holder_holds_a_queue_until_its_own_release() {
+        let at = |action, at| entry(action, at, false);
+        let stack: Holder = None;
+        let genomics: Holder = Some("genomics".into());
+        let imaging: Holder = Some("imaging".into());
+        let mut entries = vec![
+            at(
+                EnforcementAction::QueueDisabled {
+                    queue: "gq".into(),
+                    budget: genomics.clone(),
+                },
+                10,
+            ),
+            at(
+                EnforcementAction::QueueHeld {
+                    queue: "gq".into(),
+                    budget: stack.clone(),
+                },
+                20,
+            ),
+            at(
+                EnforcementAction::QueueDisabled {
+                    queue: "iq".into(),
+                    budget: imaging.clone(),
+                },
+                15,
+            ),
+            // A dry run holds nothing.
+            entry(
+                EnforcementAction::QueueDisabled {
+                    queue: "dq".into(),
+                    budget: imaging.clone(),
+                },
+                16,
+                true,
+            ),
+        ];
+        entries.reverse();
+        assert_eq!(
+            queues_held_by(&entries, &genomics),
+            BTreeSet::from(["gq".to_owned()])
+        );
+        assert_eq!(
+            queues_held_by(&entries, &stack),
+            BTreeSet::from(["gq".to_owned()])
+        );
+        assert_eq!(
+            budgets_holding_queues(&entries),
+            BTreeSet::from(["genomics".to_owned(), "imaging".to_owned()])
+        );
+        // genomics lets go; the stack still holds gq disabled.
+        entries.push(at(
+            EnforcementAction::QueueReleased {
+                queue: "gq".into(),
+                budget: genomics.clone(),
+            },
+            30,
+        ));
+        assert!(queues_held_by(&entries, &genomics).is_empty());
+        assert_eq!(
+            queues_disabled_by_us(&entries),
+            BTreeSet::from(["gq".to_owned(), "iq".to_owned()])
+        );
+        // The stack's restore re-enables it: nobody holds it any more.
+        entries.push(at(
+            EnforcementAction::QueueEnabled {
+                queue: "gq".into(),
+                budget: stack,
+            },
+            40,
+        ));
+        assert_eq!(recorded_queue_states(&entries).get("gq"), Some(&true));
+        assert_eq!(
+            queues_disabled_by_us(&entries),
+            BTreeSet::from(["iq".to_owned()])
+        );
+        assert!(budget_restore_agrees("imaging", Some(Action::Drain)).is_err());
+        assert!(budget_restore_agrees("imaging", Some(Action::Notify)).is_ok());
+        assert!(budget_restore_agrees("imaging", None).is_ok());
     }
 
     #[test]

@@ -445,16 +445,32 @@ pub enum EnforcementAction {
     Notified {
         notice: String,
     },
+    /// A queue disabled (`UpdateJobQueue`) for its holder: the stack's own budget (`budget`
+    /// absent), or an applied budget draining its own queues.
     QueueDisabled {
         queue: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        budget: Option<String>,
     },
+    /// A queue batchguard had already disabled for another holder, held disabled for this one
+    /// too: a restore re-enables a queue only when no holder is left.
+    QueueHeld {
+        queue: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        budget: Option<String>,
+    },
+    /// A queue re-enabled by the restore of its last holder.
     QueueEnabled {
         queue: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        budget: Option<String>,
     },
-    /// A queue batchguard disabled that a restore found enabled by someone else, or deleted:
-    /// nothing is left for batchguard to undo.
+    /// A holder's restore that left the queue as it was: another holder still holds it
+    /// disabled, or someone else re-enabled or deleted it. This holder holds it no more.
     QueueReleased {
         queue: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        budget: Option<String>,
     },
     JobCancelled {
         job_id: String,
@@ -484,6 +500,7 @@ impl EnforcementAction {
         match self {
             Self::Notified { .. } => "Notified",
             Self::QueueDisabled { .. } => "QueueDisabled",
+            Self::QueueHeld { .. } => "QueueHeld",
             Self::QueueEnabled { .. } => "QueueEnabled",
             Self::QueueReleased { .. } => "QueueReleased",
             Self::JobCancelled { .. } => "JobCancelled",
@@ -497,9 +514,10 @@ impl EnforcementAction {
     pub fn target(&self) -> &str {
         match self {
             Self::Notified { notice } => notice,
-            Self::QueueDisabled { queue }
-            | Self::QueueEnabled { queue }
-            | Self::QueueReleased { queue } => queue,
+            Self::QueueDisabled { queue, .. }
+            | Self::QueueHeld { queue, .. }
+            | Self::QueueEnabled { queue, .. }
+            | Self::QueueReleased { queue, .. } => queue,
             Self::JobCancelled { job_id, .. } | Self::JobTerminated { job_id, .. } => job_id,
             Self::Refused { request } => request,
             Self::BudgetReached { budget, .. } => budget,

@@ -29,7 +29,7 @@ use crate::app::enforcer::{
 use crate::app::job_caps::MAX_CAPS_A_TICK;
 use crate::app::verify::LedgerCheck;
 use crate::core::caps::{CapOrder, cap_agrees};
-use crate::core::enforcement::{BudgetOrder, EnforcerRequest, Step};
+use crate::core::enforcement::{BudgetOrder, EnforcerRequest, Step, budget_restore_agrees};
 use crate::core::policy::Level;
 use crate::metrics::{self, Metric, MetricDocument, Unit};
 use crate::ports::{
@@ -302,6 +302,71 @@ where
     Ok(report)
 }
 
+/// One applied budget's restore: the stored book read (one that cannot be read refuses,
+/// recorded and notified: a queue is never re-enabled on a guess) and the budget judged on
+/// the ledger here; while its spend still calls for `drain` or more, for real, the restore
+/// is refused; otherwise exactly the queues it alone holds are re-enabled
+/// (`Enforcer::restore_holder`).
+async fn budget_restore<B, L, N, P, R, M>(
+    enforcer: &Enforcer<B, L, N, P>,
+    check: &LedgerCheck<R, M>,
+    budget: &str,
+    reason: &str,
+    now_ms: i64,
+) -> Result<EnforcementReport, HandlerError>
+where
+    B: BatchControl + Sync,
+    L: EventLog + AuditTrail + BudgetStore + Sync,
+    N: Notifier + Sync,
+    P: JobProjections + Sync,
+    R: SpendReader + Sync,
+    M: BaselineStore + Sync,
+{
+    let label = format!("budget {budget}: restore");
+    let book = match enforcer.applied_budgets().await {
+        Ok(book) => book,
+        Err(EnforceError::Store(error @ crate::ports::StoreError::Corrupt { .. })) => {
+            let why = format!("the applied budgets cannot be read: {error}");
+            return Ok(enforcer
+                .refuse_as(Step::Restore, &label, &why, now_ms)
+                .await?);
+        }
+        Err(error) => return Err(error.into()),
+    };
+    let acting = book.get(budget).is_some_and(|spec| !spec.dry_run);
+    let judged = if acting {
+        check
+            .judge_budgets(&book, reason, now_ms)
+            .await
+            .map_err(|e| {
+                HandlerError::Retryable(format!("reading the ledger to check the restore: {e}"))
+            })?
+            .into_iter()
+            .find(|order| order.budget == budget)
+            .map(|order| order.action)
+    } else {
+        None
+    };
+    match budget_restore_agrees(budget, judged) {
+        Ok(()) => {
+            let reason = if reason.is_empty() {
+                "restore requested"
+            } else {
+                reason
+            };
+            Ok(enforcer
+                .restore_holder(&Some(budget.to_owned()), reason, now_ms)
+                .await?)
+        }
+        Err(why) => {
+            tracing::warn!(%why, %reason, "budget restore refused");
+            Ok(enforcer
+                .refuse_as(Step::Restore, &label, &why, now_ms)
+                .await?)
+        }
+    }
+}
+
 /// Jobs the ticker found past their cap: each one's own projection read now (not the
 /// request's word) must show it running at or over a valid cap (`cap_agrees`); those that do
 /// are terminated (`Enforcer::enforce_caps`), and each of the others is refused and recorded,
@@ -440,14 +505,21 @@ where
                 )
                 .await?
         }
-        (Err(why), EnforcerRequest::Restore { reason }) => {
+        (
+            _,
+            EnforcerRequest::Restore {
+                reason,
+                budget: Some(budget),
+            },
+        ) => budget_restore(enforcer, check, &budget, &reason, now_ms).await?,
+        (Err(why), EnforcerRequest::Restore { reason, .. }) => {
             tracing::warn!(%why, %reason, "request refused");
             enforcer.refuse(Step::Restore, &why, now_ms).await?
         }
         (Ok(()), EnforcerRequest::Enforce { level, reason }) => {
             enforcer.enforce(level, &reason, now_ms).await?
         }
-        (Ok(()), EnforcerRequest::Restore { reason }) => {
+        (Ok(()), EnforcerRequest::Restore { reason, .. }) => {
             let reason = if reason.is_empty() {
                 "restore requested".to_owned()
             } else {

@@ -39,7 +39,7 @@ use crate::core::budgets::{
     Action, BudgetBook, BudgetFigures, JobFacets, JobStage, JobView, ShedFigures, Step as JobStep,
 };
 use crate::core::enforcement::BudgetOrder;
-use crate::core::enforcement::{QUEUED, STARTED, Step, is_protected, queues_disabled_by_us};
+use crate::core::enforcement::{Holder, QUEUED, STARTED, Step, is_protected, queue_holds};
 use crate::core::facts::{
     EnforcementAction, EnforcementRecorded, Fact, FactBody, JobStatus, Millis,
 };
@@ -132,6 +132,15 @@ struct Run<'a> {
     carried_out_at: BTreeMap<EnforcementAction, i64>,
     /// Jobs this run already acted on (a child may be listed twice).
     seen: BTreeSet<String>,
+}
+
+/// How a holder's queues are held: in a dry run or not, under which label and reason, when.
+#[derive(Clone, Copy)]
+struct Hold<'a> {
+    dry_run: bool,
+    label: &'a str,
+    reason: &'a str,
+    at_ms: i64,
 }
 
 /// Who to act on, and how.
@@ -281,6 +290,82 @@ where
         })
     }
 
+    /// Every queue holder's holds, from the audit trail of this budget period and the
+    /// previous one (a hold outlives the period it began in until its holder's restore).
+    async fn holds(&self, at_ms: i64) -> Result<BTreeMap<String, BTreeSet<Holder>>, EnforceError> {
+        let at = Millis(at_ms).floor_seconds();
+        let (this_period, _) = self.settings.period.bounds(at);
+        let (previous_period, _) = self.settings.period.bounds(this_period - 1);
+        let mut history = self.log.audit_entries(previous_period).await?;
+        history.extend(self.log.audit_entries(this_period).await?);
+        Ok(queue_holds(&history))
+    }
+
+    /// Holds the queues `names` (every queue when empty) disabled for `holder`: an enabled one
+    /// is disabled (`UpdateJobQueue`) and recorded as `QueueDisabled`; one batchguard already
+    /// holds disabled for another holder is recorded as `QueueHeld` by this one too, so that
+    /// the other's restore leaves it disabled; one disabled by someone else is left alone (no
+    /// restore of batchguard's re-enables it). In a dry run each is recorded once a period
+    /// and nothing is changed or held. Returns the queues as listed.
+    async fn hold_queues(
+        &self,
+        holder: &Holder,
+        names: &[String],
+        hold: Hold<'_>,
+        done: &Done,
+        report: &mut EnforcementReport,
+    ) -> Result<Vec<crate::ports::QueueState>, EnforceError> {
+        let queues = self.batch.queues(names).await?;
+        let holds = if hold.dry_run || queues.iter().all(|queue| queue.enabled) {
+            BTreeMap::new()
+        } else {
+            self.holds(hold.at_ms).await?
+        };
+        for queue in &queues {
+            let action = if queue.enabled {
+                EnforcementAction::QueueDisabled {
+                    queue: queue.name.clone(),
+                    budget: holder.clone(),
+                }
+            } else {
+                match holds.get(&queue.name) {
+                    Some(holders) if !holders.is_empty() && !holders.contains(holder) => {
+                        EnforcementAction::QueueHeld {
+                            queue: queue.name.clone(),
+                            budget: holder.clone(),
+                        }
+                    }
+                    _ => continue,
+                }
+            };
+            if hold.dry_run && done.contains(&(action.clone(), true)) {
+                continue;
+            }
+            if !hold.dry_run
+                && queue.enabled
+                && let Err(error) = self.batch.set_queue_enabled(&queue.name, false).await
+            {
+                report.failures.push(ActionFailed {
+                    action: action.name(),
+                    target: queue.name.clone(),
+                    error: error.to_string(),
+                });
+                continue;
+            }
+            self.record(
+                action,
+                !hold.dry_run,
+                hold.dry_run,
+                hold.label,
+                hold.reason,
+                hold.at_ms,
+                report,
+            )
+            .await?;
+        }
+        Ok(queues)
+    }
+
     /// Stops one listed job and, when running work is being stopped (`stops_running`) and it
     /// is an array parent or a multi-node job, every running child or node first (listed apart: `ListJobs` with
     /// `arrayJobId` / `multiNodeJobId`). An array parent is terminated, not cancelled, when
@@ -378,31 +463,20 @@ where
         }
 
         if level >= Level::Freeze {
-            let queues = self.batch.queues(&self.settings.queues).await?;
-            for queue in &queues {
-                let action = EnforcementAction::QueueDisabled {
-                    queue: queue.name.clone(),
-                };
-                let recorded = done.contains(&(action.clone(), true));
-                if queue.enabled && !(dry_run && recorded) {
-                    if !dry_run
-                        && let Err(error) = self.batch.set_queue_enabled(&queue.name, false).await
-                    {
-                        failed(&mut report, &action, &error);
-                        continue;
-                    }
-                    self.record(
-                        action,
-                        !dry_run,
+            let queues = self
+                .hold_queues(
+                    &None,
+                    &self.settings.queues,
+                    Hold {
                         dry_run,
-                        level.as_str(),
+                        label: level.as_str(),
                         reason,
                         at_ms,
-                        &mut report,
-                    )
-                    .await?;
-                }
-            }
+                    },
+                    &done,
+                    &mut report,
+                )
+                .await?;
             let mut targets: Vec<(&[JobStatus], bool)> = vec![(&QUEUED, false)];
             if level >= Level::Stop {
                 targets.push((&STARTED, true));
@@ -649,6 +723,51 @@ where
             .collect();
         if acting.is_empty() {
             return Ok(report);
+        }
+        // Each acting budget's own queues (all of whose jobs it counts: `owned_queues`),
+        // within the stack's, are held disabled for it: no new job reaches them, and its
+        // restore re-enables only what it alone holds. A shared queue stays open; the jobs
+        // of this budget's scope arriving there are cancelled below.
+        for (name, action) in &acting {
+            let scoped = &self.settings.queues;
+            // (An empty list asks Batch for every queue: only when the budget owns them all.)
+            let names: Vec<String> = match book.owned_queues(name) {
+                None => scoped.clone(),
+                Some(owned) => {
+                    let owned: Vec<String> = owned
+                        .into_iter()
+                        .filter(|q| scoped.is_empty() || scoped.contains(q))
+                        .collect();
+                    if owned.is_empty() {
+                        continue;
+                    }
+                    owned
+                }
+            };
+            let label = format!("budget {name}: {action}");
+            let reason = orders
+                .iter()
+                .find(|order| &order.budget == name)
+                .map_or("", |order| order.reason.as_str());
+            let hold = Hold {
+                dry_run: dry_run_of(name),
+                label: &label,
+                reason,
+                at_ms,
+            };
+            match self
+                .hold_queues(&Some(name.clone()), &names, hold, &done, &mut report)
+                .await
+            {
+                Ok(_) => {}
+                // Queues that cannot be listed hold up none of the jobs' actions below.
+                Err(EnforceError::Control(error)) => report.failures.push(ActionFailed {
+                    action: "DescribeJobQueues",
+                    target: names.join(","),
+                    error: error.to_string(),
+                }),
+                Err(error) => return Err(error),
+            }
         }
         // When each budget first drained (or more) this period: the jobs submitted since are
         // the ones it turns away.
@@ -979,40 +1098,60 @@ where
         Ok(report)
     }
 
-    /// Re-enables the queues batchguard disabled (not dry-run) in this budget period or the
-    /// previous one and has not re-enabled since, if they are still disabled. A queue found
-    /// enabled by someone else, or deleted, is recorded as released (nothing left to undo, so
-    /// no restore is asked for it again); one that cannot be re-enabled is reported in
-    /// `failures` and the others are still restored.
+    /// Re-enables the queues the stack's own budget (its levels) holds disabled
+    /// ([`Enforcer::restore_holder`] with no budget).
     pub async fn restore(
         &self,
         reason: &str,
         at_ms: i64,
     ) -> Result<EnforcementReport, EnforceError> {
-        let at = Millis(at_ms).floor_seconds();
-        let (this_period, _) = self.settings.period.bounds(at);
-        let (previous_period, _) = self.settings.period.bounds(this_period - 1);
-        let mut history = self.log.audit_entries(previous_period).await?;
-        history.extend(self.log.audit_entries(this_period).await?);
-        let disabled_by_us = queues_disabled_by_us(&history);
+        self.restore_holder(&None, reason, at_ms).await
+    }
+
+    /// Releases every queue `holder` (the stack's own budget, or an applied budget by name)
+    /// holds disabled since the previous budget period, and re-enables those no other holder
+    /// holds and that are still disabled: exactly what this holder changed, nothing of
+    /// another's. A queue another holder still holds stays disabled, and one found enabled by
+    /// someone else, or deleted, is left as it is; both are recorded as released (nothing left
+    /// for this holder to undo, so no restore is asked for it again). One that cannot be
+    /// re-enabled is reported in `failures`, and the others are still restored.
+    pub async fn restore_holder(
+        &self,
+        holder: &Holder,
+        reason: &str,
+        at_ms: i64,
+    ) -> Result<EnforcementReport, EnforceError> {
+        let holds = self.holds(at_ms).await?;
         let mut report = EnforcementReport {
             level: Step::Restore,
             dry_run: self.settings.dry_run,
             reason: reason.to_owned(),
             ..EnforcementReport::default()
         };
-        if disabled_by_us.is_empty() {
+        let names: Vec<String> = holds
+            .iter()
+            .filter(|(_, holders)| holders.contains(holder))
+            .map(|(queue, _)| queue.clone())
+            .collect();
+        if names.is_empty() {
             return Ok(report);
         }
-        let names: Vec<String> = disabled_by_us.into_iter().collect();
+        let label = holder.as_ref().map_or_else(
+            || "restore".to_owned(),
+            |budget| format!("budget {budget}: restore"),
+        );
         let found = self.batch.queues(&names).await?;
         for name in &names {
+            let others_hold = holds
+                .get(name)
+                .is_some_and(|holders| holders.iter().any(|other| other != holder));
             let state = found.iter().find(|queue| &queue.name == name);
             let action = match state {
-                // Still disabled, as batchguard left it: re-enable it.
-                Some(queue) if !queue.enabled => {
+                // Still disabled, as batchguard left it, and nobody else holds it: re-enable it.
+                Some(queue) if !queue.enabled && !others_hold => {
                     let action = EnforcementAction::QueueEnabled {
                         queue: queue.name.clone(),
+                        budget: holder.clone(),
                     };
                     if !self.settings.dry_run
                         && let Err(error) = self.batch.set_queue_enabled(&queue.name, true).await
@@ -1026,9 +1165,11 @@ where
                     }
                     action
                 }
-                // Enabled by someone else, or deleted: nothing to undo.
+                // Held by another holder, enabled by someone else, or deleted: this holder
+                // lets go and changes nothing.
                 _ => EnforcementAction::QueueReleased {
                     queue: name.clone(),
+                    budget: holder.clone(),
                 },
             };
             let carried_out =
@@ -1037,7 +1178,7 @@ where
                 action,
                 carried_out,
                 self.settings.dry_run,
-                "restore",
+                &label,
                 reason,
                 at_ms,
                 &mut report,

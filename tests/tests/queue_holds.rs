@@ -1,0 +1,414 @@
+//! Drain disables a budget's own queues, and restore undoes exactly one holder's changes
+//! (issue 17, ADR 0012): a queue batchguard disables is held by each holder that wants it
+//! disabled (the stack's own budget, or an applied budget), and a holder's restore re-enables
+//! it only when no other holder is left. In-memory Batch; the ledger from the sample day's
+//! events where a budget's spend is judged.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+
+use serde_json::json;
+use shared::adapters::emf::EmfMemory;
+use shared::adapters::memory::{
+    MemoryBatch, MemoryEventLog, MemoryProjector, Outbox, RecordingTrigger,
+};
+use shared::app::enforcer::{Enforcer, EnforcerSettings};
+use shared::app::ticker::{self, MAX_SCOPES_READ, TickerSettings};
+use shared::app::verify::LedgerCheck;
+use shared::core::budget::BudgetPeriod;
+use shared::core::budgets::{Action, BudgetBook};
+use shared::core::enforcement::{BudgetOrder, EnforcerRequest, queues_disabled_by_us};
+use shared::core::facts::EnforcementAction;
+use shared::core::policy::{BudgetPolicy, Level};
+use shared::core::prices::PriceTable;
+use shared::handlers::enforcer;
+use shared::ports::{AuditTrail, BudgetStore, Projector};
+
+const AT_MS: i64 = 1_795_413_600_000; // 2026-11-23T06:00:00Z
+const MINUTE: i64 = 60_000;
+
+fn order(budget: &str, action: Action) -> BudgetOrder {
+    BudgetOrder {
+        budget: budget.into(),
+        action,
+        reason: format!("{budget} at {action}"),
+    }
+}
+
+fn queue_budget(name: &str, queue: &str, amount: &str) -> String {
+    format!(
+        "[[budget]]\nname = \"{name}\"\namount_usd = \"{amount}\"\nperiod = \"month\"\n\
+         scope = {{ queues = [\"{queue}\"] }}\n\
+         thresholds = [{{ at_percent = \"100\", action = \"drain\" }}]\n"
+    )
+}
+
+/// Whether each queue is enabled now.
+fn enabled(batch: &MemoryBatch, queue: &str) -> bool {
+    batch.queues.lock().unwrap()[queue]
+}
+
+/// GIVEN genomics and imaging each owning a queue, team-a counted by tag on a shared queue,
+/// and a queue an operator disabled by hand WHEN the three budgets drain, the stack freezes,
+/// and then each holder restores in turn THEN the drain disables the two owned queues only
+/// (the shared one stays open for the other teams); the freeze disables the shared queue and
+/// holds the owned ones too; genomics' restore leaves its queue disabled while the stack
+/// holds it; the stack's restore re-enables the shared queue and genomics' (nobody else holds
+/// them) but not imaging's (imaging still does); imaging's restore re-enables its own; the
+/// operator's queue is never touched; and every change is one `UpdateJobQueue`.
+#[tokio::test]
+async fn each_restore_undoes_exactly_its_own_holders_changes() {
+    let book = BudgetBook::parse(&format!(
+        "{}\n{}\n[[budget]]\nname = \"team-a\"\namount_usd = \"10\"\nperiod = \"month\"\n\
+         scope = {{ queues = [\"shared\"], tags = [\"team=a\"] }}\n\
+         thresholds = [{{ at_percent = \"100\", action = \"drain\" }}]\n",
+        queue_budget("genomics", "genomics-q", "10"),
+        queue_budget("imaging", "imaging-q", "10"),
+    ))
+    .unwrap();
+    let batch = MemoryBatch::with(
+        &[
+            ("genomics-q", true),
+            ("imaging-q", true),
+            ("shared", true),
+            ("maintenance", false),
+        ],
+        &[],
+    );
+    let log = MemoryEventLog::new();
+    let outbox = Outbox::default();
+    let enforcer = Enforcer::new(
+        &batch,
+        &log,
+        &outbox,
+        EnforcerSettings {
+            queues: vec![],
+            dry_run: false,
+            period: BudgetPeriod::Month,
+        },
+    );
+    let orders = [
+        order("genomics", Action::Drain),
+        order("imaging", Action::Drain),
+        order("team-a", Action::Drain),
+    ];
+    let drained = enforcer
+        .enforce_budgets(&book, &orders, AT_MS)
+        .await
+        .unwrap();
+    assert!(drained.failures.is_empty(), "{drained:?}");
+    assert_eq!(
+        batch.calls(),
+        [
+            "UpdateJobQueue genomics-q false",
+            "UpdateJobQueue imaging-q false"
+        ]
+    );
+    assert!(enabled(&batch, "shared"), "a shared queue stays open");
+    let disabled = drained
+        .actions
+        .iter()
+        .find(|taken| taken.action.target() == "genomics-q")
+        .unwrap();
+    assert_eq!(
+        disabled.action,
+        EnforcementAction::QueueDisabled {
+            queue: "genomics-q".into(),
+            budget: Some("genomics".into())
+        }
+    );
+    // A second tick at drain changes nothing more.
+    enforcer
+        .enforce_budgets(&book, &orders, AT_MS + MINUTE)
+        .await
+        .unwrap();
+    assert_eq!(batch.calls().len(), 2);
+
+    // The stack's own budget freezes: the shared queue is disabled, the owned ones held.
+    let frozen = enforcer
+        .enforce(Level::Freeze, "the stack's budget", AT_MS + 2 * MINUTE)
+        .await
+        .unwrap();
+    assert_eq!(batch.calls().len(), 3);
+    assert_eq!(batch.calls()[2], "UpdateJobQueue shared false");
+    let held: Vec<&str> = frozen
+        .actions
+        .iter()
+        .filter(|taken| matches!(taken.action, EnforcementAction::QueueHeld { .. }))
+        .map(|taken| taken.action.target())
+        .collect();
+    assert_eq!(held, ["genomics-q", "imaging-q"]);
+
+    // genomics restores: the stack still holds its queue.
+    let released = enforcer
+        .restore_holder(&Some("genomics".into()), "by hand", AT_MS + 3 * MINUTE)
+        .await
+        .unwrap();
+    assert_eq!(batch.calls().len(), 3, "{:?}", batch.calls());
+    assert!(!enabled(&batch, "genomics-q"));
+    assert_eq!(
+        released
+            .actions
+            .iter()
+            .map(|taken| taken.action.clone())
+            .collect::<Vec<_>>(),
+        [EnforcementAction::QueueReleased {
+            queue: "genomics-q".into(),
+            budget: Some("genomics".into())
+        }]
+    );
+
+    // The stack restores: its shared queue and genomics' come back; imaging's stays.
+    enforcer
+        .restore("a new period", AT_MS + 4 * MINUTE)
+        .await
+        .unwrap();
+    let mut calls = batch.calls().split_off(3);
+    calls.sort();
+    assert_eq!(
+        calls,
+        [
+            "UpdateJobQueue genomics-q true",
+            "UpdateJobQueue shared true"
+        ]
+    );
+    assert!(!enabled(&batch, "imaging-q"));
+
+    enforcer
+        .restore_holder(&Some("imaging".into()), "by hand", AT_MS + 5 * MINUTE)
+        .await
+        .unwrap();
+    assert_eq!(
+        batch.calls().last().map(String::as_str),
+        Some("UpdateJobQueue imaging-q true")
+    );
+    assert_eq!(batch.calls().len(), 6);
+    assert!(!enabled(&batch, "maintenance"), "not batchguard's to undo");
+    let period_start = BudgetPeriod::Month.bounds(AT_MS / 1000).0;
+    let trail = log.audit_entries(period_start).await.unwrap();
+    assert!(queues_disabled_by_us(&trail).is_empty(), "nothing held");
+    assert!(
+        trail
+            .iter()
+            .all(|entry| entry.action.target() != "maintenance")
+    );
+}
+
+/// GIVEN the stack frozen first WHEN a budget then drains its own queue, already disabled by
+/// the stack THEN it holds it too, so the stack's restore leaves it disabled until the
+/// budget's own; and a dry-run budget's drain records what it would do and holds nothing.
+#[tokio::test]
+async fn a_budget_draining_a_queue_the_stack_froze_holds_it_too() {
+    let book = BudgetBook::parse(&format!(
+        "{}\n{}dry_run = true\n",
+        queue_budget("genomics", "genomics-q", "10"),
+        queue_budget("imaging", "imaging-q", "10"),
+    ))
+    .unwrap();
+    let batch = MemoryBatch::with(&[("genomics-q", true), ("imaging-q", true)], &[]);
+    let log = MemoryEventLog::new();
+    let outbox = Outbox::default();
+    let enforcer = Enforcer::new(
+        &batch,
+        &log,
+        &outbox,
+        EnforcerSettings {
+            queues: vec!["genomics-q".into()],
+            dry_run: false,
+            period: BudgetPeriod::Month,
+        },
+    );
+    enforcer
+        .enforce(Level::Freeze, "the stack's budget", AT_MS)
+        .await
+        .unwrap();
+    assert_eq!(batch.calls(), ["UpdateJobQueue genomics-q false"]);
+    let drained = enforcer
+        .enforce_budgets(
+            &book,
+            &[
+                order("genomics", Action::Drain),
+                order("imaging", Action::Drain),
+            ],
+            AT_MS + MINUTE,
+        )
+        .await
+        .unwrap();
+    assert_eq!(batch.calls().len(), 1, "nothing more to change");
+    assert!(drained.actions.iter().any(|taken| taken.action
+        == EnforcementAction::QueueHeld {
+            queue: "genomics-q".into(),
+            budget: Some("genomics".into())
+        }));
+    // imaging's queue is outside the stack's queues: never touched, dry run or not.
+    assert!(
+        drained
+            .actions
+            .iter()
+            .all(|taken| taken.action.target() != "imaging-q")
+    );
+    enforcer
+        .restore("a new period", AT_MS + 2 * MINUTE)
+        .await
+        .unwrap();
+    assert!(!enabled(&batch, "genomics-q"), "genomics still holds it");
+    enforcer
+        .restore_holder(&Some("genomics".into()), "by hand", AT_MS + 3 * MINUTE)
+        .await
+        .unwrap();
+    assert!(enabled(&batch, "genomics-q"));
+    assert_eq!(
+        batch.calls(),
+        [
+            "UpdateJobQueue genomics-q false",
+            "UpdateJobQueue genomics-q true"
+        ]
+    );
+}
+
+/// GIVEN the sample day's first 400 events, genomics over its amount on its own queue and
+/// ops far under on another, and both queues disabled by their budgets' drains WHEN the
+/// ticker judges the budgets THEN it asks to restore ops only (genomics still calls for
+/// drain); through the enforcer's handler ops' restore re-enables its queue, a forged restore
+/// of genomics is refused and recorded, naming why, and the stack's own restore touches
+/// neither.
+#[tokio::test]
+async fn the_ticker_asks_to_restore_only_budgets_that_no_longer_drain() {
+    let book = BudgetBook::parse(&format!(
+        "{}\n{}",
+        queue_budget("genomics", "genomics-high", "0.05"),
+        queue_budget("ops", "render-default", "100000"),
+    ))
+    .unwrap();
+    let projector = MemoryProjector::with_budgets(
+        PriceTable::builtin(),
+        BudgetPeriod::Month,
+        Arc::new(book.clone()),
+    );
+    let text =
+        std::fs::read_to_string(batchguard_tests::cfn::root().join("examples/sample-day.jsonl"))
+            .unwrap();
+    let mut last_ms = 0;
+    for line in text.lines().take(400) {
+        if let Ok(shared::events::Parsed::Fact(fact)) = shared::events::parse_event(line.as_bytes())
+        {
+            last_ms = last_ms.max(fact.observed_at.map_or(0, |m| m.0));
+            projector.project(&fact).await.unwrap();
+        }
+    }
+    let log = MemoryEventLog::new();
+    assert!(log.replace_budgets(&book, 0).await.unwrap());
+    let batch = MemoryBatch::with(&[("genomics-high", true), ("render-default", true)], &[]);
+    let outbox = Outbox::default();
+    let enforcing = Enforcer::new(
+        &batch,
+        &log,
+        &outbox,
+        EnforcerSettings {
+            queues: vec![],
+            dry_run: false,
+            period: BudgetPeriod::Month,
+        },
+    );
+    let settings = TickerSettings {
+        budget: None,
+        policy: BudgetPolicy::default(),
+        period: BudgetPeriod::Month,
+        scope_queues: vec![],
+        max_scopes_read: MAX_SCOPES_READ,
+        budgets: Arc::new(book.clone()),
+    };
+    let check = LedgerCheck {
+        reader: &projector,
+        settings: settings.clone(),
+        baseline: None::<ticker::NoAwsBudget>,
+    };
+    let sink = EmfMemory::default();
+    let now = last_ms + 1_000;
+    // genomics' drain, through the handler (the ledger agrees); ops' drained earlier.
+    enforcer::handle(
+        &enforcing,
+        &check,
+        &sink,
+        json!({"action": "budgets", "orders": [{"budget": "genomics", "action": "drain"}]}),
+        now,
+    )
+    .await
+    .unwrap();
+    enforcing
+        .enforce_budgets(&book, &[order("ops", Action::Drain)], now)
+        .await
+        .unwrap();
+    assert_eq!(
+        batch.calls(),
+        [
+            "UpdateJobQueue genomics-high false",
+            "UpdateJobQueue render-default false"
+        ]
+    );
+
+    let trigger = RecordingTrigger::default();
+    let tick = ticker::tick(&projector, &log, &trigger, &sink, &settings, now + MINUTE)
+        .await
+        .unwrap();
+    let sent = ticker::budget_restores(
+        &log,
+        &trigger,
+        &tick.budgets,
+        BudgetPeriod::Month,
+        (now + MINUTE) / 1000,
+    )
+    .await
+    .unwrap();
+    assert_eq!(sent, ["ops"]);
+    let restore = trigger.0.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(
+        restore,
+        EnforcerRequest::Restore {
+            reason: "budget ops no longer calls for drain".into(),
+            budget: Some("ops".into())
+        }
+    );
+
+    let payload = serde_json::to_value(&restore).unwrap();
+    enforcer::handle(&enforcing, &check, &sink, payload, now + MINUTE)
+        .await
+        .unwrap();
+    assert_eq!(
+        batch.calls().last().map(String::as_str),
+        Some("UpdateJobQueue render-default true")
+    );
+    let forged = enforcer::handle(
+        &enforcing,
+        &check,
+        &sink,
+        json!({"action": "restore", "budget": "genomics"}),
+        now + MINUTE,
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(
+        forged.actions.iter().any(|taken| taken.action
+            == EnforcementAction::Refused {
+                request: "budget genomics: restore".into()
+            }),
+        "{forged:?}"
+    );
+    assert!(
+        forged.reason.contains("its spend still calls for drain"),
+        "{}",
+        forged.reason
+    );
+    enforcer::handle(
+        &enforcing,
+        &check,
+        &sink,
+        json!({"action": "restore"}),
+        now + MINUTE,
+    )
+    .await
+    .unwrap();
+    assert!(!enabled(&batch, "genomics-high"), "genomics still drains");
+    assert_eq!(batch.calls().len(), 3, "{:?}", batch.calls());
+}
