@@ -302,8 +302,14 @@ thresholds = [{ at_percent = "100", action = "terminate" }]
     .await;
     assert_eq!(
         calls,
-        ["CancelJob g-wait", "CancelJob i-wait", "TerminateJob g-run"],
-        "imaging's running job is only in the queue's budget, which does not terminate"
+        [
+            "CancelJob g-wait",
+            "CancelJob i-wait",
+            "TerminateJob g-run",
+            "UpdateJobQueue shared false"
+        ],
+        "imaging's running job is only in the queue's budget, which does not terminate; \
+         that budget owns the queue (it counts every job in it), so it is disabled"
     );
     let period_start = BudgetPeriod::Month.bounds(AT_MS / 1000).0;
     let audit = log.audit_entries(period_start).await.unwrap();
@@ -355,7 +361,15 @@ thresholds = [{ at_percent = "100", action = "terminate" }]
         settings(),
     )
     .await;
-    assert_eq!(calls, ["CancelJob g-wait", "CancelJob i-wait"]);
+    assert_eq!(
+        calls,
+        [
+            "CancelJob g-wait",
+            "CancelJob i-wait",
+            "UpdateJobQueue shared false"
+        ],
+        "org owns the shared queue: its cancel-queued disables it too"
+    );
     let g_run: Vec<bool> = report
         .actions
         .iter()

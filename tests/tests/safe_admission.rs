@@ -276,3 +276,48 @@ async fn a_dry_run_records_only_and_without_a_safe_budget_nothing_is_read() {
     .to_string();
     assert!(error.contains("ListJobs shared"), "{error}");
 }
+
+/// GIVEN genomics' running job committing about 0.49 of its 1 USD, a job already STARTING
+/// with an eight-hour timeout (placed, so it will run, but in no committed spend until Batch
+/// gives its `startedAt`), and an older waiting three-hour job WHEN the enforcer is asked for
+/// safe admission THEN the starting job's worst case is taken first and it is left alone, and
+/// the waiting job, which would fit without it, is cancelled.
+#[tokio::test]
+async fn a_starting_jobs_worst_case_is_taken_before_any_waiting_job_is_judged() {
+    let book = BudgetBook::parse(BOOK).unwrap();
+    assert!(worst(10) + worst(3) <= Decimal::ONE);
+    assert!(worst(10) + worst(8) <= Decimal::ONE);
+    assert!(worst(10) + worst(8) + worst(3) > Decimal::ONE);
+    let projector = projections(&book).await;
+    let log = MemoryEventLog::new();
+    assert!(log.replace_budgets(&book, 0).await.unwrap());
+    let batch = MemoryBatch::with(
+        &[("shared", true)],
+        &[
+            ("g-small", "shared", JobStatus::Runnable, false),
+            ("g-starting", "shared", JobStatus::Starting, false),
+        ],
+    );
+    batch.describe_job("g-small", &[("team", "genomics")], "pipeline", T0);
+    batch.shape_job("g-small", fargate(Some(3 * HOUR)));
+    batch.describe_job(
+        "g-starting",
+        &[("team", "genomics")],
+        "pipeline",
+        T0 + 60_000,
+    );
+    batch.shape_job("g-starting", fargate(Some(8 * HOUR)));
+    let outbox = Outbox::default();
+    let enforcing = Enforcer::new(&batch, &log, &outbox, settings(false))
+        .with_pricing(PriceTable::builtin(), "us-east-1");
+    enforcer::handle(
+        &enforcing,
+        &check(&projector),
+        &EmfMemory::default(),
+        json!({"action": "admit"}),
+        NOW_MS,
+    )
+    .await
+    .unwrap();
+    assert_eq!(batch.calls(), ["CancelJob g-small"]);
+}

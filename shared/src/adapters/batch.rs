@@ -285,13 +285,26 @@ fn requirements(requirements: &[ResourceRequirement]) -> Value {
 
 /// What safe admission needs of a job `DescribeJobs` described: read through the event
 /// parser from [`state_change_event`], so the sizes, platform and timeout are checked as an
-/// event's are; a description the parser refuses gives nothing (the job is then unpriced,
-/// its platform unknown). Retries and an array's progress are read from the description.
+/// event's are; a description the parser refuses is `unreadable` (the job is then unpriced,
+/// and the parser's reason logged). Retries and an array's progress are read from the
+/// description.
 pub fn job_shape(job: &JobDetail) -> JobShape {
-    let parsed = state_change_event(job)
-        .and_then(|event| crate::events::parse_event(event.to_string().as_bytes()).ok());
+    let unreadable = JobShape {
+        unreadable: true,
+        ..JobShape::default()
+    };
+    let Some(event) = state_change_event(job) else {
+        return unreadable;
+    };
+    let parsed = match crate::events::parse_event(event.to_string().as_bytes()) {
+        Ok(parsed) => parsed,
+        Err(error) => {
+            tracing::warn!(job_id = ?job.job_id(), %error, "a job's description the parser refuses");
+            return unreadable;
+        }
+    };
     match parsed {
-        Some(crate::events::Parsed::Fact(fact)) => match fact.body {
+        crate::events::Parsed::Fact(fact) => match fact.body {
             crate::core::facts::FactBody::Job(observed) => JobShape {
                 platform: observed.platform,
                 size: observed.size,
@@ -305,10 +318,11 @@ pub fn job_shape(job: &JobDetail) -> JobShape {
                     .and_then(|r| r.attempts())
                     .and_then(|n| u32::try_from(n).ok())
                     .filter(|n| (1..=10).contains(n)),
+                unreadable: false,
             },
-            _ => JobShape::default(),
+            _ => unreadable,
         },
-        _ => JobShape::default(),
+        crate::events::Parsed::Skipped(_) => unreadable,
     }
 }
 
@@ -413,4 +427,49 @@ pub fn state_change_event(job: &JobDetail) -> Option<Value> {
         "resources": [job.job_arn()],
         "detail": Value::Object(detail),
     }))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use aws_sdk_batch::types::{JobStatus, JobTimeout, PlatformCapability};
+
+    use super::*;
+    use crate::core::admission::{WorstCase, worst_case};
+
+    fn waiting(timeout_seconds: i32) -> JobDetail {
+        JobDetail::builder()
+            .job_id("j-1")
+            .job_arn("arn:aws:batch:us-east-1:123456789012:job/j-1")
+            .job_name("n")
+            .job_queue("arn:aws:batch:us-east-1:123456789012:job-queue/q")
+            .job_definition("arn:aws:batch:us-east-1:123456789012:job-definition/d:1")
+            .status(JobStatus::Runnable)
+            .created_at(1_795_413_600_000)
+            .platform_capabilities(PlatformCapability::Fargate)
+            .timeout(
+                JobTimeout::builder()
+                    .attempt_duration_seconds(timeout_seconds)
+                    .build(),
+            )
+            .build()
+    }
+
+    /// GIVEN a description with a timeout Batch cannot have (30 s; its minimum is 60) WHEN
+    /// safe admission reads it THEN the job is unpriced because its description was refused,
+    /// not "no timeout" or "no platform"; one with a valid timeout reads it.
+    #[test]
+    fn a_description_the_parser_refuses_is_named_as_such() {
+        let shape = job_shape(&waiting(30));
+        assert!(shape.unreadable);
+        let prices = crate::core::prices::PriceTable::builtin();
+        match worst_case(&shape, &prices, "us-east-1") {
+            WorstCase::Unpriced { why } => assert!(why.contains("refused"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        let shape = job_shape(&waiting(900));
+        assert!(!shape.unreadable);
+        assert_eq!(shape.timeout_seconds, Some(900));
+        assert_eq!(shape.platform, Some(crate::core::facts::Platform::Fargate));
+    }
 }

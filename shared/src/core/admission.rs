@@ -42,6 +42,9 @@ pub struct JobShape {
     pub array_started: bool,
     /// `retryStrategy.attempts` (1 to 10): a timeout starts over for each new attempt.
     pub attempts: Option<u32>,
+    /// Batch's description of the job was refused by the event parser (a size, timeout or
+    /// platform out of range, logged with the field): nothing above is known.
+    pub unreadable: bool,
 }
 
 /// A waiting job's worst-case cost, or why it has none.
@@ -61,6 +64,9 @@ pub fn worst_case(shape: &JobShape, prices: &PriceTable, region: &str) -> WorstC
     let unpriced = |why: &str| WorstCase::Unpriced {
         why: why.to_owned(),
     };
+    if shape.unreadable {
+        return unpriced("Batch's description of it was refused by the event parser (logged)");
+    }
     if shape.array_started {
         return unpriced("an array whose children have started (they are in the committed spend)");
     }
@@ -112,6 +118,10 @@ pub struct Waiting<'a> {
     /// When it was submitted (Unix ms): the older are admitted first.
     pub created_at_ms: Option<i64>,
     pub worst: WorstCase,
+    /// Already placed (STARTING): it will run whatever admission says, and it is in no
+    /// committed spend yet (its deadline needs Batch's `startedAt`), so its worst case is
+    /// taken from what is left before any waiting job is judged, and it is never refused.
+    pub starting: bool,
 }
 
 /// What admission decided.
@@ -154,7 +164,8 @@ impl BudgetBook {
     /// every safe budget it counts in, since it will run (two waiting jobs that each fit alone
     /// but not together are not both admitted). An enforcing budget names a refusal before a
     /// dry-run one; a job refused by a dry-run budget alone will run, so its worst case is
-    /// taken too. Jobs without a bound are admitted and named.
+    /// taken too. Jobs without a bound are admitted and named. Starting jobs come first,
+    /// whatever their age: never refused, each takes its worst case (`Waiting::starting`).
     /// A job in no safe budget is not looked at.
     pub fn admit(&self, left: &BTreeMap<String, Decimal>, jobs: &[Waiting<'_>]) -> AdmissionPlan {
         let mut left: BTreeMap<&str, Decimal> = left
@@ -167,8 +178,11 @@ impl BudgetBook {
             .collect();
         let mut order: Vec<&Waiting<'_>> = jobs.iter().collect();
         order.sort_by(|a, b| {
-            (a.created_at_ms.unwrap_or(i64::MAX), a.job_id)
-                .cmp(&(b.created_at_ms.unwrap_or(i64::MAX), b.job_id))
+            (!a.starting, a.created_at_ms.unwrap_or(i64::MAX), a.job_id).cmp(&(
+                !b.starting,
+                b.created_at_ms.unwrap_or(i64::MAX),
+                b.job_id,
+            ))
         });
         let mut plan = AdmissionPlan::default();
         for job in order {
@@ -199,7 +213,7 @@ impl BudgetBook {
             let over: Vec<&str> = safe
                 .iter()
                 .copied()
-                .filter(|name| worst > left[*name])
+                .filter(|name| !job.starting && worst > left[*name])
                 .collect();
             let refusing = over.iter().find(|name| !dry(name)).or_else(|| over.first());
             if let Some(&budget) = refusing {
@@ -357,12 +371,14 @@ thresholds = [{ at_percent = "100", action = "drain" }]
                 facets: facets(genomics),
                 created_at_ms: Some(2),
                 worst: bounded(dec!(5)),
+                starting: false,
             },
             Waiting {
                 job_id: "g1",
                 facets: facets(genomics),
                 created_at_ms: Some(1),
                 worst: bounded(dec!(3)),
+                starting: false,
             },
             // Fits in what is left after g1.
             Waiting {
@@ -370,12 +386,14 @@ thresholds = [{ at_percent = "100", action = "drain" }]
                 facets: facets(genomics),
                 created_at_ms: Some(3),
                 worst: bounded(dec!(4)),
+                starting: false,
             },
             Waiting {
                 job_id: "g4",
                 facets: facets(genomics),
                 created_at_ms: Some(4),
                 worst: WorstCase::NoTimeout,
+                starting: false,
             },
             // Media is not safe, but its jobs count in org (safe): org has 90 left after its
             // 3 committed and g1 and g3, so 90 fits exactly and the next cent does not.
@@ -384,12 +402,14 @@ thresholds = [{ at_percent = "100", action = "drain" }]
                 facets: facets(media),
                 created_at_ms: Some(5),
                 worst: bounded(dec!(90)),
+                starting: false,
             },
             Waiting {
                 job_id: "m2",
                 facets: facets(media),
                 created_at_ms: Some(6),
                 worst: bounded(dec!(0.01)),
+                starting: false,
             },
         ];
         // Genomics has committed 3 of its 10; org 3 of its 100.
@@ -457,5 +477,44 @@ thresholds = [{ at_percent = "100", action = "drain" }]
         // With no safe budget among `left`, nothing is looked at.
         let open = BTreeMap::from([("media".to_owned(), dec!(0))]);
         assert_eq!(book.admit(&open, &jobs), AdmissionPlan::default());
+    }
+
+    /// GIVEN a job already STARTING (its worst case 5) submitted after a waiting one (3),
+    /// with 7 left WHEN admitted THEN the starting job takes its 5 first and is never refused,
+    /// even over what is left, and the older waiting job no longer fits.
+    #[test]
+    fn a_starting_job_takes_its_worst_case_first_and_is_never_refused() {
+        let book = book();
+        let genomics = [("team".to_owned(), "genomics".to_owned())];
+        let facets = JobFacets {
+            queue: "shared",
+            compute_environment: None,
+            job_definition: "align",
+            tags: &genomics,
+        };
+        let job = |job_id, created, usd, starting| Waiting {
+            job_id,
+            facets,
+            created_at_ms: Some(created),
+            worst: WorstCase::Bounded { usd },
+            starting,
+        };
+        let left = BTreeMap::from([("genomics".to_owned(), dec!(7))]);
+        let plan = book.admit(
+            &left,
+            &[
+                job("waiting", 1, dec!(3), false),
+                job("starting", 2, dec!(5), true),
+            ],
+        );
+        let refused: Vec<&str> = plan.refused.iter().map(|r| r.job_id.as_str()).collect();
+        assert_eq!(refused, ["waiting"]);
+        assert_eq!(plan.refused[0].left_usd, dec!(2));
+        let over = BTreeMap::from([("genomics".to_owned(), dec!(1))]);
+        assert!(
+            book.admit(&over, &[job("starting", 2, dec!(5), true)])
+                .refused
+                .is_empty()
+        );
     }
 }

@@ -1094,6 +1094,7 @@ thresholds = [
 name = "research"
 amount_usd = "100"
 period = "month"
+thresholds = [{ at_percent = "100", action = "drain" }]
 scope = { queues = ["genomics", "imaging", "shared"] }
 
 [[budget]]
@@ -1101,6 +1102,7 @@ name = "genomics"
 parent = "research"
 amount_usd = "50"
 period = "month"
+thresholds = [{ at_percent = "100", action = "drain" }]
 scope = { queues = ["genomics", "elsewhere"] }
 
 [[budget]]
@@ -1108,12 +1110,14 @@ name = "imaging"
 parent = "research"
 amount_usd = "50"
 period = "month"
+thresholds = [{ at_percent = "100", action = "drain" }]
 scope = { queues = ["shared"], tags = ["team=imaging"] }
 
 [[budget]]
 name = "everything"
 amount_usd = "500"
 period = "month"
+thresholds = [{ at_percent = "100", action = "drain" }]
 "#,
         )
         .unwrap();

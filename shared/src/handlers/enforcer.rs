@@ -1,7 +1,10 @@
 //! The enforcer function: what to do, from whichever asked.
 //!
 //! - the ticker, or a person: `{"action": "enforce", "level": "freeze", "reason": "…"}`;
-//! - a person: `{"action": "restore"}` re-enables what batchguard disabled;
+//! - a person: `{"action": "restore"}` re-enables what the stack's budget disabled; the ticker
+//!   or a person: `{"action": "restore", "budget": "genomics"}` what one applied budget's drain
+//!   disabled (checked against that budget on the ledger), each only where no other holder
+//!   still holds the queue;
 //! - the ticker, for the budgets applied with `budgets apply`:
 //!   `{"action": "budgets", "orders": [{"budget": "genomics", "action": "terminate", "reason": "…"}]}`;
 //!   each order is checked against its own budget in the stored book and the ledger;
@@ -127,6 +130,27 @@ pub fn action_documents(report: &EnforcementReport, now_ms: i64) -> Vec<MetricDo
         .collect()
 }
 
+/// The applied budgets as stored (the enforcer's own read, not a request's word): `Ok(Err(why))`
+/// when the stored book cannot be read as budgets (each caller then refuses, or admits, and
+/// says why); a store that cannot be reached is an error, retried.
+async fn stored_book<B, L, N, P>(
+    enforcer: &Enforcer<B, L, N, P>,
+) -> Result<Result<crate::core::budgets::BudgetBook, String>, HandlerError>
+where
+    B: BatchControl + Sync,
+    L: EventLog + AuditTrail + BudgetStore + Sync,
+    N: Notifier + Sync,
+    P: JobProjections + Sync,
+{
+    match enforcer.applied_budgets().await {
+        Ok(book) => Ok(Ok(book)),
+        Err(EnforceError::Store(error @ crate::ports::StoreError::Corrupt { .. })) => {
+            Ok(Err(format!("the applied budgets cannot be read: {error}")))
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
 /// The applied budgets' orders: the book read from the store (not the request's word), each
 /// order checked against the ledger on its own; those it agrees with are carried out, each of
 /// the others refused and recorded (`Enforcer::refuse`, one notice per step a period).
@@ -147,10 +171,9 @@ where
     // A book that cannot be read refuses every order, recorded and notified (once a period
     // per budget and action), rather than failing each tick in silence; `budgets apply`
     // replaces it (`doctor` names it too).
-    let book = match enforcer.applied_budgets().await {
+    let book = match stored_book(enforcer).await? {
         Ok(book) => book,
-        Err(EnforceError::Store(error @ crate::ports::StoreError::Corrupt { .. })) => {
-            let why = format!("the applied budgets cannot be read: {error}");
+        Err(why) => {
             let mut report = EnforcementReport {
                 reason: why.clone(),
                 ..EnforcementReport::default()
@@ -169,7 +192,6 @@ where
             }
             return Ok(report);
         }
-        Err(error) => return Err(error.into()),
     };
     let verdicts = check
         .check_budgets(&book, &orders, now_ms)
@@ -229,15 +251,18 @@ where
     R: SpendReader + Sync,
     M: BaselineStore + Sync,
 {
-    let book = match enforcer.applied_budgets().await {
+    let book = match stored_book(enforcer).await? {
         Ok(book) => book,
-        Err(EnforceError::Store(error @ crate::ports::StoreError::Corrupt { .. })) => {
-            let why = format!("the applied budgets cannot be read: {error}; {reason}");
+        Err(why) => {
             return Ok(enforcer
-                .refuse_as(Step::Stop, "budgets alarm", &why, now_ms)
+                .refuse_as(
+                    Step::Stop,
+                    "budgets alarm",
+                    &format!("{why}; {reason}"),
+                    now_ms,
+                )
                 .await?);
         }
-        Err(error) => return Err(error.into()),
     };
     let orders = check
         .judge_budgets(&book, reason, now_ms)
@@ -278,19 +303,16 @@ where
     R: SpendReader + Sync,
     M: BaselineStore + Sync,
 {
-    let book = match enforcer.applied_budgets().await {
+    let book = match stored_book(enforcer).await? {
         Ok(book) => book,
-        Err(EnforceError::Store(error @ crate::ports::StoreError::Corrupt { .. })) => {
-            let why = format!(
-                "the applied budgets cannot be read: {error}; nothing is admitted or turned away"
-            );
+        Err(why) => {
+            let why = format!("{why}; nothing is admitted or turned away");
             tracing::warn!(%why, "safe admission");
             return Ok(EnforcementReport {
                 reason: why,
                 ..EnforcementReport::default()
             });
         }
-        Err(error) => return Err(error.into()),
     };
     let left = check.uncommitted(&book, now_ms).await.map_err(|e| {
         HandlerError::Retryable(format!("reading the ledger for safe admission: {e}"))
@@ -323,15 +345,13 @@ where
     M: BaselineStore + Sync,
 {
     let label = format!("budget {budget}: restore");
-    let book = match enforcer.applied_budgets().await {
+    let book = match stored_book(enforcer).await? {
         Ok(book) => book,
-        Err(EnforceError::Store(error @ crate::ports::StoreError::Corrupt { .. })) => {
-            let why = format!("the applied budgets cannot be read: {error}");
+        Err(why) => {
             return Ok(enforcer
                 .refuse_as(Step::Restore, &label, &why, now_ms)
                 .await?);
         }
-        Err(error) => return Err(error.into()),
     };
     let acting = book.get(budget).is_some_and(|spec| !spec.dry_run);
     let judged = if acting {

@@ -6,11 +6,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use rust_decimal::Decimal;
 
-use super::{ActionFailed, EnforceError, EnforcementReport, Enforcer, Run, Trail};
+use super::{
+    ActionFailed, EnforceError, EnforcementReport, Enforcer, Run, Trail, facets, tag_lists,
+};
 use crate::core::admission::{Waiting, WorstCase, worst_case};
-use crate::core::budgets::{Action, Admission, BudgetBook, JobFacets};
+use crate::core::budgets::{Action, Admission, BudgetBook};
 use crate::core::enforcement::{QUEUED, Step};
-use crate::core::facts::EnforcementAction;
+use crate::core::facts::{EnforcementAction, JobStatus};
 use crate::ports::{AuditTrail, BatchControl, EventLog, JobProjections, Notifier};
 
 impl<B, L, N, P> Enforcer<B, L, N, P>
@@ -23,7 +25,8 @@ where
     /// Safe admission at Unix milliseconds `at_ms`: `left` is, for each budget of `book`
     /// with `admission = "safe"`, its amount less its committed spend, as the ledger check
     /// read it (not a request's word). The waiting jobs (SUBMITTED, PENDING, RUNNABLE) those
-    /// budgets reach are listed as for a drain (their queues, within the stack's), each one's
+    /// budgets reach, and those already STARTING (their worst case taken first, never
+    /// cancelled), are listed as for a drain (their queues, within the stack's), each one's
     /// worst case is priced from Batch's description of it (`core::admission::worst_case`,
     /// Fargate at the prices of [`Enforcer::with_pricing`]), and `BudgetBook::admit` says which do not fit: those
     /// are cancelled with the budget and the figures in their status reason and the audit
@@ -58,34 +61,25 @@ where
         if safe.is_empty() {
             return Ok(report);
         }
+        // The waiting jobs, and those already placed (STARTING): they will run, and are in no
+        // committed spend until Batch gives their `startedAt`.
+        let mut statuses = QUEUED.to_vec();
+        statuses.push(JobStatus::Starting);
         let jobs: Vec<_> = self
-            .budget_jobs(book, &safe, &mut report)
+            .budget_jobs(book, &safe, &statuses, &mut report)
             .await?
             .into_iter()
-            .filter(|job| QUEUED.contains(&job.status))
+            .filter(|job| statuses.contains(&job.status))
             .collect();
-        let tag_lists: Vec<Vec<(String, String)>> = jobs
-            .iter()
-            .map(|job| {
-                job.tags
-                    .iter()
-                    .flatten()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect()
-            })
-            .collect();
+        let tag_lists = tag_lists(&jobs);
         let waiting: Vec<Waiting<'_>> = jobs
             .iter()
             .zip(&tag_lists)
             .map(|(job, tags)| Waiting {
                 job_id: &job.job_id,
-                facets: JobFacets {
-                    queue: &job.queue,
-                    compute_environment: None,
-                    job_definition: job.job_definition.as_deref().unwrap_or_default(),
-                    tags,
-                },
+                facets: facets(job, tags),
                 created_at_ms: job.created_at_ms,
+                starting: job.status == JobStatus::Starting,
                 worst: match &self.pricing {
                     Some((prices, region)) => worst_case(&job.shape, prices, region),
                     None => WorstCase::Unpriced {

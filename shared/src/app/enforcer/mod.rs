@@ -10,9 +10,12 @@
 //!   multi-node job. A job stopped less than ten minutes ago that Batch still lists is not asked
 //!   again (its containers are exiting): each job is terminated once.
 //! - **restore**: re-enable exactly the queues batchguard disabled (from its own audit trail),
-//!   nothing else.
+//!   nothing else. Each disabled queue is held by whoever wanted it disabled — the stack's own
+//!   budget or an applied budget ([`Holder`]) — and a holder's restore
+//!   ([`Enforcer::restore_holder`]) re-enables a queue only when no other holder is left.
 //! - **budgets** ([`Enforcer::enforce_budgets`]): the applied budgets' orders, each on the jobs
-//!   its budget counts only (issue 17).
+//!   its budget counts only (issue 17); a draining budget also holds the queues it owns
+//!   (`BudgetBook::owned_queues`) disabled.
 //! - **caps** ([`Enforcer::enforce_caps`]): terminate each running job whose own cost reached
 //!   its `batchguard:max-usd` tag (`core::caps`).
 //!
@@ -132,6 +135,29 @@ struct Run<'a> {
     carried_out_at: BTreeMap<EnforcementAction, i64>,
     /// Jobs this run already acted on (a child may be listed twice).
     seen: BTreeSet<String>,
+}
+
+/// Each listed job's tags as `(key, value)` pairs, for its [`JobFacets`].
+fn tag_lists(jobs: &[JobSummary]) -> Vec<Vec<(String, String)>> {
+    jobs.iter()
+        .map(|job| {
+            job.tags
+                .iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        })
+        .collect()
+}
+
+/// What a budget matches a listed job on; Batch's listing names no compute environment.
+fn facets<'a>(job: &'a JobSummary, tags: &'a [(String, String)]) -> JobFacets<'a> {
+    JobFacets {
+        queue: &job.queue,
+        compute_environment: None,
+        job_definition: job.job_definition.as_deref().unwrap_or_default(),
+        tags,
+    }
 }
 
 /// How a holder's queues are held: in a dry run or not, under which label and reason, when.
@@ -599,6 +625,8 @@ where
     /// Carries out the applied budgets' orders (already checked against the ledger) at Unix
     /// milliseconds `at_ms` (issue 17, ADR 0012):
     /// - every order is notified once per budget and action per period;
+    /// - at `drain` and above, the queues the budget owns (every job of which it counts),
+    ///   within the stack's, are disabled and held for it (`hold_queues`);
     /// - at `drain` and above, the jobs each acting budget counts are listed (its queues, or
     ///   every queue when its scope names none) and `BudgetBook::plan` says what to do to each,
     ///   naming the strictest budget reaching it: a waiting job submitted since the budget
@@ -792,27 +820,19 @@ where
                 (name.as_str(), since)
             })
             .collect();
-        let jobs = self.budget_jobs(book, &acting, &mut report).await?;
-        let tag_lists: Vec<Vec<(String, String)>> = jobs
-            .iter()
-            .map(|job| {
-                job.tags
-                    .iter()
-                    .flatten()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect()
-            })
-            .collect();
+        let mut statuses: Vec<JobStatus> = QUEUED.to_vec();
+        if acting.values().any(|action| *action >= Action::Shed) {
+            statuses.extend(STARTED);
+        }
+        let jobs = self
+            .budget_jobs(book, &acting, &statuses, &mut report)
+            .await?;
+        let tag_lists = tag_lists(&jobs);
         let views: Vec<JobView<'_>> = jobs
             .iter()
             .zip(&tag_lists)
             .map(|(job, tags)| {
-                let facets = JobFacets {
-                    queue: &job.queue,
-                    compute_environment: None,
-                    job_definition: job.job_definition.as_deref().unwrap_or_default(),
-                    tags,
-                };
+                let facets = facets(job, tags);
                 let stage = if STARTED.contains(&job.status) {
                     JobStage::Running
                 } else {
@@ -961,8 +981,7 @@ where
         (views, known)
     }
 
-    /// The jobs the acting budgets may reach, tags read: waiting ones, and running ones when
-    /// one of them sheds or terminates; from the queues their scopes (or their ancestors')
+    /// The jobs of `statuses` the acting budgets may reach, tags read; from the queues their scopes (or their ancestors')
     /// name, or every queue when one names none — within the stack's queues when it names
     /// some (`EnforcerSettings::queues`). Protected jobs and jobs whose tags cannot be
     /// read are reported and left out.
@@ -970,6 +989,7 @@ where
         &self,
         book: &BudgetBook,
         acting: &BTreeMap<String, Action>,
+        statuses: &[JobStatus],
         report: &mut EnforcementReport,
     ) -> Result<Vec<JobSummary>, EnforceError> {
         let mut named: BTreeSet<String> = BTreeSet::new();
@@ -999,13 +1019,9 @@ where
             return Ok(Vec::new());
         }
         let queues = self.batch.queues(&names).await?;
-        let mut statuses: Vec<JobStatus> = QUEUED.to_vec();
-        if acting.values().any(|action| *action >= Action::Shed) {
-            statuses.extend(STARTED);
-        }
         let mut jobs = Vec::new();
         for queue in &queues {
-            match self.batch.jobs(&queue.name, &statuses).await {
+            match self.batch.jobs(&queue.name, statuses).await {
                 Ok(listed) => {
                     for job in listed {
                         match &job.tags {
