@@ -519,13 +519,14 @@ async fn enforce_names_unknown_queues_and_reports_a_failed_notice_after_doing_th
         &file,
         format!(
             "[[budget]]\nname = \"genomics\"\namount_usd = \"0.01\"\nperiod = \"month\"\n\
-             scope = {{ queues = [\"{queue}\"] }}\n\
+             admission = \"safe\"\nscope = {{ queues = [\"{queue}\"] }}\n\
              thresholds = [{{ at_percent = \"100\", action = \"drain\" }}]\n"
         ),
     )
     .unwrap();
     let drain = batchguard(&[
         "enforce",
+        "--json",
         "--store",
         store,
         "--budgets",
@@ -535,6 +536,17 @@ async fn enforce_names_unknown_queues_and_reports_a_failed_notice_after_doing_th
     ]);
     assert!(drain.status.success(), "{}", stderr(&drain));
     assert_eq!(queue_state(&batch, &queue).await, "DISABLED");
+    let drained: Value = serde_json::from_slice(&drain.stdout).unwrap();
+    assert_eq!(
+        drained["report"]["actions"][2]["action"], "queue_disabled",
+        "{drained}"
+    );
+    assert_eq!(drained["report"]["actions"][2]["budget"], "genomics");
+    // Safe admission ran on the same fold, as the stack's enforcer runs it each tick.
+    assert_eq!(
+        drained["admission"]["reason"], "safe admission for genomics",
+        "{drained}"
+    );
     let restore = batchguard(&["enforce", "--store", store, "--restore", "--at", at]);
     assert!(restore.status.success(), "{}", stderr(&restore));
     assert_eq!(

@@ -2,8 +2,8 @@
 //! Batch — notify, freeze (disable the queues, cancel queued jobs) or stop (terminate running
 //! jobs) — or restore what batchguard disabled; or, with `--budgets FILE` or
 //! `--applied-budgets`, judge each budget of a budgets file on the store's events and carry
-//! out what its thresholds call for on its own jobs, as the stack's enforcer does. The audit
-//! trail is written to the store.
+//! out what its thresholds call for on its own jobs, and safe admission for the budgets that
+//! ask for it, as the stack's enforcer does. The audit trail is written to the store.
 
 use std::path::PathBuf;
 
@@ -30,7 +30,8 @@ pub struct Args {
     )]
     pub budget: Option<Decimal>,
     /// Act per budget of this budgets file instead: each budget at a threshold on the store's
-    /// events is notified, drained, cancelled, shed or terminated on its own jobs.
+    /// events is notified, drained, cancelled, shed or terminated on its own jobs, and each
+    /// budget with `admission = "safe"` has its waiting jobs that do not fit cancelled.
     #[arg(long, conflicts_with_all = ["budget", "restore", "restore_budget", "applied_budgets"])]
     pub budgets: Option<PathBuf>,
     /// As --budgets, with the budgets applied to the store (`budgets apply`).
@@ -148,7 +149,8 @@ pub async fn run(args: Args) -> Result<(), CliError> {
         .map_or_else(|| Utc::now().timestamp_millis(), |at| at.timestamp_millis());
     let at = Millis(now_ms).floor_seconds();
     if args.budgets.is_some() || args.applied_budgets {
-        return per_budget(&args, &log, enforcer, now_ms).await;
+        let region = aws.region().map(ToString::to_string);
+        return per_budget(&args, &log, enforcer, region.as_deref(), now_ms).await;
     }
     let (report, decision) = if let Some(budget) = &args.restore_budget {
         (
@@ -217,6 +219,7 @@ async fn per_budget<B, N>(
     args: &Args,
     log: &crate::store::Store,
     enforcer: shared::app::enforcer::Enforcer<B, &crate::store::Store, N>,
+    region: Option<&str>,
     now_ms: i64,
 ) -> Result<(), CliError>
 where
@@ -246,11 +249,9 @@ where
         }
     };
     let at = Millis(now_ms).floor_seconds();
-    let (mut ledger, mut others) = super::evaluation::ledgers(
-        super::load_prices(args.prices.as_deref())?,
-        args.period,
-        Some(&book),
-    );
+    let prices = super::load_prices(args.prices.as_deref())?;
+    let (mut ledger, mut others) =
+        super::evaluation::ledgers(prices.clone(), args.period, Some(&book));
     log.fold_into(&mut ledger).await?;
     for other in &mut others {
         log.fold_into(other).await?;
@@ -283,12 +284,30 @@ where
             ),
         );
     }
+    let enforcer = match region {
+        Some(region) => enforcer.with_pricing(prices, region),
+        None => enforcer,
+    };
     let enforcer = enforcer.with_projections(MemoryProjector::from_ledger(ledger.clone()));
     let report = enforcer
         .enforce_budgets_with_figures(&book, &orders, &figures, now_ms)
         .await?;
+    // Safe admission, as the stack's enforcer runs it each tick: what each budget with
+    // `admission = "safe"` has left after its committed spend, on the same fold.
+    let left: std::collections::BTreeMap<String, rust_decimal::Decimal> = lines
+        .iter()
+        .filter(|line| line.admission == shared::core::budgets::Admission::Safe)
+        .map(|line| (line.name.clone(), line.uncommitted_usd))
+        .collect();
+    let admission = if left.is_empty() {
+        None
+    } else {
+        Some(enforcer.admit(&book, &left, now_ms).await?)
+    };
+    let failures = report.failures.len() + admission.as_ref().map_or(0, |a| a.failures.len());
     if args.json {
-        let document = serde_json::json!({ "orders": orders, "report": report });
+        let document =
+            serde_json::json!({ "orders": orders, "report": report, "admission": admission });
         println!(
             "{}",
             serde_json::to_string_pretty(&document).unwrap_or_default()
@@ -301,10 +320,17 @@ where
             println!("{}", order.reason);
         }
         print!("{}", text::enforcement(&report));
+        if let Some(admission) = &admission {
+            println!("{}", admission.reason);
+            print!("{}", text::enforcement(admission));
+            for job in &admission.unbounded_jobs {
+                println!("admitted without a worst case: {job}");
+            }
+        }
     }
-    if report.failures.is_empty() {
+    if failures == 0 {
         Ok(())
     } else {
-        Err(CliError::ActionsFailed(report.failures.len()))
+        Err(CliError::ActionsFailed(failures))
     }
 }
