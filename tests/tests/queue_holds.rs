@@ -270,8 +270,8 @@ async fn a_budget_draining_a_queue_the_stack_froze_holds_it_too() {
 /// ops far under on another, and both queues disabled by their budgets' drains WHEN the
 /// ticker judges the budgets THEN it asks to restore ops only (genomics still calls for
 /// drain); through the enforcer's handler ops' restore re-enables its queue, a forged restore
-/// of genomics is refused and recorded, naming why, and the stack's own restore touches
-/// neither.
+/// of genomics is refused and recorded, naming why, and the stack's own restore (the stack
+/// holds nothing here) leaves genomics' queue disabled.
 #[tokio::test]
 async fn the_ticker_asks_to_restore_only_budgets_that_no_longer_drain() {
     let book = BudgetBook::parse(&format!(
@@ -351,16 +351,7 @@ async fn the_ticker_asks_to_restore_only_budgets_that_no_longer_drain() {
     let tick = ticker::tick(&projector, &log, &trigger, &sink, &settings, now + MINUTE)
         .await
         .unwrap();
-    let sent = ticker::budget_restores(
-        &log,
-        &trigger,
-        &tick.budgets,
-        BudgetPeriod::Month,
-        (now + MINUTE) / 1000,
-    )
-    .await
-    .unwrap();
-    assert_eq!(sent, ["ops"]);
+    assert_eq!(tick.restored_budgets, ["ops"]);
     let restore = trigger.0.lock().unwrap().last().cloned().unwrap();
     assert_eq!(
         restore,
@@ -411,4 +402,113 @@ async fn the_ticker_asks_to_restore_only_budgets_that_no_longer_drain() {
     .unwrap();
     assert!(!enabled(&batch, "genomics-high"), "genomics still drains");
     assert_eq!(batch.calls().len(), 3, "{:?}", batch.calls());
+}
+
+/// GIVEN a budget's drain in a dry run WHEN it drains its own queue twice THEN what it would
+/// do is recorded once, nothing is changed and nothing is held, so no restore is asked.
+#[tokio::test]
+async fn a_dry_run_drain_records_once_and_holds_nothing() {
+    let book = BudgetBook::parse(&format!(
+        "{}dry_run = true\n",
+        queue_budget("genomics", "genomics-q", "10")
+    ))
+    .unwrap();
+    let batch = MemoryBatch::with(&[("genomics-q", true)], &[]);
+    let log = MemoryEventLog::new();
+    let outbox = Outbox::default();
+    let enforcer = Enforcer::new(
+        &batch,
+        &log,
+        &outbox,
+        EnforcerSettings {
+            queues: vec![],
+            dry_run: false,
+            period: BudgetPeriod::Month,
+        },
+    );
+    for tick in 0..2 {
+        enforcer
+            .enforce_budgets(
+                &book,
+                &[order("genomics", Action::Drain)],
+                AT_MS + tick * MINUTE,
+            )
+            .await
+            .unwrap();
+    }
+    assert!(batch.calls().is_empty());
+    let trail = log
+        .audit_entries(BudgetPeriod::Month.bounds(AT_MS / 1000).0)
+        .await
+        .unwrap();
+    let would: Vec<_> = trail
+        .iter()
+        .filter(|entry| matches!(entry.action, EnforcementAction::QueueDisabled { .. }))
+        .collect();
+    assert_eq!(would.len(), 1, "{trail:?}");
+    assert!(would[0].dry_run);
+    assert!(queues_disabled_by_us(&trail).is_empty());
+}
+
+/// GIVEN a budget that drains its queue in November and still drains in December WHEN its
+/// restore comes in January (holds are read from two periods: December's and January's) THEN
+/// its hold, carried into December by that month's drain, is still found and the queue is
+/// re-enabled; without the carry it would be stranded disabled.
+#[tokio::test]
+async fn a_hold_is_carried_into_each_period_its_holder_still_drains() {
+    let book = BudgetBook::parse(&queue_budget("genomics", "genomics-q", "10")).unwrap();
+    let batch = MemoryBatch::with(&[("genomics-q", true)], &[]);
+    let log = MemoryEventLog::new();
+    let outbox = Outbox::default();
+    let enforcer = Enforcer::new(
+        &batch,
+        &log,
+        &outbox,
+        EnforcerSettings {
+            queues: vec![],
+            dry_run: false,
+            period: BudgetPeriod::Month,
+        },
+    );
+    let drain = [order("genomics", Action::Drain)];
+    enforcer
+        .enforce_budgets(&book, &drain, AT_MS)
+        .await
+        .unwrap();
+    let december = AT_MS + 10 * 86_400_000; // 2026-12-03
+    let carried = enforcer
+        .enforce_budgets(&book, &drain, december)
+        .await
+        .unwrap();
+    assert!(
+        carried.actions.iter().any(|taken| taken.action
+            == EnforcementAction::QueueHeld {
+                queue: "genomics-q".into(),
+                budget: Some("genomics".into())
+            }),
+        "{carried:?}"
+    );
+    // A second December tick carries nothing more.
+    let again = enforcer
+        .enforce_budgets(&book, &drain, december + MINUTE)
+        .await
+        .unwrap();
+    assert!(
+        again
+            .actions
+            .iter()
+            .all(|taken| !matches!(taken.action, EnforcementAction::QueueHeld { .. }))
+    );
+    let january = AT_MS + 40 * 86_400_000; // 2027-01-02
+    enforcer
+        .restore_holder(&Some("genomics".into()), "a new period", january)
+        .await
+        .unwrap();
+    assert_eq!(
+        batch.calls(),
+        [
+            "UpdateJobQueue genomics-q false",
+            "UpdateJobQueue genomics-q true"
+        ]
+    );
 }

@@ -27,6 +27,7 @@ use crate::core::budgets::{Action, BudgetBook, BudgetSpec};
 use crate::core::enforcement::{
     BudgetOrder, EnforcerRequest, budget_scopes, budgets_holding_queues, queues_held_by,
 };
+use crate::core::facts::EnforcementRecorded;
 use crate::core::policy::{BudgetPolicy, Decision, Level, decide};
 use crate::core::scope::{Scope, ScopeSpend};
 use crate::core::sums::ScopeTotals;
@@ -222,12 +223,69 @@ pub struct TickReport {
     /// The applied budgets' orders sent to the enforcer this tick, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub triggered_budgets: Option<EnforcerRequest>,
+    /// The applied budgets whose restore was asked of the enforcer this tick.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub restored_budgets: Vec<String>,
+}
+
+/// This period's and the previous one's audit trail, read once a tick when first needed
+/// (the stack's restore and the budgets' both read it): two queries.
+struct AuditWindow<'a, A> {
+    audit: &'a A,
+    period: BudgetPeriod,
+    at: i64,
+    entries: Option<Vec<EnforcementRecorded>>,
+}
+
+impl<'a, A: AuditTrail + Sync> AuditWindow<'a, A> {
+    fn new(audit: &'a A, period: BudgetPeriod, at: i64) -> Self {
+        Self {
+            audit,
+            period,
+            at,
+            entries: None,
+        }
+    }
+
+    async fn entries(&mut self) -> Result<&[EnforcementRecorded], StoreError> {
+        if self.entries.is_none() {
+            let (this_period, _) = self.period.bounds(self.at);
+            let (previous, _) = self.period.bounds(this_period - 1);
+            let mut entries = self.audit.audit_entries(previous).await?;
+            entries.extend(self.audit.audit_entries(this_period).await?);
+            self.entries = Some(entries);
+        }
+        Ok(self.entries.as_deref().unwrap_or_default())
+    }
 }
 
 /// Sends the enforcer what the applied budgets' thresholds call for (every budget at a
 /// threshold, each tick: the enforcer notifies once per budget and action per period, and
-/// acts on the jobs that arrived since).
-async fn trigger_budgets(
+/// acts on the jobs that arrived since), then the restores of the budgets that hold queues
+/// and no longer drain ([`budget_restores`]), while any budget is applied.
+async fn trigger_budgets<A: AuditTrail + Sync>(
+    trigger: &(impl EnforcerTrigger + Sync),
+    window: &mut AuditWindow<'_, A>,
+    applied: bool,
+    report: &mut TickReport,
+) -> Result<(), TickError> {
+    let orders = send_orders(trigger, report).await;
+    let restores = if applied {
+        match window.entries().await {
+            Ok(entries) => budget_restores(entries, trigger, &report.budgets)
+                .await
+                .map(|sent| report.restored_budgets = sent),
+            Err(error) => Err(error.into()),
+        }
+    } else {
+        Ok(())
+    };
+    orders?;
+    restores
+}
+
+/// The applied budgets' orders, sent.
+async fn send_orders(
     trigger: &(impl EnforcerTrigger + Sync),
     report: &mut TickReport,
 ) -> Result<(), TickError> {
@@ -770,12 +828,11 @@ fn highest_action_document(readings: &[BudgetReading], now_ms: i64) -> Option<Me
 }
 
 /// What to ask of the enforcer after `decision`: the level when one is reached; otherwise a
-/// restore when batchguard disabled queues in the previous period and has not re-enabled them.
-async fn request_for(
-    audit: &(impl AuditTrail + Sync),
+/// restore while the stack's own budget holds queues disabled (its freeze, in this period or
+/// the previous one) and is below notify.
+async fn request_for<A: AuditTrail + Sync>(
+    window: &mut AuditWindow<'_, A>,
     decision: &Decision,
-    period: BudgetPeriod,
-    at: i64,
 ) -> Result<Option<EnforcerRequest>, TickError> {
     if decision.level >= Level::Notify {
         return Ok(Some(EnforcerRequest::Enforce {
@@ -783,13 +840,10 @@ async fn request_for(
             reason: decision.reason.clone(),
         }));
     }
-    let (this_period, _) = period.bounds(at);
-    let (previous, _) = period.bounds(this_period - 1);
-    let mut entries = audit.audit_entries(previous).await?;
-    entries.extend(audit.audit_entries(this_period).await?);
+    let entries = window.entries().await?;
     Ok(
-        (!queues_held_by(&entries, &None).is_empty()).then(|| EnforcerRequest::Restore {
-            reason: "a new budget period began".into(),
+        (!queues_held_by(entries, &None).is_empty()).then(|| EnforcerRequest::Restore {
+            reason: "the budget is below its notify level".into(),
             budget: None,
         }),
     )
@@ -797,23 +851,17 @@ async fn request_for(
 
 /// The restores of the applied budgets that hold queues disabled (their drain) and whose
 /// thresholds no longer call for `drain` or more, for real: a new period began, their spend
-/// fell back, they became dry runs, or they were removed from the book (`readings`: this
-/// tick's). One request per budget, each checked again by the enforcer
-/// (`budget_restore_agrees`), each releasing that budget's holds only. Two reads of the audit
-/// trail (this period's and the previous one's), whatever the number of budgets.
+/// fell back, they became dry runs, or they were removed from the book while others remain
+/// (`readings`: this tick's; `entries`: the audit trail of this period and the previous
+/// one). One request per budget, each checked again by the enforcer
+/// (`budget_restore_agrees`), each releasing that budget's holds only.
 pub async fn budget_restores(
-    audit: &(impl AuditTrail + Sync),
+    entries: &[EnforcementRecorded],
     trigger: &(impl EnforcerTrigger + Sync),
     readings: &[BudgetReading],
-    period: BudgetPeriod,
-    at: i64,
 ) -> Result<Vec<String>, TickError> {
-    let (this_period, _) = period.bounds(at);
-    let (previous, _) = period.bounds(this_period - 1);
-    let mut entries = audit.audit_entries(previous).await?;
-    entries.extend(audit.audit_entries(this_period).await?);
     let mut sent = Vec::new();
-    for budget in budgets_holding_queues(&entries) {
+    for budget in budgets_holding_queues(entries) {
         let draining = readings.iter().any(|reading| {
             reading.name == budget
                 && !reading.dry_run
@@ -926,7 +974,10 @@ where
         budgets: readings,
         budgets_not_judged,
         triggered_budgets: None,
+        restored_budgets: Vec::new(),
     };
+    let mut window = AuditWindow::new(audit, settings.period, at);
+    let applied = !settings.budgets.is_empty();
     if let Some(document) = highest_action_document(&report.budgets, now_ms) {
         documents.push(document);
     }
@@ -945,7 +996,8 @@ where
                 // without AWS's part they would understate its spend. The applied budgets
                 // do not depend on AWS Budgets: their orders still go.
                 let emitted = sink.emit(&documents);
-                let budgets_triggered = trigger_budgets(trigger, &mut report).await;
+                let budgets_triggered =
+                    trigger_budgets(trigger, &mut window, applied, &mut report).await;
                 emitted?;
                 budgets_triggered?;
                 return Err(error);
@@ -973,7 +1025,7 @@ where
         // Every metric is published before anything that can fail: the alarms on them are the
         // second path to the enforcer (ADR 0005) and must see this tick whatever fails after.
         let emitted = sink.emit(&documents);
-        let triggered = match request_for(audit, &decision, settings.period, at).await {
+        let triggered = match request_for(&mut window, &decision).await {
             Ok(Some(request)) => match trigger.trigger(&request).await {
                 Ok(()) => {
                     report.triggered = Some(request);
@@ -984,7 +1036,7 @@ where
             Ok(None) => Ok(()),
             Err(error) => Err(error),
         };
-        let budgets_triggered = trigger_budgets(trigger, &mut report).await;
+        let budgets_triggered = trigger_budgets(trigger, &mut window, applied, &mut report).await;
         report.decision = Some(decision);
         emitted?;
         triggered?;
@@ -992,7 +1044,7 @@ where
         return Ok(report);
     }
     let emitted = sink.emit(&documents);
-    let budgets_triggered = trigger_budgets(trigger, &mut report).await;
+    let budgets_triggered = trigger_budgets(trigger, &mut window, applied, &mut report).await;
     emitted?;
     budgets_triggered?;
     Ok(report)

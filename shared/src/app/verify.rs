@@ -35,7 +35,8 @@ where
     ) -> Result<Result<(), String>, StoreError> {
         let checked = match request {
             EnforcerRequest::Enforce { level, .. } => *level >= Level::Freeze,
-            EnforcerRequest::Restore { .. } => true,
+            // A budget's restore is checked against that budget (`budget_restore_agrees`).
+            EnforcerRequest::Restore { budget, .. } => budget.is_none(),
             // Each order is checked against its own budget (`check_budgets`).
             EnforcerRequest::Budgets { .. } => false,
             // Each job is checked against its own projection (`cap_agrees`).

@@ -1511,7 +1511,8 @@ thresholds = [{ at_percent = "100", action = "stop" }]
                         if owns {
                             prop_assert!(every_job_counts, "{} owns {queue}", spec.name);
                         }
-                        // Owning is exact where the lineage names queues only.
+                        // Owning is exact where the lineage names queues only (the books drawn
+                        // here name queues and tags, nothing else).
                         let queues_only = book.lineage(spec).all(|b| b.scope.tags.is_empty());
                         if queues_only {
                             prop_assert_eq!(owns, every_job_counts, "{} and {}", spec.name, queue);

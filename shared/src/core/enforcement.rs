@@ -244,9 +244,10 @@ pub fn budget_scopes(queues: &[String]) -> Vec<Scope> {
 pub type Holder = Option<String>;
 
 /// The holders of each queue batchguard disabled (not in a dry run) and has not re-enabled,
-/// from audit entries in any order: a `QueueDisabled` or `QueueHeld` adds its holder, a
-/// `QueueReleased` removes it, a `QueueEnabled` (the last holder's restore) clears the queue.
-/// A queue's set is empty once nobody holds it.
+/// from audit entries in any order (by `at`): a `QueueDisabled` or `QueueHeld` adds its
+/// holder, a `QueueReleased` or `QueueEnabled` (the last holder's restore) removes it. Each
+/// entry changes its own holder only, so entries of different holders at the same instant
+/// give the same holds in any order. A queue's set is empty once nobody holds it.
 pub fn queue_holds(entries: &[EnforcementRecorded]) -> BTreeMap<String, BTreeSet<Holder>> {
     let mut entries: Vec<&EnforcementRecorded> = entries.iter().filter(|e| !e.dry_run).collect();
     entries.sort_by_key(|e| e.at);
@@ -260,11 +261,9 @@ pub fn queue_holds(entries: &[EnforcementRecorded]) -> BTreeMap<String, BTreeSet
                     .or_default()
                     .insert(budget.clone());
             }
-            EnforcementAction::QueueReleased { queue, budget } => {
+            EnforcementAction::QueueReleased { queue, budget }
+            | EnforcementAction::QueueEnabled { queue, budget } => {
                 holds.entry(queue.clone()).or_default().remove(budget);
-            }
-            EnforcementAction::QueueEnabled { queue, .. } => {
-                holds.entry(queue.clone()).or_default().clear();
             }
             EnforcementAction::Notified { .. }
             | EnforcementAction::JobCancelled { .. }

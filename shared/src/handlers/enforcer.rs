@@ -189,6 +189,10 @@ where
                     .await?;
                 report.actions.extend(refusal.actions);
                 report.failures.extend(refusal.failures);
+                // What the budget holds stays held, and readable past this period.
+                enforcer
+                    .carry_holds(&Some(order.budget.clone()), &why, now_ms, &mut report)
+                    .await?;
             }
             return Ok(report);
         }
@@ -348,9 +352,14 @@ where
     let book = match stored_book(enforcer).await? {
         Ok(book) => book,
         Err(why) => {
-            return Ok(enforcer
+            let mut report = enforcer
                 .refuse_as(Step::Restore, &label, &why, now_ms)
-                .await?);
+                .await?;
+            // Refused, so still held: carried into this period, readable past it.
+            enforcer
+                .carry_holds(&Some(budget.to_owned()), &why, now_ms, &mut report)
+                .await?;
+            return Ok(report);
         }
     };
     let acting = book.get(budget).is_some_and(|spec| !spec.dry_run);

@@ -132,35 +132,6 @@ where
         } else {
             (Value::Null, None)
         };
-        // The applied budgets' restores: each budget that holds queues disabled (its drain)
-        // and no longer calls for drain has them released. Only on this tick's reading of
-        // the book (a book that could not be read releases nothing) and while the stack has
-        // applied budgets; a failure fails the invocation once the rest ran.
-        let (restored, restore_failed) = match &tick {
-            Ok(report) if budgets_error.is_none() && !settings.budgets.is_empty() => {
-                match ticker::budget_restores(
-                    &self.audit,
-                    &self.trigger,
-                    &report.budgets,
-                    settings.period,
-                    at,
-                )
-                .await
-                {
-                    Ok(sent) => (serde_json::to_value(sent).unwrap_or(Value::Null), None),
-                    Err(error) => {
-                        tracing::error!(%error, "the budgets' restores were not sent");
-                        (
-                            Value::String(error.to_string()),
-                            Some(format!(
-                                "asking the enforcer for the budgets' restores: {error}"
-                            )),
-                        )
-                    }
-                }
-            }
-            _ => (Value::Null, None),
-        };
         let checked = match silent_jobs::check(
             &self.batch,
             &self.projector,
@@ -182,12 +153,12 @@ where
             }
         };
         let tick = tick?;
-        if let Some(error) = caps_failed.or(admission_failed).or(restore_failed) {
+        if let Some(error) = caps_failed.or(admission_failed) {
             return Err(HandlerError::Retryable(format!(
                 "{error} (the tick and the silent-job check ran)"
             )));
         }
-        let mut answer = serde_json::json!({ "tick": tick, "caps": capped, "admission": admission, "restored_budgets": restored, "reconciled": checked, "pruned": pruned });
+        let mut answer = serde_json::json!({ "tick": tick, "caps": capped, "admission": admission, "reconciled": checked, "pruned": pruned });
         if let Some(error) = budgets_error {
             answer["budgets_error"] = Value::String(error);
         }

@@ -160,6 +160,39 @@ fn facets<'a>(job: &'a JobSummary, tags: &'a [(String, String)]) -> JobFacets<'a
     }
 }
 
+/// The queues' holders, over the two periods read, and those with an entry in this one.
+#[derive(Debug, Default)]
+struct Holds {
+    all: BTreeMap<String, BTreeSet<Holder>>,
+    this_period: BTreeMap<String, BTreeSet<Holder>>,
+}
+
+impl Holds {
+    /// The queues `holder` holds from the previous period only.
+    fn carried(&self, holder: &Holder) -> Vec<String> {
+        self.all
+            .iter()
+            .filter(|(queue, holders)| {
+                holders.contains(holder)
+                    && !self
+                        .this_period
+                        .get(*queue)
+                        .is_some_and(|now| now.contains(holder))
+            })
+            .map(|(queue, _)| queue.clone())
+            .collect()
+    }
+}
+
+/// The audit label of `holder`'s `what` (`restore`, `held`): the stack's own, or
+/// `budget <name>: <what>`.
+fn holder_label(holder: &Holder, what: &str) -> String {
+    holder.as_ref().map_or_else(
+        || what.to_owned(),
+        |budget| format!("budget {budget}: {what}"),
+    )
+}
+
 /// How a holder's queues are held: in a dry run or not, under which label and reason, when.
 #[derive(Clone, Copy)]
 struct Hold<'a> {
@@ -317,14 +350,47 @@ where
     }
 
     /// Every queue holder's holds, from the audit trail of this budget period and the
-    /// previous one (a hold outlives the period it began in until its holder's restore).
-    async fn holds(&self, at_ms: i64) -> Result<BTreeMap<String, BTreeSet<Holder>>, EnforceError> {
+    /// previous one, and which of them have an entry in this period. A hold is read from two
+    /// periods only (the reads stay bounded), so one still held when a period begins is
+    /// carried into it ([`Enforcer::carry_holds`]) by whatever next touches it: its holder's
+    /// drain, a restore that could not re-enable it, a restore refused.
+    async fn holds(&self, at_ms: i64) -> Result<Holds, EnforceError> {
         let at = Millis(at_ms).floor_seconds();
         let (this_period, _) = self.settings.period.bounds(at);
         let (previous_period, _) = self.settings.period.bounds(this_period - 1);
+        let this = self.log.audit_entries(this_period).await?;
         let mut history = self.log.audit_entries(previous_period).await?;
-        history.extend(self.log.audit_entries(this_period).await?);
-        Ok(queue_holds(&history))
+        history.extend(this.iter().cloned());
+        Ok(Holds {
+            all: queue_holds(&history),
+            this_period: queue_holds(&this),
+        })
+    }
+
+    /// Records `holder`'s holds that come from the previous period only as `QueueHeld` in
+    /// this one, so they are still read once that period is two behind. Not in a dry run
+    /// (a dry run holds nothing).
+    pub async fn carry_holds(
+        &self,
+        holder: &Holder,
+        reason: &str,
+        at_ms: i64,
+        report: &mut EnforcementReport,
+    ) -> Result<(), EnforceError> {
+        if self.settings.dry_run {
+            return Ok(());
+        }
+        let holds = self.holds(at_ms).await?;
+        let label = holder_label(holder, "held");
+        for queue in holds.carried(holder) {
+            let action = EnforcementAction::QueueHeld {
+                queue,
+                budget: holder.clone(),
+            };
+            self.record(action, true, false, &label, reason, at_ms, report)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Holds the queues `names` (every queue when empty) disabled for `holder`: an enabled one
@@ -343,7 +409,7 @@ where
     ) -> Result<Vec<crate::ports::QueueState>, EnforceError> {
         let queues = self.batch.queues(names).await?;
         let holds = if hold.dry_run || queues.iter().all(|queue| queue.enabled) {
-            BTreeMap::new()
+            Holds::default()
         } else {
             self.holds(hold.at_ms).await?
         };
@@ -354,14 +420,19 @@ where
                     budget: holder.clone(),
                 }
             } else {
-                match holds.get(&queue.name) {
-                    Some(holders) if !holders.is_empty() && !holders.contains(holder) => {
-                        EnforcementAction::QueueHeld {
-                            queue: queue.name.clone(),
-                            budget: holder.clone(),
-                        }
-                    }
-                    _ => continue,
+                // Disabled: joined when batchguard holds it for another holder, carried into
+                // this period when this holder's hold is from the previous one only.
+                let held = holds.all.get(&queue.name).is_some_and(|h| !h.is_empty());
+                let mine_now = holds
+                    .this_period
+                    .get(&queue.name)
+                    .is_some_and(|h| h.contains(holder));
+                if !held || mine_now {
+                    continue;
+                }
+                EnforcementAction::QueueHeld {
+                    queue: queue.name.clone(),
+                    budget: holder.clone(),
                 }
             };
             if hold.dry_run && done.contains(&(action.clone(), true)) {
@@ -1145,6 +1216,7 @@ where
             ..EnforcementReport::default()
         };
         let names: Vec<String> = holds
+            .all
             .iter()
             .filter(|(_, holders)| holders.contains(holder))
             .map(|(queue, _)| queue.clone())
@@ -1152,13 +1224,18 @@ where
         if names.is_empty() {
             return Ok(report);
         }
-        let label = holder.as_ref().map_or_else(
-            || "restore".to_owned(),
-            |budget| format!("budget {budget}: restore"),
-        );
+        let label = holder_label(holder, "restore");
+        // A dry run records what it would do once a period, not at every request.
+        let done = if self.settings.dry_run {
+            self.trail(at_ms).await?.done
+        } else {
+            Done::new()
+        };
+        let carried = holds.carried(holder);
         let found = self.batch.queues(&names).await?;
         for name in &names {
             let others_hold = holds
+                .all
                 .get(name)
                 .is_some_and(|holders| holders.iter().any(|other| other != holder));
             let state = found.iter().find(|queue| &queue.name == name);
@@ -1177,6 +1254,16 @@ where
                             target: queue.name.clone(),
                             error: error.to_string(),
                         });
+                        // Still held: carried into this period, so a retry finds it.
+                        if carried.contains(name) {
+                            let held = EnforcementAction::QueueHeld {
+                                queue: name.clone(),
+                                budget: holder.clone(),
+                            };
+                            let label = holder_label(holder, "held");
+                            self.record(held, true, false, &label, reason, at_ms, &mut report)
+                                .await?;
+                        }
                         continue;
                     }
                     action
@@ -1188,6 +1275,9 @@ where
                     budget: holder.clone(),
                 },
             };
+            if self.settings.dry_run && done.contains(&(action.clone(), true)) {
+                continue;
+            }
             let carried_out =
                 !self.settings.dry_run && matches!(action, EnforcementAction::QueueEnabled { .. });
             self.record(
