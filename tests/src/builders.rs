@@ -547,6 +547,34 @@ pub fn mixed_ec2_workload() -> MixedWorkload {
     }
 }
 
+/// The projections of the sample day's first `events` events (`examples/sample-day.jsonl`)
+/// with `book` applied, monthly at the built-in prices, and the last instant they observed
+/// (Unix ms).
+pub async fn sample_day_projector(
+    book: &shared::core::budgets::BudgetBook,
+    events: usize,
+) -> (shared::adapters::memory::MemoryProjector, i64) {
+    use shared::ports::Projector;
+    let projector = shared::adapters::memory::MemoryProjector::with_budgets(
+        shared::core::prices::PriceTable::builtin(),
+        shared::core::budget::BudgetPeriod::Month,
+        std::sync::Arc::new(book.clone()),
+    );
+    let text = std::fs::read_to_string(crate::cfn::root().join("examples/sample-day.jsonl"))
+        .unwrap_or_else(|e| panic!("the sample day: {e}"));
+    let mut last_ms = 0;
+    for line in text.lines().take(events) {
+        if let Ok(shared::events::Parsed::Fact(fact)) = shared::events::parse_event(line.as_bytes())
+        {
+            last_ms = last_ms.max(fact.observed_at.map_or(0, |m| m.0));
+            if let Err(error) = projector.project(&fact).await {
+                panic!("projecting {}: {error}", fact.event_id);
+            }
+        }
+    }
+    (projector, last_ms)
+}
+
 /// A real sample event from `tests/fixtures/events`, as text.
 pub fn fixture_text(name: &str) -> String {
     std::fs::read_to_string(crate::cfn::root().join("tests/fixtures/events").join(name))

@@ -7,7 +7,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use rust_decimal::Decimal;
 
@@ -22,9 +21,8 @@ use shared::core::budgets::{Action, BudgetBook, BudgetFigures};
 use shared::core::enforcement::BudgetOrder;
 use shared::core::facts::{EnforcementAction, JobStatus};
 use shared::core::policy::BudgetPolicy;
-use shared::core::prices::PriceTable;
 use shared::handlers::enforcer;
-use shared::ports::{AuditTrail, BudgetStore, JobProjections, Projector};
+use shared::ports::{AuditTrail, BudgetStore, JobProjections};
 
 const AT_MS: i64 = 1_795_413_600_000; // 2026-11-23T06:00:00Z
 const MINUTE: i64 = 60_000;
@@ -476,28 +474,13 @@ impl LedgerBacked {
 }
 
 async fn ledger_backed() -> LedgerBacked {
-    let text =
-        std::fs::read_to_string(batchguard_tests::cfn::root().join("examples/sample-day.jsonl"))
-            .unwrap();
     let applied = BudgetBook::parse(&format!(
         "{}\n{}",
         team_budget("genomics", "0.05", "terminate"),
         team_budget("imaging", "100000", "terminate")
     ))
     .unwrap();
-    let projector = MemoryProjector::with_budgets(
-        PriceTable::builtin(),
-        BudgetPeriod::Month,
-        Arc::new(applied.clone()),
-    );
-    let mut last_ms = 0;
-    for line in text.lines().take(400) {
-        if let Ok(shared::events::Parsed::Fact(fact)) = shared::events::parse_event(line.as_bytes())
-        {
-            last_ms = last_ms.max(fact.observed_at.map_or(0, |m| m.0));
-            projector.project(&fact).await.unwrap();
-        }
-    }
+    let (projector, last_ms) = batchguard_tests::sample_day_projector(&applied, 400).await;
     let log = MemoryEventLog::new();
     assert!(log.replace_budgets(&applied, 0).await.unwrap());
     let batch = shared_queue();

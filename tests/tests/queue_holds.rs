@@ -9,9 +9,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 use shared::adapters::emf::EmfMemory;
-use shared::adapters::memory::{
-    MemoryBatch, MemoryEventLog, MemoryProjector, Outbox, RecordingTrigger,
-};
+use shared::adapters::memory::{MemoryBatch, MemoryEventLog, Outbox, RecordingTrigger};
 use shared::app::enforcer::{Enforcer, EnforcerSettings};
 use shared::app::ticker::{self, MAX_SCOPES_READ, TickerSettings};
 use shared::app::verify::LedgerCheck;
@@ -20,9 +18,8 @@ use shared::core::budgets::{Action, BudgetBook};
 use shared::core::enforcement::{BudgetOrder, EnforcerRequest, queues_disabled_by_us};
 use shared::core::facts::EnforcementAction;
 use shared::core::policy::{BudgetPolicy, Level};
-use shared::core::prices::PriceTable;
 use shared::handlers::enforcer;
-use shared::ports::{AuditTrail, BudgetStore, Projector};
+use shared::ports::{AuditTrail, BudgetStore};
 
 const AT_MS: i64 = 1_795_413_600_000; // 2026-11-23T06:00:00Z
 const MINUTE: i64 = 60_000;
@@ -40,6 +37,26 @@ fn queue_budget(name: &str, queue: &str, amount: &str) -> String {
         "[[budget]]\nname = \"{name}\"\namount_usd = \"{amount}\"\nperiod = \"month\"\n\
          scope = {{ queues = [\"{queue}\"] }}\n\
          thresholds = [{{ at_percent = \"100\", action = \"drain\" }}]\n"
+    )
+}
+
+/// The enforcer over in-memory Batch, log and notices, for the stack's `queues` (empty:
+/// every queue), monthly, not in a dry run.
+fn enforcer_on<'a>(
+    batch: &'a MemoryBatch,
+    log: &'a MemoryEventLog,
+    outbox: &'a Outbox,
+    queues: &[&str],
+) -> Enforcer<&'a MemoryBatch, &'a MemoryEventLog, &'a Outbox> {
+    Enforcer::new(
+        batch,
+        log,
+        outbox,
+        EnforcerSettings {
+            queues: queues.iter().map(|q| (*q).to_owned()).collect(),
+            dry_run: false,
+            period: BudgetPeriod::Month,
+        },
     )
 }
 
@@ -77,16 +94,7 @@ async fn each_restore_undoes_exactly_its_own_holders_changes() {
     );
     let log = MemoryEventLog::new();
     let outbox = Outbox::default();
-    let enforcer = Enforcer::new(
-        &batch,
-        &log,
-        &outbox,
-        EnforcerSettings {
-            queues: vec![],
-            dry_run: false,
-            period: BudgetPeriod::Month,
-        },
-    );
+    let enforcer = enforcer_on(&batch, &log, &outbox, &[]);
     let orders = [
         order("genomics", Action::Drain),
         order("imaging", Action::Drain),
@@ -208,16 +216,7 @@ async fn a_budget_draining_a_queue_the_stack_froze_holds_it_too() {
     let batch = MemoryBatch::with(&[("genomics-q", true), ("imaging-q", true)], &[]);
     let log = MemoryEventLog::new();
     let outbox = Outbox::default();
-    let enforcer = Enforcer::new(
-        &batch,
-        &log,
-        &outbox,
-        EnforcerSettings {
-            queues: vec!["genomics-q".into()],
-            dry_run: false,
-            period: BudgetPeriod::Month,
-        },
-    );
+    let enforcer = enforcer_on(&batch, &log, &outbox, &["genomics-q"]);
     enforcer
         .enforce(Level::Freeze, "the stack's budget", AT_MS)
         .await
@@ -280,36 +279,12 @@ async fn the_ticker_asks_to_restore_only_budgets_that_no_longer_drain() {
         queue_budget("ops", "render-default", "100000"),
     ))
     .unwrap();
-    let projector = MemoryProjector::with_budgets(
-        PriceTable::builtin(),
-        BudgetPeriod::Month,
-        Arc::new(book.clone()),
-    );
-    let text =
-        std::fs::read_to_string(batchguard_tests::cfn::root().join("examples/sample-day.jsonl"))
-            .unwrap();
-    let mut last_ms = 0;
-    for line in text.lines().take(400) {
-        if let Ok(shared::events::Parsed::Fact(fact)) = shared::events::parse_event(line.as_bytes())
-        {
-            last_ms = last_ms.max(fact.observed_at.map_or(0, |m| m.0));
-            projector.project(&fact).await.unwrap();
-        }
-    }
+    let (projector, last_ms) = batchguard_tests::sample_day_projector(&book, 400).await;
     let log = MemoryEventLog::new();
     assert!(log.replace_budgets(&book, 0).await.unwrap());
     let batch = MemoryBatch::with(&[("genomics-high", true), ("render-default", true)], &[]);
     let outbox = Outbox::default();
-    let enforcing = Enforcer::new(
-        &batch,
-        &log,
-        &outbox,
-        EnforcerSettings {
-            queues: vec![],
-            dry_run: false,
-            period: BudgetPeriod::Month,
-        },
-    );
+    let enforcing = enforcer_on(&batch, &log, &outbox, &[]);
     let settings = TickerSettings {
         budget: None,
         policy: BudgetPolicy::default(),
@@ -416,16 +391,7 @@ async fn a_dry_run_drain_records_once_and_holds_nothing() {
     let batch = MemoryBatch::with(&[("genomics-q", true)], &[]);
     let log = MemoryEventLog::new();
     let outbox = Outbox::default();
-    let enforcer = Enforcer::new(
-        &batch,
-        &log,
-        &outbox,
-        EnforcerSettings {
-            queues: vec![],
-            dry_run: false,
-            period: BudgetPeriod::Month,
-        },
-    );
+    let enforcer = enforcer_on(&batch, &log, &outbox, &[]);
     for tick in 0..2 {
         enforcer
             .enforce_budgets(
@@ -460,16 +426,7 @@ async fn a_hold_is_carried_into_each_period_its_holder_still_drains() {
     let batch = MemoryBatch::with(&[("genomics-q", true)], &[]);
     let log = MemoryEventLog::new();
     let outbox = Outbox::default();
-    let enforcer = Enforcer::new(
-        &batch,
-        &log,
-        &outbox,
-        EnforcerSettings {
-            queues: vec![],
-            dry_run: false,
-            period: BudgetPeriod::Month,
-        },
-    );
+    let enforcer = enforcer_on(&batch, &log, &outbox, &[]);
     let drain = [order("genomics", Action::Drain)];
     enforcer
         .enforce_budgets(&book, &drain, AT_MS)
