@@ -469,3 +469,73 @@ async fn a_hold_is_carried_into_each_period_its_holder_still_drains() {
         ]
     );
 }
+
+/// An audit trail that counts its reads.
+struct CountedAudit<'a> {
+    log: &'a MemoryEventLog,
+    reads: std::sync::atomic::AtomicUsize,
+}
+
+impl AuditTrail for CountedAudit<'_> {
+    async fn audit_entries(
+        &self,
+        period_start: i64,
+    ) -> Result<Vec<shared::core::facts::EnforcementRecorded>, shared::ports::StoreError> {
+        self.reads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.log.audit_entries(period_start).await
+    }
+}
+
+/// GIVEN the stack's own budget far below notify and applied budgets, one of which holds a
+/// queue WHEN the ticker ticks THEN it reads the audit trail twice (this period's and the
+/// previous one's) for both the stack's restore and the budgets', whatever the number of
+/// budgets, and asks for the one budget's restore.
+#[tokio::test]
+async fn a_tick_reads_the_audit_trail_twice_for_every_restore() {
+    let mut text = queue_budget("genomics", "genomics-q", "100000");
+    for team in 0..20 {
+        text.push_str(&queue_budget(
+            &format!("team-{team}"),
+            &format!("q-{team}"),
+            "100000",
+        ));
+    }
+    let book = BudgetBook::parse(&text).unwrap();
+    let (projector, last_ms) = batchguard_tests::sample_day_projector(&book, 50).await;
+    let batch = MemoryBatch::with(&[("genomics-q", true)], &[]);
+    let log = MemoryEventLog::new();
+    let outbox = Outbox::default();
+    enforcer_on(&batch, &log, &outbox, &[])
+        .enforce_budgets(&book, &[order("genomics", Action::Drain)], last_ms)
+        .await
+        .unwrap();
+    let settings = TickerSettings {
+        budget: Some(shared::core::budget::Budget {
+            amount_usd: rust_decimal::Decimal::from(1_000_000),
+            period: BudgetPeriod::Month,
+        }),
+        policy: BudgetPolicy::default(),
+        period: BudgetPeriod::Month,
+        scope_queues: vec![],
+        max_scopes_read: MAX_SCOPES_READ,
+        budgets: Arc::new(book),
+    };
+    let audit = CountedAudit {
+        log: &log,
+        reads: std::sync::atomic::AtomicUsize::new(0),
+    };
+    let trigger = RecordingTrigger::default();
+    let tick = ticker::tick(
+        &projector,
+        &audit,
+        &trigger,
+        &EmfMemory::default(),
+        &settings,
+        last_ms + MINUTE,
+    )
+    .await
+    .unwrap();
+    assert_eq!(tick.restored_budgets, ["genomics"]);
+    assert_eq!(audit.reads.load(std::sync::atomic::Ordering::Relaxed), 2);
+}
