@@ -504,6 +504,47 @@ impl<T: BudgetStore + Sync> BudgetStore for &T {
     }
 }
 
+/// Where the enforcer keeps the gates it verified for the admitter (`core::arrival`): one
+/// record per [`GateKind`](crate::core::arrival::GateKind), replaced at each run that writes it.
+pub trait AdmissionGates {
+    fn put_gate(
+        &self,
+        kind: crate::core::arrival::GateKind,
+        gate: &crate::core::arrival::Gate,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Every stored gate, in one consistent read. A record that does not read as a gate is
+    /// `StoreError::Corrupt`.
+    fn gates(
+        &self,
+    ) -> impl Future<
+        Output = Result<
+            std::collections::BTreeMap<crate::core::arrival::GateKind, crate::core::arrival::Gate>,
+            StoreError,
+        >,
+    > + Send;
+}
+
+impl<T: AdmissionGates + Sync> AdmissionGates for &T {
+    fn put_gate(
+        &self,
+        kind: crate::core::arrival::GateKind,
+        gate: &crate::core::arrival::Gate,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).put_gate(kind, gate)
+    }
+
+    fn gates(
+        &self,
+    ) -> impl Future<
+        Output = Result<
+            std::collections::BTreeMap<crate::core::arrival::GateKind, crate::core::arrival::Gate>,
+            StoreError,
+        >,
+    > + Send {
+        (**self).gates()
+    }
+}
+
 /// The book as stored: its budgets as JSON (re-validated when read).
 pub fn budgets_to_json(book: &crate::core::budgets::BudgetBook) -> Result<String, StoreError> {
     let budgets: Vec<&crate::core::budgets::BudgetSpec> = book.budgets().collect();

@@ -102,3 +102,67 @@ async fn a_stored_book_that_no_longer_validates_is_named_not_used() {
 async fn a_memory_store_keeps_one_book_replaced_whole() {
     the_contract(&shared::adapters::memory::MemoryEventLog::new()).await;
 }
+
+/// The enforcer's gates for the admitter (`core::arrival`), on DynamoDB through the real SDK
+/// and in memory: each kind is one record, replaced whole by the next run that writes it, and
+/// both are read back as written in one read.
+async fn the_gates_contract(store: &impl shared::ports::AdmissionGates) {
+    use rust_decimal::Decimal;
+    use shared::core::arrival::{Draining, GateKind, drain_gate, safe_gate};
+    use shared::core::budget::BudgetPeriod;
+    use shared::core::budgets::Action;
+    let at = 1_793_577_600_000;
+    assert!(store.gates().await.unwrap().is_empty());
+    let draining = Draining {
+        action: Action::CancelQueued,
+        since_ms: at - 60_000,
+        dry_run: false,
+        reason: "budget genomics used 120 %".to_owned(),
+    };
+    let drain = drain_gate(BudgetPeriod::Month, at, [("genomics".to_owned(), draining)]);
+    let safe = safe_gate(
+        BudgetPeriod::Month,
+        at,
+        Some(at + 5),
+        [("imaging".to_owned(), Decimal::new(35_712_345, 8))].into(),
+    );
+    store.put_gate(GateKind::Drain, &drain).await.unwrap();
+    store.put_gate(GateKind::Safe, &safe).await.unwrap();
+    let read = store.gates().await.unwrap();
+    assert_eq!(read[&GateKind::Drain], drain);
+    assert_eq!(read[&GateKind::Safe], safe);
+    assert_eq!(read[&GateKind::Safe].listed_at_ms, Some(at + 5));
+    // The next run's gate replaces the last one whole: a budget no longer draining is gone.
+    let cleared = drain_gate(BudgetPeriod::Month, at + 60_000, []);
+    store.put_gate(GateKind::Drain, &cleared).await.unwrap();
+    let read = store.gates().await.unwrap();
+    assert_eq!(read[&GateKind::Drain], cleared);
+    assert_eq!(read[&GateKind::Safe], safe);
+}
+
+#[tokio::test]
+async fn the_enforcers_gates_are_kept_one_record_each_on_dynamodb_and_in_memory() {
+    let log = emulator_event_log("gates").await;
+    the_gates_contract(&log).await;
+    the_gates_contract(&shared::adapters::memory::MemoryEventLog::new()).await;
+    // A record that does not read as a gate is named, never acted on.
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let client = aws_sdk_dynamodb::Client::new(&batchguard_tests::emulator_config().await);
+    client
+        .put_item()
+        .table_name(&log.tables().state)
+        .item("pk", AttributeValue::S("GATE".into()))
+        .item("sk", AttributeValue::S("drain".into()))
+        .item(
+            "gate",
+            AttributeValue::S("{\"written_at_ms\": \"soon\"}".into()),
+        )
+        .send()
+        .await
+        .unwrap();
+    use shared::ports::AdmissionGates;
+    match log.gates().await {
+        Err(StoreError::Corrupt { key, .. }) => assert!(key.contains("GATE/drain"), "{key}"),
+        other => panic!("{other:?}"),
+    }
+}

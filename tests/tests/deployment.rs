@@ -413,9 +413,57 @@ fn the_enforcer_runs_alone_and_the_rules_take_only_this_accounts_events() {
         ),
         json!(1)
     );
-    for rule in ["BatchJobStateRule", "EcsTaskStateRule"] {
+    for rule in [
+        "BatchJobStateRule",
+        "BatchJobArrivalRule",
+        "EcsTaskStateRule",
+    ] {
         let pattern = stack.eval(&stack.resource(rule)["Properties"]["EventPattern"]);
         assert_eq!(pattern["account"], json!(["123456789012"]), "{rule}");
+    }
+}
+
+/// The admitter cancels jobs, so it takes events only through its own rule, as the collector
+/// does (the same check of its resource policy by IAM's rules), and that rule targets nothing
+/// else.
+#[test]
+fn the_admitter_takes_events_only_through_its_rule() {
+    use shared::analysis::entry_policy::admits_only_rules;
+    let stack = default_stack();
+    let policies: Vec<String> = stack
+        .resources_of("AWS::Lambda::ResourcePolicy")
+        .into_iter()
+        .filter(|id| {
+            stack.eval(&stack.resource(id)["Properties"]["ResourceArn"])
+                == json!("AdmitterFunction.Arn")
+        })
+        .collect();
+    assert_eq!(policies, vec!["AdmitterEntryPolicy".to_owned()]);
+    let document = stack.eval(&stack.resource(&policies[0])["Properties"]["PolicyDocument"]);
+    let rules = vec!["BatchJobArrivalRule.Arn".to_owned()];
+    assert_eq!(
+        admits_only_rules(
+            &document.to_string(),
+            "AdmitterFunction.Arn",
+            &rules,
+            "123456789012"
+        ),
+        Ok(())
+    );
+    for id in stack.resources_of("AWS::Events::Rule") {
+        let targets = stack.eval(&stack.resource(&id)["Properties"]["Targets"]);
+        let targets = targets.as_array().unwrap();
+        let to_admitter = targets
+            .iter()
+            .any(|t| t["Arn"] == json!("AdmitterFunction.Arn"));
+        assert_eq!(to_admitter, id == "BatchJobArrivalRule", "{id}");
+        if to_admitter {
+            assert_eq!(targets.len(), 1, "{id} targets the admitter only");
+        }
+    }
+    for id in stack.resources_of("AWS::Lambda::Permission") {
+        let function = stack.eval(&stack.resource(&id)["Properties"]["FunctionName"]);
+        assert_ne!(function, json!("AdmitterFunction"), "{id}");
     }
 }
 
@@ -645,8 +693,20 @@ async fn the_event_rules_deliver_exactly_the_sample_events_the_collector_keeps()
     let config = batchguard_tests::emulator_config().await;
     let events = aws_sdk_eventbridge::Client::new(&config);
     let sqs = aws_sdk_sqs::Client::new(&config);
-    let samples = sample_events();
+    let mut samples = sample_events();
     assert!(samples.len() >= 15, "{} samples", samples.len());
+    // An array child entering RUNNABLE, from the real RUNNABLE sample: the admitter's rule
+    // leaves it out (a child is judged through its parent).
+    let (_, runnable) = samples
+        .iter()
+        .find(|(name, _)| name == "batch_job_state_change_RUNNABLE_awsdocs.json")
+        .unwrap();
+    let mut child = runnable.clone();
+    let id = format!("{}:3", child["detail"]["jobId"].as_str().unwrap());
+    child["detail"]["jobId"] = json!(id);
+    child["detail"]["jobArn"] = json!(format!("arn:aws:batch:us-east-1:123456789012:job/{id}"));
+    child["detail"]["arrayProperties"] = json!({"index": 3});
+    samples.push(("derived:array-child-runnable".to_owned(), child));
 
     // One deployment per account and region the samples come from (where their events are
     // delivered), and one more scoped to a single queue.
@@ -676,7 +736,11 @@ async fn the_event_rules_deliver_exactly_the_sample_events_the_collector_keeps()
     let mut rules = Vec::new(); // (deployment index, rule id, queue url)
     for (index, (account, region, overrides)) in deployments.iter().enumerate() {
         let stack = Stack::new(template(), overrides, account, region);
-        for rule in ["BatchJobStateRule", "EcsTaskStateRule"] {
+        for rule in [
+            "BatchJobStateRule",
+            "BatchJobArrivalRule",
+            "EcsTaskStateRule",
+        ] {
             let pattern = stack.eval(&stack.resource(rule)["Properties"]["EventPattern"]);
             let name = format!("{prefix}-{index}-{rule}");
             let queue_url = sqs
@@ -757,6 +821,21 @@ async fn the_event_rules_deliver_exactly_the_sample_events_the_collector_keeps()
                     (Parsed::Fact(fact), "BatchJobStateRule") => match &fact.body {
                         shared::core::facts::FactBody::Job(job) => {
                             overrides.is_empty() || job.queue == scoped_queue
+                        }
+                        _ => false,
+                    },
+                    // Entering SUBMITTED or RUNNABLE, and a job the admitter judges.
+                    (Parsed::Fact(fact), "BatchJobArrivalRule") => match &fact.body {
+                        shared::core::facts::FactBody::Job(job) => {
+                            (overrides.is_empty() || job.queue == scoped_queue)
+                                && matches!(
+                                    job.status,
+                                    shared::core::facts::JobStatus::Submitted
+                                        | shared::core::facts::JobStatus::Runnable
+                                )
+                                && shared::handlers::admitter::arriving_job(e)
+                                    .unwrap()
+                                    .is_some()
                         }
                         _ => false,
                     },

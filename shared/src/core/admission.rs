@@ -131,6 +131,9 @@ pub struct AdmissionPlan {
     pub refused: Vec<Refusal>,
     /// Jobs of a safe budget admitted without a bound, and why (no timeout, no price).
     pub unbounded: Vec<(String, String)>,
+    /// What each safe budget has left once every job admitted took its worst case (the
+    /// safe gate's figure for the jobs arriving before the next run: `core::arrival`).
+    pub left: BTreeMap<String, Decimal>,
 }
 
 /// A job turned away: its worst case is more than its budget has left uncommitted.
@@ -233,6 +236,10 @@ impl BudgetBook {
                 }
             }
         }
+        plan.left = left
+            .into_iter()
+            .map(|(name, left)| (name.to_owned(), left))
+            .collect();
         plan
     }
 }

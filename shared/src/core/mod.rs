@@ -8,6 +8,7 @@
 
 pub mod activity;
 pub mod admission;
+pub mod arrival;
 pub mod billing;
 pub mod budget;
 pub mod budgets;

@@ -31,13 +31,14 @@ use crate::app::enforcer::{
 };
 use crate::app::job_caps::MAX_CAPS_A_TICK;
 use crate::app::verify::LedgerCheck;
+use crate::core::arrival::GateKind;
 use crate::core::caps::{CapOrder, cap_agrees};
 use crate::core::enforcement::{BudgetOrder, EnforcerRequest, Step, budget_restore_agrees};
 use crate::core::policy::Level;
 use crate::metrics::{self, Metric, MetricDocument, Unit};
 use crate::ports::{
-    AuditTrail, BaselineStore, BatchControl, BudgetStore, EventLog, JobProjections, MetricSink,
-    Notifier, SpendReader,
+    AdmissionGates, AuditTrail, BaselineStore, BatchControl, BudgetStore, EventLog, JobProjections,
+    MetricSink, Notifier, SpendReader,
 };
 
 /// The marker in an alarm's description that says which level it enforces.
@@ -499,7 +500,7 @@ pub async fn handle<B, L, N, P, R, M>(
 ) -> Result<Option<EnforcementReport>, HandlerError>
 where
     B: BatchControl + Sync,
-    L: EventLog + AuditTrail + BudgetStore + Sync,
+    L: EventLog + AuditTrail + BudgetStore + AdmissionGates + Sync,
     N: Notifier + Sync,
     P: JobProjections + Sync,
     R: SpendReader + JobProjections + Sync,
@@ -511,7 +512,16 @@ where
     let verdict = check.check(&request, now_ms).await.map_err(|e| {
         HandlerError::Retryable(format!("reading the ledger to check the request: {e}"))
     })?;
-    let report = match (verdict, request) {
+    // The gate a run verifies for the admitter: the budgets' orders give the drain gate,
+    // safe admission the safe gate.
+    let gate_kind = match &request {
+        EnforcerRequest::Budgets { .. } | EnforcerRequest::JudgeBudgets { .. } => {
+            Some(GateKind::Drain)
+        }
+        EnforcerRequest::Admit { .. } => Some(GateKind::Safe),
+        _ => None,
+    };
+    let mut report = match (verdict, request) {
         (_, EnforcerRequest::Budgets { orders }) => {
             budget_orders(enforcer, check, orders, now_ms).await?
         }
@@ -557,6 +567,18 @@ where
             enforcer.restore(&reason, now_ms).await?
         }
     };
+    // Stored for the admitter: a gate that cannot be stored is a failure (the admitter would
+    // go on with the last one until it is too old to trust, and then admit everything until
+    // the next run), so the invocation is retried and, past the retries, dead-lettered.
+    if let (Some(kind), Some(gate)) = (gate_kind, &report.gate)
+        && let Err(error) = enforcer.log().put_gate(kind, gate).await
+    {
+        report.failures.push(ActionFailed {
+            action: "PutGate",
+            target: kind.as_str().to_owned(),
+            error: error.to_string(),
+        });
+    }
     sink.emit(&action_documents(&report, now_ms))
         .map_err(|e| HandlerError::NonRetryable(e.to_string()))?;
     if !report.failures.is_empty() {

@@ -3,6 +3,7 @@
 //! generic over the ports and name no adapter: the functions' `main`s parse their
 //! configuration, build the adapters once per cold start and call these.
 
+pub mod admitter;
 pub mod collector;
 pub mod enforcer;
 pub mod ticker;

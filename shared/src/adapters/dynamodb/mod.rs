@@ -10,6 +10,7 @@
 //! | state | `COUNTS` | `ingest` | ingest counters |
 //! | state | `MARK#<period start>` | `<second>` | the ticker's spend marks (`expires_at`) |
 //! | state | `BUDGET` | `aws` | the AWS budget as last read |
+//! | state | `GATE` | `drain`, `safe` | what the enforcer verified for the admitter (`core::arrival`) |
 //! | state | `PROJ#JOB#<id>`, `PROJ#TASK#<arn>`, `PROJ#INSTANCE#<arn>` | `PROJ` | a billing group's projection (GSIs `open`, `recent`) |
 //! | state | `LINK#<task arn>` | `LINK` | the job that claimed a task |
 //! | state | `PLACED#<container instance arn>` | group | the groups holding a share of an instance |
@@ -18,7 +19,7 @@
 //!
 //! The rooms: `tables` (the tables' names, in every build), `schema` (tables, indexes, TTL), `keys` (keys, attribute values, errors),
 //! `event_log` ([`DynamoEventLog`]: facts, quarantine, counters, audit trail), `baseline` (the
-//! ticker's marks and AWS budget reading), `budget_book` (the budgets file applied) and `projector` ([`DynamoProjector`]). The projector
+//! ticker's marks and AWS budget reading), `budget_book` (the budgets file applied), `gates` (the enforcer's gates for the admitter) and `projector` ([`DynamoProjector`]). The projector
 //! reads the log; nothing here reads the projector.
 
 #[cfg(feature = "aws")]
@@ -27,6 +28,8 @@ mod baseline;
 mod budget_book;
 #[cfg(feature = "aws")]
 mod event_log;
+#[cfg(feature = "aws")]
+mod gates;
 #[cfg(feature = "aws")]
 mod keys;
 #[cfg(feature = "aws")]
@@ -39,6 +42,8 @@ mod tables;
 pub use event_log::{
     APPEND_CONCURRENCY, DynamoEventLog, MAX_ATTEMPTS, MAX_QUARANTINED_BODY_BYTES, client,
 };
+#[cfg(feature = "aws")]
+pub use gates::GATE_PARTITION;
 #[cfg(feature = "aws")]
 pub use keys::{FIXED_POINT_SCALE, partition_key};
 #[cfg(feature = "aws")]

@@ -16,6 +16,8 @@ struct Inner {
     counts: IngestCounts,
     /// The applied budgets and their version.
     budgets: (u64, Option<crate::core::budgets::BudgetBook>),
+    /// The enforcer's gates for the admitter.
+    gates: std::collections::BTreeMap<crate::core::arrival::GateKind, crate::core::arrival::Gate>,
 }
 
 /// Holds everything in a `Vec` behind a mutex.
@@ -157,5 +159,25 @@ impl crate::ports::BudgetStore for MemoryEventLog {
         }
         inner.budgets = (expected.saturating_add(1), Some(book.clone()));
         Ok(true)
+    }
+}
+
+impl crate::ports::AdmissionGates for MemoryEventLog {
+    async fn put_gate(
+        &self,
+        kind: crate::core::arrival::GateKind,
+        gate: &crate::core::arrival::Gate,
+    ) -> Result<(), StoreError> {
+        self.lock().gates.insert(kind, gate.clone());
+        Ok(())
+    }
+
+    async fn gates(
+        &self,
+    ) -> Result<
+        std::collections::BTreeMap<crate::core::arrival::GateKind, crate::core::arrival::Gate>,
+        StoreError,
+    > {
+        Ok(self.lock().gates.clone())
     }
 }

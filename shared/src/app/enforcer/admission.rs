@@ -10,6 +10,7 @@ use super::{
     ActionFailed, EnforceError, EnforcementReport, Enforcer, Run, Trail, facets, tag_lists,
 };
 use crate::core::admission::{Waiting, WorstCase, worst_case};
+use crate::core::arrival::safe_gate;
 use crate::core::budgets::{Action, Admission, BudgetBook};
 use crate::core::enforcement::{QUEUED, Step};
 use crate::core::facts::{EnforcementAction, JobStatus};
@@ -59,6 +60,12 @@ where
             ..EnforcementReport::default()
         };
         if safe.is_empty() {
+            report.gate = Some(safe_gate(
+                self.settings.period,
+                at_ms,
+                None,
+                BTreeMap::new(),
+            ));
             return Ok(report);
         }
         // The waiting jobs, and those already placed (STARTING): they will run, and are in no
@@ -98,6 +105,14 @@ where
             })
             .collect();
         let plan = book.admit(left, &waiting);
+        // What is left for the jobs submitted after this listing, until the next run.
+        let latest = jobs.iter().filter_map(|job| job.created_at_ms).max();
+        report.gate = Some(safe_gate(
+            self.settings.period,
+            at_ms,
+            latest,
+            plan.left.clone(),
+        ));
         report.unbounded_jobs = plan
             .unbounded
             .iter()

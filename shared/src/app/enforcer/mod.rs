@@ -28,6 +28,7 @@
 //! is reported and the run goes on.
 
 mod admission;
+mod arrival;
 mod caps;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -103,6 +104,11 @@ pub struct EnforcementReport {
     /// (no timeout, no price before they run).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unbounded_jobs: Vec<String>,
+    /// What this run verified for the jobs arriving before the next one (`core::arrival`):
+    /// the budgets' orders give the drain gate, safe admission the safe gate. The enforcer
+    /// function stores it for the admitter.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gate: Option<crate::core::arrival::Gate>,
 }
 
 /// A job batchguard cancelled or terminated that Batch still lists this long after (ten
@@ -249,6 +255,11 @@ impl<B, L, N, P> Enforcer<B, L, N, P> {
             projections,
             pricing: self.pricing,
         }
+    }
+
+    /// The store the audit trail is written to (the enforcer function keeps its gates there).
+    pub fn log(&self) -> &L {
+        &self.log
     }
 
     /// The same enforcer pricing waiting jobs for safe admission with `prices` in `region`
@@ -820,6 +831,11 @@ where
             .filter(|order| order.action >= Action::Drain && book.get(&order.budget).is_some())
             .map(|order| (order.budget.clone(), order.action))
             .collect();
+        report.gate = Some(crate::core::arrival::drain_gate(
+            self.settings.period,
+            at_ms,
+            [],
+        ));
         if acting.is_empty() {
             return Ok(report);
         }
@@ -891,6 +907,23 @@ where
                 (name.as_str(), since)
             })
             .collect();
+        // The same, for the jobs whose events arrive before the next run.
+        report.gate = Some(crate::core::arrival::drain_gate(
+            self.settings.period,
+            at_ms,
+            acting.iter().map(|(name, action)| {
+                let draining = crate::core::arrival::Draining {
+                    action: *action,
+                    since_ms: drained_since.get(name.as_str()).copied().unwrap_or(at_ms),
+                    dry_run: dry_run_of(name),
+                    reason: orders
+                        .iter()
+                        .find(|order| &order.budget == name)
+                        .map_or_else(String::new, |order| order.reason.clone()),
+                };
+                (name.clone(), draining)
+            }),
+        ));
         let mut statuses: Vec<JobStatus> = QUEUED.to_vec();
         if acting.values().any(|action| *action >= Action::Shed) {
             statuses.extend(STARTED);

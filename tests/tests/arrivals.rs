@@ -1,0 +1,432 @@
+//! Admission as each job's event arrives (issue 17, `core::arrival`): the enforcer's handler
+//! stores the gates it verified (a budget's drain, safe admission's room), and the admitter's
+//! handler judges each arriving job's real *Batch Job State Change* event against them and
+//! cancels the jobs they turn away — on the in-memory Batch and stores, through both handlers
+//! as the functions call them (the gates' DynamoDB round trip is in `budget_store.rs`).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+
+use batchguard_tests::{IndependentPrices, T0, at, attempt, fact, fixture_text, job};
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
+use shared::adapters::emf::EmfMemory;
+use shared::adapters::memory::{MemoryBatch, MemoryEventLog, MemoryProjector, Outbox};
+use shared::app::enforcer::{Enforcer, EnforcerSettings};
+use shared::app::ticker::{MAX_SCOPES_READ, TickerSettings};
+use shared::app::verify::LedgerCheck;
+use shared::core::arrival::{GateKind, trusted_for_ms};
+use shared::core::budget::BudgetPeriod;
+use shared::core::budgets::{Action, BudgetBook};
+use shared::core::facts::{EnforcementAction, FactBody, JobStatus};
+use shared::core::policy::BudgetPolicy;
+use shared::core::prices::PriceTable;
+use shared::handlers::{admitter, enforcer};
+use shared::ports::{AdmissionGates, AuditTrail, BudgetStore, Projector};
+
+/// The real sample's queue, shared by both teams.
+const QUEUE: &str = "PexjEHappyPathCanary2JobQueue";
+const NOW_MS: i64 = T0 + 600_000;
+const HOUR: u32 = 3600;
+
+/// Genomics has 0.01 USD a month and drains at half of it (its running job has spent about
+/// 0.008 by `NOW_MS`); imaging's budget is open.
+const DRAIN_BOOK: &str = r#"
+[[budget]]
+name = "genomics"
+amount_usd = "0.01"
+period = "month"
+scope = { tags = ["team=genomics"] }
+thresholds = [{ at_percent = "50", action = "drain" }]
+
+[[budget]]
+name = "imaging"
+amount_usd = "100"
+period = "month"
+scope = { tags = ["team=imaging"] }
+thresholds = [{ at_percent = "100", action = "drain" }]
+"#;
+
+/// Genomics may spend 1 USD a month and admits safely.
+const SAFE_BOOK: &str = r#"
+[[budget]]
+name = "genomics"
+amount_usd = "1"
+period = "month"
+admission = "safe"
+scope = { tags = ["team=genomics"] }
+thresholds = [{ at_percent = "100", action = "drain" }]
+
+[[budget]]
+name = "imaging"
+amount_usd = "1"
+period = "month"
+scope = { tags = ["team=imaging"] }
+thresholds = [{ at_percent = "100", action = "drain" }]
+"#;
+
+/// AWS's own RUNNABLE sample event (`tests/fixtures/events`) for job `id`, submitted at
+/// `created_ms`, entering `status`, with the user tags `tags` (`None`: the event carries no
+/// `tags` object), as a Fargate job of 1 vCPU / 2 GiB with a timeout of `timeout_hours`.
+fn event(
+    id: &str,
+    status: &str,
+    created_ms: i64,
+    tags: Option<&[(&str, &str)]>,
+    timeout_hours: u32,
+) -> Value {
+    let mut event: Value = serde_json::from_str(&fixture_text(
+        "batch_job_state_change_RUNNABLE_awsdocs.json",
+    ))
+    .unwrap();
+    let arn = format!("arn:aws:batch:us-east-1:123456789012:job/{id}");
+    event["id"] = json!(format!("event-{id}-{status}"));
+    event["resources"] = json!([arn]);
+    let detail = &mut event["detail"];
+    detail["jobId"] = json!(id);
+    detail["jobArn"] = json!(arn);
+    detail["status"] = json!(status);
+    detail["createdAt"] = json!(created_ms);
+    detail["platformCapabilities"] = json!(["FARGATE"]);
+    detail["retryStrategy"] = json!({"attempts": 1, "evaluateOnExit": []});
+    detail["timeout"] = json!({"attemptDurationSeconds": timeout_hours * HOUR});
+    detail["container"]["resourceRequirements"] =
+        json!([{"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "2048"}]);
+    match tags {
+        Some(tags) => {
+            let mut object = serde_json::Map::from_iter([("resourceArn".to_owned(), json!(arn))]);
+            for (key, value) in tags {
+                object.insert((*key).to_owned(), json!(value));
+            }
+            detail["tags"] = Value::Object(object);
+        }
+        None => {
+            detail.as_object_mut().unwrap().remove("tags");
+        }
+    }
+    event
+}
+
+/// One running genomics job of 1 vCPU / 2 GiB on Fargate, started at T0 with a ten-hour
+/// timeout.
+async fn projections(book: &BudgetBook) -> MemoryProjector {
+    let projector = MemoryProjector::with_budgets(
+        PriceTable::builtin(),
+        BudgetPeriod::Month,
+        Arc::new(book.clone()),
+    );
+    let mut running = job(
+        "g-run",
+        JobStatus::Running,
+        vec![attempt(0, None, Some(at(0)), None)],
+    );
+    running.timeout_seconds = Some(10 * HOUR);
+    running.tags.insert("team".into(), "genomics".into());
+    projector
+        .project(&fact("g-run", FactBody::Job(running)))
+        .await
+        .unwrap();
+    projector
+}
+
+fn check(projector: &MemoryProjector) -> LedgerCheck<&MemoryProjector> {
+    LedgerCheck {
+        reader: projector,
+        settings: TickerSettings {
+            budget: None,
+            policy: BudgetPolicy::default(),
+            period: BudgetPeriod::Month,
+            scope_queues: vec![],
+            max_scopes_read: MAX_SCOPES_READ,
+            budgets: Default::default(),
+        },
+        baseline: None::<shared::app::ticker::NoAwsBudget>,
+    }
+}
+
+fn settings(dry_run: bool) -> EnforcerSettings {
+    EnforcerSettings {
+        queues: vec![],
+        dry_run,
+        period: BudgetPeriod::Month,
+    }
+}
+
+/// The worst case of a 1 vCPU / 2 GiB Fargate job with `timeout` hours, at AWS's published
+/// us-east-1 prices (written out in `IndependentPrices`), with the stop's 30 s.
+fn worst(timeout_hours: u32) -> Decimal {
+    let prices = IndependentPrices::default();
+    let rate = prices.x86_vcpu_hour + Decimal::TWO * prices.x86_gb_hour;
+    rate * Decimal::from(timeout_hours * HOUR + 30) / Decimal::from(HOUR)
+}
+
+/// The audit entries cancelling `job_id` this period.
+async fn cancels(log: &MemoryEventLog, job_id: &str) -> Vec<(String, bool)> {
+    log.audit_entries(BudgetPeriod::Month.bounds(NOW_MS / 1000).0)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| matches!(&e.action, EnforcementAction::JobCancelled { job_id: id, .. } if id == job_id))
+        .map(|e| (e.level, e.dry_run))
+        .collect()
+}
+
+/// GIVEN genomics over its drain threshold on the ledger and imaging well inside its own, both
+/// on one shared queue WHEN the enforcer is asked to judge the budgets (the alarm's request)
+/// THEN it stores a drain gate naming genomics from that instant; and WHEN jobs' events arrive
+/// at the admitter THEN only genomics' job submitted since is cancelled, naming the budget,
+/// under the tick's label: imaging's job, genomics' job submitted before the drain, a
+/// protected one, one whose event carries no tags and an array child are left alone; a
+/// repeated event adds no audit entry; a gate past its trust is not acted on; and in a dry run
+/// nothing is cancelled and the entry says so.
+#[tokio::test]
+async fn a_drain_on_a_shared_queue_cancels_only_its_own_new_jobs_as_their_events_arrive() {
+    let book = BudgetBook::parse(DRAIN_BOOK).unwrap();
+    let projector = projections(&book).await;
+    let log = MemoryEventLog::new();
+    assert!(log.replace_budgets(&book, 0).await.unwrap());
+    let batch = MemoryBatch::with(&[(QUEUE, true)], &[]);
+    let outbox = Outbox::default();
+    let enforcing = Enforcer::new(&batch, &log, &outbox, settings(false))
+        .with_pricing(PriceTable::builtin(), "us-east-1");
+    let sink = EmfMemory::default();
+    enforcer::handle(
+        &enforcing,
+        &check(&projector),
+        &sink,
+        json!({"action": "judge_budgets", "reason": "the budgets alarm"}),
+        NOW_MS,
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let gates = log.gates().await.unwrap();
+    let drain = &gates[&GateKind::Drain];
+    assert_eq!(drain.draining.keys().collect::<Vec<_>>(), ["genomics"]);
+    assert_eq!(drain.draining["genomics"].action, Action::Drain);
+    assert_eq!(drain.draining["genomics"].since_ms, NOW_MS);
+    assert!(batch.calls().is_empty(), "{:?}", batch.calls());
+
+    let books = admitter::BookCache::default();
+    let admit = |payload: Value, now_ms: i64| {
+        admitter::handle(
+            &enforcing,
+            &books,
+            &sink,
+            payload,
+            now_ms,
+            BudgetPeriod::Month,
+            trusted_for_ms(60),
+        )
+    };
+    let later = NOW_MS + 5_000;
+    let genomics: &[(&str, &str)] = &[("team", "genomics")];
+    let answer = admit(
+        event("g-new", "SUBMITTED", NOW_MS + 1_000, Some(genomics), 1),
+        later,
+    )
+    .await
+    .unwrap();
+    assert!(answer.outcome.starts_with("turned away"), "{answer:?}");
+    assert_eq!(batch.calls(), ["CancelJob g-new"]);
+    assert_eq!(
+        cancels(&log, "g-new").await,
+        [("budget genomics: drain".to_owned(), false)]
+    );
+    // The same job's RUNNABLE event: the entry is the same, kept once.
+    admit(
+        event("g-new", "RUNNABLE", NOW_MS + 1_000, Some(genomics), 1),
+        later,
+    )
+    .await
+    .unwrap();
+    assert_eq!(cancels(&log, "g-new").await.len(), 1);
+    let calls_before = batch.calls().len();
+
+    // Left alone: another team's job on the same queue; genomics' job submitted before the
+    // drain began (waiting work: cancel-queued reaches it); a protected one; one whose event
+    // carries no tags (protection fails closed); an array child.
+    let imaging = admit(
+        event(
+            "i-new",
+            "SUBMITTED",
+            NOW_MS + 1_000,
+            Some(&[("team", "imaging")]),
+            1,
+        ),
+        later,
+    )
+    .await
+    .unwrap();
+    assert_eq!(imaging.outcome, "job i-new admitted");
+    admit(
+        event("g-old", "RUNNABLE", NOW_MS - 60_000, Some(genomics), 1),
+        later,
+    )
+    .await
+    .unwrap();
+    let protected = admit(
+        event(
+            "g-protected",
+            "SUBMITTED",
+            NOW_MS + 1_000,
+            Some(&[("team", "genomics"), ("batchguard:protect", "true")]),
+            1,
+        ),
+        later,
+    )
+    .await
+    .unwrap();
+    assert_eq!(protected.report.unwrap().protected_jobs, ["g-protected"]);
+    let untagged = admit(
+        event("g-untagged", "SUBMITTED", NOW_MS + 1_000, None, 1),
+        later,
+    )
+    .await
+    .unwrap();
+    assert_eq!(untagged.report.unwrap().unverified_jobs, ["g-untagged"]);
+    let mut child = event("g-array:3", "RUNNABLE", NOW_MS + 1_000, Some(genomics), 1);
+    child["detail"]["arrayProperties"] = json!({"index": 3});
+    let child = admit(child, later).await.unwrap();
+    assert_eq!(child.outcome, "not a waiting job's event");
+    assert_eq!(batch.calls().len(), calls_before, "{:?}", batch.calls());
+
+    // Past two ticks and a minute without a run renewing it, the gate is not acted on.
+    let stale = NOW_MS + trusted_for_ms(60) + 1;
+    let answer = admit(
+        event("g-late", "SUBMITTED", stale - 1_000, Some(genomics), 1),
+        stale,
+    )
+    .await
+    .unwrap();
+    assert!(
+        answer.stale_gates[0].starts_with("drain: written 180 s ago"),
+        "{answer:?}"
+    );
+    assert_eq!(batch.calls().len(), calls_before);
+
+    // The stack's dry run: recorded as such, nothing cancelled.
+    let dry = Enforcer::new(&batch, &log, &outbox, settings(true));
+    let answer = admitter::handle(
+        &dry,
+        &books,
+        &sink,
+        event("g-dry", "SUBMITTED", NOW_MS + 2_000, Some(genomics), 1),
+        later,
+        BudgetPeriod::Month,
+        trusted_for_ms(60),
+    )
+    .await
+    .unwrap();
+    assert!(answer.outcome.starts_with("turned away"), "{answer:?}");
+    assert_eq!(batch.calls().len(), calls_before);
+    assert_eq!(
+        cancels(&log, "g-dry").await,
+        [("budget genomics: drain".to_owned(), true)]
+    );
+}
+
+/// GIVEN genomics (1 USD, safe) with a running job whose ten-hour timeout commits about 0.49
+/// USD and a waiting three-hour job WHEN the enforcer runs safe admission THEN it stores what
+/// genomics has left once that job's worst case is taken; and WHEN a new eight-hour genomics
+/// job arrives THEN it is cancelled, naming the budget and the figures, while a new one-hour
+/// job that fits, imaging's job and a job the listing already judged are admitted.
+#[tokio::test]
+async fn safe_admission_turns_away_a_new_job_that_cannot_fit_as_its_event_arrives() {
+    let book = BudgetBook::parse(SAFE_BOOK).unwrap();
+    let left = Decimal::ONE - worst(10) - worst(3);
+    assert!(worst(8) > left && worst(1) <= left);
+    let projector = projections(&book).await;
+    let log = MemoryEventLog::new();
+    assert!(log.replace_budgets(&book, 0).await.unwrap());
+    let batch = MemoryBatch::with(
+        &[(QUEUE, true)],
+        &[("g-small", QUEUE, JobStatus::Runnable, false)],
+    );
+    batch.describe_job("g-small", &[("team", "genomics")], "pipeline", T0);
+    batch.shape_job(
+        "g-small",
+        shared::core::admission::JobShape {
+            platform: Some(shared::core::facts::Platform::Fargate),
+            size: Some(shared::core::facts::TaskSize {
+                vcpu: Decimal::ONE,
+                memory_gib: Decimal::TWO,
+                storage_gib: None,
+                gpus: None,
+            }),
+            timeout_seconds: Some(3 * HOUR),
+            ..Default::default()
+        },
+    );
+    let outbox = Outbox::default();
+    let enforcing = Enforcer::new(&batch, &log, &outbox, settings(false))
+        .with_pricing(PriceTable::builtin(), "us-east-1");
+    let sink = EmfMemory::default();
+    enforcer::handle(
+        &enforcing,
+        &check(&projector),
+        &sink,
+        json!({"action": "admit", "reason": "the tick"}),
+        NOW_MS,
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(
+        batch.calls().is_empty(),
+        "g-small fits: {:?}",
+        batch.calls()
+    );
+    let gate = log.gates().await.unwrap()[&GateKind::Safe].clone();
+    assert_eq!(gate.left["genomics"], left);
+    assert_eq!(gate.listed_at_ms, Some(NOW_MS));
+
+    let books = admitter::BookCache::default();
+    let admit = |payload: Value| {
+        admitter::handle(
+            &enforcing,
+            &books,
+            &sink,
+            payload,
+            NOW_MS + 5_000,
+            BudgetPeriod::Month,
+            trusted_for_ms(60),
+        )
+    };
+    let genomics: &[(&str, &str)] = &[("team", "genomics")];
+    let answer = admit(event(
+        "g-big",
+        "SUBMITTED",
+        NOW_MS + 1_000,
+        Some(genomics),
+        8,
+    ))
+    .await
+    .unwrap();
+    assert!(answer.outcome.starts_with("turned away"), "{answer:?}");
+    assert_eq!(batch.calls(), ["CancelJob g-big"]);
+    let entries = cancels(&log, "g-big").await;
+    assert_eq!(entries, [("budget genomics: admission".to_owned(), false)]);
+    let reason = answer.report.unwrap().reason;
+    assert!(
+        reason.contains(&worst(8).round_dp(6).normalize().to_string())
+            && reason.contains(&left.round_dp(6).normalize().to_string()),
+        "{reason}"
+    );
+    for payload in [
+        event("g-fits", "SUBMITTED", NOW_MS + 1_000, Some(genomics), 1),
+        event(
+            "i-big",
+            "SUBMITTED",
+            NOW_MS + 1_000,
+            Some(&[("team", "imaging")]),
+            8,
+        ),
+        // Submitted before the listing: the tick judged it (or will), not this gate.
+        event("g-listed", "RUNNABLE", NOW_MS, Some(genomics), 8),
+    ] {
+        let answer = admit(payload).await.unwrap();
+        assert!(answer.outcome.ends_with("admitted"), "{answer:?}");
+    }
+    assert_eq!(batch.calls(), ["CancelJob g-big"]);
+}
