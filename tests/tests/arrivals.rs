@@ -173,12 +173,14 @@ async fn cancels(log: &MemoryEventLog, job_id: &str) -> Vec<(String, bool)> {
 
 /// GIVEN genomics over its drain threshold on the ledger and imaging well inside its own, both
 /// on one shared queue WHEN the enforcer is asked to judge the budgets (the alarm's request)
-/// THEN it stores a drain gate naming genomics from that instant; and WHEN jobs' events arrive
+/// THEN it stores a drain gate naming genomics from that instant (which a forged request with
+/// no orders does not undo); and WHEN jobs' events arrive
 /// at the admitter THEN only genomics' job submitted since is cancelled, naming the budget,
 /// under the tick's label: imaging's job, genomics' job submitted before the drain, a
 /// protected one, one whose event carries no tags and an array child are left alone; a
-/// repeated event adds no audit entry; a gate past its trust is not acted on; and in a dry run
-/// nothing is cancelled and the entry says so.
+/// repeated event adds no audit entry; an event the parser refuses and an old array event are
+/// left to the tick; a gate past its trust is not acted on; in a dry run nothing is cancelled
+/// and the entry says so; and once other budgets are applied the gate is not acted on.
 #[tokio::test]
 async fn a_drain_on_a_shared_queue_cancels_only_its_own_new_jobs_as_their_events_arrive() {
     let book = BudgetBook::parse(DRAIN_BOOK).unwrap();
@@ -205,7 +207,26 @@ async fn a_drain_on_a_shared_queue_cancels_only_its_own_new_jobs_as_their_events
     assert_eq!(drain.draining.keys().collect::<Vec<_>>(), ["genomics"]);
     assert_eq!(drain.draining["genomics"].action, Action::Drain);
     assert_eq!(drain.draining["genomics"].since_ms, NOW_MS);
+    assert_eq!(drain.book_version, 1);
     assert!(batch.calls().is_empty(), "{:?}", batch.calls());
+    // A forged (or late) request with no orders does not drop genomics from the gate: the
+    // gate is the enforcer's own judgement of the ledger, with the drain's start from the
+    // audit trail.
+    enforcer::handle(
+        &enforcing,
+        &check(&projector),
+        &sink,
+        json!({"action": "budgets", "orders": []}),
+        NOW_MS + 1_000,
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let gates = log.gates().await.unwrap();
+    let drain = &gates[&GateKind::Drain];
+    assert_eq!(drain.draining.keys().collect::<Vec<_>>(), ["genomics"]);
+    assert_eq!(drain.draining["genomics"].since_ms, NOW_MS);
+    assert_eq!(drain.written_at_ms, NOW_MS + 1_000);
 
     let books = admitter::BookCache::default();
     let admit = |payload: Value, now_ms: i64| {
@@ -292,7 +313,8 @@ async fn a_drain_on_a_shared_queue_cancels_only_its_own_new_jobs_as_their_events
     assert_eq!(batch.calls().len(), calls_before, "{:?}", batch.calls());
 
     // Past two ticks and a minute without a run renewing it, the gate is not acted on.
-    let stale = NOW_MS + trusted_for_ms(60) + 1;
+    // (The gate was last written at NOW_MS + 1 s, by the request with no orders.)
+    let stale = NOW_MS + 1_000 + trusted_for_ms(60) + 1;
     let answer = admit(
         event("g-late", "SUBMITTED", stale - 1_000, Some(genomics), 1),
         stale,
@@ -301,6 +323,22 @@ async fn a_drain_on_a_shared_queue_cancels_only_its_own_new_jobs_as_their_events
     .unwrap();
     assert!(
         answer.stale_gates[0].starts_with("drain: written 180 s ago"),
+        "{answer:?}"
+    );
+    assert_eq!(batch.calls().len(), calls_before);
+
+    // An event the parser refuses, and an array parent's event too old to say whether its
+    // children have started, are left to the tick, not failed.
+    let mut broken = event("g-broken", "SUBMITTED", NOW_MS + 1_000, Some(genomics), 1);
+    broken["detail"].as_object_mut().unwrap().remove("jobId");
+    let answer = admit(broken, later).await.unwrap();
+    assert!(answer.outcome.starts_with("left to the tick"), "{answer:?}");
+    let mut array = event("g-array", "SUBMITTED", NOW_MS + 1_000, Some(genomics), 1);
+    array["detail"]["arrayProperties"] = json!({"size": 10, "statusSummary": {}});
+    array["time"] = json!("2026-01-01T00:00:00Z");
+    let answer = admit(array, later).await.unwrap();
+    assert!(
+        answer.outcome.contains("array's event too old"),
         "{answer:?}"
     );
     assert_eq!(batch.calls().len(), calls_before);
@@ -324,6 +362,26 @@ async fn a_drain_on_a_shared_queue_cancels_only_its_own_new_jobs_as_their_events
         cancels(&log, "g-dry").await,
         [("budget genomics: drain".to_owned(), true)]
     );
+
+    // A gate verified with other budgets than those applied now is not acted on.
+    let raised = BudgetBook::parse(&DRAIN_BOOK.replace("\"0.01\"", "\"5\"")).unwrap();
+    assert!(log.replace_budgets(&raised, 1).await.unwrap());
+    let answer = admitter::handle(
+        &enforcing,
+        &admitter::BookCache::default(),
+        &sink,
+        event("g-after", "SUBMITTED", NOW_MS + 2_000, Some(genomics), 1),
+        later,
+        BudgetPeriod::Month,
+        trusted_for_ms(60),
+    )
+    .await
+    .unwrap();
+    assert!(
+        answer.stale_gates[0].contains("version 1, now version 2"),
+        "{answer:?}"
+    );
+    assert_eq!(batch.calls().len(), calls_before);
 }
 
 /// GIVEN genomics (1 USD, safe) with a running job whose ten-hour timeout commits about 0.49

@@ -65,6 +65,10 @@ pub struct Gate {
     /// The start of the stack's period it was written in (Unix s): a gate of another period
     /// says nothing of this one.
     pub period_start: i64,
+    /// The version of the applied budgets it was verified with: a gate of another version
+    /// says nothing of the budgets applied now (an amount, a threshold or a scope changed).
+    #[serde(default)]
+    pub book_version: u64,
     /// The drain gate: each budget at `drain` or more, verified on the ledger.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub draining: BTreeMap<String, Draining>,

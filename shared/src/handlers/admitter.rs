@@ -34,29 +34,39 @@ use crate::ports::{
 /// collectors do): an apply reaches every admitter within a minute.
 pub const BOOK_REFRESH_MS: i64 = 60_000;
 
-/// The applied book as last read, kept across invocations of one warm function.
+/// An array parent's event older than this is left to the tick: its `statusSummary` may no
+/// longer say whether its children have started (cancelling it would cancel the rest of a
+/// running array).
+pub const ARRAY_EVENT_MAX_AGE_MS: i64 = 30_000;
+
+/// The applied book as last read, with its version, kept across invocations of one warm
+/// function.
 #[derive(Debug, Default)]
 pub struct BookCache {
-    read: Mutex<Option<(i64, BudgetBook)>>,
+    read: Mutex<Option<(i64, u64, BudgetBook)>>,
 }
 
 impl BookCache {
-    fn fresh(&self, now_ms: i64) -> Option<BudgetBook> {
+    /// The book read less than [`BOOK_REFRESH_MS`] ago, unless a gate was verified with a
+    /// later version than it (read again then).
+    fn fresh(&self, now_ms: i64, newest_gate: u64) -> Option<(u64, BudgetBook)> {
         let read = self
             .read
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         read.as_ref()
-            .filter(|(at, _)| now_ms.saturating_sub(*at) < BOOK_REFRESH_MS)
-            .map(|(_, book)| book.clone())
+            .filter(|(at, version, _)| {
+                now_ms.saturating_sub(*at) < BOOK_REFRESH_MS && *version >= newest_gate
+            })
+            .map(|(_, version, book)| (*version, book.clone()))
     }
 
-    fn keep(&self, now_ms: i64, book: &BudgetBook) {
+    fn keep(&self, now_ms: i64, version: u64, book: &BudgetBook) {
         let mut read = self
             .read
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        *read = Some((now_ms, book.clone()));
+        *read = Some((now_ms, version, book.clone()));
     }
 }
 
@@ -78,14 +88,16 @@ pub struct AdmitterResponse {
 /// The waiting job a *Batch Job State Change* event describes, read by the event parser (the
 /// same checks as the collector's); `Ok(None)` for an event of another kind or status, an array
 /// child or a multi-node node (each judged through its parent). Its tags are `None` when the
-/// event carried no `tags` object (protection then fails closed).
-pub fn arriving_job(payload: &Value) -> Result<Option<JobSummary>, HandlerError> {
+/// event carried no `tags` object (protection then fails closed). With it, the event's `time`
+/// (Unix ms) when it has one.
+pub fn arriving_job(payload: &Value) -> Result<Option<(JobSummary, Option<i64>)>, HandlerError> {
     let bytes = payload.to_string();
     let parsed = parse_event(bytes.as_bytes())
         .map_err(|e| HandlerError::NonRetryable(format!("an event the parser refuses: {e}")))?;
     let Parsed::Fact(fact) = parsed else {
         return Ok(None);
     };
+    let observed_at = fact.observed_at;
     let FactBody::Job(job) = fact.body else {
         return Ok(None);
     };
@@ -115,7 +127,7 @@ pub fn arriving_job(payload: &Value) -> Result<Option<JobSummary>, HandlerError>
     } else {
         JobKind::Single
     };
-    Ok(Some(JobSummary {
+    let job = JobSummary {
         shape: JobShape {
             platform: job.platform,
             size: job.size,
@@ -134,7 +146,8 @@ pub fn arriving_job(payload: &Value) -> Result<Option<JobSummary>, HandlerError>
         status: job.status,
         queue: job.queue,
         job_id: job.job_id,
-    }))
+    };
+    Ok(Some((job, observed_at.map(|at| at.0))))
 }
 
 /// Handles one event at Unix milliseconds `now_ms`: gates older than `max_age_ms`, or of
@@ -154,16 +167,36 @@ where
     N: Notifier + Sync,
     P: JobProjections + Sync,
 {
-    let Some(job) = arriving_job(&payload)? else {
-        return Ok(AdmitterResponse {
-            outcome: "not a waiting job's event".to_owned(),
-            ..AdmitterResponse::default()
-        });
+    let (job, sent_at) = match arriving_job(&payload) {
+        Ok(Some(arriving)) => arriving,
+        Ok(None) => {
+            return Ok(AdmitterResponse {
+                outcome: "not a waiting job's event".to_owned(),
+                ..AdmitterResponse::default()
+            });
+        }
+        // The collector quarantines the same event with its reason; the tick judges the job
+        // from Batch's own description. Not a failure here (a retry would read it the same).
+        Err(error) => {
+            tracing::warn!(%error, "an arriving job's event the parser refuses");
+            return Ok(AdmitterResponse {
+                outcome: format!("left to the tick: {error}"),
+                ..AdmitterResponse::default()
+            });
+        }
     };
     let mut response = AdmitterResponse {
         job_id: Some(job.job_id.clone()),
         ..AdmitterResponse::default()
     };
+    if job.kind == JobKind::ArrayParent
+        && sent_at.is_none_or(|sent| now_ms.saturating_sub(sent) > ARRAY_EVENT_MAX_AGE_MS)
+    {
+        response.outcome =
+            "left to the tick: an array's event too old to say whether its children have started"
+                .to_owned();
+        return Ok(response);
+    }
     let gates = match enforcer.log().gates().await {
         Ok(gates) => gates,
         // A gate that cannot be read is not acted on (never a cancel on a word unread).
@@ -185,18 +218,24 @@ where
             None => Some(gate.clone()),
         }
     };
-    let drain = live(GateKind::Drain).filter(|gate| !gate.draining.is_empty());
-    let safe = live(GateKind::Safe).filter(|gate| !gate.left.is_empty());
+    let mut drain = live(GateKind::Drain).filter(|gate| !gate.draining.is_empty());
+    let mut safe = live(GateKind::Safe).filter(|gate| !gate.left.is_empty());
     if drain.is_none() && safe.is_none() {
         response.outcome = "admitted: no budget drains or admits safely now".to_owned();
         return Ok(response);
     }
-    let book = match books.fresh(now_ms) {
-        Some(book) => book,
-        None => match enforcer.applied_budgets().await {
-            Ok(book) => {
-                books.keep(now_ms, &book);
-                book
+    let newest = [&drain, &safe]
+        .into_iter()
+        .flatten()
+        .map(|gate| gate.book_version)
+        .max()
+        .unwrap_or_default();
+    let (version, book) = match books.fresh(now_ms, newest) {
+        Some(read) => read,
+        None => match enforcer.applied_budgets_versioned().await {
+            Ok((version, book)) => {
+                books.keep(now_ms, version, &book);
+                (version, book)
             }
             Err(EnforceError::Store(error @ crate::ports::StoreError::Corrupt { .. })) => {
                 response.outcome = format!("admitted: the applied budgets cannot be read: {error}");
@@ -206,6 +245,22 @@ where
             Err(error) => return Err(error.into()),
         },
     };
+    // A gate verified with other budgets than those applied now says nothing of them.
+    for (kind, gate) in [(GateKind::Drain, &mut drain), (GateKind::Safe, &mut safe)] {
+        if let Some(verified) = gate.as_ref().map(|gate| gate.book_version)
+            && verified != version
+        {
+            response.stale_gates.push(format!(
+                "{}: verified with the budgets applied as version {verified}, now version {version}",
+                kind.as_str()
+            ));
+            *gate = None;
+        }
+    }
+    if drain.is_none() && safe.is_none() {
+        response.outcome = "admitted: no gate of the budgets applied now".to_owned();
+        return Ok(response);
+    }
     let report = enforcer
         .admit_arrival(&book, drain.as_ref(), safe.as_ref(), &job, now_ms)
         .await?;

@@ -31,7 +31,8 @@ use crate::app::enforcer::{
 };
 use crate::app::job_caps::MAX_CAPS_A_TICK;
 use crate::app::verify::LedgerCheck;
-use crate::core::arrival::GateKind;
+use crate::core::arrival::{Draining, GateKind};
+use crate::core::budgets::Action;
 use crate::core::caps::{CapOrder, cap_agrees};
 use crate::core::enforcement::{BudgetOrder, EnforcerRequest, Step, budget_restore_agrees};
 use crate::core::policy::Level;
@@ -136,15 +137,15 @@ pub fn action_documents(report: &EnforcementReport, now_ms: i64) -> Vec<MetricDo
 /// says why); a store that cannot be reached is an error, retried.
 async fn stored_book<B, L, N, P>(
     enforcer: &Enforcer<B, L, N, P>,
-) -> Result<Result<crate::core::budgets::BudgetBook, String>, HandlerError>
+) -> Result<Result<(u64, crate::core::budgets::BudgetBook), String>, HandlerError>
 where
     B: BatchControl + Sync,
     L: EventLog + AuditTrail + BudgetStore + Sync,
     N: Notifier + Sync,
     P: JobProjections + Sync,
 {
-    match enforcer.applied_budgets().await {
-        Ok(book) => Ok(Ok(book)),
+    match enforcer.applied_budgets_versioned().await {
+        Ok(read) => Ok(Ok(read)),
         Err(EnforceError::Store(error @ crate::ports::StoreError::Corrupt { .. })) => {
             Ok(Err(format!("the applied budgets cannot be read: {error}")))
         }
@@ -172,8 +173,8 @@ where
     // A book that cannot be read refuses every order, recorded and notified (once a period
     // per budget and action), rather than failing each tick in silence; `budgets apply`
     // replaces it (`doctor` names it too).
-    let book = match stored_book(enforcer).await? {
-        Ok(book) => book,
+    let (version, book) = match stored_book(enforcer).await? {
+        Ok((version, book)) => (version, book),
         Err(why) => {
             let mut report = EnforcementReport {
                 reason: why.clone(),
@@ -231,6 +232,35 @@ where
     let mut report = enforcer
         .enforce_budgets_with_figures(&book, &agreed, &figures, now_ms)
         .await?;
+    // The drain gate says what the enforcer itself judges on the ledger now, whatever the
+    // request listed: a forged, late or empty request cannot drop a draining budget from it,
+    // nor add one. A budget carried out by this run keeps its order's action and the start of
+    // its drain; one the ledger puts at drain or more that this run did not carry out (not
+    // ordered) keeps the start the audit trail gives it, or begins now.
+    let judged = check
+        .judge_budgets(&book, "judged on the ledger by the enforcer", now_ms)
+        .await
+        .map_err(|e| {
+            HandlerError::Retryable(format!("reading the ledger for the drain gate: {e}"))
+        })?;
+    if let Some(gate) = report.gate.as_mut() {
+        gate.book_version = version;
+        let judged: BTreeMap<String, BudgetOrder> = judged
+            .into_iter()
+            .filter(|order| order.action >= Action::Drain)
+            .map(|order| (order.budget.clone(), order))
+            .collect();
+        gate.draining.retain(|name, _| judged.contains_key(name));
+        for (name, order) in judged {
+            let since_ms = report.drain_started.get(&name).copied().unwrap_or(now_ms);
+            gate.draining.entry(name).or_insert_with(|| Draining {
+                action: order.action,
+                since_ms,
+                dry_run: book.get(&order.budget).is_none_or(|spec| spec.dry_run),
+                reason: order.reason,
+            });
+        }
+    }
     for refusal in refused {
         report.actions.extend(refusal.actions);
         report.failures.extend(refusal.failures);
@@ -257,7 +287,7 @@ where
     M: BaselineStore + Sync,
 {
     let book = match stored_book(enforcer).await? {
-        Ok(book) => book,
+        Ok((_, book)) => book,
         Err(why) => {
             return Ok(enforcer
                 .refuse_as(
@@ -308,8 +338,8 @@ where
     R: SpendReader + Sync,
     M: BaselineStore + Sync,
 {
-    let book = match stored_book(enforcer).await? {
-        Ok(book) => book,
+    let (version, book) = match stored_book(enforcer).await? {
+        Ok((version, book)) => (version, book),
         Err(why) => {
             let why = format!("{why}; nothing is admitted or turned away");
             tracing::warn!(%why, "safe admission");
@@ -323,6 +353,9 @@ where
         HandlerError::Retryable(format!("reading the ledger for safe admission: {e}"))
     })?;
     let mut report = enforcer.admit(&book, &left, now_ms).await?;
+    if let Some(gate) = report.gate.as_mut() {
+        gate.book_version = version;
+    }
     if !reason.is_empty() {
         report.reason = format!("{}; {reason}", report.reason);
     }
@@ -351,7 +384,7 @@ where
 {
     let label = format!("budget {budget}: restore");
     let book = match stored_book(enforcer).await? {
-        Ok(book) => book,
+        Ok((_, book)) => book,
         Err(why) => {
             let mut report = enforcer
                 .refuse_as(Step::Restore, &label, &why, now_ms)
@@ -570,7 +603,11 @@ where
     // Stored for the admitter: a gate that cannot be stored is a failure (the admitter would
     // go on with the last one until it is too old to trust, and then admit everything until
     // the next run), so the invocation is retried and, past the retries, dead-lettered.
+    // A safe gate from a listing that missed a queue would say too much is left: not stored
+    // (the last one ages out; the tick judges every job meanwhile).
+    let listed_all = !report.failures.iter().any(|f| f.action == "ListJobs");
     if let (Some(kind), Some(gate)) = (gate_kind, &report.gate)
+        && (kind == GateKind::Drain || listed_all)
         && let Err(error) = enforcer.log().put_gate(kind, gate).await
     {
         report.failures.push(ActionFailed {

@@ -109,6 +109,11 @@ pub struct EnforcementReport {
     /// function stores it for the admitter.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gate: Option<crate::core::arrival::Gate>,
+    /// When each applied budget's drain began this period, from the audit trail (its first
+    /// `BudgetReached`, in its own dry-run mode): for the drain gate's budgets this run did not
+    /// carry out.
+    #[serde(skip)]
+    pub drain_started: BTreeMap<String, i64>,
 }
 
 /// A job batchguard cancelled or terminated that Batch still lists this long after (ten
@@ -766,6 +771,14 @@ where
         let dry_run_of = |budget: &str| {
             self.settings.dry_run || book.get(budget).is_none_or(|spec| spec.dry_run)
         };
+        for ((action, dry), at) in &first_at {
+            if let EnforcementAction::BudgetReached { budget, .. } = action
+                && *dry == dry_run_of(budget)
+            {
+                let since = report.drain_started.entry(budget.clone()).or_insert(*at);
+                *since = (*since).min(*at);
+            }
+        }
         // Each acting budget's action, recorded the first time this period before anything
         // else it does: when a drain began, whatever the notices do.
         for order in orders
@@ -1153,7 +1166,16 @@ where
     where
         L: BudgetStore,
     {
-        Ok(self.log.budgets().await?.1.unwrap_or_default())
+        Ok(self.applied_budgets_versioned().await?.1)
+    }
+
+    /// As [`Enforcer::applied_budgets`], with the stored book's version (0: none applied).
+    pub async fn applied_budgets_versioned(&self) -> Result<(u64, BudgetBook), EnforceError>
+    where
+        L: BudgetStore,
+    {
+        let (version, book) = self.log.budgets().await?;
+        Ok((version, book.unwrap_or_default()))
     }
 
     /// Records a request the ledger did not agree with (`core::enforcement::agrees`) and does
