@@ -58,7 +58,8 @@ python3 - "$prefix-state" <<'PY'
 import calendar, datetime, json, os, sys, time, boto3
 now = datetime.datetime.now(datetime.timezone.utc)
 start = calendar.timegm(datetime.datetime(now.year, now.month, 1).timetuple())
-gate = {"written_at_ms": int(time.time() * 1000), "period_start": start,
+# Judged with the budgets just applied: version 1 of a new store.
+gate = {"written_at_ms": int(time.time() * 1000), "period_start": start, "book_version": 1,
         "draining": {"nobody": {"action": "drain", "since_ms": int(time.time() * 1000) - 60000,
                                 "dry_run": False, "reason": "e2e"}}}
 region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
