@@ -143,6 +143,9 @@ pub trait IngestLedger {
 pub struct QueueState {
     pub name: String,
     pub enabled: bool,
+    /// The compute environments it places jobs on, by name, in its order
+    /// (`computeEnvironmentOrder`): a job on a queue with one runs there.
+    pub compute_environments: Vec<String>,
 }
 
 /// A job as `ListJobs` gives it, with its tags (from `DescribeJobs`).
@@ -164,6 +167,10 @@ pub struct JobSummary {
     pub created_at_ms: Option<i64>,
     /// Its platform, size and timeout (`DescribeJobs`), for safe admission.
     pub shape: crate::core::admission::JobShape,
+    /// The compute environment it runs or will run on, when known: Batch's listing and
+    /// description do not name it, so the enforcer fills it in for a job on a queue with a
+    /// single compute environment (`QueueState::compute_environments`).
+    pub compute_environment: Option<String>,
 }
 
 /// Array parents and multi-node parallel jobs have work of their own to stop.

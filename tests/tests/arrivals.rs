@@ -488,3 +488,81 @@ async fn safe_admission_turns_away_a_new_job_that_cannot_fit_as_its_event_arrive
     }
     assert_eq!(batch.calls(), ["CancelJob g-big"]);
 }
+
+/// GIVEN a budget scoped by compute environment (`ce-spot`) at `cancel-queued`, a queue whose
+/// only compute environment is `ce-spot` and one that also places jobs on `ce-ondemand`, each
+/// with a waiting job WHEN the enforcer carries its order out THEN the job of the single-CE
+/// queue is cancelled (it will run on `ce-spot`), the other left (Batch does not say where it
+/// will run), and the drain gate carries the single-CE queue's environment; WHEN jobs of both
+/// queues arrive THEN the admitter turns away only the single-CE queue's.
+#[tokio::test]
+async fn a_budget_scoped_by_compute_environment_reaches_the_jobs_of_its_single_environment_queues()
+{
+    use shared::core::enforcement::BudgetOrder;
+    let book = BudgetBook::parse(
+        r#"
+[[budget]]
+name = "spot"
+amount_usd = "10"
+period = "month"
+scope = { compute_environments = ["ce-spot"] }
+thresholds = [{ at_percent = "100", action = "cancel-queued" }]
+"#,
+    )
+    .unwrap();
+    let log = MemoryEventLog::new();
+    assert!(log.replace_budgets(&book, 0).await.unwrap());
+    let batch = MemoryBatch::with(
+        &[(QUEUE, true), ("mixed", true)],
+        &[
+            ("w-single", QUEUE, JobStatus::Runnable, false),
+            ("w-mixed", "mixed", JobStatus::Runnable, false),
+        ],
+    );
+    batch.place_queue(QUEUE, &["ce-spot"]);
+    batch.place_queue("mixed", &["ce-spot", "ce-ondemand"]);
+    for id in ["w-single", "w-mixed"] {
+        batch.describe_job(id, &[], "pipeline", T0);
+    }
+    let outbox = Outbox::default();
+    let enforcing = Enforcer::new(&batch, &log, &outbox, settings(false));
+    let order = BudgetOrder {
+        budget: "spot".to_owned(),
+        action: Action::CancelQueued,
+        reason: "spot at cancel-queued".to_owned(),
+    };
+    let report = enforcing
+        .enforce_budgets(&book, &[order], NOW_MS)
+        .await
+        .unwrap();
+    assert_eq!(batch.calls(), ["CancelJob w-single"]);
+    let mut gate = report.gate.unwrap();
+    assert_eq!(
+        gate.environments,
+        std::collections::BTreeMap::from([(QUEUE.to_owned(), "ce-spot".to_owned())])
+    );
+    gate.book_version = 1;
+    log.put_gate(GateKind::Drain, &gate).await.unwrap();
+
+    let books = admitter::BookCache::default();
+    let sink = EmfMemory::default();
+    let mut mixed = event("a-mixed", "SUBMITTED", NOW_MS + 1_000, Some(&[]), 1);
+    mixed["detail"]["jobQueue"] = json!("arn:aws:batch:us-east-1:123456789012:job-queue/mixed");
+    for payload in [
+        event("a-single", "SUBMITTED", NOW_MS + 1_000, Some(&[]), 1),
+        mixed,
+    ] {
+        admitter::handle(
+            &enforcing,
+            &books,
+            &sink,
+            payload,
+            NOW_MS + 5_000,
+            BudgetPeriod::Month,
+            trusted_for_ms(60),
+        )
+        .await
+        .unwrap();
+    }
+    assert_eq!(batch.calls(), ["CancelJob w-single", "CancelJob a-single"]);
+}

@@ -691,6 +691,14 @@ thresholds = [{{ at_percent = "80", action = "cancel-queued" }}]
         .jobs(&queue, &JobStatus::ALL)
         .await
         .unwrap();
+    // The queue names its compute environment (from its ARN in `computeEnvironmentOrder`):
+    // a budget scoped by compute environment reaches the jobs of a queue with one.
+    let queues = AwsBatch::from_config(&config)
+        .queues(std::slice::from_ref(&queue))
+        .await
+        .unwrap();
+    assert_eq!(queues.len(), 1);
+    assert_eq!(queues[0].compute_environments, [format!("{queue}-ce")]);
     let mut counted = Vec::new();
     let mut shapes = Vec::new();
     for id in &ids {

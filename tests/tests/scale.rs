@@ -1294,3 +1294,121 @@ async fn a_jobs_last_event_costs_what_its_attempts_make_it() {
         assert!(*requests <= 3 + *attempts as usize, "{rows:?}");
     }
 }
+
+/// The admitter's DynamoDB requests for `events` arriving jobs (every other one of the
+/// draining team, turned away), a drain gate stored first: (requests by operation, read
+/// units) over the events, the gate and the book written before counting.
+async fn admit_events(events: usize) -> (BTreeMap<String, u64>, u64) {
+    use serde_json::json;
+    use shared::adapters::emf::EmfMemory;
+    use shared::adapters::memory::{MemoryBatch, Outbox};
+    use shared::app::enforcer::{Enforcer, EnforcerSettings};
+    use shared::core::arrival::{Draining, GateKind, drain_gate, trusted_for_ms};
+    use shared::core::budgets::{Action, BudgetBook};
+    use shared::handlers::admitter;
+    use shared::ports::{AdmissionGates, BudgetStore};
+    let (meter, log, _) = metered("admitter").await;
+    let book = BudgetBook::parse(
+        r#"
+[[budget]]
+name = "genomics"
+amount_usd = "10"
+period = "month"
+scope = { tags = ["team=genomics"] }
+thresholds = [{ at_percent = "100", action = "drain" }]
+"#,
+    )
+    .unwrap();
+    assert!(log.replace_budgets(&book, 0).await.unwrap());
+    let now = batchguard_tests::T0;
+    let mut gate = drain_gate(
+        BudgetPeriod::Month,
+        now,
+        [(
+            "genomics".to_owned(),
+            Draining {
+                action: Action::Drain,
+                since_ms: now - 60_000,
+                dry_run: false,
+                reason: "over".to_owned(),
+            },
+        )],
+    );
+    gate.book_version = 1;
+    log.put_gate(GateKind::Drain, &gate).await.unwrap();
+    meter.taken();
+    let batch = MemoryBatch::default();
+    let outbox = Outbox::default();
+    let enforcer = Enforcer::new(
+        &batch,
+        &log,
+        &outbox,
+        EnforcerSettings {
+            queues: vec![],
+            dry_run: false,
+            period: BudgetPeriod::Month,
+        },
+    );
+    let books = admitter::BookCache::default();
+    let sink = EmfMemory::default();
+    let template: serde_json::Value = serde_json::from_str(&batchguard_tests::fixture_text(
+        "batch_job_state_change_RUNNABLE_awsdocs.json",
+    ))
+    .unwrap();
+    for index in 0..events {
+        let mut event = template.clone();
+        let team = if index % 2 == 0 {
+            "genomics"
+        } else {
+            "imaging"
+        };
+        event["id"] = json!(format!("arrival-{index}"));
+        event["detail"]["jobId"] = json!(format!("job-{index}"));
+        event["detail"]["createdAt"] = json!(now);
+        event["detail"]["tags"]["team"] = json!(team);
+        admitter::handle(
+            &enforcer,
+            &books,
+            &sink,
+            event,
+            now + 1_000,
+            BudgetPeriod::Month,
+            trusted_for_ms(60),
+        )
+        .await
+        .unwrap();
+    }
+    assert_eq!(batch.calls().len(), events.div_ceil(2));
+    let mut operations: BTreeMap<String, u64> = BTreeMap::new();
+    let mut read = 0;
+    for (operation, body, answered) in meter.taken() {
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        if matches!(operation.as_str(), "GetItem" | "Query") {
+            read += read_units(&operation, &body, answered);
+        }
+        *operations.entry(operation).or_default() += 1;
+    }
+    (operations, read)
+}
+
+/// GIVEN a live drain gate WHEN 10, then 100 jobs' events reach the admitter (half of them of
+/// the draining team) THEN each event costs one `Query` of the gates (one read unit), each
+/// job turned away one audit `PutItem`, and the applied budgets are read once (the warm
+/// function's copy): the same per event at 100 as at 10, whatever the audit trail holds.
+#[tokio::test]
+async fn an_arriving_job_costs_one_read_of_the_gates_whatever_came_before() {
+    for events in [10, 100] {
+        let (operations, read) = admit_events(events).await;
+        eprintln!("admitter, {events} events: {operations:?}, {read} read units");
+        let events = events as u64;
+        assert_eq!(
+            operations,
+            BTreeMap::from([
+                ("GetItem".to_owned(), 1),
+                ("PutItem".to_owned(), events.div_ceil(2)),
+                ("Query".to_owned(), events),
+            ])
+        );
+        assert_eq!(read, events + 1);
+    }
+}

@@ -99,6 +99,13 @@ impl BatchControl for AwsBatch {
             .map(|queue| QueueState {
                 name: queue.job_queue_name().unwrap_or_default().to_owned(),
                 enabled: queue.state() == Some(&JqState::Enabled),
+                // Named by ARN or name; the name is the ARN's last segment.
+                compute_environments: queue
+                    .compute_environment_order()
+                    .iter()
+                    .filter_map(|order| order.compute_environment())
+                    .map(|ce| ce.rsplit('/').next().unwrap_or(ce).to_owned())
+                    .collect(),
             })
             .collect())
     }
@@ -207,6 +214,7 @@ impl BatchControl for AwsBatch {
                 job_id,
                 queue: queue.to_owned(),
                 status,
+                compute_environment: None,
             })
             .collect())
     }

@@ -80,6 +80,10 @@ pub struct Gate {
     /// instant, when later): a job submitted after it was not in it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listed_at_ms: Option<i64>,
+    /// The queues the run listed that place their jobs on a single compute environment, with
+    /// it: an arriving job's compute environment, for budgets scoped by compute environment.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub environments: BTreeMap<String, String>,
 }
 
 impl Gate {

@@ -146,6 +146,8 @@ pub fn arriving_job(payload: &Value) -> Result<Option<(JobSummary, Option<i64>)>
         status: job.status,
         queue: job.queue,
         job_id: job.job_id,
+        // From the gate's map of single-environment queues, when judged.
+        compute_environment: None,
     };
     Ok(Some((job, observed_at.map(|at| at.0))))
 }

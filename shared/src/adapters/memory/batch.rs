@@ -15,6 +15,8 @@ use crate::ports::{BatchControl, ControlError, JobKind, JobSummary, QueueState};
 pub struct MemoryBatch {
     pub queues: Mutex<BTreeMap<String, bool>>,
     pub jobs: Mutex<Vec<JobSummary>>,
+    /// Each queue's compute environments, in order (none unless placed).
+    pub environments: Mutex<BTreeMap<String, Vec<String>>>,
     pub mutating_calls: Mutex<Vec<String>>,
     /// What `current_state_events` answers for a job id (a *Batch Job State Change* event);
     /// ids without an entry are jobs Batch no longer knows.
@@ -61,11 +63,20 @@ impl MemoryBatch {
                         job_definition: None,
                         created_at_ms: None,
                         shape: JobShape::default(),
+                        compute_environment: None,
                     })
                     .collect(),
             ),
             ..Self::default()
         }
+    }
+
+    /// Gives `queue` these compute environments, in order.
+    pub fn place_queue(&self, queue: &str, environments: &[&str]) {
+        lock(&self.environments).insert(
+            queue.to_owned(),
+            environments.iter().map(|ce| (*ce).to_owned()).collect(),
+        );
     }
 
     /// Makes `job_id` an array parent or a multi-node job; its children are the jobs named
@@ -177,6 +188,10 @@ impl BatchControl for MemoryBatch {
             .map(|(name, enabled)| QueueState {
                 name: name.clone(),
                 enabled: *enabled,
+                compute_environments: lock(&self.environments)
+                    .get(name)
+                    .cloned()
+                    .unwrap_or_default(),
             })
             .collect())
     }

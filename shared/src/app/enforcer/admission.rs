@@ -107,12 +107,9 @@ where
         let plan = book.admit(left, &waiting);
         // What is left for the jobs submitted after this listing, until the next run.
         let latest = jobs.iter().filter_map(|job| job.created_at_ms).max();
-        report.gate = Some(safe_gate(
-            self.settings.period,
-            at_ms,
-            latest,
-            plan.left.clone(),
-        ));
+        let mut gate = safe_gate(self.settings.period, at_ms, latest, plan.left.clone());
+        gate.environments.clone_from(&report.environments);
+        report.gate = Some(gate);
         report.unbounded_jobs = plan
             .unbounded
             .iter()

@@ -69,9 +69,17 @@ where
             Some(_) => {}
         }
         let tags = tag_lists(std::slice::from_ref(job));
+        // Its compute environment, when the gates' run found its queue has a single one.
+        let environment = [drain, safe]
+            .into_iter()
+            .flatten()
+            .find_map(|gate| gate.environments.get(&job.queue))
+            .map(String::as_str);
+        let mut facets = facets(job, &tags[0]);
+        facets.compute_environment = facets.compute_environment.or(environment);
         let arriving = Arriving {
             job_id: &job.job_id,
-            facets: facets(job, &tags[0]),
+            facets,
             created_at_ms: job.created_at_ms,
             worst: match &self.pricing {
                 Some((prices, region)) => worst_case(&job.shape, prices, region),

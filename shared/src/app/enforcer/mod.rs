@@ -114,6 +114,10 @@ pub struct EnforcementReport {
     /// carry out.
     #[serde(skip)]
     pub drain_started: BTreeMap<String, i64>,
+    /// The listed queues that place their jobs on a single compute environment, with it: for
+    /// the gates, so a budget scoped by compute environment reaches arriving jobs too.
+    #[serde(skip)]
+    pub environments: BTreeMap<String, String>,
 }
 
 /// A job batchguard cancelled or terminated that Batch still lists this long after (ten
@@ -161,11 +165,12 @@ fn tag_lists(jobs: &[JobSummary]) -> Vec<Vec<(String, String)>> {
         .collect()
 }
 
-/// What a budget matches a listed job on; Batch's listing names no compute environment.
+/// What a budget matches a listed job on; its compute environment only when its queue has
+/// one (Batch's listing does not name it).
 fn facets<'a>(job: &'a JobSummary, tags: &'a [(String, String)]) -> JobFacets<'a> {
     JobFacets {
         queue: &job.queue,
-        compute_environment: None,
+        compute_environment: job.compute_environment.as_deref(),
         job_definition: job.job_definition.as_deref().unwrap_or_default(),
         tags,
     }
@@ -944,6 +949,9 @@ where
         let jobs = self
             .budget_jobs(book, &acting, &statuses, &mut report)
             .await?;
+        if let Some(gate) = report.gate.as_mut() {
+            gate.environments.clone_from(&report.environments);
+        }
         let tag_lists = tag_lists(&jobs);
         let views: Vec<JobView<'_>> = jobs
             .iter()
@@ -1138,9 +1146,18 @@ where
         let queues = self.batch.queues(&names).await?;
         let mut jobs = Vec::new();
         for queue in &queues {
+            // A queue with one compute environment places every job of it there.
+            let sole = match queue.compute_environments.as_slice() {
+                [only] => Some(only.clone()),
+                _ => None,
+            };
+            if let Some(ce) = &sole {
+                report.environments.insert(queue.name.clone(), ce.clone());
+            }
             match self.batch.jobs(&queue.name, statuses).await {
                 Ok(listed) => {
-                    for job in listed {
+                    for mut job in listed {
+                        job.compute_environment.clone_from(&sole);
                         match &job.tags {
                             None => report.unverified_jobs.push(job.job_id),
                             Some(tags) if is_protected(tags) => {
