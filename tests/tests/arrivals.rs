@@ -342,6 +342,18 @@ async fn a_drain_on_a_shared_queue_cancels_only_its_own_new_jobs_as_their_events
         "{answer:?}"
     );
     assert_eq!(batch.calls().len(), calls_before);
+    // The same array's event sent a second before is judged: a new job of the draining team.
+    let mut fresh = event("g-array", "SUBMITTED", NOW_MS + 1_000, Some(genomics), 1);
+    fresh["detail"]["arrayProperties"] = json!({"size": 10, "statusSummary": {}});
+    fresh["time"] = json!(
+        chrono::DateTime::from_timestamp_millis(later - 1_000)
+            .unwrap()
+            .to_rfc3339()
+    );
+    let answer = admit(fresh, later).await.unwrap();
+    assert!(answer.outcome.starts_with("turned away"), "{answer:?}");
+    assert_eq!(batch.calls().last().unwrap(), "CancelJob g-array");
+    let calls_before = batch.calls().len();
 
     // The stack's dry run: recorded as such, nothing cancelled.
     let dry = Enforcer::new(&batch, &log, &outbox, settings(true));
@@ -382,6 +394,19 @@ async fn a_drain_on_a_shared_queue_cancels_only_its_own_new_jobs_as_their_events
         "{answer:?}"
     );
     assert_eq!(batch.calls().len(), calls_before);
+    // A gate judged with the new budgets makes a warm admitter, whose copy of the budgets is
+    // older than the gate, read them again at once, and act.
+    let mut renewed = log.gates().await.unwrap()[&GateKind::Drain].clone();
+    renewed.book_version = 2;
+    log.put_gate(GateKind::Drain, &renewed).await.unwrap();
+    let answer = admit(
+        event("g-renewed", "SUBMITTED", NOW_MS + 2_000, Some(genomics), 1),
+        later,
+    )
+    .await
+    .unwrap();
+    assert!(answer.outcome.starts_with("turned away"), "{answer:?}");
+    assert_eq!(batch.calls().last().unwrap(), "CancelJob g-renewed");
 }
 
 /// GIVEN genomics (1 USD, safe) with a running job whose ten-hour timeout commits about 0.49
@@ -548,11 +573,12 @@ thresholds = [{ at_percent = "100", action = "cancel-queued" }]
     let sink = EmfMemory::default();
     let mut mixed = event("a-mixed", "SUBMITTED", NOW_MS + 1_000, Some(&[]), 1);
     mixed["detail"]["jobQueue"] = json!("arn:aws:batch:us-east-1:123456789012:job-queue/mixed");
+    let mut outcomes = Vec::new();
     for payload in [
         event("a-single", "SUBMITTED", NOW_MS + 1_000, Some(&[]), 1),
         mixed,
     ] {
-        admitter::handle(
+        let answer = admitter::handle(
             &enforcing,
             &books,
             &sink,
@@ -563,6 +589,45 @@ thresholds = [{ at_percent = "100", action = "cancel-queued" }]
         )
         .await
         .unwrap();
+        outcomes.push(answer.outcome);
     }
+    assert!(outcomes[0].starts_with("turned away"), "{outcomes:?}");
+    assert_eq!(outcomes[1], "job a-mixed admitted");
     assert_eq!(batch.calls(), ["CancelJob w-single", "CancelJob a-single"]);
+}
+
+/// GIVEN genomics at `cancel-queued` on the ledger WHEN a request orders it only to drain
+/// (agreed with: the ledger reaches it) THEN the run carries it out at `cancel-queued`, and
+/// the drain gate says so: a request cannot weaken what the ledger calls for.
+#[tokio::test]
+async fn an_order_below_what_the_ledger_calls_for_is_carried_out_at_the_ledgers_action() {
+    let book = BudgetBook::parse(&DRAIN_BOOK.replace(
+        r#"thresholds = [{ at_percent = "50", action = "drain" }]"#,
+        r#"thresholds = [{ at_percent = "50", action = "drain" }, { at_percent = "80", action = "cancel-queued" }]"#,
+    ))
+    .unwrap();
+    let projector = projections(&book).await;
+    let log = MemoryEventLog::new();
+    assert!(log.replace_budgets(&book, 0).await.unwrap());
+    let batch = MemoryBatch::with(&[(QUEUE, true)], &[]);
+    let outbox = Outbox::default();
+    let enforcing = Enforcer::new(&batch, &log, &outbox, settings(false));
+    enforcer::handle(
+        &enforcing,
+        &check(&projector),
+        &EmfMemory::default(),
+        json!({"action": "budgets", "orders": [{"budget": "genomics", "action": "drain", "reason": "forged"}]}),
+        NOW_MS,
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let gate = log.gates().await.unwrap()[&GateKind::Drain].clone();
+    assert_eq!(gate.draining["genomics"].action, Action::CancelQueued);
+    assert!(
+        gate.draining["genomics"]
+            .reason
+            .starts_with("judged on the ledger by the enforcer"),
+        "{gate:?}"
+    );
 }

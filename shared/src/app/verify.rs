@@ -4,12 +4,23 @@
 //! `cloudwatch:PutMetricData` or `lambda:InvokeFunction` in the account can send; the
 //! projections are written only from AWS Batch's and ECS's own events.
 
+use std::collections::BTreeMap;
+
 use crate::app::ticker::{NoAwsBudget, TickerSettings, assess, corrections_of};
-use crate::core::budgets::{BudgetBook, BudgetFigures, BudgetSpec};
+use crate::core::budgets::{Action, BudgetBook, BudgetFigures, BudgetSpec};
 use crate::core::enforcement::{BudgetOrder, EnforcerRequest, agrees, budget_agrees};
 use crate::core::policy::Level;
 use crate::core::scope::Scope;
 use crate::ports::{BaselineStore, SpendReader, StoreError};
+
+/// [`LedgerCheck::check_and_judge_budgets`]: each order's verdict (its budget's figures when
+/// agreed with, else why not), and every budget at a threshold by the ledger's own judgement,
+/// with its figures.
+#[derive(Clone, Debug)]
+pub struct CheckedAndJudged {
+    pub verdicts: Vec<Result<BudgetFigures, String>>,
+    pub judged: Vec<(BudgetOrder, BudgetFigures)>,
+}
 
 /// Where the enforcer reads the ledger: the projections, the budget and its policy, and (with
 /// a budget kept in AWS Budgets) where the ticker keeps AWS's last reading and its marks.
@@ -119,6 +130,90 @@ where
                 })
             })
             .collect())
+    }
+
+    /// [`LedgerCheck::check_budgets`] and [`LedgerCheck::judge_budgets`] on one read: each
+    /// order's verdict, and an order (with its figures) for every budget of the stack's
+    /// period at a threshold, its reason beginning with `why`. One read of every such
+    /// budget's sums and one of the recent starts.
+    pub async fn check_and_judge_budgets(
+        &self,
+        book: &BudgetBook,
+        orders: &[BudgetOrder],
+        why: &str,
+        at_ms: i64,
+    ) -> Result<CheckedAndJudged, StoreError> {
+        let at = at_ms.div_euclid(1000);
+        let period = self.settings.period;
+        let specs: Vec<&BudgetSpec> = book
+            .budgets()
+            .filter(|spec| spec.period == period)
+            .collect();
+        let scopes: Vec<Scope> = specs.iter().map(|spec| spec.spend_scope()).collect();
+        let (totals, recent) = if scopes.is_empty() {
+            (Default::default(), Vec::new())
+        } else {
+            (
+                self.reader.scopes_totals(&scopes).await?,
+                self.reader.recent_starts(at).await?,
+            )
+        };
+        // Each budget's judgement and figures, from the one read.
+        let mut judged: BTreeMap<&str, (Option<Action>, BudgetFigures, BudgetOrder)> =
+            BTreeMap::new();
+        for spec in specs {
+            let scope = spec.spend_scope();
+            let spend = totals
+                .get(&scope)
+                .map(|t| t.spend_at(at, period, corrections_of(&recent, &scope)))
+                .unwrap_or_default();
+            let (status, action) =
+                spec.judge(at, spend.period_spend_usd, spend.burn_rate_usd_per_hour);
+            let figures = BudgetFigures::at(
+                spec.period,
+                at,
+                spend.period_spend_usd,
+                spend.burn_rate_usd_per_hour,
+            );
+            let mut order = BudgetOrder::judged(
+                &spec.name,
+                spend.period_spend_usd,
+                spec.amount_usd,
+                status.used_percent,
+                action.unwrap_or(Action::Notify),
+                spec.dry_run,
+            );
+            order.reason = format!("{why}: {}", order.reason);
+            judged.insert(spec.name.as_str(), (action, figures, order));
+        }
+        let verdicts = orders
+            .iter()
+            .map(|order| {
+                let Some(spec) = book.get(&order.budget) else {
+                    return Err(format!(
+                        "no budget named {} is applied to the stack",
+                        order.budget
+                    ));
+                };
+                let Some((action, figures, _)) = judged.get(spec.name.as_str()) else {
+                    return Err(format!(
+                        "budget {} is per {} but the stack sums by {}: it is not judged here",
+                        spec.name,
+                        crate::core::budgets::period_name(spec.period),
+                        crate::core::budgets::period_name(period)
+                    ));
+                };
+                budget_agrees(order, *action).map(|()| *figures)
+            })
+            .collect();
+        let at_threshold = judged
+            .into_values()
+            .filter_map(|(action, figures, order)| action.map(|_| (order, figures)))
+            .collect();
+        Ok(CheckedAndJudged {
+            verdicts,
+            judged: at_threshold,
+        })
     }
 
     /// What each budget of `book` with `admission = "safe"` (of the stack's period) has left:

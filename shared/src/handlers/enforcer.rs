@@ -31,7 +31,7 @@ use crate::app::enforcer::{
 };
 use crate::app::job_caps::MAX_CAPS_A_TICK;
 use crate::app::verify::LedgerCheck;
-use crate::core::arrival::{Draining, GateKind};
+use crate::core::arrival::GateKind;
 use crate::core::budgets::Action;
 use crate::core::caps::{CapOrder, cap_agrees};
 use crate::core::enforcement::{BudgetOrder, EnforcerRequest, Step, budget_restore_agrees};
@@ -199,16 +199,22 @@ where
             return Ok(report);
         }
     };
-    let verdicts = check
-        .check_budgets(&book, &orders, now_ms)
+    // One read of the ledger checks each order and judges every budget.
+    let checked = check
+        .check_and_judge_budgets(
+            &book,
+            &orders,
+            "judged on the ledger by the enforcer",
+            now_ms,
+        )
         .await
         .map_err(|e| {
             HandlerError::Retryable(format!("reading the ledger to check the budgets: {e}"))
         })?;
-    let mut agreed = Vec::new();
+    let mut agreed: Vec<BudgetOrder> = Vec::new();
     let mut figures = BTreeMap::new();
     let mut refused = Vec::new();
-    for (order, verdict) in orders.into_iter().zip(verdicts) {
+    for (order, verdict) in orders.into_iter().zip(checked.verdicts) {
         match verdict {
             Ok(shed) => {
                 figures.insert(order.budget.clone(), shed);
@@ -229,37 +235,35 @@ where
             }
         }
     }
+    // Every budget the ledger puts at drain or more is carried out, at the stricter of its
+    // order's action and the ledger's, whatever the request listed: so the drain gate this run
+    // writes is the enforcer's own judgement, and a forged, late or empty request can neither
+    // drop a draining budget from it nor weaken one (an order below the ledger's action is
+    // agreed with, `budget_agrees`, and raised here).
+    for (judged, judged_figures) in checked.judged {
+        if judged.action < Action::Drain {
+            continue;
+        }
+        match agreed
+            .iter_mut()
+            .find(|order| order.budget == judged.budget)
+        {
+            Some(order) if order.action < judged.action => {
+                order.action = judged.action;
+                order.reason = judged.reason;
+            }
+            Some(_) => {}
+            None => {
+                figures.insert(judged.budget.clone(), judged_figures);
+                agreed.push(judged);
+            }
+        }
+    }
     let mut report = enforcer
         .enforce_budgets_with_figures(&book, &agreed, &figures, now_ms)
         .await?;
-    // The drain gate says what the enforcer itself judges on the ledger now, whatever the
-    // request listed: a forged, late or empty request cannot drop a draining budget from it,
-    // nor add one. A budget carried out by this run keeps its order's action and the start of
-    // its drain; one the ledger puts at drain or more that this run did not carry out (not
-    // ordered) keeps the start the audit trail gives it, or begins now.
-    let judged = check
-        .judge_budgets(&book, "judged on the ledger by the enforcer", now_ms)
-        .await
-        .map_err(|e| {
-            HandlerError::Retryable(format!("reading the ledger for the drain gate: {e}"))
-        })?;
     if let Some(gate) = report.gate.as_mut() {
         gate.book_version = version;
-        let judged: BTreeMap<String, BudgetOrder> = judged
-            .into_iter()
-            .filter(|order| order.action >= Action::Drain)
-            .map(|order| (order.budget.clone(), order))
-            .collect();
-        gate.draining.retain(|name, _| judged.contains_key(name));
-        for (name, order) in judged {
-            let since_ms = report.drain_started.get(&name).copied().unwrap_or(now_ms);
-            gate.draining.entry(name).or_insert_with(|| Draining {
-                action: order.action,
-                since_ms,
-                dry_run: book.get(&order.budget).is_none_or(|spec| spec.dry_run),
-                reason: order.reason,
-            });
-        }
     }
     for refusal in refused {
         report.actions.extend(refusal.actions);
@@ -603,11 +607,18 @@ where
     // Stored for the admitter: a gate that cannot be stored is a failure (the admitter would
     // go on with the last one until it is too old to trust, and then admit everything until
     // the next run), so the invocation is retried and, past the retries, dead-lettered.
-    // A safe gate from a listing that missed a queue would say too much is left: not stored
-    // (the last one ages out; the tick judges every job meanwhile).
-    let listed_all = !report.failures.iter().any(|f| f.action == "ListJobs");
+    // A safe gate from a listing that missed a queue, or jobs whose description could not be
+    // read, would say too much is left: it is stored with nothing left to judge by (the
+    // admitter then admits, and the tick judges every job), so the last one does not linger.
+    let listed_all = !report.failures.iter().any(|f| f.action == "ListJobs")
+        && report.unverified_jobs.is_empty();
+    if gate_kind == Some(GateKind::Safe)
+        && !listed_all
+        && let Some(gate) = report.gate.as_mut()
+    {
+        gate.left.clear();
+    }
     if let (Some(kind), Some(gate)) = (gate_kind, &report.gate)
-        && (kind == GateKind::Drain || listed_all)
         && let Err(error) = enforcer.log().put_gate(kind, gate).await
     {
         report.failures.push(ActionFailed {

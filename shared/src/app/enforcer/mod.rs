@@ -729,8 +729,10 @@ where
     /// - a budget's `dry_run` (or the stack's) records what it would do and changes nothing;
     /// - protected jobs and jobs whose tags cannot be read are left alone, as at every level.
     ///
-    /// Batch's listing does not name a job's compute environment, so a budget whose scope
-    /// names compute environments reaches no job here (it is still summed and notified).
+    /// Batch's listing does not name a job's compute environment: a budget whose scope names
+    /// compute environments reaches the jobs of queues with a single compute environment (its
+    /// queue says where it runs), and no job of a queue with several (it is still summed and
+    /// notified). A running job takes its queue's compute environment as the queue is now.
     pub async fn enforce_budgets(
         &self,
         book: &BudgetBook,
@@ -1144,6 +1146,11 @@ where
             return Ok(Vec::new());
         }
         let queues = self.batch.queues(&names).await?;
+        // The compute environments some applied budget names: the gates carry only those.
+        let named: BTreeSet<&String> = book
+            .budgets()
+            .flat_map(|spec| &spec.scope.compute_environments)
+            .collect();
         let mut jobs = Vec::new();
         for queue in &queues {
             // A queue with one compute environment places every job of it there.
@@ -1151,7 +1158,7 @@ where
                 [only] => Some(only.clone()),
                 _ => None,
             };
-            if let Some(ce) = &sole {
+            if let Some(ce) = sole.as_ref().filter(|ce| named.contains(ce)) {
                 report.environments.insert(queue.name.clone(), ce.clone());
             }
             match self.batch.jobs(&queue.name, statuses).await {
