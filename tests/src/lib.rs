@@ -14,6 +14,7 @@ pub mod builders;
 pub mod cfn;
 pub mod emulator;
 pub mod exports;
+pub mod ledger;
 
 pub use builders::*;
 pub use emulator::*;

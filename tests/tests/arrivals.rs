@@ -5,29 +5,25 @@
 //! as the functions call them (the gates' DynamoDB round trip is in `budget_store.rs`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::sync::Arc;
+use batchguard_tests::ledger::{HOUR, check, projections, settings, worst};
 
-use batchguard_tests::{IndependentPrices, T0, at, attempt, fact, fixture_text, job};
+use batchguard_tests::{T0, fixture_text};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use shared::adapters::emf::EmfMemory;
-use shared::adapters::memory::{MemoryBatch, MemoryEventLog, MemoryProjector, Outbox};
-use shared::app::enforcer::{Enforcer, EnforcerSettings};
-use shared::app::ticker::{MAX_SCOPES_READ, TickerSettings};
-use shared::app::verify::LedgerCheck;
+use shared::adapters::memory::{MemoryBatch, MemoryEventLog, Outbox};
+use shared::app::enforcer::Enforcer;
 use shared::core::arrival::{GateKind, trusted_for_ms};
 use shared::core::budget::BudgetPeriod;
 use shared::core::budgets::{Action, BudgetBook};
-use shared::core::facts::{EnforcementAction, FactBody, JobStatus};
-use shared::core::policy::BudgetPolicy;
+use shared::core::facts::{EnforcementAction, JobStatus};
 use shared::core::prices::PriceTable;
 use shared::handlers::{admitter, enforcer};
-use shared::ports::{AdmissionGates, AuditTrail, BudgetStore, Projector};
+use shared::ports::{AdmissionGates, AuditTrail, BudgetStore};
 
 /// The real sample's queue, shared by both teams.
 const QUEUE: &str = "PexjEHappyPathCanary2JobQueue";
 const NOW_MS: i64 = T0 + 600_000;
-const HOUR: u32 = 3600;
 
 /// Genomics has 0.01 USD a month and drains at half of it (its running job has spent about
 /// 0.008 by `NOW_MS`); imaging's budget is open.
@@ -105,59 +101,6 @@ fn event(
         }
     }
     event
-}
-
-/// One running genomics job of 1 vCPU / 2 GiB on Fargate, started at T0 with a ten-hour
-/// timeout.
-async fn projections(book: &BudgetBook) -> MemoryProjector {
-    let projector = MemoryProjector::with_budgets(
-        PriceTable::builtin(),
-        BudgetPeriod::Month,
-        Arc::new(book.clone()),
-    );
-    let mut running = job(
-        "g-run",
-        JobStatus::Running,
-        vec![attempt(0, None, Some(at(0)), None)],
-    );
-    running.timeout_seconds = Some(10 * HOUR);
-    running.tags.insert("team".into(), "genomics".into());
-    projector
-        .project(&fact("g-run", FactBody::Job(running)))
-        .await
-        .unwrap();
-    projector
-}
-
-fn check(projector: &MemoryProjector) -> LedgerCheck<&MemoryProjector> {
-    LedgerCheck {
-        reader: projector,
-        settings: TickerSettings {
-            budget: None,
-            policy: BudgetPolicy::default(),
-            period: BudgetPeriod::Month,
-            scope_queues: vec![],
-            max_scopes_read: MAX_SCOPES_READ,
-            budgets: Default::default(),
-        },
-        baseline: None::<shared::app::ticker::NoAwsBudget>,
-    }
-}
-
-fn settings(dry_run: bool) -> EnforcerSettings {
-    EnforcerSettings {
-        queues: vec![],
-        dry_run,
-        period: BudgetPeriod::Month,
-    }
-}
-
-/// The worst case of a 1 vCPU / 2 GiB Fargate job with `timeout` hours, at AWS's published
-/// us-east-1 prices (written out in `IndependentPrices`), with the stop's 30 s.
-fn worst(timeout_hours: u32) -> Decimal {
-    let prices = IndependentPrices::default();
-    let rate = prices.x86_vcpu_hour + Decimal::TWO * prices.x86_gb_hour;
-    rate * Decimal::from(timeout_hours * HOUR + 30) / Decimal::from(HOUR)
 }
 
 /// The audit entries cancelling `job_id` this period.

@@ -7,24 +7,21 @@
 //! timeout is checked on the emulator in `budget_enforcement.rs`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::sync::Arc;
+use batchguard_tests::ledger::{HOUR, check, projections, settings, worst};
 
-use batchguard_tests::{IndependentPrices, T0, at, attempt, fact, job};
+use batchguard_tests::T0;
 use rust_decimal::Decimal;
 use serde_json::json;
 use shared::adapters::emf::EmfMemory;
-use shared::adapters::memory::{Fault, MemoryBatch, MemoryEventLog, MemoryProjector, Outbox};
-use shared::app::enforcer::{Enforcer, EnforcerSettings};
-use shared::app::ticker::{MAX_SCOPES_READ, TickerSettings};
-use shared::app::verify::LedgerCheck;
+use shared::adapters::memory::{Fault, MemoryBatch, MemoryEventLog, Outbox};
+use shared::app::enforcer::Enforcer;
 use shared::core::admission::JobShape;
 use shared::core::budget::BudgetPeriod;
 use shared::core::budgets::BudgetBook;
-use shared::core::facts::{EnforcementAction, FactBody, JobStatus, Platform, TaskSize};
-use shared::core::policy::BudgetPolicy;
+use shared::core::facts::{EnforcementAction, JobStatus, Platform, TaskSize};
 use shared::core::prices::PriceTable;
 use shared::handlers::enforcer;
-use shared::ports::{AuditTrail, BudgetStore, Projector};
+use shared::ports::{AuditTrail, BudgetStore};
 
 /// Genomics may spend 1 USD a month and admits safely; imaging's budget is open.
 const BOOK: &str = r#"
@@ -45,7 +42,6 @@ thresholds = [{ at_percent = "100", action = "drain" }]
 "#;
 
 const NOW_MS: i64 = T0 + 600_000;
-const HOUR: u32 = 3600;
 
 /// A Fargate job of 1 vCPU / 2 GiB, x86, with `timeout`.
 fn fargate(timeout: Option<u32>) -> JobShape {
@@ -75,59 +71,6 @@ fn waiting(jobs: &[(&str, &str, bool, JobShape)]) -> MemoryBatch {
         batch.shape_job(id, *shape);
     }
     batch
-}
-
-/// The projections: one running genomics job of 1 vCPU / 2 GiB on Fargate, started at T0
-/// with a ten-hour timeout, so genomics has committed its whole worst case.
-async fn projections(book: &BudgetBook) -> MemoryProjector {
-    let projector = MemoryProjector::with_budgets(
-        PriceTable::builtin(),
-        BudgetPeriod::Month,
-        Arc::new(book.clone()),
-    );
-    let mut running = job(
-        "g-run",
-        JobStatus::Running,
-        vec![attempt(0, None, Some(at(0)), None)],
-    );
-    running.timeout_seconds = Some(10 * HOUR);
-    running.tags.insert("team".into(), "genomics".into());
-    projector
-        .project(&fact("g-run", FactBody::Job(running)))
-        .await
-        .unwrap();
-    projector
-}
-
-fn check(projector: &MemoryProjector) -> LedgerCheck<&MemoryProjector> {
-    LedgerCheck {
-        reader: projector,
-        settings: TickerSettings {
-            budget: None,
-            policy: BudgetPolicy::default(),
-            period: BudgetPeriod::Month,
-            scope_queues: vec![],
-            max_scopes_read: MAX_SCOPES_READ,
-            budgets: Default::default(),
-        },
-        baseline: None::<shared::app::ticker::NoAwsBudget>,
-    }
-}
-
-fn settings(dry_run: bool) -> EnforcerSettings {
-    EnforcerSettings {
-        queues: vec![],
-        dry_run,
-        period: BudgetPeriod::Month,
-    }
-}
-
-/// The worst case of a 1 vCPU / 2 GiB Fargate job with `timeout` hours, at AWS's published
-/// us-east-1 prices (written out in `IndependentPrices`), with the stop's 30 s.
-fn worst(timeout_hours: u32) -> Decimal {
-    let prices = IndependentPrices::default();
-    let rate = prices.x86_vcpu_hour + Decimal::TWO * prices.x86_gb_hour;
-    rate * Decimal::from(timeout_hours * HOUR + 30) / Decimal::from(HOUR)
 }
 
 /// GIVEN genomics (1 USD, safe) with a running job whose ten-hour timeout commits about

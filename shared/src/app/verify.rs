@@ -81,55 +81,10 @@ where
         orders: &[BudgetOrder],
         at_ms: i64,
     ) -> Result<Vec<Result<BudgetFigures, String>>, StoreError> {
-        let at = at_ms.div_euclid(1000);
-        let period = self.settings.period;
-        let scopes: Vec<Scope> = orders
-            .iter()
-            .filter_map(|order| book.get(&order.budget))
-            .map(BudgetSpec::spend_scope)
-            .collect();
-        let (totals, recent) = if scopes.is_empty() {
-            (Default::default(), Vec::new())
-        } else {
-            (
-                self.reader.scopes_totals(&scopes).await?,
-                self.reader.recent_starts(at).await?,
-            )
-        };
-        Ok(orders
-            .iter()
-            .map(|order| {
-                let Some(spec) = book.get(&order.budget) else {
-                    return Err(format!(
-                        "no budget named {} is applied to the stack",
-                        order.budget
-                    ));
-                };
-                if spec.period != period {
-                    return Err(format!(
-                        "budget {} is per {} but the stack sums by {}: it is not judged here",
-                        spec.name,
-                        crate::core::budgets::period_name(spec.period),
-                        crate::core::budgets::period_name(period)
-                    ));
-                }
-                let scope = spec.spend_scope();
-                let spend = totals
-                    .get(&scope)
-                    .map(|t| t.spend_at(at, period, corrections_of(&recent, &scope)))
-                    .unwrap_or_default();
-                let (_, judged) =
-                    spec.judge(at, spend.period_spend_usd, spend.burn_rate_usd_per_hour);
-                budget_agrees(order, judged).map(|()| {
-                    BudgetFigures::at(
-                        spec.period,
-                        at,
-                        spend.period_spend_usd,
-                        spend.burn_rate_usd_per_hour,
-                    )
-                })
-            })
-            .collect())
+        Ok(self
+            .check_and_judge_budgets(book, orders, "", at_ms)
+            .await?
+            .verdicts)
     }
 
     /// [`LedgerCheck::check_budgets`] and [`LedgerCheck::judge_budgets`] on one read: each
@@ -264,41 +219,12 @@ where
         why: &str,
         at_ms: i64,
     ) -> Result<Vec<BudgetOrder>, StoreError> {
-        let at = at_ms.div_euclid(1000);
-        let period = self.settings.period;
-        let specs: Vec<&BudgetSpec> = book
-            .budgets()
-            .filter(|spec| spec.period == period)
-            .collect();
-        if specs.is_empty() {
-            return Ok(Vec::new());
-        }
-        let scopes: Vec<Scope> = specs.iter().map(|spec| spec.spend_scope()).collect();
-        let totals = self.reader.scopes_totals(&scopes).await?;
-        let recent = self.reader.recent_starts(at).await?;
-        Ok(specs
+        Ok(self
+            .check_and_judge_budgets(book, &[], why, at_ms)
+            .await?
+            .judged
             .into_iter()
-            .filter_map(|spec| {
-                let scope = spec.spend_scope();
-                let spend = totals
-                    .get(&scope)
-                    .map(|t| t.spend_at(at, period, corrections_of(&recent, &scope)))
-                    .unwrap_or_default();
-                let (status, action) =
-                    spec.judge(at, spend.period_spend_usd, spend.burn_rate_usd_per_hour);
-                action.map(|action| {
-                    let mut order = BudgetOrder::judged(
-                        &spec.name,
-                        spend.period_spend_usd,
-                        spec.amount_usd,
-                        status.used_percent,
-                        action,
-                        spec.dry_run,
-                    );
-                    order.reason = format!("{why}: {}", order.reason);
-                    order
-                })
-            })
+            .map(|(order, _)| order)
             .collect())
     }
 }
