@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Checks the SAM templates offline (called by scripts/test.sh; needs .venv-tools from it):
-# cfn-lint on both templates, `sam validate --lint`, and `sam build`, which compiles the three
+# cfn-lint on both templates, `sam validate --lint`, and `sam build`, which compiles the four
 # functions for arm64 with cargo-lambda and zig and leaves the bootstrap files under .aws-sam/.
 # `sam local` needs Docker, which is not assumed: the functions' runtime path is tested by
 # scripts/e2e-lambda.sh instead.
@@ -15,7 +15,7 @@ cfn-lint template.yaml examples/batch-environment.yaml
 sam validate --lint
 started=$(date +%s)
 sam build
-for function in CollectorFunction TickerFunction EnforcerFunction; do
+for function in CollectorFunction TickerFunction EnforcerFunction AdmitterFunction; do
     bootstrap=".aws-sam/build/$function/bootstrap"
     [ -x "$bootstrap" ] || { echo "sam build left no $bootstrap" >&2; exit 1; }
     # An arm64 (aarch64) ELF executable, as provided.al2023 on Graviton runs.
