@@ -751,14 +751,22 @@ pub trait JobProjections {
         until: i64,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
-    /// What each of `job_ids` costs an hour now (the rates of its running units, USD), from
-    /// its projection; a job not projected is left out.
-    fn job_burns(
+    /// What each of `job_ids`' projection says of it now (its burn rate, where it runs); a
+    /// job not projected is left out.
+    fn job_readings(
         &self,
         job_ids: &[String],
-    ) -> impl Future<
-        Output = Result<std::collections::BTreeMap<String, rust_decimal::Decimal>, StoreError>,
-    > + Send;
+    ) -> impl Future<Output = Result<std::collections::BTreeMap<String, JobReading>, StoreError>> + Send;
+}
+
+/// What a job's projection says of it now.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct JobReading {
+    /// What it costs an hour now: the rates of its running units, USD.
+    pub burn_usd_per_hour: rust_decimal::Decimal,
+    /// The compute environment its latest attempt runs in, when its events named one (its
+    /// task's cluster, its container instance's): Batch's own job listing does not say.
+    pub compute_environment: Option<String>,
 }
 
 /// No projections to read (an enforcer built without them): no job is due, none is known.
@@ -787,10 +795,10 @@ impl JobProjections for Unprojected {
         Ok(false)
     }
 
-    async fn job_burns(
+    async fn job_readings(
         &self,
         _job_ids: &[String],
-    ) -> Result<std::collections::BTreeMap<String, rust_decimal::Decimal>, StoreError> {
+    ) -> Result<std::collections::BTreeMap<String, JobReading>, StoreError> {
         Ok(std::collections::BTreeMap::new())
     }
 }
@@ -822,13 +830,12 @@ impl<T: JobProjections + Sync> JobProjections for &T {
         (**self).defer_cap(job_id, version, until)
     }
 
-    fn job_burns(
+    fn job_readings(
         &self,
         job_ids: &[String],
-    ) -> impl Future<
-        Output = Result<std::collections::BTreeMap<String, rust_decimal::Decimal>, StoreError>,
-    > + Send {
-        (**self).job_burns(job_ids)
+    ) -> impl Future<Output = Result<std::collections::BTreeMap<String, JobReading>, StoreError>> + Send
+    {
+        (**self).job_readings(job_ids)
     }
 }
 

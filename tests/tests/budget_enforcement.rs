@@ -738,9 +738,13 @@ thresholds = [{{ at_percent = "80", action = "cancel-queued" }}]
     assert_eq!((shapes[0].size, shapes[1].size), (size, size));
 }
 
-/// Burn rates per job, as the projections would give them (a stand-in for the projector:
-/// the in-memory Batch's job ids are not those of any events).
-struct Burns(BTreeMap<String, Decimal>);
+/// What the projections would say of each job (a stand-in for the projector: the in-memory
+/// Batch's job ids are not those of any events), and the reads asked of it.
+#[derive(Default)]
+struct Burns {
+    readings: BTreeMap<String, shared::ports::JobReading>,
+    reads: std::sync::Mutex<Vec<Vec<String>>>,
+}
 
 impl JobProjections for Burns {
     async fn due_caps(
@@ -768,13 +772,14 @@ impl JobProjections for Burns {
         Ok(false)
     }
 
-    async fn job_burns(
+    async fn job_readings(
         &self,
         job_ids: &[String],
-    ) -> Result<BTreeMap<String, Decimal>, shared::ports::StoreError> {
+    ) -> Result<BTreeMap<String, shared::ports::JobReading>, shared::ports::StoreError> {
+        self.reads.lock().unwrap().push(job_ids.to_vec());
         Ok(job_ids
             .iter()
-            .filter_map(|job| self.0.get(job).map(|burn| (job.clone(), *burn)))
+            .filter_map(|job| self.readings.get(job).map(|r| (job.clone(), r.clone())))
             .collect())
     }
 }
@@ -794,12 +799,120 @@ fn shedding() -> (BudgetBook, MemoryBatch) {
 }
 
 fn burns(known: &[(&str, Decimal)]) -> Burns {
-    Burns(
-        known
+    placed(
+        &known
             .iter()
-            .map(|(job, burn)| ((*job).to_owned(), *burn))
-            .collect(),
+            .map(|(job, burn)| (*job, *burn, None))
+            .collect::<Vec<_>>(),
     )
+}
+
+/// Jobs' projections: (job, burn rate, compute environment).
+fn placed(known: &[(&str, Decimal, Option<&str>)]) -> Burns {
+    Burns {
+        readings: known
+            .iter()
+            .map(|(job, burn, environment)| {
+                let reading = shared::ports::JobReading {
+                    burn_usd_per_hour: *burn,
+                    compute_environment: environment.map(str::to_owned),
+                };
+                ((*job).to_owned(), reading)
+            })
+            .collect(),
+        reads: std::sync::Mutex::default(),
+    }
+}
+
+/// GIVEN a budget scoped by the on-demand compute environment at `terminate` and a queue
+/// that places jobs on Spot first and on-demand after, running jobs whose projections place
+/// them on each, one projected with no placement and one not projected, and a waiting job
+/// WHEN the enforcer carries its order out THEN it terminates only the job its events placed
+/// on on-demand, reading the running jobs' projections once (Batch's listing does not say
+/// where a job runs; where it is not known, the job is in no budget scoped by compute
+/// environment, and a waiting job has no place yet); AT `shed` THEN the same reading gives
+/// the burn rates, not read again.
+#[tokio::test]
+async fn a_budget_scoped_by_compute_environment_reaches_running_jobs_where_their_events_placed_them()
+ {
+    let book = BudgetBook::parse(
+        r#"
+[[budget]]
+name = "ondemand"
+amount_usd = "10"
+period = "month"
+scope = { compute_environments = ["ce-ondemand"] }
+thresholds = [{ at_percent = "90", action = "shed" }, { at_percent = "100", action = "terminate" }]
+"#,
+    )
+    .unwrap();
+    let readings = || {
+        placed(&[
+            ("r-spot", Decimal::ONE, Some("ce-spot")),
+            ("r-od", Decimal::ONE, Some("ce-ondemand")),
+            ("r-od-2", Decimal::new(5, 1), Some("ce-ondemand")),
+            ("r-unplaced", Decimal::ONE, None),
+        ])
+    };
+    let batch = || {
+        let batch = queue_with(&[
+            ("r-spot", JobStatus::Running, false, "genomics"),
+            ("r-od", JobStatus::Running, false, "genomics"),
+            ("r-od-2", JobStatus::Running, false, "imaging"),
+            ("r-unplaced", JobStatus::Running, false, "genomics"),
+            ("r-unknown", JobStatus::Starting, false, "genomics"),
+            ("w-wait", JobStatus::Runnable, false, "genomics"),
+        ]);
+        batch.place_queue("shared", &["ce-spot", "ce-ondemand"]);
+        batch
+    };
+
+    let terminating = batch();
+    let projections = readings();
+    let log = MemoryEventLog::new();
+    let outbox = Outbox::default();
+    Enforcer::new(&terminating, &log, &outbox, settings())
+        .with_projections(&projections)
+        .enforce_budgets(&book, &[order("ondemand", Action::Terminate)], AT_MS)
+        .await
+        .unwrap();
+    let mut calls = terminating.calls();
+    calls.sort();
+    assert_eq!(calls, ["TerminateJob r-od", "TerminateJob r-od-2"]);
+    let reads = projections.reads.lock().unwrap().clone();
+    assert_eq!(reads.len(), 1, "{reads:?}");
+    let mut read = reads[0].clone();
+    read.sort();
+    assert_eq!(
+        read,
+        ["r-od", "r-od-2", "r-spot", "r-unknown", "r-unplaced"]
+    );
+
+    // Shedding: 9 USD spent, 2 hours left, 1.5 USD an hour burning on on-demand (its two
+    // jobs): the forecast is 9 + 1.5 × 2 = 12; stopping the costlier (1 an hour) leaves
+    // 9 + 0.5 × 2 = 10, inside the amount.
+    let figures = BTreeMap::from([(
+        "ondemand".to_owned(),
+        BudgetFigures {
+            spend_usd: Decimal::from(9),
+            burn_usd_per_hour: Decimal::new(15, 1),
+            hours_left: Decimal::TWO,
+        },
+    )]);
+    let shedding = batch();
+    let projections = readings();
+    let log = MemoryEventLog::new();
+    Enforcer::new(&shedding, &log, &outbox, settings())
+        .with_projections(&projections)
+        .enforce_budgets_with_figures(&book, &[order("ondemand", Action::Shed)], &figures, AT_MS)
+        .await
+        .unwrap();
+    assert_eq!(shedding.calls(), ["TerminateJob r-od"]);
+    assert_eq!(
+        projections.reads.lock().unwrap().len(),
+        1,
+        "the placements' reading gives the burn rates too"
+    );
 }
 
 /// GIVEN genomics at its shed threshold with 8 USD spent, 2 hours left, and running jobs

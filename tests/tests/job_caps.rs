@@ -151,17 +151,29 @@ async fn a_capped_job_is_stopped_from_the_second_its_cost_reaches_the_cap() {
             < cap
     );
 
-    // A running job's burn rate, as a shedding budget reads it: its projection's, the same as
-    // a local replay's; a job not projected is left out.
-    let burns = projector
-        .job_burns(&[job_id.clone(), "no-such-job".to_owned()])
+    // A running job's burn rate and compute environment, as a shedding budget and a budget
+    // scoped by compute environment read them: its projection's, the same as a local
+    // replay's; a job not projected is left out.
+    let readings = projector
+        .job_readings(&[job_id.clone(), "no-such-job".to_owned()])
         .await
         .unwrap();
     let local_burn = burn_usd_per_hour(&GroupProjection::of_job(&local, &job_id));
     assert!(local_burn > Decimal::ZERO);
+    let local_environment = local.job_compute_environment(&job_id).map(str::to_owned);
+    assert!(
+        local_environment.is_some(),
+        "the sample names where it runs"
+    );
     assert_eq!(
-        burns,
-        std::collections::BTreeMap::from([(job_id.clone(), local_burn)])
+        readings,
+        std::collections::BTreeMap::from([(
+            job_id.clone(),
+            shared::ports::JobReading {
+                burn_usd_per_hour: local_burn,
+                compute_environment: local_environment,
+            }
+        )])
     );
 
     // The ticker's search, as the function runs it.

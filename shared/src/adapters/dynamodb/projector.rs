@@ -4,7 +4,7 @@
 //!
 //! | `pk` | `sk` | attributes |
 //! | --- | --- | --- |
-//! | `PROJ#JOB#<id>` / `PROJ#TASK#<arn>` / `PROJ#INSTANCE#<arn>` | `PROJ` | `version`, `units` (JSON [`GroupProjection`]), `own_facts` (facts of the group's own partition folded), `claimed_by` (a task's, once a job names it), `recent_minute` (`<minute>#<shard>`, GSI `recent`); an instance's `instance_summary` and `witnesses` (JSON) |
+//! | `PROJ#JOB#<id>` / `PROJ#TASK#<arn>` / `PROJ#INSTANCE#<arn>` | `PROJ` | `version`, `units` (JSON [`GroupProjection`]), `own_facts` (facts of the group's own partition folded), `claimed_by` (a task's, once a job names it), `recent_minute` (`<minute>#<shard>`, GSI `recent`); a job's `compute_environment` (where its events placed its latest attempt) and cap attributes; an instance's `instance_summary` and `witnesses` (JSON) |
 //! | `LINK#<task arn>` | `LINK` | `job_id`: the job that claimed the task |
 //! | `SCOPE#<kind>#<name>#<shard>` | `SUM` | the [`ScopeTotals`] as numbers: `units`, `unpriced`, `estimated`, `closed`, `vcpu`, `gib`, `c_<period>`, `rn_<period>`, `rr_<period>`, `ro_<period>` |
 //! | `SCOPES` | `<kind>#<name>` | `scope` (JSON): the registry of scopes, for readers |
@@ -116,6 +116,10 @@ struct StoredProjection {
     own_facts: u64,
     /// A job's cap, as last written.
     cap: CapWritten,
+    /// The compute environment a job's latest attempt runs in, when its events named one
+    /// (`Ledger::job_compute_environment`): Batch's job listing does not say, and a budget
+    /// scoped by compute environment acts on the running jobs of a queue with several.
+    compute_environment: Option<String>,
 }
 
 /// What a job group's item says of its cap (`core::caps`): the `batchguard:max-usd` tag's
@@ -169,6 +173,8 @@ struct Written<'a> {
     own_facts: u64,
     /// A job group's cap.
     cap: Option<&'a CapWritten>,
+    /// A job group's compute environment, when its events named one.
+    compute_environment: Option<&'a str>,
 }
 
 /// Now, in Unix seconds.
@@ -194,6 +200,7 @@ fn projection_of(
             witnesses: None,
             own_facts: 0,
             cap: CapWritten::default(),
+            compute_environment: None,
         });
     };
     let version = item
@@ -228,6 +235,10 @@ fn projection_of(
             .and_then(|v| v.as_n().ok())
             .and_then(|v| v.parse().ok()),
     };
+    let compute_environment = item
+        .get("compute_environment")
+        .and_then(|v| v.as_s().ok())
+        .cloned();
     Ok(StoredProjection {
         version,
         projection,
@@ -236,6 +247,7 @@ fn projection_of(
         witnesses,
         own_facts,
         cap,
+        compute_environment,
     })
 }
 
@@ -762,6 +774,10 @@ impl DynamoProjector {
             .as_deref()
             .map(|id| CapWritten::of(&ledger, id, &next))
             .unwrap_or_default();
+        let compute_environment = job_id
+            .as_deref()
+            .and_then(|id| ledger.job_compute_environment(id))
+            .map(str::to_owned);
         let instance_summary = group
             .strip_prefix("INSTANCE#")
             .and_then(|arn| ledger.instance_summary(arn))
@@ -855,6 +871,7 @@ impl DynamoProjector {
             && !instance_changed
             && witnesses == current.witnesses
             && cap == current.cap
+            && compute_environment == current.compute_environment
         {
             return Ok(Some((false, settled, identity)));
         }
@@ -868,6 +885,7 @@ impl DynamoProjector {
                 instance: instance_summary.as_deref().zip(witnesses.as_deref()),
                 own_facts: own_read.unwrap_or(0),
                 cap: Some(&cap),
+                compute_environment: compute_environment.as_deref(),
             },
         )?);
         let shard = xxhash_rust::xxh3::xxh3_64(group.as_bytes()) % u64::from(self.shards);
@@ -954,6 +972,7 @@ impl DynamoProjector {
             instance,
             own_facts,
             cap,
+            compute_environment,
         } = written;
         let units = serde_json::to_string(projection).map_err(|e| corrupt(group, e))?;
         let mut put = Put::builder()
@@ -967,6 +986,9 @@ impl DynamoProjector {
         }
         if own_facts > 0 {
             put = put.item("own_facts", n(own_facts));
+        }
+        if let Some(environment) = compute_environment {
+            put = put.item("compute_environment", s(environment));
         }
         if let Some((summary, witnesses)) = instance {
             put = put
@@ -1690,7 +1712,10 @@ impl crate::ports::JobProjections for DynamoProjector {
     }
 
     /// The jobs' projection items, read `BATCH_GET_LIMIT` a call (consistently).
-    async fn job_burns(&self, job_ids: &[String]) -> Result<BTreeMap<String, Decimal>, StoreError> {
+    async fn job_readings(
+        &self,
+        job_ids: &[String],
+    ) -> Result<BTreeMap<String, crate::ports::JobReading>, StoreError> {
         let keys: Vec<(String, &str)> = job_ids
             .iter()
             .map(|job| (format!("PROJ#JOB#{job}"), "PROJ"))
@@ -1706,7 +1731,10 @@ impl crate::ports::JobProjections for DynamoProjector {
             let stored = projection_of(&pk, Some(item.clone()))?;
             burns.insert(
                 job.to_owned(),
-                crate::core::caps::burn_usd_per_hour(&stored.projection),
+                crate::ports::JobReading {
+                    burn_usd_per_hour: crate::core::caps::burn_usd_per_hour(&stored.projection),
+                    compute_environment: stored.compute_environment,
+                },
             );
         }
         Ok(burns)

@@ -20,7 +20,7 @@ use crate::core::projection::GroupProjection;
 use crate::core::scope::Scope;
 use crate::core::sums::ScopeTotals;
 use crate::ports::{
-    DueCap, JobProjections, Projector, SilentJob, SilentJobs, SpendReader, StoreError,
+    DueCap, JobProjections, JobReading, Projector, SilentJob, SilentJobs, SpendReader, StoreError,
 };
 
 /// For stores that keep no projections (SQLite: `status` folds the log).
@@ -252,13 +252,25 @@ impl JobProjections for MemoryProjector {
         Ok(true)
     }
 
-    async fn job_burns(&self, job_ids: &[String]) -> Result<BTreeMap<String, Decimal>, StoreError> {
+    async fn job_readings(
+        &self,
+        job_ids: &[String],
+    ) -> Result<BTreeMap<String, JobReading>, StoreError> {
         let inner = self.lock();
         Ok(job_ids
             .iter()
             .map(|job| (job, GroupProjection::of_job(&inner.ledger, job)))
             .filter(|(_, projection)| !projection.units.is_empty())
-            .map(|(job, projection)| (job.clone(), burn_usd_per_hour(&projection)))
+            .map(|(job, projection)| {
+                let reading = JobReading {
+                    burn_usd_per_hour: burn_usd_per_hour(&projection),
+                    compute_environment: inner
+                        .ledger
+                        .job_compute_environment(job)
+                        .map(str::to_owned),
+                };
+                (job.clone(), reading)
+            })
             .collect())
     }
 }

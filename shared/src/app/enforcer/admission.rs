@@ -75,6 +75,7 @@ where
         let mut jobs: Vec<_> = self
             .budget_jobs(book, &safe, &statuses, &mut report)
             .await?
+            .0
             .into_iter()
             .filter(|job| statuses.contains(&job.status))
             .collect();

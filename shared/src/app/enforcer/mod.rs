@@ -50,7 +50,7 @@ use crate::core::facts::{
 use crate::core::policy::Level;
 use crate::ports::{
     AuditTrail, BatchControl, BudgetStore, ControlError, EventLog, JobKind, JobProjections,
-    JobSummary, Notifier, Record, StoreError, Unprojected,
+    JobReading, JobSummary, Notifier, Record, StoreError, Unprojected,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -948,7 +948,7 @@ where
         if acting.values().any(|action| *action >= Action::Shed) {
             statuses.extend(STARTED);
         }
-        let jobs = self
+        let (jobs, readings) = self
             .budget_jobs(book, &acting, &statuses, &mut report)
             .await?;
         if let Some(gate) = report.gate.as_mut() {
@@ -989,7 +989,7 @@ where
             .map(|(name, action)| (name.clone(), *action))
             .partition(|(name, _)| !dry_run_of(name));
         let (views, figures) = self
-            .with_burns(book, &acting, figures, views, &mut report)
+            .with_burns(book, &acting, figures, views, readings, &mut report)
             .await;
         let mut steps = book.plan(&live, &figures, &views);
         let stepped: BTreeSet<String> = steps
@@ -1045,12 +1045,15 @@ where
 
     /// The running jobs' burn rates, when a shedding budget has figures, and the figures of
     /// the shedding budgets whose every running job has one (the others stop all of theirs).
+    /// `read` holds the projections [`Enforcer::budget_jobs`] read already (`None`: asked
+    /// for, not projected): they are not read twice.
     async fn with_burns<'a>(
         &self,
         book: &BudgetBook,
         acting: &BTreeMap<String, Action>,
         figures: &BTreeMap<String, BudgetFigures>,
         mut views: Vec<JobView<'a>>,
+        read: BTreeMap<String, Option<JobReading>>,
         report: &mut EnforcementReport,
     ) -> (Vec<JobView<'a>>, BTreeMap<String, ShedFigures>) {
         let shedding: Vec<&String> = acting
@@ -1063,11 +1066,21 @@ where
         }
         let running: Vec<String> = views
             .iter()
-            .filter(|view| view.stage == JobStage::Running)
+            .filter(|view| view.stage == JobStage::Running && !read.contains_key(view.job_id))
             .map(|view| view.job_id.to_owned())
             .collect();
-        let burns = match self.projections.job_burns(&running).await {
-            Ok(burns) => burns,
+        let readings = if running.is_empty() {
+            Ok(BTreeMap::new())
+        } else {
+            self.projections.job_readings(&running).await
+        };
+        let burns: BTreeMap<String, Decimal> = match readings {
+            Ok(readings) => read
+                .into_iter()
+                .filter_map(|(job, reading)| reading.map(|reading| (job, reading)))
+                .chain(readings)
+                .map(|(job, reading)| (job, reading.burn_usd_per_hour))
+                .collect(),
             Err(error) => {
                 report.failures.push(ActionFailed {
                     action: "ReadBurnRates",
@@ -1108,17 +1121,25 @@ where
         (views, known)
     }
 
-    /// The jobs of `statuses` the acting budgets may reach, tags read; from the queues their scopes (or their ancestors')
-    /// name, or every queue when one names none — within the stack's queues when it names
-    /// some (`EnforcerSettings::queues`). Protected jobs and jobs whose tags cannot be
-    /// read are reported and left out.
+    /// The jobs of `statuses` the acting budgets may reach, tags read; from the queues their
+    /// scopes (or their ancestors') name, or every queue when one names none — within the
+    /// stack's queues when it names some (`EnforcerSettings::queues`). Protected jobs and
+    /// jobs whose tags cannot be read are reported and left out.
+    ///
+    /// Each job's compute environment, when some applied budget names one: a queue with a
+    /// single compute environment places every job there; a started job of a queue with
+    /// several is where its projection says its events placed it (read in batches of 100,
+    /// and returned, `None` for a job not projected, so a shedding budget does not read them
+    /// again). A job whose placement is
+    /// not known (waiting, or no event named it) is in no budget scoped by compute
+    /// environment.
     async fn budget_jobs(
         &self,
         book: &BudgetBook,
         acting: &BTreeMap<String, Action>,
         statuses: &[JobStatus],
         report: &mut EnforcementReport,
-    ) -> Result<Vec<JobSummary>, EnforceError> {
+    ) -> Result<(Vec<JobSummary>, BTreeMap<String, Option<JobReading>>), EnforceError> {
         let mut named: BTreeSet<String> = BTreeSet::new();
         let mut every_queue = false;
         for name in acting.keys() {
@@ -1143,7 +1164,7 @@ where
             (false, false) => named.into_iter().filter(|q| scoped.contains(q)).collect(),
         };
         if names.is_empty() && !(every_queue && scoped.is_empty()) {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), BTreeMap::new()));
         }
         let queues = self.batch.queues(&names).await?;
         // The compute environments some applied budget names: the gates carry only those.
@@ -1152,6 +1173,8 @@ where
             .flat_map(|spec| &spec.scope.compute_environments)
             .collect();
         let mut jobs = Vec::new();
+        // Started jobs of queues with several compute environments, when a budget names one.
+        let mut unplaced: Vec<String> = Vec::new();
         for queue in &queues {
             // A queue with one compute environment places every job of it there.
             let sole = match queue.compute_environments.as_slice() {
@@ -1170,7 +1193,15 @@ where
                             Some(tags) if is_protected(tags) => {
                                 report.protected_jobs.push(job.job_id);
                             }
-                            Some(_) => jobs.push(job),
+                            Some(_) => {
+                                if sole.is_none()
+                                    && !named.is_empty()
+                                    && STARTED.contains(&job.status)
+                                {
+                                    unplaced.push(job.job_id.clone());
+                                }
+                                jobs.push(job);
+                            }
                         }
                     }
                 }
@@ -1181,7 +1212,34 @@ where
                 }),
             }
         }
-        Ok(jobs)
+        if unplaced.is_empty() {
+            return Ok((jobs, BTreeMap::new()));
+        }
+        let mut readings = match self.projections.job_readings(&unplaced).await {
+            Ok(readings) => readings,
+            Err(error) => {
+                report.failures.push(ActionFailed {
+                    action: "ReadPlacements",
+                    target: unplaced.join(","),
+                    error: error.to_string(),
+                });
+                return Ok((jobs, BTreeMap::new()));
+            }
+        };
+        for job in &mut jobs {
+            if let Some(reading) = readings.get(&job.job_id) {
+                job.compute_environment
+                    .clone_from(&reading.compute_environment);
+            }
+        }
+        let read = unplaced
+            .into_iter()
+            .map(|job| {
+                let reading = readings.remove(&job);
+                (job, reading)
+            })
+            .collect();
+        Ok((jobs, read))
     }
 
     /// The budgets applied to the stack, as stored (`budgets apply`): what the enforcer checks

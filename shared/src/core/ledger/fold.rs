@@ -261,6 +261,16 @@ impl Ledger {
             .map(|(_, contribution)| self.named(contribution))
     }
 
+    /// The compute environment job `job_id`'s latest attempt runs (or ran) in, when its
+    /// events said: its task's compute environment (named by the task's cluster) or its
+    /// container instance's. `None` for a job not known, not placed yet, or placed where no
+    /// event named.
+    pub fn job_compute_environment(&self, job_id: &str) -> Option<&str> {
+        let &idx = self.state.job_index.get(job_id)?;
+        let (latest, _) = self.state.jobs[idx as usize].attempts.last()?;
+        self.state.attempt_input(idx, *latest)?.compute_environment
+    }
+
     /// Every scope that holds at least one unit.
     pub fn scopes(&self) -> impl Iterator<Item = &Scope> {
         self.table

@@ -172,6 +172,7 @@ impl State {
             priced,
             instance,
             platform,
+            compute_environment: (compute_environment != UNKNOWN).then_some(compute_environment),
         })
     }
 
@@ -294,6 +295,7 @@ impl State {
             priced: self.instance_price(instance).map(|(priced, _)| priced),
             instance: Some(idx),
             platform: Platform::Ec2,
+            compute_environment: instance.compute_environment.get().map(String::as_str),
         }
     }
 
@@ -355,6 +357,7 @@ impl State {
             priced,
             instance,
             platform,
+            compute_environment: task.compute_environment.get().map(String::as_str),
         })
     }
 
@@ -416,6 +419,8 @@ pub(super) struct UnitInput<'a> {
     pub(super) priced: Result<Priced, Unpriced>,
     pub(super) instance: Option<u32>,
     pub(super) platform: Platform,
+    /// Where it runs, when the events said (its task's cluster, its instance's registration).
+    pub(super) compute_environment: Option<&'a str>,
 }
 
 /// A unit's hourly rate, what the same work costs on-demand, and whether the rate is a guess.
