@@ -74,6 +74,10 @@ curl -sf -X POST "http://127.0.0.1:$port/" \
 export BATCHGUARD_TEST_BATCH_ROLE="arn:aws:iam::123456789012:role/batchguard-test-batch-service"
 export AWS_ENDPOINT_URL="http://127.0.0.1:$port"
 export AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_EC2_METADATA_DISABLED=true
+# A managed EC2 compute environment on the emulator needs an instance profile, a subnet and a
+# security group that exist there.
+network=$("$venv/bin/python" scripts/emulator-network.py)
+eval "$network"
 
 cargo test --workspace --locked
 PATH="$PWD/$venv/bin:$PATH" bash scripts/e2e-lambda.sh

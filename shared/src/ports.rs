@@ -242,6 +242,15 @@ pub trait BatchControl {
         &self,
         job_ids: &[String],
     ) -> impl Future<Output = Result<Vec<serde_json::Value>, ControlError>> + Send;
+    /// What each of the compute environments `names` may launch (`DescribeComputeEnvironments`,
+    /// 100 a call): a managed EC2 or Spot one's `computeResources.instanceTypes`; `None` for
+    /// one that does not say (unmanaged, Fargate). A name Batch does not know is left out.
+    fn instance_types(
+        &self,
+        names: &[String],
+    ) -> impl Future<
+        Output = Result<std::collections::BTreeMap<String, Option<Vec<String>>>, ControlError>,
+    > + Send;
 }
 
 /// Where notifications go (SNS in a deployment).
@@ -370,6 +379,15 @@ impl<T: BatchControl + Sync> BatchControl for &T {
         job_ids: &[String],
     ) -> impl Future<Output = Result<Vec<serde_json::Value>, ControlError>> + Send {
         (**self).current_state_events(job_ids)
+    }
+
+    fn instance_types(
+        &self,
+        names: &[String],
+    ) -> impl Future<
+        Output = Result<std::collections::BTreeMap<String, Option<Vec<String>>>, ControlError>,
+    > + Send {
+        (**self).instance_types(names)
     }
 }
 

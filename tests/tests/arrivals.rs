@@ -356,7 +356,10 @@ async fn a_drain_on_a_shared_queue_cancels_only_its_own_new_jobs_as_their_events
 /// USD and a waiting three-hour job WHEN the enforcer runs safe admission THEN it stores what
 /// genomics has left once that job's worst case is taken; and WHEN a new eight-hour genomics
 /// job arrives THEN it is cancelled, naming the budget and the figures, while a new one-hour
-/// job that fits, imaging's job and a job the listing already judged are admitted.
+/// job that fits, imaging's job and a job the listing already judged are admitted; on EC2
+/// (the gate carries what the queue's compute environment launches: the c5 family), a new
+/// 4-vCPU, 4-hour job (its share of a c5: 0.17 USD an hour) is turned away and a 1-vCPU,
+/// 1-hour one admitted.
 #[tokio::test]
 async fn safe_admission_turns_away_a_new_job_that_cannot_fit_as_its_event_arrives() {
     let book = BudgetBook::parse(SAFE_BOOK).unwrap();
@@ -370,6 +373,8 @@ async fn safe_admission_turns_away_a_new_job_that_cannot_fit_as_its_event_arrive
         &[("g-small", QUEUE, JobStatus::Runnable, false)],
     );
     batch.describe_job("g-small", &[("team", "genomics")], "pipeline", T0);
+    batch.place_queue(QUEUE, &["ce-ec2"]);
+    batch.launch("ce-ec2", Some(&["c5"]));
     batch.shape_job(
         "g-small",
         shared::core::admission::JobShape {
@@ -406,6 +411,10 @@ async fn safe_admission_turns_away_a_new_job_that_cannot_fit_as_its_event_arrive
     let gate = log.gates().await.unwrap()[&GateKind::Safe].clone();
     assert_eq!(gate.left["genomics"], left);
     assert_eq!(gate.listed_at_ms, Some(NOW_MS));
+    assert_eq!(
+        gate.instance_types,
+        std::collections::BTreeMap::from([(QUEUE.to_owned(), vec!["c5".to_owned()])])
+    );
 
     let books = admitter::BookCache::default();
     let admit = |payload: Value| {
@@ -455,6 +464,35 @@ async fn safe_admission_turns_away_a_new_job_that_cannot_fit_as_its_event_arrive
         assert!(answer.outcome.ends_with("admitted"), "{answer:?}");
     }
     assert_eq!(batch.calls(), ["CancelJob g-big"]);
+
+    // On EC2: the share of a c5 (a c5.large is 0.085 USD an hour for 2 vCPU / 4 GiB; a job
+    // of v vCPU / 2v GiB weighs 11v of its 22).
+    let on_ec2 = |id: &str, vcpu: u32, hours: u32| {
+        let mut payload = event(id, "SUBMITTED", NOW_MS + 1_000, Some(genomics), hours);
+        let detail = &mut payload["detail"];
+        detail["platformCapabilities"] = json!(["EC2"]);
+        detail["container"]["resourceRequirements"] = json!([
+            {"type": "VCPU", "value": vcpu.to_string()},
+            {"type": "MEMORY", "value": (2048 * vcpu).to_string()},
+        ]);
+        payload
+    };
+    let c5 = |vcpu: u32, hours: u32| {
+        Decimal::new(85, 3) * Decimal::from(11 * vcpu) / Decimal::from(22)
+            * Decimal::from(hours * HOUR + 30)
+            / Decimal::from(HOUR)
+    };
+    assert!(c5(4, 4) > left && c5(1, 1) <= left);
+    let answer = admit(on_ec2("g-ec2-big", 4, 4)).await.unwrap();
+    assert!(answer.outcome.starts_with("turned away"), "{answer:?}");
+    let reason = answer.report.unwrap().reason;
+    assert!(
+        reason.contains(&c5(4, 4).round_dp(6).normalize().to_string()),
+        "{reason}"
+    );
+    let answer = admit(on_ec2("g-ec2-fits", 1, 1)).await.unwrap();
+    assert!(answer.outcome.ends_with("admitted"), "{answer:?}");
+    assert_eq!(batch.calls(), ["CancelJob g-big", "CancelJob g-ec2-big"]);
 }
 
 /// GIVEN a budget scoped by compute environment (`ce-spot`) at `cancel-queued`, a queue whose

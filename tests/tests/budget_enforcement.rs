@@ -1006,3 +1006,78 @@ async fn shed_on_the_stack_stops_the_fewest_jobs_that_bring_the_forecast_inside(
         "no projections: all stop"
     );
 }
+
+/// GIVEN on the emulator a managed EC2 compute environment launching `optimal`, `c5.large`
+/// and the `m5` family, a managed Spot one launching `c5`, and an unmanaged one WHEN the Batch
+/// adapter asks what they may launch (with a name Batch does not know) THEN it answers each
+/// managed one's instance types as Batch describes them, that the unmanaged one does not say,
+/// and leaves the unknown name out: what safe admission bounds an EC2 job by.
+#[tokio::test]
+async fn on_the_emulator_the_compute_environments_say_what_they_may_launch() {
+    use aws_sdk_batch::types::{CeState, CeType, ComputeResource, CrType};
+    use shared::adapters::batch::AwsBatch;
+    use shared::ports::BatchControl;
+    let config = batchguard_tests::emulator_config().await;
+    let client = aws_sdk_batch::Client::new(&config);
+    let prefix = batchguard_tests::unique_prefix("launch");
+    let var = |name: &str| {
+        std::env::var(name).unwrap_or_else(|_| panic!("{name}: scripts/test.sh creates it"))
+    };
+    let mut names = Vec::new();
+    for (kind, types) in [
+        (CrType::Ec2, vec!["optimal", "c5.large", "m5"]),
+        (CrType::Spot, vec!["c5"]),
+    ] {
+        let name = format!("{prefix}-{}", kind.as_str().to_lowercase());
+        let mut resources = ComputeResource::builder()
+            .r#type(kind.clone())
+            .minv_cpus(0)
+            .maxv_cpus(16)
+            .subnets(var("BATCHGUARD_TEST_SUBNET"))
+            .security_group_ids(var("BATCHGUARD_TEST_SECURITY_GROUP"))
+            .instance_role(var("BATCHGUARD_TEST_INSTANCE_ROLE"));
+        for instance_type in &types {
+            resources = resources.instance_types(*instance_type);
+        }
+        if kind == CrType::Spot {
+            resources = resources.bid_percentage(100);
+        }
+        client
+            .create_compute_environment()
+            .compute_environment_name(&name)
+            .r#type(CeType::Managed)
+            .state(CeState::Enabled)
+            .service_role(var("BATCHGUARD_TEST_BATCH_ROLE"))
+            .compute_resources(resources.build())
+            .send()
+            .await
+            .unwrap();
+        names.push((name, Some(types)));
+    }
+    let unmanaged = format!("{prefix}-unmanaged");
+    client
+        .create_compute_environment()
+        .compute_environment_name(&unmanaged)
+        .r#type(CeType::Unmanaged)
+        .state(CeState::Enabled)
+        .service_role(var("BATCHGUARD_TEST_BATCH_ROLE"))
+        .send()
+        .await
+        .unwrap();
+    names.push((unmanaged, None));
+
+    let mut asked: Vec<String> = names.iter().map(|(name, _)| name.clone()).collect();
+    asked.push(format!("{prefix}-no-such"));
+    let launches = AwsBatch::from_config(&config)
+        .instance_types(&asked)
+        .await
+        .unwrap();
+    let expected: BTreeMap<String, Option<Vec<String>>> = names
+        .into_iter()
+        .map(|(name, types)| {
+            let types = types.map(|types| types.into_iter().map(str::to_owned).collect());
+            (name, types)
+        })
+        .collect();
+    assert_eq!(launches, expected);
+}

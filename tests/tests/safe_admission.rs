@@ -138,7 +138,7 @@ async fn a_waiting_job_whose_worst_case_does_not_fit_after_the_committed_spend_i
         report.unbounded_jobs,
         [
             "g-open: it has no timeout",
-            "g-ec2: an EC2 job's price is its share of an instance not yet chosen"
+            "g-ec2: queue shared names no compute environment"
         ]
     );
     assert_eq!(report.protected_jobs, ["g-protected"]);
@@ -265,4 +265,153 @@ async fn a_starting_jobs_worst_case_is_taken_before_any_waiting_job_is_judged() 
     .await
     .unwrap();
     assert_eq!(batch.calls(), ["CancelJob g-small"]);
+}
+
+/// An EC2 job of `vcpu` vCPUs and twice as many GiB with a timeout of `hours`.
+fn ec2(vcpu: u32, hours: u32) -> JobShape {
+    JobShape {
+        platform: Some(Platform::Ec2),
+        size: Some(TaskSize {
+            vcpu: Decimal::from(vcpu),
+            memory_gib: Decimal::from(2 * vcpu),
+            storage_gib: None,
+            gpus: None,
+        }),
+        timeout_seconds: Some(hours * HOUR),
+        ..JobShape::default()
+    }
+}
+
+/// GIVEN genomics (1 USD, safe, about 0.51 USD left after its running job's commitment) and
+/// waiting EC2 jobs on a queue whose compute environment launches the `c5` and `m5` families,
+/// and one on a queue whose compute environment is unmanaged WHEN the enforcer is asked for
+/// safe admission THEN each EC2 job's worst case is its split-cost share on the costlier
+/// family (c5: $0.085 an hour for a c5.large's 2 vCPU / 4 GiB; a job of 1 vCPU / 2 GiB weighs
+/// 9 + 2 = 11 of its 22) for its timeout: the 1-vCPU, 1-hour job (≈ 0.04 USD) is admitted,
+/// the 4-vCPU, 4-hour one (0.17 USD an hour, ≈ 0.68) cancelled with its figures; the job on
+/// the unmanaged queue is admitted and named; the compute environments are described once for
+/// all; WHEN that description fails THEN the EC2 jobs are admitted and named, and the failure
+/// reported.
+#[tokio::test]
+async fn an_ec2_jobs_worst_case_is_its_share_of_the_costliest_instance_its_queue_may_launch() {
+    let book = BudgetBook::parse(BOOK).unwrap();
+    let projector = projections(&book).await;
+    let placed = || {
+        let batch = MemoryBatch::with(
+            &[("shared", true), ("byo", true)],
+            &[
+                ("g-small", "shared", JobStatus::Runnable, false),
+                ("g-large", "shared", JobStatus::Runnable, false),
+                ("g-byo", "byo", JobStatus::Runnable, false),
+            ],
+        );
+        for (i, (id, shape)) in [
+            ("g-small", ec2(1, 1)),
+            ("g-large", ec2(4, 4)),
+            ("g-byo", ec2(1, 1)),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            batch.describe_job(
+                id,
+                &[("team", "genomics")],
+                "pipeline",
+                T0 + 60_000 * i as i64,
+            );
+            batch.shape_job(id, shape);
+        }
+        batch.place_queue("shared", &["ce-ec2"]);
+        batch.place_queue("byo", &["ce-byo"]);
+        batch.launch("ce-ec2", Some(&["c5", "m5"]));
+        batch.launch("ce-byo", None);
+        batch
+    };
+    async fn admit(
+        batch: &MemoryBatch,
+        projector: &shared::adapters::memory::MemoryProjector,
+        book: &BudgetBook,
+    ) -> (
+        shared::app::enforcer::EnforcementReport,
+        Vec<shared::core::facts::EnforcementRecorded>,
+    ) {
+        let log = MemoryEventLog::new();
+        assert!(log.replace_budgets(book, 0).await.unwrap());
+        let outbox = Outbox::default();
+        let enforcing = Enforcer::new(batch, &log, &outbox, settings(false))
+            .with_pricing(PriceTable::builtin(), "us-east-1");
+        let report = enforcer::handle(
+            &enforcing,
+            &check(projector),
+            &EmfMemory::default(),
+            json!({"action": "admit", "reason": "the tick"}),
+            NOW_MS,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        let audit = log
+            .audit_entries(BudgetPeriod::Month.bounds(NOW_MS / 1000).0)
+            .await
+            .unwrap();
+        (report, audit)
+    }
+
+    let batch = placed();
+    let (report, audit) = admit(&batch, &projector, &book).await;
+    assert_eq!(batch.calls(), ["CancelJob g-large"]);
+    let c5_hour =
+        |vcpu: u32| Decimal::new(85, 3) * Decimal::from(9 * vcpu + 2 * vcpu) / Decimal::from(22);
+    let large = c5_hour(4) * Decimal::from(4 * HOUR + 30) / Decimal::from(HOUR);
+    let small = c5_hour(1) * Decimal::from(HOUR + 30) / Decimal::from(HOUR);
+    assert!(small < Decimal::ONE - worst(10) && large > Decimal::ONE - worst(10) - small);
+    let refused = audit
+        .iter()
+        .find(|entry| matches!(&entry.action, EnforcementAction::JobCancelled { job_id, .. } if job_id == "g-large"))
+        .unwrap();
+    assert!(
+        refused
+            .reason
+            .contains(&large.round_dp(6).normalize().to_string()),
+        "{refused:?}"
+    );
+    assert_eq!(
+        report.unbounded_jobs,
+        [
+            "g-byo: compute environment ce-byo does not say which instance types it launches (unmanaged)"
+        ]
+    );
+    assert_eq!(
+        *batch.environment_reads.lock().unwrap(),
+        [vec!["ce-byo".to_owned(), "ce-ec2".to_owned()]]
+    );
+
+    let failing = placed();
+    failing.inject("DescribeComputeEnvironments", Fault::Fails);
+    // The enforcer itself, with what the ledger leaves genomics: the handler answers a run
+    // with a failure as one to retry.
+    let log = MemoryEventLog::new();
+    let outbox = Outbox::default();
+    let left =
+        std::collections::BTreeMap::from([("genomics".to_owned(), Decimal::ONE - worst(10))]);
+    let report = Enforcer::new(&failing, &log, &outbox, settings(false))
+        .with_pricing(PriceTable::builtin(), "us-east-1")
+        .admit(&book, &left, NOW_MS)
+        .await
+        .unwrap();
+    assert!(failing.calls().is_empty());
+    assert_eq!(
+        report.unbounded_jobs.len(),
+        3,
+        "{:?}",
+        report.unbounded_jobs
+    );
+    assert!(
+        report
+            .failures
+            .iter()
+            .any(|failure| failure.action == "DescribeComputeEnvironments"),
+        "{:?}",
+        report.failures
+    );
 }

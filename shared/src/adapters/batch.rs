@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use aws_sdk_batch::Client;
 use aws_sdk_batch::error::SdkError;
-use aws_sdk_batch::types::{JobStatus as BatchStatus, JqState};
+use aws_sdk_batch::types::{CeType, CrType, JobStatus as BatchStatus, JqState};
 
 use aws_sdk_batch::types::{JobDetail, ResourceRequirement};
 use serde_json::{Map, Value, json};
@@ -21,6 +21,10 @@ use crate::ports::{BatchControl, ControlError, JobKind, JobSummary, QueueState};
 
 /// `DescribeJobs` takes at most this many job ids.
 pub const DESCRIBE_JOBS_LIMIT: usize = 100;
+/// Compute environments one `DescribeComputeEnvironments` call may name ("A list of up to 100
+/// compute environment names or full Amazon Resource Name (ARN) entries":
+/// <https://docs.aws.amazon.com/batch/latest/APIReference/API_DescribeComputeEnvironments.html>).
+pub const DESCRIBE_COMPUTE_ENVIRONMENTS_LIMIT: usize = 100;
 /// Attempts per call, throttling included.
 pub const MAX_ATTEMPTS: u32 = 10;
 
@@ -270,6 +274,42 @@ impl BatchControl for AwsBatch {
         Ok(events)
     }
 
+    /// `DescribeComputeEnvironments`, 100 names a call (its limit): a managed compute
+    /// environment's `computeResources.instanceTypes` when its resources are EC2 or Spot;
+    /// `None` for the others (unmanaged: its instances are the user's; Fargate: no instances).
+    async fn instance_types(
+        &self,
+        names: &[String],
+    ) -> Result<BTreeMap<String, Option<Vec<String>>>, ControlError> {
+        let mut launches = BTreeMap::new();
+        for chunk in names.chunks(DESCRIBE_COMPUTE_ENVIRONMENTS_LIMIT) {
+            let described: Vec<_> = self
+                .client
+                .describe_compute_environments()
+                .set_compute_environments(Some(chunk.to_vec()))
+                .into_paginator()
+                .items()
+                .send()
+                .collect::<Result<Vec<_>, _>>()
+                .await
+                .map_err(|e| api("DescribeComputeEnvironments", e))?;
+            for environment in described {
+                let Some(name) = environment.compute_environment_name() else {
+                    continue;
+                };
+                let types = environment
+                    .compute_resources()
+                    .filter(|_| environment.r#type() == Some(&CeType::Managed))
+                    .filter(|resources| {
+                        matches!(resources.r#type(), Some(CrType::Ec2 | CrType::Spot))
+                    })
+                    .map(|resources| resources.instance_types().to_vec());
+                launches.insert(name.to_owned(), types);
+            }
+        }
+        Ok(launches)
+    }
+
     async fn terminate_job(&self, job_id: &str, reason: &str) -> Result<(), ControlError> {
         self.client
             .terminate_job()
@@ -471,7 +511,7 @@ mod tests {
         let shape = job_shape(&waiting(30));
         assert!(shape.unreadable);
         let prices = crate::core::prices::PriceTable::builtin();
-        match worst_case(&shape, &prices, "us-east-1") {
+        match worst_case(&shape, &prices, "us-east-1", None) {
             WorstCase::Unpriced { why } => assert!(why.contains("refused"), "{why}"),
             other => panic!("{other:?}"),
         }

@@ -309,12 +309,20 @@ pub fn price_file(
                 );
                 let mut line = format!("ec2 {instance_type} = {usd}");
                 if let Some(specs) = specs {
+                    // A fraction of a GiB is written as a string, as money is: a TOML float
+                    // would pass through binary floating point.
+                    let memory = if specs.memory_gib.fract().is_zero() {
+                        specs.memory_gib.normalize().to_string()
+                    } else {
+                        format!("\"{}\"", specs.memory_gib.normalize())
+                    };
+                    let _ = write!(toml, "vcpu = {}\nmemory_gib = {memory}\n", specs.vcpu);
                     let _ = write!(
-                        toml,
-                        "vcpu = {}\nmemory_gib = {}\n",
-                        specs.vcpu, specs.memory_gib
+                        line,
+                        " ({} vCPU, {} GiB",
+                        specs.vcpu,
+                        specs.memory_gib.normalize()
                     );
-                    let _ = write!(line, " ({} vCPU, {} GiB", specs.vcpu, specs.memory_gib);
                     if let Some(gpus) = specs.gpus {
                         let _ = writeln!(toml, "gpus = {gpus}");
                         let _ = write!(line, ", {gpus} GPU");
@@ -335,13 +343,13 @@ pub fn price_file(
 }
 
 /// What an instance type offers, from its Price List attributes (`vcpu` "4", `memory`
-/// "16 GiB" or "1,152 GiB", `gpu` "8"). The split of an instance's bill needs whole vCPUs
-/// and whole GiB: a type listed with a fractional memory ("0.5 GiB") gets no specs, and
-/// batchguard then splits its bill by the resources its container instance registers.
+/// "16 GiB", "1,152 GiB" or "3.75 GiB", `gpu` "8"). A type without readable figures gets no
+/// specs, and batchguard then splits its bill by the resources its container instance
+/// registers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct InstanceSpecs {
     vcpu: u32,
-    memory_gib: u32,
+    memory_gib: Decimal,
     gpus: Option<u32>,
 }
 
@@ -350,12 +358,12 @@ impl InstanceSpecs {
         let vcpu: u32 = offer.attribute("vcpu")?.trim().parse().ok()?;
         let memory = offer.attribute("memory")?.trim();
         let memory = memory.strip_suffix("GiB").unwrap_or(memory).trim();
-        let memory_gib: u32 = memory.replace(',', "").parse().ok()?;
+        let memory_gib: Decimal = memory.replace(',', "").parse().ok()?;
         let gpus = offer
             .attribute("gpu")
             .and_then(|g| g.trim().parse::<u32>().ok())
             .filter(|&g| g > 0);
-        (vcpu > 0 && memory_gib > 0).then_some(Self {
+        (vcpu > 0 && memory_gib > Decimal::ZERO).then_some(Self {
             vcpu,
             memory_gib,
             gpus,
@@ -391,7 +399,7 @@ mod tests {
             InstanceSpecs::of(&m5),
             Some(InstanceSpecs {
                 vcpu: 2,
-                memory_gib: 8,
+                memory_gib: Decimal::from(8),
                 gpus: None
             })
         );
@@ -400,14 +408,18 @@ mod tests {
             InstanceSpecs::of(&p4d),
             Some(InstanceSpecs {
                 vcpu: 96,
-                memory_gib: 1152,
+                memory_gib: Decimal::from(1152),
                 gpus: Some(8)
             })
         );
-        // Whole GiB only; a missing or unreadable figure gives no specs.
+        // A fraction of a GiB, as a c4.large's; a missing or unreadable figure gives no specs.
         assert_eq!(
-            InstanceSpecs::of(&offer_with(&[("vcpu", "2"), ("memory", "0.5 GiB")])),
-            None
+            InstanceSpecs::of(&offer_with(&[("vcpu", "2"), ("memory", "3.75 GiB")])),
+            Some(InstanceSpecs {
+                vcpu: 2,
+                memory_gib: Decimal::new(375, 2),
+                gpus: None
+            })
         );
         assert_eq!(InstanceSpecs::of(&offer_with(&[("vcpu", "2")])), None);
         assert_eq!(

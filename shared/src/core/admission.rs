@@ -8,12 +8,14 @@
 //! timeout applies to each child), and the container may take the stop's grace
 //! ([`billing::STOP_GRACE_SECONDS`]) more. A Fargate job is priced from the price table at
 //! on-demand rates (Batch does not say which capacity it will get; on-demand is the higher).
-//! An EC2 job's price is its share of an instance not chosen yet, and a job without a timeout
-//! has no bound: both are admitted, and named as such (never cancelled on a guess). The image
-//! pull before `startedAt` is billed on Fargate too and is not bounded by the timeout; it is
-//! not in the worst case.
+//! An EC2 job's price is its share of an instance not chosen yet: its worst case is its share
+//! on the costliest instance type its queue's compute environments may launch
+//! ([`ec2_hourly_bound`]), when the enforcer has read them ([`Ec2Placement`]). A job without a
+//! timeout, or without a price, has no bound: it is admitted, and named as such (never
+//! cancelled on a guess). The image pull before `startedAt` is billed on Fargate too and is
+//! not bounded by the timeout; it is not in the worst case.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use rust_decimal::Decimal;
 use serde::Serialize;
@@ -22,6 +24,7 @@ use super::billing::{self, SECONDS_PER_HOUR, STOP_GRACE_SECONDS};
 use super::budgets::{Admission, BudgetBook, JobFacets};
 use super::facts::{Architecture, Capacity, OperatingSystem, Platform, TaskSize};
 use super::prices::PriceTable;
+use super::split::{Resources, reserved_share};
 
 /// What admission needs to know of a waiting job (AWS Batch's `DescribeJobs`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -59,8 +62,128 @@ pub enum WorstCase {
     Unpriced { why: String },
 }
 
-/// The worst case of a job of `shape` in `region`.
-pub fn worst_case(shape: &JobShape, prices: &PriceTable, region: &str) -> WorstCase {
+/// Where an EC2 job may be placed, as the enforcer read it from Batch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Ec2Placement {
+    /// `computeResources.instanceTypes` of every compute environment of the job's queue, as
+    /// Batch names them: types (`c5.large`), families (`c5`) and keywords (`optimal`,
+    /// `default_x86_64`, `default_arm64`).
+    InstanceTypes(Vec<String>),
+    /// Not known, and why (the compute environments could not be described, or one of them
+    /// does not say what it launches: an unmanaged one).
+    Unknown(String),
+}
+
+/// The instance families AWS Batch chooses from for an `instanceTypes` keyword, from the AWS
+/// Batch API Reference, `ComputeResource`, `instanceTypes`
+/// (<https://docs.aws.amazon.com/batch/latest/APIReference/API_ComputeResource.html>):
+/// `optimal` selects "from the c4, m4, r4, c5, m5, and r5 instance families", and since
+/// 2025-11-01 behaves as `default_x86_64` ("your instance families could be updated to a newer
+/// generation"), so both sets are taken; `default_x86_64` "from the m6i, c6i, r6i, and c7i
+/// instance families"; `default_arm64` "from the m6g, c6g, r6g, and c7g instance families".
+pub fn keyword_families(entry: &str) -> Option<&'static [&'static str]> {
+    match entry {
+        "optimal" => Some(&[
+            "c4", "m4", "r4", "c5", "m5", "r5", "m6i", "c6i", "r6i", "c7i",
+        ]),
+        "default_x86_64" => Some(&["m6i", "c6i", "r6i", "c7i"]),
+        "default_arm64" => Some(&["m6g", "c6g", "r6g", "c7g"]),
+        _ => None,
+    }
+}
+
+/// The most an hour of a job of `size` can cost on EC2 when its compute environments may
+/// launch `instance_types`: its split-cost share (`core::split::reserved_share`, the share the
+/// ledger charges it) on the costliest instance it may be placed on, at on-demand prices (a
+/// Spot instance costs less). A type named whole counts where the job fits it. A family (and
+/// each family of a keyword) counts by every size of it the price table has, fit or not:
+/// within a family AWS prices a size in proportion to its resources, so every size has the
+/// same price per weighted resource and a larger size missing from the table gives the same
+/// share (a test checks this of the built-in table). A family or type the table does not
+/// price in `region` leaves the job without a bound, named.
+pub fn ec2_hourly_bound(
+    size: &TaskSize,
+    instance_types: &[String],
+    prices: &PriceTable,
+    region: &str,
+) -> Result<Decimal, String> {
+    let reserved = Resources {
+        vcpu: size.vcpu,
+        memory_gib: size.memory_gib,
+        gpus: Decimal::from(size.gpus.unwrap_or(0)),
+    };
+    let mut families: BTreeSet<&str> = BTreeSet::new();
+    let mut named: BTreeSet<&str> = BTreeSet::new();
+    for entry in instance_types {
+        match keyword_families(entry) {
+            Some(list) => families.extend(list.iter().copied()),
+            None if entry.contains('.') => {
+                named.insert(entry);
+            }
+            None => {
+                families.insert(entry);
+            }
+        }
+    }
+    let offers: Vec<(&str, Decimal, Option<Resources>)> = prices.ec2_offers(region).collect();
+    let no_specs = |instance_type: &str| {
+        format!(
+            "the price table has no vCPUs and memory for {instance_type} (add them to the price file)"
+        )
+    };
+    let mut bound: Option<Decimal> = None;
+    for family in families {
+        let mut priced = false;
+        for (instance_type, price, specs) in offers
+            .iter()
+            .filter(|(instance_type, ..)| instance_type.split('.').next() == Some(family))
+        {
+            let specs = specs.ok_or_else(|| no_specs(instance_type))?;
+            let share = reserved_share(*price, &specs, &reserved);
+            bound = Some(bound.map_or(share, |held| held.max(share)));
+            priced = true;
+        }
+        if !priced {
+            return Err(format!(
+                "its compute environments may launch {family} instances, which the price table does not price in {region} (add them to the price file)"
+            ));
+        }
+    }
+    for instance_type in named {
+        let (_, price, specs) = offers
+            .iter()
+            .find(|(offered, ..)| *offered == instance_type)
+            .ok_or_else(|| {
+                format!(
+                    "its compute environments may launch {instance_type}, which the price table does not price in {region} (add it to the price file)"
+                )
+            })?;
+        let specs = specs.ok_or_else(|| no_specs(instance_type))?;
+        let fits = reserved.vcpu <= specs.vcpu
+            && reserved.memory_gib <= specs.memory_gib
+            && reserved.gpus <= specs.gpus;
+        if fits {
+            let share = reserved_share(*price, &specs, &reserved);
+            bound = Some(bound.map_or(share, |held| held.max(share)));
+        }
+    }
+    bound.ok_or_else(|| {
+        if instance_types.is_empty() {
+            "its compute environments name no instance types".to_owned()
+        } else {
+            "it fits none of the instance types its compute environments may launch".to_owned()
+        }
+    })
+}
+
+/// The worst case of a job of `shape` in `region`; `placement` is where an EC2 job may be
+/// placed (`None`: not read, and an EC2 job is then without a bound).
+pub fn worst_case(
+    shape: &JobShape,
+    prices: &PriceTable,
+    region: &str,
+    placement: Option<&Ec2Placement>,
+) -> WorstCase {
     let unpriced = |why: &str| WorstCase::Unpriced {
         why: why.to_owned(),
     };
@@ -73,24 +196,45 @@ pub fn worst_case(shape: &JobShape, prices: &PriceTable, region: &str) -> WorstC
     let Some(timeout) = shape.timeout_seconds else {
         return WorstCase::NoTimeout;
     };
-    match shape.platform {
-        Some(Platform::Fargate) => {}
+    let windows = shape.operating_system == Some(OperatingSystem::Windows);
+    let hourly = match shape.platform {
+        Some(Platform::Fargate) => {
+            if windows {
+                return unpriced("Windows on Fargate is not priced");
+            }
+            let Some(size) = shape.size else {
+                return unpriced("Batch's answer did not give the job's vCPU and memory");
+            };
+            let architecture = shape.architecture.unwrap_or(Architecture::X86_64);
+            match prices.fargate(region, architecture, Capacity::OnDemand) {
+                Ok(rates) => rates.hourly(&size),
+                Err(why) => return unpriced(&why.to_string()),
+            }
+        }
         Some(Platform::Ec2) => {
-            return unpriced("an EC2 job's price is its share of an instance not yet chosen");
+            if windows {
+                return unpriced("Windows on EC2 is not priced (the price table is Linux's)");
+            }
+            let Some(size) = shape.size else {
+                return unpriced("Batch's answer did not give the job's vCPU and memory");
+            };
+            match placement {
+                None => {
+                    return unpriced(
+                        "an EC2 job's price is its share of an instance not yet chosen",
+                    );
+                }
+                Some(Ec2Placement::Unknown(why)) => return unpriced(why),
+                Some(Ec2Placement::InstanceTypes(types)) => {
+                    match ec2_hourly_bound(&size, types, prices, region) {
+                        Ok(hourly) => hourly,
+                        Err(why) => return unpriced(&why),
+                    }
+                }
+            }
         }
         Some(Platform::Eks) => return unpriced("a job on EKS is not priced"),
         None => return unpriced("Batch's answer did not name the job's platform"),
-    }
-    if shape.operating_system == Some(OperatingSystem::Windows) {
-        return unpriced("Windows on Fargate is not priced");
-    }
-    let Some(size) = shape.size else {
-        return unpriced("Batch's answer did not give the job's vCPU and memory");
-    };
-    let architecture = shape.architecture.unwrap_or(Architecture::X86_64);
-    let rates = match prices.fargate(region, architecture, Capacity::OnDemand) {
-        Ok(rates) => rates,
-        Err(why) => return unpriced(&why.to_string()),
     };
     let seconds = (i64::from(timeout) + STOP_GRACE_SECONDS).max(billing::MINIMUM_BILLED_SECONDS);
     // Each child of an array, and each attempt a retry strategy allows: AWS's guide says the
@@ -98,8 +242,7 @@ pub fn worst_case(shape: &JobShape, prices: &PriceTable, region: &str) -> WorstC
     // (https://docs.aws.amazon.com/batch/latest/userguide/job_timeouts.html).
     let copies = Decimal::from(shape.array_size.unwrap_or(1).max(1))
         * Decimal::from(shape.attempts.unwrap_or(1).clamp(1, 10));
-    match rates
-        .hourly(&size)
+    match hourly
         .checked_mul(Decimal::from(seconds))
         .and_then(|numerator| numerator.checked_mul(copies))
     {
@@ -274,6 +417,7 @@ mod tests {
             &fargate(dec!(2), dec!(4), Some(3600)),
             &PriceTable::builtin(),
             "us-east-1",
+            None,
         );
         assert_eq!(
             worst,
@@ -285,14 +429,14 @@ mod tests {
         let mut array = fargate(dec!(2), dec!(4), Some(3600));
         array.array_size = Some(10);
         assert_eq!(
-            worst_case(&array, &PriceTable::builtin(), "us-east-1"),
+            worst_case(&array, &PriceTable::builtin(), "us-east-1", None),
             WorstCase::Bounded {
                 usd: rate * dec!(3630) * dec!(10) / dec!(3600)
             }
         );
         array.attempts = Some(3);
         assert_eq!(
-            worst_case(&array, &PriceTable::builtin(), "us-east-1"),
+            worst_case(&array, &PriceTable::builtin(), "us-east-1", None),
             WorstCase::Bounded {
                 usd: rate * dec!(3630) * dec!(30) / dec!(3600)
             }
@@ -300,7 +444,7 @@ mod tests {
         // An array already running is never judged (cancelling it would cancel the rest).
         array.array_started = true;
         assert!(matches!(
-            worst_case(&array, &PriceTable::builtin(), "us-east-1"),
+            worst_case(&array, &PriceTable::builtin(), "us-east-1", None),
             WorstCase::Unpriced { why } if why.contains("started")
         ));
     }
@@ -309,21 +453,231 @@ mod tests {
     fn jobs_without_a_bound_say_why() {
         let prices = PriceTable::builtin();
         assert_eq!(
-            worst_case(&fargate(dec!(1), dec!(2), None), &prices, "us-east-1"),
+            worst_case(&fargate(dec!(1), dec!(2), None), &prices, "us-east-1", None),
             WorstCase::NoTimeout
         );
         let mut ec2 = fargate(dec!(1), dec!(2), Some(600));
         ec2.platform = Some(Platform::Ec2);
         assert!(matches!(
-            worst_case(&ec2, &prices, "us-east-1"),
+            worst_case(&ec2, &prices, "us-east-1", None),
             WorstCase::Unpriced { why } if why.contains("EC2")
         ));
         let mut unknown = fargate(dec!(1), dec!(2), Some(600));
         unknown.platform = None;
         assert!(matches!(
-            worst_case(&unknown, &prices, "us-east-1"),
+            worst_case(&unknown, &prices, "us-east-1", None),
             WorstCase::Unpriced { why } if why.contains("platform")
         ));
+    }
+
+    fn ec2(vcpu: Decimal, memory_gib: Decimal, gpus: Option<u32>) -> JobShape {
+        let mut job = fargate(vcpu, memory_gib, Some(3600));
+        job.platform = Some(Platform::Ec2);
+        if let Some(size) = job.size.as_mut() {
+            size.gpus = gpus;
+        }
+        job
+    }
+
+    fn placed(types: &[&str]) -> Ec2Placement {
+        Ec2Placement::InstanceTypes(types.iter().map(|t| (*t).to_owned()).collect())
+    }
+
+    /// The bound, to 20 places: the same figure divided in another order may differ in the
+    /// 28th digit.
+    fn bounded(worst: WorstCase) -> Decimal {
+        match worst {
+            WorstCase::Bounded { usd } => usd.round_dp(20),
+            other => panic!("not bounded: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_ec2_jobs_worst_case_is_its_share_on_the_costliest_instance_it_may_be_placed_on() {
+        let prices = PriceTable::builtin();
+        let hour = |rate: Decimal| (rate * dec!(3630) / dec!(3600)).round_dp(20);
+        // The built-in table's us-east-1 prices: m5.large $0.096 (2 vCPU, 8 GiB), c5.large
+        // $0.085 (2 vCPU, 4 GiB). A 1 vCPU / 2 GiB job's split-cost share weighs 9 × 1 + 2 = 11
+        // of an m5.large's 9 × 2 + 8 = 26, of a c5.large's 22: the c5 is the costlier place.
+        let job = ec2(dec!(1), dec!(2), None);
+        let m5 = dec!(0.096) * dec!(11) / dec!(26);
+        let c5 = dec!(0.085) * dec!(11) / dec!(22);
+        assert!(c5 > m5);
+        assert_eq!(
+            bounded(worst_case(
+                &job,
+                &prices,
+                "us-east-1",
+                Some(&placed(&["m5"]))
+            )),
+            hour(m5)
+        );
+        assert_eq!(
+            bounded(worst_case(
+                &job,
+                &prices,
+                "us-east-1",
+                Some(&placed(&["m5", "c5"]))
+            )),
+            hour(c5)
+        );
+        // A type named whole counts where the job fits: 4 vCPU do not fit a c5.large.
+        let big = ec2(dec!(4), dec!(8), None);
+        assert_eq!(
+            bounded(worst_case(
+                &big,
+                &prices,
+                "us-east-1",
+                Some(&placed(&["c5.large", "m5.xlarge"]))
+            )),
+            hour(dec!(0.192) * dec!(44) / dec!(52))
+        );
+        assert!(matches!(
+            worst_case(&big, &prices, "us-east-1", Some(&placed(&["c5.large"]))),
+            WorstCase::Unpriced { why } if why.contains("fits none")
+        ));
+        // A family counts by its sizes, a large job too: its share on a size big enough is
+        // priced alike (the next test).
+        assert_eq!(
+            bounded(worst_case(
+                &big,
+                &prices,
+                "us-east-1",
+                Some(&placed(&["c5"]))
+            )),
+            hour(dec!(0.085) * dec!(44) / dec!(22))
+        );
+        // GPUs weigh 9, vCPUs 0.9 and memory 0.1 on an instance that has them; the g5
+        // family's costliest size per weighted resource in the table is g5.xlarge ($1.006,
+        // 4 vCPU, 16 GiB, 1 GPU).
+        let gpu = ec2(dec!(4), dec!(16), Some(1));
+        assert_eq!(
+            bounded(worst_case(
+                &gpu,
+                &prices,
+                "us-east-1",
+                Some(&placed(&["g5"]))
+            )),
+            hour(dec!(1.006))
+        );
+        // An array of 10: each child may run its timeout, as on Fargate.
+        let mut array = job;
+        array.array_size = Some(10);
+        assert_eq!(
+            bounded(worst_case(
+                &array,
+                &prices,
+                "us-east-1",
+                Some(&placed(&["c5"]))
+            )),
+            hour(c5 * dec!(10))
+        );
+    }
+
+    #[test]
+    fn batchs_keywords_stand_for_their_families_and_an_unpriced_family_is_named() {
+        let job = ec2(dec!(1), dec!(2), None);
+        // `optimal` takes c4, m4 and r4 too (AWS's API reference): the built-in table does
+        // not price them, so the job has no bound, and the reason names the first missing.
+        let prices = PriceTable::builtin();
+        assert!(matches!(
+            worst_case(&job, &prices, "us-east-1", Some(&placed(&["optimal"]))),
+            WorstCase::Unpriced { why } if why.contains("c4 instances") && why.contains("price file")
+        ));
+        // A user's price file with the families `optimal` may launch: the costliest share
+        // bounds the job (here the c4.large's 2 vCPU / 3.75 GiB at 0.10 USD an hour).
+        let mut prices = PriceTable::builtin();
+        let entry = |t: &str, price: &str, vcpu: u32, gib: &str| {
+            format!(
+                "[[ec2]]\nregion = \"us-east-1\"\ninstance_type = \"{t}\"\non_demand_hour = \"{price}\"\nvcpu = {vcpu}\nmemory_gib = \"{gib}\"\n"
+            )
+        };
+        let file = [
+            entry("c4.large", "0.10", 2, "3.75"),
+            entry("m4.large", "0.10", 2, "8"),
+            entry("r4.large", "0.133", 2, "15.25"),
+            entry("r6i.large", "0.126", 2, "16"),
+            entry("c7i.large", "0.08925", 2, "4"),
+        ]
+        .concat();
+        prices.merge_toml(&file).unwrap();
+        let c4 = dec!(0.10) * dec!(11) / dec!(21.75);
+        assert_eq!(
+            bounded(worst_case(
+                &job,
+                &prices,
+                "us-east-1",
+                Some(&placed(&["optimal"]))
+            )),
+            (c4 * dec!(3630) / dec!(3600)).round_dp(20)
+        );
+        // `default_arm64`: m6g, c6g, r6g and c7g; the built-in table has no c7g.
+        assert!(matches!(
+            worst_case(&job, &PriceTable::builtin(), "us-east-1", Some(&placed(&["default_arm64"]))),
+            WorstCase::Unpriced { why } if why.contains("c7g")
+        ));
+        // A region the table does not price, a type it does not know, a placement not read.
+        assert!(matches!(
+            worst_case(&job, &prices, "eu-west-1", Some(&placed(&["m5"]))),
+            WorstCase::Unpriced { why } if why.contains("eu-west-1")
+        ));
+        assert!(matches!(
+            worst_case(&job, &prices, "us-east-1", Some(&placed(&["x2iedn.large"]))),
+            WorstCase::Unpriced { why } if why.contains("x2iedn.large")
+        ));
+        let unknown = Ec2Placement::Unknown("compute environment ce is not known to Batch".into());
+        assert!(matches!(
+            worst_case(&job, &prices, "us-east-1", Some(&unknown)),
+            WorstCase::Unpriced { why } if why.contains("not known to Batch")
+        ));
+        let mut windows = job;
+        windows.operating_system = Some(OperatingSystem::Windows);
+        assert!(matches!(
+            worst_case(&windows, &prices, "us-east-1", Some(&placed(&["m5"]))),
+            WorstCase::Unpriced { why } if why.contains("Windows")
+        ));
+    }
+
+    /// A family's bound takes its sizes in the price table: sound for the sizes it lacks when
+    /// AWS prices a family's sizes in proportion to their resources (the same price per
+    /// weighted resource), as every CPU family of the built-in table is; where it does not
+    /// (GPU families), the smallest size is the costliest per weighted resource, and it is in
+    /// the table.
+    #[test]
+    fn the_builtin_tables_families_are_priced_in_proportion_or_costliest_at_their_smallest() {
+        let prices = PriceTable::builtin();
+        let mut families: BTreeMap<&str, Vec<(Decimal, Decimal)>> = BTreeMap::new();
+        let offers: Vec<_> = prices.ec2_offers("us-east-1").collect();
+        assert!(offers.len() > 20);
+        for (instance_type, price, specs) in &offers {
+            let specs = specs.unwrap();
+            let family = instance_type.split('.').next().unwrap();
+            let per_weight = crate::core::split::unit_cost(*price, &specs);
+            families
+                .entry(family)
+                .or_default()
+                .push((specs.vcpu, per_weight));
+        }
+        for (family, mut sizes) in families {
+            sizes.sort();
+            let gpus = offers.iter().any(|(t, _, specs)| {
+                t.starts_with(&format!("{family}.")) && specs.unwrap().gpus > Decimal::ZERO
+            });
+            if gpus {
+                let smallest = sizes[0].1;
+                assert!(
+                    sizes.iter().all(|(_, per_weight)| *per_weight <= smallest),
+                    "{family}: {sizes:?}"
+                );
+            } else {
+                assert!(
+                    sizes
+                        .iter()
+                        .all(|(_, per_weight)| *per_weight == sizes[0].1),
+                    "{family}: {sizes:?}"
+                );
+            }
+        }
     }
 
     fn book() -> BudgetBook {

@@ -84,6 +84,11 @@ pub struct Gate {
     /// it: an arriving job's compute environment, for budgets scoped by compute environment.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub environments: BTreeMap<String, String>,
+    /// The safe gate: what the compute environments of each listed queue may launch
+    /// (`core::admission::Ec2Placement::InstanceTypes`), so an arriving EC2 job's worst case is
+    /// bounded as the run bounds a waiting one's.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub instance_types: BTreeMap<String, Vec<String>>,
 }
 
 impl Gate {

@@ -187,11 +187,12 @@ struct Ec2Entry {
     on_demand_hour: Decimal,
     #[serde(default, deserialize_with = "optional_decimal_string")]
     spot_hour: Option<Decimal>,
-    /// What the type offers: vCPUs, memory in GiB (as AWS lists it), GPUs.
+    /// What the type offers: vCPUs, memory in GiB (as AWS lists it: a whole number, or a
+    /// string for a fraction, "3.75"), GPUs.
     #[serde(default)]
     vcpu: Option<u32>,
-    #[serde(default)]
-    memory_gib: Option<u32>,
+    #[serde(default, deserialize_with = "optional_gib")]
+    memory_gib: Option<Decimal>,
     #[serde(default)]
     gpus: Option<u32>,
     #[serde(default)]
@@ -222,6 +223,25 @@ fn decimal_string<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<D
     let text = String::deserialize(deserializer)?;
     text.parse()
         .map_err(|e| serde::de::Error::custom(format!("{text:?} is not a decimal number: {e}")))
+}
+
+/// GiB as a whole number (`8`) or, for a fraction, a string (`"3.75"`, a c4.large's): a TOML
+/// float is refused, as for money.
+fn optional_gib<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Decimal>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Gib {
+        Whole(u32),
+        Text(String),
+    }
+    match Gib::deserialize(deserializer)? {
+        Gib::Whole(gib) => Ok(Some(Decimal::from(gib))),
+        Gib::Text(text) => text.parse().map(Some).map_err(|e| {
+            serde::de::Error::custom(format!("{text:?} is not a decimal number of GiB: {e}"))
+        }),
+    }
 }
 
 fn optional_decimal_string<'de, D: serde::Deserializer<'de>>(
@@ -327,15 +347,14 @@ impl PriceTable {
             // when a later entry (a user's price) does not repeat it.
             if let (Some(vcpu), Some(memory_gib)) = (entry.vcpu, entry.memory_gib)
                 && vcpu > 0
-                && memory_gib > 0
+                && memory_gib > Decimal::ZERO
             {
                 tables.specs.insert(
                     entry.instance_type.clone(),
                     super::split::Resources {
                         vcpu: Decimal::from(vcpu.min(super::facts::limits::MAX_VCPU)),
-                        memory_gib: Decimal::from(
-                            memory_gib.min(super::facts::limits::MAX_MEMORY_GIB),
-                        ),
+                        memory_gib: memory_gib
+                            .min(Decimal::from(super::facts::limits::MAX_MEMORY_GIB)),
                         gpus: Decimal::from(
                             entry.gpus.unwrap_or(0).min(super::facts::limits::MAX_GPUS),
                         ),
@@ -438,6 +457,25 @@ impl PriceTable {
         types.sort();
         types.dedup();
         types
+    }
+
+    /// The EC2 instance types the table prices in `region`: each one's on-demand price (USD
+    /// per instance-hour) and, when the table has them, its vCPUs, memory and GPUs.
+    pub fn ec2_offers(
+        &self,
+        region: &str,
+    ) -> impl Iterator<Item = (&str, Decimal, Option<super::split::Resources>)> {
+        self.tables
+            .ec2
+            .iter()
+            .filter(move |((r, _), _)| r == region)
+            .map(|((_, instance_type), rates)| {
+                (
+                    instance_type.as_str(),
+                    rates.on_demand_hour,
+                    self.tables.specs.get(instance_type).copied(),
+                )
+            })
     }
 
     /// Whether the price file says this compute environment's instances are Spot.

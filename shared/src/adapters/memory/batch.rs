@@ -17,6 +17,11 @@ pub struct MemoryBatch {
     pub jobs: Mutex<Vec<JobSummary>>,
     /// Each queue's compute environments, in order (none unless placed).
     pub environments: Mutex<BTreeMap<String, Vec<String>>>,
+    /// What each compute environment may launch (`None`: it does not say, as an unmanaged
+    /// one); one not listed is not known to Batch.
+    pub launches: Mutex<BTreeMap<String, Option<Vec<String>>>>,
+    /// The names of each `DescribeComputeEnvironments` call, in order.
+    pub environment_reads: Mutex<Vec<Vec<String>>>,
     pub mutating_calls: Mutex<Vec<String>>,
     /// What `current_state_events` answers for a job id (a *Batch Job State Change* event);
     /// ids without an entry are jobs Batch no longer knows.
@@ -76,6 +81,14 @@ impl MemoryBatch {
         lock(&self.environments).insert(
             queue.to_owned(),
             environments.iter().map(|ce| (*ce).to_owned()).collect(),
+        );
+    }
+
+    /// Says what compute environment `environment` may launch (`None`: it does not say).
+    pub fn launch(&self, environment: &str, instance_types: Option<&[&str]>) {
+        lock(&self.launches).insert(
+            environment.to_owned(),
+            instance_types.map(|types| types.iter().map(|t| (*t).to_owned()).collect()),
         );
     }
 
@@ -256,6 +269,23 @@ impl BatchControl for MemoryBatch {
         Ok(job_ids
             .iter()
             .filter_map(|id| known.get(id).cloned())
+            .collect())
+    }
+
+    async fn instance_types(
+        &self,
+        names: &[String],
+    ) -> Result<BTreeMap<String, Option<Vec<String>>>, ControlError> {
+        self.check("DescribeComputeEnvironments").await?;
+        lock(&self.environment_reads).push(names.to_vec());
+        let launches = lock(&self.launches);
+        Ok(names
+            .iter()
+            .filter_map(|name| {
+                launches
+                    .get(name)
+                    .map(|types| (name.clone(), types.clone()))
+            })
             .collect())
     }
 }

@@ -9,7 +9,7 @@ use rust_decimal::Decimal;
 use super::{
     ActionFailed, EnforceError, EnforcementReport, Enforcer, Run, Trail, facets, tag_lists,
 };
-use crate::core::admission::{Waiting, WorstCase, worst_case};
+use crate::core::admission::{Ec2Placement, Waiting, WorstCase, worst_case};
 use crate::core::arrival::safe_gate;
 use crate::core::budgets::{Action, Admission, BudgetBook};
 use crate::core::enforcement::{QUEUED, Step};
@@ -88,6 +88,7 @@ where
                 .cmp(&(b.job_id.as_str(), std::cmp::Reverse(progress(b.status))))
         });
         jobs.dedup_by(|later, kept| later.job_id == kept.job_id);
+        let placements = self.ec2_placements(&mut report).await;
         let tag_lists = tag_lists(&jobs);
         let waiting: Vec<Waiting<'_>> = jobs
             .iter()
@@ -98,7 +99,9 @@ where
                 created_at_ms: job.created_at_ms,
                 starting: job.status == JobStatus::Starting,
                 worst: match &self.pricing {
-                    Some((prices, region)) => worst_case(&job.shape, prices, region),
+                    Some((prices, region)) => {
+                        worst_case(&job.shape, prices, region, placements.get(&job.queue))
+                    }
                     None => WorstCase::Unpriced {
                         why: "the enforcer has no price table".to_owned(),
                     },
@@ -110,6 +113,13 @@ where
         let latest = jobs.iter().filter_map(|job| job.created_at_ms).max();
         let mut gate = safe_gate(self.settings.period, at_ms, latest, plan.left.clone());
         gate.environments.clone_from(&report.environments);
+        gate.instance_types = placements
+            .into_iter()
+            .filter_map(|(queue, placement)| match placement {
+                Ec2Placement::InstanceTypes(types) => Some((queue, types)),
+                Ec2Placement::Unknown(_) => None,
+            })
+            .collect();
         report.gate = Some(gate);
         report.unbounded_jobs = plan
             .unbounded
@@ -179,5 +189,81 @@ where
             }
         }
         Ok(report)
+    }
+
+    /// Where each listed queue may place an EC2 job: what its compute environments may
+    /// launch, read with one `DescribeComputeEnvironments` (100 compute environments a call)
+    /// for all of them, for the waiting jobs' worst cases and, through the safe gate, the
+    /// arriving ones'. A queue one of whose compute environments does not say (unmanaged) or
+    /// that Batch does not know, or a failed read (reported), leaves its EC2 jobs without a
+    /// bound, with the reason. Nothing is read when no listed queue names a compute
+    /// environment.
+    async fn ec2_placements(
+        &self,
+        report: &mut EnforcementReport,
+    ) -> BTreeMap<String, Ec2Placement> {
+        let queues: Vec<String> = report.queue_environments.keys().cloned().collect();
+        let names: Vec<String> = report
+            .queue_environments
+            .values()
+            .flatten()
+            .cloned()
+            .collect::<BTreeSet<String>>()
+            .into_iter()
+            .collect();
+        let launches = if names.is_empty() {
+            Ok(BTreeMap::new())
+        } else {
+            self.batch.instance_types(&names).await
+        };
+        let launches = match launches {
+            Ok(launches) => launches,
+            Err(error) => {
+                let why =
+                    format!("its queue's compute environments could not be described ({error})");
+                report.failures.push(ActionFailed {
+                    action: "DescribeComputeEnvironments",
+                    target: names.join(","),
+                    error: error.to_string(),
+                });
+                return queues
+                    .into_iter()
+                    .map(|queue| (queue, Ec2Placement::Unknown(why.clone())))
+                    .collect();
+            }
+        };
+        queues
+            .into_iter()
+            .map(|queue| {
+                let order = report
+                    .queue_environments
+                    .get(&queue)
+                    .map_or(&[][..], Vec::as_slice);
+                let mut types: Vec<String> = Vec::new();
+                let mut unknown = None;
+                for environment in order {
+                    match launches.get(environment) {
+                        Some(Some(launched)) => types.extend(launched.iter().cloned()),
+                        Some(None) => {
+                            unknown = Some(format!(
+                                "compute environment {environment} does not say which instance types it launches (unmanaged)"
+                            ));
+                        }
+                        None => {
+                            unknown =
+                                Some(format!("compute environment {environment} is not known to Batch"));
+                        }
+                    }
+                }
+                let placement = match unknown {
+                    Some(why) => Ec2Placement::Unknown(why),
+                    None if order.is_empty() => {
+                        Ec2Placement::Unknown(format!("queue {queue} names no compute environment"))
+                    }
+                    None => Ec2Placement::InstanceTypes(types),
+                };
+                (queue, placement)
+            })
+            .collect()
     }
 }

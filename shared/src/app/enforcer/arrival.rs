@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{EnforceError, EnforcementReport, Enforcer, Run, facets, tag_lists};
-use crate::core::admission::{WorstCase, worst_case};
+use crate::core::admission::{Ec2Placement, WorstCase, worst_case};
 use crate::core::arrival::{Arriving, Gate, judge};
 use crate::core::budgets::BudgetBook;
 use crate::core::enforcement::{QUEUED, Step, is_protected};
@@ -82,7 +82,14 @@ where
             facets,
             created_at_ms: job.created_at_ms,
             worst: match &self.pricing {
-                Some((prices, region)) => worst_case(&job.shape, prices, region),
+                Some((prices, region)) => {
+                    // What its queue's compute environments may launch, as the safe gate's run
+                    // read them.
+                    let placement = safe
+                        .and_then(|gate| gate.instance_types.get(&job.queue))
+                        .map(|types| Ec2Placement::InstanceTypes(types.clone()));
+                    worst_case(&job.shape, prices, region, placement.as_ref())
+                }
                 None => WorstCase::Unpriced {
                     why: "the enforcer has no price table".to_owned(),
                 },

@@ -118,6 +118,10 @@ pub struct EnforcementReport {
     /// the gates, so a budget scoped by compute environment reaches arriving jobs too.
     #[serde(skip)]
     pub environments: BTreeMap<String, String>,
+    /// Every listed queue's compute environments, in its order: where safe admission reads
+    /// what an EC2 job may be placed on.
+    #[serde(skip)]
+    pub queue_environments: BTreeMap<String, Vec<String>>,
 }
 
 /// A job batchguard cancelled or terminated that Batch still lists this long after (ten
@@ -1176,6 +1180,9 @@ where
         // Started jobs of queues with several compute environments, when a budget names one.
         let mut unplaced: Vec<String> = Vec::new();
         for queue in &queues {
+            report
+                .queue_environments
+                .insert(queue.name.clone(), queue.compute_environments.clone());
             // A queue with one compute environment places every job of it there.
             let sole = match queue.compute_environments.as_slice() {
                 [only] => Some(only.clone()),
