@@ -136,6 +136,7 @@ pub async fn gather(clients: &Clients, stack: &str, now: i64) -> Result<StackFac
     let mut rules = Vec::new();
     let mut rule_accounts = Vec::new();
     let mut collector_rules = Vec::new();
+    let mut admitter_rules = Vec::new();
     for resource in resources
         .iter()
         .filter(|r| r.resource_type() == Some("AWS::Events::Rule"))
@@ -164,7 +165,12 @@ pub async fn gather(clients: &Clients, stack: &str, now: i64) -> Result<StackFac
             Ok(rule) => {
                 if let Some(pattern) = rule.event_pattern() {
                     rule_accounts.push((logical.clone(), name.clone(), pattern_accounts(pattern)));
-                    collector_rules.extend(rule.arn().map(str::to_owned));
+                    // The arrival rule feeds the admitter; every other rule, the collector.
+                    if logical == "BatchJobArrivalRule" {
+                        admitter_rules.extend(rule.arn().map(str::to_owned));
+                    } else {
+                        collector_rules.extend(rule.arn().map(str::to_owned));
+                    }
                 }
             }
             Err(error) if logical != "TickRule" => {
@@ -224,23 +230,11 @@ pub async fn gather(clients: &Clients, stack: &str, now: i64) -> Result<StackFac
     };
     let collector_policy = match output("CollectorFunctionName") {
         Err(e) => Err(e),
-        Ok(name) => match clients
-            .lambda
-            .get_policy()
-            .function_name(&name)
-            .send()
-            .await
-        {
-            Ok(answer) => Ok(answer.policy().map(str::to_owned)),
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|e| e.is_resource_not_found_exception()) =>
-            {
-                Ok(None)
-            }
-            Err(error) => Err(summary(&error)),
-        },
+        Ok(name) => resource_policy(&clients.lambda, &name).await,
+    };
+    let admitter_policy = match output("AdmitterFunctionName") {
+        Err(e) => Err(e),
+        Ok(name) => resource_policy(&clients.lambda, &name).await,
     };
     let enforcer_arn = enforcer.as_ref().map_err(Clone::clone).and_then(|f| {
         f.function_arn()
@@ -310,6 +304,9 @@ pub async fn gather(clients: &Clients, stack: &str, now: i64) -> Result<StackFac
         collector_rules,
         collector_function: output("CollectorFunctionName").unwrap_or_default(),
         collector_policy,
+        admitter_rules,
+        admitter_function: output("AdmitterFunctionName").unwrap_or_default(),
+        admitter_policy,
         dead_letter_queues,
         quarantined,
         enforcer_arn,
@@ -498,6 +495,24 @@ async fn job_queues(
     Ok(queues)
 }
 
+/// A function's resource policy as `GetPolicy` returns it (`None`: it has none).
+async fn resource_policy(
+    lambda: &aws_sdk_lambda::Client,
+    function: &str,
+) -> Result<Option<String>, String> {
+    match lambda.get_policy().function_name(function).send().await {
+        Ok(answer) => Ok(answer.policy().map(str::to_owned)),
+        Err(error)
+            if error
+                .as_service_error()
+                .is_some_and(|e| e.is_resource_not_found_exception()) =>
+        {
+            Ok(None)
+        }
+        Err(error) => Err(summary(&error)),
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, reason = "tests fail loudly")]
 mod tests {
@@ -544,6 +559,7 @@ mod tests {
                 "EventDeadLetterQueue": {"Type": "AWS::SQS::Queue"},
                 "ControlDeadLetterQueue": {"Type": "AWS::SQS::Queue"},
                 "BatchJobStateRule": rule("ENABLED"),
+                "BatchJobArrivalRule": rule("ENABLED"),
                 "TickRule": schedule("DISABLED"),
                 "EnforcerFunction": {
                     "Type": "AWS::Lambda::Function",
@@ -565,6 +581,15 @@ mod tests {
                         "Role": role,
                         "Code": {"ZipFile": "bootstrap"}
                     }
+                },
+                "AdmitterFunction": {
+                    "Type": "AWS::Lambda::Function",
+                    "Properties": {
+                        "Runtime": "provided.al2023",
+                        "Handler": "bootstrap",
+                        "Role": role,
+                        "Code": {"ZipFile": "bootstrap"}
+                    }
                 }
             },
             "Outputs": {
@@ -574,6 +599,7 @@ mod tests {
                 "ControlDeadLetterQueueUrl": {"Value": {"Ref": "ControlDeadLetterQueue"}},
                 "EnforcerFunctionName": {"Value": {"Ref": "EnforcerFunction"}},
                 "CollectorFunctionName": {"Value": {"Ref": "CollectorFunction"}},
+                "AdmitterFunctionName": {"Value": {"Ref": "AdmitterFunction"}},
                 "MetricsNamespace": {"Value": format!("batchguard/{stack}")}
             }
         });
@@ -763,8 +789,11 @@ mod tests {
             ("rule-account:BatchJobStateRule", Status::Ok),
             // The emulator's CloudFormation sets no reserved concurrency.
             ("enforcer-concurrency", Status::Fail),
-            // Nor any resource policy: EventBridge could not invoke the collector.
+            // Nor any resource policy: EventBridge could not invoke the collector or the
+            // admitter.
             ("collector-entry", Status::Fail),
+            ("admitter-entry", Status::Fail),
+            ("rule-account:BatchJobArrivalRule", Status::Ok),
             ("dlq:EventDeadLetterQueueUrl", Status::Fail),
             ("dlq:ControlDeadLetterQueueUrl", Status::Ok),
             ("quarantine", Status::Fail),
@@ -915,6 +944,23 @@ mod tests {
         let mut mended = gather(&clients, &stack, now).await.unwrap();
         assert!(mended.collector_policy.as_ref().unwrap().is_some());
         mended.collector_policy = Ok(Some(template_policy));
+        // The admitter's, as the template deploys it: its one caller is the arrival rule,
+        // which the collector's rules do not include.
+        assert_eq!(mended.admitter_rules.len(), 1);
+        assert!(!mended.collector_rules.contains(&mended.admitter_rules[0]));
+        assert_eq!(mended.admitter_policy, Ok(None));
+        let arrival = &mended.admitter_rules[0];
+        mended.admitter_policy = Ok(Some(
+            serde_json::json!({"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"},
+                 "Action": "lambda:InvokeFunction",
+                 "Condition": {"ArnEquals": {"aws:SourceArn": [arrival]},
+                               "StringEquals": {"aws:SourceAccount": "123456789012"}}},
+                {"Effect": "Deny", "Principal": "*", "Action": "lambda:InvokeFunction",
+                 "Condition": {"ArnNotEquals": {"aws:SourceArn": [arrival]}}}
+            ]})
+            .to_string(),
+        ));
         let checks = checklist(&mended);
         assert!(healthy(&checks), "{checks:#?}");
         assert_eq!(status(&checks, &format!("job-queue:{queue}")), Status::Ok);

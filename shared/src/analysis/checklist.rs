@@ -103,6 +103,13 @@ pub struct StackFacts {
     pub collector_function: String,
     /// The collector's resource policy as `GetPolicy` returns it (`None`: it has none).
     pub collector_policy: Probe<Option<String>>,
+    /// The ARN of the rule that sends jobs' arrivals to the admitter (`BatchJobArrivalRule`):
+    /// its only caller (not one of `collector_rules`).
+    pub admitter_rules: Vec<String>,
+    /// The admitter function's name.
+    pub admitter_function: String,
+    /// The admitter's resource policy as `GetPolicy` returns it (`None`: it has none).
+    pub admitter_policy: Probe<Option<String>>,
     /// (output key, queue URL, messages waiting or in flight).
     pub dead_letter_queues: Vec<(String, String, Probe<u64>)>,
     pub quarantined: Probe<usize>,
@@ -169,34 +176,64 @@ pub const NO_OUTPUT: &str = "the stack has no output";
 
 /// The collector takes events only through the stack's rules (ADR 0010).
 fn collector_entry(facts: &StackFacts) -> Check {
-    const ID: &str = "collector-entry";
-    let fix = "`sam deploy` this version's template: its CollectorEntryPolicy lets EventBridge \
-               invoke the collector from the stack's rules and denies everyone else";
-    match (&facts.collector_policy, facts.account.as_deref()) {
-        (Err(error), _) => unreadable(ID, "the collector's resource policy", error),
+    entry_check(
+        "collector-entry",
+        "collector",
+        &facts.collector_function,
+        &facts.collector_policy,
+        &facts.collector_rules,
+        facts.account.as_deref(),
+        "`sam deploy` this version's template: its CollectorEntryPolicy lets EventBridge \
+         invoke the collector from the stack's rules and denies everyone else",
+    )
+}
+
+/// The admitter takes jobs' arrivals only through the stack's arrival rule: anyone else who
+/// could invoke it could have it cancel a job it names (the job's event is its only input).
+fn admitter_entry(facts: &StackFacts) -> Check {
+    entry_check(
+        "admitter-entry",
+        "admitter",
+        &facts.admitter_function,
+        &facts.admitter_policy,
+        &facts.admitter_rules,
+        facts.account.as_deref(),
+        "`sam deploy` this version's template: its AdmitterEntryPolicy lets EventBridge \
+         invoke the admitter from the stack's BatchJobArrivalRule and denies everyone else",
+    )
+}
+
+/// A function whose resource policy must admit EventBridge from `rules` alone.
+fn entry_check(
+    id: &str,
+    who: &str,
+    function: &str,
+    policy: &Probe<Option<String>>,
+    rules: &[String],
+    account: Option<&str>,
+    fix: &str,
+) -> Check {
+    match (policy, account) {
+        (Err(error), _) => unreadable(id, &format!("the {who}'s resource policy"), error),
         (Ok(None), _) => Check::new(
-            ID,
+            id,
             Status::Fail,
-            "the collector has no resource policy: EventBridge cannot deliver events to it",
+            format!("the {who} has no resource policy: EventBridge cannot deliver events to it"),
         )
         .fix(fix),
-        (Ok(Some(_)), None) => unreadable(ID, "the stack's account", "no account in its ARN"),
+        (Ok(Some(_)), None) => unreadable(id, "the stack's account", "no account in its ARN"),
         (Ok(Some(policy)), Some(account)) => {
-            match super::entry_policy::admits_only_rules(
-                policy,
-                &facts.collector_function,
-                &facts.collector_rules,
-                account,
-            ) {
+            match super::entry_policy::admits_only_rules(policy, function, rules, account) {
                 Ok(()) => Check::new(
-                    ID,
+                    id,
                     Status::Ok,
                     format!(
-                        "the collector takes events only through the stack's {} rules",
-                        facts.collector_rules.len()
+                        "the {who} takes events only through the stack's {} rule{}",
+                        rules.len(),
+                        if rules.len() == 1 { "" } else { "s" }
                     ),
                 ),
-                Err(why) => Check::new(ID, Status::Fail, format!("the collector: {why}")).fix(fix),
+                Err(why) => Check::new(id, Status::Fail, format!("the {who}: {why}")).fix(fix),
             }
         }
     }
@@ -347,6 +384,7 @@ pub fn checklist(facts: &StackFacts) -> Vec<Check> {
     }
 
     checks.push(collector_entry(facts));
+    checks.push(admitter_entry(facts));
 
     checks.push(match &facts.enforcer_concurrency {
         Ok(Some(1)) => Check::new(
@@ -677,16 +715,23 @@ mod tests {
 
     const RULE: &str = "arn:aws:events:us-east-1:123456789012:rule/s-BatchJobStateRule";
 
+    const ARRIVAL_RULE: &str = "arn:aws:events:us-east-1:123456789012:rule/s-BatchJobArrivalRule";
+
     /// The template's collector policy for [`RULE`]; without the Deny when `deny` is false.
     fn entry_policy(deny: bool) -> String {
+        entry_policy_for(RULE, deny)
+    }
+
+    /// The template's entry policy for `rule`; without the Deny when `deny` is false.
+    fn entry_policy_for(rule: &str, deny: bool) -> String {
         let allow = serde_json::json!({
             "Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"},
             "Action": "lambda:InvokeFunction",
-            "Condition": {"ArnEquals": {"aws:SourceArn": [RULE]}}
+            "Condition": {"ArnEquals": {"aws:SourceArn": [rule]}}
         });
         let refuse = serde_json::json!({
             "Effect": "Deny", "Principal": "*", "Action": "lambda:InvokeFunction",
-            "Condition": {"ArnNotEquals": {"aws:SourceArn": [RULE]}}
+            "Condition": {"ArnNotEquals": {"aws:SourceArn": [rule]}}
         });
         let statements = if deny {
             vec![allow, refuse]
@@ -739,6 +784,9 @@ mod tests {
             collector_rules: vec![RULE.into()],
             collector_function: "s-collector".into(),
             collector_policy: Ok(Some(entry_policy(true))),
+            admitter_rules: vec![ARRIVAL_RULE.into()],
+            admitter_function: "s-admitter".into(),
+            admitter_policy: Ok(Some(entry_policy_for(ARRIVAL_RULE, true))),
             dead_letter_queues: vec![("EventDeadLetterQueueUrl".into(), "u".into(), Ok(0))],
             quarantined: Ok(0),
             enforcer_arn: Ok(ENFORCER.into()),
@@ -809,8 +857,9 @@ mod tests {
         );
         assert_eq!(
             checks.len(),
-            1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + ALARMS.len() + 1 + 1 + 1 + 1
+            1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + ALARMS.len() + 1 + 1 + 1 + 1
         );
+        assert_eq!(status_of(&checks, "admitter-entry"), Status::Ok);
     }
 
     /// A state table without the caps index (a stack deployed before it, or tables made by
@@ -843,7 +892,7 @@ mod tests {
     #[test]
     fn each_fault_fails_its_own_check_with_a_fix() {
         type Break = fn(&mut StackFacts);
-        let cases: [(&str, Break); 15] = [
+        let cases: [(&str, Break); 18] = [
             ("stack", |f| {
                 f.stack_status = "UPDATE_ROLLBACK_FAILED".into()
             }),
@@ -861,6 +910,14 @@ mod tests {
                 f.collector_policy = Ok(Some(entry_policy(false)))
             }),
             ("collector-entry", |f| f.collector_policy = Ok(None)),
+            ("admitter-entry", |f| f.admitter_policy = Ok(None)),
+            ("admitter-entry", |f| {
+                f.admitter_policy = Ok(Some(entry_policy_for(ARRIVAL_RULE, false)))
+            }),
+            // The collector's rule is not the admitter's caller: a policy admitting it fails.
+            ("admitter-entry", |f| {
+                f.admitter_policy = Ok(Some(entry_policy_for(RULE, true)))
+            }),
             ("dlq:EventDeadLetterQueueUrl", |f| {
                 f.dead_letter_queues[0].2 = Ok(3)
             }),
