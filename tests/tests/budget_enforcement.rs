@@ -1081,3 +1081,48 @@ async fn on_the_emulator_the_compute_environments_say_what_they_may_launch() {
         .collect();
     assert_eq!(launches, expected);
 }
+
+/// GIVEN a job whose first attempt ran on the Spot compute environment (its task's cluster
+/// names it) WHEN the ledger is asked where the job runs THEN while that attempt runs, Spot;
+/// once it stopped and the retry's events have not arrived (Batch may already list the job
+/// running again), nowhere known — not Spot, where it no longer is; once the retry's task
+/// runs on the on-demand compute environment, there.
+#[test]
+fn a_jobs_placement_is_its_running_attempts_never_a_stopped_ones() {
+    use batchguard_tests::{at, attempt, fact, job};
+    use shared::core::facts::FactBody;
+    use shared::core::ledger::Ledger;
+    use shared::core::prices::PriceTable;
+    let task = |ce: &str, id: &str| {
+        format!(
+            "arn:aws:ecs:us-east-1:123456789012:task/AWSBatch-{ce}-0a95f22d-7108-3c4e-99f7-2fd92e1a8941/{id}"
+        )
+    };
+    let (spot, ondemand) = (task("ce-spot", "t0"), task("ce-ondemand", "t1"));
+    let mut ledger = Ledger::new(PriceTable::builtin(), BudgetPeriod::Month);
+    assert_eq!(ledger.job_compute_environment("j"), None, "not known");
+    let first = job(
+        "j",
+        JobStatus::Running,
+        vec![attempt(0, Some(&spot), Some(at(0)), None)],
+    );
+    ledger.apply(&fact("e1", FactBody::Job(first)));
+    assert_eq!(ledger.job_compute_environment("j"), Some("ce-spot"));
+    let interrupted = job(
+        "j",
+        JobStatus::Runnable,
+        vec![attempt(0, Some(&spot), Some(at(0)), Some(at(60_000)))],
+    );
+    ledger.apply(&fact("e2", FactBody::Job(interrupted)));
+    assert_eq!(ledger.job_compute_environment("j"), None);
+    let retried = job(
+        "j",
+        JobStatus::Running,
+        vec![
+            attempt(0, Some(&spot), Some(at(0)), Some(at(60_000))),
+            attempt(1, Some(&ondemand), Some(at(120_000)), None),
+        ],
+    );
+    ledger.apply(&fact("e3", FactBody::Job(retried)));
+    assert_eq!(ledger.job_compute_environment("j"), Some("ce-ondemand"));
+}

@@ -56,6 +56,11 @@ pub struct JobShape {
 pub enum WorstCase {
     /// At most this many USD.
     Bounded { usd: Decimal },
+    /// At most this many USD of a share of EC2 instances (`ec2_hourly_bound`): a bound for a
+    /// budget that counts its jobs' costs, not for one that counts the whole bill, which pays
+    /// for whole instances, idle time included (`BudgetSpec::counts_the_bill`): a job that has
+    /// Batch launch an instance adds all of it there.
+    Share { usd: Decimal },
     /// No timeout: it may run for ever.
     NoTimeout,
     /// Its price is not known before it runs (EC2, EKS, Windows, an unknown size or region).
@@ -197,6 +202,7 @@ pub fn worst_case(
         return WorstCase::NoTimeout;
     };
     let windows = shape.operating_system == Some(OperatingSystem::Windows);
+    let mut share = false;
     let hourly = match shape.platform {
         Some(Platform::Fargate) => {
             if windows {
@@ -227,7 +233,10 @@ pub fn worst_case(
                 Some(Ec2Placement::Unknown(why)) => return unpriced(why),
                 Some(Ec2Placement::InstanceTypes(types)) => {
                     match ec2_hourly_bound(&size, types, prices, region) {
-                        Ok(hourly) => hourly,
+                        Ok(hourly) => {
+                            share = true;
+                            hourly
+                        }
                         Err(why) => return unpriced(&why),
                     }
                 }
@@ -246,6 +255,9 @@ pub fn worst_case(
         .checked_mul(Decimal::from(seconds))
         .and_then(|numerator| numerator.checked_mul(copies))
     {
+        Some(numerator) if share => WorstCase::Share {
+            usd: numerator / Decimal::from(SECONDS_PER_HOUR),
+        },
         Some(numerator) => WorstCase::Bounded {
             usd: numerator / Decimal::from(SECONDS_PER_HOUR),
         },
@@ -332,7 +344,7 @@ impl BudgetBook {
         });
         let mut plan = AdmissionPlan::default();
         for job in order {
-            let safe: Vec<&str> = self
+            let mut safe: Vec<&str> = self
                 .budgets_of(&job.facets)
                 .into_iter()
                 .filter(|name| left.contains_key(name))
@@ -342,6 +354,27 @@ impl BudgetBook {
             }
             let worst = match &job.worst {
                 WorstCase::Bounded { usd } => *usd,
+                WorstCase::Share { usd } => {
+                    // A budget counting the whole bill pays for whole instances: the job's
+                    // share bounds nothing there.
+                    let (bill, jobs): (Vec<&str>, Vec<&str>) = safe.iter().partition(|name| {
+                        self.get(name).is_some_and(|spec| spec.counts_the_bill())
+                    });
+                    if !bill.is_empty() {
+                        plan.unbounded.push((
+                            job.job_id.to_owned(),
+                            format!(
+                                "budget {} counts whole EC2 instances, idle time included, which an EC2 job's share does not bound",
+                                bill.join(", ")
+                            ),
+                        ));
+                    }
+                    if jobs.is_empty() {
+                        continue;
+                    }
+                    safe = jobs;
+                    *usd
+                }
                 WorstCase::NoTimeout => {
                     plan.unbounded
                         .push((job.job_id.to_owned(), "it has no timeout".to_owned()));
@@ -487,8 +520,8 @@ mod tests {
     /// 28th digit.
     fn bounded(worst: WorstCase) -> Decimal {
         match worst {
-            WorstCase::Bounded { usd } => usd.round_dp(20),
-            other => panic!("not bounded: {other:?}"),
+            WorstCase::Share { usd } => usd.round_dp(20),
+            other => panic!("not an EC2 share: {other:?}"),
         }
     }
 
@@ -708,6 +741,58 @@ thresholds = [{ at_percent = "100", action = "drain" }]
 "#,
         )
         .unwrap()
+    }
+
+    /// GIVEN org (safe, counting the whole bill) and genomics (safe, counting its jobs) WHEN
+    /// genomics' EC2 jobs wait, their worst cases shares of instances THEN genomics judges
+    /// them by their shares (the 2-USD one does not fit its 1.5 left, the 1-USD one does, and
+    /// takes it), while org, which pays for whole instances, neither refuses them nor takes
+    /// their shares, and names why.
+    #[test]
+    fn an_ec2_jobs_share_bounds_it_in_a_budget_of_jobs_not_in_one_of_the_whole_bill() {
+        let book = book();
+        assert!(book.get("org").unwrap().counts_the_bill());
+        let genomics = [("team".to_owned(), "genomics".to_owned())];
+        let facets = JobFacets {
+            queue: "shared",
+            compute_environment: None,
+            job_definition: "align",
+            tags: &genomics,
+        };
+        let share = |job_id, created, usd| Waiting {
+            job_id,
+            facets,
+            created_at_ms: Some(created),
+            worst: WorstCase::Share { usd },
+            starting: false,
+        };
+        let left = BTreeMap::from([
+            ("org".to_owned(), dec!(0.5)),
+            ("genomics".to_owned(), dec!(1.5)),
+        ]);
+        let plan = book.admit(
+            &left,
+            &[share("big", 1, dec!(2)), share("fits", 2, dec!(1))],
+        );
+        assert_eq!(
+            plan.refused,
+            [Refusal {
+                job_id: "big".into(),
+                budget: "genomics".into(),
+                worst_usd: dec!(2),
+                left_usd: dec!(1.5),
+            }]
+        );
+        assert_eq!(plan.left["genomics"], dec!(0.5));
+        assert_eq!(plan.left["org"], dec!(0.5), "org takes no share");
+        assert_eq!(plan.unbounded.len(), 2);
+        assert!(
+            plan.unbounded
+                .iter()
+                .all(|(_, why)| why.starts_with("budget org counts whole EC2 instances")),
+            "{:?}",
+            plan.unbounded
+        );
     }
 
     #[test]

@@ -1342,10 +1342,13 @@ impl DynamoProjector {
         &self,
         keys: &[(String, &str)],
     ) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
+        // BatchGetItem refuses a request naming one key twice (a job listed under two
+        // statuses, say): each key once.
+        let keys: Vec<&(String, &str)> = keys.iter().collect::<BTreeSet<_>>().into_iter().collect();
         let mut items = Vec::new();
         for chunk in keys.chunks(BATCH_GET_LIMIT) {
             let mut batch = KeysAndAttributes::builder().consistent_read(true);
-            for (pk, sk) in chunk {
+            for &(pk, sk) in chunk {
                 batch = batch.keys(HashMap::from([
                     ("pk".to_owned(), s(pk.as_str())),
                     ("sk".to_owned(), s(*sk)),

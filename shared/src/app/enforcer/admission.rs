@@ -88,7 +88,7 @@ where
                 .cmp(&(b.job_id.as_str(), std::cmp::Reverse(progress(b.status))))
         });
         jobs.dedup_by(|later, kept| later.job_id == kept.job_id);
-        let placements = self.ec2_placements(&mut report).await;
+        let placements = self.ec2_placements(&jobs, &mut report).await;
         let tag_lists = tag_lists(&jobs);
         let waiting: Vec<Waiting<'_>> = jobs
             .iter()
@@ -191,21 +191,28 @@ where
         Ok(report)
     }
 
-    /// Where each listed queue may place an EC2 job: what its compute environments may
-    /// launch, read with one `DescribeComputeEnvironments` (100 compute environments a call)
-    /// for all of them, for the waiting jobs' worst cases and, through the safe gate, the
-    /// arriving ones'. A queue one of whose compute environments does not say (unmanaged) or
-    /// that Batch does not know, or a failed read (reported), leaves its EC2 jobs without a
-    /// bound, with the reason. Nothing is read when no listed queue names a compute
-    /// environment.
+    /// Where each queue with an EC2 job among `jobs` may place it: what its compute
+    /// environments may launch, read with one `DescribeComputeEnvironments` (100 compute
+    /// environments a call) for all of them, for the waiting jobs' worst cases and, through
+    /// the safe gate, the arriving ones' on the same queues. A queue one of whose compute
+    /// environments does not say (unmanaged) or that Batch does not know, or a failed read
+    /// (reported), leaves its EC2 jobs without a bound, with the reason. Nothing is read when
+    /// no EC2 job waits (a stack of Fargate queues never makes the call).
     async fn ec2_placements(
         &self,
+        jobs: &[crate::ports::JobSummary],
         report: &mut EnforcementReport,
     ) -> BTreeMap<String, Ec2Placement> {
-        let queues: Vec<String> = report.queue_environments.keys().cloned().collect();
-        let names: Vec<String> = report
-            .queue_environments
-            .values()
+        let queues: Vec<String> = jobs
+            .iter()
+            .filter(|job| job.shape.platform == Some(crate::core::facts::Platform::Ec2))
+            .map(|job| job.queue.clone())
+            .collect::<BTreeSet<String>>()
+            .into_iter()
+            .collect();
+        let names: Vec<String> = queues
+            .iter()
+            .filter_map(|queue| report.queue_environments.get(queue))
             .flatten()
             .cloned()
             .collect::<BTreeSet<String>>()

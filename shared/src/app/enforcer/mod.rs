@@ -1072,6 +1072,8 @@ where
             .iter()
             .filter(|view| view.stage == JobStage::Running && !read.contains_key(view.job_id))
             .map(|view| view.job_id.to_owned())
+            .collect::<BTreeSet<String>>()
+            .into_iter()
             .collect();
         let readings = if running.is_empty() {
             Ok(BTreeMap::new())
@@ -1219,6 +1221,10 @@ where
                 }),
             }
         }
+        // `ListJobs` is asked once per status: a job that moved on between two is listed
+        // twice, and read once.
+        unplaced.sort();
+        unplaced.dedup();
         if unplaced.is_empty() {
             return Ok((jobs, BTreeMap::new()));
         }

@@ -261,14 +261,20 @@ impl Ledger {
             .map(|(_, contribution)| self.named(contribution))
     }
 
-    /// The compute environment job `job_id`'s latest attempt runs (or ran) in, when its
-    /// events said: its task's compute environment (named by the task's cluster) or its
-    /// container instance's. `None` for a job not known, not placed yet, or placed where no
-    /// event named.
+    /// The compute environment job `job_id`'s latest attempt runs in, when its events said:
+    /// its task's compute environment (named by the task's cluster) or its container
+    /// instance's. `None` for a job not known, not placed yet, placed where no event named,
+    /// or whose latest attempt known has stopped: that says where the job was, not where it
+    /// runs (a retry may be placed elsewhere, and Batch may list it running before its new
+    /// attempt's events arrive).
     pub fn job_compute_environment(&self, job_id: &str) -> Option<&str> {
         let &idx = self.state.job_index.get(job_id)?;
         let (latest, _) = self.state.jobs[idx as usize].attempts.last()?;
-        self.state.attempt_input(idx, *latest)?.compute_environment
+        let input = self.state.attempt_input(idx, *latest)?;
+        if input.timing.stop.is_some() {
+            return None;
+        }
+        input.compute_environment
     }
 
     /// Every scope that holds at least one unit.
