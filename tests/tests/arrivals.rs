@@ -370,22 +370,11 @@ async fn safe_admission_turns_away_a_new_job_that_cannot_fit_as_its_event_arrive
     assert!(log.replace_budgets(&book, 0).await.unwrap());
     let batch = MemoryBatch::with(
         &[(QUEUE, true)],
-        &[
-            ("g-small", QUEUE, JobStatus::Runnable, false),
-            ("i-ec2", QUEUE, JobStatus::Runnable, false),
-        ],
+        &[("g-small", QUEUE, JobStatus::Runnable, false)],
     );
     batch.describe_job("g-small", &[("team", "genomics")], "pipeline", T0);
-    // Imaging's waiting EC2 job (its budget is open): the queue has EC2 work, so the run
-    // reads what its compute environment launches.
-    batch.describe_job("i-ec2", &[("team", "imaging")], "pipeline", T0);
-    batch.shape_job(
-        "i-ec2",
-        shared::core::admission::JobShape {
-            platform: Some(shared::core::facts::Platform::Ec2),
-            ..Default::default()
-        },
-    );
+    // No EC2 job waits: the gate still says what the queue's compute environment launches,
+    // so the first EC2 job to arrive is bounded.
     batch.place_queue(QUEUE, &["ce-ec2"]);
     batch.launch("ce-ec2", Some(&["c5"]));
     batch.shape_job(

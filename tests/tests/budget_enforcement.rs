@@ -830,8 +830,9 @@ fn placed(known: &[(&str, Decimal, Option<&str>)]) -> Burns {
 /// WHEN the enforcer carries its order out THEN it terminates only the job its events placed
 /// on on-demand, reading the running jobs' projections once (Batch's listing does not say
 /// where a job runs; where it is not known, the job is in no budget scoped by compute
-/// environment, and a waiting job has no place yet); AT `shed` THEN the same reading gives
-/// the burn rates, not read again.
+/// environment, and a waiting job has no place yet), a job listed under two statuses once;
+/// AT `shed` THEN the same reading gives the burn rates, not read again, and the job listed
+/// twice burns once.
 #[tokio::test]
 async fn a_budget_scoped_by_compute_environment_reaches_running_jobs_where_their_events_placed_them()
  {
@@ -857,6 +858,9 @@ thresholds = [{ at_percent = "90", action = "shed" }, { at_percent = "100", acti
     let batch = || {
         let batch = queue_with(&[
             ("r-spot", JobStatus::Running, false, "genomics"),
+            // Listed twice, as a job that moved from STARTING to RUNNING between two
+            // `ListJobs` is: read and counted once.
+            ("r-od", JobStatus::Starting, false, "genomics"),
             ("r-od", JobStatus::Running, false, "genomics"),
             ("r-od-2", JobStatus::Running, false, "imaging"),
             ("r-unplaced", JobStatus::Running, false, "genomics"),

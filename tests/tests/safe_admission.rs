@@ -414,4 +414,23 @@ async fn an_ec2_jobs_worst_case_is_its_share_of_the_costliest_instance_its_queue
         "{:?}",
         report.failures
     );
+
+    // With no EC2 job waiting, the same failure fails nothing (a stack of Fargate queues
+    // does not depend on it): the safe gate just carries no instance types.
+    let fargate_only = MemoryBatch::with(
+        &[("shared", true)],
+        &[("g-fargate", "shared", JobStatus::Runnable, false)],
+    );
+    fargate_only.describe_job("g-fargate", &[("team", "genomics")], "pipeline", T0);
+    fargate_only.shape_job("g-fargate", fargate(Some(HOUR)));
+    fargate_only.place_queue("shared", &["ce-fargate"]);
+    fargate_only.inject("DescribeComputeEnvironments", Fault::Fails);
+    let report = Enforcer::new(&fargate_only, &log, &outbox, settings(false))
+        .with_pricing(PriceTable::builtin(), "us-east-1")
+        .admit(&book, &left, NOW_MS)
+        .await
+        .unwrap();
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    assert!(report.unbounded_jobs.is_empty());
+    assert!(report.gate.unwrap().instance_types.is_empty());
 }

@@ -1412,3 +1412,39 @@ async fn an_arriving_job_costs_one_read_of_the_gates_whatever_came_before() {
         assert_eq!(read, events + 1);
     }
 }
+
+/// GIVEN the DynamoDB projections WHEN the enforcer reads where 10, then 250 started jobs run
+/// (a budget scoped by compute environment, queues with several), each listed twice (a job
+/// that moved from STARTING to RUNNING between two `ListJobs`) THEN it sends one
+/// `BatchGetItem` per 100 distinct jobs — 1, then 3 — each key once (DynamoDB refuses a
+/// request naming a key twice), whatever else the table holds.
+#[tokio::test]
+async fn placements_cost_one_batched_read_per_hundred_started_jobs() {
+    use shared::ports::JobProjections;
+    let (meter, _log, projector) = metered("placements").await;
+    for jobs in [10_usize, 250] {
+        let ids: Vec<String> = (0..jobs)
+            .flat_map(|index| [format!("job-{index}"), format!("job-{index}")])
+            .collect();
+        meter.taken();
+        let readings = projector.job_readings(&ids).await.unwrap();
+        assert!(readings.is_empty(), "none projected");
+        let sent = meter.taken();
+        let operations: Vec<&str> = sent.iter().map(|(op, _, _)| op.as_str()).collect();
+        eprintln!("placements of {jobs} started jobs: {operations:?}");
+        assert_eq!(operations, vec!["BatchGetItem"; jobs.div_ceil(100)]);
+        let keys: usize = sent
+            .iter()
+            .map(|(_, body, _)| {
+                let body: serde_json::Value = serde_json::from_slice(body).unwrap();
+                body["RequestItems"]
+                    .as_object()
+                    .unwrap()
+                    .values()
+                    .map(|table| table["Keys"].as_array().unwrap().len())
+                    .sum::<usize>()
+            })
+            .sum();
+        assert_eq!(keys, jobs, "each job's key once");
+    }
+}

@@ -21,13 +21,14 @@ pub const ALARMS: [&str; 9] = [
 ];
 
 /// The stack outputs doctor reads (a deployment test checks the template has them).
-pub const OUTPUTS: [&str; 7] = [
+pub const OUTPUTS: [&str; 8] = [
     "EventsTableName",
     "StateTableName",
     "EventDeadLetterQueueUrl",
     "ControlDeadLetterQueueUrl",
     "EnforcerFunctionName",
     "CollectorFunctionName",
+    "AdmitterFunctionName",
     "MetricsNamespace",
 ];
 
@@ -222,6 +223,14 @@ fn entry_check(
         )
         .fix(fix),
         (Ok(Some(_)), None) => unreadable(id, "the stack's account", "no account in its ARN"),
+        // No rule to judge the policy against (the rules could not be read, or the stack
+        // has none): a policy that admits nobody would otherwise pass.
+        (Ok(Some(_)), Some(_)) if rules.is_empty() => Check::new(
+            id,
+            Status::Fail,
+            format!("no rule of the stack that feeds the {who} could be read"),
+        )
+        .fix(fix),
         (Ok(Some(policy)), Some(account)) => {
             match super::entry_policy::admits_only_rules(policy, function, rules, account) {
                 Ok(()) => Check::new(
@@ -892,7 +901,7 @@ mod tests {
     #[test]
     fn each_fault_fails_its_own_check_with_a_fix() {
         type Break = fn(&mut StackFacts);
-        let cases: [(&str, Break); 18] = [
+        let cases: [(&str, Break); 20] = [
             ("stack", |f| {
                 f.stack_status = "UPDATE_ROLLBACK_FAILED".into()
             }),
@@ -910,7 +919,9 @@ mod tests {
                 f.collector_policy = Ok(Some(entry_policy(false)))
             }),
             ("collector-entry", |f| f.collector_policy = Ok(None)),
+            ("collector-entry", |f| f.collector_rules.clear()),
             ("admitter-entry", |f| f.admitter_policy = Ok(None)),
+            ("admitter-entry", |f| f.admitter_rules.clear()),
             ("admitter-entry", |f| {
                 f.admitter_policy = Ok(Some(entry_policy_for(ARRIVAL_RULE, false)))
             }),

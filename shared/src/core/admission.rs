@@ -352,16 +352,18 @@ impl BudgetBook {
             if safe.is_empty() {
                 continue;
             }
+            // A budget counting the whole bill pays for whole instances: an EC2 job's share
+            // bounds nothing there, so it is judged by the other safe budgets alone, and named
+            // as unbounded for those when it is not refused.
+            let mut whole_bill = None;
             let worst = match &job.worst {
                 WorstCase::Bounded { usd } => *usd,
                 WorstCase::Share { usd } => {
-                    // A budget counting the whole bill pays for whole instances: the job's
-                    // share bounds nothing there.
                     let (bill, jobs): (Vec<&str>, Vec<&str>) = safe.iter().partition(|name| {
                         self.get(name).is_some_and(|spec| spec.counts_the_bill())
                     });
                     if !bill.is_empty() {
-                        plan.unbounded.push((
+                        whole_bill = Some((
                             job.job_id.to_owned(),
                             format!(
                                 "budget {} counts whole EC2 instances, idle time included, which an EC2 job's share does not bound",
@@ -370,6 +372,7 @@ impl BudgetBook {
                         ));
                     }
                     if jobs.is_empty() {
+                        plan.unbounded.extend(whole_bill);
                         continue;
                     }
                     safe = jobs;
@@ -406,6 +409,7 @@ impl BudgetBook {
                     continue;
                 }
             }
+            plan.unbounded.extend(whole_bill);
             for name in safe {
                 if let Some(held) = left.get_mut(name) {
                     *held -= worst;
@@ -785,11 +789,13 @@ thresholds = [{ at_percent = "100", action = "drain" }]
         );
         assert_eq!(plan.left["genomics"], dec!(0.5));
         assert_eq!(plan.left["org"], dec!(0.5), "org takes no share");
-        assert_eq!(plan.unbounded.len(), 2);
+        // Only the admitted job is named: the refused one is not admitted at all.
+        assert_eq!(plan.unbounded.len(), 1, "{:?}", plan.unbounded);
+        assert_eq!(plan.unbounded[0].0, "fits");
         assert!(
-            plan.unbounded
-                .iter()
-                .all(|(_, why)| why.starts_with("budget org counts whole EC2 instances")),
+            plan.unbounded[0]
+                .1
+                .starts_with("budget org counts whole EC2 instances"),
             "{:?}",
             plan.unbounded
         );

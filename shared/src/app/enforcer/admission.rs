@@ -191,28 +191,23 @@ where
         Ok(report)
     }
 
-    /// Where each queue with an EC2 job among `jobs` may place it: what its compute
-    /// environments may launch, read with one `DescribeComputeEnvironments` (100 compute
-    /// environments a call) for all of them, for the waiting jobs' worst cases and, through
-    /// the safe gate, the arriving ones' on the same queues. A queue one of whose compute
-    /// environments does not say (unmanaged) or that Batch does not know, or a failed read
-    /// (reported), leaves its EC2 jobs without a bound, with the reason. Nothing is read when
-    /// no EC2 job waits (a stack of Fargate queues never makes the call).
+    /// Where each listed queue may place an EC2 job: what its compute environments may
+    /// launch, read with one `DescribeComputeEnvironments` (100 compute environments a call)
+    /// for all of them, for the waiting jobs' worst cases and, through the safe gate, the
+    /// worst cases of EC2 jobs arriving on any of those queues before the next run (the first
+    /// EC2 job on an idle queue too). A queue one of whose compute environments does not say
+    /// (unmanaged, Fargate) or that Batch does not know, or a failed read, leaves its EC2 jobs
+    /// without a bound, with the reason; a failed read is reported as a failure only when an
+    /// EC2 job waits (a stack of Fargate queues is not failed for it), and logged otherwise.
     async fn ec2_placements(
         &self,
         jobs: &[crate::ports::JobSummary],
         report: &mut EnforcementReport,
     ) -> BTreeMap<String, Ec2Placement> {
-        let queues: Vec<String> = jobs
-            .iter()
-            .filter(|job| job.shape.platform == Some(crate::core::facts::Platform::Ec2))
-            .map(|job| job.queue.clone())
-            .collect::<BTreeSet<String>>()
-            .into_iter()
-            .collect();
-        let names: Vec<String> = queues
-            .iter()
-            .filter_map(|queue| report.queue_environments.get(queue))
+        let queues: Vec<String> = report.queue_environments.keys().cloned().collect();
+        let names: Vec<String> = report
+            .queue_environments
+            .values()
             .flatten()
             .cloned()
             .collect::<BTreeSet<String>>()
@@ -228,11 +223,18 @@ where
             Err(error) => {
                 let why =
                     format!("its queue's compute environments could not be described ({error})");
-                report.failures.push(ActionFailed {
-                    action: "DescribeComputeEnvironments",
-                    target: names.join(","),
-                    error: error.to_string(),
-                });
+                let ec2_waits = jobs
+                    .iter()
+                    .any(|job| job.shape.platform == Some(crate::core::facts::Platform::Ec2));
+                if ec2_waits {
+                    report.failures.push(ActionFailed {
+                        action: "DescribeComputeEnvironments",
+                        target: names.join(","),
+                        error: error.to_string(),
+                    });
+                } else {
+                    tracing::warn!(%error, "could not describe the compute environments: EC2 jobs arriving before the next run are left to it");
+                }
                 return queues
                     .into_iter()
                     .map(|queue| (queue, Ec2Placement::Unknown(why.clone())))

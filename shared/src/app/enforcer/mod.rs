@@ -1178,9 +1178,7 @@ where
             .budgets()
             .flat_map(|spec| &spec.scope.compute_environments)
             .collect();
-        let mut jobs = Vec::new();
-        // Started jobs of queues with several compute environments, when a budget names one.
-        let mut unplaced: Vec<String> = Vec::new();
+        let mut jobs: Vec<JobSummary> = Vec::new();
         for queue in &queues {
             report
                 .queue_environments
@@ -1202,15 +1200,7 @@ where
                             Some(tags) if is_protected(tags) => {
                                 report.protected_jobs.push(job.job_id);
                             }
-                            Some(_) => {
-                                if sole.is_none()
-                                    && !named.is_empty()
-                                    && STARTED.contains(&job.status)
-                                {
-                                    unplaced.push(job.job_id.clone());
-                                }
-                                jobs.push(job);
-                            }
+                            Some(_) => jobs.push(job),
                         }
                     }
                 }
@@ -1221,10 +1211,33 @@ where
                 }),
             }
         }
-        // `ListJobs` is asked once per status: a job that moved on between two is listed
-        // twice, and read once.
-        unplaced.sort();
-        unplaced.dedup();
+        // `ListJobs` is asked once per status, so a job that moved on between two of them is
+        // listed twice: it is kept once, at the furthest status listed (in the order of
+        // `statuses`), where it was listed first.
+        let progress = |status: JobStatus| statuses.iter().position(|s| *s == status);
+        let mut furthest: BTreeMap<String, Option<usize>> = BTreeMap::new();
+        for job in &jobs {
+            let at = furthest.entry(job.job_id.clone()).or_default();
+            *at = (*at).max(progress(job.status));
+        }
+        let mut kept: BTreeSet<String> = BTreeSet::new();
+        jobs.retain(|job| {
+            furthest.get(&job.job_id) == Some(&progress(job.status))
+                && kept.insert(job.job_id.clone())
+        });
+        // Started jobs of queues with several compute environments, when a budget names one.
+        let unplaced: Vec<String> = jobs
+            .iter()
+            .filter(|job| {
+                !named.is_empty()
+                    && STARTED.contains(&job.status)
+                    && report
+                        .queue_environments
+                        .get(&job.queue)
+                        .is_some_and(|environments| environments.len() > 1)
+            })
+            .map(|job| job.job_id.clone())
+            .collect();
         if unplaced.is_empty() {
             return Ok((jobs, BTreeMap::new()));
         }
