@@ -169,7 +169,8 @@ pub struct JobSummary {
     pub shape: crate::core::admission::JobShape,
     /// The compute environment it runs or will run on, when known: Batch's listing and
     /// description do not name it, so the enforcer fills it in for a job on a queue with a
-    /// single compute environment (`QueueState::compute_environments`).
+    /// single compute environment (`QueueState::compute_environments`) and, for a started job
+    /// of a queue with several, from its projection (`JobReading::compute_environment`).
     pub compute_environment: Option<String>,
 }
 
@@ -740,7 +741,8 @@ pub struct DueCap {
 
 /// What the projections know of single jobs: the ones past their `batchguard:max-usd` cap
 /// (`core::caps`; the ticker's search), one job's cap and cost (the enforcer's check), and
-/// running jobs' burn rates (the enforcer's shed).
+/// running jobs' burn rates and placements (`job_readings`: the enforcer's shed, and budgets
+/// scoped by compute environment).
 pub trait JobProjections {
     /// Running capped jobs whose cost reaches their cap by Unix second `at`; at most `limit`,
     /// earliest first within each shard of the index.

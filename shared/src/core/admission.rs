@@ -63,7 +63,8 @@ pub enum WorstCase {
     Share { usd: Decimal },
     /// No timeout: it may run for ever.
     NoTimeout,
-    /// Its price is not known before it runs (EC2, EKS, Windows, an unknown size or region).
+    /// Its price is not known before it runs (EC2 where its instances are not known or not in
+    /// the price table, EKS, Windows, an unknown size or region).
     Unpriced { why: String },
 }
 
@@ -284,7 +285,8 @@ pub struct Waiting<'a> {
 pub struct AdmissionPlan {
     /// Jobs to cancel, each with the budget it does not fit in.
     pub refused: Vec<Refusal>,
-    /// Jobs of a safe budget admitted without a bound, and why (no timeout, no price).
+    /// Jobs of a safe budget admitted without a bound, and why (no timeout, no price, or an
+    /// EC2 share in a budget counting the whole bill).
     pub unbounded: Vec<(String, String)>,
     /// What each safe budget has left once every job admitted took its worst case (the
     /// safe gate's figure for the jobs arriving before the next run: `core::arrival`).

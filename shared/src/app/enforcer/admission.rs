@@ -29,7 +29,8 @@ where
     /// budgets reach, and those already STARTING (their worst case taken first, never
     /// cancelled), are listed as for a drain (their queues, within the stack's), each one's
     /// worst case is priced from Batch's description of it (`core::admission::worst_case`,
-    /// Fargate at the prices of [`Enforcer::with_pricing`]), and `BudgetBook::admit` says which do not fit: those
+    /// Fargate at the prices of [`Enforcer::with_pricing`], EC2 as its share of the costliest
+    /// instance its queue may launch: `ec2_placements`), and `BudgetBook::admit` says which do not fit: those
     /// are cancelled with the budget and the figures in their status reason and the audit
     /// trail (a budget's or the stack's dry run records only), and one message says how many.
     /// Jobs without a bound (no timeout, no price) are admitted and listed in the report.

@@ -101,7 +101,8 @@ pub struct EnforcementReport {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub stopping_jobs: Vec<String>,
     /// Waiting jobs of a budget with safe admission admitted without a worst case, and why
-    /// (no timeout, no price before they run).
+    /// (no timeout, no price before they run, or an EC2 share in a budget counting the whole
+    /// bill).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unbounded_jobs: Vec<String>,
     /// What this run verified for the jobs arriving before the next one (`core::arrival`):
@@ -232,7 +233,9 @@ pub struct EnforcerSettings {
 }
 
 /// The enforcer over its ports; `P`, the projections, gives a shedding budget its running
-/// jobs' burn rates (without them, shed stops every running job of the budget).
+/// jobs' burn rates (without them, shed stops every running job of the budget) and says where
+/// the started jobs of queues with several compute environments run (without them, those jobs
+/// are in no budget scoped by compute environment).
 #[derive(Clone, Debug)]
 pub struct Enforcer<B, L, N, P = Unprojected> {
     batch: B,
@@ -259,7 +262,8 @@ impl<B, L, N> Enforcer<B, L, N> {
 }
 
 impl<B, L, N, P> Enforcer<B, L, N, P> {
-    /// The same enforcer reading the jobs' projections (a shedding budget's burn rates).
+    /// The same enforcer reading the jobs' projections (a shedding budget's burn rates, the
+    /// placements of started jobs).
     pub fn with_projections<Q>(self, projections: Q) -> Enforcer<B, L, N, Q> {
         Enforcer {
             batch: self.batch,
@@ -735,8 +739,10 @@ where
     ///
     /// Batch's listing does not name a job's compute environment: a budget whose scope names
     /// compute environments reaches the jobs of queues with a single compute environment (its
-    /// queue says where it runs), and no job of a queue with several (it is still summed and
-    /// notified). A running job takes its queue's compute environment as the queue is now.
+    /// queue says where it runs), and the started jobs of a queue with several where their
+    /// projections place them; a waiting job there, or one no event placed, is in no such
+    /// budget (it is still summed and notified). A running job of a single-environment queue
+    /// takes its queue's compute environment as the queue is now.
     pub async fn enforce_budgets(
         &self,
         book: &BudgetBook,
