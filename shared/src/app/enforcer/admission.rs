@@ -73,22 +73,16 @@ where
         // committed spend until Batch gives their `startedAt`.
         let mut statuses = QUEUED.to_vec();
         statuses.push(JobStatus::Starting);
-        let mut jobs: Vec<_> = self
+        let jobs: Vec<_> = self
             .budget_jobs(book, &safe, &statuses, &mut report)
             .await?
             .0
             .into_iter()
             .filter(|job| statuses.contains(&job.status))
             .collect();
-        // `ListJobs` is asked once per status, so a job that moved on between two of them
-        // is listed twice: it is kept once, at the furthest status listed (a job STARTING is
-        // never judged as waiting, nor its worst case taken twice).
-        let progress = |status: JobStatus| statuses.iter().position(|s| *s == status);
-        jobs.sort_by(|a, b| {
-            (a.job_id.as_str(), std::cmp::Reverse(progress(a.status)))
-                .cmp(&(b.job_id.as_str(), std::cmp::Reverse(progress(b.status))))
-        });
-        jobs.dedup_by(|later, kept| later.job_id == kept.job_id);
+        // A job listed under two statuses (it moved on between two `ListJobs`) is kept once,
+        // at the furthest (`budget_jobs`): a job STARTING is never judged as waiting, nor its
+        // worst case taken twice.
         let placements = self.ec2_placements(&jobs, &mut report).await;
         let tag_lists = tag_lists(&jobs);
         let waiting: Vec<Waiting<'_>> = jobs
