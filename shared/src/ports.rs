@@ -453,16 +453,17 @@ pub trait SpendReader {
     ) -> impl Future<
         Output = Result<Vec<(crate::core::scope::Scope, i64, rust_decimal::Decimal)>, StoreError>,
     > + Send;
-    /// Drops what the scopes' sums keep of periods before `period_start` that no figure reads
-    /// any more (closed spend of past periods; running buckets of past periods whose units all
-    /// ended), so a sum does not grow with every period. Returns the items changed. A store
-    /// whose sums do not grow (in memory) has nothing to do.
+    /// Drops what the scopes' sums keep of periods before the one containing whole second `at`
+    /// (each scope's own period, `Scope::period`) that no figure reads any more (closed spend
+    /// of past periods; running buckets of past periods whose units all ended), so a sum does
+    /// not grow with every period. Returns the items changed. A store whose sums do not grow
+    /// (in memory) has nothing to do.
     fn prune_before(
         &self,
         scopes: &[crate::core::scope::Scope],
-        period_start: i64,
+        at: i64,
     ) -> impl Future<Output = Result<usize, StoreError>> + Send {
-        let _ = (scopes, period_start);
+        let _ = (scopes, at);
         async { Ok(0) }
     }
 }
@@ -911,8 +912,8 @@ impl<T: SpendReader + Sync> SpendReader for &T {
     fn prune_before(
         &self,
         scopes: &[crate::core::scope::Scope],
-        period_start: i64,
+        at: i64,
     ) -> impl Future<Output = Result<usize, StoreError>> + Send {
-        (**self).prune_before(scopes, period_start)
+        (**self).prune_before(scopes, at)
     }
 }

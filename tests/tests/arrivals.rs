@@ -179,7 +179,6 @@ async fn a_drain_on_a_shared_queue_cancels_only_its_own_new_jobs_as_their_events
             &sink,
             payload,
             now_ms,
-            BudgetPeriod::Month,
             trusted_for_ms(60),
         )
     };
@@ -306,7 +305,6 @@ async fn a_drain_on_a_shared_queue_cancels_only_its_own_new_jobs_as_their_events
         &sink,
         event("g-dry", "SUBMITTED", NOW_MS + 2_000, Some(genomics), 1),
         later,
-        BudgetPeriod::Month,
         trusted_for_ms(60),
     )
     .await
@@ -327,7 +325,6 @@ async fn a_drain_on_a_shared_queue_cancels_only_its_own_new_jobs_as_their_events
         &sink,
         event("g-after", "SUBMITTED", NOW_MS + 2_000, Some(genomics), 1),
         later,
-        BudgetPeriod::Month,
         trusted_for_ms(60),
     )
     .await
@@ -426,7 +423,6 @@ async fn safe_admission_turns_away_a_new_job_that_cannot_fit_as_its_event_arrive
             &sink,
             payload,
             NOW_MS + 5_000,
-            BudgetPeriod::Month,
             trusted_for_ms(60),
         )
     };
@@ -567,7 +563,6 @@ thresholds = [{ at_percent = "100", action = "cancel-queued" }]
             &sink,
             payload,
             NOW_MS + 5_000,
-            BudgetPeriod::Month,
             trusted_for_ms(60),
         )
         .await

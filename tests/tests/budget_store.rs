@@ -109,7 +109,6 @@ async fn a_memory_store_keeps_one_book_replaced_whole() {
 async fn the_gates_contract(store: &impl shared::ports::AdmissionGates) {
     use rust_decimal::Decimal;
     use shared::core::arrival::{Draining, GateKind, drain_gate, safe_gate};
-    use shared::core::budget::BudgetPeriod;
     use shared::core::budgets::Action;
     let at = 1_793_577_600_000;
     assert!(store.gates().await.unwrap().is_empty());
@@ -119,9 +118,8 @@ async fn the_gates_contract(store: &impl shared::ports::AdmissionGates) {
         dry_run: false,
         reason: "budget genomics used 120 %".to_owned(),
     };
-    let drain = drain_gate(BudgetPeriod::Month, at, [("genomics".to_owned(), draining)]);
+    let drain = drain_gate(at, [("genomics".to_owned(), draining)]);
     let safe = safe_gate(
-        BudgetPeriod::Month,
         at,
         Some(at + 5),
         [("imaging".to_owned(), Decimal::new(35_712_345, 8))].into(),
@@ -133,7 +131,7 @@ async fn the_gates_contract(store: &impl shared::ports::AdmissionGates) {
     assert_eq!(read[&GateKind::Safe], safe);
     assert_eq!(read[&GateKind::Safe].listed_at_ms, Some(at + 5));
     // The next run's gate replaces the last one whole: a budget no longer draining is gone.
-    let cleared = drain_gate(BudgetPeriod::Month, at + 60_000, []);
+    let cleared = drain_gate(at + 60_000, []);
     store.put_gate(GateKind::Drain, &cleared).await.unwrap();
     let read = store.gates().await.unwrap();
     assert_eq!(read[&GateKind::Drain], cleared);

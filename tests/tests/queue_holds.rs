@@ -539,3 +539,95 @@ async fn a_tick_reads_the_audit_trail_twice_for_every_restore() {
     assert_eq!(tick.restored_budgets, ["genomics"]);
     assert_eq!(audit.reads.load(std::sync::atomic::Ordering::Relaxed), 2);
 }
+
+/// GIVEN a stack summing by month and a budget of a day owning its queue WHEN it drains on one
+/// day, is restored on the next (its new day's spend calls for nothing), and drains again the
+/// day after, then is restored again THEN each drain disables the queue, begins its drain and
+/// notifies, once a day (a second tick the same day adds nothing), the drain gate dates the
+/// second drain from its own day, and each restore re-enables the queue: the second hold is
+/// an entry of its own, not a copy the log drops for sharing the first one's id (which would
+/// leave the queue disabled for good).
+#[tokio::test]
+async fn a_days_budget_on_a_monthly_stack_drains_and_is_restored_every_day() {
+    const DAY: i64 = 86_400_000;
+    let book = BudgetBook::parse(
+        "[[budget]]\nname = \"nightly\"\namount_usd = \"10\"\nperiod = \"day\"\n\
+         scope = { queues = [\"nightly-q\"] }\n\
+         thresholds = [{ at_percent = \"100\", action = \"drain\" }]\n",
+    )
+    .unwrap();
+    let batch = MemoryBatch::with(&[("nightly-q", true)], &[]);
+    let log = MemoryEventLog::new();
+    let outbox = Outbox::default();
+    let enforcer = enforcer_on(&batch, &log, &outbox, &[]);
+    let orders = [order("nightly", Action::Drain)];
+    let reached = |report: &shared::app::enforcer::EnforcementReport| {
+        report
+            .actions
+            .iter()
+            .filter(|taken| matches!(taken.action, EnforcementAction::BudgetReached { .. }))
+            .count()
+    };
+
+    let first = enforcer
+        .enforce_budgets(&book, &orders, AT_MS)
+        .await
+        .unwrap();
+    assert!(!enabled(&batch, "nightly-q"));
+    assert_eq!(reached(&first), 1);
+    let again = enforcer
+        .enforce_budgets(&book, &orders, AT_MS + MINUTE)
+        .await
+        .unwrap();
+    assert!(again.actions.is_empty(), "{again:?}");
+    assert_eq!(outbox.0.lock().unwrap().len(), 1);
+
+    let restored = enforcer
+        .restore_holder(&Some("nightly".into()), "a new day", AT_MS + DAY)
+        .await
+        .unwrap();
+    assert!(restored.failures.is_empty(), "{restored:?}");
+    assert!(enabled(&batch, "nightly-q"));
+
+    // Two days on, in the same month: a new day of the budget's.
+    let second = enforcer
+        .enforce_budgets(&book, &orders, AT_MS + 2 * DAY)
+        .await
+        .unwrap();
+    assert!(!enabled(&batch, "nightly-q"), "{second:?}");
+    assert_eq!(reached(&second), 1, "its drain begins again on its new day");
+    assert_eq!(
+        outbox.0.lock().unwrap().len(),
+        2,
+        "notified again on its new day"
+    );
+    let gate = second.gate.as_ref().unwrap();
+    assert_eq!(gate.draining["nightly"].since_ms, AT_MS + 2 * DAY);
+    let later = enforcer
+        .enforce_budgets(&book, &orders, AT_MS + 2 * DAY + MINUTE)
+        .await
+        .unwrap();
+    assert!(later.actions.is_empty(), "{later:?}");
+    assert_eq!(
+        later.gate.as_ref().unwrap().draining["nightly"].since_ms,
+        AT_MS + 2 * DAY
+    );
+
+    let restored = enforcer
+        .restore_holder(&Some("nightly".into()), "a new day", AT_MS + 3 * DAY)
+        .await
+        .unwrap();
+    assert!(restored.failures.is_empty(), "{restored:?}");
+    assert!(
+        enabled(&batch, "nightly-q"),
+        "the second hold is restored too"
+    );
+    let month = BudgetPeriod::Month.bounds(AT_MS / 1000).0;
+    let entries = log.audit_entries(month).await.unwrap();
+    let disabled = entries
+        .iter()
+        .filter(|e| matches!(e.action, EnforcementAction::QueueDisabled { .. }))
+        .count();
+    assert_eq!(disabled, 2, "{entries:?}");
+    assert_eq!(batch.calls().len(), 4, "{:?}", batch.calls());
+}

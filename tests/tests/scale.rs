@@ -1322,7 +1322,6 @@ thresholds = [{ at_percent = "100", action = "drain" }]
     assert!(log.replace_budgets(&book, 0).await.unwrap());
     let now = batchguard_tests::T0;
     let mut gate = drain_gate(
-        BudgetPeriod::Month,
         now,
         [(
             "genomics".to_owned(),
@@ -1372,7 +1371,6 @@ thresholds = [{ at_percent = "100", action = "drain" }]
             &sink,
             event,
             now + 1_000,
-            BudgetPeriod::Month,
             trusted_for_ms(60),
         )
         .await

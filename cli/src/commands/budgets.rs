@@ -14,7 +14,7 @@ use shared::core::budgets::{Admission, BudgetBook, BudgetChange, BudgetSpec, per
 use shared::core::facts::Millis;
 use shared::ports::{BudgetStore, StoreError};
 
-use super::evaluation::{ledgers, load_budgets, warn_if_far_past_the_events};
+use super::evaluation::{ledger_with_budgets, load_budgets, warn_if_far_past_the_events};
 use super::load_prices;
 use crate::error::CliError;
 use crate::render::text::budgets_table;
@@ -254,7 +254,7 @@ async fn list(
         )));
     };
     let book = std::sync::Arc::new(book);
-    let (mut ledger, mut others) = ledgers(
+    let mut ledger = ledger_with_budgets(
         load_prices(prices)?,
         book.budgets()
             .next()
@@ -262,9 +262,6 @@ async fn list(
         Some(&book),
     );
     store.fold_into(&mut ledger).await?;
-    for other in &mut others {
-        store.fold_into(other).await?;
-    }
     let at = match at {
         Some(at) => {
             let at = Millis::from_datetime(at).floor_seconds();
@@ -273,9 +270,7 @@ async fn list(
         }
         None => ledger.latest_instant().map_or(0, Millis::ceil_seconds),
     };
-    let mut all = vec![&ledger];
-    all.extend(others.iter());
-    let lines = budget_lines(&book, &all, at);
+    let lines = budget_lines(&book, &[&ledger], at);
     if json {
         let document = serde_json::json!({
             "store": spec.to_string(),

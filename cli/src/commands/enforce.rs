@@ -250,18 +250,13 @@ where
     };
     let at = Millis(now_ms).floor_seconds();
     let prices = super::load_prices(args.prices.as_deref())?;
-    let (mut ledger, mut others) =
-        super::evaluation::ledgers(prices.clone(), args.period, Some(&book));
+    let mut ledger =
+        super::evaluation::ledger_with_budgets(prices.clone(), args.period, Some(&book));
     log.fold_into(&mut ledger).await?;
-    for other in &mut others {
-        log.fold_into(other).await?;
-    }
     if args.at.is_some() {
         super::evaluation::warn_if_far_past_the_events(at, &ledger);
     }
-    let mut all: Vec<&shared::core::ledger::Ledger> = vec![&ledger];
-    all.extend(others.iter());
-    let lines = budget_lines(&book, &all, at);
+    let lines = budget_lines(&book, &[&ledger], at);
     let mut orders = Vec::new();
     let mut figures = std::collections::BTreeMap::new();
     for line in &lines {

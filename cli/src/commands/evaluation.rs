@@ -168,28 +168,18 @@ pub fn load_budgets(
         .map_err(|error| CliError::Usage(format!("budgets file {}:\n{error}", path.display())))
 }
 
-/// The ledger of `period` and, with a budgets file, one more for each other period its
-/// budgets use; each sums the file's budgets (`Ledger::with_budgets`).
-pub fn ledgers(
+/// The ledger of `period`, summing a budgets file's budgets (`Ledger::with_budgets`), each by
+/// its own period.
+pub fn ledger_with_budgets(
     prices: shared::core::prices::PriceTable,
     period: BudgetPeriod,
     budgets: Option<&std::sync::Arc<shared::core::budgets::BudgetBook>>,
-) -> (Ledger, Vec<Ledger>) {
-    let make = |period| {
-        let ledger = Ledger::new(prices.clone(), period);
-        match budgets {
-            Some(book) => ledger.with_budgets(book.clone()),
-            None => ledger,
-        }
-    };
-    let others = budgets
-        .map(|book| shared::analysis::budgets::periods(book))
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|other| *other != period)
-        .map(make)
-        .collect();
-    (make(period), others)
+) -> Ledger {
+    let ledger = Ledger::new(prices, period);
+    match budgets {
+        Some(book) => ledger.with_budgets(book.clone()),
+        None => ledger,
+    }
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use clap::Args as ClapArgs;
 use shared::analysis::report::StatusReport;
 use shared::app::intake::Intake;
 
-use super::evaluation::{Evaluation, ledgers, load_budgets};
+use super::evaluation::{Evaluation, ledger_with_budgets, load_budgets};
 use super::{load_prices, print_report};
 use crate::error::CliError;
 use crate::input::read_all;
@@ -25,23 +25,13 @@ pub struct Args {
 pub async fn run(args: Args) -> Result<(), CliError> {
     let evaluation = args.evaluation.with_aws_budget().await?;
     let budgets = load_budgets(evaluation.budgets.as_deref())?;
-    let (mut ledger, mut others) = ledgers(
+    let mut ledger = ledger_with_budgets(
         load_prices(evaluation.prices.as_deref())?,
         evaluation.period,
         budgets.as_ref(),
     );
     let mut intake = Intake::new(true);
-    read_all(
-        &args.paths,
-        &mut intake,
-        |fact| {
-            ledger.apply(&fact);
-            for other in &mut others {
-                other.apply(&fact);
-            }
-        },
-        |_| {},
-    )?;
+    read_all(&args.paths, &mut intake, |fact| ledger.apply(&fact), |_| {})?;
     let at = evaluation.instant(&ledger);
     let mut report = StatusReport::build_with_baseline(
         &ledger,
@@ -51,9 +41,7 @@ pub async fn run(args: Args) -> Result<(), CliError> {
         intake.counts,
     );
     if let Some(book) = &budgets {
-        let mut all = vec![&ledger];
-        all.extend(others.iter());
-        report.budgets = budget_lines(book, &all, at);
+        report.budgets = budget_lines(book, &[&ledger], at);
     }
     print_report(&report, evaluation.json, EventsCounted::ThisRead);
     Ok(())

@@ -9,7 +9,7 @@ use shared::app::intake::Intake;
 use shared::core::activity::Activity;
 use shared::ports::IngestLedger;
 
-use super::evaluation::{Evaluation, ledgers, load_budgets};
+use super::evaluation::{Evaluation, ledger_with_budgets, load_budgets};
 use super::{load_prices, print_report};
 use crate::error::CliError;
 use crate::input::read_all;
@@ -44,7 +44,7 @@ pub async fn run(args: Args) -> Result<(), CliError> {
     }
     let evaluation = args.evaluation.with_aws_budget().await?;
     let budgets = load_budgets(evaluation.budgets.as_deref())?;
-    let (mut ledger, mut others) = ledgers(
+    let mut ledger = ledger_with_budgets(
         load_prices(evaluation.prices.as_deref())?,
         evaluation.period,
         budgets.as_ref(),
@@ -64,9 +64,6 @@ pub async fn run(args: Args) -> Result<(), CliError> {
     };
     for fact in &facts {
         ledger.apply(fact);
-        for other in &mut others {
-            other.apply(fact);
-        }
     }
     let at = evaluation.instant(&ledger);
     let mut status = StatusReport::build_with_baseline(
@@ -77,9 +74,7 @@ pub async fn run(args: Args) -> Result<(), CliError> {
         counts,
     );
     if let Some(book) = &budgets {
-        let mut all = vec![&ledger];
-        all.extend(others.iter());
-        status.budgets = budget_lines(book, &all, at);
+        status.budgets = budget_lines(book, &[&ledger], at);
     }
     let timeline = timeline(&ledger, at, TIMELINE_POINTS);
     let activity = Activity::build(&facts, &ledger.walk(at));

@@ -4,7 +4,7 @@ use clap::Args as ClapArgs;
 use shared::analysis::report::{AuditLine, StatusReport};
 use shared::ports::{AuditTrail, IngestLedger};
 
-use super::evaluation::{Evaluation, ledgers, load_budgets};
+use super::evaluation::{Evaluation, ledger_with_budgets, load_budgets};
 use super::{load_prices, print_report};
 use crate::error::CliError;
 use crate::render::text::EventsCounted;
@@ -24,15 +24,12 @@ pub async fn run(args: Args) -> Result<(), CliError> {
     let evaluation = args.evaluation.with_aws_budget().await?;
     let store = Store::open_to_read(&args.store).await?;
     let budgets = load_budgets(evaluation.budgets.as_deref())?;
-    let (mut ledger, mut others) = ledgers(
+    let mut ledger = ledger_with_budgets(
         load_prices(evaluation.prices.as_deref())?,
         evaluation.period,
         budgets.as_ref(),
     );
     store.fold_into(&mut ledger).await?;
-    for other in &mut others {
-        store.fold_into(other).await?;
-    }
     let at = evaluation.instant(&ledger);
     let counts = store.counts().await?;
     let mut report = StatusReport::build_with_baseline(
@@ -47,9 +44,7 @@ pub async fn run(args: Args) -> Result<(), CliError> {
     entries.sort_by_key(|entry| entry.at);
     report.audit = entries.iter().map(AuditLine::from).collect();
     if let Some(book) = &budgets {
-        let mut all = vec![&ledger];
-        all.extend(others.iter());
-        report.budgets = budget_lines(book, &all, at);
+        report.budgets = budget_lines(book, &[&ledger], at);
     }
     print_report(&report, evaluation.json, EventsCounted::StoreTotals);
     Ok(())

@@ -35,21 +35,13 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         config.prices.clone(),
         aws.region().map_or("", |r| r.as_ref()),
     );
-    let (period, max_age_ms) = (config.period(), trusted_for_ms(config.policy.tick_seconds));
+    let max_age_ms = trusted_for_ms(config.policy.tick_seconds);
     let books = admitter::BookCache::default();
     let sink = EmfStdout::new(config.metrics_namespace.clone());
     let (enforcer, books, sink) = (&enforcer, &books, &sink);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let now = handlers::now_ms();
-        let handled = admitter::handle(
-            enforcer,
-            books,
-            sink,
-            event.payload,
-            now,
-            period,
-            max_age_ms,
-        );
+        let handled = admitter::handle(enforcer, books, sink, event.payload, now, max_age_ms);
         let response = Box::pin(handled).await.map_err(Diagnostic::from)?;
         Ok::<_, Diagnostic>(serde_json::to_value(response).unwrap_or(Value::Null))
     }))

@@ -46,8 +46,8 @@ pub struct BudgetLine {
 }
 
 /// The figures of every budget of `book` at whole second `at`, from `ledgers` (folded with
-/// `Ledger::with_budgets(book)`, one per period the budgets use; a budget whose period no
-/// ledger has is left out).
+/// `Ledger::with_budgets(book)`; a ledger sums every budget by the budget's own period,
+/// so one is enough; none: no lines).
 pub fn budget_lines(book: &BudgetBook, ledgers: &[&Ledger], at: i64) -> Vec<BudgetLine> {
     let spends: Vec<_> = ledgers
         .iter()
@@ -55,10 +55,19 @@ pub fn budget_lines(book: &BudgetBook, ledgers: &[&Ledger], at: i64) -> Vec<Budg
         .collect();
     let mut lines = Vec::with_capacity(book.len());
     for spec in book.budgets() {
-        let Some((_, spend)) = spends.iter().find(|(period, _)| *period == spec.period) else {
+        // A ledger of the budget's period reads it under its usual scope; any other sums it
+        // by its own period too (`Scope::PeriodBudget`).
+        let Some((period, spend)) = spends
+            .iter()
+            .find(|(period, _)| *period == spec.period)
+            .or_else(|| spends.first())
+        else {
             continue;
         };
-        let spend = spend.get(&spec.spend_scope()).copied().unwrap_or_default();
+        let spend = spend
+            .get(&spec.spend_scope(*period))
+            .copied()
+            .unwrap_or_default();
         let (status, action) = spec.judge(at, spend.period_spend_usd, spend.burn_rate_usd_per_hour);
         let (outlook, projected_exhaustion) = match status.outlook {
             Outlook::RunsOut { at } => ("runs_out", Some(instant(at))),
@@ -97,13 +106,3 @@ pub fn budget_lines(book: &BudgetBook, ledgers: &[&Ledger], at: i64) -> Vec<Budg
     lines
 }
 
-/// The periods `book`'s budgets use, each once.
-pub fn periods(book: &BudgetBook) -> Vec<BudgetPeriod> {
-    let mut periods: Vec<BudgetPeriod> = Vec::new();
-    for spec in book.budgets() {
-        if !periods.contains(&spec.period) {
-            periods.push(spec.period);
-        }
-    }
-    periods
-}

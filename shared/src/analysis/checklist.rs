@@ -653,8 +653,10 @@ pub fn checklist(facts: &StackFacts) -> Vec<Check> {
     checks
 }
 
-/// The budgets applied to the stack: readable (the functions read the same item), and each
-/// of the stack's period (the others are not judged on the stack).
+/// The budgets applied to the stack: readable (the functions read the same item). Each is
+/// summed and judged by its own period; one whose period is longer than the stack's is
+/// warned of: the enforcer reads two of the stack's periods of its audit trail, so such a
+/// budget's notices may come again and its drain be dated anew within its period.
 fn applied_budgets(facts: &StackFacts) -> Vec<Check> {
     let apply = format!("batchguard budgets apply FILE --store {}", facts.store);
     let book = match &facts.applied_budgets {
@@ -690,20 +692,21 @@ fn applied_budgets(facts: &StackFacts) -> Vec<Check> {
         format!("{} budgets applied: {}", names.len(), names.join(", ")),
     )];
     let stack_period = crate::core::budgets::period_name(facts.period);
-    for spec in book.budgets().filter(|b| b.period != facts.period) {
+    for spec in book.budgets().filter(|b| b.period > facts.period) {
         checks.push(
             Check::new(
                 format!("budget:{}", spec.name),
                 Status::Warn,
                 format!(
-                    "budget {} is per {} but the stack sums by {stack_period}: the ticker does not judge or publish it",
+                    "budget {} is per {} but the stack's period is a {stack_period}: it is summed and judged by its own, but the enforcer reads two of the stack's periods of its audit trail, so its notices may come again and its drain be dated anew within its {}",
                     spec.name,
+                    crate::core::budgets::period_name(spec.period),
                     crate::core::budgets::period_name(spec.period),
                 ),
             )
             .fix(format!(
-                "give it `period = \"{stack_period}\"`, or see it with `batchguard budgets list --store {}`",
-                facts.store
+                "give the stack the longest period of its budgets (`BudgetPeriod={}`), or the budget `period = \"{stack_period}\"`",
+                crate::core::budgets::period_name(spec.period),
             )),
         );
     }
@@ -815,24 +818,46 @@ mod tests {
         }
     }
 
-    /// GIVEN applied budgets WHEN doctor runs THEN it names them; one of another period than
-    /// the stack's is a warning (the ticker does not judge it); an unreadable book fails with
-    /// the apply that replaces it; none applied is information.
+    /// GIVEN applied budgets WHEN doctor runs THEN it names them; one whose period is longer
+    /// than the stack's is a warning (its audit trail is read two stack periods back), one of
+    /// the stack's period or a shorter one is not; an unreadable book fails with the apply
+    /// that replaces it; none applied is information.
     #[test]
-    fn applied_budgets_are_read_and_those_of_another_period_are_named() {
-        let book = crate::core::budgets::BudgetBook::parse(
-            "[[budget]]\nname = \"a\"\namount_usd = \"5\"\nperiod = \"month\"\nthresholds = [{ at_percent = \"90\", action = \"notify\" }]\n\
-             [[budget]]\nname = \"b\"\namount_usd = \"5\"\nperiod = \"week\"\nthresholds = [{ at_percent = \"90\", action = \"notify\" }]\n",
-        )
+    fn applied_budgets_are_read_and_those_of_a_longer_period_are_named() {
+        let budget = |name: &str, period: &str| {
+            format!(
+                "[[budget]]\nname = \"{name}\"\namount_usd = \"5\"\nperiod = \"{period}\"\nthresholds = [{{ at_percent = \"90\", action = \"notify\" }}]\n"
+            )
+        };
+        let book = crate::core::budgets::BudgetBook::parse(&format!(
+            "{}{}{}",
+            budget("a", "month"),
+            budget("b", "week"),
+            budget("c", "day")
+        ))
         .unwrap();
         let facts = StackFacts {
-            applied_budgets: Ok(Some(book)),
+            applied_budgets: Ok(Some(book.clone())),
             ..healthy_facts()
         };
         let checks = checklist(&facts);
         assert_eq!(status_of(&checks, "budgets"), Status::Ok);
-        assert_eq!(status_of(&checks, "budget:b"), Status::Warn);
-        assert!(checks.iter().all(|c| c.id != "budget:a"));
+        assert!(
+            checks.iter().all(|c| !c.id.starts_with("budget:")),
+            "on a monthly stack every period is summed and acted on whole: {checks:?}"
+        );
+        let facts = StackFacts {
+            applied_budgets: Ok(Some(book)),
+            period: crate::core::budget::BudgetPeriod::Week,
+            ..healthy_facts()
+        };
+        let checks = checklist(&facts);
+        assert_eq!(status_of(&checks, "budget:a"), Status::Warn);
+        assert!(
+            checks
+                .iter()
+                .all(|c| c.id != "budget:b" && c.id != "budget:c")
+        );
         assert!(healthy(&checks));
 
         let facts = StackFacts {

@@ -216,10 +216,6 @@ pub struct TickReport {
     /// Each applied budget the tick judged, by name.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub budgets: Vec<BudgetReading>,
-    /// Applied budgets whose period is not the stack's: its sums are bucketed by the stack's
-    /// period, so their spend is not known here (the command line's `budgets list` shows it).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub budgets_not_judged: Vec<String>,
     /// The applied budgets' orders sent to the enforcer this tick, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub triggered_budgets: Option<EnforcerRequest>,
@@ -417,19 +413,6 @@ struct SpendRead {
     applied: BTreeMap<Scope, ScopeSpend>,
 }
 
-/// The applied budgets a tick judges: those whose period is the stack's (the sums are
-/// bucketed by it), and the names of the others.
-fn judged_budgets(settings: &TickerSettings) -> (Vec<&BudgetSpec>, Vec<String>) {
-    let (judged, skipped): (Vec<&BudgetSpec>, Vec<&BudgetSpec>) = settings
-        .budgets
-        .budgets()
-        .partition(|spec| spec.period == settings.period);
-    (
-        judged,
-        skipped.into_iter().map(|spec| spec.name.clone()).collect(),
-    )
-}
-
 /// Every scope's spend at `at` as a document, the template budget's spend and each applied
 /// budget's.
 async fn read_spend(
@@ -443,10 +426,11 @@ async fn read_spend(
     let listed = reader.active_scopes(at).await?;
     let recent = reader.recent_starts(at).await?;
     let in_budget: BTreeSet<Scope> = budget_scopes(&settings.scope_queues).into_iter().collect();
-    let applied: BTreeSet<Scope> = judged_budgets(settings)
-        .0
-        .into_iter()
-        .map(BudgetSpec::spend_scope)
+    // Each applied budget's scope, summed by its own period (`BudgetSpec::spend_scope`).
+    let applied: BTreeSet<Scope> = settings
+        .budgets
+        .budgets()
+        .map(|spec| spec.spend_scope(settings.period))
         .collect();
     let always: BTreeSet<Scope> = in_budget.union(&applied).cloned().collect();
     // The budget's own scopes and the applied budgets' (at most MAX_BUDGETS) are read whatever the index says, as `assess` reads them: the
@@ -487,10 +471,14 @@ async fn read_spend(
         if applied.contains(scope) {
             applied_spend.insert(
                 scope.clone(),
-                totals.spend_at(at, settings.period, corrections.iter().copied()),
+                totals.spend_at(
+                    at,
+                    scope.period(settings.period),
+                    corrections.iter().copied(),
+                ),
             );
         }
-        if matches!(scope, Scope::Budget(_)) {
+        if scope.is_budget() {
             // An applied budget has a document of its own (`budget_document`); one no
             // longer applied is not published.
             continue;
@@ -567,14 +555,20 @@ pub async fn prune_sums(
     // while it is still among the scopes of this period or the last.
     // Past MAX_SCOPES_READ active scopes, a window of them in turn by the hour (this runs in
     // an hour's first minute).
+    // The applied budgets' scopes every time: one of another period is listed in the index
+    // only while it has news, and its buckets (a day's, a week's) outnumber the stack's.
+    let budgets: BTreeSet<Scope> = settings
+        .budgets
+        .budgets()
+        .map(|spec| spec.spend_scope(settings.period))
+        .collect();
     let (scopes, _) = scopes_to_read(
         reader.active_scopes(at).await?,
-        &BTreeSet::new(),
+        &budgets,
         at.div_euclid(3_600),
         settings.max_scopes_read,
     );
-    let (period_start, _) = settings.period.bounds(at);
-    reader.prune_before(&scopes, period_start).await
+    reader.prune_before(&scopes, at).await
 }
 
 /// Scopes a tick publishes at most (about six custom metrics each, so about 1,200 metrics); the
@@ -933,18 +927,10 @@ where
         mut budget_spend,
         applied,
     } = read_spend(reader, settings, at, now_ms).await?;
-    let (judged, budgets_not_judged) = judged_budgets(settings);
-    if !budgets_not_judged.is_empty() {
-        tracing::warn!(
-            budgets = ?budgets_not_judged,
-            period = ?settings.period,
-            "applied budgets whose period is not the stack's are not judged on the stack"
-        );
-    }
-    let mut readings = Vec::with_capacity(judged.len());
-    for spec in judged {
+    let mut readings = Vec::with_capacity(settings.budgets.len());
+    for spec in settings.budgets.budgets() {
         let spend = applied
-            .get(&spec.spend_scope())
+            .get(&spec.spend_scope(settings.period))
             .copied()
             .unwrap_or_default();
         let (status, action) = spec.judge(at, spend.period_spend_usd, spend.burn_rate_usd_per_hour);
@@ -972,7 +958,6 @@ where
         baseline: None,
         baseline_error: None,
         budgets: readings,
-        budgets_not_judged,
         triggered_budgets: None,
         restored_budgets: Vec::new(),
     };

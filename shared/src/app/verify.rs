@@ -70,8 +70,8 @@ where
 
     /// Each order checked against the ledger: its budget, as `book` (the applied budgets the
     /// enforcer read itself, not the request's word) defines it, judged on the projections'
-    /// spend as the ticker judges it (`BudgetSpec::judge`). An order for a budget the book
-    /// does not have, or of another period than the stack's, is refused. One read of the
+    /// spend as the ticker judges it (`BudgetSpec::judge`), each by its own period. An order
+    /// for a budget the book does not have is refused. One read of the
     /// budgets' sums and one of the recent starts, whatever the number of orders. An order
     /// agreed with comes with its budget's figures (its spend and burn rate, the hours left
     /// in its period), for a shed.
@@ -88,8 +88,7 @@ where
     }
 
     /// [`LedgerCheck::check_budgets`] and [`LedgerCheck::judge_budgets`] on one read: each
-    /// order's verdict, and an order (with its figures) for every budget of the stack's
-    /// period at a threshold, its reason beginning with `why`. One read of every such
+    /// order's verdict, and an order (with its figures) for every budget at a threshold, its reason beginning with `why`. One read of every such
     /// budget's sums and one of the recent starts.
     pub async fn check_and_judge_budgets(
         &self,
@@ -100,11 +99,8 @@ where
     ) -> Result<CheckedAndJudged, StoreError> {
         let at = at_ms.div_euclid(1000);
         let period = self.settings.period;
-        let specs: Vec<&BudgetSpec> = book
-            .budgets()
-            .filter(|spec| spec.period == period)
-            .collect();
-        let scopes: Vec<Scope> = specs.iter().map(|spec| spec.spend_scope()).collect();
+        let specs: Vec<&BudgetSpec> = book.budgets().collect();
+        let scopes: Vec<Scope> = specs.iter().map(|spec| spec.spend_scope(period)).collect();
         let (totals, recent) = if scopes.is_empty() {
             (Default::default(), Vec::new())
         } else {
@@ -117,10 +113,11 @@ where
         let mut judged: BTreeMap<&str, (Option<Action>, BudgetFigures, BudgetOrder)> =
             BTreeMap::new();
         for spec in specs {
-            let scope = spec.spend_scope();
+            // A budget of another period is summed, and read, by its own.
+            let scope = spec.spend_scope(period);
             let spend = totals
                 .get(&scope)
-                .map(|t| t.spend_at(at, period, corrections_of(&recent, &scope)))
+                .map(|t| t.spend_at(at, spec.period, corrections_of(&recent, &scope)))
                 .unwrap_or_default();
             let (status, action) =
                 spec.judge(at, spend.period_spend_usd, spend.burn_rate_usd_per_hour);
@@ -151,12 +148,7 @@ where
                     ));
                 };
                 let Some((action, figures, _)) = judged.get(spec.name.as_str()) else {
-                    return Err(format!(
-                        "budget {} is per {} but the stack sums by {}: it is not judged here",
-                        spec.name,
-                        crate::core::budgets::period_name(spec.period),
-                        crate::core::budgets::period_name(period)
-                    ));
+                    return Err(format!("budget {} was not judged", spec.name));
                 };
                 budget_agrees(order, *action).map(|()| *figures)
             })
@@ -171,7 +163,7 @@ where
         })
     }
 
-    /// What each budget of `book` with `admission = "safe"` (of the stack's period) has left:
+    /// What each budget of `book` with `admission = "safe"` has left:
     /// its amount less its committed spend on the projections (its period's spend and what
     /// its running jobs with a timeout may still cost), for safe admission. One read of their
     /// sums and one of the recent starts; none when no budget is safe.
@@ -184,23 +176,21 @@ where
         let period = self.settings.period;
         let specs: Vec<&BudgetSpec> = book
             .budgets()
-            .filter(|spec| {
-                spec.period == period && spec.admission == crate::core::budgets::Admission::Safe
-            })
+            .filter(|spec| spec.admission == crate::core::budgets::Admission::Safe)
             .collect();
         if specs.is_empty() {
             return Ok(Default::default());
         }
-        let scopes: Vec<Scope> = specs.iter().map(|spec| spec.spend_scope()).collect();
+        let scopes: Vec<Scope> = specs.iter().map(|spec| spec.spend_scope(period)).collect();
         let totals = self.reader.scopes_totals(&scopes).await?;
         let recent = self.reader.recent_starts(at).await?;
         Ok(specs
             .into_iter()
             .map(|spec| {
-                let scope = spec.spend_scope();
+                let scope = spec.spend_scope(period);
                 let spend = totals
                     .get(&scope)
-                    .map(|t| t.spend_at(at, period, corrections_of(&recent, &scope)))
+                    .map(|t| t.spend_at(at, spec.period, corrections_of(&recent, &scope)))
                     .unwrap_or_default();
                 (
                     spec.name.clone(),
@@ -210,7 +200,7 @@ where
             .collect())
     }
 
-    /// Every budget of `book` of the stack's period judged on the projections, as the ticker
+    /// Every budget of `book` judged on the projections, as the ticker
     /// judges it: an order for each at a threshold (the alarm path, where no order is sent).
     /// One read of the budgets' sums and one of the recent starts.
     pub async fn judge_budgets(

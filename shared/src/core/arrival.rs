@@ -57,13 +57,18 @@ pub struct Draining {
     pub reason: String,
 }
 
+/// A gate is trusted within the UTC day it was written in: the shortest period a budget may
+/// have, whose starts are those of every other.
+const GATE_PERIOD: BudgetPeriod = BudgetPeriod::Day;
+
 /// What the enforcer verified, for the jobs arriving before its next run.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Gate {
     /// When the enforcer wrote it (Unix ms).
     pub written_at_ms: i64,
-    /// The start of the stack's period it was written in (Unix s): a gate of another period
-    /// says nothing of this one.
+    /// The start of the UTC day it was written in (Unix s): every budget's period, the
+    /// stack's or an applied budget's own (day, week or month), begins at a UTC day's start, so
+    /// a gate of another day may be of another period, and says nothing of this one.
     pub period_start: i64,
     /// The version of the applied budgets it was verified with: a gate of another version
     /// says nothing of the budgets applied now (an amount, a threshold or a scope changed).
@@ -92,13 +97,14 @@ pub struct Gate {
 }
 
 impl Gate {
-    /// Why this gate may not be acted on at `now_ms` in `period`, when older than
-    /// `max_age_ms` or written in another period; `None` when it may.
-    pub fn stale(&self, now_ms: i64, period: BudgetPeriod, max_age_ms: i64) -> Option<String> {
-        let start = period.bounds(now_ms.div_euclid(1000)).0;
+    /// Why this gate may not be acted on at `now_ms`, when older than `max_age_ms` or
+    /// written on another UTC day (perhaps in another period of some budget: a day's budget
+    /// drained before midnight has its whole amount after it); `None` when it may.
+    pub fn stale(&self, now_ms: i64, max_age_ms: i64) -> Option<String> {
+        let start = GATE_PERIOD.bounds(now_ms.div_euclid(1000)).0;
         if self.period_start != start {
             return Some(format!(
-                "written in the period beginning {} (now {start})",
+                "written on the UTC day beginning {} (now {start}): perhaps in another period",
                 self.period_start
             ));
         }
@@ -234,29 +240,20 @@ pub fn judge(
 
 /// The drain gate for the orders the enforcer carried out at `at_ms`: each at `drain` or more
 /// with the start of its drain (`since`: budget → Unix ms) and whether it is a dry run.
-pub fn drain_gate(
-    period: BudgetPeriod,
-    at_ms: i64,
-    draining: impl IntoIterator<Item = (String, Draining)>,
-) -> Gate {
+pub fn drain_gate(at_ms: i64, draining: impl IntoIterator<Item = (String, Draining)>) -> Gate {
     Gate {
         written_at_ms: at_ms,
-        period_start: period.bounds(at_ms.div_euclid(1000)).0,
+        period_start: GATE_PERIOD.bounds(at_ms.div_euclid(1000)).0,
         draining: draining.into_iter().collect(),
         ..Gate::default()
     }
 }
 
 /// The safe gate for what admission left at `at_ms`, over jobs submitted up to `latest_ms`.
-pub fn safe_gate(
-    period: BudgetPeriod,
-    at_ms: i64,
-    latest_ms: Option<i64>,
-    left: BTreeMap<String, Decimal>,
-) -> Gate {
+pub fn safe_gate(at_ms: i64, latest_ms: Option<i64>, left: BTreeMap<String, Decimal>) -> Gate {
     Gate {
         written_at_ms: at_ms,
-        period_start: period.bounds(at_ms.div_euclid(1000)).0,
+        period_start: GATE_PERIOD.bounds(at_ms.div_euclid(1000)).0,
         left,
         listed_at_ms: Some(latest_ms.map_or(at_ms, |latest| latest.max(at_ms))),
         ..Gate::default()
@@ -340,7 +337,6 @@ thresholds = [{ at_percent = "100", action = "drain" }]
     #[test]
     fn a_drain_on_a_shared_queue_turns_away_only_its_own_new_jobs() {
         let gate = drain_gate(
-            BudgetPeriod::Month,
             NOW,
             [("genomics".to_owned(), draining(Action::Drain, NOW - 60_000))],
         );
@@ -371,7 +367,6 @@ thresholds = [{ at_percent = "100", action = "drain" }]
         let old = arriving(&genomics, NOW - 120_000, unbounded.clone());
         assert_eq!(judge(&book(), Some(&gate), None, &old), None);
         let gate = drain_gate(
-            BudgetPeriod::Month,
             NOW,
             [(
                 "genomics".to_owned(),
@@ -388,7 +383,6 @@ thresholds = [{ at_percent = "100", action = "drain" }]
     fn a_dry_run_budget_records_and_a_budget_gone_from_the_book_does_nothing() {
         let trial = team("trial");
         let gate = drain_gate(
-            BudgetPeriod::Month,
             NOW,
             [
                 ("trial".to_owned(), draining(Action::Drain, NOW - 1)),
@@ -420,7 +414,6 @@ thresholds = [{ at_percent = "100", action = "drain" }]
     fn safe_admission_turns_away_a_new_job_that_alone_does_not_fit() {
         let imaging = team("imaging");
         let gate = safe_gate(
-            BudgetPeriod::Month,
             NOW,
             Some(NOW - 5_000),
             BTreeMap::from([("imaging".to_owned(), dec!(3))]),
@@ -487,22 +480,21 @@ thresholds = [{ at_percent = "100", action = "drain" }]
 
     #[test]
     fn a_gate_is_trusted_for_its_period_and_its_age_only() {
-        let gate = drain_gate(BudgetPeriod::Month, NOW, []);
-        assert_eq!(
-            gate.stale(NOW + 180_000, BudgetPeriod::Month, 180_000),
-            None
-        );
+        let gate = drain_gate(NOW, []);
+        assert_eq!(gate.stale(NOW + 180_000, 180_000), None);
         assert!(
-            gate.stale(NOW + 180_001, BudgetPeriod::Month, 180_000)
+            gate.stale(NOW + 180_001, 180_000)
                 .unwrap()
                 .contains("180 s")
         );
-        // The first instant of the next month: another period, whatever the age.
-        let (_, end) = BudgetPeriod::Month.bounds(NOW / 1000);
+        // The first instant of the next UTC day: perhaps another budget's period (a day's
+        // budget has its whole amount again), whatever the age; the last of this one is not.
+        let (_, end) = BudgetPeriod::Day.bounds(NOW / 1000);
         assert!(
-            gate.stale(end * 1000, BudgetPeriod::Month, i64::MAX)
+            gate.stale(end * 1000, i64::MAX)
                 .unwrap()
-                .contains("period")
+                .contains("another period")
         );
+        assert_eq!(gate.stale(end * 1000 - 1, i64::MAX), None);
     }
 }

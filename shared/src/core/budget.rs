@@ -13,7 +13,9 @@ use serde::{Deserialize, Serialize};
 use super::billing::SECONDS_PER_HOUR;
 
 /// The length of a budget period. Periods are calendar periods in UTC.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum BudgetPeriod {
     Day,
@@ -24,6 +26,15 @@ pub enum BudgetPeriod {
 }
 
 impl BudgetPeriod {
+    /// Its name as written in a budgets file: `day`, `week` or `month`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Day => "day",
+            Self::Week => "week",
+            Self::Month => "month",
+        }
+    }
+
     pub fn parse(text: &str) -> Option<Self> {
         match text.to_ascii_lowercase().as_str() {
             "day" | "daily" => Some(Self::Day),

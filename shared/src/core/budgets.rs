@@ -215,10 +215,14 @@ impl BudgetSpec {
         self.parent.is_none() && self.scope.is_everything()
     }
 
-    /// The scope its spend is summed under: the total for a budget that counts the bill,
-    /// else `Scope::Budget(name)`.
-    pub fn spend_scope(&self) -> Scope {
-        if self.counts_the_bill() {
+    /// The scope its spend is summed under in sums bucketed by `stack` (the ledger's or the
+    /// stack's period): the total for a budget that counts the bill, else
+    /// `Scope::Budget(name)`; for a budget of another period, `Scope::PeriodBudget`, which
+    /// sums the same by the budget's own period.
+    pub fn spend_scope(&self, stack: BudgetPeriod) -> Scope {
+        if self.period != stack {
+            Scope::PeriodBudget(self.name.as_str().into(), self.period)
+        } else if self.counts_the_bill() {
             Scope::Total
         } else {
             Scope::Budget(self.name.as_str().into())

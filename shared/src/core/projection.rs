@@ -86,18 +86,35 @@ impl GroupProjection {
         Self { units }
     }
 
-    /// What moving from `self` to `next` adds to each scope's sums (signed).
+    /// What moving from `self` to `next` adds to each scope's sums (signed). Each scope's
+    /// buckets are those of its own period ([`Scope::period`]; `period` is the stack's). A
+    /// scope's period is part of the scope, so a unit is taken out of the buckets it was put in.
     pub fn delta_to(&self, next: &Self, period: BudgetPeriod) -> BTreeMap<Scope, ScopeTotals> {
         let mut delta: BTreeMap<Scope, ScopeTotals> = BTreeMap::new();
         for (units, sign) in [(&self.units, Sign::Remove), (&next.units, Sign::Add)] {
             for unit in units {
                 let billing = unit.unit_billing();
                 let accounting = Accounting::of(&billing, period);
+                // At most three periods exist; a budget's own is worked out when first needed.
+                let mut others: Vec<(BudgetPeriod, Accounting<'_>)> = Vec::new();
                 for scope in &unit.scopes {
+                    let own = scope.period(period);
+                    let accounting = if own == period {
+                        &accounting
+                    } else {
+                        let at = match others.iter().position(|(p, _)| *p == own) {
+                            Some(at) => at,
+                            None => {
+                                others.push((own, Accounting::of(&billing, own)));
+                                others.len() - 1
+                            }
+                        };
+                        &others[at].1
+                    };
                     delta
                         .entry(scope.clone())
                         .or_default()
-                        .account(&accounting, sign);
+                        .account(accounting, sign);
                 }
             }
         }

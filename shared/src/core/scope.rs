@@ -5,6 +5,8 @@ use std::sync::Arc;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+use super::budget::BudgetPeriod;
+
 /// A set of jobs that spend is summed over.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "name", rename_all = "snake_case")]
@@ -18,6 +20,9 @@ pub enum Scope {
     Tag(Arc<str>, Arc<str>),
     /// The jobs a budget of a budgets file counts (`core::budgets`), by its name.
     Budget(Arc<str>),
+    /// A budget whose period is not the stack's, by its name: the same jobs (or, for a budget
+    /// counting the whole bill, everything the total counts), summed by its own period.
+    PeriodBudget(Arc<str>, BudgetPeriod),
 }
 
 impl Scope {
@@ -29,7 +34,20 @@ impl Scope {
             Self::ComputeEnvironment(_) => "compute_environment",
             Self::JobDefinition(_) => "job_definition",
             Self::Tag(..) => "tag",
-            Self::Budget(_) => "budget",
+            Self::Budget(_) | Self::PeriodBudget(..) => "budget",
+        }
+    }
+
+    /// Whether it is a budget's scope (published under `ScopeKind=budget`).
+    pub fn is_budget(&self) -> bool {
+        matches!(self, Self::Budget(_) | Self::PeriodBudget(..))
+    }
+
+    /// The period its sums are bucketed by: a [`Scope::PeriodBudget`]'s own, else the stack's.
+    pub fn period(&self, stack: BudgetPeriod) -> BudgetPeriod {
+        match self {
+            Self::PeriodBudget(_, period) => *period,
+            _ => stack,
         }
     }
 
@@ -40,7 +58,8 @@ impl Scope {
             Self::Queue(name)
             | Self::ComputeEnvironment(name)
             | Self::JobDefinition(name)
-            | Self::Budget(name) => name.to_string(),
+            | Self::Budget(name)
+            | Self::PeriodBudget(name, _) => name.to_string(),
             Self::Tag(key, value) => format!("{key}={value}"),
         }
     }

@@ -20,7 +20,6 @@ use super::enforcer::action_documents;
 use crate::app::enforcer::{EnforceError, EnforcementReport, Enforcer};
 use crate::core::admission::JobShape;
 use crate::core::arrival::{Gate, GateKind};
-use crate::core::budget::BudgetPeriod;
 use crate::core::budgets::BudgetBook;
 use crate::core::enforcement::QUEUED;
 use crate::core::facts::FactBody;
@@ -152,15 +151,14 @@ pub fn arriving_job(payload: &Value) -> Result<Option<(JobSummary, Option<i64>)>
     Ok(Some((job, observed_at.map(|at| at.0))))
 }
 
-/// Handles one event at Unix milliseconds `now_ms`: gates older than `max_age_ms`, or of
-/// another period than `period`'s, are not acted on. Actions taken are counted in `sink`.
+/// Handles one event at Unix milliseconds `now_ms`: gates older than `max_age_ms`, or
+/// written on another UTC day (perhaps another budget's period), are not acted on. Actions taken are counted in `sink`.
 pub async fn handle<B, L, N, P>(
     enforcer: &Enforcer<B, L, N, P>,
     books: &BookCache,
     sink: &impl MetricSink,
     payload: Value,
     now_ms: i64,
-    period: BudgetPeriod,
     max_age_ms: i64,
 ) -> Result<AdmitterResponse, HandlerError>
 where
@@ -210,7 +208,7 @@ where
     };
     let mut live = |kind: GateKind| -> Option<Gate> {
         let gate = gates.get(&kind)?;
-        match gate.stale(now_ms, period, max_age_ms) {
+        match gate.stale(now_ms, max_age_ms) {
             Some(why) => {
                 response
                     .stale_gates

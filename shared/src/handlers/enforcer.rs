@@ -273,7 +273,7 @@ where
 }
 
 /// The alarm path for the applied budgets: the stored book (a corrupt one refuses, recorded
-/// and notified), each budget of the stack's period judged on the ledger here, and those at a
+/// and notified), each budget judged on the ledger here (by its own period), and those at a
 /// threshold carried out as the ticker's orders would be (checked again on the way: the same
 /// reads).
 async fn judged_budgets<B, L, N, P, R, M>(

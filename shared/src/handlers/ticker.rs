@@ -108,13 +108,13 @@ where
                     (Value::String(error.to_string()), Some(error.to_string()))
                 }
             };
-        // Safe admission: every tick while a budget of the stack's period has
-        // `admission = "safe"`, the enforcer is asked to judge the waiting jobs (it reads the
-        // budgets' committed spend itself). A failure fails the invocation once the rest ran.
-        let safe = settings.budgets.budgets().any(|spec| {
-            spec.admission == crate::core::budgets::Admission::Safe
-                && spec.period == settings.period
-        });
+        // Safe admission: every tick while a budget has `admission = "safe"`, the enforcer is
+        // asked to judge the waiting jobs (it reads the budgets' committed spend itself). A
+        // failure fails the invocation once the rest ran.
+        let safe = settings
+            .budgets
+            .budgets()
+            .any(|spec| spec.admission == crate::core::budgets::Admission::Safe);
         let (admission, admission_failed) = if safe {
             let request = crate::core::enforcement::EnforcerRequest::Admit {
                 reason: "the tick".to_owned(),

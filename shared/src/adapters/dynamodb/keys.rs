@@ -51,9 +51,12 @@ pub(super) fn n(value: impl ToString) -> AttributeValue {
 /// The key of a scope in item keys and the registry: `<kind>#<name>`. A tag's is
 /// `tag#<key>=<value>` with `%` and `=` in the key written `%25` and `%3D`: AWS allows `=` in
 /// tag keys, and `a=b` = `c` must not share its sums with `a` = `b=c`. (Keys without either
-/// character keep the key they always had.)
+/// character keep the key they always had.) A budget summed by a period other than the
+/// stack's is `budget@<period>#<name>`: its buckets must not share an item with those of the
+/// same name summed by the stack's period (a budget whose period was changed).
 pub(super) fn scope_key(scope: &Scope) -> String {
     match scope {
+        Scope::PeriodBudget(name, period) => format!("budget@{}#{name}", period.name()),
         Scope::Tag(key, value) => format!(
             "{}#{}={value}",
             scope.kind(),

@@ -1102,12 +1102,13 @@ impl DynamoProjector {
     ) -> Result<(), StoreError> {
         for (scope, totals) in delta {
             // Active in every period the change touches (a unit's closing spreads its spend
-            // over the periods it ran in).
+            // over the periods it ran in). The index is kept by the stack's period: a budget
+            // of another period is listed under the stack's periods its buckets begin in.
             let periods: BTreeSet<i64> = totals
                 .closed_by_period
                 .keys()
                 .chain(totals.running_by_period.keys())
-                .copied()
+                .map(|&start| self.period.bounds(start).0)
                 .collect();
             for period_start in &periods {
                 self.mark_active(scope, *period_start).await?;
@@ -1270,23 +1271,30 @@ impl DynamoProjector {
         Ok(all.remove(scope).unwrap_or_default())
     }
 
-    /// Removes the attributes of the scopes' sum items that no figure at or after
-    /// `period_start` reads ([`stale_attributes`]): one read of the items and one conditional
-    /// `UpdateItem` per item that has any. A running bucket is removed only if it is still all
-    /// zero when the update lands; closed spend of a past period is read by nothing.
-    pub async fn prune_before(
-        &self,
-        scopes: &[Scope],
-        period_start: i64,
-    ) -> Result<usize, StoreError> {
-        let keys: Vec<String> = scopes
+    /// Removes the attributes of the scopes' sum items that no figure at or after the start of
+    /// the period containing `at` reads ([`stale_attributes`]), each scope by its own period
+    /// (`Scope::period`): one read of the items and one conditional `UpdateItem` per item that
+    /// has any. A running bucket is removed only if it is still all zero when the update
+    /// lands; closed spend of a past period is read by nothing.
+    pub async fn prune_before(&self, scopes: &[Scope], at: i64) -> Result<usize, StoreError> {
+        let starts: HashMap<String, i64> = scopes
             .iter()
             .flat_map(|scope| {
-                (0..self.shards).map(move |shard| format!("SCOPE#{}#{shard}", scope_key(scope)))
+                let (start, _) = scope.period(self.period).bounds(at);
+                (0..self.shards)
+                    .map(move |shard| (format!("SCOPE#{}#{shard}", scope_key(scope)), start))
             })
             .collect();
+        let keys: Vec<String> = starts.keys().cloned().collect();
         let mut pruned = 0;
         for item in self.sum_items(&keys).await? {
+            let Some(&period_start) = item
+                .get("pk")
+                .and_then(|pk| pk.as_s().ok())
+                .and_then(|pk| starts.get(pk))
+            else {
+                continue;
+            };
             let stale = stale_attributes(&item, period_start);
             if stale.is_empty() {
                 continue;
@@ -1513,8 +1521,8 @@ impl crate::ports::SpendReader for DynamoProjector {
         DynamoProjector::recent_starts(self, at).await
     }
 
-    async fn prune_before(&self, scopes: &[Scope], period_start: i64) -> Result<usize, StoreError> {
-        DynamoProjector::prune_before(self, scopes, period_start).await
+    async fn prune_before(&self, scopes: &[Scope], at: i64) -> Result<usize, StoreError> {
+        DynamoProjector::prune_before(self, scopes, at).await
     }
 }
 

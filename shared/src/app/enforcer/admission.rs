@@ -61,12 +61,7 @@ where
             ..EnforcementReport::default()
         };
         if safe.is_empty() {
-            report.gate = Some(safe_gate(
-                self.settings.period,
-                at_ms,
-                None,
-                BTreeMap::new(),
-            ));
+            report.gate = Some(safe_gate(at_ms, None, BTreeMap::new()));
             return Ok(report);
         }
         // The waiting jobs, and those already placed (STARTING): they will run, and are in no
@@ -106,7 +101,7 @@ where
         let plan = book.admit(left, &waiting);
         // What is left for the jobs submitted after this listing, until the next run.
         let latest = jobs.iter().filter_map(|job| job.created_at_ms).max();
-        let mut gate = safe_gate(self.settings.period, at_ms, latest, plan.left.clone());
+        let mut gate = safe_gate(at_ms, latest, plan.left.clone());
         gate.environments.clone_from(&report.environments);
         gate.instance_types = placements
             .into_iter()

@@ -141,6 +141,54 @@ struct Trail {
     first_at: BTreeMap<(EnforcementAction, bool), i64>,
 }
 
+impl Trail {
+    /// What `entries` (a period's audit trail, or part of one) say.
+    fn of(entries: Vec<EnforcementRecorded>) -> Self {
+        let mut first_at: BTreeMap<(EnforcementAction, bool), i64> = BTreeMap::new();
+        for entry in &entries {
+            let at = first_at
+                .entry((entry.action.clone(), entry.dry_run))
+                .or_insert(entry.at.0);
+            *at = (*at).min(entry.at.0);
+        }
+        let mut carried_out_at = BTreeMap::new();
+        for entry in entries.iter().filter(|entry| !entry.dry_run) {
+            let at = carried_out_at
+                .entry(entry.action.clone())
+                .or_insert(entry.at.0);
+            *at = (*at).min(entry.at.0);
+        }
+        let done = entries
+            .into_iter()
+            .map(|entry| (entry.action, entry.dry_run))
+            .collect();
+        Self {
+            done,
+            carried_out_at,
+            first_at,
+        }
+    }
+}
+
+/// The applied budget an audit entry is of: the start of its action, its notices
+/// (`budget <name>: <action>`), its queues' holds.
+fn budget_of_entry(action: &EnforcementAction) -> Option<&str> {
+    match action {
+        EnforcementAction::BudgetReached { budget, .. } => Some(budget),
+        EnforcementAction::Notified { notice } => notice
+            .strip_prefix("budget ")
+            .and_then(|rest| rest.rsplit_once(": "))
+            .map(|(name, _)| name),
+        EnforcementAction::QueueDisabled { budget, .. }
+        | EnforcementAction::QueueHeld { budget, .. }
+        | EnforcementAction::QueueEnabled { budget, .. }
+        | EnforcementAction::QueueReleased { budget, .. } => budget.as_deref(),
+        EnforcementAction::JobCancelled { .. }
+        | EnforcementAction::JobTerminated { .. }
+        | EnforcementAction::Refused { .. } => None,
+    }
+}
+
 /// One run's view of what it has done, for the jobs it stops.
 struct Run<'a> {
     /// What the audit trail and the job's status reason name: the level (`stop`), or the
@@ -297,6 +345,9 @@ where
     P: JobProjections + Sync,
 {
     /// The audit entry of `action`; `dry_run`: the stack's, or an applied budget's.
+    /// `id_start` is the start of the period the entry is kept once in: the stack's, or an
+    /// applied budget's own for its notices and the start of its action.
+    #[allow(clippy::too_many_arguments)]
     fn entry(
         &self,
         action: EnforcementAction,
@@ -304,12 +355,23 @@ where
         level: &str,
         reason: &str,
         at_ms: i64,
+        id_start: i64,
     ) -> Fact {
         let period_start = self.settings.period.bounds(Millis(at_ms).floor_seconds()).0;
+        // A queue's hold changes hands within a period (a budget drains, is restored, drains
+        // again: a day's budget every day): each change is an entry of its own, or the second
+        // hold would share the first one's id, be dropped, and its queue never re-enabled.
+        let instant = match action {
+            EnforcementAction::QueueDisabled { .. }
+            | EnforcementAction::QueueHeld { .. }
+            | EnforcementAction::QueueEnabled { .. }
+            | EnforcementAction::QueueReleased { .. } => format!(":{at_ms}"),
+            _ => String::new(),
+        };
         Fact {
             // Same period, action, target and mode: same id, so the log keeps it once.
             event_id: format!(
-                "batchguard-enforcer:{period_start}:{}:{}:{}{}",
+                "batchguard-enforcer:{id_start}{instant}:{}:{}:{}{}",
                 action.name(),
                 action.target(),
                 level,
@@ -340,7 +402,30 @@ where
         at_ms: i64,
         report: &mut EnforcementReport,
     ) -> Result<(), EnforceError> {
-        let fact = self.entry(action.clone(), dry_run, level, reason, at_ms);
+        let id_start = self.settings.period.bounds(Millis(at_ms).floor_seconds()).0;
+        self.record_once_in(
+            action,
+            (carried_out, dry_run),
+            level,
+            reason,
+            (at_ms, id_start),
+            report,
+        )
+        .await
+    }
+
+    /// [`Enforcer::record`], kept once in the period beginning at `id_start` (Unix s): an
+    /// applied budget's own period for its notices and the start of its action.
+    async fn record_once_in(
+        &self,
+        action: EnforcementAction,
+        (carried_out, dry_run): (bool, bool),
+        level: &str,
+        reason: &str,
+        (at_ms, id_start): (i64, i64),
+        report: &mut EnforcementReport,
+    ) -> Result<(), EnforceError> {
+        let fact = self.entry(action.clone(), dry_run, level, reason, at_ms, id_start);
         self.log.append(&[Record::new(fact)]).await?;
         report.actions.push(ActionTaken {
             action,
@@ -353,29 +438,39 @@ where
     async fn trail(&self, at_ms: i64) -> Result<Trail, EnforceError> {
         let period_start = self.settings.period.bounds(Millis(at_ms).floor_seconds()).0;
         let entries = self.log.audit_entries(period_start).await?;
-        let mut first_at: BTreeMap<(EnforcementAction, bool), i64> = BTreeMap::new();
-        for entry in &entries {
-            let at = first_at
-                .entry((entry.action.clone(), entry.dry_run))
-                .or_insert(entry.at.0);
-            *at = (*at).min(entry.at.0);
+        Ok(Trail::of(entries))
+    }
+
+    /// The audit trail as the applied budgets of `book` see it: an entry of a budget's own
+    /// (`budget_of_entry`: its notices, the start of its action, its queues' holds) counts
+    /// from the start of that budget's period, the others from the stack's. The previous
+    /// stack period's trail is read too when a budget's period began before the stack's (a
+    /// week across a month's end), so a budget whose period is at most the stack's sees all of
+    /// its own; one longer than two of the stack's sees the last two (doctor warns).
+    async fn budget_trail(&self, book: &BudgetBook, at_ms: i64) -> Result<Trail, EnforceError> {
+        let at = Millis(at_ms).floor_seconds();
+        let (this_period, _) = self.settings.period.bounds(at);
+        let own_start = |name: &str| book.get(name).map(|spec| spec.period.bounds(at).0);
+        let mut entries = self.log.audit_entries(this_period).await?;
+        if book
+            .budgets()
+            .any(|spec| spec.period.bounds(at).0 < this_period)
+        {
+            let (previous, _) = self.settings.period.bounds(this_period - 1);
+            let older = self.log.audit_entries(previous).await?;
+            entries.extend(older.into_iter().filter(|entry| {
+                budget_of_entry(&entry.action)
+                    .and_then(own_start)
+                    .is_some_and(|start| start < this_period)
+            }));
         }
-        let mut carried_out_at = BTreeMap::new();
-        for entry in entries.iter().filter(|entry| !entry.dry_run) {
-            let at = carried_out_at
-                .entry(entry.action.clone())
-                .or_insert(entry.at.0);
-            *at = (*at).min(entry.at.0);
-        }
-        let done = entries
-            .into_iter()
-            .map(|entry| (entry.action, entry.dry_run))
-            .collect();
-        Ok(Trail {
-            done,
-            carried_out_at,
-            first_at,
-        })
+        entries.retain(
+            |entry| match budget_of_entry(&entry.action).and_then(own_start) {
+                Some(start) => entry.at.0 >= start.saturating_mul(1000),
+                None => true,
+            },
+        );
+        Ok(Trail::of(entries))
     }
 
     /// Every queue holder's holds, from the audit trail of this budget period and the
@@ -780,11 +875,19 @@ where
                 .join("; "),
             ..EnforcementReport::default()
         };
+        // Each budget's own entries count from the start of its own period.
         let Trail {
             done,
             carried_out_at,
             first_at,
-        } = self.trail(at_ms).await?;
+        } = self.budget_trail(book, at_ms).await?;
+        let own_start = |budget: &str| {
+            let at = Millis(at_ms).floor_seconds();
+            book.get(budget)
+                .map_or(self.settings.period, |spec| spec.period)
+                .bounds(at)
+                .0
+        };
         let dry_run_of = |budget: &str| {
             self.settings.dry_run || book.get(budget).is_none_or(|spec| spec.dry_run)
         };
@@ -809,13 +912,12 @@ where
             };
             if !done.contains(&(reached.clone(), dry_run)) {
                 let label = format!("budget {}: {}", order.budget, order.action);
-                self.record(
+                self.record_once_in(
                     reached,
-                    true,
-                    dry_run,
+                    (true, dry_run),
                     &label,
                     &order.reason,
-                    at_ms,
+                    (at_ms, own_start(&order.budget)),
                     &mut report,
                 )
                 .await?;
@@ -838,13 +940,12 @@ where
             match self.notifier.notify(&subject, &order.reason).await {
                 Ok(()) => {
                     let label = format!("budget {}", order.budget);
-                    self.record(
+                    self.record_once_in(
                         notice,
-                        true,
-                        dry_run,
+                        (true, dry_run),
                         &label,
                         &order.reason,
-                        at_ms,
+                        (at_ms, own_start(&order.budget)),
                         &mut report,
                     )
                     .await?;
@@ -861,11 +962,7 @@ where
             .filter(|order| order.action >= Action::Drain && book.get(&order.budget).is_some())
             .map(|order| (order.budget.clone(), order.action))
             .collect();
-        report.gate = Some(crate::core::arrival::drain_gate(
-            self.settings.period,
-            at_ms,
-            [],
-        ));
+        report.gate = Some(crate::core::arrival::drain_gate(at_ms, []));
         if acting.is_empty() {
             return Ok(report);
         }
@@ -939,7 +1036,6 @@ where
             .collect();
         // The same, for the jobs whose events arrive before the next run.
         report.gate = Some(crate::core::arrival::drain_gate(
-            self.settings.period,
             at_ms,
             acting.iter().map(|(name, action)| {
                 let draining = crate::core::arrival::Draining {
@@ -1324,7 +1420,14 @@ where
             .await?
             .iter()
             .any(|entry| entry.action == action);
-        let fact = self.entry(action.clone(), self.settings.dry_run, label, why, at_ms);
+        let fact = self.entry(
+            action.clone(),
+            self.settings.dry_run,
+            label,
+            why,
+            at_ms,
+            period_start,
+        );
         self.log.append(&[Record::new(fact)]).await?;
         let mut report = EnforcementReport {
             level: request,

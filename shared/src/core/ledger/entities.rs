@@ -137,6 +137,9 @@ pub(super) struct State {
     pub(super) tag_scopes: crate::core::scope::TagScopes,
     /// Budgets whose jobs are summed under `Scope::Budget` (none: no budget scopes).
     pub(super) budgets: Option<std::sync::Arc<crate::core::budgets::BudgetBook>>,
+    /// The period the ledger's scopes are bucketed by; a budget of another is summed under
+    /// `Scope::PeriodBudget`.
+    pub(super) period: crate::core::budget::BudgetPeriod,
 }
 
 impl UnitId {
@@ -158,6 +161,7 @@ impl State {
             placements: FxHashMap::default(),
             tag_scopes: crate::core::scope::TagScopes::All,
             budgets: None,
+            period: crate::core::budget::BudgetPeriod::default(),
         }
     }
 

@@ -44,8 +44,10 @@ pub struct Ledger {
 
 impl Ledger {
     pub fn new(prices: PriceTable, period: BudgetPeriod) -> Self {
+        let mut state = State::new(prices);
+        state.period = period;
         Self {
-            state: State::new(prices),
+            state,
             period,
             contributions: FxHashMap::default(),
             table: ScopeTable::default(),
@@ -186,9 +188,24 @@ impl Ledger {
     pub(super) fn account(&mut self, unit: UnitId, contribution: &Contribution, sign: Sign) {
         // What the contribution adds is the same for every scope: work it out once.
         let accounting = Accounting::of(&contribution.unit, self.period);
+        let mut others: Vec<(BudgetPeriod, Accounting<'_>)> = Vec::new();
         for &scope in &contribution.scopes {
+            // A budget of another period buckets by its own (at most two others exist).
+            let own = self.table.names[scope as usize].period(self.period);
+            let accounting = if own == self.period {
+                &accounting
+            } else {
+                let at = match others.iter().position(|(p, _)| *p == own) {
+                    Some(at) => at,
+                    None => {
+                        others.push((own, Accounting::of(&contribution.unit, own)));
+                        others.len() - 1
+                    }
+                };
+                &others[at].1
+            };
             let sums = &mut self.table.sums[scope as usize];
-            sums.totals.account(&accounting, sign);
+            sums.totals.account(accounting, sign);
             if let Billing::Running {
                 anchor,
                 hourly_rate,
@@ -221,7 +238,8 @@ impl Ledger {
             .running_by_anchor
             .range(recent)
             .map(|(&(anchor, _), &rate)| (anchor, rate));
-        sums.totals.spend_at(at, self.period, recent)
+        let period = self.table.names[id as usize].period(self.period);
+        sums.totals.spend_at(at, period, recent)
     }
 
     /// Every unit and the scopes it counts in (for projections).

@@ -18,6 +18,24 @@ use crate::core::split::{Resources, SplitBasis, reserved_share};
 pub const SHARE_RATE_DECIMAL_PLACES: u32 = 12;
 
 impl State {
+    /// `period` when it is not the ledger's: a budget of that period is summed by its own.
+    fn other_period(
+        &self,
+        period: crate::core::budget::BudgetPeriod,
+    ) -> Option<crate::core::budget::BudgetPeriod> {
+        (period != self.period).then_some(period)
+    }
+
+    /// The budgets counting the whole bill whose period is not the ledger's: the total is
+    /// bucketed by the ledger's period, so they are summed wherever the total is, by their own.
+    fn whole_bill_keys(&self) -> impl Iterator<Item = ScopeKey<'_>> {
+        self.budgets
+            .iter()
+            .flat_map(|book| book.budgets())
+            .filter(|spec| spec.counts_the_bill() && spec.period != self.period)
+            .map(|spec| ScopeKey::Budget(spec.name.as_str(), Some(spec.period)))
+    }
+
     pub(super) fn attempt_input(&self, job_idx: u32, attempt_index: u32) -> Option<UnitInput<'_>> {
         let job = &self.jobs[job_idx as usize];
         let attempt = job
@@ -140,12 +158,11 @@ impl State {
                 job_definition: head.map_or(UNKNOWN, |h| h.job_definition.as_str()),
                 tags: job.tags.get().map_or(&[], Vec::as_slice),
             };
-            scopes.extend(
-                book.budgets_of(&facets)
-                    .into_iter()
-                    .filter(|name| book.get(name).is_some_and(|b| !b.counts_the_bill()))
-                    .map(ScopeKey::Budget),
-            );
+            scopes.extend(book.budgets_of(&facets).into_iter().filter_map(|name| {
+                let spec = book.get(name)?;
+                (!spec.counts_the_bill())
+                    .then(|| ScopeKey::Budget(name, self.other_period(spec.period)))
+            }));
         }
         // The total and the compute environment count what AWS bills: Fargate tasks and EC2
         // instances. A priced EC2 share is part of its instance's bill, already counted there;
@@ -155,6 +172,7 @@ impl State {
                 ScopeKey::Total,
                 ScopeKey::ComputeEnvironment(compute_environment),
             ]);
+            scopes.extend(self.whole_bill_keys());
         }
         // Batch terminates the attempt `timeout` after its `startedAt`; what it still runs is
         // committed to at most that second and the stop's grace (`billing::deadline`).
@@ -276,10 +294,13 @@ impl State {
             .get()
             .map_or(UNKNOWN, String::as_str);
         UnitInput {
-            scopes: vec![
+            scopes: [
                 ScopeKey::Total,
                 ScopeKey::ComputeEnvironment(compute_environment),
-            ],
+            ]
+            .into_iter()
+            .chain(self.whole_bill_keys())
+            .collect(),
             timing: Timing {
                 start: instance.registered_at.or(instance.first_seen),
                 stop: instance.gone_at,
@@ -344,6 +365,7 @@ impl State {
                         .map_or(UNKNOWN, String::as_str),
                 ),
             ]);
+            scopes.extend(self.whole_bill_keys());
         }
         Some(UnitInput {
             scopes,

@@ -6,6 +6,7 @@ use rust_decimal::Decimal;
 use rustc_hash::FxHashMap;
 
 use super::entities::{UnitId, index_u32};
+use crate::core::budget::BudgetPeriod;
 use crate::core::scope::Scope;
 use crate::core::sums::ScopeTotals;
 
@@ -40,7 +41,8 @@ pub(super) enum ScopeKey<'a> {
     ComputeEnvironment(&'a str),
     JobDefinition(&'a str),
     Tag(&'a str, &'a str),
-    Budget(&'a str),
+    /// A budget, with its period when it is not the stack's ([`Scope::PeriodBudget`]).
+    Budget(&'a str, Option<BudgetPeriod>),
 }
 
 impl ScopeTable {
@@ -51,7 +53,11 @@ impl ScopeTable {
             ScopeKey::ComputeEnvironment(name) => self.compute_environments.get(name).copied(),
             ScopeKey::JobDefinition(name) => self.job_definitions.get(name).copied(),
             ScopeKey::Tag(k, v) => self.tags.get(k).and_then(|values| values.get(v)).copied(),
-            ScopeKey::Budget(name) => self.budgets.get(name).copied(),
+            ScopeKey::Budget(name, None) => self.budgets.get(name).copied(),
+            ScopeKey::Budget(name, Some(period)) => self
+                .index
+                .get(&Scope::PeriodBudget(name.into(), period))
+                .copied(),
         };
         if let Some(id) = known {
             return id;
@@ -78,10 +84,11 @@ impl ScopeTable {
                     .insert(v.to_owned(), id);
                 Scope::Tag(k.into(), v.into())
             }
-            ScopeKey::Budget(name) => {
+            ScopeKey::Budget(name, None) => {
                 self.budgets.insert(name.to_owned(), id);
                 Scope::Budget(name.into())
             }
+            ScopeKey::Budget(name, Some(period)) => Scope::PeriodBudget(name.into(), period),
         };
         self.sums.push(ScopeSums::default());
         self.names.push(scope.clone());

@@ -85,21 +85,28 @@ impl Ledger {
 
         for (&unit, contribution) in &self.contributions {
             let accrued: Accrued = contribution.unit.billing.accrued(at);
-            let in_period = contribution
-                .unit
-                .billing
-                .billed_interval(at)
-                .map(|(from, to)| to.min(period_end) - from.max(period_start))
-                .filter(|&seconds| seconds > 0)
-                .map_or(Decimal::ZERO, |seconds| {
-                    contribution.unit.billing.hourly_rate() * Decimal::from(seconds)
-                });
+            let billed = contribution.unit.billing.billed_interval(at);
+            let in_bounds = |(period_start, period_end): (i64, i64)| {
+                billed
+                    .map(|(from, to)| to.min(period_end) - from.max(period_start))
+                    .filter(|&seconds| seconds > 0)
+                    .map_or(Decimal::ZERO, |seconds| {
+                        contribution.unit.billing.hourly_rate() * Decimal::from(seconds)
+                    })
+            };
+            let in_period = in_bounds((period_start, period_end));
             for &scope in &contribution.scopes {
-                let spend = scopes
-                    .entry(self.table.names[scope as usize].clone())
-                    .or_default();
+                let name = &self.table.names[scope as usize];
+                // A budget of another period counts the part inside its own period.
+                let own = name.period(self.period);
+                let in_own_period = if own == self.period {
+                    in_period
+                } else {
+                    in_bounds(own.bounds(at))
+                };
+                let spend = scopes.entry(name.clone()).or_default();
                 spend.spend_usd += accrued.numerator;
-                spend.period_spend_usd += in_period;
+                spend.period_spend_usd += in_own_period;
                 if contribution.unpriced.is_some() {
                     spend.unpriced_tasks += 1;
                 }
