@@ -2,7 +2,8 @@
 //! - any order and any duplication of a set of facts gives the same ledger and spend;
 //! - the running sums (fast path) equal a walk of every unit;
 //! - spend never decreases as the evaluation time grows;
-//! - on generated workloads, every job's cost equals the Fargate formula (independent bill).
+//! - on generated workloads, every job's cost equals the Fargate formula (independent bill);
+//! - a budget of another period than the ledger's sums as a ledger of its period does.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use batchguard_tests::{IndependentPrices, T0, at, attempt, fact, independent_bill, job, task};
@@ -18,6 +19,9 @@ use shared::core::scope::Scope;
 use shared::core::sums::ScopeTotals;
 use shared::events::{Parsed, parse_event};
 use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use shared::core::budgets::BudgetBook;
 
 const STATUSES: [JobStatus; 7] = JobStatus::ALL;
 
@@ -28,8 +32,10 @@ fn arn(n: u8) -> String {
     )
 }
 
+/// Within an hour before and two after `T0`, a Monday's midnight (UTC): units cross a day's
+/// and a week's start.
 fn optional_time() -> impl Strategy<Value = Option<Millis>> {
-    prop::option::of((0_i64..7_200_000).prop_map(at))
+    prop::option::of((-3_600_000_i64..7_200_000).prop_map(at))
 }
 
 /// Facts drawn from small pools so they collide: the same task from several events and
@@ -90,12 +96,49 @@ fn adversarial_fact() -> impl Strategy<Value = FactBody> {
 }
 
 fn ledger_of<'a>(facts: impl IntoIterator<Item = &'a Fact>) -> Ledger {
-    let mut ledger = Ledger::new(PriceTable::builtin(), BudgetPeriod::Day);
+    ledger_by(facts, BudgetPeriod::Day, None)
+}
+
+/// The facts folded by a ledger summing by `period`, with `book`'s budgets.
+fn ledger_by<'a>(
+    facts: impl IntoIterator<Item = &'a Fact>,
+    period: BudgetPeriod,
+    book: Option<&Arc<BudgetBook>>,
+) -> Ledger {
+    let mut ledger = Ledger::new(PriceTable::builtin(), period);
+    if let Some(book) = book {
+        ledger = ledger.with_budgets(book.clone());
+    }
     for fact in facts {
         ledger.apply(fact);
     }
     ledger
 }
+
+/// Budgets of every period: a queue's by day, by week and by month, and the whole bill by
+/// day and by week.
+fn budgets_of_every_period() -> Arc<BudgetBook> {
+    let budget = |name: &str, period: &str, scope: &str| {
+        format!(
+            "[[budget]]\nname = \"{name}\"\namount_usd = \"5\"\nperiod = \"{period}\"\n{scope}\
+             thresholds = [{{ at_percent = \"90\", action = \"notify\" }}]\n"
+        )
+    };
+    let queue = "scope = { queues = [\"queue-0\"] }\n";
+    Arc::new(
+        BudgetBook::parse(&format!(
+            "{}{}{}{}{}",
+            budget("q-day", "day", queue),
+            budget("q-week", "week", queue),
+            budget("q-month", "month", queue),
+            budget("bill-day", "day", ""),
+            budget("bill-week", "week", ""),
+        ))
+        .unwrap(),
+    )
+}
+
+const PERIODS: [BudgetPeriod; 3] = [BudgetPeriod::Day, BudgetPeriod::Week, BudgetPeriod::Month];
 
 /// A set of facts, and the same set delivered in another order with some delivered twice.
 fn facts_and_redelivery() -> impl Strategy<Value = (Vec<Fact>, Vec<Fact>)> {
@@ -189,13 +232,37 @@ proptest! {
         prop_assert!((reported - total).abs() <= Decimal::new(1, 6), "total {} vs {}", reported, total);
     }
 
+    /// A budget whose period is not the ledger's is summed by its own: its figures are those
+    /// a ledger of its period gives it (for a budget of the whole bill, that ledger's total's),
+    /// before and after the horizon, and the running sums still equal a walk.
+    #[test]
+    fn a_budget_of_another_period_sums_as_a_ledger_of_its_period_does(facts in prop::collection::vec(adversarial_fact(), 1..40), later in -5_000_i64..200_000, stack in 0_usize..3) {
+        let facts: Vec<Fact> = facts.into_iter().enumerate().map(|(i, body)| fact(&format!("ev-{i}"), body)).collect();
+        let book = budgets_of_every_period();
+        let stack = PERIODS[stack];
+        let ledger = ledger_by(&facts, stack, Some(&book));
+        let at_s = ledger.horizon().unwrap_or(T0 / 1000) + later;
+        for spec in book.budgets() {
+            let own = ledger_by(&facts, spec.period, Some(&book));
+            prop_assert_eq!(
+                ledger.scope_spend(&spec.spend_scope(stack), at_s),
+                own.scope_spend(&spec.spend_scope(spec.period), at_s),
+                "{} on a ledger by {:?}", &spec.name, stack
+            );
+        }
+        if later >= 0 {
+            prop_assert_eq!(ledger.walk(at_s).scopes, ledger.all_scope_spend(at_s));
+        }
+    }
+
     /// The DynamoDB projector's arithmetic (ADR 0004): re-project after every fact, add each
-    /// delta to one of three shards, merge the shards on read — the result equals the ledger.
+    /// delta to one of three shards, merge the shards on read — the result equals the ledger,
+    /// for budgets of other periods than the stack's too (each bucketed by its own).
     #[test]
     fn projection_deltas_spread_over_shards_sum_to_the_ledger(facts in prop::collection::vec(adversarial_fact(), 1..30), later in 0_i64..5_000) {
         let facts: Vec<Fact> = facts.into_iter().enumerate().map(|(i, body)| fact(&format!("ev-{i}"), body)).collect();
         let period = BudgetPeriod::Day;
-        let mut ledger = Ledger::new(PriceTable::builtin(), period);
+        let mut ledger = Ledger::new(PriceTable::builtin(), period).with_budgets(budgets_of_every_period());
         let mut previous = GroupProjection::default();
         let mut shards: Vec<BTreeMap<Scope, ScopeTotals>> = vec![BTreeMap::new(); 3];
         for (i, fact) in facts.iter().enumerate() {
@@ -216,7 +283,7 @@ proptest! {
         let expected = ledger.all_scope_spend(at);
         for (scope, spend) in &expected {
             let recent = previous.recent_starts(at).filter(|(s, _, _)| *s == scope).map(|(_, anchor, rate)| (anchor, rate));
-            let got = merged.get(scope).cloned().unwrap_or_default().spend_at(at, period, recent);
+            let got = merged.get(scope).cloned().unwrap_or_default().spend_at(at, scope.period(period), recent);
             prop_assert_eq!(&got, spend, "scope {:?}", scope);
         }
         for (scope, totals) in &merged {

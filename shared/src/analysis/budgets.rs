@@ -105,4 +105,3 @@ pub fn budget_lines(book: &BudgetBook, ledgers: &[&Ledger], at: i64) -> Vec<Budg
     }
     lines
 }
-
