@@ -382,6 +382,118 @@ async fn a_scopes_sum_does_not_grow_with_every_period() {
     );
 }
 
+/// GIVEN a stack summing by month and an applied budget of a day on the jobs' queue, with jobs
+/// that ran on each of the last six days (one still running since two days ago) WHEN the sums
+/// are pruned THEN the budget's sum item keeps only what its today's figures read (pruned by
+/// its own period: by the stack's month it would keep every day of the month, four
+/// attributes a day), the month's total keeps its month, and every figure is unchanged.
+#[tokio::test]
+async fn a_budget_of_a_day_on_a_monthly_stack_is_pruned_by_its_own_day() {
+    use shared::core::scope::Scope;
+    use shared::ports::BudgetStore;
+    let config = batchguard_tests::emulator_config().await;
+    let client = aws_sdk_dynamodb::Client::new(&config);
+    let tables = TableNames::from_prefix(&unique_prefix("budget-periods"));
+    let log = DynamoEventLog::new(client.clone(), tables.clone());
+    log.create_tables().await.unwrap();
+    let book = shared::core::budgets::BudgetBook::parse(
+        "[[budget]]\nname = \"daily\"\namount_usd = \"5\"\nperiod = \"day\"\n\
+         scope = { queues = [\"q\"] }\n\
+         thresholds = [{ at_percent = \"90\", action = \"notify\" }]\n",
+    )
+    .unwrap();
+    assert!(log.replace_budgets(&book, 0).await.unwrap());
+    let period = BudgetPeriod::Month;
+    let projector = DynamoProjector::new(log.clone(), PriceTable::builtin(), period)
+        .with_shards(1)
+        .with_applied_budgets();
+    let collector = Collector::new(log, projector.clone());
+    let day = 86_400_000;
+    for index in 0..6_i64 {
+        let start = at(index * day + 3_600_000);
+        let stop = (index != 3).then(|| at(index * day + 4_200_000));
+        let running = job(
+            &format!("day-{index}"),
+            JobStatus::Running,
+            vec![attempt(0, None, Some(start), None)],
+        );
+        collector
+            .record(fact(
+                &format!("day-{index}-running"),
+                FactBody::Job(running),
+            ))
+            .await
+            .unwrap();
+        if stop.is_some() {
+            let ended = job(
+                &format!("day-{index}"),
+                JobStatus::Succeeded,
+                vec![attempt(0, None, Some(start), stop)],
+            );
+            collector
+                .record(fact(&format!("day-{index}-ended"), FactBody::Job(ended)))
+                .await
+                .unwrap();
+        }
+    }
+    let attributes = |prefix: &'static str| {
+        let client = client.clone();
+        let state = tables.state.clone();
+        async move {
+            let items = client.scan().table_name(&state).send().await.unwrap();
+            items
+                .items()
+                .iter()
+                .filter(|item| item["pk"].as_s().unwrap().starts_with(prefix))
+                .map(|item| item.len())
+                .sum::<usize>()
+        }
+    };
+    let budget = Scope::PeriodBudget("daily".into(), BudgetPeriod::Day);
+    let scopes = vec![Scope::Total, budget.clone()];
+    let now = at(5 * day + 7_200_000).ceil_seconds();
+    let before = projector.scopes_totals(&scopes).await.unwrap();
+    let (budget_before, total_before) = (
+        attributes("SCOPE#budget@day#daily").await,
+        attributes("SCOPE#total").await,
+    );
+    assert!(
+        budget_before > 0,
+        "the day's budget has a sum item of its own"
+    );
+    projector.prune_before(&scopes, now).await.unwrap();
+    let after = projector.scopes_totals(&scopes).await.unwrap();
+    for scope in &scopes {
+        let own = scope.period(period);
+        assert_eq!(
+            before[scope].spend_at(now, own, vec![]),
+            after[scope].spend_at(now, own, vec![]),
+            "{scope:?}"
+        );
+    }
+    assert!(
+        after[&budget]
+            .spend_at(now, BudgetPeriod::Day, vec![])
+            .period_spend_usd
+            > Decimal::ZERO
+    );
+    let (budget_after, total_after) = (
+        attributes("SCOPE#budget@day#daily").await,
+        attributes("SCOPE#total").await,
+    );
+    eprintln!(
+        "the day's budget's sum item: {budget_before} attributes before pruning, {budget_after} after; the total's: {total_before} → {total_after}"
+    );
+    // Gone from the budget's: the closed spend of days 0, 1, 2 and 4 and their running
+    // buckets, as for a stack summing by day. The total's month is this month: nothing goes.
+    assert_eq!(
+        budget_after + 16,
+        budget_before,
+        "{budget_before} → {budget_after}"
+    );
+    assert_eq!(total_after, total_before);
+}
+
 /// Every request: its operation (`x-amz-target`), its body (for write units) and the length
 /// of its answer (for read units).
 #[derive(Clone, Debug, Default)]
