@@ -6,7 +6,8 @@
 //! - alarms wired to the enforcer name a level the enforcer reads, and may invoke it;
 //! - the EventBridge rules, evaluated from the template and put on the emulator's EventBridge
 //!   with SQS targets, deliver exactly the real sample events the collector keeps;
-//! - every parameter is documented in the README.
+//! - every parameter is documented in the README;
+//! - only the enforcer's role may write the admission gates, and no function's the budgets.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -528,6 +529,104 @@ fn the_collector_takes_events_only_through_the_stacks_rules() {
         )
         .is_err()
     );
+}
+
+/// Whether identity-policy `statements` let a role `action` the state table's item under
+/// partition `leading_key`, by IAM's rules for what they use: an explicit deny wins, else an
+/// allow is needed; `ForAllValues:StringEquals` holds when the key is among its values,
+/// `ForAnyValue:StringEquals` likewise for one key; any other condition holds for neither (an
+/// allow it guards is not counted, nor a deny: the answer errs towards "may write").
+fn may_write_state(statements: &[Value], action: &str, leading_key: &str) -> bool {
+    let listed = |value: &Value, wanted: &str| match value {
+        Value::String(one) => one == wanted || one == "*",
+        Value::Array(many) => many.iter().any(|v| v == wanted || v == "*"),
+        _ => false,
+    };
+    let applies = |statement: &Value| {
+        let conditions_hold = statement["Condition"].as_object().is_none_or(|conditions| {
+            conditions.iter().all(|(operator, keys)| {
+                let known = matches!(
+                    operator.as_str(),
+                    "ForAllValues:StringEquals" | "ForAnyValue:StringEquals"
+                );
+                known
+                    && keys.as_object().is_some_and(|keys| {
+                        keys.iter().all(|(key, values)| {
+                            key == "dynamodb:LeadingKeys" && listed(values, leading_key)
+                        })
+                    })
+            })
+        });
+        (listed(&statement["Action"], action) || listed(&statement["Action"], "dynamodb:*"))
+            && listed(&statement["Resource"], "StateTable.Arn")
+            && conditions_hold
+    };
+    let matching: Vec<&Value> = statements.iter().filter(|s| applies(s)).collect();
+    !matching.iter().any(|s| s["Effect"] == "Deny")
+        && matching.iter().any(|s| s["Effect"] == "Allow")
+}
+
+/// GIVEN the template WHEN each function's role is asked whether it may write the state
+/// table's gates (`GATE`: the admitter cancels jobs on them) or applied budgets (`BUDGETS`:
+/// every function acts on them) THEN only the enforcer may write a gate, no role may write the
+/// budgets (the command line applies them with the operator's credentials), and the collector
+/// and ticker may still write their own items. Without their deny, the collector's and
+/// ticker's roles could forge a gate: the check fails on them.
+#[test]
+fn only_the_enforcer_writes_the_gates_and_no_function_the_budgets() {
+    let stack = default_stack();
+    let writes = [
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:BatchWriteItem",
+    ];
+    let statements_of = |id: &str| -> Vec<Value> {
+        let policies = stack.eval(&stack.resource(id)["Properties"]["Policies"]);
+        policies
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .flat_map(|policy| {
+                policy["Statement"]
+                    .as_array()
+                    .unwrap_or_else(|| panic!("{id}: a policy this check cannot read: {policy}"))
+                    .clone()
+            })
+            .collect()
+    };
+    let functions = stack.resources_of("AWS::Serverless::Function");
+    assert!(functions.len() >= 4, "{functions:?}");
+    for id in &functions {
+        let statements = statements_of(id);
+        for action in writes {
+            assert_eq!(
+                may_write_state(&statements, action, "GATE"),
+                id == "EnforcerFunction" && action == "dynamodb:PutItem",
+                "{id} {action} GATE"
+            );
+            assert!(
+                !may_write_state(&statements, action, "BUDGETS"),
+                "{id} {action} BUDGETS"
+            );
+        }
+    }
+    for id in ["CollectorFunction", "TickerFunction"] {
+        let statements = statements_of(id);
+        assert!(
+            may_write_state(&statements, "dynamodb:PutItem", "PROJ#JOB#j"),
+            "{id}"
+        );
+        let allows_only: Vec<Value> = statements
+            .into_iter()
+            .filter(|s| s["Effect"] == "Allow")
+            .collect();
+        assert!(
+            may_write_state(&allows_only, "dynamodb:PutItem", "GATE"),
+            "{id}"
+        );
+    }
 }
 
 #[test]

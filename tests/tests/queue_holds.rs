@@ -544,9 +544,8 @@ async fn a_tick_reads_the_audit_trail_twice_for_every_restore() {
 /// day, is restored on the next (its new day's spend calls for nothing), and drains again the
 /// day after, then is restored again THEN each drain disables the queue, begins its drain and
 /// notifies, once a day (a second tick the same day adds nothing), the drain gate dates the
-/// second drain from its own day, and each restore re-enables the queue: the second hold is
-/// an entry of its own, not a copy the log drops for sharing the first one's id (which would
-/// leave the queue disabled for good).
+/// second drain from its own day, and each restore re-enables the queue. (Before, the second
+/// drain was not begun or notified: the month's trail already had the first.)
 #[tokio::test]
 async fn a_days_budget_on_a_monthly_stack_drains_and_is_restored_every_day() {
     const DAY: i64 = 86_400_000;

@@ -932,7 +932,7 @@ mod tests {
         // monthly stack.
         let book = shared::core::budgets::BudgetBook::parse(
             "[[budget]]\nname = \"m\"\namount_usd = \"5\"\nperiod = \"month\"\nthresholds = [{ at_percent = \"90\", action = \"notify\" }]\n\
-             [[budget]]\nname = \"w\"\namount_usd = \"5\"\nperiod = \"week\"\nthresholds = [{ at_percent = \"90\", action = \"notify\" }]\n",
+             [[budget]]\nname = \"w\"\namount_usd = \"5\"\nperiod = \"week\"\nscope = { queues = [\"etl\"] }\nthresholds = [{ at_percent = \"90\", action = \"notify\" }]\n",
         )
         .unwrap();
         assert!(

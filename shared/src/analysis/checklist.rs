@@ -654,9 +654,10 @@ pub fn checklist(facts: &StackFacts) -> Vec<Check> {
 }
 
 /// The budgets applied to the stack: readable (the functions read the same item). Each is
-/// summed and judged by its own period; one whose period is longer than the stack's is
-/// warned of: the enforcer reads two of the stack's periods of its audit trail, so such a
-/// budget's notices may come again and its drain be dated anew within its period.
+/// summed and judged by its own period; warned of: one whose period is longer than the
+/// stack's (the enforcer reads two of the stack's periods of its audit trail, so its notices
+/// may come again and its drain be dated anew within its period), and one of the whole bill of
+/// another period (its sums begin at its apply, where the total's are complete).
 fn applied_budgets(facts: &StackFacts) -> Vec<Check> {
     let apply = format!("batchguard budgets apply FILE --store {}", facts.store);
     let book = match &facts.applied_budgets {
@@ -692,21 +693,34 @@ fn applied_budgets(facts: &StackFacts) -> Vec<Check> {
         format!("{} budgets applied: {}", names.len(), names.join(", ")),
     )];
     let stack_period = crate::core::budgets::period_name(facts.period);
-    for spec in book.budgets().filter(|b| b.period > facts.period) {
+    for spec in book.budgets().filter(|b| b.period != facts.period) {
+        let own = crate::core::budgets::period_name(spec.period);
+        let mut said = Vec::new();
+        if spec.period > facts.period {
+            said.push(format!(
+                "the enforcer reads two of the stack's periods of its audit trail, so its notices may come again and its drain be dated anew within its {own}"
+            ));
+        }
+        if spec.counts_the_bill() {
+            said.push(
+                "it counts the whole bill by its own sums, which begin at its apply: jobs closed earlier in its period, and an EC2 instance that sends no event, count from their next projection".to_owned(),
+            );
+        }
+        if said.is_empty() {
+            continue;
+        }
         checks.push(
             Check::new(
                 format!("budget:{}", spec.name),
                 Status::Warn,
                 format!(
-                    "budget {} is per {} but the stack's period is a {stack_period}: it is summed and judged by its own, but the enforcer reads two of the stack's periods of its audit trail, so its notices may come again and its drain be dated anew within its {}",
+                    "budget {} is per {own} but the stack's period is a {stack_period}: {}",
                     spec.name,
-                    crate::core::budgets::period_name(spec.period),
-                    crate::core::budgets::period_name(spec.period),
+                    said.join("; ")
                 ),
             )
             .fix(format!(
-                "give the stack the longest period of its budgets (`BudgetPeriod={}`), or the budget `period = \"{stack_period}\"`",
-                crate::core::budgets::period_name(spec.period),
+                "give the stack the budget's period (`BudgetPeriod={own}`) if it is the longest of the budgets', or the budget `period = \"{stack_period}\"`"
             )),
         );
     }
@@ -820,13 +834,20 @@ mod tests {
 
     /// GIVEN applied budgets WHEN doctor runs THEN it names them; one whose period is longer
     /// than the stack's is a warning (its audit trail is read two stack periods back), one of
-    /// the stack's period or a shorter one is not; an unreadable book fails with the apply
+    /// the stack's period or a shorter one is not, unless it counts the whole bill (its sums
+    /// begin at its apply); an unreadable book fails with the apply
     /// that replaces it; none applied is information.
     #[test]
     fn applied_budgets_are_read_and_those_of_a_longer_period_are_named() {
+        // Budgets of one queue's jobs (`bill`: the whole bill).
         let budget = |name: &str, period: &str| {
+            let scope = if name == "bill" {
+                ""
+            } else {
+                "scope = { queues = [\"q\"] }\n"
+            };
             format!(
-                "[[budget]]\nname = \"{name}\"\namount_usd = \"5\"\nperiod = \"{period}\"\nthresholds = [{{ at_percent = \"90\", action = \"notify\" }}]\n"
+                "[[budget]]\nname = \"{name}\"\namount_usd = \"5\"\nperiod = \"{period}\"\n{scope}thresholds = [{{ at_percent = \"90\", action = \"notify\" }}]\n"
             )
         };
         let book = crate::core::budgets::BudgetBook::parse(&format!(
@@ -859,6 +880,23 @@ mod tests {
                 .all(|c| c.id != "budget:b" && c.id != "budget:c")
         );
         assert!(healthy(&checks));
+        // A budget of the whole bill of another period: its sums begin at its apply.
+        let bill = crate::core::budgets::BudgetBook::parse(&budget("bill", "day")).unwrap();
+        let facts = StackFacts {
+            applied_budgets: Ok(Some(bill)),
+            ..healthy_facts()
+        };
+        let checks = checklist(&facts);
+        assert_eq!(status_of(&checks, "budget:bill"), Status::Warn);
+        let detail = &checks
+            .iter()
+            .find(|c| c.id == "budget:bill")
+            .unwrap()
+            .detail;
+        assert!(
+            detail.contains("whole bill") && !detail.contains("audit trail"),
+            "{detail}"
+        );
 
         let facts = StackFacts {
             applied_budgets: Err("budget b: thresholds[0].at_percent: above 1000".into()),

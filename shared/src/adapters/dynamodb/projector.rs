@@ -295,8 +295,8 @@ impl DynamoProjector {
         }
     }
 
-    /// Sums each job under `Scope::Budget(name)` for every budget applied to the stack it
-    /// counts in (`batchguard budgets apply`: the state table's `BUDGETS`/`BOOK` item), read
+    /// Sums each job under `Scope::Budget(name)` (`Scope::PeriodBudget` for a budget of
+    /// another period than the stack's) for every budget applied to the stack it counts in (`batchguard budgets apply`: the state table's `BUDGETS`/`BOOK` item), read
     /// again once it is [`BUDGETS_REFRESH_SECONDS`] old. A job counts in the budgets of the
     /// book read when it was last projected: after an apply, a job's budgets change at its
     /// next event (ADR 0012).

@@ -345,8 +345,8 @@ where
     P: JobProjections + Sync,
 {
     /// The audit entry of `action`; `dry_run`: the stack's, or an applied budget's.
-    /// `id_start` is the start of the period the entry is kept once in: the stack's, or an
-    /// applied budget's own for its notices and the start of its action.
+    /// `id_start` is the start of the period its id names: the stack's, or an applied
+    /// budget's own for its notices and the start of its action.
     #[allow(clippy::too_many_arguments)]
     fn entry(
         &self,
@@ -358,20 +358,11 @@ where
         id_start: i64,
     ) -> Fact {
         let period_start = self.settings.period.bounds(Millis(at_ms).floor_seconds()).0;
-        // A queue's hold changes hands within a period (a budget drains, is restored, drains
-        // again: a day's budget every day): each change is an entry of its own, or the second
-        // hold would share the first one's id, be dropped, and its queue never re-enabled.
-        let instant = match action {
-            EnforcementAction::QueueDisabled { .. }
-            | EnforcementAction::QueueHeld { .. }
-            | EnforcementAction::QueueEnabled { .. }
-            | EnforcementAction::QueueReleased { .. } => format!(":{at_ms}"),
-            _ => String::new(),
-        };
         Fact {
-            // Same period, action, target and mode: same id, so the log keeps it once.
+            // Same period, action, target and mode: same id (the log keeps a record once per
+            // id and content, `ports::record_key`; once a period comes from the trail read).
             event_id: format!(
-                "batchguard-enforcer:{id_start}{instant}:{}:{}:{}{}",
+                "batchguard-enforcer:{id_start}:{}:{}:{}{}",
                 action.name(),
                 action.target(),
                 level,
@@ -414,7 +405,7 @@ where
         .await
     }
 
-    /// [`Enforcer::record`], kept once in the period beginning at `id_start` (Unix s): an
+    /// [`Enforcer::record`], its id naming the period beginning at `id_start` (Unix s): an
     /// applied budget's own period for its notices and the start of its action.
     async fn record_once_in(
         &self,

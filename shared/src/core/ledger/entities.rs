@@ -135,7 +135,8 @@ pub(super) struct State {
     pub(super) placements: FxHashMap<String, Vec<Placed>>,
     /// Which job tags are scopes.
     pub(super) tag_scopes: crate::core::scope::TagScopes,
-    /// Budgets whose jobs are summed under `Scope::Budget` (none: no budget scopes).
+    /// Budgets whose jobs are summed under `Scope::Budget`, or `Scope::PeriodBudget` for a
+    /// budget of another period (none: no budget scopes).
     pub(super) budgets: Option<std::sync::Arc<crate::core::budgets::BudgetBook>>,
     /// The period the ledger's scopes are bucketed by; a budget of another is summed under
     /// `Scope::PeriodBudget`.

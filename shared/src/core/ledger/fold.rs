@@ -322,7 +322,9 @@ impl Ledger {
 
     /// Sums each job's units under `Scope::Budget(name)` for every budget of `book` it counts
     /// in (`BudgetBook::budgets_of`), except a budget that counts the account's whole bill
-    /// (no parent, a scope naming nothing: it reads the total). Before any fact is applied.
+    /// (no parent, a scope naming nothing: it reads the total). A budget of another period
+    /// than the ledger's is summed under `Scope::PeriodBudget` by its own, one of the whole
+    /// bill wherever the total is. Before any fact is applied.
     pub fn with_budgets(mut self, book: std::sync::Arc<crate::core::budgets::BudgetBook>) -> Self {
         self.state.budgets = Some(book);
         self
