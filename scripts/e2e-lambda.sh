@@ -44,7 +44,8 @@ cargo lambda invoke collector -A 127.0.0.1 -P "$port" \
 echo >>"$responses"
 
 # The admitter: a budget for a team none of the samples' jobs belongs to, applied with the
-# command line, and a drain gate for it as the enforcer writes one (now, this month).
+# command line, and a drain gate for it as the enforcer writes one (now, today in UTC: a gate
+# is trusted within the UTC day it was written in).
 cat >target/lambda-budgets.toml <<'TOML'
 [[budget]]
 name = "nobody"
@@ -57,7 +58,7 @@ TOML
 python3 - "$prefix-state" <<'PY'
 import calendar, datetime, json, os, sys, time, boto3
 now = datetime.datetime.now(datetime.timezone.utc)
-start = calendar.timegm(datetime.datetime(now.year, now.month, 1).timetuple())
+start = calendar.timegm(datetime.datetime(now.year, now.month, now.day).timetuple())
 # Judged with the budgets just applied: version 1 of a new store.
 gate = {"written_at_ms": int(time.time() * 1000), "period_start": start, "book_version": 1,
         "draining": {"nobody": {"action": "drain", "since_ms": int(time.time() * 1000) - 60000,

@@ -300,20 +300,9 @@ async fn a_burst_of_starts_in_one_minute_spreads_over_the_recent_index() {
     assert_eq!(total_starts, 64, "{starts:?}");
 }
 
-/// GIVEN a daily budget and jobs that ran on each of the last six days, one of them still
-/// running since two days ago WHEN the sums are pruned THEN the scopes' sum items keep only
-/// what today's figures read (before: four attributes more per item for every day gone by,
-/// for ever), every figure is unchanged, and a second prune finds nothing to do.
-#[tokio::test]
-async fn a_scopes_sum_does_not_grow_with_every_period() {
-    let config = batchguard_tests::emulator_config().await;
-    let client = aws_sdk_dynamodb::Client::new(&config);
-    let tables = TableNames::from_prefix(&unique_prefix("periods"));
-    let log = DynamoEventLog::new(client.clone(), tables.clone());
-    log.create_tables().await.unwrap();
-    let period = BudgetPeriod::Day;
-    let projector = DynamoProjector::new(log.clone(), PriceTable::builtin(), period).with_shards(1);
-    let collector = Collector::new(log, projector.clone());
+/// A job on queue `q` on each of the six days from `T0`, an hour after midnight, for ten
+/// minutes; day 3's still running.
+async fn six_days_of_jobs(collector: &Collector<DynamoEventLog, DynamoProjector>) {
     let day = 86_400_000;
     for index in 0..6_i64 {
         let start = at(index * day + 3_600_000);
@@ -342,6 +331,24 @@ async fn a_scopes_sum_does_not_grow_with_every_period() {
                 .unwrap();
         }
     }
+}
+
+/// GIVEN a daily budget and jobs that ran on each of the last six days, one of them still
+/// running since two days ago WHEN the sums are pruned THEN the scopes' sum items keep only
+/// what today's figures read (before: four attributes more per item for every day gone by,
+/// for ever), every figure is unchanged, and a second prune finds nothing to do.
+#[tokio::test]
+async fn a_scopes_sum_does_not_grow_with_every_period() {
+    let config = batchguard_tests::emulator_config().await;
+    let client = aws_sdk_dynamodb::Client::new(&config);
+    let tables = TableNames::from_prefix(&unique_prefix("periods"));
+    let log = DynamoEventLog::new(client.clone(), tables.clone());
+    log.create_tables().await.unwrap();
+    let period = BudgetPeriod::Day;
+    let projector = DynamoProjector::new(log.clone(), PriceTable::builtin(), period).with_shards(1);
+    let collector = Collector::new(log, projector.clone());
+    let day = 86_400_000;
+    six_days_of_jobs(&collector).await;
     let attributes = || async {
         let items = client
             .scan()
@@ -409,33 +416,7 @@ async fn a_budget_of_a_day_on_a_monthly_stack_is_pruned_by_its_own_day() {
         .with_applied_budgets();
     let collector = Collector::new(log, projector.clone());
     let day = 86_400_000;
-    for index in 0..6_i64 {
-        let start = at(index * day + 3_600_000);
-        let stop = (index != 3).then(|| at(index * day + 4_200_000));
-        let running = job(
-            &format!("day-{index}"),
-            JobStatus::Running,
-            vec![attempt(0, None, Some(start), None)],
-        );
-        collector
-            .record(fact(
-                &format!("day-{index}-running"),
-                FactBody::Job(running),
-            ))
-            .await
-            .unwrap();
-        if stop.is_some() {
-            let ended = job(
-                &format!("day-{index}"),
-                JobStatus::Succeeded,
-                vec![attempt(0, None, Some(start), stop)],
-            );
-            collector
-                .record(fact(&format!("day-{index}-ended"), FactBody::Job(ended)))
-                .await
-                .unwrap();
-        }
-    }
+    six_days_of_jobs(&collector).await;
     let attributes = |prefix: &'static str| {
         let client = client.clone();
         let state = tables.state.clone();
