@@ -13,7 +13,7 @@ use super::budget::BudgetPeriod;
 use super::facts::TaskSize;
 use super::ledger::Ledger;
 use super::scope::Scope;
-use super::sums::{Accounting, ScopeTotals, Sign, UnitBilling};
+use super::sums::{Accountings, ScopeTotals, Sign, UnitBilling};
 
 /// One unit of a group and the scopes it counts in.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,23 +94,9 @@ impl GroupProjection {
         for (units, sign) in [(&self.units, Sign::Remove), (&next.units, Sign::Add)] {
             for unit in units {
                 let billing = unit.unit_billing();
-                let accounting = Accounting::of(&billing, period);
-                // At most three periods exist; a budget's own is worked out when first needed.
-                let mut others: Vec<(BudgetPeriod, Accounting<'_>)> = Vec::new();
+                let mut accountings = Accountings::of(&billing, period);
                 for scope in &unit.scopes {
-                    let own = scope.period(period);
-                    let accounting = if own == period {
-                        &accounting
-                    } else {
-                        let at = match others.iter().position(|(p, _)| *p == own) {
-                            Some(at) => at,
-                            None => {
-                                others.push((own, Accounting::of(&billing, own)));
-                                others.len() - 1
-                            }
-                        };
-                        &others[at].1
-                    };
+                    let accounting = accountings.by(scope.period(period));
                     delta
                         .entry(scope.clone())
                         .or_default()

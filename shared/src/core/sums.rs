@@ -87,6 +87,41 @@ impl<'a> Accounting<'a> {
     }
 }
 
+/// One unit's [`Accounting`] by every period its scopes are bucketed by: the stack's worked
+/// out at once, another (a budget's own, `Scope::period`: at most two) when first asked for.
+#[derive(Clone, Debug)]
+pub struct Accountings<'a> {
+    unit: &'a UnitBilling,
+    stack: (BudgetPeriod, Accounting<'a>),
+    others: Vec<(BudgetPeriod, Accounting<'a>)>,
+}
+
+impl<'a> Accountings<'a> {
+    pub fn of(unit: &'a UnitBilling, stack: BudgetPeriod) -> Self {
+        Self {
+            unit,
+            stack: (stack, Accounting::of(unit, stack)),
+            others: Vec::new(),
+        }
+    }
+
+    /// The unit's accounting in buckets of `period`.
+    pub fn by(&mut self, period: BudgetPeriod) -> &Accounting<'a> {
+        if period == self.stack.0 {
+            return &self.stack.1;
+        }
+        let at = match self.others.iter().position(|(p, _)| *p == period) {
+            Some(at) => at,
+            None => {
+                self.others
+                    .push((period, Accounting::of(self.unit, period)));
+                self.others.len() - 1
+            }
+        };
+        &self.others[at].1
+    }
+}
+
 /// Running units that started in one budget period.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RunningBucket {

@@ -14,7 +14,7 @@ use crate::core::budget::BudgetPeriod;
 use crate::core::facts::{Architecture, Fact, FactBody, Millis, Platform, TaskSize};
 use crate::core::prices::{PriceTable, Unpriced};
 use crate::core::scope::{Scope, ScopeSpend};
-use crate::core::sums::{Accounting, ScopeTotals, Sign, UnitBilling};
+use crate::core::sums::{Accountings, ScopeTotals, Sign, UnitBilling};
 
 /// What one unit adds to the scopes it belongs to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -187,23 +187,10 @@ impl Ledger {
 
     pub(super) fn account(&mut self, unit: UnitId, contribution: &Contribution, sign: Sign) {
         // What the contribution adds is the same for every scope: work it out once.
-        let accounting = Accounting::of(&contribution.unit, self.period);
-        let mut others: Vec<(BudgetPeriod, Accounting<'_>)> = Vec::new();
+        let mut accountings = Accountings::of(&contribution.unit, self.period);
         for &scope in &contribution.scopes {
-            // A budget of another period buckets by its own (at most two others exist).
-            let own = self.table.names[scope as usize].period(self.period);
-            let accounting = if own == self.period {
-                &accounting
-            } else {
-                let at = match others.iter().position(|(p, _)| *p == own) {
-                    Some(at) => at,
-                    None => {
-                        others.push((own, Accounting::of(&contribution.unit, own)));
-                        others.len() - 1
-                    }
-                };
-                &others[at].1
-            };
+            // A budget of another period buckets by its own.
+            let accounting = accountings.by(self.table.names[scope as usize].period(self.period));
             let sums = &mut self.table.sums[scope as usize];
             sums.totals.account(accounting, sign);
             if let Billing::Running {
